@@ -1,0 +1,159 @@
+"""The data plane: an Arrow Flight server through which node processes reach the engine.
+
+Every request carries the run's token; the token maps to a :class:`RunSession`, which grants
+exactly the tables the node declared. Tables move as Arrow streams (``do_put`` to stage
+writes, ``do_get`` to read and stream); small commands are Flight actions with JSON bodies.
+Errors a node should see are sent as ``FlightServerError`` with a tagged JSON message that
+the SDK turns back into a :class:`~patterns.errors.PatternsError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from patterns import wire
+from patterns.engine.session import RunSession
+from patterns.errors import PatternsError
+
+
+class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(f"grpc://{host}:{port}")
+        self.host = host
+        self._sessions: dict[str, RunSession] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"grpc://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.serve, name="patterns-dataplane",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------------ sessions
+    def register(self, session: RunSession) -> None:
+        with self._lock:
+            self._sessions[session.token] = session
+
+    def unregister(self, session: RunSession) -> None:
+        with self._lock:
+            self._sessions.pop(session.token, None)
+
+    def _session(self, token: Any) -> RunSession:
+        with self._lock:
+            session = self._sessions.get(str(token))
+        if session is None:
+            raise flight.FlightUnauthenticatedError(
+                wire.error_message("auth", "this run's token is not valid (the run is over or "
+                                           "was cancelled)"))
+        return session
+
+    # ------------------------------------------------------------------ Flight methods
+    def do_put(self, context: Any, descriptor: flight.FlightDescriptor,
+               reader: flight.MetadataRecordBatchReader, writer: Any) -> None:
+        cmd = wire.decode(descriptor.command)
+        session = self._session(cmd.get("token"))
+        data = reader.read_all()
+        _guard(lambda: session.stage(cmd["port"], cmd["op"], data, cmd.get("unique_on"), None))
+
+    def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
+        cmd = wire.decode(ticket.ticket)
+        session = self._session(cmd.get("token"))
+        kind = cmd.get("kind")
+        if kind == "read":
+            schema, batches = _guard(lambda: session.read(cmd["port"]))
+        elif kind == "sql":
+            schema, batches = _guard(lambda: session.read_sql(cmd["sql"], cmd.get("params")))
+        elif kind == "stream":
+            pos, schema, batches = _guard(lambda: session.stream(
+                cmd["port"], cmd.get("position"), cmd.get("order_by"), cmd.get("starting_value")))
+            schema = schema.with_metadata({**(schema.metadata or {}),
+                                           b"patterns.position": wire.encode(pos)})
+        else:
+            raise flight.FlightServerError(wire.error_message("protocol", f"unknown read {kind}"))
+        return flight.GeneratorStream(schema, _retyped(schema, batches))
+
+    def do_action(self, context: Any, action: flight.Action) -> Iterator[flight.Result]:
+        body = wire.decode(action.body.to_pybytes()) if action.body else {}
+        session = self._session(body.get("token"))
+        handler = _ACTIONS.get(action.type)
+        if handler is None:
+            raise flight.FlightServerError(
+                wire.error_message("protocol", f"unknown action {action.type}"))
+        result = _guard(lambda: handler(session, body))
+        return iter([flight.Result(pa.py_buffer(wire.encode(result)))])
+
+
+def _retyped(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    try:
+        for batch in batches:
+            yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+    except PatternsError as exc:
+        raise flight.FlightServerError(wire.error_message(type(exc).__name__, str(exc))) from exc
+
+
+def _guard(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except PatternsError as exc:
+        raise flight.FlightServerError(wire.error_message(type(exc).__name__, str(exc))) from exc
+
+
+def _checkpoint(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
+    session.checkpoint(body.get("state"), body.get("positions") or {})
+    if body.get("final"):
+        session.finished = True
+    return {"checkpoints": session.checkpoints}
+
+
+def _rollback(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
+    session.rollback()
+    return session.run_info()
+
+
+def _command(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
+    session.stage(body["port"], body["op"], None, body.get("unique_on"), body.get("options"))
+    return {}
+
+
+def _new_run(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
+    session.requests.new_run = True
+    session.requests.trigger_downstream = bool(body.get("trigger_downstream", True))
+    session.requests.wait_seconds = body.get("wait_atleast_seconds")
+    return {}
+
+
+def _report_error(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
+    session.requests.error = body.get("error")
+    session.requests.traceback = body.get("traceback")
+    return {}
+
+
+def _respond(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
+    from patterns.errors import NodeError
+
+    raise NodeError("respond_to_request answers response webhooks, which need "
+                    "`patterns serve`; there is no request to answer in `patterns run`")
+
+
+_ACTIONS: dict[str, Callable[[RunSession, dict[str, Any]], Any]] = {
+    "run_info": lambda s, b: {**s.run_info(), "parameters": s.parameters},
+    "table_info": lambda s, b: s.table_info(b["port"]),
+    "command": _command,
+    "checkpoint": _checkpoint,
+    "rollback": _rollback,
+    "request_new_run": _new_run,
+    "report_error": _report_error,
+    "respond": _respond,
+}

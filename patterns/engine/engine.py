@@ -1,0 +1,147 @@
+"""The engine: the single writer of a store, running nodes of one app.
+
+It wires the store, the data plane and the launcher together and keeps the run records.
+``patterns run`` embeds one for a pass over the app (see :mod:`patterns.engine.reactive`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from patterns.engine.dataplane import DataPlane
+from patterns.engine.events import Reporter, SilentReporter
+from patterns.engine.launcher import LogCapture, ProcessLauncher
+from patterns.engine.parameters import resolve_parameters
+from patterns.engine.secrets import SecretStore
+from patterns.engine.session import RunSession
+from patterns.errors import ConfigError
+from patterns.graph.model import App, Node
+from patterns.store import meta
+from patterns.store.duckdb import DuckDBStore
+from patterns.store.ids import encode
+from patterns.store.model import RunRecord
+
+
+def default_store_path(app: App) -> Path:
+    configured = os.environ.get("PATTERNS_STORE")
+    if configured:
+        return Path(configured)
+    return app.root / ".patterns" / "store.duckdb"
+
+
+def new_run_id() -> str:
+    return encode(int(time.time() * 1000), 10) + encode(int.from_bytes(os.urandom(10), "big"), 16)
+
+
+class Engine:
+    def __init__(self, app: App, *, store_path: Path | None = None,
+                 reporter: Reporter | None = None, secrets: SecretStore | None = None,
+                 launcher: ProcessLauncher | None = None) -> None:
+        self.app = app
+        self.store = DuckDBStore(store_path or default_store_path(app))
+        self.reporter: Reporter = reporter or SilentReporter()
+        self.secrets = secrets or SecretStore()
+        self.launcher = launcher or ProcessLauncher()
+        self.dataplane = DataPlane()
+        self.dataplane.start()
+
+    def close(self) -> None:
+        self.dataplane.stop()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ runs
+    def run_node(self, node: Node, trigger: str,
+                 param_overrides: dict[str, Any] | None = None) -> tuple[RunRecord, RunSession | None]:
+        """Run ``node`` once in a fresh process and record the run; never raises for a
+        failure of the node itself (the run record says what happened)."""
+        run_id = new_run_id()
+        now = dt.datetime.now(dt.UTC)
+        cur = self.store.cursor()
+        seen = meta.last_commit(cur)
+        record = RunRecord(id=run_id, node_id=node.id, node_title=node.title, trigger=trigger,
+                           status="running", queued_at=now, started_at=now, seen_commit=seen)
+        try:
+            params = resolve_parameters(node, self.secrets, param_overrides)
+        except ConfigError as exc:
+            failed = RunRecord(**{**record.__dict__, "status": "failed", "ended_at": now,
+                                  "error": str(exc)})
+            meta.insert_run(cur, failed)
+            cur.close()
+            self.reporter.run_started(failed)
+            self.reporter.run_finished(failed)
+            return failed, None
+        record = RunRecord(**{**record.__dict__, "parameters": _public(params, node)})
+        meta.insert_run(cur, record)
+        self.reporter.run_started(record)
+
+        limit = node.settings.time_limit_seconds
+        session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
+                             time_limit_seconds=limit)
+        self.dataplane.register(session)
+        capture = LogCapture(mask=self._secret_values())
+        config = {"uri": self.dataplane.uri, "token": session.token,
+                  "app_root": str(self.app.root), "node_file": node.rel_file, "run_id": run_id}
+        try:
+            exit_ = self.launcher.run(
+                config, self.app.root, limit, capture,
+                lambda stream, line: self.reporter.run_output(record, stream, line))
+        finally:
+            self.dataplane.unregister(session)
+        session.rollback()  # whatever was staged after the last checkpoint is dropped
+        status, error = _outcome(exit_.code, exit_.timed_out, session, limit)
+        ended = dt.datetime.now(dt.UTC)
+        fields = {"status": status, "ended_at": ended, "exit_code": exit_.code, "error": error,
+                  "traceback": session.requests.traceback if status != "succeeded" else None,
+                  "rows_read": session.rows_read, "rows_written": session.rows_written,
+                  "checkpoints": session.checkpoints}
+        meta.update_run(cur, run_id, **fields)
+        meta.save_log(cur, run_id, capture.text(), capture.truncated)
+        cur.close()
+        final = RunRecord(**{**record.__dict__, **fields})
+        self.reporter.run_finished(final)
+        return final, session
+
+    def _secret_values(self) -> list[str]:
+        try:
+            return [v for v in self.secrets.values() if len(v) >= 4]
+        except ConfigError:
+            return []
+
+
+def _outcome(code: int | None, timed_out: bool, session: RunSession,
+             limit: float) -> tuple[str, str | None]:
+    if timed_out:
+        return "timed_out", (f"the run passed its time limit of {limit:g} s and was stopped; "
+                             f"it was rolled back to its last checkpoint. Use "
+                             f"State().should_continue() to stop in time, or raise "
+                             f"settings.time_limit_seconds")
+    if code == 0 and session.finished:
+        return "succeeded", None
+    if session.requests.error:
+        return "failed", session.requests.error
+    if code == 0:
+        return "failed", "the node process ended before its run finished (os._exit?)"
+    if code is not None and code < 0:
+        return "failed", f"the node process was killed by signal {-code}"
+    return "failed", f"the node process exited with code {code}"
+
+
+def _public(params: dict[str, Any], node: Node) -> dict[str, Any]:
+    """Parameter values for the run record: referenced secrets are not written down."""
+    from patterns.graph.parameters import is_reference
+
+    shown: dict[str, Any] = {}
+    for name, value in params.items():
+        raw = node.parameter_values.get(name)
+        shown[name] = "****" if is_reference(raw) else value
+    return shown

@@ -1,0 +1,34 @@
+"""How the engine reports what happens. Core code never prints: the CLI, the server and
+tests each plug in their own :class:`Reporter`."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from patterns.store.model import RunRecord
+
+
+class Reporter(Protocol):
+    def run_started(self, run: RunRecord) -> None: ...
+
+    def run_output(self, run: RunRecord, stream: str, line: str) -> None: ...
+
+    def run_finished(self, run: RunRecord) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
+class SilentReporter:
+    """Reports nothing (library use, tests that read the run records instead)."""
+
+    def run_started(self, run: RunRecord) -> None:
+        pass
+
+    def run_output(self, run: RunRecord, stream: str, line: str) -> None:
+        pass
+
+    def run_finished(self, run: RunRecord) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass

@@ -1,0 +1,139 @@
+"""Reactive runs: ``patterns run`` runs what is out of date until nothing is left to do.
+
+A node is out of date when a table it reads got rows committed (by another node) after the
+start of its last successful run. A pass starts with the nodes that read no table and the
+out-of-date ones (or with one node, ``--node``, and then only what is downstream of it), and
+keeps running nodes whose inputs got new rows. Each node runs at most once at a time;
+different nodes run in parallel up to the worker count. A cycle converges as soon as a
+round adds no rows; a node that fails is not run again in the same pass.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from patterns.engine.engine import Engine
+from patterns.engine.session import RunSession
+from patterns.errors import EngineError
+from patterns.graph.model import Node
+from patterns.store import meta
+from patterns.store.model import RunRecord
+
+RUNNABLE_KINDS = ("python",)
+
+
+@dataclass
+class PassResult:
+    runs: list[RunRecord] = field(default_factory=list)
+    skipped: list[tuple[Node, str]] = field(default_factory=list)
+    stopped: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.stopped is None and all(r.status == "succeeded" for r in self.runs)
+
+
+class ReactivePass:
+    def __init__(self, engine: Engine, *, workers: int | None = None,
+                 max_runs: int = 1000) -> None:
+        self.engine = engine
+        self.app = engine.app
+        self.workers = workers or max(2, os.cpu_count() or 2)
+        self.max_runs = max_runs
+
+    def run(self, only: Node | None = None,
+            params: dict[str, dict[str, Any]] | None = None) -> PassResult:
+        result = PassResult()
+        nodes = [n for n in self.app.nodes if n.kind in RUNNABLE_KINDS]
+        for n in self.app.nodes:
+            if n.kind not in RUNNABLE_KINDS:
+                result.skipped.append((n, f"{n.kind} nodes do not run in `patterns run` yet"))
+        scope = self._downstream_closure(only) if only else {n.id for n in nodes}
+        failed: set[str] = set()
+        running: dict[Future[tuple[RunRecord, RunSession | None]], Node] = {}
+        queued: list[tuple[Node, str, float]] = []
+        if only is not None:
+            if only.kind not in RUNNABLE_KINDS:
+                raise EngineError(f"node {only.rel_file or only.id} is a {only.kind} node; "
+                                  f"only Python nodes run in this version")
+            queued.append((only, "manual", 0.0))
+        else:
+            for node in nodes:
+                if not node.reads() and node.trigger != "manual":
+                    queued.append((node, "manual" if node.trigger is None else "schedule", 0.0))
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="patterns-run") as pool:
+            while True:
+                busy = {n.id for n in running.values()}
+                waiting = {n.id for n, _, _ in queued}
+                for node in self._out_of_date(nodes, scope, failed | busy | waiting):
+                    queued.append((node, "upstream", 0.0))
+                    waiting.add(node.id)
+                now = time.time()
+                for item in list(queued):
+                    node, trigger, not_before = item
+                    if node.id in busy or not_before > now:
+                        continue
+                    if len(result.runs) + len(running) >= self.max_runs:
+                        result.stopped = (
+                            f"stopped after {self.max_runs} runs: the app keeps producing new "
+                            f"rows (a cycle, or a node requesting new runs forever?); raise "
+                            f"--max-runs if this is expected")
+                        queued.clear()
+                        break
+                    queued.remove(item)
+                    busy.add(node.id)
+                    overrides = (params or {}).get(node.id)
+                    running[pool.submit(self.engine.run_node, node, trigger, overrides)] = node
+                if not running:
+                    if not queued:
+                        break
+                    soonest = min(t for _, _, t in queued)
+                    time.sleep(max(0.0, min(soonest - time.time(), 1.0)))
+                    continue
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED, timeout=1.0)
+                for future in done:
+                    node = running.pop(future)
+                    record, session = future.result()
+                    result.runs.append(record)
+                    if record.status != "succeeded":
+                        failed.add(node.id)
+                    elif session is not None and session.requests.new_run:
+                        delay = session.requests.wait_seconds or 0.0
+                        queued.append((node, "continuation", time.time() + delay))
+        return result
+
+    def _out_of_date(self, nodes: list[Node], scope: set[str], exclude: set[str]) -> list[Node]:
+        candidates = [n for n in nodes if n.id in scope and n.id not in exclude and n.reads()
+                      and n.trigger != "manual"]
+        if not candidates:
+            return []
+        cur = self.engine.store.cursor()
+        try:
+            last = meta.last_success(cur)
+            since = min(last.get(n.id, 0) for n in candidates)
+            commits = meta.commits_since(cur, since)
+        finally:
+            cur.close()
+        out = []
+        for node in candidates:
+            seen = last.get(node.id, 0)
+            reads = set(node.reads())
+            if any(seq > seen and table in reads and by != node.id
+                   for seq, table, by in commits):
+                out.append(node)
+        return out
+
+    def _downstream_closure(self, start: Node) -> set[str]:
+        seen = {start.id}
+        frontier = [start]
+        while frontier:
+            node = frontier.pop()
+            for nxt in self.app.downstream(node):
+                if nxt.id not in seen:
+                    seen.add(nxt.id)
+                    frontier.append(nxt)
+        return seen

@@ -1,0 +1,256 @@
+"""A run as the engine sees it while it is in flight: what it may touch and what it staged.
+
+Nothing a run writes reaches the store before a checkpoint: writes are staged here as Arrow
+tables, state and stream positions arrive with the checkpoint itself, and
+:meth:`RunSession.checkpoint` commits all of it in one store transaction. A run that dies
+simply leaves its staging behind.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from patterns.errors import NodeError
+from patterns.graph.model import Node
+from patterns.store.duckdb import DuckDBStore
+from patterns.store.model import Checkpoint, TableMeta, TableOp, TableOptions
+from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty, scan_sql, stream_sql
+
+_WRITE_OPS = ("append", "upsert", "replace", "truncate", "reset")
+
+
+@dataclass
+class Requests:
+    """What a run asked the engine for besides data."""
+
+    new_run: bool = False
+    trigger_downstream: bool = True
+    wait_seconds: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass
+class RunSession:
+    run_id: str
+    node: Node
+    store: DuckDBStore
+    parameters: Mapping[str, Any]
+    time_limit_seconds: float
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    started_at: float = field(default_factory=time.time)
+    requests: Requests = field(default_factory=Requests)
+    rows_read: dict[str, int] = field(default_factory=dict)
+    rows_written: dict[str, int] = field(default_factory=dict)
+    checkpoints: int = 0
+    finished: bool = False
+    _staged: Checkpoint | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.ports: dict[str, tuple[str, str]] = {
+            t.port: (self.node.store_for(t.port), t.mode) for t in self.node.interface.tables}
+
+    # ------------------------------------------------------------------ access
+    def store_for(self, port: str, mode: str) -> str:
+        bound = self.ports.get(port)
+        if bound is None:
+            declared = ", ".join(sorted(self.ports)) or "none"
+            raise NodeError(f"node {self.node.rel_file} did not declare table {port!r} "
+                            f"(declared: {declared}); access refused")
+        store, declared_mode = bound
+        if mode == "w" and declared_mode != "w":
+            raise NodeError(f"node {self.node.rel_file} declared table {port!r} read-only; "
+                            f"write refused. Declare it with Table({port!r}, \"w\")")
+        return store
+
+    def _staging(self) -> Checkpoint:
+        if self._staged is None:
+            self._staged = Checkpoint(run_id=self.run_id, node_id=self.node.id)
+        return self._staged
+
+    def staged_for(self, store: str) -> bool:
+        cp = self._staged
+        return cp is not None and (store in cp.ops or store in cp.options)
+
+    # ------------------------------------------------------------------ info
+    def run_info(self) -> dict[str, Any]:
+        from patterns.store import meta
+
+        cur = self.store.cursor()
+        try:
+            state = meta.get_state(cur, self.node.id)
+            positions = meta.get_positions(cur, self.node.id)
+        finally:
+            cur.close()
+        store_to_port = {store: port for port, (store, _) in self.ports.items()}
+        return {
+            "run_id": self.run_id,
+            "node_id": self.node.id,
+            "node_file": self.node.rel_file or self.node.id,
+            "ports": {p: {"store": s, "mode": m} for p, (s, m) in self.ports.items()},
+            "state": state,
+            "positions": {store_to_port[s]: pos for s, pos in positions.items()
+                          if s in store_to_port},
+            "time_limit_seconds": self.time_limit_seconds,
+            "started_at": self.started_at,
+        }
+
+    def table_info(self, port: str) -> dict[str, Any]:
+        store = self.store_for(port, "r")
+
+        def info(cur: Any) -> dict[str, Any]:
+            meta = self.store.table(store, cur)
+            if meta is None:
+                return {"exists": False, "version": 0, "record_count": 0, "schema": None,
+                        "sql_name": self.store.view_name(store), "last_id": None}
+            return {"exists": True, "version": meta.version,
+                    "record_count": self.store.count(meta, cur), "schema": meta.schema_doc(),
+                    "sql_name": self.store.view_name(store), "last_id": meta.last_id}
+
+        if self.staged_for(store):
+            return self._with_staged(info)
+        cur = self.store.cursor()
+        try:
+            return info(cur)
+        finally:
+            cur.close()
+
+    # ------------------------------------------------------------------ writes
+    def stage(self, port: str, op: str, data: pa.Table | None, unique_on: list[str] | None,
+              options: Mapping[str, Any] | None) -> None:
+        store = self.store_for(port, "w")
+        with self._lock:
+            cp = self._staging()
+            if op == "init":
+                cp.options[store] = TableOptions.from_json(options or {})
+                return
+            if op not in _WRITE_OPS:
+                raise NodeError(f"unknown table operation {op!r}")
+            ops = cp.ops.setdefault(store, [])
+            keys = tuple(unique_on) if unique_on else None
+            if op == "append" and ops and ops[-1].kind == "append" and data is not None:
+                last = ops[-1].data
+                assert last is not None
+                ops[-1] = TableOp("append", pa.concat_tables([last, data], promote_options="permissive")
+                                  if last.schema != data.schema else pa.concat_tables([last, data]))
+            else:
+                ops.append(TableOp(op, data, keys))  # type: ignore[arg-type]
+
+    def rollback(self) -> None:
+        with self._lock:
+            self._staged = None
+
+    def checkpoint(self, state: Mapping[str, Any] | None,
+                   positions: Mapping[str, Mapping[str, Any] | None]) -> None:
+        with self._lock:
+            cp = self._staging()
+            cp.state = dict(state) if state is not None else None
+            cp.positions = {}
+            for port, pos in positions.items():
+                store = self.store_for(port, "r")
+                cp.positions[store] = dict(pos) if pos is not None else None  # type: ignore[assignment]
+            result = self.store.commit(cp)
+            self._staged = None
+            self.checkpoints += 1
+            for store, n in result.rows_added.items():
+                self.rows_written[store] = self.rows_written.get(store, 0) + n
+
+    # ------------------------------------------------------------------ reads
+    def _with_staged(self, read: Any) -> Any:
+        cp = self._staged
+        assert cp is not None
+        snapshot = Checkpoint(cp.run_id, cp.node_id, ops={k: list(v) for k, v in cp.ops.items()},
+                              options=dict(cp.options))
+        return self.store.with_staged(snapshot, read)
+
+    def read(self, port: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        store = self.store_for(port, "r")
+        if self.staged_for(store):
+            def scan(cur: Any) -> tuple[TableMeta | None, pa.Table | None]:
+                meta = self.store.table(store, cur)
+                return meta, (cur.sql(scan_sql(meta)).to_arrow_table() if meta else None)
+
+            meta, table = self._with_staged(scan)
+            if meta is None or table is None:
+                return _empty()
+            return self._counted(store, meta, iter(table.to_batches(BATCH_ROWS)), table.schema)
+        meta = self.store.table(store)
+        if meta is None:
+            return _empty()
+        return self._reader(store, meta, scan_sql(meta), [])
+
+    def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
+               starting_value: Any) -> tuple[dict[str, Any], pa.Schema, Iterator[pa.RecordBatch]]:
+        store = self.store_for(port, "r")
+        meta = self.store.table(store)
+        if meta is None:
+            return {"empty": True}, *_empty()
+        if position is not None and "after" in position:
+            position = {"version": meta.version, "lo": None, "hi": None, "done": True,
+                        "gt": position["after"]}
+        pos = next_pass(meta, position, order_by, starting_value)
+        if pass_is_empty(pos):
+            return {**pos, "empty": True, "done": True}, *_empty()
+        sql, params = stream_sql(meta, pos)
+        return pos, *self._reader(store, meta, sql, params)
+
+    def read_sql(self, sql: str, params: list[Any] | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        cur = self.store.cursor()
+        try:
+            statements = cur.extract_statements(sql)
+        except Exception as exc:  # duckdb.ParserException and friends
+            raise NodeError(f"read_sql: {exc}") from exc
+        if len(statements) != 1 or "SELECT" not in str(statements[0].type):
+            raise NodeError("read_sql runs one read-only query (SELECT ...); use "
+                            "append/upsert/replace to change a table")
+        try:
+            stores = {s for s, _ in self.ports.values()}
+            if any(self.staged_for(s) for s in stores):
+                table = self._with_staged(lambda c: c.sql(sql, params=params).to_arrow_table())
+                return table.schema, iter(table.to_batches(BATCH_ROWS))
+            reader = cur.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
+        except Exception as exc:
+            raise NodeError(f"read_sql failed: {exc}") from exc
+        return reader.schema, _drain(reader, cur)
+
+    def _reader(self, store: str, meta: TableMeta, sql: str, params: list[Any]
+                ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        cur = self.store.cursor()
+        rel = cur.sql(sql, params=params) if params else cur.sql(sql)
+        reader = rel.to_arrow_reader(BATCH_ROWS)
+        return self._counted(store, meta, _drain(reader, cur), reader.schema)
+
+    def _counted(self, store: str, meta: TableMeta, batches: Iterator[pa.RecordBatch],
+                 schema: pa.Schema) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        schema = schema.with_metadata({
+            b"patterns.json_columns": ",".join(meta.json_columns()).encode(),
+            b"patterns.id_column": meta.physical_id.encode(),
+        })
+
+        def counted() -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                self.rows_read[store] = self.rows_read.get(store, 0) + batch.num_rows
+                yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+
+        return schema, counted()
+
+
+def _drain(reader: pa.RecordBatchReader, cur: Any) -> Iterator[pa.RecordBatch]:
+    try:
+        for batch in reader:
+            yield batch
+    finally:
+        cur.close()
+
+
+def _empty() -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    return pa.schema([]), iter(())
+

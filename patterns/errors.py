@@ -1,0 +1,64 @@
+"""The error families of Patterns.
+
+Every error a user can meet is a :class:`PatternsError`. A message says what failed, the bad
+value, the valid choices and the fix. The CLI prints ``str(error)`` as one red line (graph
+errors print one line per problem) and exits 1; a traceback reaching a user is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PatternsError(Exception):
+    """Root of every error Patterns raises on purpose."""
+
+    #: True when the same operation may succeed if simply tried again.
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in an app: where it is, what is wrong, how to fix it."""
+
+    file: str
+    line: int | None
+    message: str
+    fix: str | None = None
+    node: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        who = f" (node {self.node})" if self.node else ""
+        fix = f": {self.fix}" if self.fix else ""
+        return f"{where}{who}: {self.message}{fix}"
+
+
+class GraphError(PatternsError):
+    """The app (graph.yml or a node file) is invalid. Carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigError(PatternsError):
+    """A setting, a CLI option, a parameter value or a secret is wrong or missing."""
+
+
+class NodeError(PatternsError):
+    """Node code used the API wrongly (undeclared table, unstorable value...)."""
+
+
+class StoreError(PatternsError):
+    """The store refused an operation or cannot be opened."""
+
+
+class StoreBusyError(StoreError):
+    """Another process holds the store open for writing."""
+
+    retryable = True
+
+
+class EngineError(PatternsError):
+    """The engine could not run or record a run."""

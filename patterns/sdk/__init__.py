@@ -1,0 +1,1 @@
+"""What node code imports: Table, Stream, State, Parameter, Connection."""

@@ -1,0 +1,102 @@
+"""The one narrow interface between node code and the engine, and how the SDK finds it.
+
+Inside a run, the node process's bootstrap sets :data:`current_run` to a :class:`NodeRun`
+talking to the engine over the data plane. Outside a run (a notebook, a REPL), the SDK asks
+``patterns.engine.offline`` for a read-only client over the app's store, imported lazily so the
+SDK itself never imports a store.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from patterns.sdk._runtime import NodeRun
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    """A table as a run sees it."""
+
+    port: str
+    store: str
+    mode: str  # "r" | "w"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    node_id: str
+    node_file: str
+    ports: Mapping[str, PortInfo]
+    parameters: Mapping[str, Any]
+    state: Mapping[str, Any]
+    positions: Mapping[str, Mapping[str, Any]]
+    time_limit_seconds: float
+    started_at: float  # time.time() when the run started
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    exists: bool
+    version: int
+    record_count: int
+    schema: Mapping[str, Any] | None
+    sql_name: str
+    last_id: str | None
+
+
+class EngineClient(Protocol):
+    """What the SDK needs from an engine. Implemented over Arrow Flight and offline."""
+
+    def run_info(self) -> RunInfo: ...
+
+    def table_info(self, port: str) -> TableInfo: ...
+
+    def write(self, port: str, op: str, data: pa.Table | None, *,
+              unique_on: list[str] | None = None,
+              options: Mapping[str, Any] | None = None) -> None: ...
+
+    def read(self, port: str, *, version: int | None = None) -> Iterator[pa.RecordBatch]: ...
+
+    def read_sql(self, sql: str, params: list[Any] | None = None) -> Iterator[pa.RecordBatch]: ...
+
+    def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
+               starting_value: Any) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]: ...
+
+    def checkpoint(self, state: Mapping[str, Any] | None,
+                   positions: Mapping[str, Mapping[str, Any]], *, final: bool) -> None: ...
+
+    def rollback(self) -> RunInfo:
+        """Drop everything staged since the last checkpoint; the run as it was then."""
+        ...
+
+    def request_new_run(self, trigger_downstream: bool,
+                        wait_atleast_seconds: float | None) -> None: ...
+
+    def respond(self, request_key: str, payload: Any) -> None: ...
+
+
+current_run: contextvars.ContextVar[NodeRun | None] = contextvars.ContextVar(
+    "patterns_current_run", default=None)
+
+_offline: NodeRun | None = None
+
+
+def node_run() -> NodeRun:
+    """The run node code is part of; outside a run, a read-only view of the app's store."""
+    run = current_run.get()
+    if run is not None:
+        return run
+    global _offline
+    if _offline is None:
+        offline = importlib.import_module("patterns.engine.offline")
+        _offline = offline.open_offline_run()
+    return _offline

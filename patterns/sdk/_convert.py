@@ -1,0 +1,238 @@
+"""Records (dicts, DataFrames, Arrow) to Arrow tables, ready to ship to the engine.
+
+The fast path is ``pyarrow.Table.from_pylist`` over the union of the records' keys. When it
+cannot type a column (an int then a string, an int past 64 bits...) the column takes the slow
+path: its values are typed one by one along the widening order ``bool → int → float → text``
+and nested values become JSON text. Values that cannot be stored (a set, an arbitrary object,
+a dict with non-string keys) raise :class:`NodeError` naming the table, the field and the
+record; nothing of the batch is sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from patterns.errors import NodeError
+
+JSON_META = {b"patterns.json": b"1"}
+_SCALAR_ORDER = ("bool", "int", "float", "text")
+
+
+def records_to_arrow(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
+    if not records:
+        return pa.table({})
+    keys = _keys(records, table)
+    try:
+        data = pa.Table.from_pylist(records, schema=None) if _same_keys(records, keys) else \
+            pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in records])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+        return _slow_path(records, keys, table)
+    return _check_nested(data, records, table)
+
+
+def _keys(records: Sequence[dict[str, Any]], table: str) -> list[str]:
+    first = records[0]
+    if not isinstance(first, dict):
+        raise NodeError(f"table {table!r}: record 0 is a {type(first).__name__}, not a dict: "
+                        f"{_short(first)}; append dicts (or a list of dicts, a DataFrame)")
+    keys = list(first)
+    seen = set(keys)
+    extra = False
+    for i, r in enumerate(records):
+        if r.keys() != first.keys():
+            if not isinstance(r, dict):
+                raise NodeError(f"table {table!r}: record {i} is a {type(r).__name__}, not a "
+                                f"dict: {_short(r)}")
+            for k in r:
+                if k not in seen:
+                    seen.add(k)
+                    keys.append(k)
+                    extra = True
+    for k in keys if extra or not all(isinstance(k, str) for k in keys) else ():
+        if not isinstance(k, str):
+            raise NodeError(f"table {table!r}: field name {k!r} is a {type(k).__name__}; "
+                            f"field names must be strings")
+    return keys
+
+
+def _same_keys(records: Sequence[dict[str, Any]], keys: list[str]) -> bool:
+    n = len(keys)
+    return all(len(r) == n for r in records)
+
+
+def _check_nested(data: pa.Table, records: Sequence[dict[str, Any]], table: str) -> pa.Table:
+    """Nested columns must round-trip: no set, no key added as null by struct inference."""
+    for i, f in enumerate(data.schema):
+        t = f.type
+        if not (pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t)
+                or pa.types.is_map(t)):
+            continue
+        name = f.name
+        faithful = not _has_nested_nulls(data.column(i))
+        if faithful:
+            for n, r in enumerate(records):
+                if isinstance(r.get(name), (set, frozenset)):
+                    raise _unstorable(table, name, n, r.get(name))
+            continue
+        values = [r.get(name) for r in records]
+        data = data.set_column(i, pa.field(name, pa.string(), metadata=JSON_META),
+                               pa.array(_json_values(values, name, table), pa.string()))
+    return data
+
+
+def _has_nested_nulls(col: pa.ChunkedArray) -> bool:
+    for chunk in col.chunks:
+        arr: pa.Array = chunk
+        stack = [arr]
+        while stack:
+            a = stack.pop()
+            t = a.type
+            if pa.types.is_struct(t):
+                for j in range(t.num_fields):
+                    child = a.field(j)
+                    if child.null_count:
+                        return True
+                    stack.append(child)
+            elif pa.types.is_list(t) or pa.types.is_large_list(t):
+                values = a.flatten()
+                if values.null_count:
+                    return True
+                stack.append(values)
+            elif pa.types.is_map(t):
+                return True  # keep dict key order and types exactly: JSON
+    return False
+
+
+def _slow_path(records: Sequence[dict[str, Any]], keys: list[str], table: str) -> pa.Table:
+    fields, arrays = [], []
+    for k in keys:
+        values = [r.get(k) for r in records]
+        kind = _column_kind(values, k, table)
+        if kind == "json":
+            fields.append(pa.field(k, pa.string(), metadata=JSON_META))
+            arrays.append(pa.array(_json_values(values, k, table), pa.string()))
+            continue
+        if kind == "text":
+            values = [v if v is None or isinstance(v, str) else _text(v) for v in values]
+        elif kind == "float":
+            values = [None if v is None else float(v) for v in values]
+        try:
+            arr = pa.array(values, _ARROW[kind]) if kind in _ARROW else pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
+            raise NodeError(f"table {table!r}: field {k!r} holds values that cannot be stored "
+                            f"together ({exc}); convert them to one type") from exc
+        fields.append(pa.field(k, arr.type))
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+_ARROW: dict[str, pa.DataType] = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(),
+                                  "text": pa.string()}
+
+
+def _column_kind(values: list[Any], field: str, table: str) -> str:
+    kinds: set[str] = set()
+    for n, v in enumerate(values):
+        if v is None:
+            continue
+        kinds.add(_value_kind(v, field, n, table))
+    if not kinds:
+        return "null"
+    if len(kinds) == 1:
+        return kinds.pop()
+    if "json" in kinds:
+        return "json"
+    if kinds <= set(_SCALAR_ORDER):
+        return max(kinds, key=_SCALAR_ORDER.index)
+    return "text"
+
+
+def _value_kind(v: Any, field: str, n: int, table: str) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int" if -(2**63) <= v < 2**63 else "text"
+    if isinstance(v, (float, decimal.Decimal)):
+        return "float"
+    if isinstance(v, (str, uuid.UUID)):
+        return "text"
+    if isinstance(v, dt.datetime):
+        return "datetimetz" if v.tzinfo is not None else "datetime"
+    if isinstance(v, dt.date):
+        return "date"
+    if isinstance(v, dt.time):
+        return "time"
+    if isinstance(v, (bytes, bytearray)):
+        return "bytes"
+    if isinstance(v, (dict, list, tuple)):
+        return "json"
+    raise _unstorable(table, field, n, v)
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return v.isoformat()
+    return str(v)
+
+
+def _json_values(values: list[Any], field: str, table: str) -> list[str | None]:
+    out: list[str | None] = []
+    for n, v in enumerate(values):
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            out.append(json.dumps(v, default=_json_default, allow_nan=True))
+        except (TypeError, ValueError) as exc:
+            raise _unstorable(table, field, n, v, str(exc)) from exc
+    return out
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (dt.datetime, dt.date, dt.time)):
+        return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    raise TypeError(f"a {type(v).__name__} ({_short(v)}) is not JSON")
+
+
+def _unstorable(table: str, field: str, n: int, v: Any, why: str | None = None) -> NodeError:
+    what = why or f"a {type(v).__name__} cannot be stored"
+    return NodeError(
+        f"table {table!r}: record {n}, field {field!r}: {what}: {_short(v)}; store text, "
+        f"numbers, booleans, dates, datetimes, or dicts/lists of those (a set → list(value), "
+        f"an object → a dict of its fields)"
+    )
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def dataframe_to_arrow(frame: Any, table: str) -> pa.Table:
+    """A pandas or polars DataFrame, or an Arrow table/batch, as an Arrow table."""
+    if isinstance(frame, pa.Table):
+        return frame
+    if isinstance(frame, pa.RecordBatch):
+        return pa.Table.from_batches([frame])
+    module = type(frame).__module__
+    if module.startswith("polars"):
+        return frame.to_arrow()  # type: ignore[no-any-return]
+    if module.startswith("pandas"):
+        try:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            records = frame.to_dict(orient="records")
+            return records_to_arrow(records, table)
+    raise NodeError(f"table {table!r}: cannot append a {type(frame).__name__}; append a dict, a "
+                    f"list of dicts, a pandas or polars DataFrame, or an Arrow table")

@@ -1,0 +1,125 @@
+"""The SDK's engine client over Arrow Flight (the data plane)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from patterns import errors, wire
+from patterns.sdk._context import PortInfo, RunInfo, TableInfo
+
+
+class FlightEngineClient:
+    def __init__(self, uri: str, token: str) -> None:
+        self._client = flight.connect(uri)
+        self._token = token
+
+    # ------------------------------------------------------------------ plumbing
+    def _action(self, name: str, **body: Any) -> Any:
+        body["token"] = self._token
+        try:
+            results = list(self._client.do_action(flight.Action(name, wire.encode(body))))
+        except flight.FlightError as exc:
+            raise _translate(exc) from None
+        return wire.decode(results[0].body.to_pybytes()) if results else None
+
+    def _get(self, cmd: dict[str, Any]) -> flight.FlightStreamReader:
+        cmd["token"] = self._token
+        try:
+            return self._client.do_get(flight.Ticket(wire.encode(cmd)))
+        except flight.FlightError as exc:
+            raise _translate(exc) from None
+
+    # ------------------------------------------------------------------ EngineClient
+    def run_info(self) -> RunInfo:
+        return _run_info(self._action("run_info"))
+
+    def table_info(self, port: str) -> TableInfo:
+        doc = self._action("table_info", port=port)
+        return TableInfo(**doc)
+
+    def write(self, port: str, op: str, data: pa.Table | None, *,
+              unique_on: list[str] | None = None,
+              options: Mapping[str, Any] | None = None) -> None:
+        if data is None:
+            self._action("command", port=port, op=op, unique_on=unique_on,
+                         options=dict(options) if options else None)
+            return
+        descriptor = flight.FlightDescriptor.for_command(wire.encode(
+            {"token": self._token, "port": port, "op": op, "unique_on": unique_on}))
+        try:
+            writer, _ = self._client.do_put(descriptor, data.schema)
+            writer.write_table(data)
+            writer.close()
+        except flight.FlightError as exc:
+            raise _translate(exc) from None
+
+    def read(self, port: str, *, version: int | None = None) -> Iterator[pa.RecordBatch]:
+        return _batches(self._get({"kind": "read", "port": port, "version": version}))
+
+    def read_sql(self, sql: str, params: list[Any] | None = None) -> Iterator[pa.RecordBatch]:
+        return _batches(self._get({"kind": "sql", "sql": sql, "params": params}))
+
+    def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
+               starting_value: Any) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
+        reader = self._get({"kind": "stream", "port": port, "position": position,
+                            "order_by": order_by, "starting_value": starting_value})
+        try:
+            schema = reader.schema
+        except flight.FlightError as exc:
+            raise _translate(exc) from None
+        pos = wire.decode((schema.metadata or {})[b"patterns.position"])
+        return pos, _batches(reader)
+
+    def checkpoint(self, state: Mapping[str, Any] | None,
+                   positions: Mapping[str, Mapping[str, Any]], *, final: bool) -> None:
+        self._action("checkpoint", state=state, positions=dict(positions), final=final)
+
+    def rollback(self) -> RunInfo:
+        return _run_info({**self._action("rollback"), "parameters": {}})
+
+    def request_new_run(self, trigger_downstream: bool,
+                        wait_atleast_seconds: float | None) -> None:
+        self._action("request_new_run", trigger_downstream=trigger_downstream,
+                     wait_atleast_seconds=wait_atleast_seconds)
+
+    def respond(self, request_key: str, payload: Any) -> None:
+        self._action("respond", request_key=request_key, payload=payload)
+
+    def report_error(self, error: str, traceback: str) -> None:
+        self._action("report_error", error=error, traceback=traceback)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _run_info(doc: dict[str, Any]) -> RunInfo:
+    return RunInfo(
+        run_id=doc["run_id"], node_id=doc["node_id"], node_file=doc["node_file"],
+        ports={p: PortInfo(p, v["store"], v["mode"]) for p, v in doc["ports"].items()},
+        parameters=doc.get("parameters") or {}, state=doc["state"],
+        positions=doc["positions"], time_limit_seconds=doc["time_limit_seconds"],
+        started_at=doc["started_at"],
+    )
+
+
+def _batches(reader: flight.FlightStreamReader) -> Iterator[pa.RecordBatch]:
+    try:
+        for chunk in reader:
+            yield chunk.data
+    except flight.FlightError as exc:
+        raise _translate(exc) from None
+
+
+def _translate(exc: Exception) -> errors.PatternsError:
+    parsed = wire.parse_error(str(exc))
+    if parsed is None:
+        return errors.EngineError(f"the engine did not answer: {exc}")
+    kind, message = parsed
+    cls = getattr(errors, kind, None)
+    if isinstance(cls, type) and issubclass(cls, errors.PatternsError):
+        return cls(message) if cls is not errors.GraphError else errors.NodeError(message)
+    return errors.NodeError(message)

@@ -1,0 +1,96 @@
+"""The node process: connect to the engine, run the node file, commit or report.
+
+Started by the engine as ``python -m patterns.sdk._runner`` with the run's address and
+token in ``PATTERNS_RUN`` (JSON). The node file runs as ``__main__`` with the app folder on
+``sys.path`` (so ``import common`` finds the app's own modules). On success the run's last
+checkpoint is committed; on an exception the traceback, trimmed to the user's code, goes to
+stderr and to the run record, and the process exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+import traceback
+from pathlib import Path
+
+EXIT_ERROR = 1
+
+
+def main() -> int:
+    config = json.loads(os.environ["PATTERNS_RUN"])
+    app_root = Path(config["app_root"])
+    node_file = app_root / config["node_file"]
+
+    from patterns.sdk._context import current_run
+    from patterns.sdk._flight import FlightEngineClient
+    from patterns.sdk._runtime import NodeRun
+
+    client = FlightEngineClient(config["uri"], config["token"])
+    run = NodeRun(client)
+    current_run.set(run)
+    sys.path.insert(0, str(app_root))
+    sys.argv = [str(node_file)]
+    try:
+        try:
+            runpy.run_path(str(node_file), run_name="__main__")
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                raise
+        run.checkpoint(final=True)
+    except BaseException as exc:  # noqa: BLE001 - everything the node raised is reported
+        message, trimmed = describe(exc, app_root)
+        sys.stdout.flush()
+        sys.stderr.write(trimmed)
+        sys.stderr.flush()
+        try:
+            client.report_error(message, trimmed)
+        except Exception:  # noqa: BLE001 - the engine may be gone; the exit code still says
+            pass
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+        return code or EXIT_ERROR
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return 0
+
+
+def describe(exc: BaseException, app_root: Path) -> tuple[str, str]:
+    """A one-line summary and the traceback trimmed to the app's own files."""
+    from patterns.errors import PatternsError
+
+    if isinstance(exc, SystemExit):
+        return f"the node exited with code {exc.code}", f"SystemExit: {exc.code}\n"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_user(f.filename, app_root)]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)] \
+        if frames else []
+    if isinstance(exc, PatternsError):
+        lines.append(f"{type(exc).__name__}: {exc}\n")
+    else:
+        lines.extend(traceback.format_exception_only(type(exc), exc))
+    summary = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+    where = f" ({_short(frames[-1].filename, app_root)}, line {frames[-1].lineno})" \
+        if frames else ""
+    first = summary[-1] if not isinstance(exc, SyntaxError) else " ".join(summary)
+    return f"{first}{where}", "".join(lines)
+
+
+def _is_user(filename: str, app_root: Path) -> bool:
+    try:
+        Path(filename).resolve().relative_to(app_root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _short(filename: str, app_root: Path) -> str:
+    try:
+        return str(Path(filename).resolve().relative_to(app_root.resolve()))
+    except ValueError:
+        return filename
+
+
+if __name__ == "__main__":
+    sys.exit(main())

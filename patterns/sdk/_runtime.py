@@ -1,0 +1,162 @@
+"""The node side of a run: write buffers, state, stream positions and checkpoints.
+
+Records appended by node code are buffered per table and shipped to the engine as Arrow
+batches (every :data:`FLUSH_ROWS` records, and before any checkpoint or read of that table).
+State changes and stream positions stay here until a checkpoint sends them, with the
+checkpoint, in one message: the engine commits them together with the staged writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from patterns.errors import NodeError
+from patterns.sdk._context import EngineClient, PortInfo, RunInfo
+
+FLUSH_ROWS = 50_000
+
+
+class NodeRun:
+    def __init__(self, client: EngineClient, *, offline: bool = False) -> None:
+        self.client = client
+        self.offline = offline
+        self.info: RunInfo = client.run_info()
+        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._state: dict[str, Any] = copy.deepcopy(dict(self.info.state))
+        self._state_dirty = False
+        self.positions: dict[str, dict[str, Any]] = {
+            k: dict(v) for k, v in self.info.positions.items()}
+        self._positions_dirty: set[str] = set()
+        self.streams: list[Any] = []  # live Stream objects, asked for positions at checkpoints
+        self.options_sent: dict[str, Mapping[str, Any]] = {}
+
+    # ------------------------------------------------------------------ ports
+    def port(self, name: str, mode: str) -> PortInfo:
+        info = self.info.ports.get(name)
+        if info is None:
+            if self.offline:
+                return PortInfo(name, name, mode)
+            declared = ", ".join(sorted(self.info.ports)) or "none"
+            raise NodeError(
+                f"node {self.info.node_file} uses table {name!r}, which it did not declare; "
+                f"declared tables: {declared}. Tables must be declared with a literal name "
+                f"(Table({name!r})) so the graph knows about them"
+            )
+        if mode == "w" and info.mode != "w":
+            raise NodeError(
+                f"node {self.info.node_file} writes to table {name!r}, which it declared "
+                f"read-only; declare it with Table({name!r}, \"w\")"
+            )
+        return info
+
+    def require_writable(self, port: str) -> None:
+        if self.offline:
+            raise NodeError(
+                f"writing to table {port!r} needs a run: outside a run the store is read-only. "
+                f"Run the node with `patterns run APP --node FILE`"
+            )
+        self.port(port, "w")
+
+    # ------------------------------------------------------------------ writes
+    def append(self, port: str, records: list[dict[str, Any]]) -> None:
+        buf = self._buffers.setdefault(port, [])
+        buf.extend(records)
+        if len(buf) >= FLUSH_ROWS:
+            self.flush(port)
+
+    def append_one(self, port: str, record: dict[str, Any]) -> None:
+        buf = self._buffers.get(port)
+        if buf is None:
+            buf = self._buffers[port] = []
+        buf.append(record)
+        if len(buf) >= FLUSH_ROWS:
+            self.flush(port)
+
+    def write_frame(self, port: str, op: str, frame: Any, unique_on: list[str] | None = None
+                    ) -> None:
+        from patterns.sdk._convert import dataframe_to_arrow
+
+        self.flush(port)
+        self.client.write(port, op, dataframe_to_arrow(frame, port), unique_on=unique_on)
+
+    def write_records(self, port: str, op: str, records: list[dict[str, Any]],
+                      unique_on: list[str] | None = None) -> None:
+        from patterns.sdk._convert import records_to_arrow
+
+        self.flush(port)
+        data = records_to_arrow(records, port) if records else None
+        if data is None and op in ("append", "upsert"):
+            return
+        self.client.write(port, op, data, unique_on=unique_on)
+
+    def command(self, port: str, op: str) -> None:
+        self.flush(port)
+        self.client.write(port, op, None)
+
+    def set_options(self, port: str, options: Mapping[str, Any]) -> None:
+        self.flush(port)
+        self.options_sent[port] = options
+        self.client.write(port, "init", None, options=options)
+
+    def flush(self, port: str | None = None) -> None:
+        from patterns.sdk._convert import records_to_arrow
+
+        ports = [port] if port is not None else list(self._buffers)
+        for p in ports:
+            buf = self._buffers.get(p)
+            if not buf:
+                continue
+            self._buffers[p] = []
+            self.client.write(p, "append", records_to_arrow(buf, p))
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        return self._state
+
+    def set_state(self, doc: dict[str, Any]) -> None:
+        self._state = doc
+        self._state_dirty = True
+
+    def touch_state(self) -> None:
+        self._state_dirty = True
+
+    # ------------------------------------------------------------------ checkpoints
+    def set_position(self, port: str, position: dict[str, Any] | None) -> None:
+        if position is None:
+            self.positions.pop(port, None)
+        else:
+            self.positions[port] = position
+        self._positions_dirty.add(port)
+
+    def checkpoint(self, *, final: bool = False) -> None:
+        if self.offline:
+            return
+        self.flush()
+        for stream in self.streams:
+            stream._record_position()
+        positions = {p: self.positions.get(p) for p in self._positions_dirty}
+        self.client.checkpoint(self._state if self._state_dirty else None,
+                               positions,  # type: ignore[arg-type]
+                               final=final)
+        self._state_dirty = False
+        self._positions_dirty.clear()
+        for stream in self.streams:
+            stream._checkpointed()
+
+    def rollback(self) -> None:
+        """Back to the last checkpoint: drop buffered and staged writes, state, positions."""
+        self._buffers.clear()
+        info = self.client.rollback()
+        self._state = copy.deepcopy(dict(info.state))
+        self._state_dirty = False
+        self.positions = {k: dict(v) for k, v in info.positions.items()}
+        self._positions_dirty.clear()
+        for stream in self.streams:
+            stream._rolled_back()
+
+    # ------------------------------------------------------------------ time
+    def seconds_left(self) -> float:
+        return self.info.time_limit_seconds - (time.time() - self.info.started_at)

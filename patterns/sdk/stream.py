@@ -1,0 +1,138 @@
+"""``Stream``: consume a table's records exactly once, across runs.
+
+Where a stream has got to is part of the run's checkpoint: it commits together with the
+writes made from the records it delivered, so a failed run re-delivers exactly what it had
+not committed. ``order_by`` sorts what each pass delivers (ties broken by ``patterns_id``);
+rows committed later, whatever their order value, come in a later pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from patterns.sdk.table import json_columns, records_of
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from patterns.sdk.table import Table
+
+_HIDDEN_ID = "_patterns_id"
+
+
+class Stream:
+    def __init__(self, table: Table, order_by: str | None = None,
+                 starting_value: Any = None) -> None:
+        self._table = table
+        self._run = table._run
+        self._port = table.name
+        self._order_by = order_by
+        self._starting_value = starting_value
+        self._pos: dict[str, Any] | None = self._run.positions.get(self._port)
+        self._batch: pa.RecordBatch | None = None
+        self._index = -1
+        self._id_field = "patterns_id"
+        self._run.streams.append(self)
+
+    @property
+    def order_by_field(self) -> str:
+        return self._order_by or "patterns_id"
+
+    # ------------------------------------------------------------------ consuming
+    def consume_records(self, with_metadata: bool = False) -> Iterator[dict[str, Any]]:
+        """Every record not yet consumed by this node, in order; then new ones, until none."""
+        while True:
+            self._record_position()
+            pos, batches = self._run.client.stream(
+                self._port, self._pos, self._order_by, self._starting_value)
+            self._pos = pos
+            if pos.get("empty"):
+                self._pos = {k: v for k, v in pos.items() if k != "empty"}
+                self._run.set_position(self._port, self._pos)
+                return
+            for batch in batches:
+                yield from self._deliver(batch)
+            self._record_position()
+            assert self._pos is not None
+            self._pos["done"] = True
+            self._run.set_position(self._port, self._pos)
+
+    def _deliver(self, batch: pa.RecordBatch) -> Iterator[dict[str, Any]]:
+        json_cols = json_columns(batch.schema)
+        records = records_of(batch.to_pylist(), json_cols)
+        hidden = _HIDDEN_ID in batch.schema.names
+        self._id_field = _HIDDEN_ID if hidden else self._id_name(batch)
+        self._batch = batch
+        for i, record in enumerate(records):
+            self._index = i
+            if hidden:
+                del record[_HIDDEN_ID]
+            yield record
+        self._record_position()
+
+    def _id_name(self, batch: pa.RecordBatch) -> str:
+        meta = batch.schema.metadata or {}
+        raw = meta.get(b"patterns.id_column")
+        return raw.decode() if raw else "patterns_id"
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.consume_records()
+
+    @contextmanager
+    def consume_with_rollback(self) -> Iterator[Iterator[dict[str, Any]]]:
+        """``with stream.consume_with_rollback() as records:`` — checkpoint when the block
+        ends normally, roll back to the last checkpoint when it raises."""
+        try:
+            yield self.consume_records()
+        except BaseException:
+            self.rollback()
+            raise
+        self.checkpoint()
+
+    # ------------------------------------------------------------------ position
+    def _record_position(self) -> None:
+        """Fold the last delivered record into the position."""
+        batch, i = self._batch, self._index
+        if batch is None or i < 0 or self._pos is None:
+            return
+        self._pos["started"] = True
+        self._pos["id"] = batch.column(self._id_field)[i].as_py()
+        if self._order_by:
+            value = batch.column(self._order_by)[i].as_py()
+            self._pos["v"] = value.isoformat() if hasattr(value, "isoformat") else value
+        self._batch, self._index = None, -1
+        self._run.set_position(self._port, self._pos)
+
+    def _checkpointed(self) -> None:
+        pass
+
+    def _rolled_back(self) -> None:
+        self._batch, self._index = None, -1
+        self._pos = self._run.positions.get(self._port)
+
+    def checkpoint(self) -> None:
+        """Commit the run so far: this stream's position, every staged write, the state."""
+        self._run.checkpoint()
+
+    def rollback(self) -> None:
+        """Back to the last checkpoint: the records since then will be delivered again, and
+        the writes and state changes made since then are dropped with them."""
+        self._run.rollback()
+
+    def rewind(self) -> None:
+        """Consume the table from its beginning again."""
+        self._batch, self._index = None, -1
+        self._pos = None
+        self._starting_value = None
+        self._run.set_position(self._port, None)
+
+    def seek(self, value: Any) -> None:
+        """Restart from the beginning, delivering only records whose order field is strictly
+        greater than ``value``."""
+        self._batch, self._index = None, -1
+        v = value.isoformat() if hasattr(value, "isoformat") else value
+        self._pos = {"after": v}
+        self._starting_value = None
+        self._run.set_position(self._port, self._pos)

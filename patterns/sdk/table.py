@@ -1,0 +1,246 @@
+"""``Table``: a node's handle on a table, read ("r") or written ("w")."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from patterns.errors import NodeError
+from patterns.sdk._context import TableInfo, node_run
+from patterns.sdk._runtime import NodeRun
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from patterns.sdk.stream import Stream
+
+_FORMATS = ("records", "dataframe", "arrow", "polars")
+
+
+class Table:
+    """A table of the app's store, as one port of this node.
+
+    ``Table("messages")`` reads; ``Table("enriched", "w")`` writes (and may read its own
+    table). The name is the port name: graph.yml may bind it to a store of another name.
+    """
+
+    def __init__(self, name: str, mode: str = "r", description: str | None = None,
+                 schema: str | dict[str, str] | None = None, required: bool = True) -> None:
+        if mode not in ("r", "w"):
+            raise NodeError(f"Table({name!r}, {mode!r}): mode must be \"r\" (read) or \"w\" (write)")
+        self.name = name
+        self.mode = mode
+        self.description = description
+        self.required = required
+        self._run: NodeRun = node_run()
+        self._port = self._run.port(name, mode)
+        if schema is not None and mode == "w":
+            self.init(schema=schema)
+
+    # ------------------------------------------------------------------ metadata
+    def _info(self) -> TableInfo:
+        self._run.flush(self.name)
+        return self._run.client.table_info(self.name)
+
+    @property
+    def sql_name(self) -> str:
+        """The quoted SQL name of the table's current version (also ``str(table)``)."""
+        return self._info().sql_name
+
+    def __str__(self) -> str:
+        return self.sql_name
+
+    def __repr__(self) -> str:
+        return f"Table({self.name!r}, {self.mode!r})"
+
+    @property
+    def exists(self) -> bool:
+        return self._info().exists
+
+    @property
+    def record_count(self) -> int:
+        return self._info().record_count
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        schema = self._info().schema
+        return dict(schema) if schema is not None else None
+
+    @property
+    def is_connected(self) -> bool:
+        return True
+
+    # ------------------------------------------------------------------ reads
+    def read(self, as_format: str = "records", chunksize: int | None = None) -> Any:
+        """All rows in ``patterns_id`` order: records (dicts), a DataFrame or, with
+        ``chunksize``, an iterator of chunks of that many rows."""
+        self._run.flush(self.name)
+        return _shape(self._run.client.read(self.name), as_format, chunksize)
+
+    def read_dataframe(self, chunksize: int | None = None) -> Any:
+        return self.read(as_format="dataframe", chunksize=chunksize)
+
+    def read_sql(self, sql: str, as_format: str = "records", chunksize: int | None = None,
+                 params: list[Any] | None = None) -> Any:
+        """Rows of a read-only query; reference tables by ``{table}`` (their ``str()``)."""
+        self._run.flush()
+        return _shape(self._run.client.read_sql(sql, params), as_format, chunksize)
+
+    def as_stream(self, order_by: str | None = None, starting_value: Any = None) -> Stream:
+        from patterns.sdk.stream import Stream
+
+        return Stream(self, order_by=order_by, starting_value=starting_value)
+
+    # ------------------------------------------------------------------ writes
+    def append(self, records: Any) -> None:
+        """Append a record (dict), a list of records, a DataFrame or an Arrow table."""
+        run = self._run
+        if type(records) is dict:
+            if self.mode != "w":
+                run.require_writable(self.name)
+            run.append_one(self.name, records)
+            return
+        run.require_writable(self.name)
+        if isinstance(records, list):
+            if records:
+                run.append(self.name, records)
+        elif isinstance(records, dict):
+            run.append_one(self.name, dict(records))
+        else:
+            run.write_frame(self.name, "append", records)
+
+    def upsert(self, records: Any, unique_on: str | list[str] | None = None) -> None:
+        """Insert records, replacing the rows that share their ``unique_on`` fields.
+
+        A changed row gets a new ``patterns_id`` and reaches streams again."""
+        self._write("upsert", records, unique_on)
+
+    def replace(self, records: Any) -> None:
+        """Make a new version of the table holding only ``records``."""
+        self._write("replace", [] if records is None else records, None)
+
+    def write(self, records: Any, replace: bool = False) -> None:
+        """The older name of :meth:`append` (``replace=True``: :meth:`replace`)."""
+        if replace:
+            self.replace(records)
+        else:
+            self.append(records)
+
+    def truncate(self) -> None:
+        """Delete every row, keeping the table version and its schema."""
+        self._run.require_writable(self.name)
+        self._run.command(self.name, "truncate")
+
+    def reset(self) -> None:
+        """Start a new, empty version of the table; streams on it start over."""
+        self._run.require_writable(self.name)
+        self._run.command(self.name, "reset")
+
+    def flush(self) -> None:
+        """Ship buffered records to the engine now (they still commit at the checkpoint)."""
+        self._run.flush(self.name)
+
+    def execute_sql(self, sql: str) -> None:
+        raise NodeError(
+            "execute_sql is not available yet in this version; use append/upsert/replace"
+        )
+
+    def init(self, schema: str | dict[str, str] | None = None,
+             schema_hints: dict[str, str] | None = None,
+             unique_on: str | list[str] | None = None, add_created: str | None = None,
+             add_monotonic_id: str | None = "patterns_id", auto_indexes: bool = True) -> None:
+        """Properties used when the table is created (and unique_on for upserts)."""
+        self._run.require_writable(self.name)
+        if isinstance(schema, str):
+            raise NodeError(
+                f"table {self.name!r}: named schemas ({schema!r}) are not supported; pass a "
+                f"dict of field names to types, e.g. {{'id': 'Integer', 'name': 'Text'}}"
+            )
+        self._run.set_options(self.name, {
+            "schema": schema, "schema_hints": schema_hints,
+            "unique_on": _as_list(unique_on), "add_created": add_created,
+            "add_monotonic_id": add_monotonic_id, "auto_indexes": auto_indexes,
+        })
+
+    def _write(self, op: str, records: Any, unique_on: str | list[str] | None) -> None:
+        run = self._run
+        run.require_writable(self.name)
+        keys = _as_list(unique_on)
+        if isinstance(records, dict):
+            records = [records]
+        if isinstance(records, list):
+            run.write_records(self.name, op, records, unique_on=keys)
+        else:
+            run.write_frame(self.name, op, records, unique_on=keys)
+
+
+def _as_list(value: str | list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _shape(batches: Iterator[pa.RecordBatch], as_format: str, chunksize: int | None) -> Any:
+    if as_format not in _FORMATS:
+        raise NodeError(f"as_format={as_format!r} is not a format; use one of {list(_FORMATS)}")
+    if chunksize is None:
+        return _convert(list(batches), as_format)
+    if chunksize < 1:
+        raise NodeError(f"chunksize must be a positive number of rows, not {chunksize}")
+    return _chunks(batches, as_format, chunksize)
+
+
+def _chunks(batches: Iterator[pa.RecordBatch], as_format: str, size: int) -> Iterator[Any]:
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(size - rows, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            batch = batch.slice(take)
+            rows += take
+            if rows == size:
+                yield _convert(pending, as_format)
+                pending, rows = [], 0
+    if rows:
+        yield _convert(pending, as_format)
+
+
+def _convert(batches: list[pa.RecordBatch], as_format: str) -> Any:
+    import pyarrow as pa
+
+    schema = batches[0].schema if batches else pa.schema([])
+    table = pa.Table.from_batches(batches, schema=schema) if batches else pa.table({})
+    json_cols = json_columns(schema)
+    if as_format == "arrow":
+        return table
+    if as_format == "polars":
+        try:
+            import polars
+        except ImportError as exc:
+            raise NodeError("as_format='polars' needs polars: add it to the app's "
+                            "requirements file (pip install polars)") from exc
+        return polars.from_arrow(table)
+    if as_format == "dataframe":
+        frame = table.to_pandas()
+        for col in json_cols:
+            frame[col] = frame[col].map(lambda v: None if v is None else json.loads(v))
+        return frame
+    return records_of(table.to_pylist(), json_cols)
+
+
+def json_columns(schema: pa.Schema) -> list[str]:
+    meta = schema.metadata or {}
+    raw = meta.get(b"patterns.json_columns")
+    return [c for c in raw.decode().split(",") if c] if raw else []
+
+
+def records_of(records: list[dict[str, Any]], json_cols: list[str]) -> list[dict[str, Any]]:
+    for col in json_cols:
+        loads = json.loads
+        for r in records:
+            v = r[col]
+            if v is not None:
+                r[col] = loads(v)
+    return records

@@ -1,0 +1,117 @@
+"""Column types: how Arrow types map to stored types, and how a column widens.
+
+A table's schema is inferred from the first write and evolves: a new field adds a nullable
+column, and a value of a wider type widens its column along ``bool → int → float → text``
+(``date → timestamp``; anything that has no common type becomes text). Nested values
+(structs, lists, maps) are stored as JSON. A column seen only with nulls so far has the kind
+``null``; its first real value decides its type.
+
+Kinds are backend-neutral names; each store maps them to its own SQL types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from patterns.errors import NodeError
+
+#: Every kind a column can have.
+KINDS = ("null", "bool", "int", "float", "text", "date", "timestamp", "timestamptz", "time",
+         "json", "bytes")
+
+#: Spellings accepted in ``schema=`` / ``schema_hints=`` (Common Model names, SQL names).
+_HINT_ALIASES: dict[str, str] = {
+    "boolean": "bool", "bool": "bool",
+    "integer": "int", "int": "int", "bigint": "int", "int64": "int", "smallint": "int",
+    "float": "float", "double": "float", "decimal": "float", "numeric": "float", "real": "float",
+    "text": "text", "string": "text", "str": "text", "varchar": "text", "unicode": "text",
+    "date": "date",
+    "datetime": "timestamptz", "timestamptz": "timestamptz",
+    "timestamp": "timestamp", "naivedatetime": "timestamp",
+    "time": "time",
+    "json": "json", "jsonb": "json", "dict": "json", "list": "json", "object": "json",
+    "array": "json",
+    "bytes": "bytes", "binary": "bytes", "blob": "bytes",
+}
+
+# The widening order of scalar kinds; a mix of two kinds widens to the later one.
+_NUMERIC_ORDER = ("bool", "int", "float", "text")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind}
+
+
+def kind_from_hint(hint: str, *, field: str, table: str) -> str:
+    kind = _HINT_ALIASES.get(str(hint).strip().lower())
+    if kind is None:
+        valid = ", ".join(sorted({k for k in _HINT_ALIASES}))
+        raise NodeError(
+            f"table {table!r}: unknown type {hint!r} for field {field!r} in its schema; "
+            f"use one of: {valid}"
+        )
+    return kind
+
+
+def kind_of_arrow(t: pa.DataType, field: pa.Field | None = None) -> str:
+    """The kind a column of Arrow type ``t`` is stored as."""
+    if field is not None and field.metadata and field.metadata.get(b"patterns.json") == b"1":
+        return "json"
+    if pa.types.is_null(t):
+        return "null"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "text"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz is not None else "timestamp"
+    if pa.types.is_time(t):
+        return "time"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return "bytes"
+    if pa.types.is_dictionary(t):
+        return kind_of_arrow(t.value_type)
+    if (pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t)
+            or pa.types.is_map(t) or pa.types.is_fixed_size_list(t)):
+        return "json"
+    raise NodeError(f"values of Arrow type {t} cannot be stored; convert them to text first")
+
+
+def widen(current: str, incoming: str) -> str:
+    """The kind a column of kind ``current`` must have to also hold ``incoming`` values."""
+    if current == incoming or incoming == "null":
+        return current
+    if current == "null":
+        return incoming
+    if current in _NUMERIC_ORDER and incoming in _NUMERIC_ORDER:
+        return max(current, incoming, key=_NUMERIC_ORDER.index)
+    if {current, incoming} == {"date", "timestamp"}:
+        return "timestamp"
+    if {current, incoming} == {"date", "timestamptz"}:
+        return "timestamptz"
+    if current == "json":
+        return "json"  # any scalar is a valid JSON value
+    return "text"
+
+
+def is_nan_into_int(current: str, incoming_type: pa.DataType, values: Any) -> bool:
+    """True when float values arriving for an int column contain NaN."""
+    if current != "int" or not pa.types.is_floating(incoming_type):
+        return False
+    import pyarrow.compute as pc
+
+    return bool(pc.any(pc.is_nan(values)).as_py())

@@ -1,0 +1,215 @@
+"""The embedded store: one DuckDB file holding the app's tables and the platform metadata.
+
+The engine is the single writer. Every checkpoint is one DuckDB transaction taken under
+:attr:`DuckDBStore.commit_lock`, which is also what makes ``patterns_id`` grow in commit
+order. Readers use their own cursors and see committed data only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from patterns.errors import StoreBusyError, StoreError
+from patterns.store import meta as metadata
+from patterns.store.columns import Column
+from patterns.store.ids import UlidSequence
+from patterns.store.migrations import DATA, META, MIGRATIONS
+from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
+from patterns.store.tables import TableWriter, q, qualified
+
+T = TypeVar("T")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class DuckDBStore:
+    """A Patterns store in one DuckDB file."""
+
+    #: Capability flags: what differs between backends.
+    concurrent_processes = False  # one process may hold the file open for writing
+    name = "duckdb"
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise StoreError(f"no store at {self.path}: run the app once with `patterns run` "
+                             f"to create it")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+            self._con.execute("SET GLOBAL TimeZone = 'UTC'")
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreBusyError(
+                    f"the store {self.path} is open in another process (a running "
+                    f"`patterns run` or `patterns serve`?); wait for it to finish, or pass "
+                    f"`--server URL` to ask the running server"
+                ) from exc
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        self.commit_lock = threading.RLock()
+        if not read_only:
+            self._migrate()
+        self.ids = UlidSequence()
+        for (last_id,) in self._con.execute(
+                f"SELECT last_id FROM {META}.tables WHERE last_id IS NOT NULL").fetchall():
+            self.ids.advance_past(last_id)
+
+    # ------------------------------------------------------------------ connection
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._con.cursor()
+
+    def close(self) -> None:
+        self._con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cur = self.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            cur.close()
+            raise
+        cur.execute("COMMIT")
+        cur.close()
+
+    def _migrate(self) -> None:
+        cur = self.cursor()
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {META}")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {META}.migrations "
+                    f"(version INTEGER, name VARCHAR, applied_at TIMESTAMPTZ)")
+        done = {v for (v,) in cur.execute(f"SELECT version FROM {META}.migrations").fetchall()}
+        for version, name, statements in MIGRATIONS:
+            if version in done:
+                continue
+            with self.transaction() as tx:
+                for sql in statements:
+                    tx.execute(sql)
+                tx.execute(f"INSERT INTO {META}.migrations VALUES (?, ?, ?)",
+                           [version, name, utcnow()])
+
+    # ------------------------------------------------------------------ tables
+    def table(self, name: str, cur: duckdb.DuckDBPyConnection | None = None) -> TableMeta | None:
+        cur = cur or self.cursor()
+        rows = cur.execute(
+            f"SELECT name, version, physical, columns, id_column, created_column, unique_on, "
+            f"last_id, last_commit FROM {META}.tables WHERE name = ?", [name]).fetchall()
+        if not rows:
+            return None
+        name, version, physical, columns, id_col, created, unique, last_id, last = rows[0]
+        return TableMeta(
+            name=name, version=version, physical=physical,
+            columns=tuple(Column(c["name"], c["kind"]) for c in json.loads(columns)),
+            id_column=id_col, created_column=created,
+            unique_on=tuple(json.loads(unique)) if unique else None,
+            last_id=last_id, last_commit=last,
+        )
+
+    def tables(self) -> list[TableMeta]:
+        cur = self.cursor()
+        names = [n for (n,) in cur.execute(f"SELECT name FROM {META}.tables ORDER BY name")
+                 .fetchall()]
+        return [m for m in (self.table(n, cur) for n in names) if m is not None]
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        rows = self.cursor().execute(
+            f"SELECT version, physical, created_at, run_id, reason FROM {META}.table_versions "
+            f"WHERE name = ? ORDER BY version", [name]).fetchall()
+        live = {p for (p,) in self.cursor().execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            [DATA]).fetchall()}
+        return [{"version": v, "physical": p, "created_at": c, "run_id": r, "reason": why,
+                 "available": p in live} for v, p, c, r, why in rows]
+
+    def count(self, meta: TableMeta, cur: duckdb.DuckDBPyConnection | None = None) -> int:
+        cur = cur or self.cursor()
+        row = cur.execute(f"SELECT count(*) FROM {qualified(meta.physical)}").fetchall()
+        return int(row[0][0])
+
+    # ------------------------------------------------------------------ commits
+    def commit(self, cp: Checkpoint) -> CommitResult:
+        """Apply a checkpoint in one transaction: table ops, state, stream positions."""
+        with self.commit_lock, self.transaction() as cur:
+            return self._apply(cur, cp)
+
+    def _apply(self, cur: duckdb.DuckDBPyConnection, cp: Checkpoint) -> CommitResult:
+        now = utcnow()
+        writer = TableWriter(cur, self.ids, now, cp.run_id)
+        rows: dict[str, int] = {}
+        metas: dict[str, TableMeta] = {}
+        seq = None
+        for name in sorted(set(cp.ops) | set(cp.options)):
+            options = cp.options.get(name)
+            table = self.table(name, cur)
+            if table is None:
+                table = writer.create(name, options or TableOptions())
+            elif options is not None:
+                table = writer.apply_options(table, options)
+            added, changed_version = 0, False
+            for op in cp.ops.get(name, []):
+                before = table.version
+                table, n = writer.apply(table, op, options)
+                added += n
+                changed_version |= table.version != before
+            if added or changed_version or cp.ops.get(name):
+                if seq is None:
+                    seq = int(cur.execute(f"SELECT nextval('{META}.commit_seq')").fetchall()[0][0])
+                cur.execute(f"INSERT INTO {META}.commits VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [seq, name, table.version, cp.run_id, cp.node_id, added, now])
+            writer.save(table, seq if (added or changed_version) else None)
+            rows[name] = added
+            metas[name] = table
+        if cp.state is not None:
+            metadata.set_state(cur, cp.node_id, cp.state, now)
+        for table_name, position in cp.positions.items():
+            metadata.set_position(cur, cp.node_id, table_name, position, now)
+        return CommitResult(seq=seq or 0, rows_added=rows, tables=metas)
+
+    def with_staged(self, cp: Checkpoint, read: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run ``read`` on a view where ``cp`` is applied, then throw the changes away.
+
+        This is how a run reads its own uncommitted writes.
+        """
+        with self.commit_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                self._apply(cur, cp)
+                return read(cur)
+            finally:
+                cur.execute("ROLLBACK")
+                cur.close()
+
+    # ------------------------------------------------------------------ reads
+    def arrow(self, sql: str, params: list[Any] | None = None,
+              cur: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+        cur = cur or self.cursor()
+        return cur.sql(sql, params=params).to_arrow_table() if params else \
+            cur.sql(sql).to_arrow_table()
+
+    def reset_table(self, name: str, run_id: str | None = None) -> TableMeta:
+        from patterns.store.model import TableOp
+
+        cp = Checkpoint(run_id=run_id or "cli", node_id="cli",
+                        ops={name: [TableOp("reset")]})
+        return self.commit(cp).tables[name]
+
+    def drop_version(self, name: str, physical: str) -> None:
+        with self.commit_lock, self.transaction() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {qualified(physical)}")
+
+    def view_name(self, name: str) -> str:
+        return f"main.{q(name)}"

@@ -1,0 +1,94 @@
+"""``patterns_id``: ULIDs assigned at commit, strictly increasing in commit order.
+
+A ULID is 26 Crockford base32 characters: 48 bits of milliseconds then 80 random bits.
+The store holds one :class:`UlidSequence` and takes every id from it while it holds the
+commit lock, so ids grow in commit order across all tables, even when the clock stalls or
+steps back (the sequence then keeps counting from its last id). Blocks of ids are made with
+numpy, never one Python string per row.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pyarrow as pa
+
+ALPHABET = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_LOOKUP = np.frombuffer(ALPHABET, dtype=np.uint8)
+_DECODE = {c: i for i, c in enumerate(ALPHABET.decode())}
+_LOW_BITS = 50
+_LOW_LIMIT = 1 << _LOW_BITS
+
+
+def encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(ALPHABET[value & 31])
+        value >>= 5
+    return bytes(reversed(chars)).decode()
+
+
+def decode(text: str) -> int:
+    value = 0
+    for ch in text.upper():
+        value = (value << 5) | _DECODE[ch]
+    return value
+
+
+class UlidSequence:
+    """Hands out increasing blocks of ULIDs.
+
+    The 80 random bits are split into a 30-bit high part fixed per millisecond and a 50-bit
+    counter; a block of n ids is one prefix and n consecutive counters.
+    """
+
+    def __init__(self, after: str | None = None) -> None:
+        self._ms = 0
+        self._hi = 0
+        self._next_low = 0
+        if after:
+            self.advance_past(after)
+
+    def advance_past(self, ulid: str) -> None:
+        """Make every later id greater than ``ulid`` (an id already stored)."""
+        value = decode(ulid)
+        ms, rand = value >> 80, value & ((1 << 80) - 1)
+        hi, low = rand >> _LOW_BITS, rand & (_LOW_LIMIT - 1)
+        if (ms, hi, low) >= (self._ms, self._hi, self._next_low):
+            self._ms, self._hi, self._next_low = ms, hi, low + 1
+
+    def block(self, n: int) -> pa.Array:
+        """``n`` new ids, increasing, as an Arrow string array."""
+        now = int(time.time() * 1000)
+        if now > self._ms:
+            self._ms = now
+            self._hi = int.from_bytes(os.urandom(4), "big") >> 2
+            self._next_low = int.from_bytes(os.urandom(7), "big") >> 7  # < 2**49
+        if self._next_low + n >= _LOW_LIMIT:
+            # This millisecond's counter is used up: move on to the next millisecond.
+            self._ms += 1
+            self._hi = 0
+            self._next_low = 0
+        start = self._next_low
+        self._next_low += n
+        prefix = encode(self._ms, 10) + encode(self._hi, 6)
+        return _block_array(prefix.encode(), start, n)
+
+    def last(self) -> str | None:
+        if self._ms == 0:
+            return None
+        return encode(self._ms, 10) + encode(self._hi, 6) + encode(self._next_low - 1, 10)
+
+
+def _block_array(prefix: bytes, start: int, n: int) -> pa.Array:
+    chars = np.empty((n, 26), dtype=np.uint8)
+    chars[:, :16] = np.frombuffer(prefix, dtype=np.uint8)
+    low = np.arange(start, start + n, dtype=np.int64)
+    for k in range(10):
+        chars[:, 16 + k] = _LOOKUP[(low >> (45 - 5 * k)) & 31]
+    offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())]
+    )

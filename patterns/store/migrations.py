@@ -1,0 +1,80 @@
+"""Numbered migrations of the platform metadata (schema ``patterns_meta``).
+
+Metadata changes only through a new entry at the end of :data:`MIGRATIONS`; an applied
+migration is never edited. The store applies the missing ones in order when it opens, each in
+its own transaction, and records them in ``patterns_meta.migrations``.
+"""
+
+from __future__ import annotations
+
+META = "patterns_meta"
+DATA = "patterns_data"
+
+# No PRIMARY KEY constraints: DuckDB checks them eagerly within a transaction, which breaks
+# updating one row twice in a checkpoint. The store keeps keys unique itself.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "tables, versions, commits, runs, logs, state, stream positions", [
+        f"CREATE SCHEMA IF NOT EXISTS {DATA}",
+        # One row per table: its current version and the facts a commit needs.
+        f"""CREATE TABLE {META}.tables (
+            name VARCHAR,
+            version INTEGER NOT NULL,
+            physical VARCHAR NOT NULL,
+            columns JSON NOT NULL,
+            id_column VARCHAR,
+            created_column VARCHAR,
+            unique_on JSON,
+            last_id VARCHAR,
+            last_commit BIGINT NOT NULL DEFAULT 0,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+        f"""CREATE TABLE {META}.table_versions (
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            physical VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            run_id VARCHAR,
+            reason VARCHAR NOT NULL)""",
+        # The commit log: every checkpoint that changed a table. Drives reactive runs.
+        f"CREATE SEQUENCE {META}.commit_seq START 1",
+        f"""CREATE TABLE {META}.commits (
+            seq BIGINT NOT NULL,
+            table_name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            run_id VARCHAR,
+            node_id VARCHAR,
+            rows_added BIGINT NOT NULL,
+            committed_at TIMESTAMPTZ NOT NULL)""",
+        f"""CREATE TABLE {META}.runs (
+            id VARCHAR,
+            node_id VARCHAR NOT NULL,
+            node_title VARCHAR NOT NULL,
+            trigger VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            parameters JSON,
+            queued_at TIMESTAMPTZ NOT NULL,
+            started_at TIMESTAMPTZ,
+            ended_at TIMESTAMPTZ,
+            seen_commit BIGINT NOT NULL DEFAULT 0,
+            rows_read JSON,
+            rows_written JSON,
+            checkpoints INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            error VARCHAR,
+            traceback VARCHAR)""",
+        f"""CREATE TABLE {META}.run_logs (
+            run_id VARCHAR,
+            text VARCHAR NOT NULL,
+            truncated BOOLEAN NOT NULL DEFAULT false)""",
+        f"""CREATE TABLE {META}.node_state (
+            node_id VARCHAR,
+            doc JSON NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+        f"""CREATE TABLE {META}.stream_positions (
+            node_id VARCHAR NOT NULL,
+            table_name VARCHAR NOT NULL,
+            position JSON NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL)""",
+    ]),
+]

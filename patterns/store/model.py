@@ -1,0 +1,176 @@
+"""What a store takes in and hands out: table metadata, staged table operations, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from patterns.store.columns import Column
+
+HIDDEN_ID = "_patterns_id"
+DEFAULT_ID = "patterns_id"
+
+OpKind = Literal["append", "upsert", "replace", "truncate", "reset"]
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """What ``Table(..., schema=)`` and ``table.init(...)`` ask of a table."""
+
+    schema: Mapping[str, str] | None = None
+    schema_hints: Mapping[str, str] | None = None
+    unique_on: tuple[str, ...] | None = None
+    add_created: str | None = None
+    add_monotonic_id: str | None = DEFAULT_ID
+    auto_indexes: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": dict(self.schema) if self.schema else None,
+            "schema_hints": dict(self.schema_hints) if self.schema_hints else None,
+            "unique_on": list(self.unique_on) if self.unique_on else None,
+            "add_created": self.add_created,
+            "add_monotonic_id": self.add_monotonic_id,
+            "auto_indexes": self.auto_indexes,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> TableOptions:
+        unique = doc.get("unique_on")
+        return cls(
+            schema=doc.get("schema"),
+            schema_hints=doc.get("schema_hints"),
+            unique_on=tuple(unique) if unique else None,
+            add_created=doc.get("add_created"),
+            add_monotonic_id=doc.get("add_monotonic_id", DEFAULT_ID),
+            auto_indexes=bool(doc.get("auto_indexes", True)),
+        )
+
+
+@dataclass(frozen=True)
+class TableOp:
+    """One staged change to a table, applied in order at the next checkpoint."""
+
+    kind: OpKind
+    data: pa.Table | None = None
+    unique_on: tuple[str, ...] | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.data.num_rows if self.data is not None else 0
+
+
+@dataclass(frozen=True)
+class TableMeta:
+    name: str
+    version: int
+    physical: str
+    columns: tuple[Column, ...]
+    id_column: str | None
+    created_column: str | None
+    unique_on: tuple[str, ...] | None
+    last_id: str | None
+    last_commit: int
+
+    @property
+    def physical_id(self) -> str:
+        """The id column as stored (hidden when ``init(add_monotonic_id=None)``)."""
+        return self.id_column or HIDDEN_ID
+
+    @property
+    def user_columns(self) -> tuple[Column, ...]:
+        return self.columns
+
+    def column(self, name: str) -> Column | None:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        return None
+
+    def visible_names(self) -> list[str]:
+        """Column names a reader sees, in order: the user's fields, created, id."""
+        names = [c.name for c in self.columns]
+        if self.created_column:
+            names.append(self.created_column)
+        if self.id_column:
+            names.append(self.id_column)
+        return names
+
+    def json_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.kind == "json"]
+
+    def with_columns(self, columns: tuple[Column, ...]) -> TableMeta:
+        return replace(self, columns=columns)
+
+    def schema_doc(self) -> dict[str, Any]:
+        cols = [c.to_json() for c in self.columns]
+        if self.created_column:
+            cols.append({"name": self.created_column, "kind": "timestamptz"})
+        if self.id_column:
+            cols.append({"name": self.id_column, "kind": "text"})
+        return {"version": self.version, "columns": cols,
+                "unique_on": list(self.unique_on) if self.unique_on else None}
+
+
+@dataclass
+class Checkpoint:
+    """Everything a run commits at once: table changes, state and stream positions."""
+
+    run_id: str
+    node_id: str
+    ops: dict[str, list[TableOp]] = field(default_factory=dict)
+    options: dict[str, TableOptions] = field(default_factory=dict)
+    state: dict[str, Any] | None = None  # None: unchanged
+    positions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    seq: int
+    rows_added: Mapping[str, int]
+    tables: Mapping[str, TableMeta]
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, default=str, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a node as the store keeps it."""
+
+    id: str
+    node_id: str
+    node_title: str
+    trigger: str
+    status: str  # queued | running | succeeded | failed | timed_out | cancelled
+    queued_at: Any
+    started_at: Any = None
+    ended_at: Any = None
+    attempt: int = 1
+    parameters: Mapping[str, Any] | None = None
+    seen_commit: int = 0
+    rows_read: Mapping[str, int] | None = None
+    rows_written: Mapping[str, int] | None = None
+    checkpoints: int = 0
+    exit_code: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return float((self.ended_at - self.started_at).total_seconds())
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for key in ("queued_at", "started_at", "ended_at"):
+            if doc[key] is not None:
+                doc[key] = doc[key].isoformat()
+        doc["seconds"] = self.seconds
+        return doc

@@ -1,0 +1,108 @@
+"""Read queries: table scans and stream passes, as Arrow record batch readers.
+
+A stream's position is a small JSON document the SDK keeps and commits with checkpoints:
+
+``{"version": 3, "lo": <id>, "hi": <id>, "v": <order value>, "id": <id>, "done": false,
+"order_by": "ts", "floor": <starting value>}``
+
+A *pass* delivers the rows committed in ``(lo, hi]`` sorted by ``(order_by, patterns_id)``;
+``(v, id)`` is the last row delivered. When a pass is done, the next one covers ``(hi, last
+id of the table]``. Because ids grow in commit order, a row committed late (whatever its
+order value) lands in a later pass: delivered later, never skipped. A new table version (a
+``replace`` or ``reset``) starts the stream over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from patterns.store.model import TableMeta
+from patterns.store.tables import q, qualified
+
+#: Rows per Arrow batch handed to readers.
+BATCH_ROWS = 65_536
+
+
+def select_list(meta: TableMeta, *, with_hidden_id: bool = False) -> str:
+    names = meta.visible_names()
+    if with_hidden_id and meta.id_column is None:
+        names.append(meta.physical_id)
+    return ", ".join(q(n) for n in names)
+
+
+def scan_sql(meta: TableMeta, physical: str | None = None, limit: int | None = None,
+             offset: int | None = None) -> str:
+    sql = (f"SELECT {select_list(meta)} FROM {qualified(physical or meta.physical)} "
+           f"ORDER BY {q(meta.physical_id)}")
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    if offset:
+        sql += f" OFFSET {int(offset)}"
+    return sql
+
+
+def next_pass(meta: TableMeta, position: Mapping[str, Any] | None, order_by: str | None,
+              starting_value: Any = None) -> dict[str, Any]:
+    """The position to read from next: the pass in progress, or a new one."""
+    if position is None or position.get("version") != meta.version:
+        position = {"version": meta.version, "lo": None, "hi": None, "done": True,
+                    "floor": starting_value}
+    pos = dict(position)
+    if pos.get("order_by") != order_by and not pos.get("done"):
+        pos["done"] = True  # a new order applies from the next pass on
+    pos["order_by"] = order_by
+    if pos.get("done"):
+        pos.update(lo=pos.get("hi"), hi=meta.last_id, v=None, id=None, done=False,
+                   started=False)
+    return pos
+
+
+def pass_is_empty(pos: Mapping[str, Any]) -> bool:
+    return pos.get("hi") is None or pos.get("hi") == pos.get("lo")
+
+
+def stream_sql(meta: TableMeta, pos: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    idc = q(meta.physical_id)
+    where, params = [f"{idc} <= ?"], [pos["hi"]]
+    if pos.get("lo") is not None:
+        where.append(f"{idc} > ?")
+        params.append(pos["lo"])
+    order_by = pos.get("order_by")
+    if order_by is not None and meta.column(order_by) is None and order_by != meta.id_column:
+        from patterns.errors import NodeError
+
+        fields = ", ".join(meta.visible_names())
+        raise NodeError(f"table {meta.name!r} has no field {order_by!r} to order a stream by; "
+                        f"its fields are: {fields}")
+    ocol = q(order_by) if order_by else None
+    if pos.get("floor") is not None:  # as_stream(starting_value=...): inclusive
+        where.append(f"{ocol or idc} >= ?")
+        params.append(pos["floor"])
+    if pos.get("gt") is not None:  # stream.seek(value): strictly greater
+        where.append(f"{ocol or idc} > ?")
+        params.append(pos["gt"])
+    if pos.get("started"):
+        if ocol is None:
+            where.append(f"{idc} > ?")
+            params.append(pos["id"])
+        elif pos.get("v") is None:
+            where.append(f"({ocol} IS NULL AND {idc} > ?)")
+            params.append(pos["id"])
+        else:
+            where.append(f"({ocol} > ? OR {ocol} IS NULL OR ({ocol} = ? AND {idc} > ?))")
+            params += [pos["v"], pos["v"], pos["id"]]
+    order = f"{ocol} NULLS LAST, {idc}" if ocol else idc
+    sql = (f"SELECT {select_list(meta, with_hidden_id=True)} FROM {qualified(meta.physical)} "
+           f"WHERE {' AND '.join(where)} ORDER BY {order}")
+    return sql, params
+
+
+def batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
