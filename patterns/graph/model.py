@@ -1,0 +1,236 @@
+"""The resolved app: what graph.yml and the node files say, once loaded and validated.
+
+Everything here is a frozen dataclass built by :func:`patterns.graph.loader.load_app`. The
+engine reads it; nothing here touches a store or runs a node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from patterns.errors import ConfigError
+
+TableMode = Literal["r", "w"]
+NodeKind = Literal["python", "sql", "chart", "subgraph", "webhook", "component"]
+
+
+class _Missing:
+    """A parameter with no default: a value must be given."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+
+class _RuntimeDefault:
+    """A default that is not a literal (``default=datetime.now()``): the node computes it."""
+
+    def __repr__(self) -> str:
+        return "RUNTIME_DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "RUNTIME_DEFAULT"
+
+
+MISSING: Final = _Missing()
+RUNTIME_DEFAULT: Final = _RuntimeDefault()
+
+PARAMETER_TYPES: Final = ("str", "int", "float", "bool", "datetime", "date", "list", "connection")
+
+
+@dataclass(frozen=True)
+class TableDecl:
+    """A ``Table("name", mode)`` found in a node file."""
+
+    port: str
+    mode: TableMode
+    line: int
+    required: bool = True
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ParameterDecl:
+    """A ``Parameter("name", type=..., default=...)`` found in a node file."""
+
+    name: str
+    type: str
+    default: Any = field(hash=False)
+    line: int
+    description: str | None = None
+    connection_kind: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+
+@dataclass(frozen=True)
+class NodeInterface:
+    """What a node declares: its tables (ports), parameters and whether it keeps state."""
+
+    tables: tuple[TableDecl, ...] = ()
+    parameters: tuple[ParameterDecl, ...] = ()
+    uses_state: bool = False
+
+    def table(self, port: str) -> TableDecl | None:
+        return next((t for t in self.tables if t.port == port), None)
+
+    def parameter(self, name: str) -> ParameterDecl | None:
+        return next((p for p in self.parameters if p.name == name), None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Run settings of an app, or of one node (the app's with the node's overrides)."""
+
+    time_limit_seconds: float = 600
+    checkpoint_seconds: float = 30
+    retries_count: int = 0
+    retries_backoff_seconds: float = 10
+    sql_dialect: str = "postgres"
+    keep_versions: int = 5
+    timezone: str = "UTC"
+    #: Settings read by later parts (webhook_headers, webhook_query, response_timeout_seconds,
+    #: max_body_bytes). Unknown keys never get here: they are problems.
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One entry of ``functions:``, resolved."""
+
+    id: str
+    kind: NodeKind
+    title: str
+    file: Path | None
+    rel_file: str | None
+    line: int
+    trigger: str | None
+    inputs: Mapping[str, str] = field(hash=False)
+    outputs: Mapping[str, str] = field(hash=False)
+    parameter_values: Mapping[str, Any] = field(hash=False)
+    interface: NodeInterface
+    settings: Settings
+    webhook_table: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def label(self) -> str:
+        """How messages name this node: its file, webhook table or component."""
+        if self.rel_file is not None:
+            return self.rel_file
+        if self.webhook_table is not None:
+            return f"webhook {self.webhook_table}"
+        return str(self.raw.get("uses", self.id))
+
+    def store_for(self, port: str) -> str:
+        """The store a port is bound to: its inputs/outputs mapping, else the port name."""
+        if port in self.inputs:
+            return self.inputs[port]
+        if port in self.outputs:
+            return self.outputs[port]
+        return port
+
+    def reads(self) -> tuple[str, ...]:
+        """Store names this node reads."""
+        if self.kind == "chart":
+            chart_input = self.raw.get("chart_input")
+            return (str(chart_input),) if chart_input else ()
+        if self.kind in ("component", "subgraph"):
+            return _unique(self.inputs.values())
+        return _unique(self.store_for(t.port) for t in self.interface.tables if t.mode == "r")
+
+    def writes(self) -> tuple[str, ...]:
+        """Store names this node writes."""
+        if self.kind == "webhook":
+            return (self.webhook_table,) if self.webhook_table else ()
+        if self.kind in ("component", "subgraph"):
+            return _unique(self.outputs.values())
+        return _unique(self.store_for(t.port) for t in self.interface.tables if t.mode == "w")
+
+
+@dataclass(frozen=True)
+class StoreDecl:
+    """One entry of ``stores:`` (a table; legacy ``stream:`` entries load as tables)."""
+
+    name: str
+    id: str | None
+    line: int
+    schema: Any = field(default=None, hash=False)
+    display: Any = field(default=None, hash=False)
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class App:
+    """A loaded, valid app."""
+
+    root: Path
+    graph_file: Path
+    title: str
+    slug: str
+    description_file: str | None
+    requirements_file: str | None
+    settings: Settings
+    nodes: tuple[Node, ...]
+    stores: tuple[StoreDecl, ...]
+    docs: tuple[Any, ...] = field(default=(), hash=False)
+    dashboards: tuple[Any, ...] = field(default=(), hash=False)
+    exposes: Any = field(default=None, hash=False)
+    schemas: Any = field(default=None, hash=False)
+    raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def node(self, key: str) -> Node:
+        """A node by id, node_file, file path (absolute, or relative to cwd or root) or title."""
+        for node in self.nodes:
+            if key in (node.id, node.rel_file):
+                return node
+        wanted = {Path(key).resolve(), (self.root / key).resolve()}
+        for node in self.nodes:
+            if node.file is not None and node.file.resolve() in wanted:
+                return node
+        titled = [n for n in self.nodes if key in (n.title, n.webhook_table)]
+        if len(titled) == 1:
+            return titled[0]
+        valid = (
+            ", ".join(f"{n.id} ({n.rel_file or n.label})" for n in self.nodes)
+            or "none: add a function to graph.yml"
+        )
+        raise ConfigError(f"no node '{key}' in app '{self.title}': valid nodes are {valid}")
+
+    def store(self, name: str) -> StoreDecl:
+        for store in self.stores:
+            if store.name == name:
+                return store
+        valid = ", ".join(s.name for s in self.stores) or "none"
+        raise ConfigError(
+            f"no store '{name}' in app '{self.title}': valid stores are {valid}; "
+            f"add `- table: {name}` under `stores:` in graph.yml"
+        )
+
+    def readers_of(self, store: str) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if store in n.reads())
+
+    def writers_of(self, store: str) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if store in n.writes())
+
+    def downstream(self, node: Node) -> tuple[Node, ...]:
+        """Nodes (other than ``node``) that read a store ``node`` writes, in graph order."""
+        written = set(node.writes())
+        return tuple(n for n in self.nodes if n.id != node.id and written.intersection(n.reads()))
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The resolved graph as a JSON-able document."""
+        from patterns.graph.manifest import app_manifest
+
+        return app_manifest(self)
+
+
+def _unique(items: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(i) for i in items))

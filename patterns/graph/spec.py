@@ -1,0 +1,222 @@
+"""The graph.yml format, as pydantic models that reject unknown keys.
+
+Each part (the top level, each function, each store, each settings block) is validated on
+its own so that one bad entry does not hide the problems of the others; a key with a bad
+value is reported and dropped, and the rest of the entry is still checked.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+
+from patterns.errors import Problem
+from patterns.graph.yaml_lines import KeyPath, LineMap
+
+_CONFIG = ConfigDict(extra="forbid", coerce_numbers_to_str=True, populate_by_name=True)
+
+PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
+NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+PositiveInt = Annotated[int, Strict(), Field(ge=1)]
+
+
+class GraphSpec(BaseModel):
+    model_config = _CONFIG
+
+    title: str | None = None
+    slug: str | None = None
+    description_file: str | None = None
+    requirements_file: str | None = None
+    functions: list[Any] | None = None
+    stores: list[Any] | None = None
+    docs: list[Any] | None = None
+    dashboards: list[Any] | None = None
+    exposes: Any = None
+    schemas: Any = None
+    settings: dict[str, Any] | None = None
+
+
+class FunctionSpec(BaseModel):
+    model_config = _CONFIG
+
+    node_file: str | None = None
+    webhook: str | None = None
+    uses: str | None = None
+    id: str | None = None
+    title: str | None = None
+    description_file: str | None = None
+    description: str | None = None
+    trigger: str | None = None
+    inputs: dict[str, str] | None = None
+    outputs: dict[str, str] | None = None
+    parameter_values: dict[str, Any] | None = None
+    display: Any = None
+    icon_url: str | None = None
+    chart_input: str | None = None
+    settings: dict[str, Any] | None = None
+    respond: Annotated[bool, Strict()] | None = None
+
+
+class StoreSpec(BaseModel):
+    model_config = _CONFIG
+
+    table: str | None = None
+    stream: str | None = None
+    id: str | None = None
+    schema_: Any = Field(default=None, alias="schema")
+    display: Any = None
+    description: str | None = None
+
+
+class RetriesSpec(BaseModel):
+    model_config = _CONFIG
+
+    count: NonNegativeInt = 0
+    backoff_seconds: NonNegativeFloat = 10
+
+
+class SettingsSpec(BaseModel):
+    model_config = _CONFIG
+
+    time_limit_seconds: PositiveFloat | None = None
+    checkpoint_seconds: PositiveFloat | None = None
+    retries: RetriesSpec | None = None
+    sql_dialect: Literal["postgres", "duckdb"] | None = None
+    keep_versions: PositiveInt | None = None
+    timezone: str | None = None
+    webhook_headers: Any = None
+    webhook_query: Any = None
+    response_timeout_seconds: PositiveFloat | None = None
+    max_body_bytes: PositiveInt | None = None
+
+    @field_validator("retries", mode="before")
+    @classmethod
+    def _count_only(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"count": value}
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}: use an IANA name such as UTC or Europe/Paris"
+            ) from None
+        return value
+
+
+EXTRA_SETTINGS = ("webhook_headers", "webhook_query", "response_timeout_seconds", "max_body_bytes")
+
+M = TypeVar("M", bound=BaseModel)
+
+_TYPE_WORDS = {
+    "dict_type": "must be a mapping (`key: value` lines)",
+    "list_type": "must be a list (`- item` lines)",
+    "string_type": "must be a string",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "model_type": "must be a mapping (`key: value` lines)",
+    "model_attributes_type": "must be a mapping (`key: value` lines)",
+}
+
+
+def validate_part(
+    model: type[M], data: Any, path: KeyPath, where: str, lines: LineMap, rel: str, node: str | None
+) -> tuple[M | None, list[Problem]]:
+    """Validate ``data`` (found at ``path``) against ``model``; report, drop bad keys, retry."""
+    if not isinstance(data, dict):
+        line = lines.line(path)
+        message = f"{where} must be a mapping (`key: value` lines), got {_shown(data)}"
+        return None, [Problem(rel, line, message, None, node)]
+    problems: list[Problem] = []
+    data = dict(data)
+    for _ in range(3):
+        try:
+            return model.model_validate(data), problems
+        except ValidationError as error:
+            for detail in error.errors():
+                loc = tuple(detail["loc"])
+                problems.append(_problem(model, detail, loc, path, where, lines, rel, node))
+                data.pop(loc[0] if loc else None, None)
+    return None, problems
+
+
+def _problem(
+    model: type[BaseModel],
+    detail: Any,
+    loc: tuple[Any, ...],
+    path: KeyPath,
+    where: str,
+    lines: LineMap,
+    rel: str,
+    node: str | None,
+) -> Problem:
+    line = lines.line((*path, *loc))
+    key = ".".join(str(part) for part in loc)
+    kind = detail["type"]
+    if kind == "extra_forbidden":
+        valid = _keys(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        fix = f"did you mean '{close[0]}'?" if close else f"valid keys are {', '.join(valid)}"
+        return Problem(rel, line, f"unknown key '{key}' in {where}", fix, node)
+    if kind in _TYPE_WORDS:
+        message = f"'{key}' in {where} {_TYPE_WORDS[kind]}, got {_shown(detail['input'])}"
+        return Problem(rel, line, message, None, node)
+    if kind in ("greater_than", "greater_than_equal"):
+        ctx = detail.get("ctx", {})
+        bound = f"greater than {ctx['gt']}" if "gt" in ctx else f"at least {ctx.get('ge')}"
+        message = f"'{key}' in {where} must be {bound}, got {_shown(detail['input'])}"
+        return Problem(rel, line, message, None, node)
+    if kind == "literal_error":
+        expected = detail.get("ctx", {}).get("expected", "")
+        message = f"'{key}' in {where} must be one of {expected}, got {_shown(detail['input'])}"
+        return Problem(rel, line, message, None, node)
+    if kind == "value_error":
+        return Problem(rel, line, f"'{key}' in {where}: {detail['ctx']['error']}", None, node)
+    text = str(detail["msg"])
+    text = text[:1].lower() + text[1:]
+    message = f"'{key}' in {where}: {text}, got {_shown(detail['input'])}"
+    return Problem(rel, line, message, None, node)
+
+
+def _keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys accepted at ``loc`` inside ``model`` (following nested models)."""
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        nested = _nested_model(info.annotation) if info is not None else None
+        if nested is None:
+            return []
+        model = nested
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)

@@ -1,0 +1,94 @@
+"""graph.yml keys and value types: unknown keys get a suggestion, settings are checked."""
+
+from __future__ import annotations
+
+from .conftest import AppFolder, simple
+
+
+def test_unknown_function_key_suggests_the_close_one(app: AppFolder) -> None:
+    simple(app, '    trigers: "*/5 * * * *"\n')
+    problem = app.problem()
+    assert (problem.file, problem.line, problem.node) == ("graph.yml", 4, "enrich.py")
+    assert problem.message == "unknown key 'trigers' in function 'enrich.py'"
+    assert problem.fix == "did you mean 'trigger'?"
+
+
+def test_unknown_top_level_key_lists_the_valid_keys(app: AppFolder) -> None:
+    simple(app)
+    app.graph("title: x\nzzz: 1\n")
+    problem = app.problem()
+    assert problem.line == 2
+    assert problem.fix is not None and "functions" in problem.fix and "settings" in problem.fix
+
+
+def test_unknown_keys_in_store_and_settings(app: AppFolder) -> None:
+    app.graph(
+        """
+        title: x
+        stores:
+          - table: a
+            shema: {}
+        settings:
+          time_limit: 5
+          retries: {count: 1, backof_seconds: 2}
+        """
+    )
+    problems = app.problems()
+    assert [(p.line, p.fix) for p in problems] == [
+        (4, "did you mean 'schema'?"),
+        (6, "did you mean 'time_limit_seconds'?"),
+        (7, "did you mean 'backoff_seconds'?"),
+    ]
+
+
+def test_wrong_value_type(app: AppFolder) -> None:
+    simple(app, "    inputs:\n      - messages\n")
+    problem = app.problem()
+    assert (problem.line, problem.node) == (4, "enrich.py")
+    assert "'inputs'" in problem.message and "must be a mapping" in problem.message
+
+
+def test_functions_must_be_a_list(app: AppFolder) -> None:
+    app.graph("title: x\nfunctions:\n  node_file: a.py\n")
+    problem = app.problem()
+    assert problem.line == 2
+    assert "must be a list" in problem.message
+
+
+def test_settings_problems(app: AppFolder) -> None:
+    simple(app)
+    text = (app.root / "graph.yml").read_text()
+    app.graph(
+        text
+        + "settings:\n"
+        + "  time_limit_seconds: -5\n"
+        + "  checkpoint_seconds: soon\n"
+        + "  sql_dialect: mysql\n"
+        + "  timezone: Mars/Olympus\n"
+        + "  keep_versions: true\n"
+    )
+    problems = app.problems()
+    assert [p.line for p in problems] == [9, 10, 11, 12, 13]
+    assert "greater than 0" in problems[0].message
+    assert "'postgres' or 'duckdb'" in problems[2].message
+    assert "Mars/Olympus" in problems[3].message
+
+
+def test_node_settings_override_app_settings(app: AppFolder) -> None:
+    simple(app, "    settings:\n      time_limit_seconds: 60\n      retries: 2\n")
+    text = (app.root / "graph.yml").read_text()
+    app.graph(
+        text
+        + "settings:\n  retries: {count: 1, backoff_seconds: 3}\n  sql_dialect: duckdb\n"
+        + "  webhook_headers: [X-Sig]\n"
+    )
+    loaded = app.load()
+    node = loaded.nodes[0]
+    assert loaded.settings.retries_count == 1 and loaded.settings.extra == {
+        "webhook_headers": ["X-Sig"]
+    }
+    assert node.settings.time_limit_seconds == 60
+    assert node.settings.retries_count == 2
+    assert node.settings.retries_backoff_seconds == 3
+    assert node.settings.sql_dialect == "duckdb"
+    assert node.settings.extra == {"webhook_headers": ["X-Sig"]}
