@@ -47,7 +47,14 @@ class ConfigError(PatternsError):
 
 
 class NodeError(PatternsError):
-    """Node code used the API wrongly (undeclared table, unstorable value...)."""
+    """Node code used the API wrongly (undeclared table, unstorable value...).
+
+    ``record`` is the index, within what was appended, of the record at fault, when known.
+    """
+
+    def __init__(self, message: str, record: int | None = None) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 class StoreError(PatternsError):

@@ -40,12 +40,12 @@ def decode(data: bytes | memoryview | Any) -> Any:
     return json.loads(bytes(data), object_hook=_hook)
 
 
-def error_message(kind: str, message: str) -> str:
-    return ERROR_PREFIX + json.dumps({"kind": kind, "message": message})
+def error_message(kind: str, message: str, record: int | None = None) -> str:
+    return ERROR_PREFIX + json.dumps({"kind": kind, "message": message, "record": record})
 
 
-def parse_error(text: str) -> tuple[str, str] | None:
-    """(kind, message) from a data plane error text, if it carries one of ours."""
+def parse_error(text: str) -> tuple[str, str, int | None] | None:
+    """(kind, message, record) from a data plane error text, if it carries one of ours."""
     start = text.find(ERROR_PREFIX)
     if start < 0:
         return None
@@ -54,4 +54,5 @@ def parse_error(text: str) -> tuple[str, str] | None:
         doc, _ = json.JSONDecoder().raw_decode(body)
     except ValueError:
         return None
-    return str(doc.get("kind")), str(doc.get("message"))
+    record = doc.get("record")
+    return str(doc.get("kind")), str(doc.get("message")), record if isinstance(record, int) else None

@@ -107,7 +107,8 @@ def _guard(call: Callable[[], Any]) -> Any:
     try:
         return call()
     except PatternsError as exc:
-        raise flight.FlightServerError(wire.error_message(type(exc).__name__, str(exc))) from exc
+        raise flight.FlightServerError(wire.error_message(
+            type(exc).__name__, str(exc), getattr(exc, "record", None))) from exc
 
 
 def _checkpoint(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A node is out of date when a table it reads got rows committed (by another node) after the
 start of its last successful run. A pass starts with the nodes that read no table and the
 out-of-date ones (or with one node, ``--node``, and then only what is downstream of it), and
-keeps running nodes whose inputs got new rows. Each node runs at most once at a time;
+keeps running nodes whose inputs got new rows. When that settles, a node that has never
+run successfully (every node of a cycle, on the first pass) gets one first run, and the
+pass goes on from there. Each node runs at most once at a time;
 different nodes run in parallel up to the worker count. A cycle converges as soon as a
 round adds no rows; a node that fails is not run again in the same pass.
 """
@@ -89,6 +91,8 @@ class ReactivePass:
                     overrides = (params or {}).get(node.id)
                     running[pool.submit(self.engine.run_node, node, trigger, overrides)] = node
                 if not running:
+                    if not queued and only is None:
+                        queued = [(n, "first run", 0.0) for n in self._never_run(nodes, failed)]
                     if not queued:
                         break
                     soonest = min(t for _, _, t in queued)
@@ -126,6 +130,16 @@ class ReactivePass:
                    for seq, table, by in commits):
                 out.append(node)
         return out
+
+    def _never_run(self, nodes: list[Node], exclude: set[str]) -> list[Node]:
+        """Nodes that never succeeded (all of a cycle, say): each gets one first run."""
+        cur = self.engine.store.cursor()
+        try:
+            last = meta.last_success(cur)
+        finally:
+            cur.close()
+        return [n for n in nodes if n.id not in last and n.id not in exclude
+                and n.trigger != "manual"]
 
     def _downstream_closure(self, start: Node) -> set[str]:
         seen = {start.id}

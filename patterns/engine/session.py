@@ -21,6 +21,7 @@ from patterns.errors import NodeError
 from patterns.graph.model import Node
 from patterns.store.duckdb import DuckDBStore
 from patterns.store.model import Checkpoint, TableMeta, TableOp, TableOptions
+from patterns.store.tables import check_fits
 from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty, scan_sql, stream_sql
 
 _WRITE_OPS = ("append", "upsert", "replace", "truncate", "reset")
@@ -134,6 +135,10 @@ class RunSession:
                 return
             if op not in _WRITE_OPS:
                 raise NodeError(f"unknown table operation {op!r}")
+            if data is not None and op in ("append", "upsert"):
+                meta = self.store.table(store)
+                if meta is not None:
+                    check_fits(meta, data)
             ops = cp.ops.setdefault(store, [])
             keys = tuple(unique_on) if unique_on else None
             if op == "append" and ops and ops[-1].kind == "append" and data is not None:

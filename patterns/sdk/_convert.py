@@ -49,7 +49,7 @@ def _keys(records: Sequence[dict[str, Any]], table: str) -> list[str]:
         if r.keys() != first.keys():
             if not isinstance(r, dict):
                 raise NodeError(f"table {table!r}: record {i} is a {type(r).__name__}, not a "
-                                f"dict: {_short(r)}")
+                                f"dict: {_short(r)}", record=i)
             for k in r:
                 if k not in seen:
                     seen.add(k)
@@ -57,8 +57,9 @@ def _keys(records: Sequence[dict[str, Any]], table: str) -> list[str]:
                     extra = True
     for k in keys if extra or not all(isinstance(k, str) for k in keys) else ():
         if not isinstance(k, str):
-            raise NodeError(f"table {table!r}: field name {k!r} is a {type(k).__name__}; "
-                            f"field names must be strings")
+            at = next(i for i, r in enumerate(records) if k in r)
+            raise NodeError(f"table {table!r}: record {at}: field name {k!r} is a "
+                            f"{type(k).__name__}; field names must be strings", record=at)
     return keys
 
 
@@ -189,10 +190,23 @@ def _json_values(values: list[Any], field: str, table: str) -> list[str | None]:
             out.append(None)
             continue
         try:
+            _check_keys(v)
             out.append(json.dumps(v, default=_json_default, allow_nan=True))
         except (TypeError, ValueError) as exc:
             raise _unstorable(table, field, n, v, str(exc)) from exc
     return out
+
+
+def _check_keys(v: Any) -> None:
+    """JSON would quietly turn a non-string key into text: refuse it instead."""
+    if isinstance(v, dict):
+        for key, item in v.items():
+            if not isinstance(key, str):
+                raise TypeError(f"dict key {key!r} is a {type(key).__name__}, keys must be strings")
+            _check_keys(item)
+    elif isinstance(v, (list, tuple)):
+        for item in v:
+            _check_keys(item)
 
 
 def _json_default(v: Any) -> Any:
@@ -210,7 +224,7 @@ def _unstorable(table: str, field: str, n: int, v: Any, why: str | None = None) 
     return NodeError(
         f"table {table!r}: record {n}, field {field!r}: {what}: {_short(v)}; store text, "
         f"numbers, booleans, dates, datetimes, or dicts/lists of those (a set → list(value), "
-        f"an object → a dict of its fields)"
+        f"an object → a dict of its fields)", record=n,
     )
 
 

@@ -118,8 +118,11 @@ def _translate(exc: Exception) -> errors.PatternsError:
     parsed = wire.parse_error(str(exc))
     if parsed is None:
         return errors.EngineError(f"the engine did not answer: {exc}")
-    kind, message = parsed
+    kind, message, record = parsed
     cls = getattr(errors, kind, None)
-    if isinstance(cls, type) and issubclass(cls, errors.PatternsError):
-        return cls(message) if cls is not errors.GraphError else errors.NodeError(message)
-    return errors.NodeError(message)
+    if cls is errors.NodeError or not (isinstance(cls, type)
+                                       and issubclass(cls, errors.PatternsError)):
+        return errors.NodeError(message, record=record)
+    if cls is errors.GraphError:
+        return errors.NodeError(message)
+    return cls(message)  # type: ignore[no-any-return]

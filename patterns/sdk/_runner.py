@@ -78,6 +78,8 @@ def describe(exc: BaseException, app_root: Path) -> tuple[str, str]:
 
 
 def _is_user(filename: str, app_root: Path) -> bool:
+    if filename.startswith("<"):
+        return False
     try:
         Path(filename).resolve().relative_to(app_root.resolve())
     except ValueError:

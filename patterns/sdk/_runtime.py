@@ -9,6 +9,8 @@ checkpoint, in one message: the engine commits them together with the staged wri
 from __future__ import annotations
 
 import copy
+import os
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +19,7 @@ from patterns.errors import NodeError
 from patterns.sdk._context import EngineClient, PortInfo, RunInfo
 
 FLUSH_ROWS = 50_000
+_SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class NodeRun:
@@ -25,6 +28,7 @@ class NodeRun:
         self.offline = offline
         self.info: RunInfo = client.run_info()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._sites: dict[str, list[tuple[int, tuple[str, int]]]] = {}
         self._state: dict[str, Any] = copy.deepcopy(dict(self.info.state))
         self._state_dirty = False
         self.positions: dict[str, dict[str, Any]] = {
@@ -63,6 +67,7 @@ class NodeRun:
     # ------------------------------------------------------------------ writes
     def append(self, port: str, records: list[dict[str, Any]]) -> None:
         buf = self._buffers.setdefault(port, [])
+        self._note_site(port, len(buf))
         buf.extend(records)
         if len(buf) >= FLUSH_ROWS:
             self.flush(port)
@@ -71,9 +76,29 @@ class NodeRun:
         buf = self._buffers.get(port)
         if buf is None:
             buf = self._buffers[port] = []
+        self._note_site(port, len(buf))
         buf.append(record)
         if len(buf) >= FLUSH_ROWS:
             self.flush(port)
+
+    def _note_site(self, port: str, index: int) -> None:
+        """Remember where node code appended (one entry per change of line), so an error
+        found when the buffer is shipped can name the user's file and line."""
+        frame = sys._getframe(2)
+        while frame.f_back is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
+            frame = frame.f_back
+        site = (frame.f_code.co_filename, frame.f_lineno)
+        sites = self._sites.setdefault(port, [])
+        if not sites or sites[-1][1] != site:
+            sites.append((index, site))
+
+    def _site_of(self, port: str, index: int) -> tuple[str, int] | None:
+        found = None
+        for start, site in self._sites.get(port, []):
+            if start > index:
+                break
+            found = site
+        return found
 
     def write_frame(self, port: str, op: str, frame: Any, unique_on: list[str] | None = None
                     ) -> None:
@@ -110,7 +135,16 @@ class NodeRun:
             if not buf:
                 continue
             self._buffers[p] = []
-            self.client.write(p, "append", records_to_arrow(buf, p))
+            try:
+                self.client.write(p, "append", records_to_arrow(buf, p))
+            except NodeError as exc:
+                site = self._site_of(p, exc.record or 0)
+                if site is None:
+                    raise
+                where = f"{os.path.relpath(site[0])}, line {site[1]}"
+                raise NodeError(f"{exc} (appended at {where})", record=exc.record) from None
+            finally:
+                self._sites.pop(p, None)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -149,6 +183,7 @@ class NodeRun:
     def rollback(self) -> None:
         """Back to the last checkpoint: drop buffered and staged writes, state, positions."""
         self._buffers.clear()
+        self._sites.clear()
         info = self.client.rollback()
         self._state = copy.deepcopy(dict(info.state))
         self._state_dirty = False

@@ -45,6 +45,7 @@ class Stream:
         """Every record not yet consumed by this node, in order; then new ones, until none."""
         while True:
             self._record_position()
+            self._batch, self._index = None, -1
             pos, batches = self._run.client.stream(
                 self._port, self._pos, self._order_by, self._starting_value)
             self._pos = pos
@@ -55,6 +56,7 @@ class Stream:
             for batch in batches:
                 yield from self._deliver(batch)
             self._record_position()
+            self._batch, self._index = None, -1
             assert self._pos is not None
             self._pos["done"] = True
             self._run.set_position(self._port, self._pos)
@@ -70,7 +72,6 @@ class Stream:
             if hidden:
                 del record[_HIDDEN_ID]
             yield record
-        self._record_position()
 
     def _id_name(self, batch: pa.RecordBatch) -> str:
         meta = batch.schema.metadata or {}
@@ -93,7 +94,7 @@ class Stream:
 
     # ------------------------------------------------------------------ position
     def _record_position(self) -> None:
-        """Fold the last delivered record into the position."""
+        """Fold the last delivered record into the position (idempotent)."""
         batch, i = self._batch, self._index
         if batch is None or i < 0 or self._pos is None:
             return
@@ -102,7 +103,6 @@ class Stream:
         if self._order_by:
             value = batch.column(self._order_by)[i].as_py()
             self._pos["v"] = value.isoformat() if hasattr(value, "isoformat") else value
-        self._batch, self._index = None, -1
         self._run.set_position(self._port, self._pos)
 
     def _checkpointed(self) -> None:

@@ -114,10 +114,14 @@ class TableWriter:
             self.cur.execute(f"DELETE FROM {qualified(meta.physical)}")
             return meta, 0
         if op.kind == "reset":
-            return self.new_version(meta, reason="reset"), 0
+            return self.new_version(replace(meta, columns=()), reason="reset"), 0
         assert op.data is not None
         if op.kind == "replace":
-            meta = self.new_version(meta, reason="replace")
+            # A new version infers its schema afresh (an explicit schema is re-applied by
+            # the options of the same checkpoint).
+            meta = self.new_version(replace(meta, columns=()), reason="replace")
+            if options is not None and options.schema:
+                meta = self.apply_options(meta, options)
         data = self._strip_platform_columns(meta, op.data)
         if data.num_rows == 0:
             if data.num_columns:
@@ -153,6 +157,7 @@ class TableWriter:
         return data.drop_columns(names) if names else data
 
     def _evolve(self, meta: TableMeta, data: pa.Table, options: TableOptions | None) -> TableMeta:
+        check_fits(meta, data)
         hints = (options.schema_hints or {}) if options else {}
         columns = list(meta.columns)
         changed = False
@@ -167,12 +172,6 @@ class TableWriter:
                 columns.append(Column(f.name, kind))
                 changed = True
                 continue
-            if is_nan_into_int(existing.kind, f.type, data.column(f.name)):
-                raise NodeError(
-                    f"table {meta.name!r}: field {f.name!r} got NaN, but its column holds "
-                    f"integers; use None for a missing value, or declare the field as float "
-                    f"with table.init(schema_hints={{{f.name!r}: 'float'}})"
-                )
             target = widen(existing.kind, incoming)
             if target != existing.kind:
                 using = f"to_json({q(f.name)})" if target == "json" else q(f.name)
@@ -248,6 +247,21 @@ class TableWriter:
              dumps(list(meta.unique_on)) if meta.unique_on else None, meta.last_id, seq,
              self.now, meta.name],
         )
+
+
+def check_fits(meta: TableMeta, data: pa.Table) -> None:
+    """Refuse values that must not silently change a column (NaN into integers)."""
+    for f in data.schema:
+        existing = meta.column(f.name)
+        if existing is not None and is_nan_into_int(existing.kind, f.type, data.column(f.name)):
+            import pyarrow.compute as pc
+
+            at = pc.index(pc.is_nan(data.column(f.name)), True).as_py()
+            raise NodeError(
+                f"table {meta.name!r}: field {f.name!r} got NaN, but its column holds "
+                f"integers; use None for a missing value, or declare the field as float "
+                f"with table.init(schema_hints={{{f.name!r}: 'float'}})", record=at,
+            )
 
 
 def _cast(f: pa.Field, kind: str) -> str:

@@ -1,0 +1,114 @@
+"""Shared fixtures: real apps on disk, a real engine (DuckDB file, Flight data plane), and
+node code driven either as real subprocesses or in-process through the real data plane."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from patterns.engine.engine import Engine
+from patterns.engine.reactive import PassResult, ReactivePass
+from patterns.engine.session import RunSession
+from patterns.graph.loader import load_app
+from patterns.graph.model import App
+from patterns.sdk._context import current_run
+from patterns.sdk._flight import FlightEngineClient
+from patterns.sdk._runtime import NodeRun
+
+
+@pytest.fixture(autouse=True)
+def patterns_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path_factory.mktemp("patterns-home")
+    monkeypatch.setenv("PATTERNS_HOME", str(home))
+    monkeypatch.delenv("PATTERNS_STORE", raising=False)
+    return home
+
+
+def write_app(root: Path, nodes: dict[str, str], stores: list[str],
+              functions: list[dict[str, Any]] | None = None,
+              settings: dict[str, Any] | None = None) -> Path:
+    """An app folder: node files (name → source) registered in graph.yml in order."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, source in nodes.items():
+        (root / name).write_text(textwrap.dedent(source))
+    if functions is None:
+        functions = [{"node_file": name, "id": Path(name).stem.replace("_", "")[:8].lower()}
+                     for name in nodes]
+    graph: dict[str, Any] = {"title": "Test app", "functions": functions,
+                             "stores": [{"table": s} for s in stores]}
+    if settings:
+        graph["settings"] = settings
+    (root / "graph.yml").write_text(yaml.safe_dump(graph, sort_keys=False))
+    return root
+
+
+class AppRunner:
+    """A loaded app with an engine over its store; closes the engine when the test ends."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.app: App = load_app(root)
+        self.engine = Engine(self.app)
+
+    def reload(self) -> None:
+        self.app = load_app(self.root)
+        self.engine.app = self.app
+
+    def run(self, node: str | None = None) -> PassResult:
+        self.reload()
+        only = self.app.node(node) if node else None
+        return ReactivePass(self.engine).run(only=only)
+
+    def run_node(self, node: str, trigger: str = "manual") -> Any:
+        self.reload()
+        record, _ = self.engine.run_node(self.app.node(node), trigger)
+        return record
+
+    def rows(self, table: str, order: str = "patterns_id") -> list[dict[str, Any]]:
+        meta = self.engine.store.table(table)
+        if meta is None:
+            return []
+        return self.engine.store.arrow(f'SELECT * FROM main."{table}" ORDER BY "{order}"').to_pylist()
+
+    @contextmanager
+    def sdk(self, node: str) -> Iterator[NodeRun]:
+        """Node code in this process, talking to the engine through the real data plane."""
+        self.reload()
+        n = self.app.node(node)
+        session = RunSession(run_id=f"test-{node}", node=n, store=self.engine.store,
+                             parameters={}, time_limit_seconds=600)
+        self.engine.dataplane.register(session)
+        client = FlightEngineClient(self.engine.dataplane.uri, session.token)
+        run = NodeRun(client)
+        token = current_run.set(run)
+        try:
+            yield run
+            run.checkpoint(final=True)
+        finally:
+            current_run.reset(token)
+            self.engine.dataplane.unregister(session)
+            client.close()
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+@pytest.fixture
+def app_runner(tmp_path: Path) -> Iterator[Callable[..., AppRunner]]:
+    runners: list[AppRunner] = []
+
+    def make(nodes: dict[str, str], stores: list[str], **kwargs: Any) -> AppRunner:
+        root = write_app(tmp_path / f"app{len(runners)}", nodes, stores, **kwargs)
+        runner = AppRunner(root)
+        runners.append(runner)
+        return runner
+
+    yield make
+    for runner in runners:
+        runner.close()
