@@ -79,7 +79,7 @@ class RunSession:
 
     def staged_for(self, store: str) -> bool:
         cp = self._staged
-        return cp is not None and (store in cp.ops or store in cp.options)
+        return cp is not None and store in cp.ops
 
     # ------------------------------------------------------------------ info
     def run_info(self) -> dict[str, Any]:
@@ -131,7 +131,8 @@ class RunSession:
         with self._lock:
             cp = self._staging()
             if op == "init":
-                cp.options[store] = TableOptions.from_json(options or {})
+                opts = TableOptions.from_json(options or {})
+                cp.ops.setdefault(store, []).append(TableOp("init", options=opts))
                 return
             if op not in _WRITE_OPS:
                 raise NodeError(f"unknown table operation {op!r}")
@@ -142,12 +143,11 @@ class RunSession:
             ops = cp.ops.setdefault(store, [])
             keys = tuple(unique_on) if unique_on else None
             if op == "append" and ops and ops[-1].kind == "append" and data is not None:
-                last = ops[-1].data
-                assert last is not None
-                ops[-1] = TableOp("append", pa.concat_tables([last, data], promote_options="permissive")
-                                  if last.schema != data.schema else pa.concat_tables([last, data]))
-            else:
-                ops.append(TableOp(op, data, keys))  # type: ignore[arg-type]
+                merged = _merge(ops[-1].data, data)
+                if merged is not None:
+                    ops[-1] = TableOp("append", merged)
+                    return
+            ops.append(TableOp(op, data, keys))  # type: ignore[arg-type]
 
     def rollback(self) -> None:
         with self._lock:
@@ -172,8 +172,7 @@ class RunSession:
     def _with_staged(self, read: Any) -> Any:
         cp = self._staged
         assert cp is not None
-        snapshot = Checkpoint(cp.run_id, cp.node_id, ops={k: list(v) for k, v in cp.ops.items()},
-                              options=dict(cp.options))
+        snapshot = Checkpoint(cp.run_id, cp.node_id, ops={k: list(v) for k, v in cp.ops.items()})
         return self.store.with_staged(snapshot, read)
 
     def read(self, port: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -246,6 +245,18 @@ class RunSession:
                 yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
         return schema, counted()
+
+
+def _merge(last: pa.Table | None, data: pa.Table) -> pa.Table | None:
+    """One staged table for consecutive appends, when their columns can share types."""
+    if last is None:
+        return None
+    if last.schema == data.schema:
+        return pa.concat_tables([last, data])
+    try:
+        return pa.concat_tables([last, data], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None  # applied as separate appends: the column widens at commit
 
 
 def _drain(reader: pa.RecordBatchReader, cur: Any) -> Iterator[pa.RecordBatch]:

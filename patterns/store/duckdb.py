@@ -106,16 +106,17 @@ class DuckDBStore:
         cur = cur or self.cursor()
         rows = cur.execute(
             f"SELECT name, version, physical, columns, id_column, created_column, unique_on, "
-            f"last_id, last_commit FROM {META}.tables WHERE name = ?", [name]).fetchall()
+            f"last_id, last_commit, options FROM {META}.tables WHERE name = ?", [name]).fetchall()
         if not rows:
             return None
-        name, version, physical, columns, id_col, created, unique, last_id, last = rows[0]
+        name, version, physical, columns, id_col, created, unique, last_id, last, opts = rows[0]
         return TableMeta(
             name=name, version=version, physical=physical,
             columns=tuple(Column(c["name"], c["kind"]) for c in json.loads(columns)),
             id_column=id_col, created_column=created,
             unique_on=tuple(json.loads(unique)) if unique else None,
             last_id=last_id, last_commit=last,
+            options=TableOptions.from_json(json.loads(opts)) if opts else TableOptions(),
         )
 
     def tables(self) -> list[TableMeta]:
@@ -151,20 +152,19 @@ class DuckDBStore:
         rows: dict[str, int] = {}
         metas: dict[str, TableMeta] = {}
         seq = None
-        for name in sorted(set(cp.ops) | set(cp.options)):
-            options = cp.options.get(name)
+        for name in sorted(cp.ops):
+            ops = cp.ops[name]
             table = self.table(name, cur)
             if table is None:
-                table = writer.create(name, options or TableOptions())
-            elif options is not None:
-                table = writer.apply_options(table, options)
+                init = next((op.options for op in ops if op.kind == "init"), None)
+                table = writer.create(name, init or TableOptions())
             added, changed_version = 0, False
-            for op in cp.ops.get(name, []):
+            for op in ops:
                 before = table.version
-                table, n = writer.apply(table, op, options)
+                table, n = writer.apply(table, op)
                 added += n
                 changed_version |= table.version != before
-            if added or changed_version or cp.ops.get(name):
+            if added or changed_version:
                 if seq is None:
                     seq = int(cur.execute(f"SELECT nextval('{META}.commit_seq')").fetchall()[0][0])
                 cur.execute(f"INSERT INTO {META}.commits VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -24,6 +24,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             id_column VARCHAR,
             created_column VARCHAR,
             unique_on JSON,
+            options JSON,
             last_id VARCHAR,
             last_commit BIGINT NOT NULL DEFAULT 0,
             created_at TIMESTAMPTZ NOT NULL,

@@ -14,7 +14,7 @@ from patterns.store.columns import Column
 HIDDEN_ID = "_patterns_id"
 DEFAULT_ID = "patterns_id"
 
-OpKind = Literal["append", "upsert", "replace", "truncate", "reset"]
+OpKind = Literal["append", "upsert", "replace", "truncate", "reset", "init"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class TableOp:
     kind: OpKind
     data: pa.Table | None = None
     unique_on: tuple[str, ...] | None = None
+    options: TableOptions | None = None  # for "init"
 
     @property
     def rows(self) -> int:
@@ -75,6 +76,7 @@ class TableMeta:
     unique_on: tuple[str, ...] | None
     last_id: str | None
     last_commit: int
+    options: TableOptions = field(default_factory=TableOptions)
 
     @property
     def physical_id(self) -> str:
@@ -123,7 +125,6 @@ class Checkpoint:
     run_id: str
     node_id: str
     ops: dict[str, list[TableOp]] = field(default_factory=dict)
-    options: dict[str, TableOptions] = field(default_factory=dict)
     state: dict[str, Any] | None = None  # None: unchanged
     positions: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -60,18 +60,16 @@ class TableWriter:
         id_column = options.add_monotonic_id
         if id_column is not None and not id_column:
             id_column = DEFAULT_ID
-        columns: list[Column] = []
-        for field_name, hint in (options.schema or {}).items():
-            columns.append(Column(field_name, kind_from_hint(hint, field=field_name, table=name)))
         meta = TableMeta(
-            name=name, version=0, physical="", columns=tuple(columns), id_column=id_column,
-            created_column=options.add_created or None, unique_on=options.unique_on,
-            last_id=None, last_commit=0,
+            name=name, version=0, physical="", columns=_explicit(name, options),
+            id_column=id_column, created_column=options.add_created or None,
+            unique_on=options.unique_on, last_id=None, last_commit=0, options=options,
         )
         self.cur.execute(
-            f"INSERT INTO {META}.tables VALUES (?, 0, '', '[]', ?, ?, ?, NULL, 0, ?, ?)",
-            [name, id_column, meta.created_column,
-             dumps(list(options.unique_on)) if options.unique_on else None, self.now, self.now],
+            f"INSERT INTO {META}.tables (name, version, physical, columns, id_column, "
+            f"created_column, unique_on, options, last_id, last_commit, created_at, updated_at) "
+            f"VALUES (?, 0, '', '[]', ?, ?, NULL, NULL, NULL, 0, ?, ?)",
+            [name, id_column, meta.created_column, self.now, self.now],
         )
         return self.new_version(meta, reason="created")
 
@@ -87,47 +85,61 @@ class TableWriter:
             f"INSERT INTO {META}.table_versions VALUES (?, ?, ?, ?, ?, ?)",
             [meta.name, version, physical, self.now, self.run_id, reason],
         )
-        meta = TableMeta(meta.name, version, physical, meta.columns, meta.id_column,
-                         meta.created_column, meta.unique_on, meta.last_id, meta.last_commit)
+        meta = replace(meta, version=version, physical=physical)
         self._refresh_view(meta)
         return meta
 
+    def _init(self, meta: TableMeta, options: TableOptions) -> TableMeta:
+        """``init()``: the id and created columns can change only while the table is empty
+        (they then take effect in a new version); the rest applies at once."""
+        id_column = options.add_monotonic_id or None
+        created = options.add_created or None
+        if (id_column, created) != (meta.id_column, meta.created_column):
+            rows = self.cur.execute(f"SELECT count(*) FROM {qualified(meta.physical)}").fetchall()
+            if rows[0][0] == 0:
+                meta = replace(meta, id_column=id_column, created_column=created, options=options)
+                self.cur.execute(f"UPDATE {META}.tables SET id_column = ?, created_column = ? "
+                                 f"WHERE name = ?", [id_column, created, meta.name])
+                meta = self.new_version(replace(meta, columns=_explicit(meta.name, options)),
+                                        reason="init")
+        return self.apply_options(meta, options)
+
     def apply_options(self, meta: TableMeta, options: TableOptions) -> TableMeta:
-        """``init()`` on an existing table: unique_on and explicit columns."""
+        """``init()`` on an existing table: explicit columns, hints, unique_on."""
         columns = list(meta.columns)
-        for field_name, hint in (options.schema or {}).items():
-            if meta.column(field_name) is None:
-                kind = kind_from_hint(hint, field=field_name, table=meta.name)
+        for col in _explicit(meta.name, options):
+            if meta.column(col.name) is None:
                 self.cur.execute(f"ALTER TABLE {qualified(meta.physical)} "
-                                 f"ADD COLUMN {q(field_name)} {SQL_TYPES[kind]}")
-                columns.append(Column(field_name, kind))
-        unique = options.unique_on or meta.unique_on
-        meta = TableMeta(meta.name, meta.version, meta.physical, tuple(columns), meta.id_column,
-                         meta.created_column, unique, meta.last_id, meta.last_commit)
-        if len(columns) != len(meta.columns):
+                                 f"ADD COLUMN {q(col.name)} {SQL_TYPES[col.kind]}")
+                columns.append(col)
+        changed = len(columns) != len(meta.columns)
+        meta = replace(meta, columns=tuple(columns), options=options,
+                       unique_on=options.unique_on or meta.unique_on)
+        if changed:
             self._refresh_view(meta)
         return meta
 
     # ----------------------------------------------------------------- operations
-    def apply(self, meta: TableMeta, op: TableOp, options: TableOptions | None) -> tuple[TableMeta, int]:
+    def apply(self, meta: TableMeta, op: TableOp) -> tuple[TableMeta, int]:
+        if op.kind == "init":
+            assert op.options is not None
+            return self._init(meta, op.options), 0
         if op.kind == "truncate":
             self.cur.execute(f"DELETE FROM {qualified(meta.physical)}")
             return meta, 0
-        if op.kind == "reset":
-            return self.new_version(replace(meta, columns=()), reason="reset"), 0
+        if op.kind in ("reset", "replace"):
+            # A new version infers its schema afresh, from the explicit schema if any.
+            meta = self.new_version(replace(meta, columns=_explicit(meta.name, meta.options)),
+                                    reason=op.kind)
+            if op.kind == "reset":
+                return meta, 0
         assert op.data is not None
-        if op.kind == "replace":
-            # A new version infers its schema afresh (an explicit schema is re-applied by
-            # the options of the same checkpoint).
-            meta = self.new_version(replace(meta, columns=()), reason="replace")
-            if options is not None and options.schema:
-                meta = self.apply_options(meta, options)
         data = self._strip_platform_columns(meta, op.data)
         if data.num_rows == 0:
             if data.num_columns:
-                meta = self._evolve(meta, data, options)
+                meta = self._evolve(meta, data)
             return meta, 0
-        meta = self._evolve(meta, data, options)
+        meta = self._evolve(meta, data)
         if op.kind == "upsert":
             unique = op.unique_on or meta.unique_on
             if not unique:
@@ -140,9 +152,7 @@ class TableWriter:
                 raise NodeError(f"table {meta.name!r}: upserted records lack the unique_on "
                                 f"field(s) {missing}; every record must carry {list(unique)}")
             if op.unique_on and op.unique_on != meta.unique_on:
-                meta = TableMeta(meta.name, meta.version, meta.physical, meta.columns,
-                                 meta.id_column, meta.created_column, op.unique_on, meta.last_id,
-                                 meta.last_commit)
+                meta = replace(meta, unique_on=op.unique_on)
             count = self._insert(meta, data, unique=tuple(unique))
         else:
             count = self._insert(meta, data, unique=None)
@@ -156,9 +166,9 @@ class TableWriter:
         names = [n for n in data.column_names if n in drop]
         return data.drop_columns(names) if names else data
 
-    def _evolve(self, meta: TableMeta, data: pa.Table, options: TableOptions | None) -> TableMeta:
+    def _evolve(self, meta: TableMeta, data: pa.Table) -> TableMeta:
         check_fits(meta, data)
-        hints = (options.schema_hints or {}) if options else {}
+        hints = meta.options.schema_hints or {}
         columns = list(meta.columns)
         changed = False
         for f in data.schema:
@@ -242,11 +252,18 @@ class TableWriter:
     def save(self, meta: TableMeta, seq: int | None) -> None:
         self.cur.execute(
             f"UPDATE {META}.tables SET version = ?, physical = ?, columns = ?, unique_on = ?, "
-            f"last_id = ?, last_commit = coalesce(?, last_commit), updated_at = ? WHERE name = ?",
+            f"options = ?, last_id = ?, last_commit = coalesce(?, last_commit), updated_at = ? "
+            f"WHERE name = ?",
             [meta.version, meta.physical, dumps([c.to_json() for c in meta.columns]),
-             dumps(list(meta.unique_on)) if meta.unique_on else None, meta.last_id, seq,
-             self.now, meta.name],
+             dumps(list(meta.unique_on)) if meta.unique_on else None,
+             dumps(meta.options.to_json()), meta.last_id, seq, self.now, meta.name],
         )
+
+
+def _explicit(table: str, options: TableOptions) -> tuple[Column, ...]:
+    """The columns an explicit ``schema=`` asks for."""
+    return tuple(Column(name, kind_from_hint(hint, field=name, table=table))
+                 for name, hint in (options.schema or {}).items())
 
 
 def check_fits(meta: TableMeta, data: pa.Table) -> None:
