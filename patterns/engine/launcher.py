@@ -7,6 +7,7 @@ stamped, masked for secrets and kept (up to :data:`MAX_LOG_BYTES` per run).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -14,7 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -72,11 +73,11 @@ class ProcessLauncher:
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
 
-    def run(self, config: dict[str, object], cwd: Path, time_limit: float,
+    def run(self, config: Mapping[str, object], cwd: Path, time_limit: float,
             capture: LogCapture, on_line: Callable[[str, str], None],
             on_start: Callable[[subprocess.Popen[bytes]], None] | None = None) -> Exit:
         env = dict(os.environ)
-        env["PATTERNS_RUN"] = json.dumps(config)
+        env["PATTERNS_RUN"] = json.dumps(dict(config))
         env["PYTHONUNBUFFERED"] = "1"
         # The node process imports this very copy of patterns, installed or not.
         package_parent = str(Path(__file__).resolve().parents[2])
@@ -112,10 +113,8 @@ class ProcessLauncher:
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _pump(pipe: IO[bytes] | None, stream: str, capture: LogCapture,

@@ -21,8 +21,8 @@ from patterns.errors import NodeError
 from patterns.graph.model import Node
 from patterns.store.duckdb import DuckDBStore
 from patterns.store.model import Checkpoint, TableMeta, TableOp, TableOptions
-from patterns.store.tables import check_fits
 from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty, scan_sql, stream_sql
+from patterns.store.tables import check_fits
 
 _WRITE_OPS = ("append", "upsert", "replace", "truncate", "reset")
 
@@ -117,7 +117,7 @@ class RunSession:
                     "sql_name": self.store.view_name(store), "last_id": meta.last_id}
 
         if self.staged_for(store):
-            return self._with_staged(info)
+            return dict(self._with_staged(info))
         cur = self.store.cursor()
         try:
             return info(cur)
@@ -261,8 +261,7 @@ def _merge(last: pa.Table | None, data: pa.Table) -> pa.Table | None:
 
 def _drain(reader: pa.RecordBatchReader, cur: Any) -> Iterator[pa.RecordBatch]:
     try:
-        for batch in reader:
-            yield batch
+        yield from reader
     finally:
         cur.close()
 

@@ -9,6 +9,7 @@ stderr and to the run record, and the process exits 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import runpy
@@ -40,15 +41,13 @@ def main() -> int:
             if exc.code not in (None, 0):
                 raise
         run.checkpoint(final=True)
-    except BaseException as exc:  # noqa: BLE001 - everything the node raised is reported
+    except BaseException as exc:
         message, trimmed = describe(exc, app_root)
         sys.stdout.flush()
         sys.stderr.write(trimmed)
         sys.stderr.flush()
-        try:
+        with contextlib.suppress(Exception):
             client.report_error(message, trimmed)
-        except Exception:  # noqa: BLE001 - the engine may be gone; the exit code still says
-            pass
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
         return code or EXIT_ERROR
     finally:

@@ -26,7 +26,7 @@ class Connection:
         return f"Connection({self.connection_type!r})"
 
 
-def Parameter(name: str, type: Any = str, default: Any = REQUIRED,  # noqa: N802
+def Parameter(name: str, type: Any = str, default: Any = REQUIRED,
               description: str | None = None) -> Any:
     """The value of this node's parameter ``name``.
 

@@ -35,6 +35,7 @@ class Table:
         self.required = required
         self._run: NodeRun = node_run()
         self._port = self._run.port(name, mode)
+        self._writable = mode == "w" and not self._run.offline
         if schema is not None and mode == "w":
             self.init(schema=schema)
 
@@ -97,7 +98,7 @@ class Table:
         """Append a record (dict), a list of records, a DataFrame or an Arrow table."""
         run = self._run
         if type(records) is dict:
-            if self.mode != "w":
+            if not self._writable:
                 run.require_writable(self.name)
             run.append_one(self.name, records)
             return

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import duckdb

@@ -176,6 +176,6 @@ def test_engine_refuses_undeclared_tables_even_past_the_sdk(app_runner: Any) -> 
             run.client.write("secret", "append", pa.table({"x": [1]}))
         with pytest.raises(NodeError, match="did not declare table 'secret'"):
             list(run.client.read("secret"))
-        with pytest.raises(NodeError, match="read-only|did not declare"):
+        with pytest.raises(NodeError, match=r"read-only|did not declare"):
             run.client.write("out2", "append", pa.table({"x": [1]}))
     assert app.rows("secret") == []

@@ -131,9 +131,8 @@ def test_consume_with_rollback_rolls_back_on_error(app: Any) -> None:
 
 def test_consume_with_rollback_checkpoints_on_success(app: Any) -> None:
     write(app, [{"v": i} for i in range(3)])
-    with app.sdk("reader"):
-        with Table("events").as_stream().consume_with_rollback() as records:
-            assert len(list(records)) == 3
+    with app.sdk("reader"), Table("events").as_stream().consume_with_rollback() as records:
+        assert len(list(records)) == 3
     assert consume(app) == []
 
 

@@ -1,0 +1,156 @@
+"""Runs as users see them: records, logs, time limits, state, reactive passes, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from patterns.engine.secrets import SecretStore
+from patterns.store import meta
+
+
+def logs(app: Any, record: Any) -> list[list[str]]:
+    text = meta.get_log(app.engine.store.cursor(), record.id) or ""
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_output_is_captured_per_stream_with_secrets_masked(app_runner: Any) -> None:
+    SecretStore().set("tok", "hunter22")
+    app = app_runner({"talk.py": """
+        import sys, logging
+        from patterns import Parameter
+        token = Parameter("token", type=str)
+        print("hello", token)
+        print("oops", file=sys.stderr)
+        logging.warning("careful")
+    """}, [], functions=[{"node_file": "talk.py", "id": "talk0001",
+                           "parameter_values": {"token": "${{ tok }}"}}])
+    record = app.run_node("talk0001")
+    assert record.status == "succeeded"
+    lines = [(stream, text) for _, stream, text in logs(app, record)]
+    assert ("stdout", "hello ****") in lines and ("stderr", "oops") in lines
+    assert ("stderr", "WARNING:root:careful") in lines
+    assert "hunter22" not in json.dumps(lines)
+
+
+def test_time_limit_kills_the_run_and_its_children_and_rolls_back(app_runner: Any,
+                                                                 tmp_path: Path) -> None:
+    marker = tmp_path / "child-alive"
+    app = app_runner({"slow.py": f"""
+        import subprocess, sys, time
+        from patterns import Table
+        subprocess.Popen([sys.executable, "-c",
+                          "import time; time.sleep(3); open({str(marker)!r}, 'w').write('x')"])
+        t = Table("out", "w")
+        t.append({{"x": 1}})
+        t.flush()
+        time.sleep(30)
+    """}, ["out"], settings={"time_limit_seconds": 1})
+    record = app.run_node("slow")
+    assert record.status == "timed_out"
+    assert "time limit of 1 s" in record.error
+    assert app.rows("out") == []
+    import time
+
+    time.sleep(3.5)
+    assert not marker.exists(), "the node's child process outlived the run"
+
+
+def test_state_commits_with_the_run_and_failed_runs_leave_it(app_runner: Any) -> None:
+    app = app_runner({"count.py": """
+        import datetime as dt
+        from patterns import State, Parameter
+        fail = Parameter("fail", type=bool, default=False)
+        s = State()
+        s.set_value("n", s.get_value("n", 0) + 1)
+        s.set_value("at", dt.datetime(2024, 1, 2, 3, 4, 5))
+        assert s.get_datetime("at") == dt.datetime(2024, 1, 2, 3, 4, 5)
+        if fail:
+            raise RuntimeError("no")
+    """}, [])
+    node = app.app.node("count")
+    assert app.engine.run_node(node, "manual")[0].status == "succeeded"
+    assert app.engine.run_node(node, "manual", {"fail": "true"})[0].status == "failed"
+    assert app.engine.run_node(node, "manual")[0].status == "succeeded"
+    state = meta.get_state(app.engine.store.cursor(), node.id)
+    assert state["n"] == 2 and state["at"] == "2024-01-02T03:04:05"
+
+
+def test_node_option_runs_only_that_node_and_its_downstream(app_runner: Any) -> None:
+    app = app_runner({
+        "a.py": 'from patterns import Table\nTable("t1", "w").append({"x": 1})\n',
+        "b.py": 'from patterns import Table\nfor r in Table("t1").as_stream():\n'
+                '    Table("t2", "w").append(r)\n',
+        "other.py": 'from patterns import Table\nTable("t3", "w").append({"x": 1})\n',
+    }, ["t1", "t2", "t3"])
+    result = app.run("a")
+    assert [r.node_id for r in result.runs] == ["a", "b"]
+    assert app.rows("t3") == [] and len(app.rows("t2")) == 1
+
+
+def test_manual_nodes_run_only_when_asked(app_runner: Any) -> None:
+    app = app_runner({"m.py": 'from patterns import Table\nTable("t", "w").append({"x": 1})\n'},
+                     ["t"], functions=[{"node_file": "m.py", "id": "manual01",
+                                        "trigger": "manual"}])
+    assert app.run().runs == []
+    assert [r.status for r in app.run("manual01").runs] == ["succeeded"]
+
+
+def test_offline_reads_in_a_notebook(app_runner: Any, tmp_path: Path) -> None:
+    app = app_runner({"w.py": 'from patterns import Table\nTable("t", "w").append({"x": 41})\n'},
+                     ["t"])
+    app.run()
+    app.close()
+    script = textwrap.dedent("""
+        from patterns import Table
+        t = Table("t")
+        print(t.read()[0]["x"] + 1, len(t.read_dataframe()), t.record_count)
+        try:
+            Table("t", "w").append({"x": 1})
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=app.root, capture_output=True,
+                         text=True, env={**os.environ}, check=True).stdout
+    assert out.splitlines()[0] == "42 1 1"
+    assert "NodeError" in out and "read-only" in out
+
+
+def test_patterns_run_cli_exit_code_summary_and_traceback(tmp_path: Path) -> None:
+    from tests.conftest import write_app
+
+    root = write_app(tmp_path / "app", {
+        "good.py": 'from patterns import Table\nTable("t", "w").append({"x": 1})\n',
+        "bad.py": "from patterns import State\nx = State()\n\n\ndef f():\n"
+                  "    raise ValueError('bad value 7')\n\n\nf()\n",
+    }, ["t"])
+    cli = [sys.executable, "-m", "patterns.cli.main"]
+    proc = subprocess.run([*cli, "run", str(root)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "bad value 7" in proc.stdout and "bad.py" in proc.stdout
+    assert 'line 9, in <module>' in proc.stdout and 'line 6, in f' in proc.stdout
+    assert "runpy" not in proc.stdout and "patterns/sdk" not in proc.stdout
+    assert "succeeded" in proc.stdout and "failed" in proc.stdout
+    proc = subprocess.run([*cli, "run", str(root), "--node", "good.py", "--json"],
+                          capture_output=True, text=True)
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0 and doc["ok"] and doc["runs"][0]["status"] == "succeeded"
+
+
+def test_invalid_app_runs_nothing_and_lists_every_problem(tmp_path: Path) -> None:
+    from tests.conftest import write_app
+
+    root = write_app(tmp_path / "app", {"a.py": 'from patterns import Table\nTable("nope")\n'},
+                     [], functions=[{"node_file": "a.py", "trigger": "every minute"}])
+    proc = subprocess.run([sys.executable, "-m", "patterns.cli.main", "run", str(root)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "nothing was run" in proc.stderr
+    assert "'nope'" in proc.stderr and "every minute" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (root / ".patterns").exists()
