@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from dataclasses import replace
 import time
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,8 @@ class Engine:
         self.close()
 
     # ------------------------------------------------------------------ runs
-    def run_node(self, node: Node, trigger: str,
-                 param_overrides: dict[str, Any] | None = None) -> tuple[RunRecord, RunSession | None]:
+    def run_node(self, node: Node, trigger: str, param_overrides: dict[str, Any] | None = None,
+                 attempt: int = 1) -> tuple[RunRecord, RunSession | None]:
         """Run ``node`` once in a fresh process and record the run; never raises for a
         failure of the node itself (the run record says what happened)."""
         run_id = new_run_id()
@@ -69,18 +70,18 @@ class Engine:
         cur = self.store.cursor()
         seen = meta.last_commit(cur)
         record = RunRecord(id=run_id, node_id=node.id, node_title=node.title, trigger=trigger,
-                           status="running", queued_at=now, started_at=now, seen_commit=seen)
+                           status="running", queued_at=now, started_at=now, seen_commit=seen,
+                           attempt=attempt)
         try:
             params = resolve_parameters(node, self.secrets, param_overrides)
         except ConfigError as exc:
-            failed = RunRecord(**{**record.__dict__, "status": "failed", "ended_at": now,
-                                  "error": str(exc)})
+            failed = replace(record, status="failed", ended_at=now, error=str(exc))
             meta.insert_run(cur, failed)
             cur.close()
             self.reporter.run_started(failed)
             self.reporter.run_finished(failed)
             return failed, None
-        record = RunRecord(**{**record.__dict__, "parameters": _public(params, node)})
+        record = replace(record, parameters=_public(params, node))
         meta.insert_run(cur, record)
         self.reporter.run_started(record)
 
@@ -100,14 +101,17 @@ class Engine:
         session.rollback()  # whatever was staged after the last checkpoint is dropped
         status, error = _outcome(exit_.code, exit_.timed_out, session, limit)
         ended = dt.datetime.now(dt.UTC)
-        fields = {"status": status, "ended_at": ended, "exit_code": exit_.code, "error": error,
-                  "traceback": session.requests.traceback if status != "succeeded" else None,
-                  "rows_read": session.rows_read, "rows_written": session.rows_written,
-                  "checkpoints": session.checkpoints}
-        meta.update_run(cur, run_id, **fields)
+        final = replace(
+            record, status=status, ended_at=ended, exit_code=exit_.code, error=error,
+            traceback=session.requests.traceback if status != "succeeded" else None,
+            rows_read=dict(session.rows_read), rows_written=dict(session.rows_written),
+            checkpoints=session.checkpoints)
+        meta.update_run(cur, run_id, status=final.status, ended_at=ended,
+                        exit_code=final.exit_code, error=final.error, traceback=final.traceback,
+                        rows_read=final.rows_read, rows_written=final.rows_written,
+                        checkpoints=final.checkpoints)
         meta.save_log(cur, run_id, capture.text(), capture.truncated)
         cur.close()
-        final = RunRecord(**{**record.__dict__, **fields})
         self.reporter.run_finished(final)
         return final, session
 

@@ -36,7 +36,20 @@ class PassResult:
 
     @property
     def ok(self) -> bool:
-        return self.stopped is None and all(r.status == "succeeded" for r in self.runs)
+        """No stop, and every node's last run in the pass succeeded (a retry may cure a
+        failed attempt)."""
+        last: dict[str, str] = {}
+        for run in self.runs:
+            last[run.node_id] = run.status
+        return self.stopped is None and all(s == "succeeded" for s in last.values())
+
+
+@dataclass(frozen=True)
+class Queued:
+    node: Node
+    trigger: str
+    not_before: float = 0.0
+    attempt: int = 1
 
 
 class ReactivePass:
@@ -57,27 +70,27 @@ class ReactivePass:
         scope = self._downstream_closure(only) if only else {n.id for n in nodes}
         failed: set[str] = set()
         running: dict[Future[tuple[RunRecord, RunSession | None]], Node] = {}
-        queued: list[tuple[Node, str, float]] = []
+        queued: list[Queued] = []
         if only is not None:
             if only.kind not in RUNNABLE_KINDS:
                 raise EngineError(f"node {only.rel_file or only.id} is a {only.kind} node; "
                                   f"only Python nodes run in this version")
-            queued.append((only, "manual", 0.0))
+            queued.append(Queued(only, "manual"))
         else:
             for node in nodes:
                 if not node.reads() and node.trigger != "manual":
-                    queued.append((node, "manual" if node.trigger is None else "schedule", 0.0))
+                    queued.append(Queued(node, "manual" if node.trigger is None else "schedule"))
         with ThreadPoolExecutor(self.workers, thread_name_prefix="patterns-run") as pool:
             while True:
                 busy = {n.id for n in running.values()}
-                waiting = {n.id for n, _, _ in queued}
+                waiting = {q.node.id for q in queued}
                 for node in self._out_of_date(nodes, scope, failed | busy | waiting):
-                    queued.append((node, "upstream", 0.0))
+                    queued.append(Queued(node, "upstream"))
                     waiting.add(node.id)
                 now = time.time()
                 for item in list(queued):
-                    node, trigger, not_before = item
-                    if node.id in busy or not_before > now:
+                    node = item.node
+                    if node.id in busy or item.not_before > now:
                         continue
                     if len(result.runs) + len(running) >= self.max_runs:
                         result.stopped = (
@@ -89,13 +102,15 @@ class ReactivePass:
                     queued.remove(item)
                     busy.add(node.id)
                     overrides = (params or {}).get(node.id)
-                    running[pool.submit(self.engine.run_node, node, trigger, overrides)] = node
+                    future = pool.submit(self.engine.run_node, node, item.trigger, overrides,
+                                         item.attempt)
+                    running[future] = node
                 if not running:
                     if not queued and only is None:
-                        queued = [(n, "first run", 0.0) for n in self._never_run(nodes, failed)]
+                        queued = [Queued(n, "first run") for n in self._never_run(nodes, failed)]
                     if not queued:
                         break
-                    soonest = min(t for _, _, t in queued)
+                    soonest = min(q.not_before for q in queued)
                     time.sleep(max(0.0, min(soonest - time.time(), 1.0)))
                     continue
                 done, _ = wait(list(running), return_when=FIRST_COMPLETED, timeout=1.0)
@@ -104,11 +119,23 @@ class ReactivePass:
                     record, session = future.result()
                     result.runs.append(record)
                     if record.status != "succeeded":
-                        failed.add(node.id)
+                        retry = self._retry(node, record)
+                        if retry is None:
+                            failed.add(node.id)
+                        else:
+                            queued.append(retry)
                     elif session is not None and session.requests.new_run:
                         delay = session.requests.wait_seconds or 0.0
-                        queued.append((node, "continuation", time.time() + delay))
+                        queued.append(Queued(node, "continuation", time.time() + delay))
         return result
+
+    def _retry(self, node: Node, record: RunRecord) -> Queued | None:
+        """The next attempt of a failed run, with exponential backoff, if retries are left."""
+        settings = node.settings
+        if record.attempt > settings.retries_count:
+            return None
+        delay = settings.retries_backoff_seconds * 2 ** (record.attempt - 1)
+        return Queued(node, "retry", time.time() + delay, record.attempt + 1)
 
     def _out_of_date(self, nodes: list[Node], scope: set[str], exclude: set[str]) -> list[Node]:
         candidates = [n for n in nodes if n.id in scope and n.id not in exclude and n.reads()

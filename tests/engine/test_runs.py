@@ -154,3 +154,20 @@ def test_invalid_app_runs_nothing_and_lists_every_problem(tmp_path: Path) -> Non
     assert "'nope'" in proc.stderr and "every minute" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (root / ".patterns").exists()
+
+
+def test_failed_runs_are_retried_with_backoff(app_runner: Any) -> None:
+    # State rolls back with a failed run, so the node counts its attempts on disk.
+    app = app_runner({"flaky.py": """
+        import pathlib
+        from patterns import State
+        n = len(list(pathlib.Path(".").glob("attempt-*")))
+        if n < 2:
+            pathlib.Path(f"attempt-{n}").write_text("x")
+            raise RuntimeError(f"flaky {n}")
+        State().set_value("done", True)
+    """}, [], settings={"retries": {"count": 3, "backoff_seconds": 0.05}})
+    result = app.run()
+    assert [(r.trigger, r.status, r.attempt) for r in result.runs] == [
+        ("manual", "failed", 1), ("retry", "failed", 2), ("retry", "succeeded", 3)]
+    assert result.ok

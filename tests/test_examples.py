@@ -1,0 +1,60 @@
+"""The bundled example app stays runnable, exactly as the README runs it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chat_enrich"
+CLI = [sys.executable, "-m", "patterns.cli.main"]
+
+
+def patterns(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path) -> None:
+    app = tmp_path / "chat_enrich"
+    shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns(".patterns"))
+    assert patterns("create", "secret", "demo_token", "t-1").returncode == 0
+    assert patterns("create", "secret", "connection.demo_api",
+                    '{"base_url": "https://api.example.invalid"}').returncode == 0
+    assert patterns("validate", str(app)).returncode == 0
+
+    first = patterns("run", str(app), "--json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    runs = json.loads(first.stdout)["runs"]
+    assert {r["node_id"] for r in runs} == {"ingest01", "enrich01", "ustats01", "report01"}
+    assert sum(r["node_id"] == "ingest01" for r in runs) == 3  # request_new_run continues
+
+    import duckdb
+
+    con = duckdb.connect(str(app / ".patterns" / "store.duckdb"), read_only=True)
+    count = con.sql("select count(*), count(distinct id) from messages_enriched").fetchall()
+    users = con.sql("select sum(messages) from user_stats").fetchall()
+    report = con.sql("select count(*) from daily_report").fetchall()
+    con.close()
+    assert count == [(60, 60)]          # every message enriched exactly once
+    assert users == [(60,)] and report == [(4,)]
+
+    again = patterns("run", str(app), "--json")
+    assert again.returncode == 0
+    assert [r["node_id"] for r in json.loads(again.stdout)["runs"]] == ["ingest01"]
+
+
+def test_manifest_describes_nodes_and_edges() -> None:
+    proc = patterns("manifest", str(EXAMPLE))
+    assert proc.returncode == 0
+    doc = json.loads(proc.stdout)
+    nodes = {n["id"]: n for n in doc["nodes"]}
+    assert set(nodes) == {"ingest01", "enrich01", "ustats01", "report01"}
+    params = {p["name"] for p in nodes["ingest01"]["interface"]["parameters"]}
+    assert {"batch_size", "api", "token", "since"} <= params
+    edges = {(e["from_node"], e["store"], e["to_node"]) for e in doc["edges"]}
+    assert ("ingest01", "messages", "enrich01") in edges
