@@ -1,0 +1,1 @@
+"""The devkit: the ``patterns`` command."""

@@ -1,0 +1,65 @@
+"""The terminal face of the engine: live run output and the summary table."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from patterns.store.model import RunRecord
+
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red",
+                "running": "yellow", "queued": "cyan", "cancelled": "magenta"}
+
+
+class ConsoleReporter:
+    """Prints each run's output as it happens, prefixed by its node."""
+
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self._lock = threading.Lock()
+
+    def run_started(self, run: RunRecord) -> None:
+        if not self.quiet:
+            with self._lock:
+                self.console.print(f"[cyan]▶ {escape(run.node_title)}[/] "
+                                   f"[dim]({run.trigger}, run {run.id[-8:]})[/]")
+
+    def run_output(self, run: RunRecord, stream: str, line: str) -> None:
+        if self.quiet:
+            return
+        style = "red" if stream == "stderr" else "default"
+        with self._lock:
+            self.console.print(f"[dim]{escape(run.node_title)} |[/] [{style}]{escape(line)}[/]",
+                               highlight=False, soft_wrap=True)
+
+    def run_finished(self, run: RunRecord) -> None:
+        style = STATUS_STYLE.get(run.status, "default")
+        secs = f"{run.seconds:.2f}s" if run.seconds is not None else ""
+        with self._lock:
+            self.console.print(f"[{style}]■ {escape(run.node_title)} {run.status}[/] [dim]{secs}[/]")
+            if run.status != "succeeded" and run.error:
+                self.console.print(f"  [red]{escape(run.error)}[/]")
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self.console.print(f"[dim]{escape(message)}[/]")
+
+
+def runs_table(runs: list[RunRecord], title: str | None = None) -> Table:
+    table = Table(title=title, show_lines=False)
+    for col in ("node", "trigger", "status", "rows in", "rows out", "time", "run"):
+        table.add_column(col, justify="right" if col in ("rows in", "rows out", "time") else "left")
+    for run in runs:
+        style = STATUS_STYLE.get(run.status, "default")
+        table.add_row(
+            escape(run.node_title), run.trigger, f"[{style}]{run.status}[/]",
+            str(sum((run.rows_read or {}).values())), str(sum((run.rows_written or {}).values())),
+            f"{run.seconds:.2f}s" if run.seconds is not None else "-", run.id,
+        )
+    return table

@@ -1,0 +1,191 @@
+"""``patterns create app|node|table|webhook|secret`` and ``patterns list secrets``.
+
+Everything that adds to an app edits graph.yml through :mod:`patterns.graph.edit`, which keeps
+the user's comments and layout. Secret values are never printed: not when set, not when listed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from patterns.cli.context import APP_REQUIRED, JSON_OPTION, print_json
+from patterns.errors import ConfigError
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@click.group()
+def create() -> None:
+    """Create an app, or add a node, table, webhook or secret."""
+
+
+@create.command("app")
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--title", help="The app's title (default: the folder's name).")
+def create_app(directory: Path, title: str | None) -> None:
+    """Create the folder DIR holding a new app's graph.yml."""
+    from patterns.graph.edit import create_app as make
+
+    graph_file = make(directory, title)
+    click.secho(f"created {graph_file}", fg="green")
+    click.echo("next:\n"
+               f"  patterns create node {directory} hello.py   # a node writing a table\n"
+               f"  patterns run {directory}                    # run it\n"
+               f"  patterns table list {directory}             # see what it wrote")
+
+
+@create.command("node")
+@APP_REQUIRED
+@click.argument("file", metavar="FILE.py")
+@click.option("--id", "node_id", help="The node's id (default: 8 random letters and digits).")
+@click.option("--trigger", metavar="CRON|manual",
+              help='When the node runs on its own: a cron string ("0 * * * *") or manual.')
+def create_node(app_dir: Path, file: str, node_id: str | None, trigger: str | None) -> None:
+    """Add a Python node, written from a template.
+
+    Writes FILE.py (a path inside the app folder APP) as a small working node that appends a
+    record to a table, then registers it under `functions:` in graph.yml with a new id, and
+    its table under `stores:`. An existing file is never overwritten."""
+    from patterns.graph.edit import add_node, add_store
+    from patterns.graph.loader import find_graph_file
+
+    root = find_graph_file(app_dir).parent
+    path = _node_path(root, file)
+    rel = path.relative_to(root).as_posix()
+    if path.suffix != ".py":
+        raise ConfigError(f"{file} is not a .py file: `patterns create node` writes Python "
+                          f"nodes (name it {Path(file).stem}.py)")
+    if rel in _graph_names(root, "functions", "node_file"):
+        raise ConfigError(f"{rel} is already a node of this app: pick another file name")
+    if path.exists():
+        raise ConfigError(f"{path} already exists: pick another name, or add it to graph.yml "
+                          f"under `functions:` as `- node_file: {rel}`")
+    table = re.sub(r"\W+", "_", path.stem).strip("_").lower() or "node"
+    table = f"{table}_records"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_template(table, rel), encoding="utf-8")
+    try:
+        new_id = add_node(root, rel, id=node_id, trigger=trigger)
+    except BaseException:
+        path.unlink()
+        raise
+    if table not in _graph_names(root, "stores", "table", "stream"):
+        add_store(root, table)
+    click.secho(f"created {rel} (node {new_id}, writes table {table})", fg="green")
+    click.echo(f"next: patterns run {app_dir} --node {rel}")
+
+
+def _node_path(root: Path, file: str) -> Path:
+    """FILE as given from the current folder if that is inside the app, else from the app."""
+    given = Path(file)
+    if given.is_absolute():
+        path = given.resolve()
+    else:
+        here = (Path.cwd() / given).resolve()
+        path = here if here.is_relative_to(root) else (root / given).resolve()
+    if not path.is_relative_to(root):
+        raise ConfigError(f"{file} is outside the app folder {root}: node files live in it")
+    return path
+
+
+def _template(table: str, rel: str) -> str:
+    from importlib.resources import files
+
+    text = files("patterns.cli").joinpath("templates", "node.py").read_text(encoding="utf-8")
+    return text.replace("__TABLE__", table).replace("__FILE__", rel)
+
+
+def _graph_names(root: Path, section: str, *keys: str) -> set[str]:
+    """The values of ``keys`` in the entries of ``section`` of graph.yml."""
+    import yaml
+
+    from patterns.graph.loader import GRAPH_FILE
+
+    try:
+        doc = yaml.safe_load((root / GRAPH_FILE).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot edit {root / GRAPH_FILE}: it is not valid YAML ({exc})"
+                          ) from None
+    entries = (doc.get(section) if isinstance(doc, dict) else None) or []
+    return {str(e[k]) for e in entries if isinstance(e, dict) for k in keys if e.get(k)}
+
+
+@create.command("table")
+@APP_REQUIRED
+@click.argument("name")
+def create_table(app_dir: Path, name: str) -> None:
+    """Add the table NAME under `stores:` in graph.yml."""
+    from patterns.graph.edit import add_store
+    from patterns.graph.loader import find_graph_file
+
+    if not _TABLE_NAME.match(name):
+        raise ConfigError(f"table name {name!r} is not valid: use letters, digits and '_', "
+                          f"starting with a letter or '_'")
+    add_store(find_graph_file(app_dir).parent, name)
+    click.secho(f"added table {name}; nodes use it with Table({name!r}) or "
+                f"Table({name!r}, \"w\")", fg="green")
+
+
+@create.command("webhook")
+@APP_REQUIRED
+@click.argument("table_name", metavar="TABLE")
+def create_webhook(app_dir: Path, table_name: str) -> None:
+    """Add a webhook that stores each POSTed JSON object as a record of TABLE."""
+    from patterns.graph.edit import add_webhook
+    from patterns.graph.loader import find_graph_file
+
+    if not _TABLE_NAME.match(table_name):
+        raise ConfigError(f"table name {table_name!r} is not valid: use letters, digits and "
+                          f"'_', starting with a letter or '_'")
+    node_id = add_webhook(find_graph_file(app_dir).parent, table_name)
+    click.secho(f"added webhook {node_id} writing table {table_name}; `patterns serve` gives "
+                f"it a URL", fg="green")
+
+
+@create.command("secret")
+@click.argument("name")
+@click.argument("value", required=False)
+def create_secret(name: str, value: str | None) -> None:
+    """Store a secret; its value is never shown.
+
+    VALUE is asked for (hidden) when left out. graph.yml refers to the secret as
+    ${{ NAME }} in parameter_values; a connection is a secret named connection.NAME holding a
+    JSON object of credentials. Secrets live encrypted in $PATTERNS_HOME (default ~/.patterns)."""
+    from patterns.engine.secrets import SecretStore
+
+    if value is None:
+        value = click.prompt(f"value of {name}", hide_input=True)
+    store = SecretStore()
+    replaced = name in store.names()
+    store.set(name, value)
+    verb = "replaced" if replaced else "saved"
+    click.secho(f"secret {name} {verb} in {store.home}; use it in parameter_values as "
+                f"${{{{ {name} }}}}", fg="green")
+
+
+@click.group("list")
+def list_group() -> None:
+    """List what Patterns keeps outside apps."""
+
+
+@list_group.command("secrets")
+@JSON_OPTION
+def list_secrets(as_json: bool) -> None:
+    """The names of the stored secrets (never their values)."""
+    from patterns.engine.secrets import SecretStore
+
+    names = SecretStore().names()
+    if as_json:
+        print_json(names)
+    elif not names:
+        click.secho("no secrets yet: add one with `patterns create secret NAME VALUE`", dim=True)
+    else:
+        click.echo("\n".join(names))
+
+
+def register(group: click.Group) -> None:
+    for command in (create, list_group):
+        group.add_command(command)

@@ -1,0 +1,302 @@
+"""``patterns runs``, ``patterns logs``, ``patterns state show|reset``, ``patterns stream reset``.
+
+What happened (run records and their output) and the two pieces of a node's memory a user
+may want to replay from scratch: its state document and its stream positions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from patterns.cli.context import (
+    APP_ARGUMENT,
+    APP_REQUIRED,
+    JSON_OPTION,
+    STORE_OPTION,
+    YES_OPTION,
+    confirm,
+    existing_store,
+    load,
+    print_json,
+)
+from patterns.errors import ConfigError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from patterns.graph.model import App, Node
+    from patterns.store.model import RunRecord
+
+NODE_OPTION = click.option("--node", "node_key", metavar="FILE_OR_ID",
+                           help="Only this node (its file or id).")
+NODE_ARGUMENT = click.argument("node_key", metavar="NODE")
+
+
+def _local(when: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    if isinstance(when, str):
+        when = dt.datetime.fromisoformat(when)
+    return when.astimezone().strftime(fmt) if isinstance(when, dt.datetime) else "-"
+
+
+def _day(when: Any) -> dt.date | None:
+    return when.astimezone().date() if isinstance(when, dt.datetime) else None
+
+
+def find_run(cur: duckdb.DuckDBPyConnection, app: App, key: str) -> RunRecord:
+    """A run by its id, the start of its id, or its end (the 8 characters `patterns run` shows)."""
+    from patterns.store import meta
+    from patterns.store.migrations import META
+
+    wanted = key.strip().upper()
+    ids = [str(r) for (r,) in cur.execute(
+        f"SELECT id FROM {META}.runs WHERE id = ? OR starts_with(id, ?) OR ends_with(id, ?) "
+        f"ORDER BY queued_at DESC LIMIT 6", [wanted, wanted, wanted]).fetchall()]
+    if wanted in ids:
+        ids = [wanted]
+    if not ids:
+        raise ConfigError(f"no run '{key}' in app '{app.title}': `patterns runs {app.root}` "
+                          f"lists the runs and their ids")
+    if len(ids) > 1:
+        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        raise ConfigError(f"run '{key}' matches more than one run ({shown}): give more of "
+                          f"its id")
+    record = meta.get_run(cur, ids[0])
+    assert record is not None
+    return record
+
+
+@click.command()
+@APP_ARGUMENT
+@NODE_OPTION
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Show at most this many runs.")
+@STORE_OPTION
+@JSON_OPTION
+def runs(app_dir: Path, node_key: str | None, limit: int, store_path: Path | None,
+         as_json: bool) -> None:
+    """The run history, newest first: status, trigger, rows, time and error."""
+    from patterns.store import meta
+
+    app = load(app_dir)
+    node = app.node(node_key) if node_key else None
+    store = existing_store(app, store_path)
+    try:
+        records = meta.list_runs(store.cursor(), node.id if node else None, limit)
+    finally:
+        store.close()
+    if as_json:
+        print_json([r.to_json() for r in records])
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from patterns.cli.console import STATUS_STYLE
+
+    console = Console(highlight=False)
+    if not records:
+        console.print(f"[dim]no runs yet: run the app with `patterns run {escape(str(app.root))}`"
+                      f"[/]")
+        return
+    wide = console.width >= 120  # room for errors in the table; else they follow it
+    view = Table(title=f"{app.title}: last {len(records)} run(s)", box=box.SIMPLE_HEAD)
+    for col in ("started", "node", "trigger", "status", "rows", "time", "run",
+                *(("error",) if wide else ())):
+        view.add_column(col, justify="right" if col in ("rows", "time") else "left",
+                        no_wrap=True, overflow="ellipsis")
+    today = dt.datetime.now().astimezone().date()
+    errors: list[str] = []
+    for r in records:
+        style = STATUS_STYLE.get(r.status, "default")
+        error = escape(((r.error or "").strip().splitlines() or [""])[0])
+        started = r.started_at or r.queued_at
+        view.add_row(_local(started, "%H:%M:%S" if _day(started) == today else "%m-%d %H:%M"),
+                     escape(r.node_title), r.trigger, f"[{style}]{r.status}[/]",
+                     f"{sum((r.rows_read or {}).values())}→{sum((r.rows_written or {}).values())}",
+                     f"{r.seconds:.2f}s" if r.seconds is not None else "-", r.id[-8:],
+                     *((f"[red]{error}[/]",) if wide else ()))
+        if error and not wide:
+            errors.append(f"  {r.id[-8:]} {escape(r.node_title)}: [red]{error}[/]")
+    console.print(view)
+    if errors:
+        console.print("errors:\n" + "\n".join(errors))
+
+
+@click.command()
+@APP_ARGUMENT
+@NODE_OPTION
+@click.option("--run", "run_key", metavar="RUN_ID",
+              help="This run: its id, or the start or end of it.")
+@STORE_OPTION
+@JSON_OPTION
+def logs(app_dir: Path, node_key: str | None, run_key: str | None, store_path: Path | None,
+         as_json: bool) -> None:
+    """The output of a run (default: the latest run, or the latest run of --node)."""
+    from patterns.store import meta
+
+    app = load(app_dir)
+    node = app.node(node_key) if node_key else None
+    store = existing_store(app, store_path)
+    try:
+        cur = store.cursor()
+        if run_key:
+            record = find_run(cur, app, run_key)
+            if node is not None and record.node_id != node.id:
+                raise ConfigError(f"run {record.id} is a run of {record.node_title}, not of "
+                                  f"node {node.label}: leave out --node, or pick its run")
+        else:
+            latest = meta.list_runs(cur, node.id if node else None, 1)
+            if not latest:
+                who = f"node {node.label}" if node else f"app '{app.title}'"
+                raise ConfigError(f"{who} has no runs yet: run it first with "
+                                  f"`patterns run {app.root}`")
+            record = latest[0]
+        text = meta.get_log(cur, record.id) or ""
+    finally:
+        store.close()
+    lines = [_log_line(raw) for raw in text.splitlines() if raw.strip()]
+    if as_json:
+        print_json({"run": record.to_json(), "lines": lines})
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    from patterns.cli.console import STATUS_STYLE
+
+    console = Console(highlight=False, soft_wrap=True)
+    style = STATUS_STYLE.get(record.status, "default")
+    console.print(f"[dim]run {record.id} of {escape(record.node_title)} "
+                  f"({record.trigger}, {_local(record.started_at or record.queued_at)})[/] "
+                  f"[{style}]{record.status}[/]", highlight=False)
+    if not lines:
+        console.print("[dim](no output)[/]")
+    for line in lines:
+        color = {"stderr": "red", "patterns": "dim"}.get(line["stream"], "default")
+        console.print(f"[dim]{_local(line['time'], '%H:%M:%S')} {escape(record.node_title)} |[/]"
+                      f" [{color}]{escape(line['text'])}[/]")
+    if record.status not in ("succeeded", "running", "queued") and record.error:
+        console.print(f"[red]{escape(record.error)}[/]")
+
+
+def _log_line(raw: str) -> dict[str, str]:
+    try:
+        stamp, stream, text = json.loads(raw)
+    except (ValueError, TypeError):
+        return {"time": "", "stream": "stdout", "text": raw}
+    return {"time": str(stamp), "stream": str(stream), "text": str(text)}
+
+
+@click.group()
+def state() -> None:
+    """Look at or clear a node's state (what State() keeps between runs)."""
+
+
+@state.command("show")
+@APP_REQUIRED
+@NODE_ARGUMENT
+@STORE_OPTION
+@JSON_OPTION
+def state_show(app_dir: Path, node_key: str, store_path: Path | None, as_json: bool) -> None:
+    """Print the state document of NODE (a file or an id)."""
+    from patterns.store import meta
+
+    app = load(app_dir)
+    node = app.node(node_key)
+    store = existing_store(app, store_path)
+    try:
+        doc = meta.get_state(store.cursor(), node.id)
+    finally:
+        store.close()
+    if as_json:
+        print_json(doc)
+    elif not doc:
+        click.secho(f"node {node.label} has no state", dim=True)
+    else:
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+
+
+@state.command("reset")
+@APP_REQUIRED
+@NODE_ARGUMENT
+@YES_OPTION
+@STORE_OPTION
+def state_reset(app_dir: Path, node_key: str, yes: bool, store_path: Path | None) -> None:
+    """Clear the state of NODE: its next run starts with an empty State()."""
+    from patterns.store import meta
+
+    app = load(app_dir)
+    node = app.node(node_key)
+    store = existing_store(app, store_path, read_only=False)
+    try:
+        if not meta.get_state(store.cursor(), node.id):
+            click.secho(f"node {node.label} has no state: nothing to reset", dim=True)
+            return
+        confirm(yes, f"Clear the state of node {node.label}?")
+        with store.commit_lock, store.transaction() as cur:
+            meta.set_state(cur, node.id, {}, dt.datetime.now(dt.UTC))
+    finally:
+        store.close()
+    click.secho(f"state of node {node.label} cleared", fg="green")
+
+
+@click.group()
+def stream() -> None:
+    """Replay what a node consumes from a table."""
+
+
+@stream.command("reset")
+@APP_REQUIRED
+@NODE_ARGUMENT
+@click.argument("table_key", metavar="TABLE")
+@YES_OPTION
+@STORE_OPTION
+def stream_reset(app_dir: Path, node_key: str, table_key: str, yes: bool,
+                 store_path: Path | None) -> None:
+    """Make NODE consume TABLE again from the start.
+
+    Deletes the stream position of NODE (a file or an id) on TABLE (a table name or the
+    node's port name), so its next run consumes every row of the table again."""
+    from patterns.store import meta
+
+    app = load(app_dir)
+    node = app.node(node_key)
+    store = existing_store(app, store_path, read_only=False)
+    try:
+        positions = meta.get_positions(store.cursor(), node.id)
+        table_name = _stream_table(node, table_key, positions)
+        if table_name not in positions:
+            click.secho(f"node {node.label} has not consumed {table_name} yet: it will read it "
+                        f"from the start anyway", dim=True)
+            return
+        confirm(yes, f"Make node {node.label} consume {table_name} again from the start?")
+        with store.commit_lock, store.transaction() as cur:
+            meta.set_position(cur, node.id, table_name, None, dt.datetime.now(dt.UTC))
+    finally:
+        store.close()
+    click.secho(f"node {node.label} will consume {table_name} from the start on its next run",
+                fg="green")
+
+
+def _stream_table(node: Node, key: str, positions: dict[str, Any]) -> str:
+    """The store behind ``key``: a port of the node, a table it reads, or one it streamed."""
+    port = node.interface.table(key)
+    if port is not None and port.mode == "r":
+        return node.store_for(key)
+    if key in node.reads() or key in positions:
+        return key
+    reads = [t.port if node.store_for(t.port) == t.port else f"{t.port} (table "
+             f"{node.store_for(t.port)})" for t in node.interface.tables if t.mode == "r"]
+    valid = ", ".join(reads) or "none: it reads no table"
+    raise ConfigError(f"node {node.label} does not read a table '{key}': the tables it reads "
+                      f"are {valid}")
+
+
+def register(group: click.Group) -> None:
+    for command in (runs, logs, state, stream):
+        group.add_command(command)

@@ -1,0 +1,108 @@
+"""``patterns run``, ``patterns validate``, ``patterns manifest``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from patterns.cli.context import APP_ARGUMENT, JSON_OPTION, STORE_OPTION, load, print_json
+from patterns.errors import ConfigError
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--param {item!r} is not NAME=VALUE (e.g. --param limit=10, or "
+                              f"--param NODE_ID.limit=10 for one node)")
+        params[name.strip()] = value
+    return params
+
+
+@click.command()
+@APP_ARGUMENT
+@click.option("--node", "node_key", help="Run this node (file or id), then what is downstream.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A parameter value (repeatable); NODE_ID.NAME=VALUE for one node only.")
+@STORE_OPTION
+@click.option("--max-runs", default=1000, show_default=True,
+              help="Stop after this many runs (guards against endless cycles).")
+@click.option("--quiet", "-q", is_flag=True, help="Do not print the nodes' output.")
+@JSON_OPTION
+def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path: Path | None,
+        max_runs: int, quiet: bool, as_json: bool) -> None:
+    """Run the app: nodes with no inputs, then every node whose inputs got new rows,
+    until nothing is left to do."""
+    from rich.console import Console
+
+    from patterns.cli.console import ConsoleReporter, runs_table
+    from patterns.engine.engine import Engine
+    from patterns.engine.reactive import ReactivePass
+
+    overrides = parse_params(params)
+    app = load(app_dir, overrides)
+    node = app.node(node_key) if node_key else None
+    console = Console(stderr=as_json, highlight=False)
+    reporter = ConsoleReporter(console, quiet=quiet or as_json)
+    started = time.monotonic()
+    with Engine(app, store_path=store_path, reporter=reporter) as engine:
+        result = ReactivePass(engine, max_runs=max_runs).run(only=node)
+    elapsed = time.monotonic() - started
+    if as_json:
+        print_json({"ok": result.ok, "seconds": elapsed, "runs": [r.to_json() for r in result.runs],
+                    "stopped": result.stopped})
+    else:
+        if result.runs:
+            console.print(runs_table(result.runs, title=f"{len(result.runs)} run(s) in "
+                                                        f"{elapsed:.2f}s"))
+        else:
+            console.print("[dim]nothing to run: every node is up to date[/]")
+        for skipped, why in result.skipped:
+            console.print(f"[dim]skipped {skipped.rel_file or skipped.id}: {why}[/]")
+        for failed in result.runs:
+            if failed.status != "succeeded":
+                console.print(f"\n[red bold]{failed.node_title} {failed.status}[/]: "
+                              f"[red]{failed.error or ''}[/]")
+                if failed.traceback:
+                    console.print(failed.traceback.rstrip(), markup=False, highlight=False)
+        if result.stopped:
+            console.print(f"[red]{result.stopped}[/]")
+    sys.exit(0 if result.ok else 1)
+
+
+@click.command()
+@APP_ARGUMENT
+@JSON_OPTION
+def validate(app_dir: Path, as_json: bool) -> None:
+    """Check graph.yml and the node files; report every problem at once."""
+    from patterns.errors import GraphError
+
+    try:
+        app = load(app_dir)
+    except GraphError as exc:
+        if not as_json:
+            raise
+        print_json({"valid": False, "problems": [p.__dict__ for p in exc.problems]})
+        sys.exit(1)
+    if as_json:
+        print_json({"valid": True, "problems": [], "nodes": len(app.nodes)})
+    else:
+        click.secho(f"✓ {app.title}: {len(app.nodes)} node(s), {len(app.stores)} table(s), "
+                    f"no problems", fg="green")
+
+
+@click.command()
+@APP_ARGUMENT
+def manifest(app_dir: Path) -> None:
+    """Print the resolved graph (nodes, interfaces, edges) as JSON."""
+    app = load(app_dir)
+    print_json(app.to_manifest())
+
+
+def register(group: click.Group) -> None:
+    for command in (run, validate, manifest):
+        group.add_command(command)

@@ -1,0 +1,252 @@
+"""``patterns table list|show|export|reset|versions``: look at and manage an app's tables."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from patterns.cli import rows
+from patterns.cli.context import (
+    APP_ARGUMENT,
+    APP_REQUIRED,
+    JSON_OPTION,
+    STORE_OPTION,
+    YES_OPTION,
+    confirm,
+    existing_store,
+    known_table,
+    load,
+    print_json,
+)
+from patterns.cli.rows import FORMATS, Scan, read_batches, scan_of
+from patterns.errors import ConfigError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+TABLE_ARGUMENT = click.argument("table_name", metavar="TABLE")
+
+
+def _last_commits(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    from patterns.store.migrations import META
+
+    found = cur.execute(f"SELECT table_name, max(committed_at) FROM {META}.commits "
+                        f"GROUP BY table_name").fetchall()
+    return {str(name): at for name, at in found}
+
+
+@click.group()
+def table() -> None:
+    """Look at and manage the app's tables."""
+
+
+@table.command("list")
+@APP_ARGUMENT
+@STORE_OPTION
+@JSON_OPTION
+def list_tables(app_dir: Path, store_path: Path | None, as_json: bool) -> None:
+    """The app's tables: version, rows, columns and last commit."""
+    app = load(app_dir)
+    store = existing_store(app, store_path)
+    try:
+        last = _last_commits(store.cursor())
+        docs: list[dict[str, Any]] = [
+            {"name": m.name, "version": m.version, "rows": store.count(m),
+             "columns": len(m.visible_names()), "last_commit": last.get(m.name), "exists": True}
+            for m in store.tables()]
+    finally:
+        store.close()
+    known = {d["name"] for d in docs}
+    docs += [{"name": s.name, "version": None, "rows": 0, "columns": 0, "last_commit": None,
+              "exists": False} for s in app.stores if s.name not in known]
+    if as_json:
+        print_json(docs)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    view = Table(title=f"{escape(app.title)}: {len(docs)} table(s)")
+    for col in ("table", "version", "rows", "columns", "last commit"):
+        view.add_column(col, justify="right" if col in ("version", "rows", "columns") else "left")
+    for doc in docs:
+        when = doc["last_commit"]
+        view.add_row(escape(doc["name"]), str(doc["version"] or "-"), str(doc["rows"]),
+                     str(doc["columns"]),
+                     when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when
+                     else "[dim]not written yet[/]")
+    Console(highlight=False).print(view)
+
+
+@table.command("show")
+@APP_REQUIRED
+@TABLE_ARGUMENT
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table",
+              show_default=True, help="How to print the rows.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Print at most this many rows.")
+@click.option("--offset", default=0, type=click.IntRange(min=0), help="Skip this many rows.")
+@click.option("--version", "version", type=int, help="Read this version (default: current).")
+@STORE_OPTION
+def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
+         version: int | None, store_path: Path | None) -> None:
+    """Print rows of TABLE, oldest first."""
+    app = load(app_dir)
+    store = existing_store(app, store_path)
+    try:
+        meta = known_table(app, store, table_name)
+        scan = scan_of(store, meta, version, limit=limit, offset=offset)
+        _, batches = read_batches(store, scan.sql)
+        if fmt == "jsonl":
+            rows.write_jsonl(sys.stdout, batches, scan.json_columns)
+        elif fmt == "csv":
+            rows.write_csv(sys.stdout, scan.names, batches)
+        else:
+            from rich.console import Console
+
+            total = store.count(meta) if scan.version == meta.version else None
+            shown = rows.rich_table(scan.names, batches)
+            of = f" of {total}" if total is not None else ""
+            summary = (f"rows {offset + 1} to {offset + shown.row_count}{of}" if shown.row_count
+                       else f"no rows here{of}")
+            console = Console(highlight=False)
+            console.print(shown)
+            console.print(f"[dim]{meta.name} version {scan.version}: {summary}[/]")
+    finally:
+        store.close()
+
+
+@table.command("export")
+@APP_REQUIRED
+@TABLE_ARGUMENT
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="The file format (default: from the output file's extension).")
+@click.option("--output", "-o", "output", required=True, type=click.Path(path_type=Path),
+              help="The file to write ('-' for stdout, csv and jsonl only).")
+@click.option("--version", "version", type=int, help="Export this version (default: current).")
+@STORE_OPTION
+def export(app_dir: Path, table_name: str, fmt: str | None, output: Path, version: int | None,
+           store_path: Path | None) -> None:
+    """Write every row of TABLE to a file, in batches."""
+    fmt = fmt or _format_of(output)
+    app = load(app_dir)
+    store = existing_store(app, store_path)
+    try:
+        meta = known_table(app, store, table_name)
+        scan = scan_of(store, meta, version)
+        schema, batches = read_batches(store, scan.sql)
+        if str(output) == "-":
+            if fmt == "parquet":
+                raise ConfigError("parquet cannot go to stdout: give a file with --output")
+            count = _write(fmt, sys.stdout, None, scan, schema, batches)
+        else:
+            count = _write_file(fmt, output, scan, schema, batches)
+    finally:
+        store.close()
+    if str(output) != "-":
+        click.secho(f"exported {count} row(s) of {meta.name} (version {scan.version}) "
+                    f"to {output}", fg="green", err=True)
+
+
+def _format_of(output: Path) -> str:
+    suffix = output.suffix.lower().lstrip(".")
+    fmt = {"csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet",
+           "pq": "parquet"}.get(suffix)
+    if fmt is None:
+        raise ConfigError(f"cannot tell the format of {output} from its extension: "
+                          f"pass --format csv, jsonl or parquet")
+    return fmt
+
+
+def _write_file(fmt: str, output: Path, scan: Scan, schema: pa.Schema,
+                batches: Iterator[pa.RecordBatch]) -> int:
+    """Write to a temporary file next to ``output``, then move it in place."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.partial")
+    try:
+        if fmt == "parquet":
+            count = _write(fmt, None, str(tmp), scan, schema, batches)
+        else:
+            with tmp.open("w", encoding="utf-8", newline="") as out:
+                count = _write(fmt, out, None, scan, schema, batches)
+        os.replace(tmp, output)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
+
+
+def _write(fmt: str, out: Any, path: str | None, scan: Scan, schema: pa.Schema,
+           batches: Iterator[pa.RecordBatch]) -> int:
+    if fmt == "jsonl":
+        return rows.write_jsonl(out, batches, scan.json_columns)
+    if fmt == "csv":
+        return rows.write_csv(out, scan.names, batches)
+    assert path is not None
+    return rows.write_parquet(path, schema, batches)
+
+
+@table.command("reset")
+@APP_REQUIRED
+@TABLE_ARGUMENT
+@YES_OPTION
+@STORE_OPTION
+def reset(app_dir: Path, table_name: str, yes: bool, store_path: Path | None) -> None:
+    """Start TABLE over as a new, empty version; streams on it start from the beginning."""
+    app = load(app_dir)
+    store = existing_store(app, store_path, read_only=False)
+    try:
+        meta = known_table(app, store, table_name)
+        count = store.count(meta)
+        confirm(yes, f"Reset table {meta.name} ({count} row(s) in version {meta.version})? "
+                     f"Readers will see an empty table")
+        new = store.reset_table(meta.name)
+    finally:
+        store.close()
+    click.secho(f"table {new.name} is now version {new.version}, empty; the old rows stay "
+                f"readable with `--version {meta.version}` while that version is kept",
+                fg="green")
+
+
+@table.command("versions")
+@APP_REQUIRED
+@TABLE_ARGUMENT
+@STORE_OPTION
+@JSON_OPTION
+def versions(app_dir: Path, table_name: str, store_path: Path | None, as_json: bool) -> None:
+    """The versions of TABLE: when and why each began, and which are kept."""
+    app = load(app_dir)
+    store = existing_store(app, store_path)
+    try:
+        meta = known_table(app, store, table_name)
+        docs = store.versions(meta.name)
+        for doc in docs:
+            doc["current"] = doc["version"] == meta.version
+            doc.pop("physical", None)
+    finally:
+        store.close()
+    if as_json:
+        print_json(docs)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    view = Table(title=f"{meta.name}: {len(docs)} version(s)")
+    for col in ("version", "created", "reason", "run", "kept"):
+        view.add_column(col)
+    for doc in docs:
+        mark = " [green](current)[/]" if doc["current"] else ""
+        view.add_row(f"{doc['version']}{mark}",
+                     doc["created_at"].astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                     str(doc["reason"]), str(doc["run_id"] or "-"),
+                     "yes" if doc["available"] else "[dim]dropped[/]")
+    Console(highlight=False).print(view)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(table)
