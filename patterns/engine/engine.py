@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import replace
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO
 
 MAX_LOG_BYTES = 2_000_000
+STDERR_MARK = "\x1f"  # the node runner marks its stderr lines with this
 
 
 @dataclass
@@ -123,7 +124,10 @@ def _pump(pipe: IO[bytes] | None, stream: str, capture: LogCapture,
         return
     for raw in iter(pipe.readline, b""):
         text = raw.decode("utf-8", errors="replace").rstrip("\n")
-        shown = capture.add(stream, text)
+        which = stream
+        if text.startswith(STDERR_MARK):  # the node's Python stderr, sent in order on stdout
+            which, text = "stderr", text[1:]
+        shown = capture.add(which, text)
         if shown is not None:
-            on_line(stream, shown)
+            on_line(which, shown)
     pipe.close()

@@ -10,12 +10,14 @@ stderr and to the run record, and the process exits 1.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import runpy
 import sys
 import traceback
 from pathlib import Path
+from typing import TextIO
 
 EXIT_ERROR = 1
 
@@ -29,6 +31,7 @@ def main() -> int:
     from patterns.sdk._flight import FlightEngineClient
     from patterns.sdk._runtime import NodeRun
 
+    _interleave_stderr()
     client = FlightEngineClient(config["uri"], config["token"])
     run = NodeRun(client)
     current_run.set(run)
@@ -54,6 +57,44 @@ def main() -> int:
         sys.stdout.flush()
         sys.stderr.flush()
     return 0
+
+
+STDERR_MARK = "\x1f"
+
+
+class _MarkedStderr(io.TextIOBase):
+    """Python's stderr, sent down stdout with each line marked, so the engine keeps prints
+    and tracebacks in the order they happened (two pipes read by two threads cannot)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._out.write(STDERR_MARK + line + "\n")
+        self._out.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._out.write(STDERR_MARK + self._partial + "\n")
+            self._partial = ""
+        self._out.flush()
+
+
+def _interleave_stderr() -> None:
+    import logging
+
+    sys.stderr = _MarkedStderr(sys.stdout)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.__stderr__:
+            handler.setStream(sys.stderr)
 
 
 def describe(exc: BaseException, app_root: Path) -> tuple[str, str]:

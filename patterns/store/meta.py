@@ -55,8 +55,9 @@ def update_run(cur: duckdb.DuckDBPyConnection, run_id: str, **fields: Any) -> No
 
 
 def get_run(cur: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord | None:
-    row = cur.execute(f"SELECT {_RUN_COLUMNS} FROM {META}.runs WHERE id = ? OR id LIKE ?",
-                      [run_id, run_id + "%"]).fetchall()
+    row = cur.execute(f"SELECT {_RUN_COLUMNS} FROM {META}.runs WHERE id = ? "
+                      f"OR starts_with(id, ?) OR ends_with(id, ?)",
+                      [run_id, run_id, run_id]).fetchall()
     return _run(row[0]) if len(row) == 1 else None
 
 

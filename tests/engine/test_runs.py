@@ -171,3 +171,18 @@ def test_failed_runs_are_retried_with_backoff(app_runner: Any) -> None:
     assert [(r.trigger, r.status, r.attempt) for r in result.runs] == [
         ("manual", "failed", 1), ("retry", "failed", 2), ("retry", "succeeded", 3)]
     assert result.ok
+
+
+def test_prints_and_traceback_keep_their_order(app_runner: Any) -> None:
+    app = app_runner({"order.py": """
+        import sys
+        for i in range(50):
+            print("out", i)
+            print("err", i, file=sys.stderr)
+        raise ValueError("last")
+    """}, [])
+    record = app.run_node("order")
+    lines = [(stream, text) for _, stream, text in logs(app, record)]
+    expected = [x for i in range(50) for x in (("stdout", f"out {i}"), ("stderr", f"err {i}"))]
+    assert lines[:100] == expected
+    assert lines[-1] == ("stderr", "ValueError: last")
