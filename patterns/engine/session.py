@@ -15,11 +15,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from patterns.errors import NodeError
 from patterns.graph.model import Node
 from patterns.store.duckdb import DuckDBStore
+from patterns.store.migrations import DATA, META
 from patterns.store.model import Checkpoint, TableMeta, TableOp, TableOptions
 from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty, scan_sql, stream_sql
 from patterns.store.tables import check_fits
@@ -210,26 +212,39 @@ class RunSession:
         cur = self.store.cursor()
         try:
             statements = cur.extract_statements(sql)
-        except Exception as exc:  # duckdb.ParserException and friends
+        except duckdb.Error as exc:
+            cur.close()
             raise NodeError(f"read_sql: {exc}") from exc
         if len(statements) != 1 or "SELECT" not in str(statements[0].type):
+            cur.close()
             raise NodeError("read_sql runs one read-only query (SELECT ...); use "
                             "append/upsert/replace to change a table")
+        lowered = sql.lower()
+        if any(schema in lowered for schema in (META, DATA)):
+            cur.close()
+            raise NodeError("read_sql may query the app's tables (by their names, or "
+                            "f'{table}'), not the platform's own schemas")
         try:
             stores = {s for s, _ in self.ports.values()}
             if any(self.staged_for(s) for s in stores):
+                cur.close()
                 table = self._with_staged(lambda c: c.sql(sql, params=params).to_arrow_table())
                 return table.schema, iter(table.to_batches(BATCH_ROWS))
             reader = cur.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
-        except Exception as exc:
+        except duckdb.Error as exc:
+            cur.close()
             raise NodeError(f"read_sql failed: {exc}") from exc
         return reader.schema, _drain(reader, cur)
 
     def _reader(self, store: str, meta: TableMeta, sql: str, params: list[Any]
                 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         cur = self.store.cursor()
-        rel = cur.sql(sql, params=params) if params else cur.sql(sql)
-        reader = rel.to_arrow_reader(BATCH_ROWS)
+        try:
+            rel = cur.sql(sql, params=params) if params else cur.sql(sql)
+            reader = rel.to_arrow_reader(BATCH_ROWS)
+        except duckdb.Error as exc:
+            cur.close()
+            raise NodeError(f"reading table {store!r} failed: {exc}") from exc
         return self._counted(store, meta, _drain(reader, cur), reader.schema)
 
     def _counted(self, store: str, meta: TableMeta, batches: Iterator[pa.RecordBatch],
@@ -251,8 +266,11 @@ def _merge(last: pa.Table | None, data: pa.Table) -> pa.Table | None:
     """One staged table for consecutive appends, when their columns can share types."""
     if last is None:
         return None
-    if last.schema == data.schema:
+    if last.schema.equals(data.schema, check_metadata=True):
         return pa.concat_tables([last, data])
+    left = {f.name: f.metadata for f in last.schema}
+    if any(left.get(f.name, f.metadata) != f.metadata for f in data.schema):
+        return None  # a JSON-text column next to plain text: keep them apart
     try:
         return pa.concat_tables([last, data], promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError):

@@ -34,7 +34,7 @@ class NodeRun:
         self.positions: dict[str, dict[str, Any]] = {
             k: dict(v) for k, v in self.info.positions.items()}
         self._positions_dirty: set[str] = set()
-        self.streams: list[Any] = []  # live Stream objects, asked for positions at checkpoints
+        self.streams: list[Any] = []  # live Stream objects (one per port), folded at checkpoints
         self.options_sent: dict[str, Mapping[str, Any]] = {}
 
     # ------------------------------------------------------------------ ports
@@ -157,6 +157,13 @@ class NodeRun:
     def touch_state(self) -> None:
         self._state_dirty = True
 
+    def adopt_stream(self, port: str, stream: Any) -> None:
+        """A new stream on ``port`` takes over from any earlier one in this run."""
+        for old in [s for s in self.streams if s._port == port]:
+            old._record_position()
+            self.streams.remove(old)
+        self.streams.append(stream)
+
     # ------------------------------------------------------------------ checkpoints
     def set_position(self, port: str, position: dict[str, Any] | None) -> None:
         if position is None:
@@ -191,6 +198,8 @@ class NodeRun:
         self._positions_dirty.clear()
         for stream in self.streams:
             stream._rolled_back()
+        for port, options in self.options_sent.items():  # init() outlives a rollback
+            self.client.write(port, "init", None, options=options)
 
     # ------------------------------------------------------------------ time
     def seconds_left(self) -> float:

@@ -30,11 +30,13 @@ class Stream:
         self._port = table.name
         self._order_by = order_by
         self._starting_value = starting_value
-        self._pos: dict[str, Any] | None = self._run.positions.get(self._port)
         self._batch: pa.RecordBatch | None = None
         self._index = -1
         self._id_field = "patterns_id"
-        self._run.streams.append(self)
+        # Any earlier stream on this port hands over its progress: one position per port.
+        self._run.adopt_stream(self._port, self)
+        self._pos: dict[str, Any] | None = self._run.positions.get(self._port)
+        self._generation = 0  # bumped by rollback/rewind/seek: live iterators restart
 
     @property
     def order_by_field(self) -> str:
@@ -42,10 +44,14 @@ class Stream:
 
     # ------------------------------------------------------------------ consuming
     def consume_records(self, with_metadata: bool = False) -> Iterator[dict[str, Any]]:
-        """Every record not yet consumed by this node, in order; then new ones, until none."""
+        """Every record not yet consumed by this node, in order; then new ones, until none.
+
+        After ``rollback()``, ``rewind()`` or ``seek()`` a running loop carries on from the
+        stream's new position."""
         while True:
             self._record_position()
             self._batch, self._index = None, -1
+            generation = self._generation
             pos, batches = self._run.client.stream(
                 self._port, self._pos, self._order_by, self._starting_value)
             self._pos = pos
@@ -54,20 +60,26 @@ class Stream:
                 self._run.set_position(self._port, self._pos)
                 return
             for batch in batches:
-                yield from self._deliver(batch)
+                yield from self._deliver(batch, generation)
+                if self._generation != generation:
+                    break
+            if self._generation != generation:
+                continue  # the position was moved under the loop: read from there
             self._record_position()
             self._batch, self._index = None, -1
             assert self._pos is not None
             self._pos["done"] = True
             self._run.set_position(self._port, self._pos)
 
-    def _deliver(self, batch: pa.RecordBatch) -> Iterator[dict[str, Any]]:
+    def _deliver(self, batch: pa.RecordBatch, generation: int) -> Iterator[dict[str, Any]]:
         json_cols = json_columns(batch.schema)
         records = records_of(batch.to_pylist(), json_cols)
         hidden = _HIDDEN_ID in batch.schema.names
         self._id_field = _HIDDEN_ID if hidden else self._id_name(batch)
         self._batch = batch
         for i, record in enumerate(records):
+            if self._generation != generation:
+                return
             self._index = i
             if hidden:
                 del record[_HIDDEN_ID]
@@ -100,8 +112,9 @@ class Stream:
             return
         self._pos["started"] = True
         self._pos["id"] = batch.column(self._id_field)[i].as_py()
-        if self._order_by:
-            value = batch.column(self._order_by)[i].as_py()
+        order_by = self._pos.get("order_by")  # the order of the pass being read
+        if order_by:
+            value = batch.column(order_by)[i].as_py()
             self._pos["v"] = value.isoformat() if hasattr(value, "isoformat") else value
         self._run.set_position(self._port, self._pos)
 
@@ -109,8 +122,12 @@ class Stream:
         pass
 
     def _rolled_back(self) -> None:
+        self._moved(self._run.positions.get(self._port))
+
+    def _moved(self, pos: dict[str, Any] | None) -> None:
         self._batch, self._index = None, -1
-        self._pos = self._run.positions.get(self._port)
+        self._pos = pos
+        self._generation += 1
 
     def checkpoint(self) -> None:
         """Commit the run so far: this stream's position, every staged write, the state."""
@@ -123,16 +140,14 @@ class Stream:
 
     def rewind(self) -> None:
         """Consume the table from its beginning again."""
-        self._batch, self._index = None, -1
-        self._pos = None
+        self._moved(None)
         self._starting_value = None
         self._run.set_position(self._port, None)
 
     def seek(self, value: Any) -> None:
         """Restart from the beginning, delivering only records whose order field is strictly
         greater than ``value``."""
-        self._batch, self._index = None, -1
         v = value.isoformat() if hasattr(value, "isoformat") else value
-        self._pos = {"after": v}
+        self._moved({"after": v})
         self._starting_value = None
         self._run.set_position(self._port, self._pos)

@@ -103,7 +103,9 @@ class DuckDBStore:
 
     # ------------------------------------------------------------------ tables
     def table(self, name: str, cur: duckdb.DuckDBPyConnection | None = None) -> TableMeta | None:
-        cur = cur or self.cursor()
+        if cur is None:
+            with self.cursor() as own:
+                return self.table(name, own)
         rows = cur.execute(
             f"SELECT name, version, physical, columns, id_column, created_column, unique_on, "
             f"last_id, last_commit, options FROM {META}.tables WHERE name = ?", [name]).fetchall()
@@ -136,7 +138,9 @@ class DuckDBStore:
                  "available": p in live} for v, p, c, r, why in rows]
 
     def count(self, meta: TableMeta, cur: duckdb.DuckDBPyConnection | None = None) -> int:
-        cur = cur or self.cursor()
+        if cur is None:
+            with self.cursor() as own:
+                return self.count(meta, own)
         row = cur.execute(f"SELECT count(*) FROM {qualified(meta.physical)}").fetchall()
         return int(row[0][0])
 
@@ -196,7 +200,9 @@ class DuckDBStore:
     # ------------------------------------------------------------------ reads
     def arrow(self, sql: str, params: list[Any] | None = None,
               cur: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
-        cur = cur or self.cursor()
+        if cur is None:
+            with self.cursor() as own:
+                return self.arrow(sql, params, own)
         return cur.sql(sql, params=params).to_arrow_table() if params else \
             cur.sql(sql).to_arrow_table()
 

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from patterns.store.model import TableMeta
-from patterns.store.tables import q, qualified
+from patterns.store.tables import SQL_TYPES, q, qualified
 
 #: Rows per Arrow batch handed to readers.
 BATCH_ROWS = 65_536
@@ -51,12 +51,11 @@ def next_pass(meta: TableMeta, position: Mapping[str, Any] | None, order_by: str
         position = {"version": meta.version, "lo": None, "hi": None, "done": True,
                     "floor": starting_value}
     pos = dict(position)
-    if pos.get("order_by") != order_by and not pos.get("done"):
-        pos["done"] = True  # a new order applies from the next pass on
-    pos["order_by"] = order_by
-    if pos.get("done"):
-        pos.update(lo=pos.get("hi"), hi=meta.last_id, v=None, id=None, done=False,
-                   started=False)
+    if not pos.get("done"):
+        return pos  # finish the pass in its own order; a new order_by applies from the next
+    column = meta.column(order_by) if order_by else None
+    pos.update(lo=pos.get("hi"), hi=meta.last_id, v=None, id=None, done=False, started=False,
+               order_by=order_by, kind=column.kind if column else None)
     return pos
 
 
@@ -78,6 +77,12 @@ def stream_sql(meta: TableMeta, pos: Mapping[str, Any]) -> tuple[str, list[Any]]
         raise NodeError(f"table {meta.name!r} has no field {order_by!r} to order a stream by; "
                         f"its fields are: {fields}")
     ocol = q(order_by) if order_by else None
+    kind = pos.get("kind")
+    column = meta.column(order_by) if order_by else None
+    if ocol and kind and column is not None and column.kind != kind:
+        # The column widened since this pass began: keep the pass's order by reading the
+        # values as they were (every row of the pass was committed before the change).
+        ocol = f"TRY_CAST({ocol} AS {SQL_TYPES[kind]})"
     if pos.get("floor") is not None:  # as_stream(starting_value=...): inclusive
         where.append(f"{ocol or idc} >= ?")
         params.append(pos["floor"])
@@ -93,6 +98,7 @@ def stream_sql(meta: TableMeta, pos: Mapping[str, Any]) -> tuple[str, list[Any]]
             params.append(pos["id"])
         else:
             where.append(f"({ocol} > ? OR {ocol} IS NULL OR ({ocol} = ? AND {idc} > ?))")
+            # (a parameter compares in the column's type: ISO text binds to timestamps)
             params += [pos["v"], pos["v"], pos["id"]]
     order = f"{ocol} NULLS LAST, {idc}" if ocol else idc
     sql = (f"SELECT {select_list(meta, with_hidden_id=True)} FROM {qualified(meta.physical)} "

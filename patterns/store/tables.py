@@ -7,6 +7,7 @@ DuckDB client. Rows get their ``patterns_id`` here, at commit, from the store's 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Sequence
@@ -131,7 +132,7 @@ class TableWriter:
             # A new version infers its schema afresh, from the explicit schema if any.
             meta = self.new_version(replace(meta, columns=_explicit(meta.name, meta.options)),
                                     reason=op.kind)
-            if op.kind == "reset":
+            if op.kind == "reset" or op.data is None:
                 return meta, 0
         assert op.data is not None
         data = self._strip_platform_columns(meta, op.data)
@@ -238,10 +239,11 @@ class TableWriter:
             )
             inserted = self.cur.fetchall()
             count = int(inserted[0][0]) if inserted else n
-        except duckdb.ConversionException as exc:
+        except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
             raise NodeError(f"table {meta.name!r}: a value does not fit its column: {exc}") from exc
         finally:
-            self.cur.unregister(staging)
+            with contextlib.suppress(duckdb.Error):  # fails in an aborted transaction
+                self.cur.unregister(staging)
         return count
 
     def _refresh_view(self, meta: TableMeta) -> None:

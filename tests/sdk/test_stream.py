@@ -164,3 +164,85 @@ def test_upsert_redelivers_changed_rows(app: Any) -> None:
         Table("events", "w").upsert({"key": "a", "v": 2})
     assert [(r["key"], r["v"]) for r in consume(app)] == [("a", 2)]
     assert sorted((r["key"], r["v"]) for r in app.rows("events")) == [("a", 2), ("b", 1)]
+
+
+def test_second_stream_on_a_port_continues_from_the_first(app: Any) -> None:
+    write(app, [{"n": i} for i in range(10)])
+    with app.sdk("reader"):
+        first = Table("events").as_stream().consume_records()
+        got = [next(first)["n"] for _ in range(5)]
+        second = Table("events").as_stream().consume_records()
+        got += [next(second)["n"] for _ in range(2)]
+    got += [r["n"] for r in consume(app)]
+    assert got == list(range(10))
+
+
+def test_a_loop_carries_on_after_rollback_without_losing_rows(app: Any) -> None:
+    write(app, [{"n": i} for i in range(6)])
+    with app.sdk("reader"):
+        out = Table("out", "w")
+        stream = Table("events").as_stream()
+        seen, rolled = [], False
+        for r in stream.consume_records():
+            seen.append(r["n"])
+            out.append({"n": r["n"]})
+            if r["n"] == 1:
+                stream.checkpoint()
+            if r["n"] == 3 and not rolled:
+                rolled = True
+                stream.rollback()
+    assert seen == [0, 1, 2, 3, 2, 3, 4, 5]
+    assert sorted(r["n"] for r in app.rows("out")) == list(range(6))
+    assert consume(app) == []
+
+
+def test_changing_order_by_mid_pass_finishes_the_pass_first(app: Any) -> None:
+    write(app, [{"k": 5 - i, "n": i} for i in range(6)])
+    with app.sdk("reader"):
+        it = Table("events").as_stream(order_by="k").consume_records()
+        got = [next(it)["n"] for _ in range(2)]
+    got += [r["n"] for r in consume(app)]  # no order now: the old pass completes first
+    assert sorted(got) == list(range(6)) and len(got) == 6
+
+
+def test_order_column_widening_mid_pass_loses_nothing(app: Any) -> None:
+    write(app, [{"k": k} for k in (1, 2, 9, 10, 11)])
+    with app.sdk("reader"):
+        it = Table("events").as_stream(order_by="k").consume_records()
+        got = [next(it)["k"] for _ in range(2)]
+    write(app, [{"k": "late text"}])  # widens the column to text
+    got += [r["k"] for r in consume(app, order_by="k")]
+    assert [str(k) for k in got] == ["1", "2", "9", "10", "11", "late text"]
+
+
+def test_init_survives_a_rollback(app: Any) -> None:
+    with app.sdk("writer"):
+        t = Table("events", "w")
+        t.init(unique_on=["id"])
+        t._run.rollback()
+        t.upsert([{"id": 1, "v": "a"}, {"id": 1, "v": "b"}])
+    assert [(r["id"], r["v"]) for r in app.rows("events")] == [(1, "b")]
+
+
+def test_json_then_text_appends_in_one_checkpoint(app: Any) -> None:
+    with app.sdk("writer"):
+        t = Table("events", "w")
+        t.append([{"x": {"a": 1}}, {"x": {"b": 2}}])
+        t.flush()
+        t.append({"x": "hello"})
+    import json
+
+    assert [json.loads(r["x"]) for r in app.rows("events")] == [{"a": 1}, {"b": 2}, "hello"]
+
+
+def test_replace_with_nothing_is_an_empty_version(app: Any) -> None:
+    write(app, [{"n": 1}])
+    with app.sdk("writer"):
+        Table("events", "w").replace([])
+    assert app.rows("events") == []
+
+
+def test_read_sql_cannot_reach_platform_metadata(app: Any) -> None:
+    write(app, [{"n": 1}])
+    with pytest.raises(NodeError, match="platform"), app.sdk("reader"):
+        Table("events").read_sql("select * from patterns_meta.node_state")
