@@ -36,6 +36,7 @@ def write_app(root: Path, nodes: dict[str, str], stores: list[str],
     """An app folder: node files (name → source) registered in graph.yml in order."""
     root.mkdir(parents=True, exist_ok=True)
     for name, source in nodes.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(textwrap.dedent(source))
     if functions is None:
         functions = [{"node_file": name, "id": Path(name).stem.replace("_", "")[:8].lower()}

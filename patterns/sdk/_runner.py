@@ -39,7 +39,7 @@ def main() -> int:
     sys.argv = [str(node_file)]
     try:
         try:
-            runpy.run_path(str(node_file), run_name="__main__")
+            run_node_file(app_root, node_file)
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 raise
@@ -57,6 +57,34 @@ def main() -> int:
         sys.stdout.flush()
         sys.stderr.flush()
     return 0
+
+
+APP_PACKAGE = "patterns_app"
+
+
+def run_node_file(app_root: Path, node_file: Path) -> None:
+    """Run the node as ``__main__``.
+
+    In an app folder with an ``__init__.py`` the node runs as a module of the app package
+    (imported as ``patterns_app``), so ``from . import common`` and ``from .lib import x``
+    work; otherwise it runs as a script. Either way the app folder is on ``sys.path``, so a
+    plain ``import common`` finds the app's own modules.
+    """
+    init = app_root / "__init__.py"
+    if not init.exists():
+        runpy.run_path(str(node_file), run_name="__main__")
+        return
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        APP_PACKAGE, init, submodule_search_locations=[str(app_root)])
+    assert spec is not None and spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[APP_PACKAGE] = package
+    spec.loader.exec_module(package)
+    relative = node_file.relative_to(app_root).with_suffix("")
+    runpy.run_module(".".join((APP_PACKAGE, *relative.parts)), run_name="__main__",
+                     alter_sys=True)
 
 
 STDERR_MARK = "\x1f"

@@ -186,3 +186,18 @@ def test_prints_and_traceback_keep_their_order(app_runner: Any) -> None:
     expected = [x for i in range(50) for x in (("stdout", f"out {i}"), ("stderr", f"err {i}"))]
     assert lines[:100] == expected
     assert lines[-1] == ("stderr", "ValueError: last")
+
+
+def test_flooded_output_is_capped_with_a_note(app_runner: Any) -> None:
+    from patterns.engine.launcher import MAX_LOG_BYTES
+
+    app = app_runner({"flood.py": f"""
+        for i in range({MAX_LOG_BYTES // 50}):
+            print("x" * 100)
+        print("the end")
+    """}, [])
+    record = app.run_node("flood")
+    assert record.status == "succeeded"
+    text = meta.get_log(app.engine.store.cursor(), record.id) or ""
+    assert len(text) < MAX_LOG_BYTES * 1.1
+    assert "output cut" in text.splitlines()[-1] and "the end" not in text
