@@ -104,6 +104,7 @@ class RunSession:
                           if s in store_to_port},
             "time_limit_seconds": self.time_limit_seconds,
             "started_at": self.started_at,
+            "checkpoint_seconds": self.node.settings.checkpoint_seconds,
         }
 
     def table_info(self, port: str) -> dict[str, Any]:

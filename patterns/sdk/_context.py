@@ -40,6 +40,7 @@ class RunInfo:
     positions: Mapping[str, Mapping[str, Any]]
     time_limit_seconds: float
     started_at: float  # time.time() when the run started
+    checkpoint_seconds: float = 30.0  # automatic checkpoints while a stream is consumed
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 

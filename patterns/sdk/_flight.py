@@ -103,6 +103,7 @@ def _run_info(doc: dict[str, Any]) -> RunInfo:
         parameters=doc.get("parameters") or {}, state=doc["state"],
         positions=doc["positions"], time_limit_seconds=doc["time_limit_seconds"],
         started_at=doc["started_at"],
+        checkpoint_seconds=float(doc.get("checkpoint_seconds") or 30.0),
     )
 
 

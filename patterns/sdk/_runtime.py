@@ -36,6 +36,8 @@ class NodeRun:
         self._positions_dirty: set[str] = set()
         self.streams: list[Any] = []  # live Stream objects (one per port), folded at checkpoints
         self.options_sent: dict[str, Mapping[str, Any]] = {}
+        self._auto_every = self.info.checkpoint_seconds
+        self.next_auto_checkpoint = time.monotonic() + self._auto_every
 
     # ------------------------------------------------------------------ ports
     def port(self, name: str, mode: str) -> PortInfo:
@@ -172,7 +174,14 @@ class NodeRun:
             self.positions[port] = position
         self._positions_dirty.add(port)
 
+    def auto_checkpoint(self) -> None:
+        """Called by a stream between two records (the node is between SDK calls, done
+        with the previous record): commit if the interval has passed."""
+        if time.monotonic() >= self.next_auto_checkpoint and not self.offline:
+            self.checkpoint()
+
     def checkpoint(self, *, final: bool = False) -> None:
+        self.next_auto_checkpoint = time.monotonic() + self._auto_every
         if self.offline:
             return
         self.flush()

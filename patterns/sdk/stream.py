@@ -8,6 +8,7 @@ rows committed later, whatever their order value, come in a later pass.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -76,10 +77,13 @@ class Stream:
         records = records_of(batch.to_pylist(), json_cols)
         hidden = _HIDDEN_ID in batch.schema.names
         self._id_field = _HIDDEN_ID if hidden else self._id_name(batch)
-        self._batch = batch
+        run = self._run
         for i, record in enumerate(records):
+            if time.monotonic() >= run.next_auto_checkpoint:
+                run.auto_checkpoint()  # the previous record is done: a consistent point
             if self._generation != generation:
                 return
+            self._batch = batch
             self._index = i
             if hidden:
                 del record[_HIDDEN_ID]

@@ -147,3 +147,21 @@ def test_exactly_once_with_two_concurrent_writers(app_runner: Any) -> None:
     expected = Counter((tag, n) for tag in "ab" for n in range(200))
     assert Counter((r["tag"], r["n"]) for r in app.rows("src")) == expected
     assert_exactly_once(app, expected)
+
+
+@pytest.mark.slow
+def test_automatic_checkpoints_bound_the_loss_of_a_killed_run(app_runner: Any) -> None:
+    app = app_runner({"writer.py": WRITER.format(checkpoint="pass"), "consumer.py": CONSUMER},
+                     ["src", "dst"], settings={"checkpoint_seconds": 0.2})
+    app.engine.run_node(app.app.node("writer"), "manual", {"tag": "a", "size": 400})
+    consumer = app.app.node("consumer")
+    # No explicit checkpoints (every > rows), slow records, killed from outside after ~1.5 s.
+    app.engine.launcher = KillingLauncher([1.5])
+    record, _ = app.engine.run_node(consumer, "manual", {"pause": 0.01, "every": 10_000})
+    assert record.status == "failed"
+    assert record.checkpoints >= 2, "no automatic checkpoint happened before the kill"
+    committed = len(app.rows("dst"))
+    assert 0 < committed < 400
+    app.engine.launcher = ProcessLauncher()
+    run_until_done(app, consumer, {"every": 10_000})
+    assert_exactly_once(app, Counter(("a", n) for n in range(400)))
