@@ -160,6 +160,7 @@ class RunSession:
                    positions: Mapping[str, Mapping[str, Any] | None]) -> None:
         with self._lock:
             cp = self._staging()
+            cp.wakes = self.requests.trigger_downstream
             cp.state = dict(state) if state is not None else None
             cp.positions = {}
             for port, pos in positions.items():

@@ -171,8 +171,9 @@ class DuckDBStore:
             if added or changed_version:
                 if seq is None:
                     seq = int(cur.execute(f"SELECT nextval('{META}.commit_seq')").fetchall()[0][0])
-                cur.execute(f"INSERT INTO {META}.commits VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [seq, name, table.version, cp.run_id, cp.node_id, added, now])
+                cur.execute(f"INSERT INTO {META}.commits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [seq, name, table.version, cp.run_id, cp.node_id, added, now,
+                             cp.wakes])
             writer.save(table, seq if (added or changed_version) else None)
             rows[name] = added
             metas[name] = table

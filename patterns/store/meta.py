@@ -124,9 +124,10 @@ def all_positions(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str, dict[s
 
 
 def commits_since(cur: duckdb.DuckDBPyConnection, seq: int) -> list[tuple[int, str, str | None]]:
-    """(seq, table, node) of every commit after ``seq`` that added or replaced rows."""
+    """(seq, table, node) of every commit after ``seq`` that added or replaced rows and
+    wakes readers (a run that asked ``request_new_run(trigger_downstream=False)`` does not)."""
     rows = cur.execute(f"SELECT seq, table_name, node_id FROM {META}.commits WHERE seq > ? "
-                       f"ORDER BY seq", [seq]).fetchall()
+                       f"AND wakes ORDER BY seq", [seq]).fetchall()
     return [(int(s), t, n) for s, t, n in rows]
 
 

@@ -45,7 +45,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             run_id VARCHAR,
             node_id VARCHAR,
             rows_added BIGINT NOT NULL,
-            committed_at TIMESTAMPTZ NOT NULL)""",
+            committed_at TIMESTAMPTZ NOT NULL,
+            wakes BOOLEAN NOT NULL DEFAULT true)""",
         f"""CREATE TABLE {META}.runs (
             id VARCHAR,
             node_id VARCHAR NOT NULL,

@@ -127,6 +127,7 @@ class Checkpoint:
     ops: dict[str, list[TableOp]] = field(default_factory=dict)
     state: dict[str, Any] | None = None  # None: unchanged
     positions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wakes: bool = True  # False: these rows do not make readers out of date
 
 
 @dataclass(frozen=True)

@@ -201,3 +201,41 @@ def test_flooded_output_is_capped_with_a_note(app_runner: Any) -> None:
     text = meta.get_log(app.engine.store.cursor(), record.id) or ""
     assert len(text) < MAX_LOG_BYTES * 1.1
     assert "output cut" in text.splitlines()[-1] and "the end" not in text
+
+
+def test_request_new_run_continues_after_a_delay_and_can_stay_quiet(app_runner: Any) -> None:
+    import time
+
+    app = app_runner({
+        "pager.py": """
+            from patterns import State, Table, Parameter
+            quiet = Parameter("quiet", type=bool, default=False)
+            s = State()
+            page = s.get_value("page", 0)
+            Table("pages", "w").append({"page": page})
+            s.set_value("page", page + 1)
+            if page < 2:
+                s.request_new_run(trigger_downstream=not quiet, wait_atleast_seconds=0.3)
+        """,
+        "reader.py": """
+            from patterns import Table
+            for r in Table("pages").as_stream():
+                Table("seen", "w").append(r)
+        """,
+    }, ["pages", "seen"])
+    started = time.monotonic()
+    result = app.run("pager")
+    elapsed = time.monotonic() - started
+    pager = [r for r in result.runs if r.node_id == "pager"]
+    assert [r.trigger for r in pager] == ["manual", "continuation", "continuation"]
+    assert elapsed >= 0.6  # two delays of 0.3 s were honoured
+    assert len(app.rows("seen")) == 3
+
+    quiet = app_runner({"pager.py": (app.root / "pager.py").read_text(),
+                        "reader.py": (app.root / "reader.py").read_text()}, ["pages", "seen"],
+                       functions=[{"node_file": "pager.py", "id": "pager", "trigger": "manual"},
+                                  {"node_file": "reader.py", "id": "reader"}])
+    assert quiet.run().runs[0].node_id == "reader"  # the reader's first run, on nothing
+    quiet.engine.run_node(quiet.app.node("pager"), "manual", {"quiet": "true"})
+    assert quiet.run().runs == []  # quiet rows wake nobody
+    assert len(quiet.rows("pages")) == 1 and quiet.rows("seen") == []
