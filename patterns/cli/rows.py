@@ -59,24 +59,24 @@ def scan_of(store: DuckDBStore, meta: TableMeta, version: int | None = None,
 def _old_scan(store: DuckDBStore, meta: TableMeta, physical: str, version: int,
               limit: int | None, offset: int | None) -> Scan:
     """An older version has the columns it had then: read them from the catalog."""
-    from patterns.store.migrations import DATA
-    from patterns.store.tables import q, qualified
+    from dataclasses import replace
 
-    rows = store.cursor().execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        [DATA, physical]).fetchall()
+    from patterns.store.columns import Column
+    from patterns.store.migrations import DATA
+    from patterns.store.reads import scan_sql
+
+    with store.cursor() as cur:
+        rows = cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [DATA, physical]).fetchall()
     platform = {meta.physical_id, meta.created_column}
-    names = [str(n) for n, _ in rows if n not in platform]
-    json_columns = [str(n) for n, kind in rows if n not in platform and kind == "JSON"]
-    names += [c for c in (meta.created_column, meta.id_column) if c]
-    sql = (f"SELECT {', '.join(q(n) for n in names)} FROM {qualified(physical)} "
-           f"ORDER BY {q(meta.physical_id)}")
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    if offset:
-        sql += f" OFFSET {int(offset)}"
-    return Scan(sql, names, json_columns, version)
+    # Only whether a column is JSON matters for reading it back.
+    columns = tuple(Column(str(n), "json" if kind == "JSON" else "text")
+                    for n, kind in rows if n not in platform)
+    old = replace(meta, physical=physical, columns=columns)
+    return Scan(scan_sql(old, limit=limit, offset=offset), old.visible_names(),
+                old.json_columns(), version)
 
 
 def read_batches(store: DuckDBStore, sql: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
