@@ -46,11 +46,6 @@ class ConsoleReporter:
             if run.status != "succeeded" and run.error:
                 self.console.print(f"  [red]{escape(run.error)}[/]")
 
-    def note(self, message: str) -> None:
-        with self._lock:
-            self.console.print(f"[dim]{escape(message)}[/]")
-
-
 def runs_table(runs: list[RunRecord], title: str | None = None) -> Table:
     table = Table(title=title, show_lines=False)
     for col in ("node", "trigger", "status", "rows in", "rows out", "time", "run"):

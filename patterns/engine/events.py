@@ -15,8 +15,6 @@ class Reporter(Protocol):
 
     def run_finished(self, run: RunRecord) -> None: ...
 
-    def note(self, message: str) -> None: ...
-
 
 class SilentReporter:
     """Reports nothing (library use, tests that read the run records instead)."""
@@ -28,7 +26,4 @@ class SilentReporter:
         pass
 
     def run_finished(self, run: RunRecord) -> None:
-        pass
-
-    def note(self, message: str) -> None:
         pass

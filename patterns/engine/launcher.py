@@ -63,10 +63,6 @@ class Exit:
     code: int | None
     timed_out: bool = False
 
-    @property
-    def signal(self) -> int | None:
-        return -self.code if self.code is not None and self.code < 0 else None
-
 
 class ProcessLauncher:
     """Runs each node in a fresh ``python -m patterns.sdk._runner`` process."""

@@ -193,8 +193,6 @@ class NodeRun:
                                final=final)
         self._state_dirty = False
         self._positions_dirty.clear()
-        for stream in self.streams:
-            stream._checkpointed()
 
     def rollback(self) -> None:
         """Back to the last checkpoint: drop buffered and staged writes, state, positions."""

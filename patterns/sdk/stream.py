@@ -122,9 +122,6 @@ class Stream:
             self._pos["v"] = value.isoformat() if hasattr(value, "isoformat") else value
         self._run.set_position(self._port, self._pos)
 
-    def _checkpointed(self) -> None:
-        pass
-
     def _rolled_back(self) -> None:
         self._moved(self._run.positions.get(self._port))
 

@@ -214,9 +214,5 @@ class DuckDBStore:
                         ops={name: [TableOp("reset")]})
         return self.commit(cp).tables[name]
 
-    def drop_version(self, name: str, physical: str) -> None:
-        with self.commit_lock, self.transaction() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {qualified(physical)}")
-
     def view_name(self, name: str) -> str:
         return f"main.{q(name)}"

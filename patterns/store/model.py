@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -83,10 +83,6 @@ class TableMeta:
         """The id column as stored (hidden when ``init(add_monotonic_id=None)``)."""
         return self.id_column or HIDDEN_ID
 
-    @property
-    def user_columns(self) -> tuple[Column, ...]:
-        return self.columns
-
     def column(self, name: str) -> Column | None:
         for col in self.columns:
             if col.name == name:
@@ -104,9 +100,6 @@ class TableMeta:
 
     def json_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.kind == "json"]
-
-    def with_columns(self, columns: tuple[Column, ...]) -> TableMeta:
-        return replace(self, columns=columns)
 
     def schema_doc(self) -> dict[str, Any]:
         cols = [c.to_json() for c in self.columns]

@@ -14,10 +14,8 @@ order value) lands in a later pass: delivered later, never skipped. A new table 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import pyarrow as pa
 
 from patterns.store.model import TableMeta
 from patterns.store.tables import SQL_TYPES, q, qualified
@@ -105,10 +103,3 @@ def stream_sql(meta: TableMeta, pos: Mapping[str, Any]) -> tuple[str, list[Any]]
            f"WHERE {' AND '.join(where)} ORDER BY {order}")
     return sql, params
 
-
-def batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-    while True:
-        try:
-            yield reader.read_next_batch()
-        except StopIteration:
-            return

@@ -195,7 +195,7 @@ class TableWriter:
                 columns[columns.index(existing)] = Column(f.name, target)
                 changed = True
         if changed:
-            meta = meta.with_columns(tuple(columns))
+            meta = replace(meta, columns=tuple(columns))
             self._refresh_view(meta)
         return meta
 
