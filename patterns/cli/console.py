@@ -46,6 +46,12 @@ class ConsoleReporter:
             if run.status != "succeeded" and run.error:
                 self.console.print(f"  [red]{escape(run.error)}[/]")
 
+    def progress(self, line: str) -> None:
+        if not self.quiet:
+            with self._lock:
+                self.console.print(f"[dim]environment | {escape(line)}[/]", highlight=False,
+                                   soft_wrap=True)
+
 def runs_table(runs: list[RunRecord], title: str | None = None) -> Table:
     table = Table(title=title, show_lines=False)
     for col in ("node", "trigger", "status", "rows in", "rows out", "time", "run"):

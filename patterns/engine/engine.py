@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from patterns.engine.dataplane import DataPlane
+from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
 from patterns.engine.launcher import LogCapture, ProcessLauncher
 from patterns.engine.parameters import resolve_parameters
@@ -41,16 +42,23 @@ def new_run_id() -> str:
 class Engine:
     def __init__(self, app: App, *, store_path: Path | None = None,
                  reporter: Reporter | None = None, secrets: SecretStore | None = None,
-                 launcher: ProcessLauncher | None = None) -> None:
+                 launcher: ProcessLauncher | None = None,
+                 environments: Environments | None = None) -> None:
         self.app = app
         self.store = DuckDBStore(store_path or default_store_path(app))
         self.reporter: Reporter = reporter or SilentReporter()
         self.secrets = secrets or SecretStore()
         self.launcher = launcher or ProcessLauncher()
+        self.environments = environments or Environments()
+        if app.requirements_file is None:
+            self.launcher.prepare()  # warm up while the rest starts; apps with requirements
+            # build their environment (and warm it) at their first run, where a failure
+            # fails that run and not the engine
         self.dataplane = DataPlane()
         self.dataplane.start()
 
     def close(self) -> None:
+        self.launcher.close()
         self.dataplane.stop()
         self.store.close()
 
@@ -73,6 +81,8 @@ class Engine:
                            status="running", queued_at=now, started_at=now, seen_commit=seen,
                            attempt=attempt)
         try:
+            python = (self.environments.python_for(self.app, self.reporter.progress)
+                      if self.app.requirements_file else None)  # None: the launcher's own
             params = resolve_parameters(node, self.secrets, param_overrides)
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now, error=str(exc))
@@ -95,7 +105,8 @@ class Engine:
         try:
             exit_ = self.launcher.run(
                 config, self.app.root, limit, capture,
-                lambda stream, line: self.reporter.run_output(record, stream, line))
+                lambda stream, line: self.reporter.run_output(record, stream, line),
+                python=python)
         finally:
             self.dataplane.unregister(session)
         session.rollback()  # whatever was staged after the last checkpoint is dropped

@@ -15,6 +15,9 @@ class Reporter(Protocol):
 
     def run_finished(self, run: RunRecord) -> None: ...
 
+    def progress(self, line: str) -> None:
+        """Engine work a user waits for that is not a run (building an environment)."""
+
 
 class SilentReporter:
     """Reports nothing (library use, tests that read the run records instead)."""
@@ -26,4 +29,7 @@ class SilentReporter:
         pass
 
     def run_finished(self, run: RunRecord) -> None:
+        pass
+
+    def progress(self, line: str) -> None:
         pass

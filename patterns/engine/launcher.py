@@ -1,8 +1,11 @@
 """Starting node processes and watching them: output capture, time limit, kill.
 
-Each run is its own process, in its own process group, so a kill at the time limit also
-kills whatever the node started. stdout and stderr are read line by line as they come,
-stamped, masked for secrets and kept (up to :data:`MAX_LOG_BYTES` per run).
+Each run is its own process, in its own session and process group, so a kill at the time
+limit also kills whatever the node started. The process is forked from a warm worker (see
+:mod:`patterns.sdk._zygote`) kept per Python environment, so a run does not pay for starting
+Python and importing pyarrow; if the warm worker cannot be had, the run starts a fresh
+``python -m patterns.sdk._runner`` instead. stdout and stderr are read line by line as they
+come, stamped, masked for secrets and kept (up to :data:`MAX_LOG_BYTES` per run).
 """
 
 from __future__ import annotations
@@ -10,18 +13,24 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Protocol
 
 MAX_LOG_BYTES = 2_000_000
 STDERR_MARK = "\x1f"  # the node runner marks its stderr lines with this
+
+log = logging.getLogger("patterns.engine")
 
 
 @dataclass
@@ -64,66 +73,252 @@ class Exit:
     timed_out: bool = False
 
 
-class ProcessLauncher:
-    """Runs each node in a fresh ``python -m patterns.sdk._runner`` process."""
+class WarmWorkerError(Exception):
+    """The warm worker could not start a run; the launcher falls back to a cold start."""
 
-    def __init__(self, python: str | None = None) -> None:
+
+class _Child(Protocol):
+    pid: int
+
+    def wait(self, timeout: float | None) -> int | None:
+        """The exit code (negative for a signal), or None if still running at ``timeout``."""
+
+
+class ProcessLauncher:
+    """Starts each node run in its own process: forked from the warm worker of its Python
+    environment, or as a fresh ``python -m patterns.sdk._runner`` when ``warm`` is off
+    (``PATTERNS_WARM_WORKERS=0``) or the warm worker is unavailable."""
+
+    def __init__(self, python: str | None = None, *, warm: bool | None = None) -> None:
         self.python = python or sys.executable
+        if warm is None:
+            warm = os.environ.get("PATTERNS_WARM_WORKERS", "1") != "0" and hasattr(os, "fork")
+        self.warm = warm
+        self._workers: dict[str, WarmWorker] = {}
+        self._lock = threading.Lock()
+
+    def prepare(self, python: str | None = None) -> None:
+        """Start the warm worker for ``python`` now, in the background, so that the first
+        run does not wait for its imports."""
+        if self.warm:
+            self._worker(python or self.python)
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.close()
 
     def run(self, config: Mapping[str, object], cwd: Path, time_limit: float,
             capture: LogCapture, on_line: Callable[[str, str], None],
-            on_start: Callable[[subprocess.Popen[bytes]], None] | None = None) -> Exit:
-        env = dict(os.environ)
-        env["PATTERNS_RUN"] = json.dumps(dict(config))
-        env["PYTHONUNBUFFERED"] = "1"
-        # The node process imports this very copy of patterns, installed or not.
-        package_parent = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_parent, env.get("PYTHONPATH")) if p)
-        proc = subprocess.Popen(
-            [self.python, "-m", "patterns.sdk._runner"], cwd=cwd, env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+            on_start: Callable[[int], None] | None = None,
+            python: str | None = None) -> Exit:
+        python = python or self.python
+        env = node_env(config)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            child = self._start(python, cwd, env, out_w, err_w)
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
         if on_start is not None:
-            on_start(proc)
+            on_start(child.pid)
         readers = [
-            threading.Thread(target=_pump, args=(proc.stdout, "stdout", capture, on_line),
-                             daemon=True),
-            threading.Thread(target=_pump, args=(proc.stderr, "stderr", capture, on_line),
-                             daemon=True),
+            threading.Thread(target=_pump, args=(os.fdopen(fd, "rb"), stream, capture, on_line),
+                             daemon=True)
+            for fd, stream in ((out_r, "stdout"), (err_r, "stderr"))
         ]
         for reader in readers:
             reader.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=time_limit)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            kill_group(proc)
-            proc.wait()
+        code = child.wait(time_limit)
+        timed_out = code is None
+        if timed_out:
+            kill_group(child.pid)
+            code = child.wait(30)
         # The node may have left children holding its pipes: end the whole group.
-        kill_group(proc)
+        kill_group(child.pid)
         for reader in readers:
             reader.join(timeout=5)
-        return Exit(proc.returncode, timed_out)
+        return Exit(code, timed_out)
+
+    def _start(self, python: str, cwd: Path, env: dict[str, str], out_w: int,
+               err_w: int) -> _Child:
+        if self.warm:
+            try:
+                return self._worker(python).spawn(cwd, env, (out_w, err_w))
+            except WarmWorkerError as exc:
+                log.warning("starting the run without a warm worker: %s", exc)
+                self._discard(python)
+        proc = subprocess.Popen(
+            [python, "-m", "patterns.sdk._runner"], cwd=cwd, env=env,
+            stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, start_new_session=True)
+        return _ColdChild(proc)
+
+    def _worker(self, python: str) -> WarmWorker:
+        with self._lock:
+            worker = self._workers.get(python)
+            if worker is None or not worker.alive():
+                worker = self._workers[python] = WarmWorker(python)
+            return worker
+
+    def _discard(self, python: str) -> None:
+        with self._lock:
+            worker = self._workers.pop(python, None)
+        if worker is not None:
+            worker.close()
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
+def node_env(config: Mapping[str, object]) -> dict[str, str]:
+    """The environment of a node process: the engine's, plus the run's address and token."""
+    env = dict(os.environ)
+    env["PATTERNS_RUN"] = json.dumps(dict(config))
+    env["PYTHONUNBUFFERED"] = "1"
+    # The node process imports this very copy of patterns, installed or not.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+    return env
+
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+class _ColdChild:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+class WarmWorker:
+    """One warm worker (:mod:`patterns.sdk._zygote`) for one Python environment."""
+
+    START_TIMEOUT = 60.0
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self._dir = tempfile.mkdtemp(prefix="patterns-worker-")
+        self.path = os.path.join(self._dir, "socket")
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [python, "-m", "patterns.sdk._zygote", self.path], cwd=self._dir, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)
+        self._ready = threading.Event()
+        self._error: str | None = None
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        if self.proc.stdout.readline() != b"ready\n":
+            self.proc.wait()
+            tail = self.proc.stderr.read().decode(errors="replace").strip().splitlines()[-5:]
+            self._error = (f"the warm worker for {self.python} did not start "
+                           f"(exit code {self.proc.returncode}): " + " / ".join(tail))
+            self._ready.set()
+            return
+        self._ready.set()
+        for raw in self.proc.stderr:  # the worker's own complaints, never a node's output
+            log.warning("warm worker: %s", raw.decode(errors="replace").rstrip())
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self._error is None
+
+    def spawn(self, cwd: Path, env: Mapping[str, str], fds: tuple[int, int]) -> _WarmChild:
+        if not self._ready.wait(self.START_TIMEOUT):
+            raise WarmWorkerError(f"the warm worker for {self.python} is not ready after "
+                                  f"{self.START_TIMEOUT:g} s")
+        if self._error is not None:
+            raise WarmWorkerError(self._error)
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.settimeout(30)
+            conn.connect(self.path)
+            request = json.dumps({"cwd": str(cwd), "env": dict(env)}).encode() + b"\n"
+            socket.send_fds(conn, [request], list(fds))
+            reply = _read_message(conn, timeout=30)
+        except OSError as exc:
+            conn.close()
+            raise WarmWorkerError(f"the warm worker for {self.python} did not answer: "
+                                  f"{exc}") from None
+        if reply is None or "pid" not in reply:
+            conn.close()
+            why = reply.get("error") if reply else "it closed the connection"
+            raise WarmWorkerError(f"the warm worker for {self.python} could not fork: {why}")
+        return _WarmChild(conn, int(reply["pid"]))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()  # the worker ends, and kills its runs, at EOF
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc.pid)
+            self.proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class _WarmChild:
+    def __init__(self, conn: socket.socket, pid: int) -> None:
+        self.conn = conn
+        self.pid = pid
+        self.code: int | None = None
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            message = _read_message(self.conn, timeout)
+        except TimeoutError:
+            return None
+        except OSError:
+            message = None
+        self.conn.close()
+        if message is None or "exit" not in message:
+            # The warm worker went away and cannot tell: make sure the run is over.
+            kill_group(self.pid)
+            return -signal.SIGKILL
+        return int(message["exit"])
+
+
+def _read_message(conn: socket.socket, timeout: float | None) -> dict[str, Any] | None:
+    """One JSON line from ``conn``; None if it closes first. Reads byte-exact, so a later
+    message on the same connection is not consumed."""
+    conn.settimeout(timeout)
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(1)
+        if not chunk:
+            return None
+        data.extend(chunk)
+    message: dict[str, Any] = json.loads(data)
+    return message
+
+
+def kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
 
 
-def _pump(pipe: IO[bytes] | None, stream: str, capture: LogCapture,
+def _pump(pipe: IO[bytes], stream: str, capture: LogCapture,
           on_line: Callable[[str, str], None]) -> None:
-    if pipe is None:
-        return
-    for raw in iter(pipe.readline, b""):
-        text = raw.decode("utf-8", errors="replace").rstrip("\n")
-        which = stream
-        if text.startswith(STDERR_MARK):  # the node's Python stderr, sent in order on stdout
-            which, text = "stderr", text[1:]
-        shown = capture.add(which, text)
-        if shown is not None:
-            on_line(which, shown)
-    pipe.close()
+    with pipe:
+        for raw in iter(pipe.readline, b""):
+            text = raw.decode("utf-8", errors="replace").rstrip("\n")
+            which = stream
+            if text.startswith(STDERR_MARK):  # the node's Python stderr, sent in order on stdout
+                which, text = "stderr", text[1:]
+            shown = capture.add(which, text)
+            if shown is not None:
+                on_line(which, shown)

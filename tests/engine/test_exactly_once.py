@@ -55,14 +55,20 @@ class KillingLauncher(ProcessLauncher):
         self.delays = delays
 
     def run(self, config: dict[str, object], cwd: Any, time_limit: float, capture: LogCapture,
-            on_line: Any, on_start: Any = None) -> Exit:
+            on_line: Any, on_start: Any = None, python: str | None = None) -> Exit:
         delay = self.delays.pop(0) if self.delays else None
 
-        def started(proc: Any) -> None:
+        def started(pid: int) -> None:
             if delay is not None:
-                threading.Timer(delay, kill_group, args=(proc,)).start()
+                threading.Timer(delay, kill_group, args=(pid,)).start()
 
-        return super().run(config, cwd, time_limit, capture, on_line, on_start=started)
+        return super().run(config, cwd, time_limit, capture, on_line, on_start=started,
+                           python=python)
+
+
+def use_launcher(app: Any, launcher: ProcessLauncher) -> None:
+    app.engine.launcher.close()
+    app.engine.launcher = launcher
 
 
 def make_app(app_runner: Any, checkpoint_writer: bool = False) -> Any:
@@ -113,14 +119,14 @@ def test_consumer_killed_from_outside_with_sigkill(app_runner: Any) -> None:
     app.engine.run_node(app.app.node("writer"), "manual", {"tag": "a", "size": 300})
     rng = random.Random(7)
     delays = [rng.uniform(0.3, 1.2) for _ in range(8)]
-    app.engine.launcher = KillingLauncher(delays)
+    use_launcher(app, KillingLauncher(delays))
     consumer = app.app.node("consumer")
     statuses = []
     for _ in range(8):
         record, _ = app.engine.run_node(consumer, "manual", {"pause": 0.004, "every": 11})
         statuses.append(record.status)
     assert "failed" in statuses, "no run was actually killed; the test proves nothing"
-    app.engine.launcher = ProcessLauncher()
+    use_launcher(app, ProcessLauncher())
     run_until_done(app, consumer)
     assert_exactly_once(app, Counter(("a", n) for n in range(300)))
 
@@ -156,12 +162,12 @@ def test_automatic_checkpoints_bound_the_loss_of_a_killed_run(app_runner: Any) -
     app.engine.run_node(app.app.node("writer"), "manual", {"tag": "a", "size": 400})
     consumer = app.app.node("consumer")
     # No explicit checkpoints (every > rows), slow records, killed from outside after ~1.5 s.
-    app.engine.launcher = KillingLauncher([1.5])
+    use_launcher(app, KillingLauncher([1.5]))
     record, _ = app.engine.run_node(consumer, "manual", {"pause": 0.01, "every": 10_000})
     assert record.status == "failed"
     assert record.checkpoints >= 2, "no automatic checkpoint happened before the kill"
     committed = len(app.rows("dst"))
     assert 0 < committed < 400
-    app.engine.launcher = ProcessLauncher()
+    use_launcher(app, ProcessLauncher())
     run_until_done(app, consumer, {"every": 10_000})
     assert_exactly_once(app, Counter(("a", n) for n in range(400)))

@@ -1,0 +1,158 @@
+"""Warm workers: runs are forked from a pre-imported process, yet behave like fresh ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from patterns.engine.launcher import ProcessLauncher
+from patterns.store import meta
+
+
+def log_lines(app: Any, record: Any) -> list[str]:
+    text = meta.get_log(app.engine.store.cursor(), record.id) or ""
+    return [json.loads(line)[2] for line in text.splitlines()]
+
+
+def worker_pid(app: Any) -> int:
+    worker = app.engine.launcher._workers[sys.executable]
+    return int(worker.proc.pid)
+
+
+PROBE = """
+    import atexit, json, os, sys, threading, time
+    import patterns
+    fresh = not hasattr(json, "_touched_by_a_run")
+    json._touched_by_a_run = True  # a later run must not see this
+    print("ppid", os.getppid())
+    print("fresh", fresh)
+    print("name", __name__)
+    print("argv", os.path.basename(sys.argv[0]))
+    print("cwd", os.getcwd())
+    print("preloaded", "pyarrow" in sys.modules)
+    print("stdin", repr(sys.stdin.read()))
+    print("pgid-is-pid", os.getpgid(0) == os.getpid())
+    atexit.register(lambda: print("atexit ran"))
+    threading.Thread(target=lambda: (time.sleep(0.2), print("thread finished"))).start()
+"""
+
+
+def test_runs_are_forked_from_the_warm_worker_and_start_fresh(app_runner: Any) -> None:
+    app = app_runner({"probe.py": PROBE}, [])
+    first = app.run_node("probe")
+    second = app.run_node("probe")
+    assert first.status == second.status == "succeeded"
+    for record in (first, second):
+        lines = log_lines(app, record)
+        assert f"ppid {worker_pid(app)}" in lines
+        assert "fresh True" in lines, "a module change made by one run leaked into the next"
+        assert "name __main__" in lines and "argv probe.py" in lines
+        assert f"cwd {app.root}" in lines
+        assert "preloaded True" in lines
+        assert "stdin ''" in lines
+        assert "pgid-is-pid True" in lines
+        # Like interpreter shutdown: non-daemon threads are waited for, then atexit runs.
+        assert lines.index("thread finished") < lines.index("atexit ran")
+
+
+def test_cold_start_behaves_the_same(app_runner: Any) -> None:
+    app = app_runner({"probe.py": PROBE}, [])
+    app.engine.launcher.close()
+    app.engine.launcher = ProcessLauncher(warm=False)
+    record = app.run_node("probe")
+    assert record.status == "succeeded"
+    lines = log_lines(app, record)
+    assert "fresh True" in lines and "name __main__" in lines and f"cwd {app.root}" in lines
+    assert "stdin ''" in lines and "pgid-is-pid True" in lines
+    assert lines.index("thread finished") < lines.index("atexit ran")
+    assert f"ppid {os.getpid()}" in lines  # started by the engine itself
+
+
+def test_exit_codes_and_signals_come_through_the_warm_worker(app_runner: Any) -> None:
+    app = app_runner({
+        "exits.py": "import sys\nsys.exit(3)\n",
+        "hard.py": "import os\nos._exit(5)\n",
+        "killed.py": "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n",
+    }, [])
+    exits = app.run_node("exits")
+    assert (exits.status, exits.exit_code) == ("failed", 3)
+    hard = app.run_node("hard")
+    assert (hard.status, hard.exit_code) == ("failed", 5)
+    killed = app.run_node("killed")
+    assert killed.status == "failed" and killed.exit_code == -signal.SIGTERM
+    assert "killed by signal 15" in killed.error
+
+
+def test_a_dead_warm_worker_is_replaced(app_runner: Any) -> None:
+    app = app_runner({"hello.py": "print('hello')\n"}, [])
+    assert app.run_node("hello").status == "succeeded"
+    old = worker_pid(app)
+    os.kill(old, signal.SIGKILL)
+    app.engine.launcher._workers[sys.executable].proc.wait()
+    record = app.run_node("hello")
+    assert record.status == "succeeded"
+    assert "hello" in log_lines(app, record)
+    assert worker_pid(app) != old
+
+
+def test_a_worker_killed_during_a_run_fails_the_run_and_not_the_engine(
+        app_runner: Any, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    app = app_runner({
+        "sleepy.py": f"import os, time\nopen({str(started)!r}, 'w').write(str(os.getpid()))\n"
+                     "time.sleep(30)\n",
+        "hello.py": "print('hello')\n",
+    }, [])
+    import threading
+
+    def kill_worker_once_started() -> None:
+        while not started.exists():
+            time.sleep(0.02)
+        os.kill(worker_pid(app), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_worker_once_started)
+    killer.start()
+    record = app.run_node("sleepy")
+    killer.join()
+    assert record.status == "failed"
+    assert not process_alive(int(started.read_text())), "the orphaned run was left running"
+    assert app.run_node("hello").status == "succeeded"
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_closing_the_engine_ends_the_worker_and_its_runs(app_runner: Any) -> None:
+    app = app_runner({"hello.py": "print('hello')\n"}, [])
+    assert app.run_node("hello").status == "succeeded"
+    worker = app.engine.launcher._workers[sys.executable]
+    app.engine.launcher.close()
+    assert worker.proc.poll() is not None
+    assert not Path(worker.path).exists()
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_a_broken_interpreter_fails_the_run_with_its_message(app_runner: Any, tmp_path: Path,
+                                                             warm: bool) -> None:
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'no python here' >&2\nexit 9\n")
+    broken.chmod(0o755)
+    app = app_runner({"hello.py": "print('hello')\n"}, [])
+    app.engine.launcher.close()
+    app.engine.launcher = ProcessLauncher(str(broken), warm=warm)
+    record = app.run_node("hello")
+    assert record.status == "failed" and record.exit_code == 9
+    assert "no python here" in log_lines(app, record)
+    app.engine.launcher.close()
