@@ -90,5 +90,11 @@ def run_node(app_dir: str | Path, node: str,
         with engine.store.cursor() as cur:
             new_state = meta.get_state(cur, target.id)
             log = meta.get_log(cur, record.id) or ""
-    lines = [json.loads(line)[2] for line in log.splitlines()]
+    lines = [_text(json.loads(line)) for line in log.splitlines()]
     return NodeResult(run=record, outputs=outputs, state=new_state, logs=lines)
+
+
+def _text(line: list[str]) -> str:
+    """A log line's text; a ``logging`` record's after its level (``WARNING careful``)."""
+    _, stream, text, *level = line
+    return f"{level[0]} {text}" if stream == "log" and level else text

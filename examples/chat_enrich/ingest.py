@@ -1,6 +1,7 @@
 """Fetch chat messages from the (pretend) demo API, a batch per run."""
 
 import datetime as dt
+import logging
 import random
 
 import pandas as pd
@@ -54,6 +55,7 @@ if done < total:
     state.set_value("count", done + len(todo))
     state.set_value("last_fetch", dt.datetime.now(dt.UTC))
     print(f"fetched {len(todo)} messages with token {token}")
+    logging.getLogger("ingest").info("%d of %d messages fetched", done + len(todo), total)
     if done + len(todo) < total and state.should_continue():
         state.request_new_run(trigger_downstream=True)
 else:

@@ -14,6 +14,21 @@ if TYPE_CHECKING:
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red",
                 "running": "yellow", "queued": "cyan", "cancelled": "magenta"}
+LEVEL_STYLE = {"DEBUG": "dim", "INFO": "default", "WARNING": "yellow", "ERROR": "red",
+               "CRITICAL": "bold red"}
+
+
+def output_line(node_title: str, stream: str, text: str, level: str | None = None,
+                time: str = "") -> str:
+    """One line of a run's output, as rich markup: ``[time] node | [LEVEL] text``."""
+    if stream == "log" and level:
+        style = LEVEL_STYLE.get(level, "default")
+        body = f"[{style}]{escape(level)} {escape(text)}[/]"
+    else:
+        style = {"stderr": "red", "patterns": "dim"}.get(stream, "default")
+        body = f"[{style}]{escape(text)}[/]"
+    stamp = f"{time} " if time else ""
+    return f"[dim]{stamp}{escape(node_title)} |[/] {body}"
 
 
 class ConsoleReporter:
@@ -30,12 +45,12 @@ class ConsoleReporter:
                 self.console.print(f"[cyan]▶ {escape(run.node_title)}[/] "
                                    f"[dim]({run.trigger}, run {run.id[-8:]})[/]")
 
-    def run_output(self, run: RunRecord, stream: str, line: str) -> None:
+    def run_output(self, run: RunRecord, stream: str, line: str,
+                   level: str | None = None) -> None:
         if self.quiet:
             return
-        style = "red" if stream == "stderr" else "default"
         with self._lock:
-            self.console.print(f"[dim]{escape(run.node_title)} |[/] [{style}]{escape(line)}[/]",
+            self.console.print(output_line(run.node_title, stream, line, level),
                                highlight=False, soft_wrap=True)
 
     def run_finished(self, run: RunRecord) -> None:

@@ -6,8 +6,10 @@ may want to replay from scratch: its state document and its stream positions.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,15 +135,66 @@ def runs(app_dir: Path, node_key: str | None, limit: int, store_path: Path | Non
 @NODE_OPTION
 @click.option("--run", "run_key", metavar="RUN_ID",
               help="This run: its id, or the start or end of it.")
+@click.option("-f", "--follow", is_flag=True,
+              help="Follow runs as they happen (the runs in progress, then every new run; "
+                   "with --run, that run until it ends). Ctrl-C stops.")
 @STORE_OPTION
 @JSON_OPTION
-def logs(app_dir: Path, node_key: str | None, run_key: str | None, store_path: Path | None,
-         as_json: bool) -> None:
-    """The output of a run (default: the latest run, or the latest run of --node)."""
-    from patterns.store import meta
+def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
+         store_path: Path | None, as_json: bool) -> None:
+    """The output of a run (default: the latest run, or the latest run of --node).
+
+    Output comes from the store, or, while another process (`patterns run`) holds the store,
+    from the live log beside it, which also serves --follow.
+    """
+    from patterns.cli.context import store_path_for
+    from patterns.engine.livelog import live_log_path
+    from patterns.errors import StoreBusyError
 
     app = load(app_dir)
     node = app.node(node_key) if node_key else None
+    live_path = live_log_path(store_path_for(app, store_path))
+    if follow and _follow(app, node, run_key, live_path, as_json):
+        return
+    try:
+        record, lines = _stored_log(app, node, run_key, store_path)
+    except StoreBusyError:
+        live = _live_run(app, node, run_key, live_path)
+        if live is None:
+            raise
+        _print_live_run(live, as_json)
+        return
+    if as_json:
+        print_json({"run": record.to_json(), "lines": lines})
+        return
+    from rich.markup import escape
+
+    from patterns.cli.console import STATUS_STYLE, output_line
+
+    console = _console()
+    style = STATUS_STYLE.get(record.status, "default")
+    console.print(f"[dim]run {record.id} of {escape(record.node_title)} "
+                  f"({record.trigger}, {_local(record.started_at or record.queued_at)})[/] "
+                  f"[{style}]{record.status}[/]", highlight=False)
+    if not lines:
+        console.print("[dim](no output)[/]")
+    for line in lines:
+        console.print(output_line(record.node_title, line["stream"], line["text"],
+                                  line.get("level"), _local(line["time"], "%H:%M:%S")))
+    if record.status not in ("succeeded", "running", "queued") and record.error:
+        console.print(f"[red]{escape(record.error)}[/]")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _stored_log(app: App, node: Node | None, run_key: str | None,
+                store_path: Path | None) -> tuple[RunRecord, list[dict[str, str]]]:
+    from patterns.store import meta
+
     store = existing_store(app, store_path)
     try:
         cur = store.cursor()
@@ -160,36 +213,95 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, store_path: P
         text = meta.get_log(cur, record.id) or ""
     finally:
         store.close()
-    lines = [_log_line(raw) for raw in text.splitlines() if raw.strip()]
-    if as_json:
-        print_json({"run": record.to_json(), "lines": lines})
-        return
-    from rich.console import Console
+    return record, [_log_line(raw) for raw in text.splitlines() if raw.strip()]
+
+
+def _live_run(app: App, node: Node | None, run_key: str | None, live_path: Path) -> Any:
+    """The run from the live log: ``run_key``'s, or the latest (of ``node``); None if the
+    live log does not have it."""
+    from patterns.engine.livelog import read_runs
+
+    runs = [r for r in read_runs(live_path).values()
+            if node is None or r.node == node.id]
+    if run_key:
+        wanted = run_key.strip().upper()
+        runs = [r for r in runs if r.run == wanted or r.run.startswith(wanted)
+                or r.run.endswith(wanted)]
+        if len(runs) > 1:
+            raise ConfigError(f"run '{run_key}' matches more than one run: give more of its id")
+    return runs[-1] if runs else None
+
+
+def _print_live_run(run: Any, as_json: bool) -> None:
+    from patterns.engine.livelog import Event
+
+    events = [Event("start", run), *(Event("out", run, line) for line in run.lines)]
+    if run.end is not None:
+        events.append(Event("end", run, run.end))
+    _print_events(iter(events), as_json)
+
+
+def _follow(app: App, node: Node | None, run_key: str | None, live_path: Path,
+            as_json: bool) -> bool:
+    """Follow the live log; False if ``run_key`` is not in it (long finished, or unknown:
+    the store will tell)."""
+    from patterns.engine.livelog import follow
+
+    run_id = None
+    if run_key:
+        live = _live_run(app, node, run_key, live_path)
+        if live is None:
+            return False
+        run_id = live.run
+    elif not as_json:
+        who = f"node {node.label}" if node else f"app '{app.title}'"
+        _console().print(f"[dim]following the runs of {who} (Ctrl-C to stop)[/]")
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how following ends
+        _print_events(follow(live_path, run_id=run_id, node_ids={node.id} if node else None),
+                      as_json)
+    return True
+
+
+def _print_events(events: Any, as_json: bool) -> None:
     from rich.markup import escape
 
-    from patterns.cli.console import STATUS_STYLE
+    from patterns.cli.console import STATUS_STYLE, output_line
 
-    console = Console(highlight=False, soft_wrap=True)
-    style = STATUS_STYLE.get(record.status, "default")
-    console.print(f"[dim]run {record.id} of {escape(record.node_title)} "
-                  f"({record.trigger}, {_local(record.started_at or record.queued_at)})[/] "
-                  f"[{style}]{record.status}[/]", highlight=False)
-    if not lines:
-        console.print("[dim](no output)[/]")
-    for line in lines:
-        color = {"stderr": "red", "patterns": "dim"}.get(line["stream"], "default")
-        console.print(f"[dim]{_local(line['time'], '%H:%M:%S')} {escape(record.node_title)} |[/]"
-                      f" [{color}]{escape(line['text'])}[/]")
-    if record.status not in ("succeeded", "running", "queued") and record.error:
-        console.print(f"[red]{escape(record.error)}[/]")
+    console = _console()
+    for event in events:
+        run = event.run
+        if as_json:
+            doc = {"event": event.kind, "run": run.run, "node": run.node, "title": run.title}
+            if event.line is not None:
+                doc.update({k: v for k, v in event.line.items() if k not in ("e", "run")})
+            click.echo(json.dumps(doc, ensure_ascii=False), nl=True)
+            continue
+        if event.kind == "start":
+            console.print(f"[cyan]▶ {escape(run.title)}[/] "
+                          f"[dim]({run.trigger}, run {run.run})[/]")
+        elif event.kind == "out" and event.line is not None:
+            line = event.line
+            console.print(output_line(run.title, line.get("s", "stdout"), line.get("x", ""),
+                                      line.get("l"), _local(line.get("t"), "%H:%M:%S")))
+        elif event.kind == "end" and event.line is not None:
+            status = event.line.get("status", "")
+            console.print(f"[{STATUS_STYLE.get(status, 'red')}]■ {escape(run.title)} "
+                          f"{escape(status)}[/]")
+            if status != "succeeded" and event.line.get("error"):
+                console.print(f"  [red]{escape(event.line['error'])}[/]")
+        sys.stdout.flush()
 
 
 def _log_line(raw: str) -> dict[str, str]:
+    """A stored log line as a dict: time, stream, text, and level for a logging record."""
     try:
-        stamp, stream, text = json.loads(raw)
+        stamp, stream, text, *level = json.loads(raw)
     except (ValueError, TypeError):
         return {"time": "", "stream": "stdout", "text": raw}
-    return {"time": str(stamp), "stream": str(stream), "text": str(text)}
+    line = {"time": str(stamp), "stream": str(stream), "text": str(text)}
+    if level:
+        line["level"] = str(level[0])
+    return line
 
 
 @click.group()

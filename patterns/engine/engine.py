@@ -17,6 +17,7 @@ from patterns.engine.dataplane import DataPlane
 from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
 from patterns.engine.launcher import LogCapture, ProcessLauncher
+from patterns.engine.livelog import LiveLog, live_log_path
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.secrets import SecretStore
 from patterns.engine.session import RunSession
@@ -45,7 +46,9 @@ class Engine:
                  launcher: ProcessLauncher | None = None,
                  environments: Environments | None = None) -> None:
         self.app = app
-        self.store = DuckDBStore(store_path or default_store_path(app))
+        store_path = store_path or default_store_path(app)
+        self.store = DuckDBStore(store_path)
+        self.live = LiveLog(live_log_path(store_path))
         self.reporter: Reporter = reporter or SilentReporter()
         self.secrets = secrets or SecretStore()
         self.launcher = launcher or ProcessLauncher()
@@ -59,6 +62,7 @@ class Engine:
 
     def close(self) -> None:
         self.launcher.close()
+        self.live.close()
         self.dataplane.stop()
         self.store.close()
 
@@ -88,24 +92,25 @@ class Engine:
             failed = replace(record, status="failed", ended_at=now, error=str(exc))
             meta.insert_run(cur, failed)
             cur.close()
-            self.reporter.run_started(failed)
-            self.reporter.run_finished(failed)
+            self._started(failed)
+            self._finished(failed)
             return failed, None
         record = replace(record, parameters=_public(params, node))
         meta.insert_run(cur, record)
-        self.reporter.run_started(record)
+        self._started(record)
 
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit)
         self.dataplane.register(session)
-        capture = LogCapture(mask=self._secret_values())
+        capture = LogCapture(mask=self._secret_values(),
+                             sink=lambda line: self.live.output(run_id, line))
         config = {"uri": self.dataplane.uri, "token": session.token,
                   "app_root": str(self.app.root), "node_file": node.rel_file, "run_id": run_id}
         try:
             exit_ = self.launcher.run(
                 config, self.app.root, limit, capture,
-                lambda stream, line: self.reporter.run_output(record, stream, line),
+                lambda stream, line, level: self.reporter.run_output(record, stream, line, level),
                 python=python)
         finally:
             self.dataplane.unregister(session)
@@ -123,8 +128,16 @@ class Engine:
                         checkpoints=final.checkpoints)
         meta.save_log(cur, run_id, capture.text(), capture.truncated)
         cur.close()
-        self.reporter.run_finished(final)
+        self._finished(final)
         return final, session
+
+    def _started(self, record: RunRecord) -> None:
+        self.live.start(record)
+        self.reporter.run_started(record)
+
+    def _finished(self, record: RunRecord) -> None:
+        self.live.end(record)
+        self.reporter.run_finished(record)
 
     def _secret_values(self) -> list[str]:
         try:

@@ -11,7 +11,8 @@ from patterns.store.model import RunRecord
 class Reporter(Protocol):
     def run_started(self, run: RunRecord) -> None: ...
 
-    def run_output(self, run: RunRecord, stream: str, line: str) -> None: ...
+    def run_output(self, run: RunRecord, stream: str, line: str,
+                   level: str | None = None) -> None: ...
 
     def run_finished(self, run: RunRecord) -> None: ...
 
@@ -25,7 +26,8 @@ class SilentReporter:
     def run_started(self, run: RunRecord) -> None:
         pass
 
-    def run_output(self, run: RunRecord, stream: str, line: str) -> None:
+    def run_output(self, run: RunRecord, stream: str, line: str,
+                   level: str | None = None) -> None:
         pass
 
     def run_finished(self, run: RunRecord) -> None:

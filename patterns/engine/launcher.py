@@ -29,21 +29,28 @@ from typing import IO, Any, Protocol
 
 MAX_LOG_BYTES = 2_000_000
 STDERR_MARK = "\x1f"  # the node runner marks its stderr lines with this
+LOG_MARK = "\x1e"  # and the lines of logging records, with their level
+
+#: Called with each output line as it comes: stream, text, level (for a logging record).
+OnLine = Callable[[str, str, "str | None"], None]
 
 log = logging.getLogger("patterns.engine")
 
 
 @dataclass
 class LogCapture:
-    """A run's output: JSON lines ``[timestamp, stream, text]``, capped in size."""
+    """A run's output: JSON lines ``[timestamp, stream, text]`` (``[..., level]`` for a
+    ``logging`` record, stream ``"log"``), capped in size. Each line also goes to ``sink``
+    as it is made (the live log that ``patterns logs -f`` follows)."""
 
     mask: Sequence[str] = ()
+    sink: Callable[[str], None] | None = None
     lines: list[str] = field(default_factory=list)
     size: int = 0
     truncated: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, stream: str, text: str) -> str | None:
+    def add(self, stream: str, text: str, level: str | None = None) -> str | None:
         for secret in self.mask:
             if secret and secret in text:
                 text = text.replace(secret, "****")
@@ -53,14 +60,16 @@ class LogCapture:
                     self.truncated = True
                     self._append("patterns", f"[output cut: more than {MAX_LOG_BYTES} bytes]")
                 return None
-            self._append(stream, text)
+            self._append(stream, text, level)
         return text
 
-    def _append(self, stream: str, text: str) -> None:
+    def _append(self, stream: str, text: str, level: str | None = None) -> None:
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        line = json.dumps([stamp, stream, text])
+        line = json.dumps([stamp, stream, text] if level is None else [stamp, stream, text, level])
         self.lines.append(line)
         self.size += len(line)
+        if self.sink is not None:
+            self.sink(line)
 
     def text(self) -> str:
         with self._lock:
@@ -110,7 +119,7 @@ class ProcessLauncher:
             worker.close()
 
     def run(self, config: Mapping[str, object], cwd: Path, time_limit: float,
-            capture: LogCapture, on_line: Callable[[str, str], None],
+            capture: LogCapture, on_line: OnLine,
             on_start: Callable[[int], None] | None = None,
             python: str | None = None) -> Exit:
         python = python or self.python
@@ -311,14 +320,16 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _pump(pipe: IO[bytes], stream: str, capture: LogCapture,
-          on_line: Callable[[str, str], None]) -> None:
+def _pump(pipe: IO[bytes], stream: str, capture: LogCapture, on_line: OnLine) -> None:
     with pipe:
         for raw in iter(pipe.readline, b""):
             text = raw.decode("utf-8", errors="replace").rstrip("\n")
-            which = stream
+            which, level = stream, None
             if text.startswith(STDERR_MARK):  # the node's Python stderr, sent in order on stdout
                 which, text = "stderr", text[1:]
-            shown = capture.add(which, text)
+            elif text.startswith(LOG_MARK) and text.count(LOG_MARK) >= 2:  # a logging record
+                level, text = text[1:].split(LOG_MARK, 1)
+                which = "log"
+            shown = capture.add(which, text, level)
             if shown is not None:
-                on_line(which, shown)
+                on_line(which, shown, level)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import runpy
 import sys
 import traceback
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 EXIT_ERROR = 1
 
@@ -88,6 +89,7 @@ def run_node_file(app_root: Path, node_file: Path) -> None:
 
 
 STDERR_MARK = "\x1f"
+LOG_MARK = "\x1e"  # LOG_MARK + level + LOG_MARK + text: a line of a ``logging`` record
 
 
 class _MarkedStderr(io.TextIOBase):
@@ -117,12 +119,62 @@ class _MarkedStderr(io.TextIOBase):
 
 
 def _interleave_stderr() -> None:
-    import logging
-
     sys.stderr = _MarkedStderr(sys.stdout)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.__stderr__:
             handler.setStream(sys.stderr)
+    _capture_logging(sys.stdout)
+
+
+def _capture_logging(out: TextIO) -> None:
+    """Send ``logging`` records to the run's log with their level, INFO and up.
+
+    Only until the node configures logging itself: ``logging.basicConfig`` first takes this
+    handler away and puts the root level back, so the node's own configuration is what it
+    gets, exactly as it wrote it.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = _RecordHandler(out)
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    basic_config = logging.basicConfig
+
+    def basicConfig(**kwargs: Any) -> None:
+        if handler in root.handlers:
+            root.removeHandler(handler)
+            root.setLevel(previous_level)
+        basic_config(**kwargs)  # type: ignore[call-overload]
+
+    logging.basicConfig = basicConfig  # type: ignore[assignment]
+
+
+class _RecordHandler(logging.Handler):
+    """Writes each record's lines marked with its level; the engine keeps the level."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self._out = out
+        self.setFormatter(_RecordFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            self._out.write("".join(f"{LOG_MARK}{record.levelname}{LOG_MARK}{line}\n"
+                                    for line in text.split("\n")))
+            self._out.flush()
+        except Exception:
+            self.handleError(record)
+
+
+class _RecordFormatter(logging.Formatter):
+    """The message, after the logger's name unless it is the root logger's."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        return message if record.name == "root" else f"{record.name}: {message}"
 
 
 def describe(exc: BaseException, app_root: Path) -> tuple[str, str]:

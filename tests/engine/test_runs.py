@@ -32,9 +32,9 @@ def test_output_is_captured_per_stream_with_secrets_masked(app_runner: Any) -> N
                            "parameter_values": {"token": "${{ tok }}"}}])
     record = app.run_node("talk0001")
     assert record.status == "succeeded"
-    lines = [(stream, text) for _, stream, text in logs(app, record)]
+    lines = [tuple(line[1:]) for line in logs(app, record)]
     assert ("stdout", "hello ****") in lines and ("stderr", "oops") in lines
-    assert ("stderr", "WARNING:root:careful") in lines
+    assert ("log", "careful", "WARNING") in lines
     assert "hunter22" not in json.dumps(lines)
 
 

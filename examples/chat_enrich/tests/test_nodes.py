@@ -22,8 +22,8 @@ def test_enrich_adds_preview_and_word_count_in_send_order():
                       params={"preview_chars": 5})
     assert result.ok, result.traceback
     rows = result.outputs["messages_enriched"]
-    assert [(r["id"], r["preview"], r["words"]) for r in rows] == [(1, "first", 2),
-                                                                   (2, "secon", 3)]
+    assert [(r["id"], r["preview"], r["words"]) for r in rows] == [(1, "firs…", 2),
+                                                                   (2, "seco…", 3)]
     assert rows[0]["meta"] == {"source": "test"}
     assert result.state["enriched_total"] == 2
 
