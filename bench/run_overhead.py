@@ -1,0 +1,74 @@
+"""Benchmark 4: what a trivial node run costs, trigger → user code → commit → recorded.
+
+The node appends one record. Each run goes through ``Engine.run_node`` exactly as
+``patterns run`` and the server start it (run record, warm worker fork, data plane, commit,
+run record again, log saved). Baseline: starting ``python -c pass`` as a process, in the
+same run. Also reported: the same run started cold (no warm worker), for reference.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from bench.common import PYTHON, Figure, median, percentile, temp_app
+
+GRAPH = """
+title: Trivial
+functions:
+  - node_file: noop.py
+stores:
+  - table: out
+"""
+NODE = """
+from patterns import Table
+Table("out", "w").append({"n": 1})
+"""
+
+
+def _python_pass(n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        subprocess.run([PYTHON, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _runs(n: int, warm: bool) -> list[float]:
+    from patterns.engine.engine import Engine
+    from patterns.engine.launcher import ProcessLauncher
+    from patterns.graph.loader import load_app
+
+    with temp_app({"noop.py": NODE}, GRAPH) as root:
+        app = load_app(root)
+        with Engine(app, launcher=ProcessLauncher(warm=warm)) as engine:
+            node = app.nodes[0]
+            record, _ = engine.run_node(node, "manual")  # the worker is warm from here on
+            assert record.status == "succeeded", record.error
+            times = []
+            for _ in range(n):
+                start = time.perf_counter()
+                record, _ = engine.run_node(node, "manual")
+                times.append(time.perf_counter() - start)
+                assert record.status == "succeeded", record.error
+            out = engine.store.table("out")
+            assert out is not None and engine.store.count(out) == n + 1
+    return times
+
+
+def run(small: bool) -> list[Figure]:
+    n = 20 if small else 200
+    baseline = _python_pass(n if small else 100)
+    warm = _runs(n, warm=True)
+    cold = _runs(max(5, n // 10), warm=False)
+    base_p50 = median(baseline) * 1000
+    return [
+        Figure("run_overhead", "trivial run p50, warm worker", median(warm) * 1000, base_p50,
+               "ms", "<= 0.5", n, "baseline: python -c pass, p50"),
+        Figure("run_overhead", "trivial run p95, warm worker", percentile(warm, 95) * 1000,
+               percentile(baseline, 95) * 1000, "ms", "<= 1.0", n,
+               "baseline: python -c pass, p95"),
+        Figure("run_overhead", "trivial run p50, cold start", median(cold) * 1000, base_p50,
+               "ms", "", len(cold), "for reference: a fresh process per run"),
+    ]

@@ -1,0 +1,28 @@
+"""The benchmarks stay runnable: `python -m bench --small` runs every one of them (no
+assertion on timings; only that each prints well-formed figures with a ratio)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_small_and_prints_its_figures() -> None:
+    from bench.__main__ import BENCHMARKS
+
+    done = subprocess.run([sys.executable, "-m", "bench", "--small"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    figures = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {f["bench"] for f in figures} == set(BENCHMARKS)
+    for figure in figures:
+        assert figure["value"] > 0 and figure["baseline"] > 0, figure
+        assert figure["ratio"] == pytest.approx(figure["value"] / figure["baseline"], rel=0.01)
+        assert figure["unit"] and figure["figure"]
