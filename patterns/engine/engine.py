@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from patterns import wire
 from patterns.engine.dataplane import DataPlane
 from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
@@ -27,6 +28,9 @@ from patterns.store import meta
 from patterns.store.duckdb import DuckDBStore
 from patterns.store.ids import encode
 from patterns.store.model import RunRecord
+
+#: A run's first facts (ports, state, positions) travel with its start request up to this size.
+INLINE_RUN_INFO_BYTES = 64_000
 
 
 def default_store_path(app: App) -> Path:
@@ -107,6 +111,11 @@ class Engine:
                              sink=lambda line: self.live.output(run_id, line))
         config = {"uri": self.dataplane.uri, "token": session.token,
                   "app_root": str(self.app.root), "node_file": node.rel_file, "run_id": run_id}
+        # What the node asks for first comes with it (saves a round trip), unless it is big
+        # (a large state document): then the node fetches it.
+        info = wire.encode({**session.run_info(), "parameters": params}).decode()
+        if len(info) <= INLINE_RUN_INFO_BYTES:
+            config["run_info"] = info
         try:
             exit_ = self.launcher.run(
                 config, self.app.root, limit, capture,
@@ -122,12 +131,13 @@ class Engine:
             traceback=session.requests.traceback if status != "succeeded" else None,
             rows_read=dict(session.rows_read), rows_written=dict(session.rows_written),
             checkpoints=session.checkpoints)
-        meta.update_run(cur, run_id, status=final.status, ended_at=ended,
-                        exit_code=final.exit_code, error=final.error, traceback=final.traceback,
-                        rows_read=final.rows_read, rows_written=final.rows_written,
-                        checkpoints=final.checkpoints)
-        meta.save_log(cur, run_id, capture.text(), capture.truncated)
         cur.close()
+        with self.store.transaction() as tx:
+            meta.update_run(tx, run_id, status=final.status, ended_at=ended,
+                            exit_code=final.exit_code, error=final.error,
+                            traceback=final.traceback, rows_read=final.rows_read,
+                            rows_written=final.rows_written, checkpoints=final.checkpoints)
+            meta.save_log(tx, run_id, capture.text(), capture.truncated)
         self._finished(final)
         return final, session
 

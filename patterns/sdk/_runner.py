@@ -24,7 +24,9 @@ EXIT_ERROR = 1
 
 
 def main() -> int:
-    config = json.loads(os.environ["PATTERNS_RUN"])
+    # Taken out of the environment: processes the node starts inherit neither the run's
+    # token nor its parameter values (secrets among them).
+    config = json.loads(os.environ.pop("PATTERNS_RUN"))
     app_root = Path(config["app_root"])
     node_file = app_root / config["node_file"]
 
@@ -33,7 +35,7 @@ def main() -> int:
     from patterns.sdk._runtime import NodeRun
 
     _interleave_stderr()
-    client = FlightEngineClient(config["uri"], config["token"])
+    client = FlightEngineClient(config["uri"], config["token"], config.get("run_info"))
     run = NodeRun(client)
     current_run.set(run)
     sys.path.insert(0, str(app_root))

@@ -156,3 +156,25 @@ def test_a_broken_interpreter_fails_the_run_with_its_message(app_runner: Any, tm
     assert record.status == "failed" and record.exit_code == 9
     assert "no python here" in log_lines(app, record)
     app.engine.launcher.close()
+
+
+def test_processes_a_node_starts_inherit_neither_its_token_nor_its_secrets(
+        app_runner: Any) -> None:
+    from patterns.engine.secrets import SecretStore
+
+    SecretStore().set("tok", "s3cret-value")
+    app = app_runner({"spawn.py": """
+        import subprocess, sys
+        from patterns import Parameter
+        token = Parameter("token", type=str)
+        out = subprocess.run([sys.executable, "-c",
+                              "import os; print(sorted(k for k in os.environ if 'PATTERNS' in k),"
+                              " 's3cret' in str(os.environ))"],
+                             capture_output=True, text=True).stdout.strip()
+        print("child sees", out)
+    """}, [], functions=[{"node_file": "spawn.py", "id": "spawn001",
+                          "parameter_values": {"token": "${{ tok }}"}}])
+    record = app.run_node("spawn001")
+    assert record.status == "succeeded", record.error
+    (line,) = [text for text in log_lines(app, record) if text.startswith("child sees")]
+    assert "PATTERNS_RUN" not in line and line.endswith("False")
