@@ -85,6 +85,8 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         return flight.GeneratorStream(schema, _retyped(schema, batches))
 
     def do_action(self, context: Any, action: flight.Action) -> Iterator[flight.Result]:
+        if action.type == "ping":  # a warm worker connecting ahead of its run: no session
+            return iter([flight.Result(pa.py_buffer(b"{}"))])
         body = wire.decode(action.body.to_pybytes()) if action.body else {}
         session = self._session(body.get("token"))
         handler = _ACTIONS.get(action.type)

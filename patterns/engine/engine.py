@@ -57,12 +57,12 @@ class Engine:
         self.secrets = secrets or SecretStore()
         self.launcher = launcher or ProcessLauncher()
         self.environments = environments or Environments()
-        if app.requirements_file is None:
-            self.launcher.prepare()  # warm up while the rest starts; apps with requirements
-            # build their environment (and warm it) at their first run, where a failure
-            # fails that run and not the engine
         self.dataplane = DataPlane()
         self.dataplane.start()
+        if app.requirements_file is None:
+            # Warm up while the rest starts. Apps with requirements build their environment
+            # (and warm it) at their first run, where a failure fails that run, not the engine.
+            self.launcher.prepare(self.dataplane.uri)
 
     def close(self) -> None:
         self.launcher.close()

@@ -106,11 +106,12 @@ class ProcessLauncher:
         self._workers: dict[str, WarmWorker] = {}
         self._lock = threading.Lock()
 
-    def prepare(self, python: str | None = None) -> None:
+    def prepare(self, engine_uri: str, python: str | None = None) -> None:
         """Start the warm worker for ``python`` now, in the background, so that the first
-        run does not wait for its imports."""
+        run does not wait for its imports; its spare processes connect to ``engine_uri``
+        (the data plane) ahead of their runs."""
         if self.warm:
-            self._worker(python or self.python)
+            self._worker(python or self.python, engine_uri)
 
     def close(self) -> None:
         with self._lock:
@@ -159,7 +160,8 @@ class ProcessLauncher:
                err_w: int) -> _Child:
         if self.warm:
             try:
-                return self._worker(python).spawn(cwd, env, (out_w, err_w))
+                uri = json.loads(env["PATTERNS_RUN"]).get("uri")
+                return self._worker(python, uri).spawn(cwd, env, (out_w, err_w))
             except WarmWorkerError as exc:
                 log.warning("starting the run without a warm worker: %s", exc)
                 self._discard(python)
@@ -168,11 +170,11 @@ class ProcessLauncher:
             stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, start_new_session=True)
         return _ColdChild(proc)
 
-    def _worker(self, python: str) -> WarmWorker:
+    def _worker(self, python: str, engine_uri: str | None) -> WarmWorker:
         with self._lock:
             worker = self._workers.get(python)
             if worker is None or not worker.alive():
-                worker = self._workers[python] = WarmWorker(python)
+                worker = self._workers[python] = WarmWorker(python, engine_uri)
             return worker
 
     def _discard(self, python: str) -> None:
@@ -213,7 +215,7 @@ class WarmWorker:
 
     START_TIMEOUT = 60.0
 
-    def __init__(self, python: str) -> None:
+    def __init__(self, python: str, engine_uri: str | None = None) -> None:
         self.python = python
         self._dir = tempfile.mkdtemp(prefix="patterns-worker-")
         self.path = os.path.join(self._dir, "socket")
@@ -222,7 +224,9 @@ class WarmWorker:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [python, "-m", "patterns.sdk._zygote", self.path], cwd=self._dir, env=env,
+            [python, "-m", "patterns.sdk._zygote", self.path,
+             *([engine_uri] if engine_uri else [])],
+            cwd=self._dir, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)
         self._ready = threading.Event()
@@ -316,8 +320,14 @@ def _read_message(conn: socket.socket, timeout: float | None) -> dict[str, Any] 
 
 
 def kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    """Kill the run's process group (the run and whatever it started)."""
+    try:
         os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:  # no group (yet): at least the process itself
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    except PermissionError:
+        pass
 
 
 def _pump(pipe: IO[bytes], stream: str, capture: LogCapture, on_line: OnLine) -> None:

@@ -13,8 +13,9 @@ from patterns.sdk._context import PortInfo, RunInfo, TableInfo
 
 
 class FlightEngineClient:
-    def __init__(self, uri: str, token: str, run_info: str | None = None) -> None:
-        self._client = flight.connect(uri)
+    def __init__(self, uri: str, token: str, run_info: str | None = None, *,
+                 connection: flight.FlightClient | None = None) -> None:
+        self._client = connection if connection is not None else flight.connect(uri)
         self._token = token
         self._run_info = run_info  # sent along by the engine, to spare the first round trip
 
@@ -98,6 +99,14 @@ class FlightEngineClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+def preconnect(uri: str) -> flight.FlightClient:
+    """A client to the engine at ``uri`` with its connection already made (a ``ping``
+    answered), for a warm worker to hand to its next run."""
+    client = flight.connect(uri)
+    list(client.do_action(flight.Action("ping", b"")))
+    return client
 
 
 def _run_info(doc: dict[str, Any]) -> RunInfo:

@@ -23,7 +23,10 @@ from typing import Any, TextIO
 EXIT_ERROR = 1
 
 
-def main() -> int:
+def main(connection: Any = None) -> int:
+    """Run the node of ``PATTERNS_RUN``; ``connection``: a Flight client to the engine made
+    ahead of time by a warm worker (:mod:`patterns.sdk._zygote`), used if it is to the same
+    engine."""
     # Taken out of the environment: processes the node starts inherit neither the run's
     # token nor its parameter values (secrets among them).
     config = json.loads(os.environ.pop("PATTERNS_RUN"))
@@ -35,7 +38,10 @@ def main() -> int:
     from patterns.sdk._runtime import NodeRun
 
     _interleave_stderr()
-    client = FlightEngineClient(config["uri"], config["token"], config.get("run_info"))
+    connected = connection if connection is not None and connection[0] == config["uri"] \
+        else None
+    client = FlightEngineClient(config["uri"], config["token"], config.get("run_info"),
+                                connection=connected[1] if connected else None)
     run = NodeRun(client)
     current_run.set(run)
     sys.path.insert(0, str(app_root))

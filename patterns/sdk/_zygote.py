@@ -2,19 +2,25 @@
 
 Starting Python and importing pyarrow, Flight and pandas costs a node run several hundred
 milliseconds. The engine instead starts this process once per environment
-(``python -m patterns.sdk._zygote SOCKET``); it imports all of that, then waits. For each run
-the engine connects to ``SOCKET`` and sends one request line (JSON: ``cwd`` and ``env``)
-together with the run's stdout and stderr pipe ends (``SCM_RIGHTS``). The zygote forks; the
-child becomes the node process (own session and process group, the pipes as fds 1 and 2,
-``cwd`` and ``env`` as given) and runs :func:`patterns.sdk._runner.main` exactly as a cold
-process would. The zygote answers ``{"pid": N}`` at once and ``{"exit": CODE}`` when the child
-ends, on the same connection.
+(``python -m patterns.sdk._zygote SOCKET [ENGINE_URI]``); it imports all of that, then waits.
+For each run the engine connects to ``SOCKET`` and sends one request line (JSON: ``cwd`` and
+``env``) together with the run's stdout and stderr pipe ends (``SCM_RIGHTS``). The zygote
+answers ``{"pid": N}`` at once and ``{"exit": CODE}`` when that process ends, on the same
+connection.
+
+The process that runs the node is forked *ahead of time*: the zygote keeps a **spare**, a
+child that has already been forked, left the zygote's session and (given ``ENGINE_URI``)
+connected to the engine's data plane, and now waits for a run. A request goes to the spare,
+which becomes the node process (the pipes as fds 1 and 2, ``cwd`` and ``env`` as given) and
+runs :func:`patterns.sdk._runner.main` exactly as a cold process would; then the zygote forks
+the next spare. So neither the fork nor the connection is paid while a run waits. Without a
+spare (one just handed out, or one that died) the zygote forks for the request directly.
 
 gRPC must not be running in a process that forks, so the zygote only *imports* Flight; each
-child makes its own client. The zygote stays single-threaded (no Python threads; the native
-allocator threads handle fork themselves), collects ``gc.freeze()`` before serving so
-children share its pages, and ends, killing its children, when its stdin closes (the engine
-went away).
+spare makes its own connection after it is forked. The zygote stays single-threaded (no
+Python threads; the native allocator threads handle fork themselves), does ``gc.freeze()``
+before serving so children share its pages, and ends, killing its children, when its stdin
+closes (the engine went away).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from typing import Any
 PRELOAD = ("pyarrow", "pyarrow.flight", "pyarrow.compute", "numpy", "pandas")
 MAX_REQUEST = 4 << 20
 READY = b"ready\n"
+#: Exit code of a child that failed before it could run the node (see the run's stderr).
+EXIT_WORKER_FAILED = 70
 
 
 def preload() -> None:
@@ -41,6 +49,10 @@ def preload() -> None:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    # pyarrow sets up its IPC writer and type conversions on first use: do it here, once,
+    # rather than in every run.
+    import pyarrow as pa
+
     import patterns
     import patterns.sdk._convert
     import patterns.sdk._flight
@@ -50,10 +62,17 @@ def preload() -> None:
     import patterns.sdk.state
     import patterns.sdk.stream
     import patterns.sdk.table  # noqa: F401
+    from patterns.sdk._convert import records_to_arrow
+
+    table = records_to_arrow([{"n": 1, "x": 1.5, "s": "a", "d": {"k": [1]}}], "warmup")
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
 
 
 class Zygote:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, engine_uri: str | None) -> None:
+        self.engine_uri = engine_uri
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
         self.listener.listen(64)
@@ -63,8 +82,10 @@ class Zygote:
         self.wake_w.setblocking(False)
         self.children: dict[int, socket.socket] = {}
         self.pending: dict[socket.socket, tuple[bytearray, list[int]]] = {}
+        self.spare: tuple[int, socket.socket] | None = None
         self.home_path = sys.path[0] if sys.path else ""
 
+    # ------------------------------------------------------------------ the loop
     def serve(self) -> None:
         signal.set_wakeup_fd(self.wake_w.fileno())
         signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -74,6 +95,7 @@ class Zygote:
         self.selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
         gc.collect()
         gc.freeze()
+        self.fork_spare()
         os.write(sys.stdout.fileno(), READY)
         while True:
             for key, _ in self.selector.select():
@@ -87,11 +109,12 @@ class Zygote:
                     with contextlib.suppress(BlockingIOError):
                         while self.wake_r.recv(4096):
                             pass
-                    self.reap()
                 elif key.data == "stdin" and not os.read(sys.stdin.fileno(), 4096):
                     self.shutdown()
                     return
             self.reap()
+            if self.spare is None:
+                self.fork_spare()
 
     def read_request(self, conn: socket.socket) -> None:
         buffer, fds = self.pending[conn]
@@ -108,17 +131,19 @@ class Zygote:
             return
         self.selector.unregister(conn)
         del self.pending[conn]
+        line = bytes(buffer).split(b"\n", 1)[0]
         try:
-            request = json.loads(bytes(buffer).split(b"\n", 1)[0])
-            pid = self.fork(request, fds, conn)
+            if len(fds) != 2:
+                raise ValueError(f"expected the run's stdout and stderr, got {len(fds)} "
+                                 f"descriptors")
+            pid = self.hand_to_spare(line, fds) or self.fork_for(json.loads(line), fds, conn)
         except Exception as exc:  # a bad request or a failed fork: tell the engine, go on
-            for fd in fds:
-                os.close(fd)
             _send(conn, {"error": f"{type(exc).__name__}: {exc}"})
             conn.close()
             return
-        for fd in fds:
-            os.close(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
         self.children[pid] = conn
         _send(conn, {"pid": pid})
 
@@ -129,39 +154,77 @@ class Zygote:
         self.selector.unregister(conn)
         conn.close()
 
-    def fork(self, request: dict[str, Any], fds: list[int], conn: socket.socket) -> int:
-        if len(fds) != 2:
-            raise ValueError(f"expected the run's stdout and stderr, got {len(fds)} descriptors")
+    # ------------------------------------------------------------------ children
+    def hand_to_spare(self, line: bytes, fds: list[int]) -> int | None:
+        """Give the run to the waiting spare; None if there is none that can take it."""
+        if self.spare is None:
+            return None
+        pid, channel = self.spare
+        self.spare = None
+        try:
+            socket.send_fds(channel, [line + b"\n"], fds)
+        except OSError:  # the spare died: kill what is left of it, fork for the request
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            return None
+        finally:
+            channel.close()
+        return pid
+
+    def fork_spare(self) -> None:
+        ours, theirs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
+            ours.close()
+            code = EXIT_WORKER_FAILED
+            try:
+                self.leave_zygote()
+                connection = _preconnect(self.engine_uri)
+                request, fds = _receive(theirs)
+                theirs.close()
+                # No request: retired unused, the zygote went away or ended.
+                code = 0 if request is None else self.become_node(request, fds, connection)
+            except BaseException:  # nothing may escape into the zygote's loop
+                _print_exc()
+            os._exit(code)
+        theirs.close()
+        self.spare = (pid, ours)
+
+    def fork_for(self, request: dict[str, Any], fds: list[int], conn: socket.socket) -> int:
+        pid = os.fork()
+        if pid == 0:
+            code = EXIT_WORKER_FAILED
             try:
                 conn.close()  # the engine must see EOF on it if the zygote dies
-                code = self.become_node(request, fds)
+                self.leave_zygote()
+                code = self.become_node(request, fds, None)
             except BaseException:  # nothing may escape into the zygote's loop
-                import traceback
-
-                with contextlib.suppress(Exception):
-                    traceback.print_exc()
-                code = 70
+                _print_exc()
             os._exit(code)
         return pid
 
-    def become_node(self, request: dict[str, Any], fds: list[int]) -> int:
-        # Leave the zygote behind: its signals, sockets and selector belong to it alone.
+    def leave_zygote(self) -> None:
+        """In a fresh child: drop the zygote's signals, sockets and selector, and its session."""
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for conn in (self.listener, self.wake_r, self.wake_w, *self.children.values(),
                      *self.pending):
             conn.close()
+        if self.spare is not None:
+            self.spare[1].close()
         self.selector.close()
-        gc.unfreeze()
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDONLY)
+        devnull = os.open(os.devnull, os.O_RDONLY)  # the zygote's stdin is the engine's pipe
         os.dup2(devnull, 0)
+        os.close(devnull)
+        os.setsid()
+
+    def become_node(self, request: dict[str, Any], fds: list[int],
+                    connection: Any) -> int:
+        gc.unfreeze()
         os.dup2(fds[0], 1)
         os.dup2(fds[1], 2)
-        for fd in (devnull, *fds):
+        for fd in fds:
             os.close(fd)
         cwd = request["cwd"]
         os.chdir(cwd)
@@ -171,17 +234,20 @@ class Zygote:
             sys.path[0] = cwd  # as ``python -m`` started in cwd would have it
         from patterns.sdk import _runner
 
-        code = _runner.main()
+        code = _runner.main(connection)
         return _finish(code)
 
     def reap(self) -> None:
-        while self.children:
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and self.spare[0] == pid:  # died waiting: replace it
+                self.spare[1].close()
+                self.spare = None
             conn = self.children.pop(pid, None)
             if conn is not None:
                 with contextlib.suppress(OSError):
@@ -189,12 +255,44 @@ class Zygote:
                 conn.close()
 
     def shutdown(self) -> None:
-        for pid in list(self.children):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        for pid in list(self.children):
+        pids = list(self.children)
+        if self.spare is not None:
+            pids.append(self.spare[0])
+            self.spare[1].close()
+        for pid in pids:
+            # The group (the run and what it started), and the process itself in case it
+            # has not made its own group yet.
+            for kill in (os.killpg, os.kill):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(pid, signal.SIGKILL)
+        for pid in pids:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+
+
+def _preconnect(uri: str | None) -> tuple[str, Any] | None:
+    if not uri:
+        return None
+    from patterns.sdk._flight import preconnect
+
+    try:
+        return uri, preconnect(uri)
+    except Exception:  # the run connects itself, as a cold one would
+        return None
+
+
+def _receive(channel: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """The spare's run: one request line and its two descriptors; None at EOF."""
+    buffer, fds = bytearray(), []
+    while b"\n" not in buffer:
+        data, new_fds, _, _ = socket.recv_fds(channel, 65536, 4)
+        fds.extend(new_fds)
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return None, []
+        buffer.extend(data)
+    return json.loads(bytes(buffer).split(b"\n", 1)[0]), fds
 
 
 def _finish(code: int) -> int:
@@ -214,6 +312,13 @@ def _finish(code: int) -> int:
     return code
 
 
+def _print_exc() -> None:
+    import traceback
+
+    with contextlib.suppress(Exception):
+        traceback.print_exc()
+
+
 def _send(conn: socket.socket, message: dict[str, Any]) -> None:
     conn.sendall(json.dumps(message).encode() + b"\n")
 
@@ -221,7 +326,7 @@ def _send(conn: socket.socket, message: dict[str, Any]) -> None:
 def main() -> int:
     warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
     preload()
-    Zygote(sys.argv[1]).serve()
+    Zygote(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None).serve()
     return 0
 
 

@@ -178,3 +178,22 @@ def test_processes_a_node_starts_inherit_neither_its_token_nor_its_secrets(
     assert record.status == "succeeded", record.error
     (line,) = [text for text in log_lines(app, record) if text.startswith("child sees")]
     assert "PATTERNS_RUN" not in line and line.endswith("False")
+
+
+def test_a_dead_spare_is_replaced_and_the_run_still_starts(app_runner: Any) -> None:
+    app = app_runner({"hello.py": "print('hello')\n"}, [])
+    assert app.run_node("hello").status == "succeeded"
+    zygote = worker_pid(app)
+    deadline = time.time() + 10
+    spares: list[int] = []
+    while not spares and time.time() < deadline:  # the next run's process, forked ahead
+        children = Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split()
+        spares = [int(pid) for pid in children]
+        time.sleep(0.02)
+    assert spares, "the warm worker keeps no spare process"
+    for pid in spares:
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(3):
+        record = app.run_node("hello")
+        assert record.status == "succeeded", record.error
+        assert "hello" in log_lines(app, record)
