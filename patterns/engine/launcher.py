@@ -148,7 +148,7 @@ class ProcessLauncher:
         code = child.wait(time_limit)
         timed_out = code is None
         if timed_out:
-            kill_group(child.pid)
+            kill_group(child.pid, running=True)
             code = child.wait(30)
         # The node may have left children holding its pipes: end the whole group.
         kill_group(child.pid)
@@ -319,13 +319,15 @@ def _read_message(conn: socket.socket, timeout: float | None) -> dict[str, Any] 
     return message
 
 
-def kill_group(pid: int) -> None:
-    """Kill the run's process group (the run and whatever it started)."""
+def kill_group(pid: int, *, running: bool = False) -> None:
+    """Kill the run's process group (the run and whatever it started). ``running``: the
+    process has not ended, so if it has no group yet, kill it alone."""
     try:
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:  # no group (yet): at least the process itself
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        if running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
     except PermissionError:
         pass
 
