@@ -79,4 +79,28 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             position JSON NOT NULL,
             updated_at TIMESTAMPTZ NOT NULL)""",
     ]),
+    (2, "the durable run queue, cron schedules, webhook tokens", [
+        # A run waiting to start (run_id NULL) or running (run_id set). An item leaves the
+        # queue in the transaction that records its run's end, so a crash leaves it here.
+        f"""CREATE TABLE {META}.run_queue (
+            id VARCHAR NOT NULL,
+            node_id VARCHAR NOT NULL,
+            trigger VARCHAR NOT NULL,
+            not_before TIMESTAMPTZ NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            parameters JSON,
+            enqueued_at TIMESTAMPTZ NOT NULL,
+            run_id VARCHAR)""",
+        # The next time a cron trigger fires, per node; moved on in the transaction that
+        # queues the run, so a slot never fires twice.
+        f"""CREATE TABLE {META}.schedules (
+            node_id VARCHAR NOT NULL,
+            cron VARCHAR NOT NULL,
+            timezone VARCHAR NOT NULL,
+            next_fire TIMESTAMPTZ NOT NULL)""",
+        f"""CREATE TABLE {META}.webhooks (
+            node_id VARCHAR NOT NULL,
+            token VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL)""",
+    ]),
 ]
