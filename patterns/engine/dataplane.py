@@ -146,8 +146,11 @@ def _report_error(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
 def _respond(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
     from patterns.errors import NodeError
 
-    raise NodeError("respond_to_request answers response webhooks, which need "
-                    "`patterns serve`; there is no request to answer in `patterns run`")
+    if session.responder is None:
+        raise NodeError("respond_to_request answers response webhooks, which need "
+                        "`patterns serve`; there is no request to answer in `patterns run`")
+    session.responder(str(body.get("request_key")), body.get("payload"))
+    return {}
 
 
 _ACTIONS: dict[str, Callable[[RunSession, dict[str, Any]], Any]] = {

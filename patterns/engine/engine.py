@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from patterns import wire
 from patterns.engine.dataplane import DataPlane
 from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
-from patterns.engine.launcher import LogCapture, ProcessLauncher
+from patterns.engine.launcher import LogCapture, ProcessLauncher, kill_group
 from patterns.engine.livelog import LiveLog, live_log_path
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.secrets import SecretStore
@@ -59,6 +60,10 @@ class Engine:
         self.environments = environments or Environments()
         self.dataplane = DataPlane()
         self.dataplane.start()
+        #: Answers response webhooks (the server sets it): ``responder(request_key, payload)``.
+        self.responder: Callable[[str, Any], None] | None = None
+        self._running: dict[str, int] = {}  # run id -> pid of its process
+        self._cancelled: dict[str, str] = {}
         if app.requirements_file is None:
             # Warm up while the rest starts. Apps with requirements build their environment
             # (and warm it) at their first run, where a failure fails that run, not the engine.
@@ -78,10 +83,14 @@ class Engine:
 
     # ------------------------------------------------------------------ runs
     def run_node(self, node: Node, trigger: str, param_overrides: dict[str, Any] | None = None,
-                 attempt: int = 1) -> tuple[RunRecord, RunSession | None]:
+                 attempt: int = 1, *, run_id: str | None = None,
+                 on_end: Callable[[Any, RunRecord, RunSession | None], None] | None = None,
+                 ) -> tuple[RunRecord, RunSession | None]:
         """Run ``node`` once in a fresh process and record the run; never raises for a
-        failure of the node itself (the run record says what happened)."""
-        run_id = new_run_id()
+        failure of the node itself (the run record says what happened).
+        ``on_end(cursor, record, session)`` runs in the transaction that records the run's
+        end (the scheduler takes the run's queue item out there)."""
+        run_id = run_id or new_run_id()
         now = dt.datetime.now(dt.UTC)
         cur = self.store.cursor()
         seen = meta.last_commit(cur)
@@ -94,8 +103,11 @@ class Engine:
             params = resolve_parameters(node, self.secrets, param_overrides)
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now, error=str(exc))
-            meta.insert_run(cur, failed)
             cur.close()
+            with self.store.transaction() as tx:
+                meta.insert_run(tx, failed)
+                if on_end is not None:
+                    on_end(tx, failed, None)
             self._started(failed)
             self._finished(failed)
             return failed, None
@@ -105,7 +117,7 @@ class Engine:
 
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
-                             time_limit_seconds=limit)
+                             time_limit_seconds=limit, responder=self.responder)
         self.dataplane.register(session)
         capture = LogCapture(mask=self._secret_values(),
                              sink=lambda line: self.live.output(run_id, line))
@@ -120,11 +132,16 @@ class Engine:
             exit_ = self.launcher.run(
                 config, self.app.root, limit, capture,
                 lambda stream, line, level: self.reporter.run_output(record, stream, line, level),
+                on_start=lambda pid: self._running.__setitem__(run_id, pid),
                 python=python)
         finally:
             self.dataplane.unregister(session)
+            self._running.pop(run_id, None)
         session.rollback()  # whatever was staged after the last checkpoint is dropped
         status, error = _outcome(exit_.code, exit_.timed_out, session, limit)
+        cancelled = self._cancelled.pop(run_id, None)
+        if cancelled is not None and status != "succeeded":  # (it may have just finished)
+            status, error = "cancelled", cancelled
         ended = dt.datetime.now(dt.UTC)
         final = replace(
             record, status=status, ended_at=ended, exit_code=exit_.code, error=error,
@@ -138,8 +155,24 @@ class Engine:
                             traceback=final.traceback, rows_read=final.rows_read,
                             rows_written=final.rows_written, checkpoints=final.checkpoints)
             meta.save_log(tx, run_id, capture.text(), capture.truncated)
+            if on_end is not None:
+                on_end(tx, final, session)
         self._finished(final)
         return final, session
+
+    def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
+        """Stop a running run: its process group is killed and the run rolled back to its
+        last checkpoint, recorded as ``cancelled`` with ``reason``. False if it is not
+        running (any more)."""
+        pid = self._running.get(run_id)
+        if pid is None:
+            return False
+        self._cancelled[run_id] = reason
+        kill_group(pid, running=True)
+        return True
+
+    def running_runs(self) -> list[str]:
+        return list(self._running)
 
     def _started(self, record: RunRecord) -> None:
         self.live.start(record)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,8 @@ class RunSession:
     rows_written: dict[str, int] = field(default_factory=dict)
     checkpoints: int = 0
     finished: bool = False
+    #: Answers a response webhook's request (set by the server; None in ``patterns run``).
+    responder: Callable[[str, Any], None] | None = None
     _staged: Checkpoint | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -1,0 +1,40 @@
+"""``patterns serve``: keep apps up to date by themselves, and answer HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("app_dirs", metavar="[APP_DIR]...", nargs=-1,
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback needs --auth-token.")
+@click.option("--port", default=8000, show_default=True, help="Port (0 picks a free one).")
+@click.option("--store", metavar="URL",
+              help="The store (a DuckDB file path; one app only). Default: APP/.patterns/.")
+@click.option("--auth-token", envvar="PATTERNS_AUTH_TOKEN", metavar="TOKEN",
+              help="Require `Authorization: Bearer TOKEN` on the API (env PATTERNS_AUTH_TOKEN).")
+@click.option("--reload", is_flag=True, help="Reload an app when its files change.")
+@click.option("--workers", type=int, default=None,
+              help="Runs at once per app (default: the number of cores, at least 2).")
+@click.option("--drain-seconds", default=30.0, show_default=True,
+              help="On stop, how long running nodes get to finish before they are stopped "
+                   "(rolled back, and run again at the next start).")
+def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
+          auth_token: str | None, reload: bool, workers: int | None,
+          drain_seconds: float) -> None:
+    """Serve apps: run nodes when their inputs get new rows, on their cron schedules and when
+    asked; take webhooks; answer the REST API (/api/v1). Ctrl-C stops cleanly."""
+    from patterns.server.serve import serve as run_server
+
+    roots = [d.resolve() for d in (app_dirs or (Path("."),))]
+    run_server(roots, host=host, port=port, store=store, auth_token=auth_token,
+               reload=reload, workers=workers, drain_seconds=drain_seconds,
+               announce=lambda line: click.echo(line, err=False))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(serve)

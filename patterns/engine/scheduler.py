@@ -1,0 +1,291 @@
+"""The server's scheduler: what runs when, kept in the store so a restart loses nothing.
+
+Everything waiting lives in the store (:mod:`patterns.store.queue`): the run queue (manual
+triggers, new-row wake-ups, cron slots, delayed ``request_new_run``\\ s, retries) and each
+cron trigger's next fire time. A queue item leaves the queue in the transaction that records
+its run's end, and a cron slot moves on in the transaction that queues its run, so after a
+crash (``kill -9`` included):
+
+- runs that were waiting still run; runs that were running (rolled back, since nothing past
+  their last checkpoint committed) run again;
+- a cron slot never fires twice; slots missed while the server was down fire once;
+- new rows whose readers were not yet queued wake them (a node is out of date when a table
+  it reads got rows, from another node, after the start of its last run).
+
+At most one run of a node at a time; different nodes run in parallel up to ``workers``.
+A node that has never run gets one first run when the app is first served (``trigger:
+manual`` nodes run only when asked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from patterns.engine.engine import Engine, new_run_id
+from patterns.engine.session import RunSession
+from patterns.graph.model import Node
+from patterns.store import meta, queue
+from patterns.store.migrations import META
+from patterns.store.model import RunRecord
+from patterns.store.queue import QueueItem, Schedule
+
+log = logging.getLogger("patterns.scheduler")
+
+RUNNABLE_KINDS = ("python", "sql")
+SHUTDOWN_REASON = ("the server stopped during the run; it was rolled back to its last "
+                   "checkpoint and runs again when the server starts")
+
+
+def next_fire(cron: str, timezone: str, after: dt.datetime) -> dt.datetime:
+    """The first time strictly after ``after`` that ``cron`` fires, in ``timezone``; UTC."""
+    from croniter import croniter
+
+    local = after.astimezone(ZoneInfo(timezone))
+    fire: dt.datetime = croniter(cron, local).get_next(dt.datetime)
+    return fire.astimezone(dt.UTC)
+
+
+def is_cron(trigger: str | None) -> bool:
+    return bool(trigger) and trigger != "manual"
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, *, workers: int | None = None) -> None:
+        self.engine = engine
+        self.workers = workers or max(2, os.cpu_count() or 2)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="patterns-run")
+        self._wake = threading.Condition()
+        self._dirty = True  # something committed: look for out-of-date nodes
+        self._busy: dict[str, tuple[QueueItem, Future[Any]]] = {}  # node id -> running item
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def app(self) -> Any:
+        return self.engine.app
+
+    # ------------------------------------------------------------------ life
+    def start(self) -> None:
+        self._recover()
+        self._thread = threading.Thread(target=self._loop, name="patterns-scheduler",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, drain_seconds: float = 30.0) -> None:
+        """Stop starting runs; give running ones ``drain_seconds`` to finish, then stop them
+        (rolled back, and queued again for the next start)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        deadline = time.monotonic() + drain_seconds
+        for _, future in list(self._busy.values()):
+            with contextlib.suppress(Exception):
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+        for run_id in self.engine.running_runs():
+            self.engine.cancel(run_id, SHUTDOWN_REASON)
+        self._pool.shutdown(wait=True)
+
+    def notify(self, *, committed: bool = False) -> None:
+        """Look again now (a run was queued; with ``committed``, rows were committed)."""
+        with self._wake:
+            self._dirty = self._dirty or committed
+            self._wake.notify_all()
+
+    # ------------------------------------------------------------------ asking for runs
+    def trigger(self, node: Node, parameters: dict[str, Any] | None = None,
+                trigger: str = "manual") -> QueueItem:
+        with self.engine.store.transaction() as cur:
+            item = queue.enqueue(cur, node.id, trigger, parameters=parameters)
+        assert item is not None
+        self.notify()
+        return item
+
+    def queued(self) -> list[QueueItem]:
+        with self.engine.store.cursor() as cur:
+            return queue.items(cur)
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                if self._stopping:
+                    return
+                dirty, self._dirty = self._dirty, False
+            try:
+                if dirty:
+                    self._wake_out_of_date()
+                self._fire_schedules()
+                soonest = self._start_due()
+            except Exception:
+                log.exception("the scheduler failed a round; it tries again")
+                soonest = time.time() + 1
+            with self._wake:
+                if self._stopping:
+                    return
+                if not self._dirty:
+                    self._wake.wait(timeout=max(0.01, min(soonest - time.time(), 1.0)))
+
+    def _start_due(self) -> float:
+        """Start every due item whose node is free, while workers are; the time the next
+        waiting item is due."""
+        now = time.time()
+        soonest = now + 1.0
+        with self.engine.store.cursor() as cur:
+            waiting = queue.items(cur, started=False)
+        for item in waiting:
+            due = item.not_before.timestamp()
+            if due > now:
+                soonest = min(soonest, due)
+                continue
+            if item.node_id in self._busy or len(self._busy) >= self.workers:
+                continue
+            node = self._node(item.node_id)
+            if node is None:  # gone from graph.yml since it was queued
+                with self.engine.store.transaction() as cur:
+                    queue.remove(cur, item.id)
+                continue
+            self._start(item, node)
+        for schedule in self._schedules().values():
+            soonest = min(soonest, schedule.next_fire.timestamp())
+        return soonest
+
+    def _start(self, item: QueueItem, node: Node) -> None:
+        run_id = new_run_id()
+        with self.engine.store.transaction() as cur:
+            queue.mark_started(cur, item.id, run_id)
+
+        def ended(cur: Any, record: RunRecord, session: RunSession | None) -> None:
+            self._ended(cur, item, node, record, session)
+
+        future = self._pool.submit(self.engine.run_node, node, item.trigger, item.parameters,
+                                   item.attempt, run_id=run_id, on_end=ended)
+        self._busy[node.id] = (item, future)
+        future.add_done_callback(lambda _: self._done(node.id))
+
+    def _done(self, node_id: str) -> None:
+        self._busy.pop(node_id, None)
+        self.notify(committed=True)
+
+    def _ended(self, cur: Any, item: QueueItem, node: Node, record: RunRecord,
+               session: RunSession | None) -> None:
+        """In the transaction that records the run's end: the item leaves the queue and its
+        follow-up (a retry, a continuation) comes in."""
+        if record.status == "cancelled" and record.error == SHUTDOWN_REASON:
+            cur.execute(f"UPDATE {META}.run_queue SET run_id = NULL WHERE id = ?", [item.id])
+            return
+        queue.remove(cur, item.id)
+        now = dt.datetime.now(dt.UTC)
+        settings = node.settings
+        if record.status in ("failed", "timed_out") and item.attempt <= settings.retries_count:
+            delay = settings.retries_backoff_seconds * 2 ** (item.attempt - 1)
+            queue.enqueue(cur, node.id, "retry", not_before=now + dt.timedelta(seconds=delay),
+                          attempt=item.attempt + 1, parameters=item.parameters)
+        elif record.status == "succeeded" and session is not None and session.requests.new_run:
+            delay = session.requests.wait_seconds or 0.0
+            queue.enqueue(cur, node.id, "continuation",
+                          not_before=now + dt.timedelta(seconds=delay),
+                          parameters=item.parameters)
+
+    # ------------------------------------------------------------------ wake-ups
+    def _wake_out_of_date(self) -> None:
+        nodes = [n for n in self.app.nodes
+                 if n.kind in RUNNABLE_KINDS and n.reads() and n.trigger != "manual"]
+        if not nodes:
+            return
+        with self.engine.store.cursor() as cur:
+            last = _last_run_seen(cur)
+            since = min(last.get(n.id, 0) for n in nodes)
+            commits = meta.commits_since(cur, since)
+        stale = []
+        for node in nodes:
+            seen = last.get(node.id, 0)
+            reads = set(node.reads())
+            if any(seq > seen and table in reads and by != node.id
+                   for seq, table, by in commits):
+                stale.append(node)
+        if not stale:
+            return
+        with self.engine.store.transaction() as cur:
+            for node in stale:
+                if node.id not in self._busy:
+                    queue.enqueue(cur, node.id, "upstream", coalesce=True)
+
+    def _schedules(self) -> dict[str, Schedule]:
+        with self.engine.store.cursor() as cur:
+            return queue.schedules(cur)
+
+    def _fire_schedules(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        for schedule in self._schedules().values():
+            if schedule.next_fire > now:
+                continue
+            with self.engine.store.transaction() as cur:
+                queue.enqueue(cur, schedule.node_id, "schedule", coalesce=True)
+                queue.set_schedule(cur, Schedule(
+                    schedule.node_id, schedule.cron, schedule.timezone,
+                    next_fire(schedule.cron, schedule.timezone, now)))
+
+    # ------------------------------------------------------------------ start-up
+    def _recover(self) -> None:
+        """After a stop or a crash: interrupted runs are recorded as such and queued again;
+        cron schedules follow graph.yml (a slot missed while down fires once); nodes that
+        never ran get their first run."""
+        now = dt.datetime.now(dt.UTC)
+        with self.engine.store.transaction() as cur:
+            interrupted = queue.recover(cur)
+            cur.execute(
+                f"UPDATE {META}.runs SET status = 'failed', ended_at = ?, error = ? "
+                f"WHERE status = 'running'",
+                [now, "the engine stopped during the run; it was rolled back to its last "
+                      "checkpoint" + (" and runs again" if interrupted else "")])
+            self._sync_schedules(cur, now)
+            ran = {str(n) for (n,) in cur.execute(
+                f"SELECT DISTINCT node_id FROM {META}.runs").fetchall()}
+            queued = {i.node_id for i in queue.items(cur)}
+            for node in self.app.nodes:
+                if (node.kind in RUNNABLE_KINDS and node.trigger != "manual"
+                        and not is_cron(node.trigger) and node.id not in ran
+                        and node.id not in queued and not node.reads()):
+                    queue.enqueue(cur, node.id, "first run")
+
+    def reload(self) -> None:
+        """graph.yml changed (hot reload): schedules follow it; queued runs are kept."""
+        with self.engine.store.transaction() as cur:
+            self._sync_schedules(cur, dt.datetime.now(dt.UTC), fire_missed=False)
+        self.notify(committed=True)
+
+    def _sync_schedules(self, cur: Any, now: dt.datetime, fire_missed: bool = True) -> None:
+        stored = queue.schedules(cur)
+        wanted = {n.id: n for n in self.app.nodes
+                  if n.kind in RUNNABLE_KINDS and is_cron(n.trigger)}
+        for node_id in set(stored) - set(wanted):
+            queue.drop_schedule(cur, node_id)
+        for node_id, node in wanted.items():
+            cron, tz = str(node.trigger), node.settings.timezone
+            old = stored.get(node_id)
+            if old is not None and (old.cron, old.timezone) == (cron, tz):
+                if old.next_fire > now or not fire_missed:
+                    continue
+                queue.enqueue(cur, node_id, "schedule", coalesce=True)  # missed while down
+            queue.set_schedule(cur, Schedule(node_id, cron, tz, next_fire(cron, tz, now)))
+
+    def _node(self, node_id: str) -> Node | None:
+        return next((n for n in self.app.nodes if n.id == node_id), None)
+
+
+def _last_run_seen(cur: Any) -> dict[str, int]:
+    """Per node, the commit its latest finished run started after (any outcome: a node
+    that failed on some rows is not re-run for them until more arrive or it is asked)."""
+    rows = cur.execute(f"SELECT node_id, max(seen_commit) FROM {META}.runs "
+                       f"WHERE status NOT IN ('running', 'queued') GROUP BY node_id").fetchall()
+    return {str(node_id): int(seq) for node_id, seq in rows}

@@ -1,0 +1,1 @@
+"""``patterns serve``: the always-on engine (scheduler, webhooks, REST API) over HTTP."""

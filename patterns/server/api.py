@@ -1,0 +1,546 @@
+"""The HTTP face of ``patterns serve``: the REST API (``/api/v1``, described by OpenAPI at
+``/api/v1/openapi.json``) and the webhook endpoints (``POST /webhooks/{app}/{token}``).
+
+Errors are JSON ``{"error": message}`` with a 4xx status for a request that cannot be done as
+asked (unknown app, node, run or table; a malformed body) and 5xx when the server failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from patterns.errors import ConfigError, GraphError, PatternsError
+from patterns.graph.manifest import jsonable
+from patterns.server.hub import AppService, Hub, loop_listener
+from patterns.store import meta, queue
+
+DEFAULT_MAX_BODY = 1_000_000
+DEFAULT_RESPONSE_TIMEOUT = 30.0
+
+
+# ---------------------------------------------------------------------- response models
+class ErrorOut(BaseModel):
+    error: str
+
+
+class AppOut(BaseModel):
+    slug: str
+    title: str
+    root: str
+    nodes: int
+
+
+class RunOut(BaseModel):
+    id: str
+    node_id: str
+    node_title: str
+    trigger: str
+    status: str
+    attempt: int
+    queued_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    seconds: float | None = None
+    rows_read: dict[str, int] = Field(default_factory=dict)
+    rows_written: dict[str, int] = Field(default_factory=dict)
+    checkpoints: int = 0
+    exit_code: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class NodeOut(BaseModel):
+    id: str
+    kind: str
+    title: str
+    file: str | None
+    trigger: str | None
+    reads: list[str]
+    writes: list[str]
+    parameters: list[dict[str, Any]]
+    last_run: RunOut | None = None
+
+
+class QueuedOut(BaseModel):
+    id: str
+    node_id: str
+    trigger: str
+    not_before: str
+    attempt: int
+    run_id: str | None = None
+
+
+class TriggerIn(BaseModel):
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogLine(BaseModel):
+    time: str
+    stream: str
+    text: str
+    level: str | None = None
+
+
+class LogOut(BaseModel):
+    run: RunOut
+    lines: list[LogLine]
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str
+
+
+class TableOut(BaseModel):
+    name: str
+    version: int
+    rows: int
+    columns: list[ColumnOut]
+
+
+class RowsOut(BaseModel):
+    table: str
+    version: int
+    offset: int
+    limit: int
+    total: int
+    rows: list[dict[str, Any]]
+
+
+class VersionOut(BaseModel):
+    version: int
+    created_at: str | None = None
+    run_id: str | None = None
+    reason: str | None = None
+    readable: bool = True
+
+
+class WebhookOut(BaseModel):
+    node_id: str
+    table: str
+    path: str
+    respond: bool
+
+
+class SecretIn(BaseModel):
+    value: str
+
+
+class NamesOut(BaseModel):
+    names: list[str]
+
+
+class OkOut(BaseModel):
+    ok: bool = True
+
+
+class IngestOut(BaseModel):
+    ok: bool = True
+    records: int
+
+
+# ---------------------------------------------------------------------- the application
+def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
+    api = FastAPI(title="Patterns", version="1", openapi_url="/api/v1/openapi.json",
+                  docs_url="/api/v1/docs", redoc_url=None)
+
+    @api.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"},
+                            status_code=422)
+
+    @api.exception_handler(PatternsError)
+    async def patterns_error(request: Request, exc: PatternsError) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    def authorized(request: Request) -> None:
+        if auth_token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given, f"Bearer {auth_token}"):
+            raise HTTPException(401, "missing or wrong token: send `Authorization: Bearer "
+                                     "<token>` (the server's --auth-token)")
+
+    router = APIRouter(prefix="/api/v1", dependencies=[Depends(authorized)],
+                       responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut},
+                                  404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+
+    def service(app: str) -> AppService:
+        try:
+            return hub.get(app)
+        except KeyError:
+            raise HTTPException(404, f"no app '{app}' on this server; "
+                                     f"GET /api/v1/apps lists them") from None
+
+    def node_of(svc: AppService, key: str) -> Any:
+        try:
+            return svc.node(key)
+        except ConfigError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    # ---------------------------------------------------------------- apps and nodes
+    @router.get("/apps", response_model=list[AppOut])
+    def list_apps() -> list[AppOut]:
+        return [AppOut(slug=s.slug, title=s.app.title, root=str(s.root), nodes=len(s.app.nodes))
+                for s in hub.apps.values()]
+
+    @router.get("/apps/{app}/nodes", response_model=list[NodeOut])
+    def list_nodes(app: str) -> list[NodeOut]:
+        svc = service(app)
+        with svc.engine.store.cursor() as cur:
+            last = {r.node_id: r for r in reversed(meta.list_runs(cur, None, 1000))}
+        return [_node_out(n, last.get(n.id)) for n in svc.app.nodes]
+
+    @router.get("/apps/{app}/nodes/{node}", response_model=NodeOut)
+    def get_node(app: str, node: str) -> NodeOut:
+        svc = service(app)
+        n = node_of(svc, node)
+        with svc.engine.store.cursor() as cur:
+            runs = meta.list_runs(cur, n.id, 1)
+        return _node_out(n, runs[0] if runs else None)
+
+    @router.post("/apps/{app}/nodes/{node}/trigger", response_model=QueuedOut, status_code=202)
+    def trigger(app: str, node: str, body: TriggerIn | None = None) -> QueuedOut:
+        svc = service(app)
+        n = node_of(svc, node)
+        if n.kind not in ("python", "sql"):
+            raise HTTPException(400, f"node {n.label} is a {n.kind} node; it does not run")
+        from patterns.engine.parameters import resolve_parameters
+
+        params = dict(body.parameters) if body and body.parameters else None
+        if params:
+            resolve_parameters(n, svc.engine.secrets, params)  # bad values: 400 now, not later
+        return _queued_out(svc.scheduler.trigger(n, params))
+
+    @router.get("/apps/{app}/queue", response_model=list[QueuedOut])
+    def list_queue(app: str) -> list[QueuedOut]:
+        return [_queued_out(i) for i in service(app).scheduler.queued()]
+
+    # ---------------------------------------------------------------- runs
+    @router.get("/apps/{app}/runs", response_model=list[RunOut])
+    def list_runs(app: str, node: str | None = None, status: str | None = None,
+                  limit: int = Query(50, ge=1, le=1000)) -> list[RunOut]:
+        svc = service(app)
+        node_id = node_of(svc, node).id if node else None
+        with svc.engine.store.cursor() as cur:
+            runs = meta.list_runs(cur, node_id, limit if status is None else 1000)
+        if status is not None:
+            runs = [r for r in runs if r.status == status][:limit]
+        return [_run_out(r) for r in runs]
+
+    def find_run(svc: AppService, run_id: str) -> Any:
+        with svc.engine.store.cursor() as cur:
+            record = meta.get_run(cur, run_id)
+        if record is None:
+            raise HTTPException(404, f"no run '{run_id}' in app '{svc.slug}'")
+        return record
+
+    @router.get("/apps/{app}/runs/{run_id}", response_model=RunOut)
+    def get_run(app: str, run_id: str) -> RunOut:
+        return _run_out(find_run(service(app), run_id))
+
+    @router.get("/apps/{app}/runs/{run_id}/logs", response_model=LogOut)
+    def get_logs(app: str, run_id: str) -> LogOut:
+        svc = service(app)
+        record = find_run(svc, run_id)
+        live = svc.reporter.live.get(record.id)
+        if live is not None:
+            lines = [LogLine(time="", **line) for line in list(live.lines)]
+        else:
+            with svc.engine.store.cursor() as cur:
+                text = meta.get_log(cur, record.id) or ""
+            lines = [_log_line(raw) for raw in text.splitlines() if raw.strip()]
+        return LogOut(run=_run_out(record), lines=lines)
+
+    @router.get("/apps/{app}/runs/{run_id}/logs/stream",
+                responses={200: {"content": {"text/event-stream": {}}}})
+    async def stream_logs(app: str, run_id: str, request: Request) -> StreamingResponse:
+        """Server-sent events: ``line`` events (JSON: stream, text, level), then one ``end``
+        event (JSON: status, error) when the run ends."""
+        svc = service(app)
+        record = find_run(svc, run_id)
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        listener = loop_listener(loop, events)
+        backlog = svc.reporter.subscribe(record.id, listener)
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                if backlog is None:  # finished: its stored log, then the end
+                    with svc.engine.store.cursor() as cur:
+                        text = meta.get_log(cur, record.id) or ""
+                        done = meta.get_run(cur, record.id)
+                    for raw in text.splitlines():
+                        if raw.strip():
+                            yield _sse("line", _log_line(raw).model_dump(exclude_none=True))
+                    yield _sse("end", {"status": done.status if done else record.status,
+                                       "error": done.error if done else record.error})
+                    return
+                for line in backlog:
+                    yield _sse("line", line)
+                while True:
+                    kind, event = await events.get()
+                    yield _sse(kind, event)
+                    if kind == "end":
+                        return
+            finally:
+                svc.reporter.unsubscribe(record.id, listener)
+
+        return StreamingResponse(body(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    @router.post("/apps/{app}/runs/{run_id}/cancel", response_model=OkOut)
+    def cancel_run(app: str, run_id: str) -> OkOut:
+        svc = service(app)
+        record = find_run(svc, run_id)
+        if not svc.engine.cancel(record.id, "cancelled through the API"):
+            raise HTTPException(409, f"run {record.id} is not running (it is {record.status})")
+        return OkOut()
+
+    # ---------------------------------------------------------------- tables
+    @router.get("/apps/{app}/tables", response_model=list[TableOut])
+    def list_tables(app: str) -> list[TableOut]:
+        svc = service(app)
+        store = svc.engine.store
+        return [_table_out(store, m) for m in store.tables()]
+
+    def table_meta(svc: AppService, name: str) -> Any:
+        found = svc.engine.store.table(name)
+        if found is None:
+            raise HTTPException(404, f"no table '{name}' in app '{svc.slug}' (or it has no "
+                                     f"rows yet)")
+        return found
+
+    @router.get("/apps/{app}/tables/{table}", response_model=TableOut)
+    def get_table(app: str, table: str) -> TableOut:
+        svc = service(app)
+        return _table_out(svc.engine.store, table_meta(svc, table))
+
+    @router.get("/apps/{app}/tables/{table}/versions", response_model=list[VersionOut])
+    def table_versions(app: str, table: str) -> list[VersionOut]:
+        svc = service(app)
+        table_meta(svc, table)
+        return [VersionOut(**jsonable({k: v.get(k) for k in VersionOut.model_fields
+                                       if k in v}))
+                for v in svc.engine.store.versions(table)]
+
+    @router.get("/apps/{app}/tables/{table}/rows", response_model=RowsOut)
+    def table_rows(app: str, table: str, offset: int = Query(0, ge=0, le=2**53),
+                   limit: int = Query(100, ge=1, le=10_000)) -> RowsOut:
+        from patterns.sdk.table import records_of
+        from patterns.store.reads import scan_sql
+
+        svc = service(app)
+        info = table_meta(svc, table)
+        store = svc.engine.store
+        rows = store.arrow(scan_sql(info, limit=limit, offset=offset)).to_pylist()
+        return RowsOut(table=table, version=info.version, offset=offset, limit=limit,
+                       total=store.count(info),
+                       rows=jsonable(records_of(rows, info.json_columns())))
+
+    # ---------------------------------------------------------------- state and streams
+    @router.get("/apps/{app}/nodes/{node}/state", response_model=dict[str, Any])
+    def get_state(app: str, node: str) -> dict[str, Any]:
+        svc = service(app)
+        n = node_of(svc, node)
+        with svc.engine.store.cursor() as cur:
+            return dict(jsonable(meta.get_state(cur, n.id)))
+
+    @router.delete("/apps/{app}/nodes/{node}/state", response_model=OkOut)
+    def reset_state(app: str, node: str) -> OkOut:
+        svc = service(app)
+        n = node_of(svc, node)
+        busy(svc, n)
+        with svc.engine.store.transaction() as cur:
+            cur.execute("DELETE FROM patterns_meta.node_state WHERE node_id = ?", [n.id])
+        return OkOut()
+
+    @router.post("/apps/{app}/nodes/{node}/streams/{table}/reset", response_model=OkOut)
+    def reset_stream(app: str, node: str, table: str) -> OkOut:
+        svc = service(app)
+        n = node_of(svc, node)
+        if table not in n.reads():
+            raise HTTPException(404, f"node {n.label} does not read table '{table}'")
+        busy(svc, n)
+        with svc.engine.store.transaction() as cur:
+            cur.execute("DELETE FROM patterns_meta.stream_positions WHERE node_id = ? "
+                        "AND table_name = ?", [n.id, table])
+        return OkOut()
+
+    def busy(svc: AppService, n: Any) -> None:
+        if any(i.node_id == n.id and i.run_id for i in svc.scheduler.queued()):
+            raise HTTPException(409, f"node {n.label} is running; try again when it is done")
+
+    # ---------------------------------------------------------------- secrets and webhooks
+    @router.get("/apps/{app}/secrets", response_model=NamesOut)
+    def list_secrets(app: str) -> NamesOut:
+        return NamesOut(names=sorted(service(app).engine.secrets.names()))
+
+    @router.put("/apps/{app}/secrets/{name}", response_model=OkOut)
+    def set_secret(app: str, name: str, body: SecretIn) -> OkOut:
+        service(app).engine.secrets.set(name, body.value)
+        return OkOut()
+
+    @router.get("/apps/{app}/webhooks", response_model=list[WebhookOut])
+    def list_webhooks(app: str) -> list[WebhookOut]:
+        svc = service(app)
+        nodes = svc.webhook_nodes()
+        return [WebhookOut(node_id=node_id, table=str(nodes[node_id].webhook_table),
+                           path=f"/webhooks/{svc.slug}/{token}",
+                           respond=bool(nodes[node_id].raw.get("respond")))
+                for node_id, token in sorted(svc.webhook_tokens().items())]
+
+    api.include_router(router)
+
+    # ---------------------------------------------------------------- webhooks
+    @api.post("/webhooks/{app}/{token}", response_model=IngestOut, include_in_schema=True,
+              responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                         413: {"model": ErrorOut}, 504: {"model": ErrorOut}})
+    async def webhook(app: str, token: str, request: Request) -> Response:
+        svc = hub.apps.get(app)
+        node = svc.webhook_by_token(token) if svc is not None else None
+        if svc is None or node is None:
+            return _error(404, "no webhook here: check the URL (`patterns list webhooks`)")
+        limit = int(node.settings.extra.get("max_body_bytes") or DEFAULT_MAX_BODY)
+        body = await _read_body(request, limit)
+        if body is None:
+            return _error(413, f"the body is larger than this webhook's limit of {limit} bytes "
+                               f"(settings.max_body_bytes)")
+        try:
+            doc = json.loads(body, parse_constant=_no_constants)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(400, f"the body is not valid JSON: {exc}")
+        records = [doc] if isinstance(doc, dict) else doc
+        if not isinstance(records, list) or not records or \
+                not all(isinstance(r, dict) for r in records):
+            return _error(400, "send a JSON object, or a non-empty array of objects; each "
+                               "object becomes a record")
+        _capture(node, request, records)
+        respond = bool(node.raw.get("respond"))
+        loop = asyncio.get_running_loop()
+        key, answer = (svc.responses.expect(loop) if respond else (None, None))
+        if key is not None:
+            for record in records:
+                record["patterns_request_key"] = key
+        try:
+            count = await asyncio.wrap_future(
+                svc.webhooks.submit(node.id, str(node.webhook_table), records))
+        except Exception as exc:
+            if key is not None:
+                svc.responses.forget(key)
+            return _error(503, f"the records could not be stored, nothing was written: {exc}")
+        if answer is None or key is None:
+            return JSONResponse({"ok": True, "records": count})
+        timeout = float(node.settings.extra.get("response_timeout_seconds")
+                        or DEFAULT_RESPONSE_TIMEOUT)
+        try:
+            payload = await asyncio.wait_for(answer, timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            return _error(504, f"no node answered within {timeout:g} s "
+                               f"(settings.response_timeout_seconds); the records were stored")
+        finally:
+            svc.responses.forget(key)
+        return JSONResponse(jsonable(payload))
+
+    return api
+
+
+# ---------------------------------------------------------------------- helpers
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _capture(node: Any, request: Request, records: list[dict[str, Any]]) -> None:
+    """Query-string values and chosen headers, as the webhook's settings ask."""
+    extra = node.settings.extra
+    if extra.get("webhook_query"):
+        query = dict(request.query_params)
+        for record in records:
+            record["patterns_query"] = query
+    wanted = extra.get("webhook_headers") or []
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    if wanted:
+        headers = {str(h).lower(): request.headers.get(str(h)) for h in wanted}
+        for record in records:
+            record["patterns_headers"] = headers
+
+
+def _sse(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(jsonable(data))}\n\n".encode()
+
+
+def _run_out(record: Any) -> RunOut:
+    doc = record.to_json()
+    doc["rows_read"] = dict(doc.get("rows_read") or {})
+    doc["rows_written"] = dict(doc.get("rows_written") or {})
+    if doc.get("seconds") is not None and not math.isfinite(doc["seconds"]):
+        doc["seconds"] = None
+    return RunOut(**{k: v for k, v in jsonable(doc).items() if k in RunOut.model_fields})
+
+
+def _queued_out(item: queue.QueueItem) -> QueuedOut:
+    return QueuedOut(id=item.id, node_id=item.node_id, trigger=item.trigger,
+                     not_before=item.not_before.isoformat(), attempt=item.attempt,
+                     run_id=item.run_id)
+
+
+def _node_out(node: Any, last: Any) -> NodeOut:
+    params = [jsonable({"name": p.name, "type": getattr(p, "type", None),
+                        "default": getattr(p, "default", None),
+                        "description": getattr(p, "description", None)})
+              for p in node.interface.parameters]
+    return NodeOut(id=node.id, kind=node.kind, title=node.title, file=node.rel_file,
+                   trigger=node.trigger, reads=list(node.reads()), writes=list(node.writes()),
+                   parameters=params, last_run=_run_out(last) if last is not None else None)
+
+
+def _table_out(store: Any, info: Any) -> TableOut:
+    return TableOut(name=info.name, version=info.version, rows=store.count(info),
+                    columns=[ColumnOut(name=c.name, type=str(c.kind)) for c in info.columns])
+
+
+def _log_line(raw: str) -> LogLine:
+    try:
+        stamp, stream, text, *level = json.loads(raw)
+    except (ValueError, TypeError):
+        return LogLine(time="", stream="stdout", text=raw)
+    return LogLine(time=str(stamp), stream=str(stream), text=str(text),
+                   level=str(level[0]) if level else None)
+
+
+__all__ = ["GraphError", "create_app"]

@@ -1,0 +1,180 @@
+"""Running the server: the apps, the HTTP listener, graceful stop, hot reload.
+
+``serve()`` blocks until SIGINT or SIGTERM, then drains: no new runs start, running ones get
+``drain_seconds`` to finish and are then stopped (rolled back to their last checkpoint and
+queued again for the next start), webhook records waiting are committed, and the stores are
+closed. While it runs, each app's ``.patterns/server.json`` tells the CLI where the server
+is, so commands that act on the app go through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from patterns.errors import ConfigError, GraphError
+
+log = logging.getLogger("patterns.server")
+
+SERVER_FILE = "server.json"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server_file(root: Path) -> Path:
+    return root / ".patterns" / SERVER_FILE
+
+
+def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
+          store: str | None = None, auth_token: str | None = None, reload: bool = False,
+          workers: int | None = None, drain_seconds: float = 30.0,
+          announce: Callable[[str], None] = print) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from patterns.server.api import create_app
+    from patterns.server.hub import AppService, Hub
+
+    if not is_loopback(host) and not auth_token:
+        raise ConfigError(f"refusing to serve on {host} without an auth token: anyone who can "
+                          f"reach it could run your nodes. Pass --auth-token TOKEN (or set "
+                          f"PATTERNS_AUTH_TOKEN), or serve on 127.0.0.1")
+    store_path = _store_path(store, app_dirs)
+    listener = _bind(host, port)
+    url = f"http://{_url_host(host)}:{listener.getsockname()[1]}"
+    hub = Hub()
+    try:
+        for root in app_dirs:
+            hub.add(AppService(root, store_path=store_path, workers=workers))
+    except BaseException:
+        hub.stop(0)
+        listener.close()
+        raise
+    api = create_app(hub, auth_token)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        hub.start()
+        for svc in hub.apps.values():
+            _write_server_file(svc.root, url, bool(auth_token))
+        announce(f"serving {len(hub.apps)} app(s) on {url}")
+        for svc in hub.apps.values():
+            announce(f"  {svc.slug}: {svc.root} ({url}/api/v1/apps/{svc.slug}/nodes)")
+        watcher = _watch(hub) if reload else None
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.set()
+            announce("stopping: draining running nodes")
+            hub.stop(drain_seconds)
+            for svc in hub.apps.values():
+                with contextlib.suppress(OSError):
+                    server_file(svc.root).unlink()
+            announce("stopped")
+
+    api.router.lifespan_context = lifespan
+    config = uvicorn.Config(api, log_level="warning", lifespan="on", access_log=False,
+                            timeout_graceful_shutdown=max(1, int(drain_seconds)))
+    # uvicorn handles SIGINT/SIGTERM (a graceful stop), then raises the signal again with the
+    # handlers it found: make those no-ops, so a clean stop exits 0.
+    previous = {sig: signal.signal(sig, lambda *_: None)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run(sockets=[listener])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _store_path(store: str | None, app_dirs: list[Path]) -> Path | None:
+    if store is None:
+        return None
+    if store.startswith(("postgres://", "postgresql://")):
+        raise ConfigError("PostgreSQL stores are not available in this version; serve with "
+                          "the embedded DuckDB store (leave out --store)")
+    path = Path(store.removeprefix("duckdb://"))
+    if len(app_dirs) > 1:
+        raise ConfigError("--store names one store file, and each app needs its own: serve "
+                          "several apps without --store (each uses APP/.patterns/)")
+    return path
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another "
+                          f"--port (0 picks a free one)") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _write_server_file(root: Path, url: str, auth: bool) -> None:
+    path = server_file(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "auth": auth}))
+    tmp.replace(path)
+
+
+def running_server(root: Path) -> dict[str, Any] | None:
+    """The server serving the app at ``root`` now (from its server.json), or None."""
+    try:
+        doc = json.loads(server_file(root).read_text())
+        os.kill(int(doc["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return dict(doc)
+
+
+def _watch(hub: Any) -> threading.Event:
+    """Hot reload: reload an app when its files change (not its .patterns folder)."""
+    from watchfiles import watch
+
+    stop = threading.Event()
+
+    def keep(change: Any, path: str) -> bool:
+        return ".patterns" not in Path(path).parts and not path.endswith((".pyc", "~"))
+
+    def run(svc: Any) -> None:
+        for _ in watch(svc.root, watch_filter=keep, stop_event=stop, debounce=200):
+            try:
+                svc.reload()
+                log.warning("reloaded %s", svc.root)
+            except GraphError as exc:
+                log.warning("not reloaded, %s has problems: %s", svc.root,
+                            "; ".join(str(p) for p in exc.problems))
+            except Exception as exc:
+                log.warning("not reloaded: %s", exc)
+
+    for svc in hub.apps.values():
+        threading.Thread(target=run, args=(svc,), daemon=True, name="patterns-reload").start()
+    return stop

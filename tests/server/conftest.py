@@ -1,0 +1,126 @@
+"""The real server, as a user starts it: `patterns serve APP --port 0` in a subprocess,
+driven over HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+COMMAND = [sys.executable, "-m", "patterns.cli.main"]
+
+
+def write_app(root: Path, graph: str, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "graph.yml").write_text(textwrap.dedent(graph))
+    for name, source in files.items():
+        (root / name).write_text(textwrap.dedent(source))
+    return root
+
+
+class Server:
+    """A running `patterns serve`; ``url``, ``api(path)``, and its output so far."""
+
+    def __init__(self, roots: list[Path], *args: str, env: dict[str, str] | None = None) -> None:
+        self.roots = roots
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.output: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.start()
+
+    def start(self) -> None:
+        self.output = []
+        self.proc = subprocess.Popen([*COMMAND, "serve", *map(str, self.roots), "--port", "0",
+                                      *self.args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=self.env)
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            found = next((m for line in list(self.output)
+                          if (m := re.search(r"on (http://\S+)", line))), None)
+            if found:
+                self.url = found.group(1)
+                return
+            if self.proc.poll() is not None:
+                time.sleep(0.2)
+                raise AssertionError(f"the server did not start:\n{''.join(self.output)}")
+            time.sleep(0.05)
+        raise AssertionError(f"the server did not start in time:\n{''.join(self.output)}")
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.output.append(line)
+
+    def api(self, path: str) -> str:
+        return f"{self.url}/api/v1{path}"
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        response = requests.get(self.api(path), timeout=30, **kwargs)
+        assert response.status_code == 200, (response.status_code, response.text)
+        return response.json()
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return requests.post(self.api(path), **kwargs)
+
+    def wait_for(self, check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            result = check()
+            if result:
+                return result
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what or check}\n{''.join(self.output)}")
+
+    def runs(self, app: str, node: str | None = None) -> list[dict[str, Any]]:
+        query = f"?node={node}" if node else ""
+        return list(self.get(f"/apps/{app}/runs{query}"))
+
+    def rows(self, app: str, table: str) -> list[dict[str, Any]]:
+        response = requests.get(self.api(f"/apps/{app}/tables/{table}/rows?limit=10000"),
+                                timeout=30)
+        if response.status_code == 404:
+            return []
+        assert response.status_code == 200, response.text
+        return list(response.json()["rows"])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Server]]:
+    servers: list[Server] = []
+
+    def start(*roots: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+              ) -> Server:
+        server = Server(list(roots), *args, env=env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.proc is not None and server.proc.poll() is None:
+            server.kill()
