@@ -148,7 +148,9 @@ def create_webhook(app_dir: Path, table_name: str) -> None:
 @create.command("secret")
 @click.argument("name")
 @click.argument("value", required=False)
-def create_secret(name: str, value: str | None) -> None:
+@click.option("--server", "server_url", envvar="PATTERNS_SERVER", metavar="URL",
+              help="Store it on this server instead (env PATTERNS_SERVER).")
+def create_secret(name: str, value: str | None, server_url: str | None) -> None:
     """Store a secret; its value is never shown.
 
     VALUE is asked for (hidden) when left out. graph.yml refers to the secret as
@@ -158,12 +160,33 @@ def create_secret(name: str, value: str | None) -> None:
 
     if value is None:
         value = click.prompt(f"value of {name}", hide_input=True)
+    if server_url:
+        _set_remote_secret(server_url, name, value)
+        click.secho(f"secret {name} saved on {server_url}; use it in parameter_values as "
+                    f"${{{{ {name} }}}}", fg="green")
+        return
     store = SecretStore()
     replaced = name in store.names()
     store.set(name, value)
     verb = "replaced" if replaced else "saved"
     click.secho(f"secret {name} {verb} in {store.home}; use it in parameter_values as "
                 f"${{{{ {name} }}}}", fg="green")
+
+
+def _set_remote_secret(server_url: str, name: str, value: str) -> None:
+    import os
+
+    import requests
+
+    token = os.environ.get("PATTERNS_AUTH_TOKEN")
+    try:
+        response = requests.put(f"{server_url.rstrip('/')}/api/v1/secrets/{name}",
+                                json={"value": value}, timeout=30,
+                                headers={"Authorization": f"Bearer {token}"} if token else {})
+    except requests.ConnectionError:
+        raise ConfigError(f"no server answers at {server_url}") from None
+    if response.status_code >= 400:
+        raise ConfigError(f"the server says: {response.json().get('error', response.text)}")
 
 
 @click.group("list")

@@ -26,6 +26,7 @@ from patterns.cli.context import (
     load,
     print_json,
 )
+from patterns.cli.remote import SERVER_OPTION, record_from_json, server_for
 from patterns.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -78,19 +79,25 @@ def find_run(cur: duckdb.DuckDBPyConnection, app: App, key: str) -> RunRecord:
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
               help="Show at most this many runs.")
 @STORE_OPTION
+@SERVER_OPTION
 @JSON_OPTION
 def runs(app_dir: Path, node_key: str | None, limit: int, store_path: Path | None,
-         as_json: bool) -> None:
+         server_url: str | None, as_json: bool) -> None:
     """The run history, newest first: status, trigger, rows, time and error."""
     from patterns.store import meta
 
     app = load(app_dir)
     node = app.node(node_key) if node_key else None
-    store = existing_store(app, store_path)
-    try:
-        records = meta.list_runs(store.cursor(), node.id if node else None, limit)
-    finally:
-        store.close()
+    remote = server_for(app, server_url)
+    if remote is not None:
+        query = {"limit": limit, **({"node": node.id} if node else {})}
+        records = [record_from_json(doc) for doc in remote.get("/runs", params=query)]
+    else:
+        store = existing_store(app, store_path)
+        try:
+            records = meta.list_runs(store.cursor(), node.id if node else None, limit)
+        finally:
+            store.close()
     if as_json:
         print_json([r.to_json() for r in records])
         return
@@ -139,9 +146,10 @@ def runs(app_dir: Path, node_key: str | None, limit: int, store_path: Path | Non
               help="Follow runs as they happen (the runs in progress, then every new run; "
                    "with --run, that run until it ends). Ctrl-C stops.")
 @STORE_OPTION
+@SERVER_OPTION
 @JSON_OPTION
 def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
-         store_path: Path | None, as_json: bool) -> None:
+         store_path: Path | None, server_url: str | None, as_json: bool) -> None:
     """The output of a run (default: the latest run, or the latest run of --node).
 
     Output comes from the store, or, while another process (`patterns run`) holds the store,
@@ -153,11 +161,18 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
 
     app = load(app_dir)
     node = app.node(node_key) if node_key else None
+    remote = server_for(app, server_url)
     live_path = live_log_path(store_path_for(app, store_path))
-    if follow and _follow(app, node, run_key, live_path, as_json):
+    if remote is None and follow and _follow(app, node, run_key, live_path, as_json):
         return
     try:
-        record, lines = _stored_log(app, node, run_key, store_path)
+        if remote is not None:
+            record, lines = _remote_log(remote, node, run_key)
+            if follow and record.status == "running":
+                _follow_remote(remote, record, as_json)
+                return
+        else:
+            record, lines = _stored_log(app, node, run_key, store_path)
     except StoreBusyError:
         live = _live_run(app, node, run_key, live_path)
         if live is None:
@@ -183,6 +198,42 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
                                   line.get("level"), _local(line["time"], "%H:%M:%S")))
     if record.status not in ("succeeded", "running", "queued") and record.error:
         console.print(f"[red]{escape(record.error)}[/]")
+
+
+def _remote_log(remote: Any, node: Node | None, run_key: str | None
+                ) -> tuple[RunRecord, list[dict[str, str]]]:
+    if run_key:
+        run_id = run_key
+    else:
+        latest = remote.get("/runs", params={"limit": 1, **({"node": node.id} if node else {})})
+        if not latest:
+            who = f"node {node.label}" if node else "the app"
+            raise ConfigError(f"{who} has no runs yet on the server")
+        run_id = latest[0]["id"]
+    doc = remote.get(f"/runs/{run_id}/logs")
+    lines = [{k: v for k, v in line.items() if v is not None} for line in doc["lines"]]
+    return record_from_json(doc["run"]), lines
+
+
+def _follow_remote(remote: Any, record: RunRecord, as_json: bool) -> None:
+    """A running run's output from the server, as it happens (server-sent events)."""
+    from patterns.engine.livelog import Event, LiveRun
+
+    run = LiveRun(record.id, record.node_id, record.node_title, record.trigger, 0)
+
+    def events() -> Any:
+        yield Event("start", run)
+        for kind, data in remote.events(f"/runs/{record.id}/logs/stream"):
+            if kind == "line":
+                yield Event("out", run, {"s": data.get("stream", "stdout"),
+                                         "x": data.get("text", ""), "l": data.get("level"),
+                                         "t": data.get("time")})
+            elif kind == "end":
+                yield Event("end", run, data)
+                return
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _print_events(events(), as_json)
 
 
 def _console() -> Any:

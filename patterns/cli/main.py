@@ -51,9 +51,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from patterns.cli import create, history, run, serve, tables
+    from patterns.cli import client, create, history, run, serve, tables
 
-    for module in (run, serve, create, tables, history):
+    for module in (run, serve, create, tables, history, client):
         module.register(cli)
 
 

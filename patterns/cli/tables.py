@@ -23,6 +23,7 @@ from patterns.cli.context import (
     load,
     print_json,
 )
+from patterns.cli.remote import SERVER_OPTION, server_for
 from patterns.cli.rows import FORMATS, Scan, read_batches, scan_of
 from patterns.errors import ConfigError
 
@@ -94,10 +95,15 @@ def list_tables(app_dir: Path, store_path: Path | None, as_json: bool) -> None:
 @click.option("--offset", default=0, type=click.IntRange(min=0), help="Skip this many rows.")
 @click.option("--version", "version", type=int, help="Read this version (default: current).")
 @STORE_OPTION
+@SERVER_OPTION
 def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
-         version: int | None, store_path: Path | None) -> None:
+         version: int | None, store_path: Path | None, server_url: str | None) -> None:
     """Print rows of TABLE, oldest first."""
     app = load(app_dir)
+    remote = server_for(app, server_url) if version is None else None
+    if remote is not None:
+        _show_remote(remote, table_name, fmt, limit, offset)
+        return
     store = existing_store(app, store_path)
     try:
         meta = known_table(app, store, table_name)
@@ -120,6 +126,37 @@ def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
             console.print(f"[dim]{meta.name} version {scan.version}: {summary}[/]")
     finally:
         store.close()
+
+
+def _show_remote(remote: Any, table_name: str, fmt: str, limit: int, offset: int) -> None:
+    """Rows from the server's API, printed as ``show`` prints local ones."""
+    import json
+
+    import pyarrow as pa
+
+    page = remote.get(f"/tables/{table_name}/rows",
+                      params={"limit": max(limit, 1), "offset": offset})
+    records = page["rows"][:limit]
+    if fmt == "jsonl":
+        for record in records:
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
+    names = list(records[0]) if records else []
+    flat = [{k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()}
+            for r in records]
+    batch = pa.Table.from_pylist(flat).to_batches() if flat else []
+    if fmt == "csv":
+        rows.write_csv(sys.stdout, names, batch)
+        return
+    from rich.console import Console
+
+    shown = rows.rich_table(names, batch)
+    summary = (f"rows {offset + 1} to {offset + shown.row_count} of {page['total']}"
+               if shown.row_count else f"no rows here of {page['total']}")
+    console = Console(highlight=False)
+    console.print(shown)
+    console.print(f"[dim]{table_name} version {page['version']}: {summary} "
+                  f"(from {remote.url})[/]")
 
 
 @table.command("export")

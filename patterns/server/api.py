@@ -26,6 +26,7 @@ from patterns.store import meta, queue
 
 DEFAULT_MAX_BODY = 1_000_000
 DEFAULT_RESPONSE_TIMEOUT = 30.0
+MAX_UPLOAD = 50_000_000
 
 
 # ---------------------------------------------------------------------- response models
@@ -143,6 +144,11 @@ class NamesOut(BaseModel):
 
 class OkOut(BaseModel):
     ok: bool = True
+
+
+class UploadOut(BaseModel):
+    version: str
+    previous: str
 
 
 class IngestOut(BaseModel):
@@ -389,14 +395,56 @@ def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
             raise HTTPException(409, f"node {n.label} is running; try again when it is done")
 
     # ---------------------------------------------------------------- secrets and webhooks
-    @router.get("/apps/{app}/secrets", response_model=NamesOut)
-    def list_secrets(app: str) -> NamesOut:
-        return NamesOut(names=sorted(service(app).engine.secrets.names()))
+    @router.get("/secrets", response_model=NamesOut)
+    def list_secrets() -> NamesOut:
+        """The names of the server's secrets (never their values)."""
+        from patterns.engine.secrets import SecretStore
 
-    @router.put("/apps/{app}/secrets/{name}", response_model=OkOut)
-    def set_secret(app: str, name: str, body: SecretIn) -> OkOut:
-        service(app).engine.secrets.set(name, body.value)
+        return NamesOut(names=sorted(SecretStore().names()))
+
+    @router.put("/secrets/{name}", response_model=OkOut)
+    def set_secret(name: str, body: SecretIn) -> OkOut:
+        from patterns.engine.secrets import SecretStore
+
+        SecretStore().set(name, body.value)
         return OkOut()
+
+    # ---------------------------------------------------------------- app versions
+    @router.get("/apps/{app}/download", responses={200: {"content": {"application/zip": {}}}})
+    def download(app: str) -> Response:
+        """The app's files as a zip (no store, no .patterns folder); header X-App-Version is
+        their content hash."""
+        from patterns.server.bundle import app_version, zip_app
+
+        svc = service(app)
+        return Response(zip_app(svc.root), media_type="application/zip",
+                        headers={"X-App-Version": app_version(svc.root)})
+
+    @router.post("/apps/{app}/upload", response_model=UploadOut,
+                 responses={409: {"model": ErrorOut}})
+    async def upload(app: str, request: Request, base: str | None = None,
+                     force: bool = False) -> UploadOut:
+        """Replace the app's files with a zip of a new version. Refused (409) if the server's
+        version is no longer ``base`` (someone else changed it) unless ``force``; refused
+        (400, with the problems) if the new version is not a valid app. The old version is
+        kept under .patterns/versions/."""
+        from patterns.server.bundle import install
+
+        svc = service(app)
+        body = await _read_body(request, MAX_UPLOAD)
+        if body is None:
+            raise HTTPException(413, f"the upload is larger than {MAX_UPLOAD} bytes")
+        from patterns.server.bundle import VersionConflict
+
+        try:
+            version, previous = await asyncio.to_thread(install, svc, body, base, force)
+        except VersionConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+        except GraphError as exc:
+            problems = "; ".join(str(p) for p in exc.problems)
+            raise HTTPException(400, f"the uploaded app has {len(exc.problems)} problem(s), the "
+                                     f"server keeps the current version: {problems}") from None
+        return UploadOut(version=version, previous=previous)
 
     @router.get("/apps/{app}/webhooks", response_model=list[WebhookOut])
     def list_webhooks(app: str) -> list[WebhookOut]:

@@ -1,0 +1,218 @@
+"""``patterns trigger``, ``patterns list webhooks``, ``patterns upload``, ``patterns download``:
+commands about a served app (they talk to the server, or use the store where they can)."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import click
+
+from patterns.cli.context import APP_REQUIRED, JSON_OPTION, STORE_OPTION, load, print_json
+from patterns.cli.remote import SERVER_OPTION, Remote, server_for
+from patterns.cli.run import parse_params
+from patterns.errors import ConfigError
+
+#: The server version a local copy was last downloaded from or uploaded as.
+REMOTE_FILE = "remote.json"
+
+
+@click.command()
+@APP_REQUIRED
+@click.argument("node_key", metavar="NODE")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A parameter value for this run (repeatable).")
+@STORE_OPTION
+@SERVER_OPTION
+@JSON_OPTION
+def trigger(app_dir: Path, node_key: str, params: tuple[str, ...], store_path: Path | None,
+            server_url: str | None, as_json: bool) -> None:
+    """Run NODE once now. With a server, the run is queued there (and runs as soon as the node
+    is free); without one, it runs here and its output is shown."""
+    app = load(app_dir)
+    node = app.node(node_key)
+    overrides = parse_params(params)
+    remote = server_for(app, server_url)
+    if remote is not None:
+        queued = remote.post(f"/nodes/{node.id}/trigger", json={"parameters": overrides})
+        if as_json:
+            print_json(queued)
+        else:
+            click.secho(f"queued a run of {node.label} on {remote.url} "
+                        f"(`patterns logs {app.root} --node {node.label} -f` follows it)",
+                        fg="green")
+        return
+    from rich.console import Console
+
+    from patterns.cli.console import ConsoleReporter, runs_table
+    from patterns.engine.engine import Engine
+
+    console = Console(stderr=as_json, highlight=False)
+    with Engine(app, store_path=store_path,
+                reporter=ConsoleReporter(console, quiet=as_json)) as engine:
+        record, _ = engine.run_node(node, "manual", overrides or None)
+    if as_json:
+        print_json(record.to_json())
+    else:
+        console.print(runs_table([record]))
+    if record.status != "succeeded":
+        raise SystemExit(1)
+
+
+@click.command("webhooks")
+@APP_REQUIRED
+@STORE_OPTION
+@SERVER_OPTION
+@JSON_OPTION
+def list_webhooks(app_dir: Path, store_path: Path | None, server_url: str | None,
+                  as_json: bool) -> None:
+    """The app's webhooks and their URLs (the token in each URL is what grants access)."""
+    app = load(app_dir)
+    remote = server_for(app, server_url)
+    if remote is not None:
+        hooks = [{**h, "url": f"{remote.url}{h['path']}"} for h in remote.get("/webhooks")]
+    else:
+        from patterns.cli.context import open_store
+        from patterns.server.hub import slug_of
+        from patterns.store import queue
+
+        nodes = {n.id: n for n in app.nodes if n.kind == "webhook"}
+        store = open_store(app, store_path)
+        try:
+            with store.transaction() as cur:
+                tokens = {i: queue.ensure_webhook_token(cur, i) for i in nodes}
+        finally:
+            store.close()
+        hooks = [{"node_id": i, "table": nodes[i].webhook_table,
+                  "path": f"/webhooks/{slug_of(app)}/{t}",
+                  "respond": bool(nodes[i].raw.get("respond")), "url": None}
+                 for i, t in sorted(tokens.items())]
+    if as_json:
+        print_json(hooks)
+        return
+    if not hooks:
+        click.secho("the app has no webhooks: add one with `patterns create webhook APP TABLE`",
+                    dim=True)
+    for hook in hooks:
+        where = hook["url"] or f"<server>{hook['path']}"
+        kind = " (response webhook)" if hook["respond"] else ""
+        click.echo(f"{hook['table']}{kind}: POST {where}")
+    if remote is None and hooks:
+        click.secho("no server is serving the app: `patterns serve` gives these paths a host",
+                    dim=True)
+
+
+@click.command()
+@APP_REQUIRED
+@SERVER_OPTION
+@click.option("--force", is_flag=True,
+              help="Overwrite the server's version even if it changed since yours.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before uploading.")
+def upload(app_dir: Path, server_url: str | None, force: bool, yes: bool) -> None:
+    """Upload the app to the server as its new version, after showing the differences."""
+    from patterns.server.bundle import app_files, zip_app
+
+    app = load(app_dir)  # a local app with problems is refused before anything is sent
+    remote = _needs_server(app, server_url)
+    theirs, their_version = _download(remote)
+    ours = {rel.as_posix(): (app.root / rel).read_bytes() for rel in app_files(app.root)}
+    diff = _diff(theirs, ours)
+    if not diff:
+        click.secho(f"the server already has this version ({their_version})", fg="green")
+        return
+    click.echo(diff)
+    base = _remote_state(app.root).get("version")
+    if base is not None and base != their_version and not force:
+        raise ConfigError(f"the app on the server changed since you last downloaded or "
+                          f"uploaded it (server {their_version}, yours {base}): `patterns "
+                          f"download` it first, or upload with --force to overwrite")
+    if not yes and not click.confirm("upload this version?", default=True):
+        raise SystemExit(1)
+    # The server refuses if its version moved on since we looked (someone else uploaded).
+    params = {"force": "true"} if force else {"base": base or their_version}
+    result = remote.request("POST", "/upload", data=zip_app(app.root), params=params).json()
+    _save_remote_state(app.root, remote.url, result["version"])
+    click.secho(f"uploaded: the server now runs version {result['version']} "
+                f"(was {result['previous']})", fg="green")
+
+
+@click.command()
+@APP_REQUIRED
+@SERVER_OPTION
+def download(app_dir: Path, server_url: str | None) -> None:
+    """Download the server's version of the app into APP. Files that differ are overwritten;
+    no local file is ever deleted."""
+    app = load(app_dir)
+    remote = _needs_server(app, server_url)
+    theirs, version = _download(remote)
+    changed = 0
+    for name, data in theirs.items():
+        target = app.root / name
+        if target.exists() and target.read_bytes() == data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        changed += 1
+        click.echo(f"  {name}")
+    _save_remote_state(app.root, remote.url, version)
+    click.secho(f"downloaded version {version}: {changed} file(s) written", fg="green")
+
+
+def _needs_server(app: object, server_url: str | None) -> Remote:
+    remote = server_for(app, server_url)  # type: ignore[arg-type]
+    if remote is None:
+        raise ConfigError("no server is serving this app: start one with `patterns serve`, or "
+                          "name it with --server URL (or PATTERNS_SERVER)")
+    return remote
+
+
+def _download(remote: Remote) -> tuple[dict[str, bytes], str]:
+    response = remote.request("GET", "/download")
+    with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+        files = {info.filename: zf.read(info) for info in zf.infolist() if not info.is_dir()}
+    return files, response.headers.get("X-App-Version", "")
+
+
+def _diff(theirs: dict[str, bytes], ours: dict[str, bytes]) -> str:
+    out = []
+    for name in sorted(set(theirs) | set(ours)):
+        old, new = theirs.get(name), ours.get(name)
+        if old == new:
+            continue
+        if old is None:
+            out.append(f"+ new file {name}")
+        elif new is None:
+            out.append(f"- removed {name}")
+        else:
+            try:
+                lines = difflib.unified_diff(
+                    old.decode().splitlines(), new.decode().splitlines(),
+                    f"server/{name}", f"local/{name}", lineterm="")
+                out.extend(lines)
+            except UnicodeDecodeError:
+                out.append(f"~ changed {name} (binary)")
+    return "\n".join(out)
+
+
+def _remote_state(root: Path) -> dict[str, str]:
+    try:
+        return dict(json.loads((root / ".patterns" / REMOTE_FILE).read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_remote_state(root: Path, url: str, version: str) -> None:
+    path = root / ".patterns" / REMOTE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": url, "version": version}))
+
+
+def register(group: click.Group) -> None:
+    for command in (trigger, upload, download):
+        group.add_command(command)
+    list_group = group.commands.get("list")
+    if isinstance(list_group, click.Group):
+        list_group.add_command(list_webhooks)
