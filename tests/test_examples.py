@@ -30,7 +30,8 @@ def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path) -> None:
     first = patterns("run", str(app), "--json")
     assert first.returncode == 0, first.stdout + first.stderr
     runs = json.loads(first.stdout)["runs"]
-    assert {r["node_id"] for r in runs} == {"ingest01", "enrich01", "ustats01", "report01"}
+    assert {r["node_id"] for r in runs} == {"ingest01", "enrich01", "ustats01", "report01",
+                                            "fbdigest"}
     assert sum(r["node_id"] == "ingest01" for r in runs) == 3  # request_new_run continues
 
     import duckdb
@@ -53,8 +54,42 @@ def test_manifest_describes_nodes_and_edges() -> None:
     assert proc.returncode == 0
     doc = json.loads(proc.stdout)
     nodes = {n["id"]: n for n in doc["nodes"]}
-    assert set(nodes) == {"ingest01", "enrich01", "ustats01", "report01"}
+    assert set(nodes) == {"ingest01", "enrich01", "ustats01", "report01", "feedback",
+                          "fbdigest"}
     params = {p["name"] for p in nodes["ingest01"]["interface"]["parameters"]}
     assert {"batch_size", "api", "token", "since"} <= params
     edges = {(e["from_node"], e["store"], e["to_node"]) for e in doc["edges"]}
     assert ("ingest01", "messages", "enrich01") in edges
+
+
+@pytest.mark.slow
+def test_chat_enrich_served_takes_feedback_over_its_webhook(tmp_path: Path) -> None:
+    import requests
+
+    from tests.server.conftest import Server
+
+    app = tmp_path / "chat_enrich"
+    shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns(".patterns"))
+    assert patterns("create", "secret", "demo_token", "t-1").returncode == 0
+    assert patterns("create", "secret", "connection.demo_api",
+                    '{"base_url": "https://api.example.invalid"}').returncode == 0
+    server = Server([app])
+    try:
+        hooks = json.loads(patterns("list", "webhooks", str(app), "--json").stdout)
+        (hook,) = hooks
+        for user, rating in [("ada", 5), ("ada", 3), ("linus", 4)]:
+            response = requests.post(hook["url"], json={"user": user, "rating": rating},
+                                     timeout=30)
+            assert response.status_code == 200, response.text
+        # The hourly digest, asked for now instead of waiting for the hour:
+        assert patterns("trigger", str(app), "feedback_digest.py").returncode == 0
+        summary = server.wait_for(lambda: (rows := server.rows("chat-enrich",
+                                                               "feedback_summary"))
+                                  and len(rows) == 2 and rows)
+        by_user = {r["user"]: r for r in summary}
+        assert by_user["ada"]["average"] == 4.0 and by_user["linus"]["ratings"] == 1
+        # The app's own pipeline ran by itself too: messages were fetched and enriched.
+        server.wait_for(lambda: len(server.rows("chat-enrich", "messages_enriched")) == 60,
+                        timeout=60)
+    finally:
+        server.stop()

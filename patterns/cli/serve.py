@@ -28,7 +28,12 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
           drain_seconds: float) -> None:
     """Serve apps: run nodes when their inputs get new rows, on their cron schedules and when
     asked; take webhooks; answer the REST API (/api/v1). Ctrl-C stops cleanly."""
+    import logging
+
     from patterns.server.serve import serve as run_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
 
     roots = [d.resolve() for d in (app_dirs or (Path("."),))]
     run_server(roots, host=host, port=port, store=store, auth_token=auth_token,

@@ -12,7 +12,8 @@ crash (``kill -9`` included):
 - new rows whose readers were not yet queued wake them (a node is out of date when a table
   it reads got rows, from another node, after the start of its last run).
 
-At most one run of a node at a time; different nodes run in parallel up to ``workers``.
+A node with a cron trigger runs on its schedule only (not when its inputs get rows). At most
+one run of a node at a time; different nodes run in parallel up to ``workers``.
 A node that has never run gets one first run when the app is first served (``trigger:
 manual`` nodes run only when asked).
 """
@@ -198,8 +199,8 @@ class Scheduler:
 
     # ------------------------------------------------------------------ wake-ups
     def _wake_out_of_date(self) -> None:
-        nodes = [n for n in self.app.nodes
-                 if n.kind in RUNNABLE_KINDS and n.reads() and n.trigger != "manual"]
+        nodes = [n for n in self.app.nodes  # cron nodes run on their schedule only
+                 if n.kind in RUNNABLE_KINDS and n.reads() and n.trigger is None]
         if not nodes:
             return
         with self.engine.store.cursor() as cur:

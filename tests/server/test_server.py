@@ -309,3 +309,31 @@ def test_sigterm_drains_and_the_interrupted_run_runs_again(tmp_path: Path, serve
     assert runs[-1]["status"] == "cancelled" and "runs again" in runs[-1]["error"]
     server.wait_for(lambda: len(server.runs("hooks", "slow.py")) == 2,
                     what="the interrupted run to start again")
+
+
+def test_reload_picks_up_code_and_graph_changes_and_keeps_a_broken_edit_out(
+        tmp_path: Path, serve: Any) -> None:
+    root = hooks_app(tmp_path)
+    server = serve(root, args=("--reload",))
+
+    def slow_output() -> list[str]:
+        runs = [r for r in server.runs("hooks", "slow.py") if r["status"] == "succeeded"]
+        if not runs:
+            return []
+        return [line["text"] for line in
+                server.get(f"/apps/hooks/runs/{runs[0]['id']}/logs")["lines"]]
+
+    (root / "slow.py").write_text("print('new code')\n")
+    time.sleep(1.0)  # the watcher's debounce
+    server.post("/apps/hooks/nodes/slow.py/trigger")
+    assert server.wait_for(lambda: "new code" in slow_output() and slow_output())
+    # A broken graph.yml is reported and the old app keeps serving.
+    (root / "graph.yml").write_text(GRAPH.replace("trigger: manual", "trigger: sometimes"))
+    server.wait_for(lambda: "not reloaded" in "".join(server.output), what="the reload warning")
+    assert server.post("/apps/hooks/nodes/slow.py/trigger").status_code == 202
+    # Fixed: a new node appears.
+    (root / "extra.py").write_text("print('extra')\n")
+    (root / "graph.yml").write_text(GRAPH.replace(
+        "stores:", "  - node_file: extra.py\n    id: extra001\n    trigger: manual\nstores:"))
+    server.wait_for(lambda: any(n["id"] == "extra001" for n in server.get("/apps/hooks/nodes")),
+                    what="the new node after the reload")

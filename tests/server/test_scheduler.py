@@ -1,0 +1,145 @@
+"""The durable scheduler on a real store: cron slots, retries, continuations, restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from patterns.engine.engine import Engine
+from patterns.engine.scheduler import Scheduler, next_fire
+from patterns.graph.loader import load_app
+from patterns.store import meta, queue
+from tests.server.conftest import write_app
+
+GRAPH = """
+title: Timed
+functions:
+  - node_file: tick.py
+    id: tick0001
+    trigger: "*/5 * * * *"
+  - node_file: flaky.py
+    id: flaky001
+    trigger: manual
+    settings:
+      retries: {count: 2, backoff_seconds: 0.1}
+  - node_file: asked.py
+    id: asked001
+    trigger: manual
+stores:
+  - table: ticks
+"""
+
+FILES = {
+    "tick.py": "from patterns import Table\nTable('ticks', 'w').append({'t': 1})\n",
+    "flaky.py": "raise RuntimeError('always fails')\n",
+    "asked.py": "print('only when asked')\n",
+}
+
+
+class Served:
+    """An engine and its scheduler over an app's store, started and stopped like a server."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.engine: Engine | None = None
+        self.scheduler: Scheduler | None = None
+
+    def start(self) -> Scheduler:
+        self.engine = Engine(load_app(self.root))
+        self.scheduler = Scheduler(self.engine)
+        self.scheduler.start()
+        return self.scheduler
+
+    def stop(self) -> None:
+        assert self.scheduler is not None and self.engine is not None
+        self.scheduler.stop(drain_seconds=5)
+        self.engine.close()
+
+    def runs(self) -> list[Any]:
+        assert self.engine is not None
+        with self.engine.store.cursor() as cur:
+            return list(reversed(meta.list_runs(cur, None, 1000)))
+
+    def wait_for(self, check: Callable[[], Any], timeout: float = 30) -> Any:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if result := check():
+                return result
+            time.sleep(0.05)
+        raise AssertionError(f"timed out; runs: {[(r.node_id, r.trigger, r.status) for r in self.runs()]}")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Any:
+    holder = Served(write_app(tmp_path / "timed", GRAPH, FILES))
+    yield holder
+    if holder.engine is not None:
+        try:
+            holder.stop()
+        except Exception:
+            pass
+
+
+def test_a_cron_slot_missed_while_down_fires_once_and_never_twice(served: Any) -> None:
+    served.start()
+    served.wait_for(lambda: served.scheduler._schedules())
+    schedule = served.scheduler._schedules()["tick0001"]
+    assert schedule.next_fire > dt.datetime.now(dt.UTC)  # a first start does not fire
+    assert not [r for r in served.runs() if r.node_id == "tick0001"]
+    # The server goes down over two slots...
+    with served.engine.store.transaction() as cur:
+        queue.set_schedule(cur, queue.Schedule(
+            "tick0001", schedule.cron, schedule.timezone,
+            dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)))
+    served.stop()
+    served.start()  # ...and comes back: the missed slots fire once
+    served.wait_for(lambda: [r for r in served.runs()
+                             if r.node_id == "tick0001" and r.status == "succeeded"])
+    after = served.scheduler._schedules()["tick0001"].next_fire
+    assert after > dt.datetime.now(dt.UTC)
+    served.stop()
+    served.start()  # a second restart fires nothing more
+    time.sleep(1.0)
+    ticks = [r for r in served.runs() if r.node_id == "tick0001"]
+    assert [r.trigger for r in ticks] == ["schedule"]
+
+
+def test_a_due_slot_fires_while_serving(served: Any) -> None:
+    served.start()
+    served.wait_for(lambda: served.scheduler._schedules())
+    with served.engine.store.transaction() as cur:
+        queue.set_schedule(cur, queue.Schedule("tick0001", "*/5 * * * *", "UTC",
+                                               dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)))
+    served.scheduler.notify()
+    served.wait_for(lambda: [r for r in served.runs() if r.node_id == "tick0001"])
+
+
+def test_retries_back_off_and_manual_nodes_wait_to_be_asked(served: Any) -> None:
+    scheduler = served.start()
+    engine = served.engine
+    scheduler.trigger(engine.app.node("flaky.py"))
+    attempts = served.wait_for(lambda: (r := [x for x in served.runs()
+                                              if x.node_id == "flaky001"]) and len(r) == 3 and r)
+    assert [r.attempt for r in attempts] == [1, 2, 3]
+    assert [r.trigger for r in attempts] == ["manual", "retry", "retry"]
+    gaps = [(b.started_at - a.ended_at).total_seconds() for a, b in zip(attempts, attempts[1:])]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # exponential backoff
+    time.sleep(0.5)
+    assert len([x for x in served.runs() if x.node_id == "flaky001"]) == 3  # then it stops
+    assert not [x for x in served.runs() if x.node_id == "asked001"]
+    with engine.store.cursor() as cur:
+        assert queue.items(cur) == []
+
+
+def test_cron_times_follow_the_timezone() -> None:
+    after = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
+    paris = next_fire("0 9 * * *", "Europe/Paris", after)
+    assert paris == dt.datetime(2026, 1, 16, 8, 0, tzinfo=dt.UTC)  # 09:00 CET
+    summer = next_fire("0 9 * * *", "Europe/Paris", dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC))
+    assert summer == dt.datetime(2026, 7, 2, 7, 0, tzinfo=dt.UTC)  # 09:00 CEST
+    assert next_fire("@hourly", "UTC", after) == dt.datetime(2026, 1, 15, 13, tzinfo=dt.UTC)
