@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,8 @@ from patterns.errors import ConfigError, GraphError, PatternsError
 from patterns.graph.manifest import jsonable
 from patterns.server.hub import AppService, Hub, loop_listener
 from patterns.store import meta, queue
+
+log = logging.getLogger("patterns.server")
 
 DEFAULT_MAX_BODY = 1_000_000
 DEFAULT_RESPONSE_TIMEOUT = 30.0
@@ -176,6 +179,12 @@ def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
     async def patterns_error(request: Request, exc: PatternsError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
+    @api.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": f"the server failed: {type(exc).__name__}: {exc}"},
+                            status_code=500)
+
     def authorized(request: Request) -> None:
         if auth_token is None:
             return
@@ -200,6 +209,8 @@ def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
             return svc.node(key)
         except ConfigError as exc:
             raise HTTPException(404, str(exc)) from None
+        except ValueError:  # not even a possible file name (a NUL byte...)
+            raise HTTPException(404, f"no node {key!r} in app '{svc.slug}'") from None
 
     # ---------------------------------------------------------------- apps and nodes
     @router.get("/apps", response_model=list[AppOut])

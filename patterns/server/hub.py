@@ -111,7 +111,8 @@ class AppService:
         self.engine.responder = self.responses.respond
         self.scheduler = Scheduler(self.engine, workers=workers)
         self.webhooks = WebhookIntake(self.engine.store, on_commit=self._committed)
-        self._reload_lock = threading.Lock()
+        self._reload_lock = threading.RLock()
+        self._tokens: dict[str, str] | None = None
 
     def start(self) -> None:
         self.scheduler.start()
@@ -137,23 +138,28 @@ class AppService:
             app = load_app(self.root)
             self.app = app
             self.engine.app = app
+            self._tokens = None  # webhooks may have come or gone
             self.scheduler.reload()
 
     def webhook_nodes(self) -> dict[str, Node]:
         return {n.id: n for n in self.app.nodes if n.kind == "webhook"}
 
     def webhook_tokens(self) -> dict[str, str]:
-        """Each webhook node's token, made the first time it is asked for."""
-        nodes = self.webhook_nodes()
-        with self.engine.store.transaction() as cur:
-            return {node_id: queue.ensure_webhook_token(cur, node_id) for node_id in nodes}
+        """Each webhook node's token (made the first time the app is served with it)."""
+        with self._reload_lock:
+            if self._tokens is None:
+                nodes = self.webhook_nodes()
+                with self.engine.store.transaction() as cur:
+                    self._tokens = {i: queue.ensure_webhook_token(cur, i) for i in nodes}
+            return dict(self._tokens)
 
     def webhook_by_token(self, token: str) -> Node | None:
         import hmac
 
+        given = token.encode("utf-8", "surrogatepass")
         for node_id, known in self.webhook_tokens().items():
-            if hmac.compare_digest(known, token):
-                return self.webhook_nodes()[node_id]
+            if hmac.compare_digest(known.encode(), given):
+                return self.webhook_nodes().get(node_id)
         return None
 
 
