@@ -3,7 +3,6 @@ its body."""
 
 from __future__ import annotations
 
-import os
 import resource
 import socket
 import subprocess

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -79,10 +81,8 @@ def served(tmp_path: Path) -> Any:
     holder = Served(write_app(tmp_path / "timed", GRAPH, FILES))
     yield holder
     if holder.engine is not None:
-        try:
+        with contextlib.suppress(Exception):
             holder.stop()
-        except Exception:
-            pass
 
 
 def test_a_cron_slot_missed_while_down_fires_once_and_never_twice(served: Any) -> None:
@@ -127,7 +127,7 @@ def test_retries_back_off_and_manual_nodes_wait_to_be_asked(served: Any) -> None
                                               if x.node_id == "flaky001"]) and len(r) == 3 and r)
     assert [r.attempt for r in attempts] == [1, 2, 3]
     assert [r.trigger for r in attempts] == ["manual", "retry", "retry"]
-    gaps = [(b.started_at - a.ended_at).total_seconds() for a, b in zip(attempts, attempts[1:])]
+    gaps = [(b.started_at - a.ended_at).total_seconds() for a, b in itertools.pairwise(attempts)]
     assert gaps[0] >= 0.1 and gaps[1] >= 0.2  # exponential backoff
     time.sleep(0.5)
     assert len([x for x in served.runs() if x.node_id == "flaky001"]) == 3  # then it stops
