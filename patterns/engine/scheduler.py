@@ -65,6 +65,9 @@ class Scheduler:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="patterns-run")
         self._wake = threading.Condition()
         self._dirty = True  # something committed: look for out-of-date nodes
+        self._queue_changed = True  # look at the queue (else only when something is due)
+        self._next_due = 0.0
+        self._schedule_cache: dict[str, Schedule] | None = None
         self._busy: dict[str, tuple[QueueItem, Future[Any]]] = {}  # node id -> running item
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -97,9 +100,13 @@ class Scheduler:
         self._pool.shutdown(wait=True)
 
     def notify(self, *, committed: bool = False) -> None:
-        """Look again now (a run was queued; with ``committed``, rows were committed)."""
+        """Look again now: with ``committed``, rows were committed (readers may be out of
+        date); without, the queue changed."""
         with self._wake:
-            self._dirty = self._dirty or committed
+            if committed:
+                self._dirty = True
+            else:
+                self._queue_changed = True
             self._wake.notify_all()
 
     # ------------------------------------------------------------------ asking for runs
@@ -122,19 +129,27 @@ class Scheduler:
                 if self._stopping:
                     return
                 dirty, self._dirty = self._dirty, False
+                look, self._queue_changed = self._queue_changed, False
             try:
-                if dirty:
-                    self._wake_out_of_date()
-                self._fire_schedules()
-                soonest = self._start_due()
+                if dirty and self._wake_out_of_date():
+                    look = True
+                if self._fire_schedules():
+                    look = True
+                # The queue is read when it changed or something in it is due, not at every
+                # commit (a webhook under load commits hundreds of times a second).
+                if look or time.time() >= self._next_due:
+                    self._next_due = self._start_due()
             except Exception:
                 log.exception("the scheduler failed a round; it tries again")
-                soonest = time.time() + 1
+                self._next_due = time.time() + 1
             with self._wake:
                 if self._stopping:
                     return
-                if not self._dirty:
-                    self._wake.wait(timeout=max(0.01, min(soonest - time.time(), 1.0)))
+                if not (self._dirty or self._queue_changed):
+                    soonest = min([self._next_due, time.time() + 1.0,
+                                   *(s.next_fire.timestamp()
+                                     for s in self._schedules().values())])
+                    self._wake.wait(timeout=max(0.01, soonest - time.time()))
 
     def _start_due(self) -> float:
         """Start every due item whose node is free, while workers are; the time the next
@@ -156,8 +171,6 @@ class Scheduler:
                     queue.remove(cur, item.id)
                 continue
             self._start(item, node)
-        for schedule in self._schedules().values():
-            soonest = min(soonest, schedule.next_fire.timestamp())
         return soonest
 
     def _start(self, item: QueueItem, node: Node) -> None:
@@ -175,7 +188,9 @@ class Scheduler:
 
     def _done(self, node_id: str) -> None:
         self._busy.pop(node_id, None)
-        self.notify(committed=True)
+        with self._wake:  # the node is free (and its run may have committed, or queued more)
+            self._dirty = self._queue_changed = True
+            self._wake.notify_all()
 
     def _ended(self, cur: Any, item: QueueItem, node: Node, record: RunRecord,
                session: RunSession | None) -> None:
@@ -198,11 +213,12 @@ class Scheduler:
                           parameters=item.parameters)
 
     # ------------------------------------------------------------------ wake-ups
-    def _wake_out_of_date(self) -> None:
+    def _wake_out_of_date(self) -> bool:
+        """Queue the nodes whose inputs got rows; whether any was queued."""
         nodes = [n for n in self.app.nodes  # cron nodes run on their schedule only
                  if n.kind in RUNNABLE_KINDS and n.reads() and n.trigger is None]
         if not nodes:
-            return
+            return False
         with self.engine.store.cursor() as cur:
             last = _last_run_seen(cur)
             since = min(last.get(n.id, 0) for n in nodes)
@@ -214,27 +230,37 @@ class Scheduler:
             if any(seq > seen and table in reads and by != node.id
                    for seq, table, by in commits):
                 stale.append(node)
+        stale = [n for n in stale if n.id not in self._busy]
         if not stale:
-            return
+            return False
+        added = False
         with self.engine.store.transaction() as cur:
             for node in stale:
-                if node.id not in self._busy:
-                    queue.enqueue(cur, node.id, "upstream", coalesce=True)
+                added |= queue.enqueue(cur, node.id, "upstream", coalesce=True) is not None
+        return added
 
     def _schedules(self) -> dict[str, Schedule]:
-        with self.engine.store.cursor() as cur:
-            return queue.schedules(cur)
+        """The cron schedules (kept in memory; only this scheduler changes them)."""
+        if self._schedule_cache is None:
+            with self.engine.store.cursor() as cur:
+                self._schedule_cache = queue.schedules(cur)
+        return self._schedule_cache
 
-    def _fire_schedules(self) -> None:
+    def _fire_schedules(self) -> bool:
+        """Queue the runs of due cron slots; whether any was queued."""
         now = dt.datetime.now(dt.UTC)
-        for schedule in self._schedules().values():
+        fired = False
+        for schedule in list(self._schedules().values()):
             if schedule.next_fire > now:
                 continue
+            moved = Schedule(schedule.node_id, schedule.cron, schedule.timezone,
+                             next_fire(schedule.cron, schedule.timezone, now))
             with self.engine.store.transaction() as cur:
                 queue.enqueue(cur, schedule.node_id, "schedule", coalesce=True)
-                queue.set_schedule(cur, Schedule(
-                    schedule.node_id, schedule.cron, schedule.timezone,
-                    next_fire(schedule.cron, schedule.timezone, now)))
+                queue.set_schedule(cur, moved)
+            self._schedules()[schedule.node_id] = moved
+            fired = True
+        return fired
 
     # ------------------------------------------------------------------ start-up
     def _recover(self) -> None:
@@ -263,7 +289,10 @@ class Scheduler:
         """graph.yml changed (hot reload): schedules follow it; queued runs are kept."""
         with self.engine.store.transaction() as cur:
             self._sync_schedules(cur, dt.datetime.now(dt.UTC), fire_missed=False)
-        self.notify(committed=True)
+        self._schedule_cache = None
+        with self._wake:
+            self._dirty = self._queue_changed = True
+            self._wake.notify_all()
 
     def _sync_schedules(self, cur: Any, now: dt.datetime, fire_missed: bool = True) -> None:
         stored = queue.schedules(cur)
