@@ -337,3 +337,18 @@ def test_reload_picks_up_code_and_graph_changes_and_keeps_a_broken_edit_out(
         "stores:", "  - node_file: extra.py\n    id: extra001\n    trigger: manual\nstores:"))
     server.wait_for(lambda: any(n["id"] == "extra001" for n in server.get("/apps/hooks/nodes")),
                     what="the new node after the reload")
+
+
+def test_one_server_serves_several_apps_each_with_its_own_store(tmp_path: Path,
+                                                                serve: Any) -> None:
+    first = hooks_app(tmp_path)
+    second = write_app(tmp_path / "later", CONTINUE_GRAPH, {"later.py": LATER})
+    server = serve(first, second)
+    assert sorted(a["slug"] for a in server.get("/apps")) == ["hooks", "later"]
+    assert requests.post(webhook_url(server), json={"n": 1}, timeout=30).status_code == 200
+    server.wait_for(lambda: len(server.rows("later", "steps")) == 2, what="the second app")
+    assert [r["n"] for r in server.rows("hooks", "events")] == [1]
+    assert (first / ".patterns" / "store.duckdb").exists()
+    assert (second / ".patterns" / "store.duckdb").exists()
+    assert server.get("/apps/later/tables")[0]["name"] == "steps"
+    assert all(t["name"] != "steps" for t in server.get("/apps/hooks/tables"))
