@@ -130,6 +130,11 @@ def _command(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _execute_sql(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
+    session.execute_sql(body["port"], body["sql"])
+    return {}
+
+
 def _new_run(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
     session.requests.new_run = True
     session.requests.trigger_downstream = bool(body.get("trigger_downstream", True))
@@ -157,6 +162,7 @@ _ACTIONS: dict[str, Callable[[RunSession, dict[str, Any]], Any]] = {
     "run_info": lambda s, b: {**s.run_info(), "parameters": s.parameters},
     "table_info": lambda s, b: s.table_info(b["port"]),
     "command": _command,
+    "execute_sql": _execute_sql,
     "checkpoint": _checkpoint,
     "rollback": _rollback,
     "request_new_run": _new_run,

@@ -18,7 +18,7 @@ from patterns import wire
 from patterns.engine.dataplane import DataPlane
 from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
-from patterns.engine.launcher import LogCapture, ProcessLauncher, kill_group
+from patterns.engine.launcher import Exit, LogCapture, ProcessLauncher, kill_group
 from patterns.engine.livelog import LiveLog, live_log_path
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.secrets import SecretStore
@@ -99,7 +99,8 @@ class Engine:
                            attempt=attempt)
         try:
             python = (self.environments.python_for(self.app, self.reporter.progress)
-                      if self.app.requirements_file else None)  # None: the launcher's own
+                      if self.app.requirements_file and node.kind != "sql"
+                      else None)  # None: the launcher's own
             params = resolve_parameters(node, self.secrets, param_overrides)
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now, error=str(exc))
@@ -129,11 +130,15 @@ class Engine:
         if len(info) <= INLINE_RUN_INFO_BYTES:
             config["run_info"] = info
         try:
-            exit_ = self.launcher.run(
-                config, self.app.root, limit, capture,
-                lambda stream, line, level: self.reporter.run_output(record, stream, line, level),
-                on_start=lambda pid: self._running.__setitem__(run_id, pid),
-                python=python)
+            if node.kind == "sql":  # runs in the engine itself: no process
+                exit_ = self._run_sql(session, record, capture, limit)
+            else:
+                exit_ = self.launcher.run(
+                    config, self.app.root, limit, capture,
+                    lambda stream, line, level: self.reporter.run_output(record, stream, line,
+                                                                         level),
+                    on_start=lambda pid: self._running.__setitem__(run_id, pid),
+                    python=python)
         finally:
             self.dataplane.unregister(session)
             self._running.pop(run_id, None)
@@ -173,6 +178,17 @@ class Engine:
 
     def running_runs(self) -> list[str]:
         return list(self._running)
+
+    def _run_sql(self, session: RunSession, record: RunRecord, capture: LogCapture,
+                 limit: float) -> Exit:
+        from patterns.engine.sql_nodes import run_sql_node
+
+        def say(line: str) -> None:
+            text = capture.add("stdout", line)
+            if text is not None:
+                self.reporter.run_output(record, "stdout", text, None)
+
+        return run_sql_node(session, limit, say)
 
     def _started(self, record: RunRecord) -> None:
         self.live.start(record)

@@ -36,8 +36,9 @@ def find_app_root(start: Path | None = None) -> Path:
 
 
 class OfflineClient:
-    def __init__(self, store_path: Path) -> None:
+    def __init__(self, store_path: Path, dialect: str = "postgres") -> None:
         self.store_path = store_path
+        self.dialect = dialect  # the app's settings.sql_dialect, for read_sql
         self._store: DuckDBStore | None = None
 
     def _open(self) -> DuckDBStore | None:
@@ -69,10 +70,21 @@ class OfflineClient:
         return iter(table.to_batches(BATCH_ROWS))
 
     def read_sql(self, sql: str, params: list[Any] | None = None) -> Iterator[pa.RecordBatch]:
+        from patterns.engine.sql_nodes import offline_query
+
         store = self._open()
         if store is None:
             raise NodeError(f"no store yet at {self.store_path}: run the app first")
-        return iter(store.arrow(sql, params).to_batches(BATCH_ROWS))
+        tables = [m.name for m in store.tables()]
+        query, integer_division = offline_query(sql, self.dialect, tables)
+        with store.cursor() as cur:
+            if integer_division:
+                cur.execute("SET integer_division = true")
+            table = store.arrow(query, params, cur)
+        return iter(table.to_batches(BATCH_ROWS))
+
+    def execute_sql(self, port: str, sql: str) -> None:
+        raise NodeError("outside a run the store is read-only")
 
     def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
                starting_value: Any) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
@@ -103,5 +115,16 @@ def open_offline_run() -> NodeRun:
     root = find_app_root()
     configured = os.environ.get("PATTERNS_STORE")
     path = Path(configured) if configured else root / ".patterns" / "store.duckdb"
-    return NodeRun(OfflineClient(path), offline=True)
+    return NodeRun(OfflineClient(path, _dialect(root)), offline=True)
+
+
+def _dialect(root: Path) -> str:
+    """The app's ``settings.sql_dialect`` (postgres when graph.yml does not load)."""
+    from patterns.errors import PatternsError
+    from patterns.graph.loader import load_app
+
+    try:
+        return load_app(root).settings.sql_dialect
+    except PatternsError:
+        return "postgres"
 

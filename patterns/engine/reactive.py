@@ -25,7 +25,7 @@ from patterns.graph.model import Node
 from patterns.store import meta
 from patterns.store.model import RunRecord
 
-RUNNABLE_KINDS = ("python",)
+RUNNABLE_KINDS = ("python", "sql")
 
 
 @dataclass
@@ -74,7 +74,7 @@ class ReactivePass:
         if only is not None:
             if only.kind not in RUNNABLE_KINDS:
                 raise EngineError(f"node {only.rel_file or only.id} is a {only.kind} node; "
-                                  f"only Python nodes run in this version")
+                                  f"only Python and SQL nodes run in this version")
             queued.append(Queued(only, "manual"))
         else:
             for node in nodes:

@@ -21,7 +21,6 @@ import pyarrow as pa
 from patterns.errors import NodeError
 from patterns.graph.model import Node
 from patterns.store.duckdb import DuckDBStore
-from patterns.store.migrations import DATA, META
 from patterns.store.model import Checkpoint, TableMeta, TableOp, TableOptions
 from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty, scan_sql, stream_sql
 from patterns.store.tables import check_fits
@@ -78,7 +77,8 @@ class RunSession:
 
     def _staging(self) -> Checkpoint:
         if self._staged is None:
-            self._staged = Checkpoint(run_id=self.run_id, node_id=self.node.id)
+            self._staged = Checkpoint(run_id=self.run_id, node_id=self.node.id,
+                                      keep_versions=self.node.settings.keep_versions)
         return self._staged
 
     def staged_for(self, store: str) -> bool:
@@ -137,7 +137,7 @@ class RunSession:
             cp = self._staging()
             if op == "init":
                 opts = TableOptions.from_json(options or {})
-                cp.ops.setdefault(store, []).append(TableOp("init", options=opts))
+                cp.add(store, TableOp("init", options=opts))
                 return
             if op not in _WRITE_OPS:
                 raise NodeError(f"unknown table operation {op!r}")
@@ -152,14 +152,36 @@ class RunSession:
                 if merged is not None:
                     ops[-1] = TableOp("append", merged)
                     return
-            ops.append(TableOp(op, data, keys))  # type: ignore[arg-type]
+            cp.add(store, TableOp(op, data, keys))  # type: ignore[arg-type]
 
     def rollback(self) -> None:
         with self._lock:
             self._staged = None
 
+    def stage_sql(self, ops: list[tuple[str, TableOp]]) -> None:
+        """Stage SQL statements (checked by :mod:`patterns.engine.sql_nodes`) in order."""
+        with self._lock:
+            cp = self._staging()
+            for store, op in ops:
+                cp.add(store, op)
+
+    def execute_sql(self, port: str, sql: str) -> None:
+        """``table.execute_sql``: stage statements that change ``port``'s table, after
+        trying them on the run's staged writes, so an error points at the call."""
+        from patterns.engine.sql_nodes import plan_execute_sql
+
+        store = self.store_for(port, "w")
+        ops = plan_execute_sql(self, store, sql)
+        with self._lock:
+            trial = self._staging().snapshot()
+            for target, op in ops:
+                trial.add(target, op)
+            self.store.with_staged(trial, lambda cur: None)
+        self.stage_sql(ops)
+
     def checkpoint(self, state: Mapping[str, Any] | None,
-                   positions: Mapping[str, Mapping[str, Any] | None]) -> None:
+                   positions: Mapping[str, Mapping[str, Any] | None], *,
+                   timeout: float | None = None) -> None:
         with self._lock:
             cp = self._staging()
             cp.wakes = self.requests.trigger_downstream
@@ -168,7 +190,7 @@ class RunSession:
             for port, pos in positions.items():
                 store = self.store_for(port, "r")
                 cp.positions[store] = dict(pos) if pos is not None else None  # type: ignore[assignment]
-            result = self.store.commit(cp)
+            result = self.store.commit(cp, timeout=timeout)
             self._staged = None
             self.checkpoints += 1
             for store, n in result.rows_added.items():
@@ -178,8 +200,7 @@ class RunSession:
     def _with_staged(self, read: Any) -> Any:
         cp = self._staged
         assert cp is not None
-        snapshot = Checkpoint(cp.run_id, cp.node_id, ops={k: list(v) for k, v in cp.ops.items()})
-        return self.store.with_staged(snapshot, read)
+        return self.store.with_staged(cp.snapshot(), read)
 
     def read(self, port: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         store = self.store_for(port, "r")
@@ -213,31 +234,38 @@ class RunSession:
         return pos, *self._reader(store, meta, sql, params)
 
     def read_sql(self, sql: str, params: list[Any] | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        cur = self.store.cursor()
-        try:
-            statements = cur.extract_statements(sql)
-        except duckdb.Error as exc:
-            cur.close()
-            raise NodeError(f"read_sql: {exc}") from exc
-        if len(statements) != 1 or "SELECT" not in str(statements[0].type):
-            cur.close()
-            raise NodeError("read_sql runs one read-only query (SELECT ...); use "
-                            "append/upsert/replace to change a table")
-        lowered = sql.lower()
-        if any(schema in lowered for schema in (META, DATA)):
-            cur.close()
-            raise NodeError("read_sql may query the app's tables (by their names, or "
-                            "f'{table}'), not the platform's own schemas")
+        """One read-only query over the node's declared tables, translated from the node's
+        dialect; it sees the run's staged writes."""
+        from patterns.engine.sql_nodes import read_query
+
+        query, integer_division = read_query(self, sql)
+        setting = "SET integer_division = true" if integer_division else None
+
+        def run(cur: Any) -> pa.Table:
+            if setting:
+                cur.execute(setting)
+            try:
+                return cur.sql(query, params=params).to_arrow_table()
+            finally:
+                if setting:
+                    cur.execute("RESET integer_division")
+
         try:
             stores = {s for s, _ in self.ports.values()}
             if any(self.staged_for(s) for s in stores):
-                cur.close()
-                table = self._with_staged(lambda c: c.sql(sql, params=params).to_arrow_table())
+                table = self._with_staged(run)
                 return table.schema, iter(table.to_batches(BATCH_ROWS))
-            reader = cur.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
+            cur = self.store.cursor()
+            if setting:
+                cur.execute(setting)
+            try:
+                reader = cur.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
+            except BaseException:
+                cur.close()
+                raise
         except duckdb.Error as exc:
-            cur.close()
-            raise NodeError(f"read_sql failed: {exc}") from exc
+            message = str(exc).split("\n\nLINE ")[0].replace("\n", " ")
+            raise NodeError(f"read_sql in {self.node.rel_file} failed: {message}") from exc
         return reader.schema, _drain(reader, cur)
 
     def _reader(self, store: str, meta: TableMeta, sql: str, params: list[Any]

@@ -69,6 +69,10 @@ class EngineClient(Protocol):
 
     def read_sql(self, sql: str, params: list[Any] | None = None) -> Iterator[pa.RecordBatch]: ...
 
+    def execute_sql(self, port: str, sql: str) -> None:
+        """Stage SQL that changes ``port``'s table (checked by the engine at once)."""
+        ...
+
     def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
                starting_value: Any) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]: ...
 

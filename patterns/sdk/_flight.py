@@ -68,6 +68,9 @@ class FlightEngineClient:
     def read_sql(self, sql: str, params: list[Any] | None = None) -> Iterator[pa.RecordBatch]:
         return _batches(self._get({"kind": "sql", "sql": sql, "params": params}))
 
+    def execute_sql(self, port: str, sql: str) -> None:
+        self._action("execute_sql", port=port, sql=sql)
+
     def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
                starting_value: Any) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
         reader = self._get({"kind": "stream", "port": port, "position": position,

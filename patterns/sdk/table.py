@@ -143,9 +143,14 @@ class Table:
         self._run.flush(self.name)
 
     def execute_sql(self, sql: str) -> None:
-        raise NodeError(
-            "execute_sql is not available yet in this version; use append/upsert/replace"
-        )
+        """Run SQL that changes this table (INSERT, UPDATE, DELETE, TRUNCATE, CREATE TABLE
+        ... AS, ALTER TABLE ... ADD COLUMN; several separated by ``;``), written in the
+        app's SQL dialect, naming tables by ``{table}``. It commits with the run's next
+        checkpoint, like ``append``; the run reads its effect at once."""
+        run = self._run
+        run.require_writable(self.name)
+        run.flush()  # the SQL may read what was appended to any table
+        run.client.execute_sql(self.name, sql)
 
     def init(self, schema: str | dict[str, str] | None = None,
              schema_hints: dict[str, str] | None = None,

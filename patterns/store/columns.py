@@ -115,3 +115,32 @@ def is_nan_into_int(current: str, incoming_type: pa.DataType, values: Any) -> bo
     import pyarrow.compute as pc
 
     return bool(pc.any(pc.is_nan(values)).as_py())
+
+
+_DUCKDB_KINDS = {
+    "BOOLEAN": "bool",
+    "TINYINT": "int", "SMALLINT": "int", "INTEGER": "int", "BIGINT": "int", "HUGEINT": "int",
+    "UTINYINT": "int", "USMALLINT": "int", "UINTEGER": "int", "UBIGINT": "int",
+    "UHUGEINT": "int",
+    "FLOAT": "float", "DOUBLE": "float",
+    "VARCHAR": "text", "UUID": "text", "INTERVAL": "text", "BIT": "text",
+    "TIME WITH TIME ZONE": "text",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp", "TIMESTAMP_S": "timestamp", "TIMESTAMP_MS": "timestamp",
+    "TIMESTAMP_NS": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "TIME": "time", "JSON": "json", "BLOB": "bytes", '"NULL"': "null", "NULL": "null",
+}
+
+
+def kind_of_duckdb(type_name: str) -> str:
+    """The kind a column of DuckDB type ``type_name`` (as DESCRIBE spells it) is stored as:
+    a query's HUGEINT sum is an int, a DECIMAL a float, lists and structs JSON."""
+    t = type_name.strip().upper()
+    if t.endswith("]") or t.startswith(("STRUCT", "MAP", "UNION")):
+        return "json"
+    if t.startswith("DECIMAL"):
+        return "float"
+    if t.startswith(("ENUM", "VARCHAR")):
+        return "text"
+    return _DUCKDB_KINDS.get(t, "text")

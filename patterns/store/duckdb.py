@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,13 +25,27 @@ from patterns.store.columns import Column
 from patterns.store.ids import UlidSequence
 from patterns.store.migrations import DATA, META, MIGRATIONS
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
-from patterns.store.tables import TableWriter, q, qualified
+from patterns.store.tables import TableWriter, prune_versions, q, qualified
 
 T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class CommitTimeout(StoreError):
+    """A checkpoint's statements ran past the time they were given; nothing was committed."""
+
+
+@dataclass
+class _Progress:
+    """One table within a commit: its metadata so far, rows added, whether it has a new
+    version."""
+
+    meta: TableMeta
+    added: int = 0
+    new_version: bool = False
 
 
 class DuckDBStore:
@@ -148,36 +163,55 @@ class DuckDBStore:
         return int(row[0][0])
 
     # ------------------------------------------------------------------ commits
-    def commit(self, cp: Checkpoint) -> CommitResult:
-        """Apply a checkpoint in one transaction: table ops, state, stream positions."""
+    def commit(self, cp: Checkpoint, *, timeout: float | None = None) -> CommitResult:
+        """Apply a checkpoint in one transaction: table ops, state, stream positions.
+
+        With ``timeout`` (seconds), statements still running then are interrupted and the
+        transaction rolls back (:class:`CommitTimeout`)."""
         with self.commit_lock, self.transaction() as cur:
-            return self._apply(cur, cp)
+            if timeout is None:
+                return self._apply(cur, cp)
+            timer = threading.Timer(max(timeout, 0.0), cur.interrupt)
+            timer.start()
+            try:
+                return self._apply(cur, cp)
+            except duckdb.InterruptException as exc:
+                raise CommitTimeout(f"the checkpoint was stopped after {timeout:g} s") from exc
+            finally:
+                timer.cancel()
 
     def _apply(self, cur: duckdb.DuckDBPyConnection, cp: Checkpoint) -> CommitResult:
         now = utcnow()
         writer = TableWriter(cur, self.ids, now, cp.run_id)
+        touched: dict[str, _Progress] = {}
+        for name, op in cp.sequence():  # in staging order: a statement sees earlier ops
+            progress = touched.get(name)
+            if progress is None:
+                table = self.table(name, cur)
+                if table is None:
+                    init = next((o.options for o in cp.ops[name] if o.kind == "init"), None)
+                    table = writer.create(name, init or TableOptions())
+                progress = touched[name] = _Progress(table)
+            before = progress.meta.version
+            progress.meta, n = writer.apply(progress.meta, op)
+            progress.added += n
+            progress.new_version |= progress.meta.version != before
         rows: dict[str, int] = {}
         metas: dict[str, TableMeta] = {}
         seq = None
-        for name in sorted(cp.ops):
-            ops = cp.ops[name]
-            table = self.table(name, cur)
-            if table is None:
-                init = next((op.options for op in ops if op.kind == "init"), None)
-                table = writer.create(name, init or TableOptions())
-            added, changed_version = 0, False
-            for op in ops:
-                before = table.version
-                table, n = writer.apply(table, op)
-                added += n
-                changed_version |= table.version != before
-            if added or changed_version:
+        for name in sorted(touched):
+            progress = touched[name]
+            table, added = progress.meta, progress.added
+            changed = bool(added) or progress.new_version
+            if changed:
                 if seq is None:
                     seq = int(cur.execute(f"SELECT nextval('{META}.commit_seq')").fetchall()[0][0])
                 cur.execute(f"INSERT INTO {META}.commits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                             [seq, name, table.version, cp.run_id, cp.node_id, added, now,
                              cp.wakes])
-            writer.save(table, seq if (added or changed_version) else None)
+            if progress.new_version and cp.keep_versions:
+                prune_versions(cur, table, cp.keep_versions)
+            writer.save(table, seq if changed else None)
             rows[name] = added
             metas[name] = table
         if cp.state is not None:
@@ -210,11 +244,12 @@ class DuckDBStore:
         return cur.sql(sql, params=params).to_arrow_table() if params else \
             cur.sql(sql).to_arrow_table()
 
-    def reset_table(self, name: str, run_id: str | None = None) -> TableMeta:
+    def reset_table(self, name: str, run_id: str | None = None,
+                    keep_versions: int | None = None) -> TableMeta:
         from patterns.store.model import TableOp
 
         cp = Checkpoint(run_id=run_id or "cli", node_id="cli",
-                        ops={name: [TableOp("reset")]})
+                        ops={name: [TableOp("reset")]}, keep_versions=keep_versions)
         return self.commit(cp).tables[name]
 
     def view_name(self, name: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,7 +14,8 @@ from patterns.store.columns import Column
 HIDDEN_ID = "_patterns_id"
 DEFAULT_ID = "patterns_id"
 
-OpKind = Literal["append", "upsert", "replace", "truncate", "reset", "init"]
+OpKind = Literal["append", "upsert", "replace", "truncate", "reset", "init", "sql"]
+SqlAction = Literal["select", "insert", "update", "delete", "truncate", "create", "add_column"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,26 @@ class TableOptions:
 
 
 @dataclass(frozen=True)
+class SqlWrite:
+    """One SQL statement that changes one table, already in the store's dialect.
+
+    ``statement`` is a parsed statement (a sqlglot expression) naming tables by their views
+    (``main."name"``); the store points it at the table's current version when it applies
+    it. ``select`` makes a new version holding the query's rows; ``insert`` adds rows;
+    ``update`` gives changed rows new ids. ``where`` (``daily.sql:4``) and ``lines`` (the
+    statement's lines as written, by line number) let errors point at the user's line.
+    """
+
+    action: SqlAction
+    statement: Any
+    params: tuple[Any, ...] = ()
+    where: str = ""
+    lines: tuple[tuple[int, str], ...] = ()
+    if_not_exists: bool = False
+    integer_division: bool = False  # Postgres semantics: 7 / 2 = 3
+
+
+@dataclass(frozen=True)
 class TableOp:
     """One staged change to a table, applied in order at the next checkpoint."""
 
@@ -59,6 +80,7 @@ class TableOp:
     data: pa.Table | None = None
     unique_on: tuple[str, ...] | None = None
     options: TableOptions | None = None  # for "init"
+    sql: SqlWrite | None = None  # for "sql"
 
     @property
     def rows(self) -> int:
@@ -121,6 +143,32 @@ class Checkpoint:
     state: dict[str, Any] | None = None  # None: unchanged
     positions: dict[str, dict[str, Any]] = field(default_factory=dict)
     wakes: bool = True  # False: these rows do not make readers out of date
+    #: The table of each op in the order they were staged (ops added with :meth:`add`), so
+    #: a statement reading another table sees what was staged for it before.
+    order: list[str] = field(default_factory=list)
+    #: Versions of a table kept when this checkpoint makes a new one (None: all).
+    keep_versions: int | None = None
+
+    def add(self, table: str, op: TableOp) -> None:
+        self.ops.setdefault(table, []).append(op)
+        self.order.append(table)
+
+    def sequence(self) -> Iterator[tuple[str, TableOp]]:
+        """Every op with its table: in staging order, then any added to ``ops`` directly."""
+        done: dict[str, int] = {}
+        for table in self.order:
+            index = done.get(table, 0)
+            ops = self.ops.get(table, [])
+            if index < len(ops):
+                done[table] = index + 1
+                yield table, ops[index]
+        for table in sorted(self.ops):
+            yield from ((table, op) for op in self.ops[table][done.get(table, 0):])
+
+    def snapshot(self) -> Checkpoint:
+        """A copy of the staged table ops (to apply and throw away)."""
+        return Checkpoint(self.run_id, self.node_id, ops={k: list(v) for k, v in self.ops.items()},
+                          order=list(self.order), keep_versions=self.keep_versions)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import itertools
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import duckdb
@@ -19,7 +19,14 @@ import numpy as np
 import pyarrow as pa
 
 from patterns.errors import NodeError
-from patterns.store.columns import Column, is_nan_into_int, kind_from_hint, kind_of_arrow, widen
+from patterns.store.columns import (
+    Column,
+    is_nan_into_int,
+    kind_from_hint,
+    kind_of_arrow,
+    kind_of_duckdb,
+    widen,
+)
 from patterns.store.ids import UlidSequence
 from patterns.store.migrations import DATA, META
 from patterns.store.model import DEFAULT_ID, HIDDEN_ID, TableMeta, TableOp, TableOptions, dumps
@@ -44,6 +51,44 @@ def physical_name(name: str, version: int) -> str:
 
 def qualified(physical: str) -> str:
     return f"{DATA}.{q(physical)}"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of incoming rows: the kind its values need, and whether JSON values arrive
+    as JSON text (rather than as lists and structs to be turned into JSON)."""
+
+    name: str
+    kind: str
+    json_text: bool = False
+    source: str | None = None  # the column it comes from, when named otherwise there
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows to add to a table: ``source`` names a relation of the open transaction (a
+    registered Arrow table or a temporary table) holding ``fields``; ``with_ids`` when it
+    also carries each row's new id (``__pid``) and position (``__ord``)."""
+
+    source: str
+    fields: tuple[Field, ...]
+    count: int
+    with_ids: bool = False
+
+
+def arrow_fields(schema: pa.Schema) -> tuple[Field, ...]:
+    return tuple(Field(f.name, kind_of_arrow(f.type, f),
+                       pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+                 for f in schema)
+
+
+def relation_rows(cur: duckdb.DuckDBPyConnection, relation: str) -> Rows:
+    """The rows of a (temporary) table, typed by DuckDB: a HUGEINT sum is an int."""
+    described = cur.execute(f"DESCRIBE {relation}").fetchall()
+    fields = tuple(Field(str(row[0]), kind_of_duckdb(str(row[1])),
+                         str(row[1]).upper() == "JSON") for row in described)
+    count = int(cur.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
+    return Rows(relation, fields, count)
 
 
 class TableWriter:
@@ -90,6 +135,12 @@ class TableWriter:
         self._refresh_view(meta)
         return meta
 
+    def fresh_version(self, meta: TableMeta, *, reason: str) -> TableMeta:
+        """A new, empty version that infers its schema afresh (from the explicit schema if
+        there is one)."""
+        return self.new_version(replace(meta, columns=_explicit(meta.name, meta.options)),
+                                reason=reason)
+
     def _init(self, meta: TableMeta, options: TableOptions) -> TableMeta:
         """``init()``: the id and created columns can change only while the table is empty
         (they then take effect in a new version); the rest applies at once."""
@@ -129,34 +180,56 @@ class TableWriter:
             self.cur.execute(f"DELETE FROM {qualified(meta.physical)}")
             return meta, 0
         if op.kind in ("reset", "replace"):
-            # A new version infers its schema afresh, from the explicit schema if any.
-            meta = self.new_version(replace(meta, columns=_explicit(meta.name, meta.options)),
-                                    reason=op.kind)
+            meta = self.fresh_version(meta, reason=op.kind)
             if op.kind == "reset" or op.data is None:
                 return meta, 0
+        if op.kind == "sql":
+            from patterns.store.sql_writes import apply_sql
+
+            assert op.sql is not None
+            return apply_sql(self, meta, op.sql)
         assert op.data is not None
         data = self._strip_platform_columns(meta, op.data)
-        if data.num_rows == 0:
-            if data.num_columns:
-                meta = self._evolve(meta, data)
+        check_fits(meta, data)
+        fields, n = arrow_fields(data.schema), data.num_rows
+        if n:
+            data = data.append_column("__pid", self.ids.block(n))
+            data = data.append_column("__ord", pa.array(np.arange(n, dtype=np.int64)))
+        staging = f"__patterns_stage_{next(_staging_names)}"
+        self.cur.register(staging, data)
+        try:
+            return self.add_rows(meta, Rows(staging, fields, n, with_ids=True),
+                                 upsert=op.kind == "upsert", unique_on=op.unique_on)
+        finally:
+            with contextlib.suppress(duckdb.Error):  # fails in an aborted transaction
+                self.cur.unregister(staging)
+
+    def add_rows(self, meta: TableMeta, rows: Rows, *, upsert: bool = False,
+                 unique_on: tuple[str, ...] | None = None) -> tuple[TableMeta, int]:
+        """Add ``rows`` (evolving the schema first); with ``upsert``, rows replace the rows
+        that share their unique_on fields."""
+        if rows.count == 0:
+            if rows.fields:
+                meta = self._evolve(meta, rows.fields)
             return meta, 0
-        meta = self._evolve(meta, data)
-        if op.kind == "upsert":
-            unique = op.unique_on or meta.unique_on
+        meta = self._evolve(meta, rows.fields)
+        names = {f.name for f in rows.fields}
+        if upsert:
+            unique = unique_on or meta.unique_on
             if not unique:
                 raise NodeError(
                     f"table {meta.name!r}: upsert needs the fields that identify a record; "
                     f"call table.init(unique_on=['id']) or pass upsert(records, unique_on=[...])"
                 )
-            missing = [k for k in unique if k not in data.column_names]
+            missing = [k for k in unique if k not in names]
             if missing:
                 raise NodeError(f"table {meta.name!r}: upserted records lack the unique_on "
                                 f"field(s) {missing}; every record must carry {list(unique)}")
-            if op.unique_on and op.unique_on != meta.unique_on:
-                meta = replace(meta, unique_on=op.unique_on)
-            count = self._insert(meta, data, unique=tuple(unique))
+            if unique_on and unique_on != meta.unique_on:
+                meta = replace(meta, unique_on=unique_on)
+            count = self._insert(meta, rows, unique=tuple(unique))
         else:
-            count = self._insert(meta, data, unique=None)
+            count = self._insert(meta, rows, unique=None)
         return replace(meta, last_id=self.ids.last()), count
 
     def _strip_platform_columns(self, meta: TableMeta, data: pa.Table) -> pa.Table:
@@ -167,23 +240,21 @@ class TableWriter:
         names = [n for n in data.column_names if n in drop]
         return data.drop_columns(names) if names else data
 
-    def _evolve(self, meta: TableMeta, data: pa.Table) -> TableMeta:
-        check_fits(meta, data)
+    def _evolve(self, meta: TableMeta, fields: Sequence[Field]) -> TableMeta:
         hints = meta.options.schema_hints or {}
         columns = list(meta.columns)
         changed = False
-        for f in data.schema:
-            incoming = kind_of_arrow(f.type, f)
+        for f in fields:
             existing = meta.column(f.name)
             if existing is None:
                 kind = (kind_from_hint(hints[f.name], field=f.name, table=meta.name)
-                        if f.name in hints else incoming)
+                        if f.name in hints else f.kind)
                 self.cur.execute(f"ALTER TABLE {qualified(meta.physical)} "
                                  f"ADD COLUMN {q(f.name)} {SQL_TYPES[kind]}")
                 columns.append(Column(f.name, kind))
                 changed = True
                 continue
-            target = widen(existing.kind, incoming)
+            target = widen(existing.kind, f.kind)
             if target != existing.kind:
                 using = f"to_json({q(f.name)})" if target == "json" else q(f.name)
                 if existing.kind == "json" and target == "text":
@@ -199,12 +270,17 @@ class TableWriter:
             self._refresh_view(meta)
         return meta
 
-    def _insert(self, meta: TableMeta, data: pa.Table, unique: Sequence[str] | None) -> int:
-        n = data.num_rows
-        data = data.append_column("__pid", self.ids.block(n))
-        data = data.append_column("__ord", pa.array(np.arange(n, dtype=np.int64)))
-        staging = f"__patterns_stage_{next(_staging_names)}"
-        self.cur.register(staging, data)
+    def _insert(self, meta: TableMeta, rows: Rows, unique: Sequence[str] | None) -> int:
+        """Insert ``rows`` with new ids, in the order of the source's rows."""
+        n = rows.count
+        ids = f"__patterns_ids_{next(_staging_names)}"
+        numbered = rows.source
+        if not rows.with_ids:  # ids join the rows in the order they were made
+            self.cur.register(ids, pa.table({"__ord": pa.array(np.arange(n, dtype=np.int64)),
+                                             "__pid": self.ids.block(n)}))
+            numbered = (f"(SELECT s.*, i.__pid, i.__ord FROM (SELECT *, row_number() OVER "
+                        f"(ORDER BY rowid) - 1 AS __n FROM {rows.source}) s "
+                        f"JOIN {ids} i ON i.__ord = s.__n)")
         try:
             target_cols = [meta.physical_id]
             select = ["__pid"]
@@ -212,17 +288,15 @@ class TableWriter:
                 target_cols.append(meta.created_column)
                 select.append("?::TIMESTAMPTZ")
             params: list[Any] = [self.now] if meta.created_column else []
-            for f in data.schema:
-                if f.name in ("__pid", "__ord"):
-                    continue
+            for f in rows.fields:
                 col = meta.column(f.name)
                 assert col is not None
                 target_cols.append(f.name)
                 select.append(_cast(f, col.kind))
-            source = staging
+            source = numbered
             if unique:
                 keys = ", ".join(q(k) for k in unique)
-                source = (f"(SELECT * FROM {staging} QUALIFY row_number() OVER "
+                source = (f"(SELECT * FROM {numbered} QUALIFY row_number() OVER "
                           f"(PARTITION BY {keys} ORDER BY __ord DESC) = 1)")
                 key_types = {k: SQL_TYPES[meta.column(k).kind] for k in unique}  # type: ignore[union-attr]
                 match = " AND ".join(
@@ -230,7 +304,7 @@ class TableWriter:
                     for k in unique)
                 self.cur.execute(
                     f"DELETE FROM {qualified(meta.physical)} t WHERE EXISTS "
-                    f"(SELECT 1 FROM {staging} s WHERE {match})"
+                    f"(SELECT 1 FROM {rows.source} s WHERE {match})"
                 )
             self.cur.execute(
                 f"INSERT INTO {qualified(meta.physical)} ({', '.join(q(c) for c in target_cols)}) "
@@ -242,8 +316,9 @@ class TableWriter:
         except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
             raise NodeError(f"table {meta.name!r}: a value does not fit its column: {exc}") from exc
         finally:
-            with contextlib.suppress(duckdb.Error):  # fails in an aborted transaction
-                self.cur.unregister(staging)
+            if not rows.with_ids:
+                with contextlib.suppress(duckdb.Error):  # fails in an aborted transaction
+                    self.cur.unregister(ids)
         return count
 
     def _refresh_view(self, meta: TableMeta) -> None:
@@ -268,6 +343,16 @@ def _explicit(table: str, options: TableOptions) -> tuple[Column, ...]:
                  for name, hint in (options.schema or {}).items())
 
 
+def prune_versions(cur: duckdb.DuckDBPyConnection, meta: TableMeta, keep: int) -> None:
+    """Drop the physical tables of versions older than the newest ``keep`` (the version
+    records stay, so `patterns table versions` shows them as dropped)."""
+    rows = cur.execute(f"SELECT physical FROM {META}.table_versions WHERE name = ? AND "
+                       f"version <= ?", [meta.name, meta.version - keep]).fetchall()
+    for (physical,) in rows:
+        if physical != meta.physical:
+            cur.execute(f"DROP TABLE IF EXISTS {qualified(physical)}")
+
+
 def check_fits(meta: TableMeta, data: pa.Table) -> None:
     """Refuse values that must not silently change a column (NaN into integers)."""
     for f in data.schema:
@@ -283,19 +368,12 @@ def check_fits(meta: TableMeta, data: pa.Table) -> None:
             )
 
 
-def _cast(f: pa.Field, kind: str) -> str:
-    incoming = kind_of_arrow(f.type, f)
-    col = q(f.name)
+def _cast(f: Field, kind: str) -> str:
+    col = q(f.source or f.name)
     if kind == "json":
-        if incoming == "json" and not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
-            return f"to_json({col})"
-        if incoming == "json":
-            return f"CAST({col} AS JSON)"
-        return f"to_json({col})"
-    if kind == "text" and incoming == "json":
-        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
-            return col
-        return f"CAST(to_json({col}) AS VARCHAR)"
-    if incoming == kind:
+        return f"CAST({col} AS JSON)" if f.kind == "json" and f.json_text else f"to_json({col})"
+    if kind == "text" and f.kind == "json":
+        return col if f.json_text else f"CAST(to_json({col}) AS VARCHAR)"
+    if f.kind == kind:
         return col
     return f"CAST({col} AS {SQL_TYPES[kind]})"
