@@ -7,7 +7,8 @@ import importlib
 import sys
 
 #: Benchmark modules in bench/, in the order of the benchmarks issue.
-BENCHMARKS = ["run_overhead"]
+BENCHMARKS = ["append_list", "append_record", "consume", "run_overhead", "stream_new_rows",
+              "stream_memory", "webhooks", "load_vs_dlt", "copy"]
 
 
 def main(argv: list[str] | None = None) -> int:

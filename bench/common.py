@@ -13,7 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from patterns.engine.engine import Engine
+    from patterns.graph.model import Node
 
 
 @dataclass
@@ -90,3 +94,99 @@ def temp_app(files: dict[str, str], graph: str) -> Iterator[Path]:
 
 
 PYTHON = sys.executable
+
+#: What a node prints to hand the benchmark a JSON document of its own measurements.
+REPORT_MARK = "BENCH-REPORT "
+
+
+def app_files(nodes: dict[str, str]) -> dict[str, str]:
+    """Node files for :func:`temp_app`, each first importing ``benchprofile``
+    (bench/node_profile.py), plus that and ``benchrecords`` (bench/records.py), which the
+    nodes import to make the benchmark's records."""
+    here = Path(__file__).parent
+    first = "import benchprofile  # noqa: F401  (BENCH_NODE_PROFILE=DIR: cProfile the node)\n"
+    files = {name: first + textwrap.dedent(source) for name, source in nodes.items()}
+    files["benchprofile.py"] = (here / "node_profile.py").read_text(encoding="utf-8")
+    files["benchrecords.py"] = (here / "records.py").read_text(encoding="utf-8")
+    return files
+
+
+@contextmanager
+def bench_engine(nodes: dict[str, str], graph: str) -> Iterator[Engine]:
+    """An engine (warm worker, data plane, store) on a throwaway app of ``nodes`` (see
+    :func:`app_files`); the temp folder also holds :func:`baseline_db`."""
+    from patterns.engine.engine import Engine
+    from patterns.graph.loader import load_app
+
+    with temp_app(app_files(nodes), graph) as root, Engine(load_app(root)) as engine:
+        yield engine
+
+
+def baseline_db(engine: Engine) -> Path:
+    """A DuckDB file of the baselines' own, in the benchmark's temp folder."""
+    return engine.app.root.parent / "baseline.duckdb"
+
+
+def run_node(engine: Engine, node: Node,
+             params: dict[str, Any] | None = None) -> tuple[float, str]:
+    """Run ``node`` once through the engine, as ``patterns run`` does: the seconds from the
+    trigger until the run is committed and recorded, and the run's id. A failed run stops
+    the benchmark."""
+    start = time.perf_counter()
+    record, _ = engine.run_node(node, "manual", params)
+    seconds = time.perf_counter() - start
+    if record.status != "succeeded":
+        from patterns.store import meta
+
+        with engine.store.cursor() as cur:
+            log = meta.get_log(cur, record.id) or ""
+        raise RuntimeError(f"{node.rel_file}: run {record.status}: {record.error}\n{log}")
+    return seconds, record.id
+
+
+def report(engine: Engine, run_id: str) -> dict[str, Any]:
+    """What the node printed after :data:`REPORT_MARK` in run ``run_id``."""
+    from patterns.store import meta
+
+    with engine.store.cursor() as cur:
+        log = meta.get_log(cur, run_id) or ""
+    for line in log.splitlines():
+        _, _, text = json.loads(line)[:3]
+        if text.startswith(REPORT_MARK):
+            return dict(json.loads(text[len(REPORT_MARK):]))
+    raise RuntimeError(f"the node did not print its {REPORT_MARK.strip()} line; log:\n{log}")
+
+
+#: A node that appends records ``start`` .. ``start + n - 1`` to table ``src`` as Arrow
+#: tables in big batches: the quick way to fill a table that a benchmark then reads.
+FILL_NODE = """
+from patterns import Parameter, Table
+
+from benchrecords import arrow_table
+
+src = Table("src", "w")
+start = Parameter("start", type=int, default=0)
+n = Parameter("n", type=int, default=0)
+for at in range(start, start + n, 500_000):
+    src.append(arrow_table(at, min(500_000, start + n - at)))
+"""
+
+
+def fill(engine: Engine, start: int, n: int) -> None:
+    """Append records ``start`` .. ``start + n - 1`` to ``src`` with the app's ``fill.py``
+    (:data:`FILL_NODE`), in one committed run."""
+    run_node(engine, engine.app.node("fill.py"), {"start": start, "n": n})
+
+
+#: A node that consumes the stream of table ``src`` and reports how many records it got.
+CONSUMER_NODE = """
+import json
+
+from patterns import Table
+
+stream = Table("src").as_stream()
+n = 0
+for record in stream.consume_records():
+    n += 1
+print("BENCH-REPORT " + json.dumps({"rows": n}))
+"""

@@ -26,3 +26,13 @@ def test_every_benchmark_runs_small_and_prints_its_figures() -> None:
         assert figure["value"] > 0 and figure["baseline"] > 0, figure
         assert figure["ratio"] == pytest.approx(figure["value"] / figure["baseline"], rel=0.01)
         assert figure["unit"] and figure["figure"]
+
+
+def test_records_made_column_wise_are_the_records_made_as_dicts() -> None:
+    import pyarrow as pa
+
+    from bench.records import arrow_table, record_list
+
+    made = arrow_table(7, 1000)
+    assert made.equals(pa.Table.from_pylist(record_list(7, 1000)))
+    assert made.slice(3, 1).to_pylist() == record_list(10, 1)

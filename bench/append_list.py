@@ -1,0 +1,62 @@
+"""Benchmark 1: a node appends N dict records with one ``append(list)``, until committed.
+
+The node makes the records (``benchrecords``, 8 fields, one a nested dict), then appends
+them in one call; the run goes through ``Engine.run_node`` (warm worker fork, data plane,
+commit, run record). The node times its own making of the records, which is left out of
+both sides: the platform's time is the run's, trigger to recorded, less that. Baseline, in
+this process on the same records: ``pyarrow.Table.from_pylist`` and one committed insert
+into a DuckDB file of its own.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from bench.baselines import insert_records
+from bench.common import Figure, baseline_db, bench_engine, median, report, run_node, timed
+from bench.records import record_list
+
+GRAPH = """
+title: Append a list
+functions:
+  - node_file: append_list.py
+stores:
+  - table: out
+"""
+NODE = """
+import json
+import time
+
+from patterns import Table
+
+from benchrecords import record_list
+
+out = Table("out", "w")
+start = time.perf_counter()
+rows = record_list(0, __N__)
+made = time.perf_counter() - start
+out.append(rows)
+print("BENCH-REPORT " + json.dumps({"made_s": made}))
+"""
+
+
+def run(small: bool) -> list[Figure]:
+    n, reps = (20_000, 3) if small else (1_000_000, 3)
+    platform, base, made = [], [], []
+    with bench_engine({"append_list.py": NODE.replace("__N__", str(n))}, GRAPH) as engine:
+        node = engine.app.node("append_list.py")
+        con = duckdb.connect(str(baseline_db(engine)))
+        for _ in range(reps):
+            rows = record_list(0, n)
+            base.append(timed(lambda rows=rows: insert_records(con, "out", rows)))
+            del rows
+            seconds, run_id = run_node(engine, node)
+            made.append(report(engine, run_id)["made_s"])
+            platform.append(seconds - made[-1])
+        con.close()
+        assert engine.store.count(engine.store.table("out")) == n * reps
+    return [Figure(
+        "append_list", "append(list) until committed", n / median(platform), n / median(base),
+        "records/s", ">= 0.8", n,
+        f"median of {reps}; baseline: from_pylist + insert into DuckDB, same process; making "
+        f"the records ({median(made):.2f} s in the node) is left out of both")]

@@ -1,0 +1,60 @@
+"""Benchmark 2: a node appends N dict records with ``append(record)``, once per record.
+
+As benchmark 1 (same records, same baseline: ``from_pylist`` and one committed insert into
+DuckDB, in this process), but the node calls ``append`` in a loop over the records it made.
+Making the records is timed in the node and left out of both sides.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from bench.baselines import insert_records
+from bench.common import Figure, baseline_db, bench_engine, median, report, run_node, timed
+from bench.records import record_list
+
+GRAPH = """
+title: Append records one by one
+functions:
+  - node_file: append_record.py
+stores:
+  - table: out
+"""
+NODE = """
+import json
+import time
+
+from patterns import Table
+
+from benchrecords import record_list
+
+out = Table("out", "w")
+start = time.perf_counter()
+rows = record_list(0, __N__)
+made = time.perf_counter() - start
+for row in rows:
+    out.append(row)
+print("BENCH-REPORT " + json.dumps({"made_s": made}))
+"""
+
+
+def run(small: bool) -> list[Figure]:
+    n, reps = (20_000, 3) if small else (1_000_000, 3)
+    platform, base, made = [], [], []
+    with bench_engine({"append_record.py": NODE.replace("__N__", str(n))}, GRAPH) as engine:
+        node = engine.app.node("append_record.py")
+        con = duckdb.connect(str(baseline_db(engine)))
+        for _ in range(reps):
+            rows = record_list(0, n)
+            base.append(timed(lambda rows=rows: insert_records(con, "out", rows)))
+            del rows
+            seconds, run_id = run_node(engine, node)
+            made.append(report(engine, run_id)["made_s"])
+            platform.append(seconds - made[-1])
+        con.close()
+        assert engine.store.count(engine.store.table("out")) == n * reps
+    return [Figure(
+        "append_record", "append(record) in a loop until committed", n / median(platform),
+        n / median(base), "records/s", ">= 0.6", n,
+        f"median of {reps}; baseline: from_pylist + insert into DuckDB, same process; making "
+        f"the records ({median(made):.2f} s in the node) is left out of both")]

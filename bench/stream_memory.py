@@ -1,0 +1,56 @@
+"""Benchmark 6: peak memory of a node consuming a big stream is bounded by the batch.
+
+A consumer node runs ``for r in stream.consume_records()`` over the whole of ``src`` (filled
+untimed with ``benchrecords``) and prints its own peak RSS (``ru_maxrss``) at the end. The
+same node over 10x fewer rows, in the same run, is the baseline: with memory bounded by the
+batch and not the table, the two peaks are about the same.
+"""
+
+from __future__ import annotations
+
+from bench.common import FILL_NODE, Figure, bench_engine, fill, report, run_node
+
+GRAPH = """
+title: Stream memory
+functions:
+  - node_file: fill.py
+  - node_file: consume.py
+stores:
+  - table: src
+"""
+CONSUMER = """
+import json
+import resource
+
+from patterns import Table
+
+start_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+stream = Table("src").as_stream()
+n = 0
+for record in stream.consume_records():
+    n += 1
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print("BENCH-REPORT " + json.dumps({"rows": n, "peak_mb": peak_kb / 1024,
+                                      "start_mb": start_kb / 1024}))
+"""
+
+
+def _peaks(rows: int) -> tuple[float, float]:
+    """The node's peak RSS at its end and at its start, in MB."""
+    with bench_engine({"fill.py": FILL_NODE, "consume.py": CONSUMER}, GRAPH) as engine:
+        fill(engine, 0, rows)
+        _, run_id = run_node(engine, engine.app.node("consume.py"))
+        done = report(engine, run_id)
+    assert done["rows"] == rows, (done, rows)
+    return float(done["peak_mb"]), float(done["start_mb"])
+
+
+def run(small: bool) -> list[Figure]:
+    rows = 100_000 if small else 5_000_000
+    (big, start), (baseline, _) = _peaks(rows), _peaks(rows // 10)
+    return [Figure(
+        "stream_memory", "peak RSS of a node consuming a stream", big, baseline, "MB",
+        "<= 1.3", rows,
+        f"baseline: the same node over {rows // 10:,} rows; ru_maxrss of the node process, "
+        f"which is forked from the warm worker and so includes its imports on both sides "
+        f"({start:.0f} MB when the node code starts)")]
