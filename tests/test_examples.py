@@ -31,7 +31,7 @@ def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stdout + first.stderr
     runs = json.loads(first.stdout)["runs"]
     assert {r["node_id"] for r in runs} == {"ingest01", "enrich01", "ustats01", "report01",
-                                            "fbdigest"}
+                                            "fbdigest", "chdaily1"}
     assert sum(r["node_id"] == "ingest01" for r in runs) == 3  # request_new_run continues
 
     import duckdb
@@ -40,9 +40,13 @@ def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path) -> None:
     count = con.sql("select count(*), count(distinct id) from messages_enriched").fetchall()
     users = con.sql("select sum(messages) from user_stats").fetchall()
     report = con.sql("select count(*) from daily_report").fetchall()
+    channels = con.sql("select channel, messages, among_latest from channel_daily "
+                       "order by patterns_id").fetchall()
     con.close()
     assert count == [(60, 60)]          # every message enriched exactly once
     assert users == [(60,)] and report == [(4,)]
+    # the SQL node (Postgres SQL) aggregated the Python node's output on DuckDB
+    assert channels == [("general", 20, 3), ("help", 20, 3), ("random", 20, 3)]
 
     again = patterns("run", str(app), "--json")
     assert again.returncode == 0
@@ -55,11 +59,16 @@ def test_manifest_describes_nodes_and_edges() -> None:
     doc = json.loads(proc.stdout)
     nodes = {n["id"]: n for n in doc["nodes"]}
     assert set(nodes) == {"ingest01", "enrich01", "ustats01", "report01", "feedback",
-                          "fbdigest"}
+                          "fbdigest", "chdaily1"}
     params = {p["name"] for p in nodes["ingest01"]["interface"]["parameters"]}
     assert {"batch_size", "api", "token", "since"} <= params
     edges = {(e["from_node"], e["store"], e["to_node"]) for e in doc["edges"]}
     assert ("ingest01", "messages", "enrich01") in edges
+    assert ("enrich01", "messages_enriched", "chdaily1") in edges
+    sql = nodes["chdaily1"]
+    assert sql["kind"] == "sql"
+    assert {p["name"]: p["type"] for p in sql["interface"]["parameters"]} == {
+        "since": "datetime", "channels": "str"}
 
 
 @pytest.mark.slow

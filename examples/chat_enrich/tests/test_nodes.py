@@ -38,3 +38,15 @@ def test_user_stats_upserts_one_row_per_user():
     assert result.outputs["scratch"] == []          # truncated at the end of the run
     assert result.state == {"users": ["ada"], "runs": 5}
     assert any("stats for 1 users" in line for line in result.logs)
+
+
+def test_channel_daily_counts_messages_per_channel_and_day():
+    enriched = [{**message(n, "a b c"), "channel": ["general", "help"][n % 2], "words": n}
+                for n in range(5)]
+    result = run_node(APP, "channel_daily.sql", inputs={"messages_enriched": enriched},
+                      params={"channels": "gen%"})
+    assert result.ok, result.error
+    (row,) = result.outputs["channel_daily"]
+    assert (row["channel"], row["day"], row["messages"], row["words"]) == (
+        "general", dt.date(2024, 1, 1), 3, 6)
+    assert (row["avg_words"], row["among_latest"], row["source"]) == (2.0, 3, "test")
