@@ -29,6 +29,7 @@ class NodeRun:
         self.info: RunInfo = client.run_info()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
         self._sites: dict[str, list[tuple[int, tuple[str, int]]]] = {}
+        self._last_site: dict[str, tuple[Any, int]] = {}  # per port: (code object, line)
         self._state: dict[str, Any] = copy.deepcopy(dict(self.info.state))
         self._state_dirty = False
         self.positions: dict[str, dict[str, Any]] = {
@@ -85,14 +86,24 @@ class NodeRun:
 
     def _note_site(self, port: str, index: int) -> None:
         """Remember where node code appended (one entry per change of line), so an error
-        found when the buffer is shipped can name the user's file and line."""
-        frame = sys._getframe(2)
-        while frame.f_back is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
-            frame = frame.f_back
-        site = (frame.f_code.co_filename, frame.f_lineno)
-        sites = self._sites.setdefault(port, [])
-        if not sites or sites[-1][1] != site:
-            sites.append((index, site))
+        found when the buffer is shipped can name the user's file and line. Called once per
+        record: the common case (the same line as last time) costs a frame lookup and two
+        comparisons."""
+        try:
+            frame = sys._getframe(3)  # _note_site <- NodeRun.append* <- Table.append <- user
+        except ValueError:
+            frame = sys._getframe(1)
+        code = frame.f_code
+        if code.co_filename.startswith(_SDK_DIR):  # called some other way: find the user
+            while frame.f_back is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
+                frame = frame.f_back
+            code = frame.f_code
+        line = frame.f_lineno
+        last = self._last_site.get(port)
+        if last is not None and last[0] is code and last[1] == line:
+            return
+        self._last_site[port] = (code, line)
+        self._sites.setdefault(port, []).append((index, (code.co_filename, line)))
 
     def _site_of(self, port: str, index: int) -> tuple[str, int] | None:
         found = None
@@ -147,6 +158,7 @@ class NodeRun:
                 raise NodeError(f"{exc} (appended at {where})", record=exc.record) from None
             finally:
                 self._sites.pop(p, None)
+                self._last_site.pop(p, None)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -198,6 +210,7 @@ class NodeRun:
         """Back to the last checkpoint: drop buffered and staged writes, state, positions."""
         self._buffers.clear()
         self._sites.clear()
+        self._last_site.clear()
         info = self.client.rollback()
         self._state = copy.deepcopy(dict(info.state))
         self._state_dirty = False
