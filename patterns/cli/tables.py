@@ -242,7 +242,7 @@ def reset(app_dir: Path, table_name: str, yes: bool, store_path: Path | None) ->
         count = store.count(meta)
         confirm(yes, f"Reset table {meta.name} ({count} row(s) in version {meta.version})? "
                      f"Readers will see an empty table")
-        new = store.reset_table(meta.name)
+        new = store.reset_table(meta.name, keep_versions=app.settings.keep_versions)
     finally:
         store.close()
     click.secho(f"table {new.name} is now version {new.version}, empty; the old rows stay "

@@ -137,3 +137,14 @@ def test_reset_asks_then_starts_a_new_empty_version(fresh_app: Path) -> None:
     assert len(jsonl(patterns("table", "show", fresh_app, "events", "--format", "jsonl").stdout)) == 5
     copied = patterns("table", "show", fresh_app, "copied", "--format", "jsonl", "--limit", "100")
     assert len(jsonl(copied.stdout)) == 10
+
+
+def test_reset_drops_versions_past_keep_versions(fresh_app: Path) -> None:
+    for _ in range(5):
+        ok(patterns("table", "reset", fresh_app, "events", "--yes"))
+    docs = json.loads(ok(patterns("table", "versions", fresh_app, "events", "--json")).stdout)
+    assert [(d["version"], d["available"]) for d in docs] == [
+        (1, False), (2, True), (3, True), (4, True), (5, True), (6, True)]  # keep_versions: 5
+    failed(patterns("table", "show", fresh_app, "events", "--version", "1"), "no version 1",
+           "versions kept: 2, 3, 4, 5, 6")
+    assert "dropped" in ok(patterns("table", "versions", fresh_app, "events")).stdout

@@ -409,3 +409,12 @@ def test_sql_nodes_run_in_parallel_in_a_fresh_engine(tmp_path: Any) -> None:
     done = subprocess.run([sys.executable, "-m", "patterns.cli.main", "run", str(root), "-q"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_each_statement_sees_the_ones_before_it(app_runner: Any) -> None:
+    """Statements apply in order, even across tables (zz is written before aa reads it)."""
+    sql = ("insert into {{ Table('zz', 'w') }} select n from {{ Table('events') }} where n < 3;"
+           "\ninsert into {{ Table('aa', 'w') }} select n * 10 as n from {{ Table('zz', 'w') }}")
+    app = sql_app(app_runner, sql, stores=("events", "zz", "aa"), outputs={})
+    assert app.run().ok
+    assert sorted(r["n"] for r in app.rows("aa")) == [0, 10, 20]

@@ -61,3 +61,39 @@ def test_unreadable_declaration_is_a_problem(tmp_path: Path) -> None:
     path.write_text("select 1\nfrom {{ Table('t' }}\n", encoding="utf-8")
     _, problems = discover_sql(path, "query.sql")
     assert [(p.file, p.line) for p in problems] == [("query.sql", 2)]
+
+
+def problems_of(tmp_path: Path, source: str) -> list[tuple[int | None, str]]:
+    path = tmp_path / "query.sql"
+    path.write_text(source, encoding="utf-8")
+    _, problems = discover_sql(path, "query.sql")
+    return [(p.line, p.message) for p in problems]
+
+
+def test_template_problems_name_their_line(tmp_path: Path) -> None:
+    assert problems_of(tmp_path, "select 1\n{% if %}\n") == [
+        (2, "template syntax error: Expected an expression, got 'end of statement block'")]
+    (found,) = problems_of(tmp_path, "{% set n = 't' %}\nselect * from {{ Table(n) }}")
+    assert found[0] == 2 and "literal string" in found[1]
+    assert problems_of(tmp_path, "select {{ range(3) }},\n {{ x.upper() }}") == [
+        (1, "range() cannot be called in a SQL template"),
+        (2, "x.upper() cannot be called in a SQL template")]
+    assert problems_of(tmp_path, "select 1 from {{ Table('t') }}\nwhere {{ nope }}") == [
+        (2, "the template cannot be rendered: 'nope' is undefined")]
+    (found,) = problems_of(tmp_path, "select {{ Parameter('p', default=[1][0]) }}")
+    assert "not a literal" in found[1]
+    (found,) = problems_of(tmp_path, "-- dialect: mysql\nselect 1")
+    assert found[0] == 1 and "not a dialect" in found[1]
+
+
+def test_tables_in_branches_and_parameter_tests_are_read(tmp_path: Path) -> None:
+    interface = discover(
+        tmp_path,
+        "{% if Parameter('full', type=bool, default=false) %}\n"
+        "select * from {{ Table('a') }}\n"
+        "{% else %}\n"
+        "select * from {{ Table('b') }} where n > {{ Parameter('n', type=int) }}\n"
+        "{% endif %}\n",
+    )
+    assert [t.port for t in interface.tables] == ["a", "b", OUTPUT_PORT]
+    assert [p.name for p in interface.parameters] == ["full", "n"]

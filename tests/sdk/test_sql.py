@@ -143,3 +143,18 @@ def test_dataframes_both_ways(app: Any) -> None:
         assert [c["n"].to_list() for c in chunks] == [[7]]
     assert [r["n"] for r in app.rows("out")] == [7]
     assert app.engine.store.table("out").version == 2  # type: ignore[union-attr]
+
+
+def test_replace_and_reset_keep_only_keep_versions_versions(app_runner: Any) -> None:
+    app = app_runner(NODES, ["events", "out"], settings={"keep_versions": 2})
+    for n in range(3):
+        with app.sdk("writer"):
+            Table("events", "w").replace([{"n": n}])
+    with app.sdk("writer"):
+        Table("events", "w").reset()
+    kept = [(v["version"], v["reason"], v["available"])
+            for v in app.engine.store.versions("events")]
+    assert kept == [(1, "created", False), (2, "replace", False), (3, "replace", False),
+                    (4, "replace", True), (5, "reset", True)]
+    old = app.engine.store.arrow('select n from patterns_data."events__v4"').to_pylist()
+    assert old == [{"n": 2}]  # the previous version is still readable
