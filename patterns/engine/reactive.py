@@ -66,7 +66,9 @@ class ReactivePass:
         nodes = [n for n in self.app.nodes if n.kind in RUNNABLE_KINDS]
         for n in self.app.nodes:
             if n.kind not in RUNNABLE_KINDS:
-                result.skipped.append((n, f"{n.kind} nodes do not run in `patterns run` yet"))
+                why = ("webhook nodes take records under `patterns serve`"
+                       if n.kind == "webhook" else f"{n.kind} nodes do not run in `patterns run`")
+                result.skipped.append((n, why))
         scope = self._downstream_closure(only) if only else {n.id for n in nodes}
         failed: set[str] = set()
         running: dict[Future[tuple[RunRecord, RunSession | None]], Node] = {}
