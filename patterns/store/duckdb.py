@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,6 +74,8 @@ class DuckDBStore:
                 ) from exc
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self.commit_lock = threading.RLock()
+        #: Each table's facts as the last commit left them (see :meth:`commit`).
+        self._committed_tables: dict[str, TableMeta] = {}
         if not read_only:
             self._migrate()
         self.ids = UlidSequence()
@@ -168,26 +170,42 @@ class DuckDBStore:
 
         With ``timeout`` (seconds), statements still running then are interrupted and the
         transaction rolls back (:class:`CommitTimeout`)."""
-        with self.commit_lock, self.transaction() as cur:
-            if timeout is None:
-                return self._apply(cur, cp)
-            timer = threading.Timer(max(timeout, 0.0), cur.interrupt)
-            timer.start()
+        with self.commit_lock:
             try:
-                return self._apply(cur, cp)
-            except duckdb.InterruptException as exc:
-                raise CommitTimeout(f"the checkpoint was stopped after {timeout:g} s") from exc
-            finally:
-                timer.cancel()
+                with self.transaction() as cur:
+                    if timeout is None:
+                        result = self._apply(cur, cp, cached=True)
+                    else:
+                        timer = threading.Timer(max(timeout, 0.0), cur.interrupt)
+                        timer.start()
+                        try:
+                            result = self._apply(cur, cp, cached=True)
+                        except duckdb.InterruptException as exc:
+                            raise CommitTimeout(
+                                f"the checkpoint was stopped after {timeout:g} s") from exc
+                        finally:
+                            timer.cancel()
+            except BaseException:
+                self._committed_tables.clear()  # not sure what the store holds: read it again
+                raise
+            # Committed: these are now the tables' facts, for the next commit to start from.
+            self._committed_tables.update(result.tables)
+            return result
 
-    def _apply(self, cur: duckdb.DuckDBPyConnection, cp: Checkpoint) -> CommitResult:
+    def _apply(self, cur: duckdb.DuckDBPyConnection, cp: Checkpoint,
+               cached: bool = False) -> CommitResult:
+        """Apply ``cp`` in the open transaction of ``cur``. With ``cached``, a table's facts
+        come from the last commit (this store is the only writer of its tables) instead of a
+        query."""
         now = utcnow()
         writer = TableWriter(cur, self.ids, now, cp.run_id)
         touched: dict[str, _Progress] = {}
         for name, op in cp.sequence():  # in staging order: a statement sees earlier ops
             progress = touched.get(name)
             if progress is None:
-                table = self.table(name, cur)
+                table = self._committed_tables.get(name) if cached else None
+                if table is None:
+                    table = self.table(name, cur)
                 if table is None:
                     init = next((o.options for o in cp.ops[name] if o.kind == "init"), None)
                     table = writer.create(name, init or TableOptions())
@@ -204,16 +222,19 @@ class DuckDBStore:
             table, added = progress.meta, progress.added
             changed = bool(added) or progress.new_version
             if changed:
-                if seq is None:
-                    seq = int(cur.execute(f"SELECT nextval('{META}.commit_seq')").fetchall()[0][0])
-                cur.execute(f"INSERT INTO {META}.commits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            [seq, name, table.version, cp.run_id, cp.node_id, added, now,
-                             cp.wakes])
+                facts = [name, table.version, cp.run_id, cp.node_id, added, now, cp.wakes]
+                if seq is None:  # the commit's number, drawn by its first commit record
+                    seq = int(cur.execute(
+                        f"INSERT INTO {META}.commits SELECT nextval('{META}.commit_seq'), ?, "
+                        f"?, ?, ?, ?, ?, ? RETURNING seq", facts).fetchall()[0][0])
+                else:
+                    cur.execute(f"INSERT INTO {META}.commits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                [seq, *facts])
             if progress.new_version and cp.keep_versions:
                 prune_versions(cur, table, cp.keep_versions)
             writer.save(table, seq if changed else None)
             rows[name] = added
-            metas[name] = table
+            metas[name] = replace(table, last_commit=seq) if changed and seq else table
         if cp.state is not None:
             metadata.set_state(cur, cp.node_id, cp.state, now)
         for table_name, position in cp.positions.items():
