@@ -93,7 +93,7 @@ class Engine:
         run_id = run_id or new_run_id()
         now = dt.datetime.now(dt.UTC)
         cur = self.store.cursor()
-        seen = meta.last_commit(cur)
+        seen = self.store.last_commit()
         record = RunRecord(id=run_id, node_id=node.id, node_title=node.title, trigger=trigger,
                            status="running", queued_at=now, started_at=now, seen_commit=seen,
                            attempt=attempt)

@@ -7,6 +7,7 @@ order. Readers use their own cursors and see committed data only.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -78,6 +79,11 @@ class DuckDBStore:
         self._committed_tables: dict[str, TableMeta] = {}
         if not read_only:
             self._migrate()
+        self._last_seq = 0
+        if self.path.exists():
+            with contextlib.suppress(duckdb.Error):  # a store made before migration 1
+                self._last_seq = int(self._con.execute(
+                    f"SELECT coalesce(max(seq), 0) FROM {META}.commits").fetchall()[0][0])
         self.ids = UlidSequence()
         for (last_id,) in self._con.execute(
                 f"SELECT last_id FROM {META}.tables WHERE last_id IS NOT NULL").fetchall():
@@ -190,7 +196,13 @@ class DuckDBStore:
                 raise
             # Committed: these are now the tables' facts, for the next commit to start from.
             self._committed_tables.update(result.tables)
+            self._last_seq = max(self._last_seq, result.seq)
             return result
+
+    def last_commit(self) -> int:
+        """The number of the newest commit (0: none yet). Kept in memory: only this store's
+        commits add one."""
+        return self._last_seq
 
     def _apply(self, cur: duckdb.DuckDBPyConnection, cp: Checkpoint,
                cached: bool = False) -> CommitResult:

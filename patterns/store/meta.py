@@ -129,8 +129,3 @@ def commits_since(cur: duckdb.DuckDBPyConnection, seq: int) -> list[tuple[int, s
     rows = cur.execute(f"SELECT seq, table_name, node_id FROM {META}.commits WHERE seq > ? "
                        f"AND wakes ORDER BY seq", [seq]).fetchall()
     return [(int(s), t, n) for s, t, n in rows]
-
-
-def last_commit(cur: duckdb.DuckDBPyConnection) -> int:
-    row = cur.execute(f"SELECT coalesce(max(seq), 0) FROM {META}.commits").fetchall()
-    return int(row[0][0])
