@@ -298,6 +298,11 @@ def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
         events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         listener = loop_listener(loop, events)
         backlog = svc.reporter.subscribe(record.id, listener)
+        for _ in range(100):  # recorded as running a moment before its output is followed
+            if backlog is not None or find_run(svc, record.id).status != "running":
+                break
+            await asyncio.sleep(0.02)
+            backlog = svc.reporter.subscribe(record.id, listener)
 
         async def body() -> AsyncIterator[bytes]:
             try:
