@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -62,8 +63,10 @@ class Engine:
         self.dataplane.start()
         #: Answers response webhooks (the server sets it): ``responder(request_key, payload)``.
         self.responder: Callable[[str, Any], None] | None = None
+        self._active: set[str] = set()  # runs between their start and end records
         self._running: dict[str, int] = {}  # run id -> pid of its process
         self._cancelled: dict[str, str] = {}
+        self._lock = threading.Lock()
         if app.requirements_file is None:
             # Warm up while the rest starts. Apps with requirements build their environment
             # (and warm it) at their first run, where a failure fails that run, not the engine.
@@ -114,6 +117,8 @@ class Engine:
             return failed, None
         record = replace(record, parameters=_public(params, node))
         meta.insert_run(cur, record)
+        with self._lock:
+            self._active.add(run_id)
         self._started(record)
 
         limit = node.settings.time_limit_seconds
@@ -137,11 +142,13 @@ class Engine:
                     config, self.app.root, limit, capture,
                     lambda stream, line, level: self.reporter.run_output(record, stream, line,
                                                                          level),
-                    on_start=lambda pid: self._running.__setitem__(run_id, pid),
+                    on_start=lambda pid: self._started_process(run_id, pid),
                     python=python)
         finally:
             self.dataplane.unregister(session)
-            self._running.pop(run_id, None)
+            with self._lock:
+                self._running.pop(run_id, None)
+                self._active.discard(run_id)
         session.rollback()  # whatever was staged after the last checkpoint is dropped
         status, error = _outcome(exit_.code, exit_.timed_out, session, limit)
         cancelled = self._cancelled.pop(run_id, None)
@@ -167,17 +174,28 @@ class Engine:
 
     def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
         """Stop a running run: its process group is killed and the run rolled back to its
-        last checkpoint, recorded as ``cancelled`` with ``reason``. False if it is not
-        running (any more)."""
-        pid = self._running.get(run_id)
-        if pid is None:
-            return False
-        self._cancelled[run_id] = reason
-        kill_group(pid, running=True)
+        last checkpoint, recorded as ``cancelled`` with ``reason`` (a run whose process is
+        still starting is killed as soon as it has one). False if it is not running (any
+        more)."""
+        with self._lock:
+            if run_id not in self._active:
+                return False
+            self._cancelled[run_id] = reason
+            pid = self._running.get(run_id)
+        if pid is not None:
+            kill_group(pid, running=True)
         return True
 
+    def _started_process(self, run_id: str, pid: int) -> None:
+        with self._lock:
+            self._running[run_id] = pid
+            cancelled = run_id in self._cancelled
+        if cancelled:  # asked to stop before it had a process
+            kill_group(pid, running=True)
+
     def running_runs(self) -> list[str]:
-        return list(self._running)
+        with self._lock:
+            return list(self._active)
 
     def _run_sql(self, session: RunSession, record: RunRecord, capture: LogCapture,
                  limit: float) -> Exit:

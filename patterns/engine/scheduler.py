@@ -139,16 +139,15 @@ class Scheduler:
                 # commit (a webhook under load commits hundreds of times a second).
                 if look or time.time() >= self._next_due:
                     self._next_due = self._start_due()
+                soonest = min([self._next_due, time.time() + 1.0,
+                               *(s.next_fire.timestamp() for s in self._schedules().values())])
             except Exception:
                 log.exception("the scheduler failed a round; it tries again")
-                self._next_due = time.time() + 1
+                self._next_due = soonest = time.time() + 1
             with self._wake:
                 if self._stopping:
                     return
                 if not (self._dirty or self._queue_changed):
-                    soonest = min([self._next_due, time.time() + 1.0,
-                                   *(s.next_fire.timestamp()
-                                     for s in self._schedules().values())])
                     self._wake.wait(timeout=max(0.01, soonest - time.time()))
 
     def _start_due(self) -> float:

@@ -286,7 +286,8 @@ if step < 2:
 def test_a_delayed_continuation_survives_kill_9(tmp_path: Path, serve: Any) -> None:
     root = write_app(tmp_path / "later", CONTINUE_GRAPH, {"later.py": LATER})
     server = serve(root)
-    server.wait_for(lambda: server.rows("later", "steps"), what="the first run")
+    server.wait_for(lambda: [r for r in server.runs("later") if r["status"] == "succeeded"],
+                    what="the first run")
     queued = server.get("/apps/later/queue")
     assert [q["trigger"] for q in queued] == ["continuation"]
     server.kill()
