@@ -30,6 +30,7 @@ from typing import IO, Any, Protocol
 MAX_LOG_BYTES = 2_000_000
 STDERR_MARK = "\x1f"  # the node runner marks its stderr lines with this
 LOG_MARK = "\x1e"  # and the lines of logging records, with their level
+EXIT_MARK = "\x1d\x1dexit "  # a forked run's last line: its exit code
 
 #: Called with each output line as it comes: stream, text, level (for a logging record).
 OnLine = Callable[[str, str, "str | None"], None]
@@ -138,23 +139,26 @@ class ProcessLauncher:
             os.close(err_w)
         if on_start is not None:
             on_start(child.pid)
+        ending = _Ending()
         readers = [
-            threading.Thread(target=_pump, args=(os.fdopen(fd, "rb"), stream, capture, on_line),
-                             daemon=True)
+            threading.Thread(target=_pump, daemon=True,
+                             args=(os.fdopen(fd, "rb"), stream, capture, on_line, ending))
             for fd, stream in ((out_r, "stdout"), (err_r, "stderr"))
         ]
         for reader in readers:
             reader.start()
-        code = child.wait(time_limit)
-        timed_out = code is None
+        # The run is over when its process says so (a forked run announces its exit code on
+        # stdout before its address space is torn down) or when it has ended.
+        threading.Thread(target=lambda: ending.set(child.wait(None)), daemon=True).start()
+        timed_out = not ending.done.wait(time_limit)
         if timed_out:
             kill_group(child.pid, running=True)
-            code = child.wait(30)
+            ending.done.wait(30)
         # The node may have left children holding its pipes: end the whole group.
         kill_group(child.pid)
         for reader in readers:
             reader.join(timeout=5)
-        return Exit(code, timed_out)
+        return Exit(ending.code, timed_out)
 
     def _start(self, python: str, cwd: Path, env: dict[str, str], out_w: int,
                err_w: int) -> _Child:
@@ -332,10 +336,28 @@ def kill_group(pid: int, *, running: bool = False) -> None:
         pass
 
 
-def _pump(pipe: IO[bytes], stream: str, capture: LogCapture, on_line: OnLine) -> None:
+class _Ending:
+    """How a run ended: the first exit code told (its announcement, or its process's)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.code: int | None = None
+
+    def set(self, code: int | None) -> None:
+        if not self.done.is_set():
+            self.code = code
+            self.done.set()
+
+
+def _pump(pipe: IO[bytes], stream: str, capture: LogCapture, on_line: OnLine,
+          ending: _Ending) -> None:
     with pipe:
         for raw in iter(pipe.readline, b""):
             text = raw.decode("utf-8", errors="replace").rstrip("\n")
+            if text.startswith(EXIT_MARK) and stream == "stdout":
+                with contextlib.suppress(ValueError):
+                    ending.set(int(text[len(EXIT_MARK):]))
+                    continue
             which, level = stream, None
             if text.startswith(STDERR_MARK):  # the node's Python stderr, sent in order on stdout
                 which, text = "stderr", text[1:]

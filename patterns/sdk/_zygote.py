@@ -39,6 +39,7 @@ from typing import Any
 PRELOAD = ("pyarrow", "pyarrow.flight", "pyarrow.compute", "numpy", "pandas")
 MAX_REQUEST = 4 << 20
 READY = b"ready\n"
+EXIT_MARK = "\x1d\x1dexit "  # (patterns.engine.launcher reads it)
 #: Exit code of a child that failed before it could run the node (see the run's stderr).
 EXIT_WORKER_FAILED = 70
 
@@ -310,6 +311,12 @@ def _finish(code: int) -> int:
         with contextlib.suppress(Exception):
             if stream is not None:
                 stream.flush()
+    # Tell the engine the exit code now and let go of the output pipes: it need not wait
+    # for this process's memory to be torn down to know the run is over.
+    with contextlib.suppress(OSError):
+        os.write(1, f"{EXIT_MARK}{code}\n".encode())
+        os.close(1)
+        os.close(2)
     return code
 
 

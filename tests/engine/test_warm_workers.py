@@ -197,3 +197,25 @@ def test_a_dead_spare_is_replaced_and_the_run_still_starts(app_runner: Any) -> N
         record = app.run_node("hello")
         assert record.status == "succeeded", record.error
         assert "hello" in log_lines(app, record)
+
+
+def test_a_run_ends_when_its_process_does_even_if_a_child_holds_its_output(
+        app_runner: Any, tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild"
+    app = app_runner({"leave.py": f"""
+        import subprocess, sys
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        open({str(pid_file)!r}, "w").write(str(child.pid))
+        print("leaving a child behind")
+    """}, [], settings={"time_limit_seconds": 30})
+    started = time.monotonic()
+    record = app.run_node("leave")
+    assert record.status == "succeeded" and record.exit_code == 0
+    assert time.monotonic() - started < 20, "the run waited for the child holding its stdout"
+    lines = log_lines(app, record)
+    assert lines == ["leaving a child behind"]  # (the exit announcement is not output)
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_alive(pid), "the run's child outlived it"
