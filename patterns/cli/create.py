@@ -39,25 +39,26 @@ def create_app(directory: Path, title: str | None) -> None:
 
 @create.command("node")
 @APP_REQUIRED
-@click.argument("file", metavar="FILE.py")
+@click.argument("file", metavar="FILE.py|FILE.sql")
 @click.option("--id", "node_id", help="The node's id (default: 8 random letters and digits).")
 @click.option("--trigger", metavar="CRON|manual",
               help='When the node runs on its own: a cron string ("0 * * * *") or manual.')
 def create_node(app_dir: Path, file: str, node_id: str | None, trigger: str | None) -> None:
-    """Add a Python node, written from a template.
+    """Add a Python or SQL node, written from a template.
 
-    Writes FILE.py (a path inside the app folder APP) as a small working node that appends a
-    record to a table, then registers it under `functions:` in graph.yml with a new id, and
-    its table under `stores:`. An existing file is never overwritten."""
+    Writes FILE (a path inside the app folder APP) as a small working node — a .py node that
+    appends a record to a table, or a .sql node whose SELECT makes its output table — then
+    registers it under `functions:` in graph.yml with a new id, and its table under
+    `stores:`. An existing file is never overwritten."""
     from patterns.graph.edit import add_node, add_store
     from patterns.graph.loader import find_graph_file
 
     root = find_graph_file(app_dir).parent
     path = _node_path(root, file)
     rel = path.relative_to(root).as_posix()
-    if path.suffix != ".py":
-        raise ConfigError(f"{file} is not a .py file: `patterns create node` writes Python "
-                          f"nodes (name it {Path(file).stem}.py)")
+    if path.suffix not in (".py", ".sql"):
+        raise ConfigError(f"{file} is not a .py or .sql file: `patterns create node` writes "
+                          f"Python and SQL nodes (name it {Path(file).stem}.py or .sql)")
     if rel in _graph_names(root, "functions", "node_file"):
         raise ConfigError(f"{rel} is already a node of this app: pick another file name")
     if path.exists():
@@ -66,9 +67,11 @@ def create_node(app_dir: Path, file: str, node_id: str | None, trigger: str | No
     table = re.sub(r"\W+", "_", path.stem).strip("_").lower() or "node"
     table = f"{table}_records"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_template(table, rel), encoding="utf-8")
+    sql = path.suffix == ".sql"
+    path.write_text(_template(table, rel, "node.sql" if sql else "node.py"), encoding="utf-8")
     try:
-        new_id = add_node(root, rel, id=node_id, trigger=trigger)
+        new_id = add_node(root, rel, id=node_id, trigger=trigger,
+                          outputs={"output_table": table} if sql else None)
     except BaseException:
         path.unlink()
         raise
@@ -91,10 +94,10 @@ def _node_path(root: Path, file: str) -> Path:
     return path
 
 
-def _template(table: str, rel: str) -> str:
+def _template(table: str, rel: str, name: str) -> str:
     from importlib.resources import files
 
-    text = files("patterns.cli").joinpath("templates", "node.py").read_text(encoding="utf-8")
+    text = files("patterns.cli").joinpath("templates", name).read_text(encoding="utf-8")
     return text.replace("__TABLE__", table).replace("__FILE__", rel)
 
 

@@ -52,9 +52,11 @@ def create_app(directory: Path, title: str | None = None) -> Path:
 
 
 def add_node(
-    app_dir: Path, node_file: str, *, id: str | None = None, trigger: str | None = None
+    app_dir: Path, node_file: str, *, id: str | None = None, trigger: str | None = None,
+    outputs: dict[str, str] | None = None,
 ) -> str:
-    """Register ``node_file`` under ``functions:``; returns the node's id."""
+    """Register ``node_file`` under ``functions:`` (with ``outputs:`` port → store
+    mappings if given); returns the node's id."""
     if node_kind(node_file) is None:
         raise ConfigError(
             f"cannot add node_file '{node_file}': use a .py or .sql file, "
@@ -72,6 +74,8 @@ def add_node(
     entry = CommentedMap({"node_file": node_file, "id": node_id})
     if trigger is not None:
         entry["trigger"] = trigger
+    if outputs:
+        entry["outputs"] = CommentedMap(outputs)
     document.append(functions, entry)
     document.save()
     return node_id

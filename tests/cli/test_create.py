@@ -65,11 +65,24 @@ def test_create_node_refuses_to_overwrite_and_bad_input(tmp_path: Path) -> None:
     failed(patterns("create", "node", app, "b.py", "--trigger", "sometimes"),
            "trigger 'sometimes'")
     failed(patterns("create", "node", app, "c.py", "--id", "Not_Valid"), "node id")
-    failed(patterns("create", "node", app, "d.sql"), "not a .py file")
+    failed(patterns("create", "node", app, "d.txt"), "not a .py or .sql file")
     failed(patterns("create", "node", app, "../outside.py"), "outside the app folder")
     assert sorted(p.name for p in app.glob("*.py")) == ["a.py", "mine.py"]  # nothing left behind
     assert len(graph(app)["functions"]) == 1
     failed(patterns("create", "node", tmp_path / "nowhere", "x.py"), "no graph.yml")
+
+
+def test_create_a_sql_node_that_runs(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    ok(patterns("create", "app", app))
+    out = ok(patterns("create", "node", app, "daily.sql")).stdout
+    assert "writes table daily_records" in out
+    (entry,) = graph(app)["functions"]
+    assert entry["node_file"] == "daily.sql"
+    assert entry["outputs"] == {"output_table": "daily_records"}
+    ok(patterns("run", app))
+    shown = ok(patterns("table", "show", app, "daily_records", "--format", "jsonl")).stdout
+    assert json.loads(shown.splitlines()[0])["greeting"] == "hello"
 
 
 def test_create_table_and_webhook(tmp_path: Path) -> None:
