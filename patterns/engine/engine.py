@@ -63,7 +63,7 @@ class Engine:
         self.dataplane.start()
         #: Answers response webhooks (the server sets it): ``responder(request_key, payload)``.
         self.responder: Callable[[str, Any], None] | None = None
-        self._active: set[str] = set()  # runs between their start and end records
+        self._active: dict[str, RunSession] = {}  # runs between their start and end
         self._running: dict[str, int] = {}  # run id -> pid of its process
         self._cancelled: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -117,13 +117,13 @@ class Engine:
             return failed, None
         record = replace(record, parameters=_public(params, node))
         meta.insert_run(cur, record)
-        with self._lock:
-            self._active.add(run_id)
-        self._started(record)
-
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder)
+        with self._lock:
+            self._active[run_id] = session
+        self._started(record)
+
         self.dataplane.register(session)
         capture = LogCapture(mask=self._secret_values(),
                              sink=lambda line: self.live.output(run_id, line))
@@ -148,7 +148,7 @@ class Engine:
             self.dataplane.unregister(session)
             with self._lock:
                 self._running.pop(run_id, None)
-                self._active.discard(run_id)
+                self._active.pop(run_id, None)
         session.rollback()  # whatever was staged after the last checkpoint is dropped
         status, error = _outcome(exit_.code, exit_.timed_out, session, limit)
         cancelled = self._cancelled.pop(run_id, None)
@@ -178,10 +178,12 @@ class Engine:
         still starting is killed as soon as it has one). False if it is not running (any
         more)."""
         with self._lock:
-            if run_id not in self._active:
+            session = self._active.get(run_id)
+            if session is None:
                 return False
             self._cancelled[run_id] = reason
             pid = self._running.get(run_id)
+        session.stop.set()  # a SQL node's statements are interrupted
         if pid is not None:
             kill_group(pid, running=True)
         return True

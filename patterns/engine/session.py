@@ -55,6 +55,8 @@ class RunSession:
     finished: bool = False
     #: Answers a response webhook's request (set by the server; None in ``patterns run``).
     responder: Callable[[str, Any], None] | None = None
+    #: Set to stop the run's commit in progress (cancelling a SQL node, which has no process).
+    stop: threading.Event = field(default_factory=threading.Event)
     _staged: Checkpoint | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -190,7 +192,7 @@ class RunSession:
             for port, pos in positions.items():
                 store = self.store_for(port, "r")
                 cp.positions[store] = dict(pos) if pos is not None else None  # type: ignore[assignment]
-            result = self.store.commit(cp, timeout=timeout)
+            result = self.store.commit(cp, timeout=timeout, stop=self.stop)
             self._staged = None
             self.checkpoints += 1
             for store, n in result.rows_added.items():

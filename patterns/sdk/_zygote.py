@@ -38,6 +38,9 @@ from typing import Any
 
 PRELOAD = ("pyarrow", "pyarrow.flight", "pyarrow.compute", "numpy", "pandas")
 MAX_REQUEST = 4 << 20
+TAKEN = b"k"  # a spare's answer to its run
+#: How long a spare may take to answer (it may still be connecting to the engine).
+HANDOFF_TIMEOUT = 5.0
 READY = b"ready\n"
 EXIT_MARK = "\x1d\x1dexit "  # (patterns.engine.launcher reads it)
 #: Exit code of a child that failed before it could run the node (see the run's stderr).
@@ -164,9 +167,15 @@ class Zygote:
         self.spare = None
         try:
             socket.send_fds(channel, [line + b"\n"], fds)
-        except OSError:  # the spare died: kill what is left of it, fork for the request
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+            # The spare says it has the run (a spare killed a moment ago may still take the
+            # bytes, but never answers): without that, fork for the request instead.
+            channel.settimeout(HANDOFF_TIMEOUT)
+            if channel.recv(1) != TAKEN:
+                raise ConnectionError("the spare did not take the run")
+        except OSError:  # the spare died or hangs: kill what is left of it, fork afresh
+            for kill in (os.killpg, os.kill):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(pid, signal.SIGKILL)
             return None
         finally:
             channel.close()
@@ -284,7 +293,8 @@ def _preconnect(uri: str | None) -> tuple[str, Any] | None:
 
 
 def _receive(channel: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    """The spare's run: one request line and its two descriptors; None at EOF."""
+    """The spare's run: one request line and its two descriptors, acknowledged; None at
+    EOF."""
     buffer, fds = bytearray(), []
     while b"\n" not in buffer:
         data, new_fds, _, _ = socket.recv_fds(channel, 65536, 4)
@@ -294,6 +304,7 @@ def _receive(channel: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
                 os.close(fd)
             return None, []
         buffer.extend(data)
+    channel.sendall(TAKEN)
     return json.loads(bytes(buffer).split(b"\n", 1)[0]), fds
 
 

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -171,26 +172,38 @@ class DuckDBStore:
         return int(row[0][0])
 
     # ------------------------------------------------------------------ commits
-    def commit(self, cp: Checkpoint, *, timeout: float | None = None) -> CommitResult:
+    def commit(self, cp: Checkpoint, *, timeout: float | None = None,
+               stop: threading.Event | None = None) -> CommitResult:
         """Apply a checkpoint in one transaction: table ops, state, stream positions.
 
-        With ``timeout`` (seconds), statements still running then are interrupted and the
-        transaction rolls back (:class:`CommitTimeout`)."""
+        With ``timeout`` (seconds), or when ``stop`` is set, statements still running are
+        interrupted and the transaction rolls back (:class:`CommitTimeout`)."""
         with self.commit_lock:
             try:
                 with self.transaction() as cur:
-                    if timeout is None:
+                    if timeout is None and stop is None:
                         result = self._apply(cur, cp, cached=True)
                     else:
-                        timer = threading.Timer(max(timeout, 0.0), cur.interrupt)
-                        timer.start()
+                        done = threading.Event()
+                        deadline = None if timeout is None else \
+                            time.monotonic() + max(timeout, 0.0)
+
+                        def interrupt() -> None:  # checks every 50 ms until the apply ends
+                            while not done.wait(0.05):
+                                if (stop is not None and stop.is_set()) or \
+                                        (deadline is not None and time.monotonic() >= deadline):
+                                    cur.interrupt()
+                                    return
+
+                        threading.Thread(target=interrupt, daemon=True).start()
                         try:
                             result = self._apply(cur, cp, cached=True)
                         except duckdb.InterruptException as exc:
-                            raise CommitTimeout(
-                                f"the checkpoint was stopped after {timeout:g} s") from exc
+                            why = "asked to stop" if stop is not None and stop.is_set() \
+                                else f"stopped after {timeout:g} s"
+                            raise CommitTimeout(f"the checkpoint was {why}") from exc
                         finally:
-                            timer.cancel()
+                            done.set()
             except BaseException:
                 self._committed_tables.clear()  # not sure what the store holds: read it again
                 raise

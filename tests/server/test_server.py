@@ -353,3 +353,39 @@ def test_one_server_serves_several_apps_each_with_its_own_store(tmp_path: Path,
     assert (second / ".patterns" / "store.duckdb").exists()
     assert server.get("/apps/later/tables")[0]["name"] == "steps"
     assert all(t["name"] != "steps" for t in server.get("/apps/hooks/tables"))
+
+
+LONG_SQL_GRAPH = """
+title: Long SQL
+slug: longsql
+functions:
+  - node_file: heavy.sql
+    id: heavy001
+    trigger: manual
+    outputs:
+      output_table: heavy_out
+stores:
+  - table: heavy_out
+"""
+
+HEAVY = """
+-- dialect: duckdb
+select count(*) as n from range(4000000000) a
+"""
+
+
+def test_cancelling_a_running_sql_node_interrupts_its_statements(tmp_path: Path,
+                                                                 serve: Any) -> None:
+    root = write_app(tmp_path / "longsql", LONG_SQL_GRAPH, {"heavy.sql": HEAVY})
+    server = serve(root)
+    assert server.post("/apps/longsql/nodes/heavy.sql/trigger").status_code == 202
+    run = server.wait_for(lambda: next((r for r in server.runs("longsql")
+                                        if r["status"] == "running"), None))
+    time.sleep(0.3)  # well into the query
+    started = time.monotonic()
+    assert server.post(f"/apps/longsql/runs/{run['id']}/cancel").status_code == 200
+    final = server.wait_for(lambda: (r := server.get(f"/apps/longsql/runs/{run['id']}"))
+                            ["status"] != "running" and r, timeout=20)
+    assert final["status"] == "cancelled"
+    assert time.monotonic() - started < 10
+    assert server.rows("longsql", "heavy_out") == []
