@@ -79,7 +79,12 @@ class NodeRun:
         buf = self._buffers.get(port)
         if buf is None:
             buf = self._buffers[port] = []
-        self._note_site(port, len(buf))
+        # Called once per record: the usual case (the same user line as the last record)
+        # is checked here, without a call.
+        frame = sys._getframe(2)  # append_one <- Table.append <- user
+        last = self._last_site.get(port)
+        if last is None or last[0] is not frame.f_code or last[1] != frame.f_lineno:
+            self._note_site(port, len(buf))
         buf.append(record)
         if len(buf) >= FLUSH_ROWS:
             self.flush(port)
@@ -94,12 +99,14 @@ class NodeRun:
         except ValueError:
             frame = sys._getframe(1)
         code = frame.f_code
+        last = self._last_site.get(port)
+        if last is not None and last[0] is code and last[1] == frame.f_lineno:
+            return  # the same user line as last time (the stored code is always the user's)
         if code.co_filename.startswith(_SDK_DIR):  # called some other way: find the user
             while frame.f_back is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
                 frame = frame.f_back
             code = frame.f_code
         line = frame.f_lineno
-        last = self._last_site.get(port)
         if last is not None and last[0] is code and last[1] == line:
             return
         self._last_site[port] = (code, line)
