@@ -150,7 +150,7 @@ def download(app_dir: Path, server_url: str | None) -> None:
     theirs, version = _download(remote)
     changed = 0
     for name, data in theirs.items():
-        target = app.root / name
+        target = _inside(app.root, name)
         if target.exists() and target.read_bytes() == data:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +159,21 @@ def download(app_dir: Path, server_url: str | None) -> None:
         click.echo(f"  {name}")
     _save_remote_state(app.root, remote.url, version)
     click.secho(f"downloaded version {version}: {changed} file(s) written", fg="green")
+
+
+def _inside(root: Path, name: str) -> Path:
+    """Where a downloaded file goes: inside the app folder, or refused."""
+    from pathlib import PurePosixPath
+
+    from patterns.server.bundle import SKIP_DIRS
+
+    parts = PurePosixPath(name).parts
+    target = root.joinpath(*parts).resolve()
+    if PurePosixPath(name).is_absolute() or ".." in parts or not parts or \
+            any(part in SKIP_DIRS for part in parts) or not target.is_relative_to(root.resolve()):
+        raise ConfigError(f"the server sent a file outside the app folder ({name!r}); "
+                          f"nothing more was written")
+    return target
 
 
 def _needs_server(app: object, server_url: str | None) -> Remote:

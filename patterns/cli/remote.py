@@ -46,12 +46,16 @@ class Remote:
         import requests
 
         url = path if absolute else f"{self.base}{path}"
+        timeout = (10, None) if kwargs.get("stream") else 60  # a stream may be quiet long
         try:
-            response = requests.request(method, url, headers=self._headers(), timeout=60,
+            response = requests.request(method, url, headers=self._headers(), timeout=timeout,
                                         **kwargs)
         except requests.ConnectionError:
             raise ConfigError(f"no server answers at {self.url}: start it with `patterns serve`, "
                               f"or leave out --server / PATTERNS_SERVER") from None
+        except requests.RequestException as exc:
+            raise ConfigError(f"the server at {self.url} did not answer properly: {exc}") \
+                from None
         if response.status_code >= 400:
             try:
                 message = response.json().get("error") or response.text
@@ -61,10 +65,10 @@ class Remote:
         return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
-        return self.request("GET", path, **kwargs).json()
+        return _json(self.request("GET", path, **kwargs), self.url)
 
     def post(self, path: str, **kwargs: Any) -> Any:
-        return self.request("POST", path, **kwargs).json()
+        return _json(self.request("POST", path, **kwargs), self.url)
 
     def _find_slug(self, app: App) -> str:
         apps = self.request("GET", f"{self.url}/api/v1/apps", absolute=True).json()
@@ -83,13 +87,26 @@ class Remote:
 
     def events(self, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """Server-sent events of ``path``: (event, data) pairs."""
+        import requests
+
         response = self.request("GET", path, stream=True)
         kind = "message"
-        for raw in response.iter_lines(decode_unicode=True):
-            if raw.startswith("event:"):
-                kind = raw[6:].strip()
-            elif raw.startswith("data:"):
-                yield kind, json.loads(raw[5:])
+        try:
+            for raw in response.iter_lines(decode_unicode=True):
+                if raw.startswith("event:"):
+                    kind = raw[6:].strip()
+                elif raw.startswith("data:"):
+                    yield kind, json.loads(raw[5:])
+        except requests.RequestException as exc:
+            raise ConfigError(f"the stream from {self.url} broke off: {exc}") from None
+
+
+def _json(response: Any, url: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ConfigError(f"the server at {url} did not answer with JSON: is it a Patterns "
+                          f"server?") from None
 
 
 def server_for(app: App, server_url: str | None) -> Remote | None:

@@ -144,6 +144,14 @@ class Engine:
                                                                          level),
                     on_start=lambda pid: self._started_process(run_id, pid),
                     python=python)
+        except Exception as exc:  # the engine's own failure (no process, no file...): the
+            # run fails and is recorded as such, never left "running"
+            import traceback as tb
+
+            exit_ = Exit(None)
+            session.requests.error = (f"the run could not be carried out: "
+                                      f"{type(exc).__name__}: {exc}")
+            session.requests.traceback = "".join(tb.format_exception(exc))
         finally:
             self.dataplane.unregister(session)
             with self._lock:

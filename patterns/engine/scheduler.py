@@ -183,9 +183,12 @@ class Scheduler:
         future = self._pool.submit(self.engine.run_node, node, item.trigger, item.parameters,
                                    item.attempt, run_id=run_id, on_end=ended)
         self._busy[node.id] = (item, future)
-        future.add_done_callback(lambda _: self._done(node.id))
+        future.add_done_callback(lambda done: self._done(node.id, done))
 
-    def _done(self, node_id: str) -> None:
+    def _done(self, node_id: str, future: Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error("a run of node %s failed in the engine", node_id,
+                      exc_info=future.exception())
         self._busy.pop(node_id, None)
         with self._wake:  # the node is free (and its run may have committed, or queued more)
             self._dirty = self._queue_changed = True

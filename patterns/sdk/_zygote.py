@@ -221,6 +221,10 @@ class Zygote:
         for conn in (self.listener, self.wake_r, self.wake_w, *self.children.values(),
                      *self.pending):
             conn.close()
+        for _, received in self.pending.values():  # other runs' pipes, half-received
+            for fd in received:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         if self.spare is not None:
             self.spare[1].close()
         self.selector.close()

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from patterns.errors import ConfigError, GraphError, PatternsError
 from patterns.graph.manifest import jsonable
 from patterns.server.hub import AppService, Hub, loop_listener
+from patterns.server.webhooks import BadRecords
 from patterns.store import meta, queue
 
 log = logging.getLogger("patterns.server")
@@ -30,6 +31,7 @@ log = logging.getLogger("patterns.server")
 DEFAULT_MAX_BODY = 1_000_000
 DEFAULT_RESPONSE_TIMEOUT = 30.0
 MAX_UPLOAD = 50_000_000
+SSE_PING_SECONDS = 15.0
 
 
 # ---------------------------------------------------------------------- response models
@@ -319,7 +321,11 @@ def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
                 for line in backlog:
                     yield _sse("line", line)
                 while True:
-                    kind, event = await events.get()
+                    try:
+                        kind, event = await asyncio.wait_for(events.get(), SSE_PING_SECONDS)
+                    except TimeoutError:
+                        yield b": ping\n\n"  # (keeps a quiet run's stream alive)
+                        continue
                     yield _sse(kind, event)
                     if kind == "end":
                         return
@@ -528,6 +534,12 @@ async def ingest(hub: Hub, app: str, token: str, request: Request) -> Response:
             not all(isinstance(r, dict) for r in records):
         return _error(400, "send a JSON object, or a non-empty array of objects; each "
                            "object becomes a record")
+    for record in records:
+        names = [k.lower() for k in record]
+        if "" in names or len(set(names)) != len(names):
+            return _error(400, "field names must be non-empty and differ by more than "
+                               "upper/lower case (a table's columns do): "
+                               f"{', '.join(repr(k) for k in record)[:200]}")
     _capture(node, request, records)
     respond = bool(node.raw.get("respond"))
     loop = asyncio.get_running_loop()
@@ -538,6 +550,10 @@ async def ingest(hub: Hub, app: str, token: str, request: Request) -> Response:
     try:
         count = await asyncio.wrap_future(
             svc.webhooks.submit(node.id, str(node.webhook_table), records))
+    except BadRecords as exc:
+        if key is not None:
+            svc.responses.forget(key)
+        return _error(400, f"the records do not fit the table, nothing was written: {exc}")
     except Exception as exc:
         if key is not None:
             svc.responses.forget(key)
@@ -548,7 +564,7 @@ async def ingest(hub: Hub, app: str, token: str, request: Request) -> Response:
                     or DEFAULT_RESPONSE_TIMEOUT)
     try:
         payload = await asyncio.wait_for(answer, timeout)
-    except (TimeoutError, asyncio.CancelledError):
+    except TimeoutError:
         return _error(504, f"no node answered within {timeout:g} s "
                            f"(settings.response_timeout_seconds); the records were stored")
     finally:

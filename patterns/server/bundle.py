@@ -73,14 +73,24 @@ def unzip(data: bytes, into: Path) -> list[PurePosixPath]:
             if any(part in SKIP_DIRS for part in name.parts):
                 continue
             target = into.joinpath(*name.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(zf.read(member))
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zf.read(member))
+            except (OSError, zipfile.BadZipFile, EOFError) as exc:
+                raise ConfigError(f"the upload cannot be unpacked at {member.filename!r}: "
+                                  f"{exc}") from None
             names.append(name)
     return names
 
 
 def install(service: Any, data: bytes, base: str | None, force: bool) -> tuple[str, str]:
     """Make the uploaded zip the app's files; returns (new version, previous version)."""
+
+    with service.install_lock:  # one install at a time, checked and done together
+        return _install(service, data, base, force)
+
+
+def _install(service: Any, data: bytes, base: str | None, force: bool) -> tuple[str, str]:
     from patterns.graph.loader import load_app
 
     root: Path = service.root

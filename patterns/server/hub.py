@@ -112,6 +112,7 @@ class AppService:
         self.scheduler = Scheduler(self.engine, workers=workers)
         self.webhooks = WebhookIntake(self.engine.store, on_commit=self._committed)
         self._reload_lock = threading.RLock()
+        self.install_lock = threading.Lock()  # uploads of new versions, one at a time
         self._tokens: dict[str, str] | None = None
 
     def start(self) -> None:

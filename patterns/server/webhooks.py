@@ -15,6 +15,7 @@ passes (504).
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue as queue_mod
 import secrets
 import threading
@@ -27,8 +28,14 @@ from patterns.errors import PatternsError
 from patterns.store.duckdb import DuckDBStore
 from patterns.store.model import Checkpoint, TableOp
 
+log = logging.getLogger("patterns.server")
+
 #: Most requests committed in one transaction.
 MAX_GROUP = 1000
+
+
+class BadRecords(Exception):
+    """The records of a request cannot be stored (a type or a field name the table refuses)."""
 
 
 @dataclass
@@ -82,24 +89,21 @@ class WebhookIntake:
 
     def _commit(self, group: list[Submission]) -> None:
         try:
-            committed = self._commit_group(group)
-        except PatternsError:
-            # One request's records may not fit with the others (or the table): commit each
-            # alone, so only the bad one fails.
-            committed = False
-            for submission in group:
-                self._commit_alone(submission)
-        except Exception as exc:  # the store failed (disk full...): nothing was written
-            for submission in group:
-                if not submission.done.done():
-                    submission.done.set_exception(exc)
-            return
-        if committed:
+            self._commit_group(group)
+        except Exception:
+            if len(group) == 1:
+                self._commit_alone(group[0])
+            else:
+                # One request's records may not fit with the others or the table, or the
+                # store failed: commit each alone, so a bad request fails only itself.
+                for submission in group:
+                    self._commit_alone(submission)
+        else:
             for submission in group:
                 submission.done.set_result(len(submission.records))
         self.on_commit()
 
-    def _commit_group(self, group: list[Submission]) -> bool:
+    def _commit_group(self, group: list[Submission]) -> None:
         from patterns.sdk._convert import records_to_arrow
 
         by_table: dict[str, list[dict[str, Any]]] = {}
@@ -112,12 +116,17 @@ class WebhookIntake:
         node_id = next(iter(node_of.values())) if len(node_of) == 1 else "webhooks"
         self.store.commit(Checkpoint(run_id=f"webhook-{secrets.token_hex(8)}",
                                      node_id=node_id, ops=ops, wakes=True))
-        return True
 
     def _commit_alone(self, submission: Submission) -> None:
+        import duckdb
+
         try:
             self._commit_group([submission])
-        except Exception as exc:
+        except (PatternsError, duckdb.ConversionException, duckdb.BinderException,
+                duckdb.ParserException, duckdb.CatalogException, duckdb.InvalidInputException,
+                duckdb.ConstraintException) as exc:
+            submission.done.set_exception(BadRecords(str(exc)))  # the request's own fault
+        except Exception as exc:  # the store failed (a full disk...): nothing was written
             submission.done.set_exception(exc)
         else:
             submission.done.set_result(len(submission.records))
@@ -142,14 +151,18 @@ class Responses:
             self._waiting.pop(key, None)
 
     def respond(self, key: str, payload: Any) -> None:
-        """Called by a node (through the data plane) with a record's request key."""
-        from patterns.errors import NodeError
-
+        """Called by a node (through the data plane) with a record's request key. The first
+        answer to a request wins; an answer for a request no longer waiting (answered
+        already — the records of one request share its key —, timed out, or from before a
+        restart) is dropped with a warning, never an error: the node's run must not fail
+        over it, or it would meet the same record again at every run."""
         with self._lock:
             waiting = self._waiting.pop(key, None)
         if waiting is None:
-            raise NodeError(f"no request is waiting for key {key!r}: it was answered already, "
-                            f"timed out, or the key is not a record's patterns_request_key")
+            log.warning("respond_to_request: no request is waiting for key %r (answered "
+                        "already, timed out, or from before a restart); the answer is dropped",
+                        key)
+            return
         loop, future = waiting
 
         def answer() -> None:

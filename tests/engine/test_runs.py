@@ -239,3 +239,15 @@ def test_request_new_run_continues_after_a_delay_and_can_stay_quiet(app_runner: 
     quiet.engine.run_node(quiet.app.node("pager"), "manual", {"quiet": "true"})
     assert quiet.run().runs == []  # quiet rows wake nobody
     assert len(quiet.rows("pages")) == 1 and quiet.rows("seen") == []
+
+
+def test_an_engine_failure_fails_the_run_instead_of_leaving_it_running(app_runner: Any) -> None:
+    app = app_runner({"q.sql": "select 1 as n\n"}, ["out"], functions=[
+        {"node_file": "q.sql", "id": "sql00001", "outputs": {"output_table": "out"}}])
+    (app.root / "q.sql").unlink()  # gone between loading the app and running the node
+    record, _ = app.engine.run_node(app.app.node("sql00001"), "manual")
+    assert record.status == "failed"
+    assert "could not be carried out" in record.error and "FileNotFoundError" in record.error
+    stored = meta.get_run(app.engine.store.cursor(), record.id)
+    assert stored is not None and stored.status == "failed"
+    assert app.engine.running_runs() == []

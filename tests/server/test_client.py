@@ -137,3 +137,17 @@ def test_an_invalid_upload_is_refused_and_the_server_keeps_its_version(
                             timeout=30)
     assert escaped.status_code == 400 and "unsafe path" in escaped.json()["error"]
     assert not (served.parent / "escape.txt").exists()
+
+
+def test_download_refuses_files_outside_the_app(tmp_path: Path) -> None:
+    import pytest
+
+    from patterns.cli.client import _inside
+    from patterns.errors import ConfigError
+
+    root = tmp_path / "app"
+    root.mkdir()
+    assert _inside(root, "lib/x.py") == (root / "lib" / "x.py").resolve()
+    for name in ("../escape.txt", "/etc/passwd", "a/../../b", ".patterns/store.duckdb"):
+        with pytest.raises(ConfigError, match="outside the app folder"):
+            _inside(root, name)

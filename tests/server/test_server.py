@@ -101,6 +101,8 @@ def test_bad_webhook_requests_get_a_json_4xx_and_write_nothing(tmp_path: Path,
         (url, b"[]", 400, "JSON object"),
         (url, b'"text"', 400, "JSON object"),
         (url, json.dumps({"big": "x" * 3000}).encode(), 413, "max_body_bytes"),
+        (url, b'{"a": 1, "A": 2}', 400, "upper/lower case"),
+        (url, b'{"": 1}', 400, "non-empty"),
         (url[:-4] + "abcd", b"{}", 404, "no webhook here"),
         (f"{server.url}/webhooks/nope/token", b"{}", 404, "no webhook here"),
     ]
@@ -148,6 +150,13 @@ def test_response_webhooks_answer_with_the_nodes_payload_or_time_out(tmp_path: P
     answered = requests.post(hooks["questions"], json={"q": 21}, timeout=60)
     assert answered.status_code == 200, answered.text
     assert answered.json() == {"answer": 42}
+    # Two records share their request's key: the first answer wins, the second is dropped
+    # (not an error: the node must not get stuck on that record)...
+    pair = requests.post(hooks["questions"], json=[{"q": 1}, {"q": 2}], timeout=60)
+    assert pair.status_code == 200 and pair.json() == {"answer": 2}
+    # ...so the node goes on answering.
+    later = requests.post(hooks["questions"], json={"q": 5}, timeout=60)
+    assert later.status_code == 200 and later.json() == {"answer": 10}
     unanswered = requests.post(hooks["ignored"], json={"q": 1}, timeout=60)
     assert unanswered.status_code == 504
     assert "response_timeout_seconds" in unanswered.json()["error"]
