@@ -42,7 +42,10 @@ NODE_ARGUMENT = click.argument("node_key", metavar="NODE")
 
 def _local(when: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     if isinstance(when, str):
-        when = dt.datetime.fromisoformat(when)
+        try:
+            when = dt.datetime.fromisoformat(when)
+        except ValueError:  # no time (a line not yet stamped)
+            return "-"
     return when.astimezone().strftime(fmt) if isinstance(when, dt.datetime) else "-"
 
 
@@ -165,6 +168,9 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
     live_path = live_log_path(store_path_for(app, store_path))
     if remote is None and follow and _follow(app, node, run_key, live_path, as_json):
         return
+    if remote is not None and follow and not run_key:
+        _follow_remote_all(remote, app, node, as_json)
+        return
     try:
         if remote is not None:
             record, lines = _remote_log(remote, node, run_key)
@@ -231,6 +237,45 @@ def _follow_remote(remote: Any, record: RunRecord, as_json: bool) -> None:
             elif kind == "end":
                 yield Event("end", run, data)
                 return
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _print_events(events(), as_json)
+
+
+def _follow_remote_all(remote: Any, app: App, node: Node | None, as_json: bool) -> None:
+    """Every run on the server as it happens: the runs in progress, then each new one, by
+    asking for runs and their output every half second, until Ctrl-C."""
+    import time
+
+    from patterns.engine.livelog import Event, LiveRun
+
+    if not as_json:
+        who = f"node {node.label}" if node else f"app '{app.title}'"
+        _console().print(f"[dim]following the runs of {who} on {remote.url} (Ctrl-C to "
+                         f"stop)[/]")
+    query = {"limit": 50, **({"node": node.id} if node else {})}
+    ended = {r["id"] for r in remote.get("/runs", params=query) if r["status"] != "running"}
+    shown: dict[str, int] = {}  # run id -> lines printed
+
+    def events() -> Any:
+        while True:
+            for doc in reversed(remote.get("/runs", params=query)):
+                run_id = doc["id"]
+                if run_id in ended:
+                    continue
+                run = LiveRun(run_id, doc["node_id"], doc["node_title"], doc["trigger"], 0)
+                if run_id not in shown:
+                    shown[run_id] = 0
+                    yield Event("start", run)
+                lines = remote.get(f"/runs/{run_id}/logs")["lines"]
+                for line in lines[shown[run_id]:]:
+                    yield Event("out", run, {"s": line["stream"], "x": line["text"],
+                                             "l": line.get("level"), "t": line.get("time")})
+                shown[run_id] = len(lines)
+                if doc["status"] != "running":
+                    ended.add(run_id)
+                    yield Event("end", run, {"status": doc["status"], "error": doc["error"]})
+            time.sleep(0.5)
 
     with contextlib.suppress(KeyboardInterrupt):
         _print_events(events(), as_json)

@@ -282,7 +282,7 @@ def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
         record = find_run(svc, run_id)
         live = svc.reporter.live.get(record.id)
         if live is not None:
-            lines = [LogLine(time="", **line) for line in list(live.lines)]
+            lines = [LogLine(**{"time": "", **line}) for line in list(live.lines)]
         else:
             with svc.engine.store.cursor() as cur:
                 text = meta.get_log(cur, record.id) or ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import re
 import threading
@@ -53,7 +54,9 @@ class ServerReporter:
 
     def run_output(self, run: RunRecord, stream: str, line: str,
                    level: str | None = None) -> None:
-        event = {"stream": stream, "text": line, **({"level": level} if level else {})}
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        event = {"time": stamp, "stream": stream, "text": line,
+                 **({"level": level} if level else {})}
         with self._lock:
             live = self.live.get(run.id)
             if live is None:

@@ -151,3 +151,27 @@ def test_download_refuses_files_outside_the_app(tmp_path: Path) -> None:
     for name in ("../escape.txt", "/etc/passwd", "a/../../b", ".patterns/store.duckdb"):
         with pytest.raises(ConfigError, match="outside the app folder"):
             _inside(root, name)
+
+
+def test_logs_follow_through_the_server_shows_every_new_run(tmp_path: Path,
+                                                            serve: Any) -> None:
+    import signal
+    import threading
+    import time
+
+    root = write_app(tmp_path / "client", GRAPH, {"greet.py": GREET})
+    server = serve(root)
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    follower = subprocess.Popen([*COMMAND, "logs", str(root), "-f"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(follower.stdout or []), daemon=True).start()
+    server.wait_for(lambda: any("following the runs" in line for line in lines))
+    for name in ("ann", "bo"):
+        server.post("/apps/client-app/nodes/greet.py/trigger", json={"parameters": {"name": name}})
+        server.wait_for(lambda n=name: any(f"greet | greeted {n}" in line for line in lines),
+                        what=f"the run for {name}")
+    server.wait_for(lambda: sum("■ greet succeeded" in line for line in lines) == 2)
+    follower.send_signal(signal.SIGINT)
+    assert follower.wait(timeout=10) == 0
+    time.sleep(0.1)
