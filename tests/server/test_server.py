@@ -379,8 +379,8 @@ stores:
 
 HEAVY = """
 -- dialect: duckdb
-select count(*) as n from range(4000000000) a
-"""
+select sum(a.range * b.range) as n from range(1000000) a, range(1000000) b
+"""  # 10^12 pairs: minutes of work, unless it is interrupted
 
 
 def test_cancelling_a_running_sql_node_interrupts_its_statements(tmp_path: Path,
