@@ -144,21 +144,8 @@ class ReactivePass:
                       and n.trigger != "manual"]
         if not candidates:
             return []
-        cur = self.engine.store.cursor()
-        try:
-            last = meta.last_success(cur)
-            since = min(last.get(n.id, 0) for n in candidates)
-            commits = meta.commits_since(cur, since)
-        finally:
-            cur.close()
-        out = []
-        for node in candidates:
-            seen = last.get(node.id, 0)
-            reads = set(node.reads())
-            if any(seq > seen and table in reads and by != node.id
-                   for seq, table, by in commits):
-                out.append(node)
-        return out
+        with self.engine.store.cursor() as cur:
+            return with_new_rows(cur, candidates, meta.last_success(cur))
 
     def _never_run(self, nodes: list[Node], exclude: set[str]) -> list[Node]:
         """Nodes that never succeeded (all of a cycle, say): each gets one first run."""
@@ -180,3 +167,18 @@ class ReactivePass:
                     seen.add(nxt.id)
                     frontier.append(nxt)
         return seen
+
+
+def with_new_rows(cur: Any, nodes: list[Node], seen: dict[str, int]) -> list[Node]:
+    """The ``nodes`` whose input tables got rows committed by another node (waking ones)
+    after the commit each started from (``seen``, per node id; 0 if absent)."""
+    if not nodes:
+        return []
+    commits = meta.commits_since(cur, min(seen.get(n.id, 0) for n in nodes))
+    out = []
+    for node in nodes:
+        after = seen.get(node.id, 0)
+        reads = set(node.reads())
+        if any(seq > after and table in reads and by != node.id for seq, table, by in commits):
+            out.append(node)
+    return out

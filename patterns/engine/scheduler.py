@@ -31,16 +31,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from patterns.engine.engine import Engine, new_run_id
+from patterns.engine.reactive import RUNNABLE_KINDS, with_new_rows
 from patterns.engine.session import RunSession
 from patterns.graph.model import Node
-from patterns.store import meta, queue
+from patterns.store import queue
 from patterns.store.migrations import META
 from patterns.store.model import RunRecord
 from patterns.store.queue import QueueItem, Schedule
 
 log = logging.getLogger("patterns.scheduler")
 
-RUNNABLE_KINDS = ("python", "sql")
 SHUTDOWN_REASON = ("the server stopped during the run; it was rolled back to its last "
                    "checkpoint and runs again when the server starts")
 
@@ -218,21 +218,12 @@ class Scheduler:
     def _wake_out_of_date(self) -> bool:
         """Queue the nodes whose inputs got rows; whether any was queued."""
         nodes = [n for n in self.app.nodes  # cron nodes run on their schedule only
-                 if n.kind in RUNNABLE_KINDS and n.reads() and n.trigger is None]
+                 if n.kind in RUNNABLE_KINDS and n.reads() and n.trigger is None
+                 and n.id not in self._busy]
         if not nodes:
             return False
         with self.engine.store.cursor() as cur:
-            last = _last_run_seen(cur)
-            since = min(last.get(n.id, 0) for n in nodes)
-            commits = meta.commits_since(cur, since)
-        stale = []
-        for node in nodes:
-            seen = last.get(node.id, 0)
-            reads = set(node.reads())
-            if any(seq > seen and table in reads and by != node.id
-                   for seq, table, by in commits):
-                stale.append(node)
-        stale = [n for n in stale if n.id not in self._busy]
+            stale = with_new_rows(cur, nodes, _last_run_seen(cur))
         if not stale:
             return False
         added = False

@@ -23,13 +23,11 @@ from pydantic import BaseModel, Field
 from patterns.errors import ConfigError, GraphError, PatternsError
 from patterns.graph.manifest import jsonable
 from patterns.server.hub import AppService, Hub, loop_listener
-from patterns.server.webhooks import BadRecords
+from patterns.server.ingest import WebhookFastPath, ingest, read_body
 from patterns.store import meta, queue
 
 log = logging.getLogger("patterns.server")
 
-DEFAULT_MAX_BODY = 1_000_000
-DEFAULT_RESPONSE_TIMEOUT = 30.0
 MAX_UPLOAD = 50_000_000
 SSE_PING_SECONDS = 15.0
 
@@ -454,7 +452,7 @@ def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
         from patterns.server.bundle import install
 
         svc = service(app)
-        body = await _read_body(request, MAX_UPLOAD)
+        body = await read_body(request, MAX_UPLOAD)
         if body is None:
             raise HTTPException(413, f"the upload is larger than {MAX_UPLOAD} bytes")
         from patterns.server.bundle import VersionConflict
@@ -493,123 +491,7 @@ def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
     return api
 
 
-# ---------------------------------------------------------------------- webhooks
-class WebhookFastPath:
-    """ASGI middleware: ``POST /webhooks/{app}/{token}`` straight to :func:`ingest`, ahead
-    of the router and its request validation (a webhook under load answers thousands of
-    requests a second); everything else goes on to the API."""
-
-    def __init__(self, app: Any, hub: Hub) -> None:
-        self.app = app
-        self.hub = hub
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            parts = scope["path"].split("/")
-            if len(parts) == 4 and parts[1] == "webhooks" and parts[2] and parts[3]:
-                request = Request(scope, receive)
-                response = await ingest(self.hub, parts[2], parts[3], request)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-async def ingest(hub: Hub, app: str, token: str, request: Request) -> Response:
-    """A webhook request: its records committed (or the reason they were not)."""
-    svc = hub.apps.get(app)
-    node = svc.webhook_by_token(token) if svc is not None else None
-    if svc is None or node is None:
-        return _error(404, "no webhook here: check the URL (`patterns list webhooks`)")
-    limit = int(node.settings.extra.get("max_body_bytes") or DEFAULT_MAX_BODY)
-    body = await _read_body(request, limit)
-    if body is None:
-        return _error(413, f"the body is larger than this webhook's limit of {limit} bytes "
-                           f"(settings.max_body_bytes)")
-    try:
-        doc = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, f"the body is not valid JSON: {exc}")
-    records = [doc] if isinstance(doc, dict) else doc
-    if not isinstance(records, list) or not records or \
-            not all(isinstance(r, dict) for r in records):
-        return _error(400, "send a JSON object, or a non-empty array of objects; each "
-                           "object becomes a record")
-    for record in records:
-        names = [k.lower() for k in record]
-        if "" in names or len(set(names)) != len(names):
-            return _error(400, "field names must be non-empty and differ by more than "
-                               "upper/lower case (a table's columns do): "
-                               f"{', '.join(repr(k) for k in record)[:200]}")
-    _capture(node, request, records)
-    respond = bool(node.raw.get("respond"))
-    loop = asyncio.get_running_loop()
-    key, answer = (svc.responses.expect(loop) if respond else (None, None))
-    if key is not None:
-        for record in records:
-            record["patterns_request_key"] = key
-    try:
-        count = await asyncio.wrap_future(
-            svc.webhooks.submit(node.id, str(node.webhook_table), records))
-    except BadRecords as exc:
-        if key is not None:
-            svc.responses.forget(key)
-        return _error(400, f"the records do not fit the table, nothing was written: {exc}")
-    except Exception as exc:
-        if key is not None:
-            svc.responses.forget(key)
-        return _error(503, f"the records could not be stored, nothing was written: {exc}")
-    if answer is None or key is None:
-        return JSONResponse({"ok": True, "records": count})
-    timeout = float(node.settings.extra.get("response_timeout_seconds")
-                    or DEFAULT_RESPONSE_TIMEOUT)
-    try:
-        payload = await asyncio.wait_for(answer, timeout)
-    except TimeoutError:
-        return _error(504, f"no node answered within {timeout:g} s "
-                           f"(settings.response_timeout_seconds); the records were stored")
-    finally:
-        svc.responses.forget(key)
-    return JSONResponse(jsonable(payload))
-
-
 # ---------------------------------------------------------------------- helpers
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _capture(node: Any, request: Request, records: list[dict[str, Any]]) -> None:
-    """Query-string values and chosen headers, as the webhook's settings ask."""
-    extra = node.settings.extra
-    if extra.get("webhook_query"):
-        query = dict(request.query_params)
-        for record in records:
-            record["patterns_query"] = query
-    wanted = extra.get("webhook_headers") or []
-    if isinstance(wanted, str):
-        wanted = [wanted]
-    if wanted:
-        headers = {str(h).lower(): request.headers.get(str(h)) for h in wanted}
-        for record in records:
-            record["patterns_headers"] = headers
-
-
 def _sse(kind: str, data: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(jsonable(data))}\n\n".encode()
 
