@@ -66,6 +66,9 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         session = self._session(cmd.get("token"))
         data = reader.read_all()
         _guard(lambda: session.stage(cmd["port"], cmd["op"], data, cmd.get("unique_on"), None))
+        checkpoint = cmd.get("checkpoint")
+        if checkpoint is not None:  # the node's last writes came with its checkpoint
+            _guard(lambda: _checkpoint(session, checkpoint))
 
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
         cmd = wire.decode(ticket.ticket)
@@ -114,9 +117,8 @@ def _guard(call: Callable[[], Any]) -> Any:
 
 
 def _checkpoint(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
-    session.checkpoint(body.get("state"), body.get("positions") or {})
-    if body.get("final"):
-        session.finished = True
+    session.checkpoint(body.get("state"), body.get("positions") or {},
+                       final=bool(body.get("final")))
     return {"checkpoints": session.checkpoints}
 
 

@@ -7,10 +7,12 @@ It wires the store, the data plane and the launcher together and keeps the run r
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,9 @@ from patterns.graph.model import App, Node
 from patterns.store import meta
 from patterns.store.duckdb import DuckDBStore
 from patterns.store.ids import encode
-from patterns.store.model import RunRecord
+from patterns.store.model import CommitResult, RunRecord
+
+log = logging.getLogger(__name__)
 
 #: A run's first facts (ports, state, positions) travel with its start request up to this size.
 INLINE_RUN_INFO_BYTES = 64_000
@@ -67,12 +71,15 @@ class Engine:
         self._running: dict[str, int] = {}  # run id -> pid of its process
         self._cancelled: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: Writes the start records of runs, while their processes start.
+        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="patterns-recorder")
         if app.requirements_file is None:
             # Warm up while the rest starts. Apps with requirements build their environment
             # (and warm it) at their first run, where a failure fails that run, not the engine.
             self.launcher.prepare(self.dataplane.uri)
 
     def close(self) -> None:
+        self._recorder.shutdown()
         self.launcher.close()
         self.live.close()
         self.dataplane.stop()
@@ -95,7 +102,6 @@ class Engine:
         end (the scheduler takes the run's queue item out there)."""
         run_id = run_id or new_run_id()
         now = dt.datetime.now(dt.UTC)
-        cur = self.store.cursor()
         seen = self.store.last_commit()
         record = RunRecord(id=run_id, node_id=node.id, node_title=node.title, trigger=trigger,
                            status="running", queued_at=now, started_at=now, seen_commit=seen,
@@ -107,7 +113,6 @@ class Engine:
             params = resolve_parameters(node, self.secrets, param_overrides)
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now, error=str(exc))
-            cur.close()
             with self.store.transaction() as tx:
                 meta.insert_run(tx, failed)
                 if on_end is not None:
@@ -116,7 +121,6 @@ class Engine:
             self._finished(failed)
             return failed, None
         record = replace(record, parameters=_public(params, node))
-        meta.insert_run(cur, record)
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder)
@@ -127,6 +131,11 @@ class Engine:
         self.dataplane.register(session)
         capture = LogCapture(mask=self._secret_values(),
                              sink=lambda line: self.live.output(run_id, line))
+        # The run's start is recorded while its process starts (not before, on the
+        # recorder thread): its final checkpoint, which also records its end, waits for it.
+        start = _StartRecord(self.store, record, session.start_recorded)
+        session.at_final = lambda tx, result: self._end_with_final_checkpoint(
+            tx, result, record, session, capture, start, on_end)
         config = {"uri": self.dataplane.uri, "token": session.token,
                   "app_root": str(self.app.root), "node_file": node.rel_file, "run_id": run_id}
         # What the node asks for first comes with it (saves a round trip), unless it is big
@@ -136,8 +145,10 @@ class Engine:
             config["run_info"] = info
         try:
             if node.kind == "sql":  # runs in the engine itself: no process
+                start.write()
                 exit_ = self._run_sql(session, record, capture, limit)
             else:
+                start.write_soon(self._recorder)  # while the process starts
                 exit_ = self.launcher.run(
                     config, self.app.root, limit, capture,
                     lambda stream, line, level: self.reporter.run_output(record, stream, line,
@@ -157,9 +168,14 @@ class Engine:
             with self._lock:
                 self._running.pop(run_id, None)
                 self._active.pop(run_id, None)
+            start.settle()
         session.rollback()  # whatever was staged after the last checkpoint is dropped
-        status, error = _outcome(exit_.code, exit_.timed_out, session, limit)
         cancelled = self._cancelled.pop(run_id, None)
+        if session.ended is not None:  # recorded with the final checkpoint
+            final = self._after_final_checkpoint(session, capture, exit_)
+            self._finished(final)
+            return final, session
+        status, error = _outcome(exit_.code, exit_.timed_out, session, limit)
         if cancelled is not None and status != "succeeded":  # (it may have just finished)
             status, error = "cancelled", cancelled
         ended = dt.datetime.now(dt.UTC)
@@ -168,17 +184,57 @@ class Engine:
             traceback=session.requests.traceback if status != "succeeded" else None,
             rows_read=dict(session.rows_read), rows_written=dict(session.rows_written),
             checkpoints=session.checkpoints)
-        cur.close()
         with self.store.transaction() as tx:
-            meta.update_run(tx, run_id, status=final.status, ended_at=ended,
-                            exit_code=final.exit_code, error=final.error,
-                            traceback=final.traceback, rows_read=final.rows_read,
-                            rows_written=final.rows_written, checkpoints=final.checkpoints)
+            start.record_end(tx, final)
             meta.save_log(tx, run_id, capture.text(), capture.truncated)
             if on_end is not None:
                 on_end(tx, final, session)
         self._finished(final)
         return final, session
+
+    def _end_with_final_checkpoint(
+            self, tx: Any, result: CommitResult, record: RunRecord, session: RunSession,
+            capture: LogCapture, start: _StartRecord,
+            on_end: Callable[[Any, RunRecord, RunSession | None], None] | None,
+    ) -> tuple[RunRecord, str]:
+        """In the transaction of the run's final checkpoint: the run's end, as succeeded
+        (its work is committed with it), with its log so far. One transaction per run
+        instead of two; what the process does after it (its exit, any last output) is
+        added by :meth:`_after_final_checkpoint`, only if there is anything to add."""
+        written = dict(session.rows_written)
+        for table, n in result.rows_added.items():
+            written[table] = written.get(table, 0) + n
+        final = replace(record, status="succeeded", ended_at=dt.datetime.now(dt.UTC),
+                        exit_code=0, rows_read=dict(session.rows_read), rows_written=written,
+                        checkpoints=session.checkpoints + 1)
+        text = capture.text()
+        start.record_end(tx, final)
+        meta.save_log(tx, record.id, text, capture.truncated, first=True)
+        if on_end is not None:
+            on_end(tx, final, session)
+        return final, text
+
+    def _after_final_checkpoint(self, session: RunSession, capture: LogCapture,
+                                exit_: Exit) -> RunRecord:
+        """The run's end was recorded with its final checkpoint: it succeeded. A process
+        that then failed (an atexit handler, a signal) is noted in its log, with its exit
+        code; output printed after the checkpoint is added to the saved log."""
+        assert session.ended is not None
+        final, saved = session.ended
+        if exit_.code != 0:
+            why = ("it passed its time limit" if exit_.timed_out else
+                   f"exit code {exit_.code}" if exit_.code is not None and exit_.code > 0 else
+                   f"signal {-(exit_.code or 0)}" if exit_.code is not None else "it was lost")
+            capture.add("stderr", f"[patterns] the node process ended with {why} after its "
+                                  f"final checkpoint; the run's work was committed")
+        text = capture.text()
+        if text == saved and exit_.code == final.exit_code:
+            return final  # (the usual case: nothing more to write)
+        final = replace(final, exit_code=exit_.code)
+        with self.store.transaction() as tx:
+            meta.update_run(tx, final.id, exit_code=exit_.code)
+            meta.save_log(tx, final.id, text, capture.truncated)
+        return final
 
     def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
         """Stop a running run: its process group is killed and the run rolled back to its
@@ -231,6 +287,52 @@ class Engine:
             return [v for v in self.secrets.values() if len(v) >= 4]
         except ConfigError:
             return []
+
+
+class _StartRecord:
+    """A run's record as it starts (status ``running``), written once its process has
+    started, off the critical path; its end then updates it (or inserts the whole record
+    if the run never got that far)."""
+
+    def __init__(self, store: DuckDBStore, record: RunRecord, written: threading.Event
+                 ) -> None:
+        self.store = store
+        self.record = record
+        self.ok = False
+        self._submitted = False
+        #: Set once the start has been written (or will not be): the end waits for it.
+        self.written = written
+
+    def write_soon(self, executor: ThreadPoolExecutor) -> None:
+        executor.submit(self.write)
+        self._submitted = True
+
+    def settle(self) -> None:
+        """Once the run is over: wait for a write under way, or give up on one never
+        asked for (the end then writes the whole record)."""
+        if self._submitted:
+            self.written.wait()
+        self.written.set()
+
+    def write(self) -> None:
+        try:
+            with self.store.cursor() as cur:
+                meta.insert_run(cur, self.record)
+            self.ok = True
+        except Exception:  # the run goes on; its end writes the whole record
+            log.warning("could not record the start of run %s", self.record.id, exc_info=True)
+        finally:
+            self.written.set()
+
+    def record_end(self, tx: Any, final: RunRecord) -> None:
+        if not self.ok:
+            meta.insert_run(tx, final)
+            return
+        if not meta.update_run(tx, final.id, status=final.status, ended_at=final.ended_at,
+                               exit_code=final.exit_code, error=final.error,
+                               traceback=final.traceback, rows_read=final.rows_read,
+                               rows_written=final.rows_written, checkpoints=final.checkpoints):
+            meta.insert_run(tx, final)  # (not visible to this transaction: never lose it)
 
 
 def _outcome(code: int | None, timed_out: bool, session: RunSession,

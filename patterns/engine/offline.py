@@ -97,7 +97,8 @@ class OfflineClient:
         raise NodeError("outside a run the store is read-only")
 
     def checkpoint(self, state: Mapping[str, Any] | None,
-                   positions: Mapping[str, Mapping[str, Any]], *, final: bool) -> None:
+                   positions: Mapping[str, Mapping[str, Any]], *, final: bool,
+                   data: tuple[str, pa.Table | None] | None = None) -> None:
         pass
 
     def rollback(self) -> RunInfo:

@@ -21,7 +21,14 @@ import pyarrow as pa
 from patterns.errors import NodeError
 from patterns.graph.model import Node
 from patterns.store.duckdb import DuckDBStore
-from patterns.store.model import Checkpoint, TableMeta, TableOp, TableOptions
+from patterns.store.model import (
+    Checkpoint,
+    CommitResult,
+    RunRecord,
+    TableMeta,
+    TableOp,
+    TableOptions,
+)
 from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty, scan_sql, stream_sql
 from patterns.store.tables import check_fits
 
@@ -57,6 +64,13 @@ class RunSession:
     responder: Callable[[str, Any], None] | None = None
     #: Set to stop the run's commit in progress (cancelling a SQL node, which has no process).
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Called in the transaction of the run's final checkpoint, ``at_final(cursor, result)``
+    #: (the engine records the run's end there); what it returns is kept in :attr:`ended`
+    #: once that transaction has committed.
+    at_final: Callable[[Any, CommitResult], tuple[RunRecord, str]] | None = None
+    ended: tuple[RunRecord, str] | None = None
+    #: Set once the run's start is recorded (or will not be).
+    start_recorded: threading.Event = field(default_factory=threading.Event)
     _staged: Checkpoint | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -93,8 +107,7 @@ class RunSession:
 
         cur = self.store.cursor()
         try:
-            state = meta.get_state(cur, self.node.id)
-            positions = meta.get_positions(cur, self.node.id)
+            state, positions = meta.get_memory(cur, self.node.id)
         finally:
             cur.close()
         store_to_port = {store: port for port, (store, _) in self.ports.items()}
@@ -183,8 +196,14 @@ class RunSession:
 
     def checkpoint(self, state: Mapping[str, Any] | None,
                    positions: Mapping[str, Mapping[str, Any] | None], *,
-                   timeout: float | None = None) -> None:
+                   timeout: float | None = None, final: bool = False) -> None:
+        """Commit what the run staged, with its state and positions. The run's ``final``
+        checkpoint also records the run's end, in the same transaction (:attr:`at_final`)."""
         with self._lock:
+            if final and self.at_final is not None:
+                # The run's record must be there before the transaction that ends it
+                # begins (that transaction would not see a record inserted after its start).
+                self.start_recorded.wait()
             cp = self._staging()
             cp.wakes = self.requests.trigger_downstream
             cp.state = dict(state) if state is not None else None
@@ -192,9 +211,18 @@ class RunSession:
             for port, pos in positions.items():
                 store = self.store_for(port, "r")
                 cp.positions[store] = dict(pos) if pos is not None else None  # type: ignore[assignment]
-            result = self.store.commit(cp, timeout=timeout, stop=self.stop)
+            at_final = self.at_final if final else None
+            ended: list[tuple[RunRecord, str]] = []
+            result = self.store.commit(
+                cp, timeout=timeout, stop=self.stop,
+                also=None if at_final is None else
+                lambda cur, result: ended.append(at_final(cur, result)))
             self._staged = None
             self.checkpoints += 1
+            if final:
+                self.finished = True
+                if ended:
+                    self.ended = ended[0]
             for store, n in result.rows_added.items():
                 self.rows_written[store] = self.rows_written.get(store, 0) + n
 

@@ -77,7 +77,10 @@ class EngineClient(Protocol):
                starting_value: Any) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]: ...
 
     def checkpoint(self, state: Mapping[str, Any] | None,
-                   positions: Mapping[str, Mapping[str, Any]], *, final: bool) -> None: ...
+                   positions: Mapping[str, Mapping[str, Any]], *, final: bool,
+                   data: tuple[str, pa.Table | None] | None = None) -> None:
+        """Commit: ``data``, the last records to append to a port, comes along."""
+        ...
 
     def rollback(self) -> RunInfo:
         """Drop everything staged since the last checkpoint; the run as it was then."""

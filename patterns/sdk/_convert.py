@@ -29,13 +29,16 @@ _SCALAR_ORDER = ("bool", "int", "float", "text")
 def records_to_arrow(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
     if not records:
         return pa.table({})
-    keys = _keys(records, table)
     try:
-        data = pa.Table.from_pylist(records, schema=None) if _same_keys(records, keys) else \
-            pa.Table.from_pylist([{k: r.get(k) for k in keys} for r in records])
+        # One pass in C: Arrow infers a struct over the union of the records' keys (in the
+        # order they first appear; a record without a key gets null there).
+        rows = pa.array(records)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
-        return _slow_path(records, keys, table)
-    return _check_nested(data, records, table)
+        return _slow_path(records, _keys(records, table), table)
+    if not pa.types.is_struct(rows.type) or rows.null_count:
+        # A record that is not a dict (None, a number...): _keys raises, naming it.
+        return _slow_path(records, _keys(records, table), table)
+    return _check_nested(pa.Table.from_struct_array(rows), records, table)
 
 
 def _keys(records: Sequence[dict[str, Any]], table: str) -> list[str]:
@@ -45,28 +48,21 @@ def _keys(records: Sequence[dict[str, Any]], table: str) -> list[str]:
                         f"{_short(first)}; append dicts (or a list of dicts, a DataFrame)")
     keys = list(first)
     seen = set(keys)
-    extra = False
     for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise NodeError(f"table {table!r}: record {i} is a {type(r).__name__}, not a "
+                            f"dict: {_short(r)}", record=i)
         if r.keys() != first.keys():
-            if not isinstance(r, dict):
-                raise NodeError(f"table {table!r}: record {i} is a {type(r).__name__}, not a "
-                                f"dict: {_short(r)}", record=i)
             for k in r:
                 if k not in seen:
                     seen.add(k)
                     keys.append(k)
-                    extra = True
-    for k in keys if extra or not all(isinstance(k, str) for k in keys) else ():
+    for k in keys:
         if not isinstance(k, str):
             at = next(i for i, r in enumerate(records) if k in r)
             raise NodeError(f"table {table!r}: record {at}: field name {k!r} is a "
                             f"{type(k).__name__}; field names must be strings", record=at)
     return keys
-
-
-def _same_keys(records: Sequence[dict[str, Any]], keys: list[str]) -> bool:
-    n = len(keys)
-    return all(len(r) == n for r in records)
 
 
 def _check_nested(data: pa.Table, records: Sequence[dict[str, Any]], table: str) -> pa.Table:

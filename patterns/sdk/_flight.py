@@ -53,8 +53,11 @@ class FlightEngineClient:
             self._action("command", port=port, op=op, unique_on=unique_on,
                          options=dict(options) if options else None)
             return
-        descriptor = flight.FlightDescriptor.for_command(wire.encode(
-            {"token": self._token, "port": port, "op": op, "unique_on": unique_on}))
+        self._put({"port": port, "op": op, "unique_on": unique_on}, data)
+
+    def _put(self, cmd: dict[str, Any], data: pa.Table) -> None:
+        cmd["token"] = self._token
+        descriptor = flight.FlightDescriptor.for_command(wire.encode(cmd))
         try:
             writer, _ = self._client.do_put(descriptor, data.schema)
             writer.write_table(data)
@@ -83,8 +86,14 @@ class FlightEngineClient:
         return pos, _batches(reader)
 
     def checkpoint(self, state: Mapping[str, Any] | None,
-                   positions: Mapping[str, Mapping[str, Any]], *, final: bool) -> None:
-        self._action("checkpoint", state=state, positions=dict(positions), final=final)
+                   positions: Mapping[str, Mapping[str, Any]], *, final: bool,
+                   data: tuple[str, pa.Table | None] | None = None) -> None:
+        checkpoint = {"state": state, "positions": dict(positions), "final": final}
+        if data is None or data[1] is None:
+            self._action("checkpoint", **checkpoint)
+            return
+        port, table = data
+        self._put({"port": port, "op": "append", "checkpoint": checkpoint}, table)
 
     def rollback(self) -> RunInfo:
         return _run_info({**self._action("rollback"), "parameters": {}})

@@ -8,15 +8,19 @@ checkpoint, in one message: the engine commits them together with the staged wri
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import sys
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from patterns.errors import NodeError
 from patterns.sdk._context import EngineClient, PortInfo, RunInfo
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FLUSH_ROWS = 50_000
 _SDK_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -147,25 +151,39 @@ class NodeRun:
         self.client.write(port, "init", None, options=options)
 
     def flush(self, port: str | None = None) -> None:
-        from patterns.sdk._convert import records_to_arrow
-
         ports = [port] if port is not None else list(self._buffers)
         for p in ports:
-            buf = self._buffers.get(p)
-            if not buf:
-                continue
-            self._buffers[p] = []
-            try:
-                self.client.write(p, "append", records_to_arrow(buf, p))
-            except NodeError as exc:
-                site = self._site_of(p, exc.record or 0)
-                if site is None:
-                    raise
-                where = f"{os.path.relpath(site[0])}, line {site[1]}"
-                raise NodeError(f"{exc} (appended at {where})", record=exc.record) from None
-            finally:
-                self._sites.pop(p, None)
-                self._last_site.pop(p, None)
+            with self._naming_sites(p):
+                data = self._take(p)
+                if data is not None:
+                    self.client.write(p, "append", data)
+
+    def _take(self, port: str) -> pa.Table | None:
+        """The records buffered for ``port`` as Arrow (None if there are none); the buffer
+        is emptied."""
+        from patterns.sdk._convert import records_to_arrow
+
+        buf = self._buffers.get(port)
+        if not buf:
+            return None
+        self._buffers[port] = []
+        return records_to_arrow(buf, port)
+
+    @contextlib.contextmanager
+    def _naming_sites(self, port: str) -> Iterator[None]:
+        """A record refused while the buffer of ``port`` is shipped is named by the user's
+        file and line that appended it; the buffer's sites are forgotten afterwards."""
+        try:
+            yield
+        except NodeError as exc:
+            site = self._site_of(port, exc.record or 0)
+            if site is None:
+                raise
+            where = f"{os.path.relpath(site[0])}, line {site[1]}"
+            raise NodeError(f"{exc} (appended at {where})", record=exc.record) from None
+        finally:
+            self._sites.pop(port, None)
+            self._last_site.pop(port, None)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -203,13 +221,21 @@ class NodeRun:
         self.next_auto_checkpoint = time.monotonic() + self._auto_every
         if self.offline:
             return
-        self.flush()
+        # The last buffer to ship goes with the checkpoint itself: one round trip, not two.
+        pending = [p for p, buf in self._buffers.items() if buf]
+        for p in pending[:-1]:
+            self.flush(p)
         for stream in self.streams:
             stream._record_position()
         positions = {p: self.positions.get(p) for p in self._positions_dirty}
-        self.client.checkpoint(self._state if self._state_dirty else None,
-                               positions,  # type: ignore[arg-type]
-                               final=final)
+        state = self._state if self._state_dirty else None
+        if pending:
+            with self._naming_sites(pending[-1]):
+                self.client.checkpoint(state, positions,  # type: ignore[arg-type]
+                                       final=final,
+                                       data=(pending[-1], self._take(pending[-1])))
+        else:
+            self.client.checkpoint(state, positions, final=final)  # type: ignore[arg-type]
         self._state_dirty = False
         self._positions_dirty.clear()
 

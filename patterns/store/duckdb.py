@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import threading
 import time
@@ -50,6 +51,53 @@ class _Progress:
     new_version: bool = False
 
 
+class _Watchdog:
+    """Interrupts the statements of commits that pass their deadline or are asked to stop.
+
+    One thread for the whole store, checking every 50 ms while any commit is watched (most
+    commits take a few milliseconds: a thread of their own would cost more than they do)."""
+
+    PERIOD = 0.05
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[int, tuple[duckdb.DuckDBPyConnection, float | None,
+                                       threading.Event | None]] = {}
+        self._keys = itertools.count()
+        self._running = False
+
+    def watch(self, cur: duckdb.DuckDBPyConnection, deadline: float | None,
+              stop: threading.Event | None) -> int:
+        key = next(self._keys)
+        with self._lock:
+            self._watched[key] = (cur, deadline, stop)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._loop, name="patterns-commit-watchdog",
+                                 daemon=True).start()
+        return key
+
+    def unwatch(self, key: int) -> None:
+        with self._lock:
+            self._watched.pop(key, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.PERIOD)
+            now = time.monotonic()
+            with self._lock:
+                if not self._watched:
+                    self._running = False
+                    return
+                due = [key for key, (_, deadline, stop) in self._watched.items()
+                       if (stop is not None and stop.is_set())
+                       or (deadline is not None and now >= deadline)]
+                for key in due:  # interrupted once; the commit then rolls back
+                    cur = self._watched.pop(key)[0]
+                    with contextlib.suppress(duckdb.Error):
+                        cur.interrupt()
+
+
 class DuckDBStore:
     """A Patterns store in one DuckDB file."""
 
@@ -76,6 +124,7 @@ class DuckDBStore:
                 ) from exc
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self.commit_lock = threading.RLock()
+        self._watchdog = _Watchdog()
         #: Each table's facts as the last commit left them (see :meth:`commit`).
         self._committed_tables: dict[str, TableMeta] = {}
         if not read_only:
@@ -173,37 +222,34 @@ class DuckDBStore:
 
     # ------------------------------------------------------------------ commits
     def commit(self, cp: Checkpoint, *, timeout: float | None = None,
-               stop: threading.Event | None = None) -> CommitResult:
-        """Apply a checkpoint in one transaction: table ops, state, stream positions.
+               stop: threading.Event | None = None,
+               also: Callable[[duckdb.DuckDBPyConnection, CommitResult], None] | None = None,
+               ) -> CommitResult:
+        """Apply a checkpoint in one transaction: table ops, state, stream positions; then
+        ``also(cursor, result)``, in the same transaction (the engine records a run's end
+        with its final checkpoint).
 
         With ``timeout`` (seconds), or when ``stop`` is set, statements still running are
         interrupted and the transaction rolls back (:class:`CommitTimeout`)."""
         with self.commit_lock:
             try:
                 with self.transaction() as cur:
-                    if timeout is None and stop is None:
-                        result = self._apply(cur, cp, cached=True)
-                    else:
-                        done = threading.Event()
+                    watch = None
+                    if timeout is not None or stop is not None:
                         deadline = None if timeout is None else \
                             time.monotonic() + max(timeout, 0.0)
-
-                        def interrupt() -> None:  # checks every 50 ms until the apply ends
-                            while not done.wait(0.05):
-                                if (stop is not None and stop.is_set()) or \
-                                        (deadline is not None and time.monotonic() >= deadline):
-                                    cur.interrupt()
-                                    return
-
-                        threading.Thread(target=interrupt, daemon=True).start()
-                        try:
-                            result = self._apply(cur, cp, cached=True)
-                        except duckdb.InterruptException as exc:
-                            why = "asked to stop" if stop is not None and stop.is_set() \
-                                else f"stopped after {timeout:g} s"
-                            raise CommitTimeout(f"the checkpoint was {why}") from exc
-                        finally:
-                            done.set()
+                        watch = self._watchdog.watch(cur, deadline, stop)
+                    try:
+                        result = self._apply(cur, cp, cached=True)
+                        if also is not None:
+                            also(cur, result)
+                    except duckdb.InterruptException as exc:
+                        why = "asked to stop" if stop is not None and stop.is_set() \
+                            else f"stopped after {timeout:g} s"
+                        raise CommitTimeout(f"the checkpoint was {why}") from exc
+                    finally:
+                        if watch is not None:
+                            self._watchdog.unwatch(watch)
             except BaseException:
                 self._committed_tables.clear()  # not sure what the store holds: read it again
                 raise

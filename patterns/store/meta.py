@@ -45,13 +45,16 @@ def insert_run(cur: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
     )
 
 
-def update_run(cur: duckdb.DuckDBPyConnection, run_id: str, **fields: Any) -> None:
+def update_run(cur: duckdb.DuckDBPyConnection, run_id: str, **fields: Any) -> bool:
+    """Change fields of a run's record; False if there is no such record."""
     sets, values = [], []
     for key, value in fields.items():
         sets.append(f"{key} = ?")
         values.append(dumps(value) if key in ("rows_read", "rows_written", "parameters")
                       else value)
-    cur.execute(f"UPDATE {META}.runs SET {', '.join(sets)} WHERE id = ?", [*values, run_id])
+    rows = cur.execute(f"UPDATE {META}.runs SET {', '.join(sets)} WHERE id = ? RETURNING id",
+                       [*values, run_id]).fetchall()
+    return bool(rows)
 
 
 def get_run(cur: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord | None:
@@ -78,8 +81,11 @@ def last_success(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {node: int(seen) for node, seen in rows}
 
 
-def save_log(cur: duckdb.DuckDBPyConnection, run_id: str, text: str, truncated: bool) -> None:
-    cur.execute(f"DELETE FROM {META}.run_logs WHERE run_id = ?", [run_id])
+def save_log(cur: duckdb.DuckDBPyConnection, run_id: str, text: str, truncated: bool, *,
+             first: bool = False) -> None:
+    """Save a run's log (``first``: the run has none saved yet)."""
+    if not first:
+        cur.execute(f"DELETE FROM {META}.run_logs WHERE run_id = ?", [run_id])
     cur.execute(f"INSERT INTO {META}.run_logs VALUES (?, ?, ?)", [run_id, text, truncated])
 
 
@@ -115,6 +121,23 @@ def set_position(cur: duckdb.DuckDBPyConnection, node_id: str, table: str,
     if position is not None:
         cur.execute(f"INSERT INTO {META}.stream_positions VALUES (?, ?, ?, ?)",
                     [node_id, table, dumps(dict(position)), now])
+
+
+def get_memory(cur: duckdb.DuckDBPyConnection, node_id: str
+               ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A node's state and stream positions, in one query (what a run starts from)."""
+    rows = cur.execute(
+        f"SELECT NULL, doc FROM {META}.node_state WHERE node_id = ? UNION ALL "
+        f"SELECT table_name, position FROM {META}.stream_positions WHERE node_id = ?",
+        [node_id, node_id]).fetchall()
+    state: dict[str, Any] = {}
+    positions: dict[str, dict[str, Any]] = {}
+    for table, doc in rows:
+        if table is None:
+            state = dict(json.loads(doc))
+        else:
+            positions[table] = json.loads(doc)
+    return state, positions
 
 
 def all_positions(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str, dict[str, Any]]]:

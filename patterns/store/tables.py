@@ -306,9 +306,12 @@ class TableWriter:
                     f"DELETE FROM {qualified(meta.physical)} t WHERE EXISTS "
                     f"(SELECT 1 FROM {rows.source} s WHERE {match})"
                 )
+            # A registered Arrow table is scanned in its order, and DuckDB keeps insertion
+            # order: only the de-duplicated or joined sources need sorting back.
+            order = "" if rows.with_ids and not unique else " ORDER BY __ord"
             self.cur.execute(
                 f"INSERT INTO {qualified(meta.physical)} ({', '.join(q(c) for c in target_cols)}) "
-                f"SELECT {', '.join(select)} FROM {source} ORDER BY __ord",
+                f"SELECT {', '.join(select)} FROM {source}{order}",
                 params,
             )
             inserted = self.cur.fetchall()

@@ -42,6 +42,10 @@ def assert_failed_cleanly(app: Any, *fragments: str) -> Any:
     ('t.append({"m": {1: "x"}})\n', ["field 'm'", "key 1", "bad.py, line 4"]),
     ('t.append({1: "x"})\n', ["field name 1", "bad.py, line 4"]),
     ('t.append({"n": float("nan")})\nt.flush()\n', ["NaN", "'n'", "integers", "bad.py, line 4"]),
+    # The last records go with the final checkpoint: refused there, still named by line.
+    ('t.append({"n": float("nan")})\n', ["NaN", "'n'", "integers", "bad.py, line 4"]),
+    ('t.append({"n": 1})\nt.append([{"n": 2}, None])\n', ["not a dict", "NoneType",
+                                                         "bad.py, line 5"]),
 ])
 def test_unstorable_values_fail_the_run_and_change_nothing(app_runner: Any, body: str,
                                                           fragments: list[str]) -> None:

@@ -225,3 +225,33 @@ def test_a_run_ends_when_its_process_does_even_if_a_child_holds_its_output(
     while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not process_alive(pid), "the run's child outlived it"
+
+
+def test_what_a_process_does_after_its_final_checkpoint_is_kept(app_runner: Any) -> None:
+    """A run's end is recorded with its final checkpoint; output printed after it (atexit)
+    still reaches the saved log, and a process that then fails is noted without undoing
+    the committed run."""
+    app = app_runner({
+        "late.py": """
+            import atexit, os
+            from patterns import Table
+            Table("out", "w").append({"n": 1})
+            print("in the run")
+            atexit.register(lambda: print("at exit"))
+        """,
+        "dies.py": """
+            import atexit, os, sys
+            from patterns import Table
+            Table("out", "w").append({"n": 2})
+            atexit.register(lambda: (sys.stdout.flush(), os._exit(4)))
+        """,
+    }, ["out"])
+    late = app.run_node("late")
+    assert (late.status, late.exit_code) == ("succeeded", 0)
+    assert log_lines(app, late)[-2:] == ["in the run", "at exit"]
+    dies = app.run_node("dies")
+    assert (dies.status, dies.exit_code) == ("succeeded", 4)
+    assert any("exit code 4 after its final checkpoint" in line for line in log_lines(app, dies))
+    stored = meta.get_run(app.engine.store.cursor(), dies.id)
+    assert stored is not None and (stored.status, stored.exit_code) == ("succeeded", 4)
+    assert sorted(r["n"] for r in app.rows("out")) == [1, 2]
