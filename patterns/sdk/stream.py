@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from patterns.sdk.table import json_columns, records_of
+from patterns.sdk.table import arrow_records, json_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -73,10 +73,11 @@ class Stream:
             self._run.set_position(self._port, self._pos)
 
     def _deliver(self, batch: pa.RecordBatch, generation: int) -> Iterator[dict[str, Any]]:
-        json_cols = json_columns(batch.schema)
-        records = records_of(batch.to_pylist(), json_cols)
         hidden = _HIDDEN_ID in batch.schema.names
         self._id_field = _HIDDEN_ID if hidden else self._id_name(batch)
+        # (the hidden id is for the position only: it never becomes a field of the records)
+        shown = batch.drop_columns([_HIDDEN_ID]) if hidden else batch
+        records = arrow_records(shown, json_columns(batch.schema))
         run = self._run
         for i, record in enumerate(records):
             if time.monotonic() >= run.next_auto_checkpoint:
@@ -85,8 +86,6 @@ class Stream:
                 return
             self._batch = batch
             self._index = i
-            if hidden:
-                del record[_HIDDEN_ID]
             yield record
 
     def _id_name(self, batch: pa.RecordBatch) -> str:

