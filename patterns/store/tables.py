@@ -189,7 +189,7 @@ class TableWriter:
             assert op.sql is not None
             return apply_sql(self, meta, op.sql)
         assert op.data is not None
-        data = self._strip_platform_columns(meta, op.data)
+        data = _in_big_chunks(self._strip_platform_columns(meta, op.data))
         check_fits(meta, data)
         fields, n = arrow_fields(data.schema), data.num_rows
         if n:
@@ -354,6 +354,28 @@ def prune_versions(cur: duckdb.DuckDBPyConnection, meta: TableMeta, keep: int) -
     for (physical,) in rows:
         if physical != meta.physical:
             cur.execute(f"DROP TABLE IF EXISTS {qualified(physical)}")
+
+
+#: DuckDB inserts Arrow data in chunks smaller than its row groups (122,880 rows) at about
+#: half the speed (measured: 1M rows in 50,000-row chunks 0.65 s, in bigger chunks 0.33 s).
+BIG_CHUNK_ROWS = 122_880
+
+
+def _in_big_chunks(data: pa.Table) -> pa.Table:
+    """``data`` with consecutive small chunks (a node's flushes) combined into big ones."""
+    chunks = data.column(0).chunks if data.num_columns else []
+    if len(chunks) <= 1 or all(len(c) >= BIG_CHUNK_ROWS for c in chunks[:-1]):
+        return data
+    groups: list[pa.Table] = []
+    start = size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size >= BIG_CHUNK_ROWS:
+            groups.append(data.slice(start, size).combine_chunks())
+            start, size = start + size, 0
+    if size:
+        groups.append(data.slice(start, size).combine_chunks())
+    return pa.concat_tables(groups)
 
 
 def check_fits(meta: TableMeta, data: pa.Table) -> None:
