@@ -30,7 +30,7 @@ from patterns.store.model import (
     TableOptions,
 )
 from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty, scan_sql, stream_sql
-from patterns.store.tables import check_fits
+from patterns.store.tables import BIG_CHUNK_ROWS, check_fits
 
 _WRITE_OPS = ("append", "upsert", "replace", "truncate", "reset")
 
@@ -329,14 +329,32 @@ def _merge(last: pa.Table | None, data: pa.Table) -> pa.Table | None:
     if last is None:
         return None
     if last.schema.equals(data.schema, check_metadata=True):
-        return pa.concat_tables([last, data])
+        return _compact_tail(pa.concat_tables([last, data]))
     left = {f.name: f.metadata for f in last.schema}
     if any(left.get(f.name, f.metadata) != f.metadata for f in data.schema):
         return None  # a JSON-text column next to plain text: keep them apart
     try:
-        return pa.concat_tables([last, data], promote_options="permissive")
+        return _compact_tail(pa.concat_tables([last, data], promote_options="permissive"))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None  # applied as separate appends: the column widens at commit
+
+
+def _compact_tail(table: pa.Table) -> pa.Table:
+    """Combine the small chunks at the end of ``table`` (a node's flushes) into one, while
+    the run goes on, so the commit inserts big chunks (see ``BIG_CHUNK_ROWS``) without
+    combining them then. Each row is copied about once."""
+    if not table.num_columns:
+        return table
+    sizes = [len(c) for c in table.column(0).chunks]
+    k = len(sizes)
+    while k > 0 and sizes[k - 1] < BIG_CHUNK_ROWS:
+        k -= 1
+    if len(sizes) - k < 2:
+        return table
+    start = sum(sizes[:k])
+    if not start:
+        return table.combine_chunks()
+    return pa.concat_tables([table.slice(0, start), table.slice(start).combine_chunks()])
 
 
 def _drain(reader: pa.RecordBatchReader, cur: Any) -> Iterator[pa.RecordBatch]:

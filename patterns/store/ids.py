@@ -16,7 +16,9 @@ import numpy as np
 import pyarrow as pa
 
 ALPHABET = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_LOOKUP = np.frombuffer(ALPHABET, dtype=np.uint8)
+#: Every pair of characters, as the 16-bit unit it is in memory; index: 10 bits.
+_PAIRS = np.frombuffer(b"".join(bytes([a, b]) for a in ALPHABET for b in ALPHABET),
+                       dtype=np.uint16)
 _DECODE = {c: i for i, c in enumerate(ALPHABET.decode())}
 _LOW_BITS = 50
 _LOW_LIMIT = 1 << _LOW_BITS
@@ -83,12 +85,14 @@ class UlidSequence:
 
 
 def _block_array(prefix: bytes, start: int, n: int) -> pa.Array:
-    chars = np.empty((n, 26), dtype=np.uint8)
-    chars[:, :16] = np.frombuffer(prefix, dtype=np.uint8)
+    # Two characters at a time: the 10-character counter is 5 lookups of 10 bits each into
+    # a table of the 1,024 two-character codes, written as 16-bit units.
+    units = np.empty((n, 13), dtype=np.uint16)
+    units[:, :8] = np.frombuffer(prefix, dtype=np.uint16)
     low = np.arange(start, start + n, dtype=np.int64)
-    for k in range(10):
-        chars[:, 16 + k] = _LOOKUP[(low >> (45 - 5 * k)) & 31]
+    for k in range(5):
+        units[:, 8 + k] = _PAIRS[(low >> (40 - 10 * k)) & 1023]
     offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
     return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())]
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(units)]
     )
