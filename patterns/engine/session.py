@@ -342,15 +342,16 @@ def _merge(last: pa.Table | None, data: pa.Table) -> pa.Table | None:
 def _compact_tail(table: pa.Table) -> pa.Table:
     """Combine the small chunks at the end of ``table`` (a node's flushes) into one, while
     the run goes on, so the commit inserts big chunks (see ``BIG_CHUNK_ROWS``) without
-    combining them then. Each row is copied about once."""
+    combining them then. They are combined once they add up to a big chunk: each row is
+    copied once."""
     if not table.num_columns:
         return table
     sizes = [len(c) for c in table.column(0).chunks]
     k = len(sizes)
     while k > 0 and sizes[k - 1] < BIG_CHUNK_ROWS:
         k -= 1
-    if len(sizes) - k < 2:
-        return table
+    if len(sizes) - k < 2 or sum(sizes[k:]) < BIG_CHUNK_ROWS:
+        return table  # (the commit combines a small tail that is left)
     start = sum(sizes[:k])
     if not start:
         return table.combine_chunks()

@@ -83,9 +83,12 @@ def last_success(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def save_log(cur: duckdb.DuckDBPyConnection, run_id: str, text: str, truncated: bool, *,
              first: bool = False) -> None:
-    """Save a run's log (``first``: the run has none saved yet)."""
+    """Save a run's log (``first``: the run has none saved yet; an empty one is then not
+    written at all, :func:`get_log` gives None)."""
     if not first:
         cur.execute(f"DELETE FROM {META}.run_logs WHERE run_id = ?", [run_id])
+    elif not text and not truncated:
+        return
     cur.execute(f"INSERT INTO {META}.run_logs VALUES (?, ?, ?)", [run_id, text, truncated])
 
 
