@@ -68,7 +68,9 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         _guard(lambda: session.stage(cmd["port"], cmd["op"], data, cmd.get("unique_on"), None))
         checkpoint = cmd.get("checkpoint")
         if checkpoint is not None:  # the node's last writes came with its checkpoint
-            _guard(lambda: _checkpoint(session, checkpoint))
+            # (an error of the commit names no record of these writes: the node must not
+            # blame the line that appended them)
+            _guard(lambda: _checkpoint(session, checkpoint), records=False)
 
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
         cmd = wire.decode(ticket.ticket)
@@ -108,12 +110,13 @@ def _retyped(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> Iterator[p
         raise flight.FlightServerError(wire.error_message(type(exc).__name__, str(exc))) from exc
 
 
-def _guard(call: Callable[[], Any]) -> Any:
+def _guard(call: Callable[[], Any], *, records: bool = True) -> Any:
     try:
         return call()
     except PatternsError as exc:
+        record = getattr(exc, "record", None) if records else None
         raise flight.FlightServerError(wire.error_message(
-            type(exc).__name__, str(exc), getattr(exc, "record", None))) from exc
+            type(exc).__name__, str(exc), record)) from exc
 
 
 def _checkpoint(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:

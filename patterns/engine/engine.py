@@ -133,7 +133,8 @@ class Engine:
                              sink=lambda line: self.live.output(run_id, line))
         # The run's start is recorded while its process starts (not before, on the
         # recorder thread): its final checkpoint, which also records its end, waits for it.
-        start = _StartRecord(self.store, record, session.start_recorded)
+        start = _StartRecord(self.store, record)
+        session.start_recorded = start.written
         session.at_final = lambda tx, result: self._end_with_final_checkpoint(
             tx, result, record, session, capture, start, on_end)
         config = {"uri": self.dataplane.uri, "token": session.token,
@@ -169,7 +170,7 @@ class Engine:
                 self._running.pop(run_id, None)
                 self._active.pop(run_id, None)
             start.settle()
-        session.rollback()  # whatever was staged after the last checkpoint is dropped
+        session.close()  # whatever was staged after the last checkpoint is dropped
         cancelled = self._cancelled.pop(run_id, None)
         if session.ended is not None:  # recorded with the final checkpoint
             final = self._after_final_checkpoint(session, capture, exit_)
@@ -294,14 +295,13 @@ class _StartRecord:
     started, off the critical path; its end then updates it (or inserts the whole record
     if the run never got that far)."""
 
-    def __init__(self, store: DuckDBStore, record: RunRecord, written: threading.Event
-                 ) -> None:
+    def __init__(self, store: DuckDBStore, record: RunRecord) -> None:
         self.store = store
         self.record = record
         self.ok = False
         self._submitted = False
         #: Set once the start has been written (or will not be): the end waits for it.
-        self.written = written
+        self.written = threading.Event()
 
     def write_soon(self, executor: ThreadPoolExecutor) -> None:
         executor.submit(self.write)

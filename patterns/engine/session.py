@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from patterns.errors import NodeError
+from patterns.errors import EngineError, NodeError
 from patterns.graph.model import Node
 from patterns.store.duckdb import DuckDBStore
 from patterns.store.model import (
@@ -69,8 +69,10 @@ class RunSession:
     #: once that transaction has committed.
     at_final: Callable[[Any, CommitResult], tuple[RunRecord, str]] | None = None
     ended: tuple[RunRecord, str] | None = None
-    #: Set once the run's start is recorded (or will not be).
-    start_recorded: threading.Event = field(default_factory=threading.Event)
+    #: Set once the run's start is recorded (or will not be); None: nothing to wait for.
+    start_recorded: threading.Event | None = None
+    #: The run is over (:meth:`close`): nothing more is staged or committed.
+    closed: bool = False
     _staged: Checkpoint | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -149,6 +151,7 @@ class RunSession:
               options: Mapping[str, Any] | None) -> None:
         store = self.store_for(port, "w")
         with self._lock:
+            self._open()
             cp = self._staging()
             if op == "init":
                 opts = TableOptions.from_json(options or {})
@@ -173,9 +176,23 @@ class RunSession:
         with self._lock:
             self._staged = None
 
+    def close(self) -> None:
+        """The run is over: what it staged after its last checkpoint is dropped, and a
+        request still on its way (a checkpoint sent just before the process was killed)
+        changes nothing any more."""
+        with self._lock:
+            self._staged = None
+            self.closed = True
+
+    def _open(self) -> None:
+        if self.closed:
+            raise EngineError("the run is over: its process was stopped; nothing more is "
+                              "committed")
+
     def stage_sql(self, ops: list[tuple[str, TableOp]]) -> None:
         """Stage SQL statements (checked by :mod:`patterns.engine.sql_nodes`) in order."""
         with self._lock:
+            self._open()
             cp = self._staging()
             for store, op in ops:
                 cp.add(store, op)
@@ -200,9 +217,10 @@ class RunSession:
         """Commit what the run staged, with its state and positions. The run's ``final``
         checkpoint also records the run's end, in the same transaction (:attr:`at_final`)."""
         with self._lock:
-            if final and self.at_final is not None:
-                # The run's record must be there before the transaction that ends it
-                # begins (that transaction would not see a record inserted after its start).
+            self._open()
+            # The run's record is written before any of its commits (the transaction of
+            # the final one, which ends the run, would not see a record inserted later).
+            if self.start_recorded is not None:
                 self.start_recorded.wait()
             cp = self._staging()
             cp.wakes = self.requests.trigger_downstream

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import itertools
 import json
 import operator
 import uuid
@@ -38,6 +39,12 @@ def records_to_arrow(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
     if not pa.types.is_struct(rows.type) or rows.null_count:
         # A record that is not a dict (None, a number...): _keys raises, naming it.
         return _slow_path(records, _keys(records, table), table)
+    # Arrow takes a bytes key for the text it spells (b"n" for "n", silently merging the
+    # two): field names must be strings. The set of all keys, gathered at C speed.
+    if not all(isinstance(k, str) for k in set(itertools.chain.from_iterable(records))):
+        return _slow_path(records, _keys(records, table), table)  # (_keys raises)
+    if not rows.type.num_fields:
+        return pa.table({})  # records without fields: nothing to append
     return _check_nested(pa.Table.from_struct_array(rows), records, table)
 
 

@@ -10,7 +10,6 @@ stderr and to the run record, and the process exits 1.
 from __future__ import annotations
 
 import contextlib
-import gc
 import io
 import json
 import logging
@@ -22,8 +21,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 EXIT_ERROR = 1
-#: Allocations between two collections of the youngest generation, in node processes.
-YOUNG_GC_THRESHOLD = 50_000
 
 
 def main(connection: Any = None) -> int:
@@ -41,11 +38,6 @@ def main(connection: Any = None) -> int:
     from patterns.sdk._runtime import NodeRun
 
     _interleave_stderr()
-    # Young objects are collected every 50,000 allocations rather than Python's 700: node
-    # code makes and keeps records by the million (lists of dicts, batches read from a
-    # stream), and at 700 the collector rescans them over and over — building a list of a
-    # million dicts takes twice as long. Node code may set its own thresholds.
-    gc.set_threshold(YOUNG_GC_THRESHOLD, 10, 10)
     connected = connection if connection is not None and connection[0] == config["uri"] \
         else None
     client = FlightEngineClient(config["uri"], config["token"], config.get("run_info"),

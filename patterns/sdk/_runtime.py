@@ -170,12 +170,15 @@ class NodeRun:
         return records_to_arrow(buf, port)
 
     @contextlib.contextmanager
-    def _naming_sites(self, port: str) -> Iterator[None]:
+    def _naming_sites(self, port: str, *, unknown_record: bool = True) -> Iterator[None]:
         """A record refused while the buffer of ``port`` is shipped is named by the user's
-        file and line that appended it; the buffer's sites are forgotten afterwards."""
+        file and line that appended it (``unknown_record``: also an error that names no
+        record, by the first line); the buffer's sites are forgotten afterwards."""
         try:
             yield
         except NodeError as exc:
+            if exc.record is None and not unknown_record:
+                raise
             site = self._site_of(port, exc.record or 0)
             if site is None:
                 raise
@@ -230,10 +233,17 @@ class NodeRun:
         positions = {p: self.positions.get(p) for p in self._positions_dirty}
         state = self._state if self._state_dirty else None
         if pending:
-            with self._naming_sites(pending[-1]):
+            last = pending[-1]
+            try:
+                data = self._take(last)
+            except NodeError:
+                with self._naming_sites(last):
+                    raise
+            # A record the engine refuses is named by its line; an error of the commit
+            # itself names no record, and is not blamed on these records.
+            with self._naming_sites(last, unknown_record=False):
                 self.client.checkpoint(state, positions,  # type: ignore[arg-type]
-                                       final=final,
-                                       data=(pending[-1], self._take(pending[-1])))
+                                       final=final, data=(last, data))
         else:
             self.client.checkpoint(state, positions, final=final)  # type: ignore[arg-type]
         self._state_dirty = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -244,11 +245,22 @@ def json_columns(schema: pa.Schema) -> list[str]:
 
 def arrow_records(data: pa.Table | pa.RecordBatch, json_cols: list[str]
                   ) -> list[dict[str, Any]]:
-    """Rows as dicts, with the values of JSON columns parsed (dicts and lists again)."""
-    records: list[dict[str, Any]] = data.to_pylist()
-    for col in json_cols:
-        for record, value in zip(records, _parse_json_column(data.column(col)), strict=True):
-            record[col] = value
+    """Rows as dicts, with the values of JSON columns parsed (dicts and lists again).
+
+    The garbage collector is held off while they are made: a batch's tens of thousands of
+    new dicts would otherwise set it off every 700 of them, to rescan them all again (half
+    the time of reading a million rows); it runs as usual afterwards."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        records: list[dict[str, Any]] = data.to_pylist()
+        for col in json_cols:
+            for record, value in zip(records, _parse_json_column(data.column(col)),
+                                     strict=True):
+                record[col] = value
+    finally:
+        if paused:
+            gc.enable()
     return records
 
 

@@ -244,8 +244,9 @@ class DuckDBStore:
                         if also is not None:
                             also(cur, result)
                     except duckdb.InterruptException as exc:
-                        why = "asked to stop" if stop is not None and stop.is_set() \
-                            else f"stopped after {timeout:g} s"
+                        why = ("asked to stop" if stop is not None and stop.is_set() else
+                               f"stopped after {timeout:g} s" if timeout is not None else
+                               "interrupted")
                         raise CommitTimeout(f"the checkpoint was {why}") from exc
                     finally:
                         if watch is not None:

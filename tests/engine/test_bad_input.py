@@ -41,6 +41,8 @@ def assert_failed_cleanly(app: Any, *fragments: str) -> Any:
     ('t.append({"obj": object()})\n', ["field 'obj'", "object", "bad.py, line 4"]),
     ('t.append({"m": {1: "x"}})\n', ["field 'm'", "key 1", "bad.py, line 4"]),
     ('t.append({1: "x"})\n', ["field name 1", "bad.py, line 4"]),
+    # Arrow would take b"n" for "n" (and lose one of the two values): refused instead.
+    ('t.append([{"n": 4}, {"n": 5, b"n": 6}])\n', ["field name b'n'", "bytes", "bad.py, line 4"]),
     ('t.append({"n": float("nan")})\nt.flush()\n', ["NaN", "'n'", "integers", "bad.py, line 4"]),
     # The last records go with the final checkpoint: refused there, still named by line.
     ('t.append({"n": float("nan")})\n', ["NaN", "'n'", "integers", "bad.py, line 4"]),
