@@ -33,7 +33,7 @@ class NodeRun:
         self.info: RunInfo = client.run_info()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
         self._sites: dict[str, list[tuple[int, tuple[str, int]]]] = {}
-        self._last_site: dict[str, tuple[Any, int]] = {}  # per port: (code object, line)
+        self._last_site: dict[str, tuple[Any, int]] = {}  # per port: (code, instruction)
         self._state: dict[str, Any] = copy.deepcopy(dict(self.info.state))
         self._state_dirty = False
         self.positions: dict[str, dict[str, Any]] = {
@@ -87,7 +87,7 @@ class NodeRun:
         # is checked here, without a call.
         frame = sys._getframe(2)  # append_one <- Table.append <- user
         last = self._last_site.get(port)
-        if last is None or last[0] is not frame.f_code or last[1] != frame.f_lineno:
+        if last is None or last[0] is not frame.f_code or last[1] != frame.f_lasti:
             self._note_site(port, len(buf))
         buf.append(record)
         if len(buf) >= FLUSH_ROWS:
@@ -102,19 +102,20 @@ class NodeRun:
             frame = sys._getframe(3)  # _note_site <- NodeRun.append* <- Table.append <- user
         except ValueError:
             frame = sys._getframe(1)
+        # A call site is its code object and instruction (cheaper to read than its line,
+        # which is only worked out when the site changes).
         code = frame.f_code
         last = self._last_site.get(port)
-        if last is not None and last[0] is code and last[1] == frame.f_lineno:
-            return  # the same user line as last time (the stored code is always the user's)
+        if last is not None and last[0] is code and last[1] == frame.f_lasti:
+            return  # the same user call as last time (the stored code is always the user's)
         if code.co_filename.startswith(_SDK_DIR):  # called some other way: find the user
             while frame.f_back is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
                 frame = frame.f_back
             code = frame.f_code
-        line = frame.f_lineno
-        if last is not None and last[0] is code and last[1] == line:
+        if last is not None and last[0] is code and last[1] == frame.f_lasti:
             return
-        self._last_site[port] = (code, line)
-        self._sites.setdefault(port, []).append((index, (code.co_filename, line)))
+        self._last_site[port] = (code, frame.f_lasti)
+        self._sites.setdefault(port, []).append((index, (code.co_filename, frame.f_lineno)))
 
     def _site_of(self, port: str, index: int) -> tuple[str, int] | None:
         found = None
