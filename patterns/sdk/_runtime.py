@@ -1,7 +1,9 @@
 """The node side of a run: write buffers, state, stream positions and checkpoints.
 
-Records appended by node code are buffered per table and shipped to the engine as Arrow
-batches (every :data:`FLUSH_ROWS` records, and before any checkpoint or read of that table).
+Records appended by node code are buffered per table, converted to Arrow every
+:data:`CONVERT_ROWS` records (the dicts are then free to go: fewer live objects for the garbage
+collector to rescan) and shipped to the engine as Arrow batches (every :data:`FLUSH_ROWS`
+records, and before any checkpoint or read of that table).
 State changes and stream positions stay here until a checkpoint sends them, with the
 checkpoint, in one message: the engine commits them together with the staged writes.
 """
@@ -22,6 +24,8 @@ from patterns.sdk._context import EngineClient, PortInfo, RunInfo
 if TYPE_CHECKING:
     import pyarrow as pa
 
+#: Buffered records are converted to Arrow every CONVERT_ROWS and shipped every FLUSH_ROWS.
+CONVERT_ROWS = 10_000
 FLUSH_ROWS = 50_000
 _SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -32,6 +36,8 @@ class NodeRun:
         self.offline = offline
         self.info: RunInfo = client.run_info()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._converted: dict[str, list[pa.Table]] = {}  # per port: converted, not shipped
+        self._converted_rows: dict[str, int] = {}
         self._sites: dict[str, list[tuple[int, tuple[str, int]]]] = {}
         self._last_site: dict[str, tuple[Any, int]] = {}  # per port: (code, instruction)
         self._state: dict[str, Any] = copy.deepcopy(dict(self.info.state))
@@ -74,10 +80,10 @@ class NodeRun:
     # ------------------------------------------------------------------ writes
     def append(self, port: str, records: list[dict[str, Any]]) -> None:
         buf = self._buffers.setdefault(port, [])
-        self._note_site(port, len(buf))
+        self._note_site(port, self._converted_rows.get(port, 0) + len(buf))
         buf.extend(records)
-        if len(buf) >= FLUSH_ROWS:
-            self.flush(port)
+        if len(buf) >= CONVERT_ROWS:
+            self._convert(port)
 
     def append_one(self, port: str, record: dict[str, Any]) -> None:
         buf = self._buffers.get(port)
@@ -88,10 +94,10 @@ class NodeRun:
         frame = sys._getframe(2)  # append_one <- Table.append <- user
         last = self._last_site.get(port)
         if last is None or last[0] is not frame.f_code or last[1] != frame.f_lasti:
-            self._note_site(port, len(buf))
+            self._note_site(port, self._converted_rows.get(port, 0) + len(buf))
         buf.append(record)
-        if len(buf) >= FLUSH_ROWS:
-            self.flush(port)
+        if len(buf) >= CONVERT_ROWS:
+            self._convert(port)
 
     def _note_site(self, port: str, index: int) -> None:
         """Remember where node code appended (one entry per change of line), so an error
@@ -154,40 +160,82 @@ class NodeRun:
     def flush(self, port: str | None = None) -> None:
         ports = [port] if port is not None else list(self._buffers)
         for p in ports:
-            with self._naming_sites(p):
-                data = self._take(p)
-                if data is not None:
-                    self.client.write(p, "append", data)
+            try:
+                for offset, data in self._take(p):
+                    with self._naming_sites(p, offset):
+                        self.client.write(p, "append", data)
+            finally:
+                self._forget_sites(p)
 
-    def _take(self, port: str) -> pa.Table | None:
-        """The records buffered for ``port`` as Arrow (None if there are none); the buffer
-        is emptied."""
+    def _convert(self, port: str) -> None:
+        """Turn the records buffered for ``port`` into Arrow now (the dicts can go: fewer
+        live objects for the garbage collector to rescan), and ship once there are
+        :data:`FLUSH_ROWS` of them."""
+        table = self._convert_buffer(port)
+        if table is not None:
+            self._converted.setdefault(port, []).append(table)
+            self._converted_rows[port] = self._converted_rows.get(port, 0) + table.num_rows
+        if self._converted_rows.get(port, 0) >= FLUSH_ROWS:
+            self.flush(port)
+
+    def _convert_buffer(self, port: str) -> pa.Table | None:
         from patterns.sdk._convert import records_to_arrow
 
         buf = self._buffers.get(port)
         if not buf:
             return None
         self._buffers[port] = []
-        return records_to_arrow(buf, port)
+        try:
+            return records_to_arrow(buf, port)
+        except NodeError:
+            try:
+                with self._naming_sites(port, self._converted_rows.get(port, 0)):
+                    raise
+            finally:
+                self._forget_sites(port)
+
+    def _take(self, port: str) -> list[tuple[int, pa.Table]]:
+        """What is buffered for ``port``, as Arrow tables to ship in this order, each with
+        the index of its first record; the buffers are emptied. Tables of the same schema
+        go as one."""
+        import pyarrow as pa
+
+        last = self._convert_buffer(port)
+        tables = self._converted.pop(port, [])
+        self._converted_rows.pop(port, None)
+        if last is not None:
+            tables.append(last)
+        pieces: list[tuple[int, pa.Table]] = []
+        at = 0
+        for table in tables:
+            if pieces and pieces[-1][1].schema.equals(table.schema, check_metadata=True):
+                pieces[-1] = (pieces[-1][0], pa.concat_tables([pieces[-1][1], table]))
+            else:
+                pieces.append((at, table))
+            at += table.num_rows
+        return pieces
 
     @contextlib.contextmanager
-    def _naming_sites(self, port: str, *, unknown_record: bool = True) -> Iterator[None]:
-        """A record refused while the buffer of ``port`` is shipped is named by the user's
-        file and line that appended it (``unknown_record``: also an error that names no
-        record, by the first line); the buffer's sites are forgotten afterwards."""
+    def _naming_sites(self, port: str, offset: int = 0, *,
+                      unknown_record: bool = True) -> Iterator[None]:
+        """A record refused while what is buffered for ``port`` is shipped is named by the
+        user's file and line that appended it (``offset``: the index of the shipped
+        table's first record; ``unknown_record``: also an error that names no record, by
+        the first line)."""
         try:
             yield
         except NodeError as exc:
             if exc.record is None and not unknown_record:
                 raise
-            site = self._site_of(port, exc.record or 0)
+            site = self._site_of(port, offset + (exc.record or 0))
             if site is None:
                 raise
             where = f"{os.path.relpath(site[0])}, line {site[1]}"
             raise NodeError(f"{exc} (appended at {where})", record=exc.record) from None
-        finally:
-            self._sites.pop(port, None)
-            self._last_site.pop(port, None)
+
+    def _forget_sites(self, port: str) -> None:
+        self._sites.pop(port, None)
+        self._last_site.pop(port, None)
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -226,7 +274,8 @@ class NodeRun:
         if self.offline:
             return
         # The last buffer to ship goes with the checkpoint itself: one round trip, not two.
-        pending = [p for p, buf in self._buffers.items() if buf]
+        pending = [p for p in {**self._converted, **self._buffers}
+                   if self._buffers.get(p) or self._converted.get(p)]
         for p in pending[:-1]:
             self.flush(p)
         for stream in self.streams:
@@ -236,15 +285,17 @@ class NodeRun:
         if pending:
             last = pending[-1]
             try:
-                data = self._take(last)
-            except NodeError:
-                with self._naming_sites(last):
-                    raise
-            # A record the engine refuses is named by its line; an error of the commit
-            # itself names no record, and is not blamed on these records.
-            with self._naming_sites(last, unknown_record=False):
-                self.client.checkpoint(state, positions,  # type: ignore[arg-type]
-                                       final=final, data=(last, data))
+                *first, (offset, data) = self._take(last)
+                for at, piece in first:
+                    with self._naming_sites(last, at):
+                        self.client.write(last, "append", piece)
+                # A record the engine refuses is named by its line; an error of the
+                # commit itself names no record, and is not blamed on these records.
+                with self._naming_sites(last, offset, unknown_record=False):
+                    self.client.checkpoint(state, positions,  # type: ignore[arg-type]
+                                           final=final, data=(last, data))
+            finally:
+                self._forget_sites(last)
         else:
             self.client.checkpoint(state, positions, final=final)  # type: ignore[arg-type]
         self._state_dirty = False
@@ -253,6 +304,8 @@ class NodeRun:
     def rollback(self) -> None:
         """Back to the last checkpoint: drop buffered and staged writes, state, positions."""
         self._buffers.clear()
+        self._converted.clear()
+        self._converted_rows.clear()
         self._sites.clear()
         self._last_site.clear()
         info = self.client.rollback()

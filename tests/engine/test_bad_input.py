@@ -46,6 +46,12 @@ def assert_failed_cleanly(app: Any, *fragments: str) -> Any:
     ('t.append({"n": float("nan")})\nt.flush()\n', ["NaN", "'n'", "integers", "bad.py, line 4"]),
     # The last records go with the final checkpoint: refused there, still named by line.
     ('t.append({"n": float("nan")})\n', ["NaN", "'n'", "integers", "bad.py, line 4"]),
+    # Records are converted 10,000 at a time and shipped 50,000 at a time: a bad one far
+    # into the buffer is still named by the line that appended it.
+    ('for i in range(25_000):\n    t.append({"n": i})\nt.append({"n": 0, "tags": {1}})\n'
+     'for i in range(5):\n    t.append({"n": i})\n', ["field 'tags'", "set", "bad.py, line 6"]),
+    ('for i in range(15_000):\n    t.append({"n": i})\nt.append({"n": float("nan")})\n'
+     't.flush()\n', ["NaN", "integers", "appended at bad.py, line 6"]),
     ('t.append({"n": 1})\nt.append([{"n": 2}, None])\n', ["not a dict", "NoneType",
                                                          "bad.py, line 5"]),
 ])
