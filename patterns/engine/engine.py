@@ -73,9 +73,6 @@ class Engine:
         self._lock = threading.Lock()
         #: Writes the start records of runs, while their processes start.
         self._recorder = ThreadPoolExecutor(1, thread_name_prefix="patterns-recorder")
-        # The first commit would pay for what DuckDB imports to take Arrow data (pandas,
-        # about 0.2 s): import it now, while the warm worker starts.
-        self._recorder.submit(_warm_arrow_scans)
         if app.requirements_file is None:
             # Warm up while the rest starts. Apps with requirements build their environment
             # (and warm it) at their first run, where a failure fails that run, not the engine.
@@ -291,14 +288,6 @@ class Engine:
             return [v for v in self.secrets.values() if len(v) >= 4]
         except ConfigError:
             return []
-
-
-def _warm_arrow_scans() -> None:
-    import duckdb
-    import pyarrow as pa
-
-    with duckdb.connect() as con:
-        con.register("warm", pa.table({"n": [1]}))
 
 
 class _StartRecord:
