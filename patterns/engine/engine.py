@@ -77,6 +77,10 @@ class Engine:
             # Warm up while the rest starts. Apps with requirements build their environment
             # (and warm it) at their first run, where a failure fails that run, not the engine.
             self.launcher.prepare(self.dataplane.uri)
+        # DuckDB imports pandas the first time it takes Arrow data: done here, on this
+        # thread, while the warm worker starts, so that two threads never do it at once
+        # (the recorder, the data plane and the scheduler all use the store).
+        _warm_duckdb_imports()
 
     def close(self) -> None:
         self._recorder.shutdown()
@@ -288,6 +292,15 @@ class Engine:
             return [v for v in self.secrets.values() if len(v) >= 4]
         except ConfigError:
             return []
+
+
+def _warm_duckdb_imports() -> None:
+    import duckdb
+    import pyarrow as pa
+
+    with duckdb.connect() as con:
+        con.register("warm", pa.table({"n": [1]}))
+        con.execute("SELECT ?::TIMESTAMPTZ, ?", [dt.datetime.now(dt.UTC), "x"]).fetchall()
 
 
 class _StartRecord:

@@ -80,7 +80,7 @@ def _check_nested(data: pa.Table, records: Sequence[dict[str, Any]], table: str)
                 or pa.types.is_map(t)):
             continue
         name = f.name
-        faithful = not _has_nested_nulls(data.column(i))
+        faithful = not _not_faithful(data.column(i))
         if faithful:
             # Arrow takes a set for a list; we refuse it (its order is not the user's).
             # The types of the column's values, gathered at C speed (no loop per record):
@@ -99,7 +99,7 @@ def _check_nested(data: pa.Table, records: Sequence[dict[str, Any]], table: str)
     return data
 
 
-def _has_nested_nulls(col: pa.ChunkedArray) -> bool:
+def _not_faithful(col: pa.ChunkedArray) -> bool:
     for chunk in col.chunks:
         arr: pa.Array = chunk
         stack = [arr]
@@ -108,6 +108,8 @@ def _has_nested_nulls(col: pa.ChunkedArray) -> bool:
             t = a.type
             if pa.types.is_struct(t):
                 for j in range(t.num_fields):
+                    if not t.field(j).name:
+                        return True  # DuckDB takes a struct with an empty key for a list
                     child = a.field(j)
                     if child.null_count:
                         return True
