@@ -7,11 +7,7 @@ Making the records is timed in the node and left out of both sides.
 
 from __future__ import annotations
 
-import duckdb
-
-from bench.baselines import insert_records
-from bench.common import Figure, baseline_db, bench_engine, median, report, run_node, timed
-from bench.records import record_list
+from bench.common import Figure, median, time_appends
 
 GRAPH = """
 title: Append records one by one
@@ -40,19 +36,7 @@ print("BENCH-REPORT " + json.dumps({"made_s": made}))
 
 def run(small: bool) -> list[Figure]:
     n, reps = (20_000, 3) if small else (1_000_000, 3)
-    platform, base, made = [], [], []
-    with bench_engine({"append_record.py": NODE.replace("__N__", str(n))}, GRAPH) as engine:
-        node = engine.app.node("append_record.py")
-        con = duckdb.connect(str(baseline_db(engine)))
-        for _ in range(reps):
-            rows = record_list(0, n)
-            base.append(timed(lambda rows=rows: insert_records(con, "out", rows)))
-            del rows
-            seconds, run_id = run_node(engine, node)
-            made.append(report(engine, run_id)["made_s"])
-            platform.append(seconds - made[-1])
-        con.close()
-        assert engine.store.count(engine.store.table("out")) == n * reps
+    platform, base, made = time_appends("append_record.py", NODE, GRAPH, n, reps)
     return [Figure(
         "append_record", "append(record) in a loop until committed", n / median(platform),
         n / median(base), "records/s", ">= 0.6", n,

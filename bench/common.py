@@ -190,3 +190,44 @@ for record in stream.consume_records():
     n += 1
 print("BENCH-REPORT " + json.dumps({"rows": n}))
 """
+
+
+def time_appends(node_file: str, source: str, graph: str, n: int,
+                 reps: int) -> tuple[list[float], list[float], list[float]]:
+    """Benchmarks 1 and 2: each round, the baseline (``from_pylist`` and one committed insert
+    of ``n`` records) and then a run of the node ``source`` (``__N__`` replaced by ``n``),
+    which makes the same records, reports the seconds that took as ``made_s`` and appends
+    them. Per round: the run's seconds less the making, the baseline's, the making's."""
+    import duckdb
+
+    from bench.baselines import insert_records
+    from bench.records import record_list
+
+    platform, base, made = [], [], []
+    with bench_engine({node_file: source.replace("__N__", str(n))}, graph) as engine:
+        node = engine.app.node(node_file)
+        con = duckdb.connect(str(baseline_db(engine)))
+        for _ in range(reps):
+            rows = record_list(0, n)
+            base.append(timed(lambda rows=rows: insert_records(con, "out", rows)))
+            del rows
+            seconds, run_id = run_node(engine, node)
+            made.append(report(engine, run_id)["made_s"])
+            platform.append(seconds - made[-1])
+        con.close()
+        assert engine.store.count(engine.store.table("out")) == n * reps
+    return platform, base, made
+
+
+def filled_source(engine: Engine, n: int) -> Any:
+    """Records 0 .. n - 1 in table ``src``: in the store (by the app's ``fill.py``) and in
+    the baseline's own DuckDB file, whose connection is returned."""
+    import duckdb
+
+    from bench.baselines import insert_arrow
+    from bench.records import arrow_table
+
+    fill(engine, 0, n)
+    con = duckdb.connect(str(baseline_db(engine)))
+    insert_arrow(con, "src", arrow_table(0, n))
+    return con

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import duckdb
 
-from bench.baselines import insert_arrow, read_records
+from bench.baselines import read_records
 from bench.common import (
     CONSUMER_NODE,
     FILL_NODE,
     Figure,
-    baseline_db,
     bench_engine,
-    fill,
+    filled_source,
     median,
     report,
     run_node,
     timed,
 )
-from bench.records import arrow_table
 
 
 def _graph(reps: int) -> str:
@@ -44,9 +42,7 @@ def run(small: bool) -> list[Figure]:
     nodes = {"fill.py": FILL_NODE, **{f"consume_{k}.py": CONSUMER_NODE for k in range(reps)}}
     platform, base = [], []
     with bench_engine(nodes, _graph(reps)) as engine:
-        fill(engine, 0, n)
-        con = duckdb.connect(str(baseline_db(engine)))
-        insert_arrow(con, "src", arrow_table(0, n))
+        con = filled_source(engine, n)
         for k in range(reps):
             base.append(timed(lambda: _iterate(con)))
             seconds, run_id = run_node(engine, engine.app.node(f"consume_{k}.py"))

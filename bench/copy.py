@@ -14,18 +14,15 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from bench.baselines import insert_arrow
 from bench.common import (
     FILL_NODE,
     Figure,
-    baseline_db,
     bench_engine,
-    fill,
+    filled_source,
     median,
     run_node,
     timed,
 )
-from bench.records import arrow_table
 
 COPIER = """
 from patterns import Table
@@ -68,9 +65,7 @@ def run(small: bool) -> list[Figure]:
              **{f"copy_{k}.py": COPIER.replace("__K__", str(k)) for k in range(reps)}}
     platform, base = [], []
     with bench_engine(nodes, _graph(reps)) as engine:
-        fill(engine, 0, n)
-        con = duckdb.connect(str(baseline_db(engine)))
-        insert_arrow(con, "src", arrow_table(0, n))
+        con = filled_source(engine, n)
         for k in range(reps):
             base.append(timed(lambda: _copy_by_hand(con)))
             assert con.execute("SELECT count(*) FROM dst").fetchall()[0][0] == n
