@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from patterns.errors import StoreBusyError, StoreError
+from patterns.store import faults
 from patterns.store import meta as metadata
 from patterns.store.columns import Column
 from patterns.store.ids import UlidSequence
@@ -240,9 +241,11 @@ class DuckDBStore:
                             time.monotonic() + max(timeout, 0.0)
                         watch = self._watchdog.watch(cur, deadline, stop)
                     try:
+                        faults.point("commit.begin")
                         result = self._apply(cur, cp, cached=True)
                         if also is not None:
                             also(cur, result)
+                        faults.point("commit.end")
                     except duckdb.InterruptException as exc:
                         why = ("asked to stop" if stop is not None and stop.is_set() else
                                f"stopped after {timeout:g} s" if timeout is not None else
@@ -284,6 +287,7 @@ class DuckDBStore:
                 progress = touched[name] = _Progress(table)
             before = progress.meta.version
             progress.meta, n = writer.apply(progress.meta, op)
+            faults.point(f"commit.{op.kind}")
             progress.added += n
             progress.new_version |= progress.meta.version != before
         rows: dict[str, int] = {}
