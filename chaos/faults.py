@@ -16,4 +16,4 @@ def trial(rng: random.Random, workdir: Path) -> Trial:
         kinds = rng.choice(("io", "full", "io+full"))
         spec = f"rate={rate},seed={rng.randrange(1 << 30)},kinds={kinds}"
         return pipeline.trial(rng, workdir, faults=spec)
-    return pipeline.trial(rng, workdir, fsize=rng.randrange(60_000, 400_000))
+    return pipeline.trial(rng, workdir, fsize=rng.randrange(40_000, 160_000))

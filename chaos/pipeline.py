@@ -76,7 +76,7 @@ def trial(rng: random.Random, workdir: Path, *, faults: str | None = None,
 def _strike(rng: random.Random, proc: subprocess.Popen[str]) -> str:
     """SIGKILL one of the pass's processes after a random delay; the point it hit."""
     target = rng.choice(TARGETS)
-    time.sleep(rng.uniform(0.05, 1.6))
+    time.sleep(rng.uniform(0.05, 1.0))
     deadline = time.monotonic() + 2.0
     while proc.poll() is None and time.monotonic() < deadline:
         if target == "engine":
