@@ -26,6 +26,7 @@ helpers cheaply and webhooks stay fast.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -206,6 +207,8 @@ class WebSafety:
     def __init__(self, app: Any, access: Access) -> None:
         self.app = app
         self.access = access
+        # (parsing an address costs microseconds; a webhook under load repeats one Host)
+        self._host_ok = functools.lru_cache(maxsize=256)(access.host_allowed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -228,7 +231,7 @@ class WebSafety:
         hosts = headers.get("host", [])
         host_header = hosts[0].strip().lower() if len(hosts) == 1 else ""
         host = _host_name(host_header)
-        if not host or not access.host_allowed(host):
+        if not host or not self._host_ok(host):
             return 403, (f"this server does not answer to the Host {host_header or '(none)'!r}"
                          f" (a web page using DNS rebinding would look like this): use "
                          f"http://127.0.0.1:PORT, or start the server with --allow-host "

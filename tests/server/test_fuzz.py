@@ -48,6 +48,7 @@ def test_no_request_makes_the_server_fail(tmp_path: Path) -> None:
             fuzz(operation)
         assert not failures, "\n".join(failures[:10])
         assert len(calls) >= 5 * len(operations), "the fuzzer hardly sent anything"
+        assert 401 not in calls and 403 not in calls, "the fuzzer's requests were refused"
         # ...and it still answers properly after all that.
         assert server.http.get(server.api("/apps"), timeout=30).status_code == 200
     finally:
