@@ -32,6 +32,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ REQUEST_HEADER = "x-patterns-request"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = frozenset({"localhost"})
 WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+#: Where a login may send the browser: a path of this server, in plain characters.
+_LOCAL_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -272,8 +275,8 @@ class WebSafety:
                                                 f"{self.access.token_hint or '--auth-token'}"})
             return
         target = (query.get("next") or [""])[0]
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = _home(scope)
+        if not _LOCAL_PATH.fullmatch(target) or target.startswith("//"):
+            target = _home(scope)  # (never another site: no open redirect)
         cookie = (f"{COOKIE}={cookie_value(self.access.token)}; Path=/; HttpOnly; "
                   f"SameSite=Strict")
         await send({"type": "http.response.start", "status": 303,
@@ -299,8 +302,11 @@ def _is_json(content_type: str) -> bool:
 
 
 def _is_login(scope: Scope) -> bool:
-    return scope["path"] == "/login" or (scope["path"] == "/" and
-                                         b"token=" in scope.get("query_string", b""))
+    if scope["path"] == "/login":
+        return True
+    query = scope.get("query_string", b"")
+    return scope["path"] == "/" and b"token=" in query and \
+        "token" in parse_qs(query.decode("latin-1"))
 
 
 def _home(scope: Scope) -> str:

@@ -109,6 +109,14 @@ def test_a_login_cookie_works_only_with_a_non_simple_request(app: Path, serve: A
     login = requests.get(f"{server.url}/?token={server.token}", allow_redirects=False,
                          timeout=30)
     assert login.status_code == 303 and server.token not in login.headers["location"]
+    # A login URL cannot send the browser to another site (no open redirect).
+    for target in ("//evil.example/x", "https://evil.example", "/\\evil.example", "/a\r\nX: y"):
+        away = requests.get(f"{server.url}/login", allow_redirects=False, timeout=30,
+                            params={"token": server.token, "next": target})
+        assert away.headers["location"] == login.headers["location"], target
+    inside = requests.get(f"{server.url}/login?token={server.token}&next=/api/v1/apps",
+                          allow_redirects=False, timeout=30)
+    assert inside.headers["location"] == "/api/v1/apps"
     cookie = login.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert server.token not in cookie  # the cookie is derived from the token, not it
