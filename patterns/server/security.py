@@ -16,7 +16,7 @@ form POST needs no CORS preflight), and with DNS rebinding it can even read the 
 - **A non-simple request shape** for a state-changing request authorised by the cookie: the
   header ``X-Patterns-Request`` or a JSON body, which no cross-site form can send.
 
-Webhooks (``/webhooks/{app}/{token}``) are authorised by their own URL token and keep taking
+Webhooks (exactly ``/webhooks/{app}/{token}``) are authorised by their own URL token and keep taking
 requests from anyone holding the URL, with or without an ``Origin``. Nothing here sends CORS
 headers, so no other origin can read any answer.
 
@@ -240,8 +240,9 @@ class WebSafety:
                          f"http://127.0.0.1:PORT, or start the server with --allow-host "
                          f"{host or 'NAME'} if that name is really yours")
         path: str = scope["path"]
-        if path.startswith("/webhooks/"):
-            return None  # authorised by the token in their URL; anyone with it may send
+        parts = path.split("/")
+        if len(parts) == 4 and parts[1] == "webhooks" and parts[2] and parts[3]:
+            return None  # /webhooks/{app}/{token}: the token in the URL is the key
         origins = headers.get("origin", [])
         if origins and not all(access.origin_allowed(o, host_header) for o in origins):
             return 403, (f"requests from the web page at {origins[0]!r} are refused (its "
