@@ -16,9 +16,9 @@ form POST needs no CORS preflight), and with DNS rebinding it can even read the 
 - **A non-simple request shape** for a state-changing request authorised by the cookie: the
   header ``X-Patterns-Request`` or a JSON body, which no cross-site form can send.
 
-Webhooks (exactly ``/webhooks/{app}/{token}``) are authorised by their own URL token and keep taking
-requests from anyone holding the URL, with or without an ``Origin``. Nothing here sends CORS
-headers, so no other origin can read any answer.
+Webhooks (exactly ``/webhooks/{app}/{token}``) are authorised by their own URL token and
+keep taking requests from anyone holding the URL, with or without an ``Origin``. Nothing here
+sends CORS headers, so no other origin can read any answer.
 
 The middleware is plain ASGI (no Starlette at import), so the CLI can import the token
 helpers cheaply and webhooks stay fast.
