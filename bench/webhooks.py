@@ -168,16 +168,19 @@ def _patterns(seconds: float) -> tuple[dict[str, Any], list[int]]:
                                 stderr=subprocess.STDOUT, text=True, env=env)
         try:
             url = _wait_for_line(proc, r"on (http://\S+)")
-            (hook,) = requests.get(f"{url}/api/v1/apps/ingest/webhooks", timeout=30).json()
+            api = requests.Session()  # the API needs the server's token (webhooks do not)
+            token = (Path(tmp) / "home" / "server-token").read_text().strip()
+            api.headers["Authorization"] = f"Bearer {token}"
+            (hook,) = api.get(f"{url}/api/v1/apps/ingest/webhooks", timeout=30).json()
             result = load(f"{url}{hook['path']}", seconds)
-            rows = requests.get(f"{url}/api/v1/apps/ingest/tables/events/rows",
-                                params={"limit": 1}, timeout=30).json()["total"]
+            rows = api.get(f"{url}/api/v1/apps/ingest/tables/events/rows",
+                           params={"limit": 1}, timeout=30).json()["total"]
             stored: list[int] = []
             offset = 0
             while offset < rows:
-                page = requests.get(f"{url}/api/v1/apps/ingest/tables/events/rows",
-                                    params={"limit": 10_000, "offset": offset},
-                                    timeout=60).json()["rows"]
+                page = api.get(f"{url}/api/v1/apps/ingest/tables/events/rows",
+                               params={"limit": 10_000, "offset": offset},
+                               timeout=60).json()["rows"]
                 stored.extend(int(r["n"]) for r in page)
                 offset += len(page)
             return result, stored

@@ -177,11 +177,12 @@ def create_secret(name: str, value: str | None, server_url: str | None) -> None:
 
 
 def _set_remote_secret(server_url: str, name: str, value: str) -> None:
-    import os
-
     import requests
 
-    token = os.environ.get("PATTERNS_AUTH_TOKEN")
+    from patterns.cli.remote import server_error
+    from patterns.server.security import client_token
+
+    token = client_token(server_url)
     try:
         response = requests.put(f"{server_url.rstrip('/')}/api/v1/secrets/{name}",
                                 json={"value": value}, timeout=30,
@@ -189,7 +190,7 @@ def _set_remote_secret(server_url: str, name: str, value: str) -> None:
     except requests.ConnectionError:
         raise ConfigError(f"no server answers at {server_url}") from None
     if response.status_code >= 400:
-        raise ConfigError(f"the server says: {response.json().get('error', response.text)}")
+        raise ConfigError(server_error(response))
 
 
 @click.group("list")

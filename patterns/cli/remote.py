@@ -5,12 +5,15 @@ webhooks``, ``create secret``, ``upload``, ``download``) go through the server w
 serving that app (its ``.patterns/server.json`` says where) or when ``--server URL`` (or
 ``PATTERNS_SERVER``) names one; otherwise they open the store directly. The user never has to
 know which: the output is the same.
+
+The server wants its token (see :mod:`patterns.server.security`): the CLI sends
+``PATTERNS_AUTH_TOKEN`` if set, else, to a server on this machine, the token in
+``$PATTERNS_HOME/server-token`` that ``patterns serve`` made, so no flag is needed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +34,10 @@ class Remote:
     """One app on a running server, reached over its REST API."""
 
     def __init__(self, url: str, app: App, token: str | None = None) -> None:
+        from patterns.server.security import client_token
+
         self.url = url.rstrip("/")
-        self.token = token if token is not None else os.environ.get("PATTERNS_AUTH_TOKEN")
+        self.token = token if token is not None else client_token(self.url)
         self.slug = self._find_slug(app)
 
     @property
@@ -57,11 +62,7 @@ class Remote:
             raise ConfigError(f"the server at {self.url} did not answer properly: {exc}") \
                 from None
         if response.status_code >= 400:
-            try:
-                message = response.json().get("error") or response.text
-            except ValueError:
-                message = response.text
-            raise ConfigError(f"the server says: {message}")
+            raise ConfigError(server_error(response))
         return response
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -99,6 +100,18 @@ class Remote:
                     yield kind, json.loads(raw[5:])
         except requests.RequestException as exc:
             raise ConfigError(f"the stream from {self.url} broke off: {exc}") from None
+
+
+def server_error(response: Any) -> str:
+    """One line for an error answer of the server (its message, and what to do)."""
+    try:
+        message = response.json().get("error") or response.text
+    except (ValueError, AttributeError):
+        message = response.text
+    if response.status_code == 401:
+        message += (" (the CLI sends PATTERNS_AUTH_TOKEN if set, else, to a server on this "
+                    "machine, the token in $PATTERNS_HOME/server-token)")
+    return f"the server says: {message}"
 
 
 def _json(response: Any, url: str) -> Any:

@@ -11,12 +11,19 @@ import click
 @click.argument("app_dirs", metavar="[APP_DIR]...", nargs=-1,
                 type=click.Path(file_okay=False, path_type=Path))
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but loopback needs --auth-token.")
+              help="Address to listen on (beyond loopback, put a TLS proxy in front).")
 @click.option("--port", default=8000, show_default=True, help="Port (0 picks a free one).")
 @click.option("--store", metavar="URL",
               help="The store (a DuckDB file path; one app only). Default: APP/.patterns/.")
 @click.option("--auth-token", envvar="PATTERNS_AUTH_TOKEN", metavar="TOKEN",
-              help="Require `Authorization: Bearer TOKEN` on the API (env PATTERNS_AUTH_TOKEN).")
+              help="The token the API requires (env PATTERNS_AUTH_TOKEN). Default: the one "
+                   "in $PATTERNS_HOME/server-token, made on first use.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this Host name, e.g. a proxy's (repeatable). "
+                   "Loopback names and the --host address are always accepted.")
+@click.option("--allow-origin", "allow_origins", multiple=True, metavar="ORIGIN",
+              help="Also accept requests from web pages of this origin, e.g. "
+                   "https://studio.example.com (repeatable).")
 @click.option("--reload", is_flag=True, help="Reload an app when its files change.")
 @click.option("--workers", type=int, default=None,
               help="Runs at once per app (default: the number of cores, at least 2).")
@@ -24,10 +31,15 @@ import click
               help="On stop, how long running nodes get to finish before they are stopped "
                    "(rolled back, and run again at the next start).")
 def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
-          auth_token: str | None, reload: bool, workers: int | None,
+          auth_token: str | None, allow_hosts: tuple[str, ...],
+          allow_origins: tuple[str, ...], reload: bool, workers: int | None,
           drain_seconds: float) -> None:
     """Serve apps: run nodes when their inputs get new rows, on their cron schedules and when
-    asked; take webhooks; answer the REST API (/api/v1). Ctrl-C stops cleanly."""
+    asked; take webhooks; answer the REST API (/api/v1). Ctrl-C stops cleanly.
+
+    The API needs the server's token, even on loopback (so no web page you visit can drive
+    it): the CLI on this machine uses it by itself, a browser logs in with the URL printed
+    at start."""
     import logging
 
     from patterns.server.serve import serve as run_server
@@ -38,6 +50,7 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
     roots = [d.resolve() for d in (app_dirs or (Path("."),))]
     run_server(roots, host=host, port=port, store=store, auth_token=auth_token,
                reload=reload, workers=workers, drain_seconds=drain_seconds,
+               allow_hosts=allow_hosts, allow_origins=allow_origins,
                announce=lambda line: click.echo(line, err=False))
 
 

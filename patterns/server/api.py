@@ -8,7 +8,6 @@ asked (unknown app, node, run or table; a malformed body) and 5xx when the serve
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import math
@@ -18,12 +17,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from patterns.errors import ConfigError, GraphError, PatternsError
 from patterns.graph.manifest import jsonable
 from patterns.server.hub import AppService, Hub, loop_listener
 from patterns.server.ingest import WebhookFastPath, ingest, read_body
+from patterns.server.security import Access, WebSafety
 from patterns.store import meta, queue
 
 log = logging.getLogger("patterns.server")
@@ -160,10 +161,13 @@ class IngestOut(BaseModel):
 
 
 # ---------------------------------------------------------------------- the application
-def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
+def create_app(hub: Hub, access: Access) -> FastAPI:
+    """The server's ASGI app; ``access`` says who may use it (checked by :class:`WebSafety`,
+    outermost, ahead of the webhooks' fast path too)."""
     api = FastAPI(title="Patterns", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url="/api/v1/docs", redoc_url=None)
     api.add_middleware(WebhookFastPath, hub=hub)
+    api.add_middleware(WebSafety, access=access)
 
     @api.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -186,17 +190,12 @@ def create_app(hub: Hub, auth_token: str | None = None) -> FastAPI:
         return JSONResponse({"error": f"the server failed: {type(exc).__name__}: {exc}"},
                             status_code=500)
 
-    def authorized(request: Request) -> None:
-        if auth_token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given, f"Bearer {auth_token}"):
-            raise HTTPException(401, "missing or wrong token: send `Authorization: Bearer "
-                                     "<token>` (the server's --auth-token)")
-
-    router = APIRouter(prefix="/api/v1", dependencies=[Depends(authorized)],
+    # The token is checked by WebSafety; this only describes it in the OpenAPI document.
+    bearer = HTTPBearer(auto_error=False, description="the server token (docs/server.md)")
+    router = APIRouter(prefix="/api/v1", dependencies=[Depends(bearer)],
                        responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut},
-                                  404: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+                                  403: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                                  422: {"model": ErrorOut}})
 
     def service(app: str) -> AppService:
         try:

@@ -4,13 +4,13 @@
 ``drain_seconds`` to finish and are then stopped (rolled back to their last checkpoint and
 queued again for the next start), webhook records waiting are committed, and the stores are
 closed. While it runs, each app's ``.patterns/server.json`` tells the CLI where the server
-is, so commands that act on the app go through it.
+is, so commands that act on the app go through it. Who may use the server (its token, the
+Host names and Origins it accepts) is :mod:`patterns.server.security`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -28,15 +28,6 @@ log = logging.getLogger("patterns.server")
 SERVER_FILE = "server.json"
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def server_file(root: Path) -> Path:
     return root / ".patterns" / SERVER_FILE
 
@@ -44,17 +35,20 @@ def server_file(root: Path) -> Path:
 def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
           store: str | None = None, auth_token: str | None = None, reload: bool = False,
           workers: int | None = None, drain_seconds: float = 30.0,
+          allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = (),
           announce: Callable[[str], None] = print) -> None:
     import uvicorn
     from fastapi import FastAPI
 
     from patterns.server.api import create_app
     from patterns.server.hub import AppService, Hub
+    from patterns.server.security import Access, is_loopback, server_token, token_file
 
-    if not is_loopback(host) and not auth_token:
-        raise ConfigError(f"refusing to serve on {host} without an auth token: anyone who can "
-                          f"reach it could run your nodes. Pass --auth-token TOKEN (or set "
-                          f"PATTERNS_AUTH_TOKEN), or serve on 127.0.0.1")
+    if auth_token:
+        token, hint = auth_token, "the one given with --auth-token (or PATTERNS_AUTH_TOKEN)"
+    else:
+        token, hint = server_token(), f"in {token_file()}"
+    access = Access.build(token, host, allow_hosts, allow_origins, token_hint=hint)
     store_path = _store_path(store, app_dirs)
     listener = _bind(host, port)
     url = f"http://{_url_host(host)}:{listener.getsockname()[1]}"
@@ -66,16 +60,21 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
         hub.stop(0)
         listener.close()
         raise
-    api = create_app(hub, auth_token)
+    api = create_app(hub, access)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         hub.start()
         for svc in hub.apps.values():
-            _write_server_file(svc.root, url, bool(auth_token))
+            _write_server_file(svc.root, url)
         announce(f"serving {len(hub.apps)} app(s) on {url}")
         for svc in hub.apps.values():
             announce(f"  {svc.slug}: {svc.root} ({url}/api/v1/apps/{svc.slug}/nodes)")
+        announce(f"  log in (browser): {url}/login?token={token}")
+        announce(f"  API token: {hint} (the CLI on this machine uses it by itself)")
+        if not is_loopback(host):
+            announce("  listening beyond loopback over plain HTTP: the token crosses the "
+                     "network in clear; put a TLS proxy in front (and --allow-host its name)")
         watcher = _watch(hub) if reload else None
         try:
             yield
@@ -137,11 +136,12 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _write_server_file(root: Path, url: str, auth: bool) -> None:
+def _write_server_file(root: Path, url: str) -> None:
+    """Where the server is (never its token: that stays in the Patterns home)."""
     path = server_file(root)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "auth": auth}))
+    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "auth": True}))
     tmp.replace(path)
 
 

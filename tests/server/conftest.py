@@ -30,7 +30,9 @@ def write_app(root: Path, graph: str, files: dict[str, str]) -> Path:
 
 
 class Server:
-    """A running `patterns serve`; ``url``, ``api(path)``, and its output so far."""
+    """A running `patterns serve`; ``url``, ``api(path)``, and its output so far. ``http``
+    is a session holding the server's token, taken from the login URL it prints at start
+    (as a user copies it); plain ``requests`` calls have no token."""
 
     def __init__(self, roots: list[Path], *args: str, env: dict[str, str] | None = None) -> None:
         self.roots = roots
@@ -39,6 +41,8 @@ class Server:
         self.output: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
+        self.token = ""
+        self.http = requests.Session()
         self.start()
 
     def start(self) -> None:
@@ -51,8 +55,11 @@ class Server:
         while time.time() < deadline:
             found = next((m for line in list(self.output)
                           if (m := re.search(r"on (http://\S+)", line))), None)
-            if found:
-                self.url = found.group(1)
+            login = next((m for line in list(self.output)
+                          if (m := re.search(r"/login\?token=(\S+)", line))), None)
+            if found and login:
+                self.url, self.token = found.group(1), login.group(1)
+                self.http.headers["Authorization"] = f"Bearer {self.token}"
                 return
             if self.proc.poll() is not None:
                 time.sleep(0.2)
@@ -69,13 +76,13 @@ class Server:
         return f"{self.url}/api/v1{path}"
 
     def get(self, path: str, **kwargs: Any) -> Any:
-        response = requests.get(self.api(path), timeout=30, **kwargs)
+        response = self.http.get(self.api(path), timeout=30, **kwargs)
         assert response.status_code == 200, (response.status_code, response.text)
         return response.json()
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", 30)
-        return requests.post(self.api(path), **kwargs)
+        return self.http.post(self.api(path), **kwargs)
 
     def wait_for(self, check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
         deadline = time.time() + timeout
@@ -91,7 +98,7 @@ class Server:
         return list(self.get(f"/apps/{app}/runs{query}"))
 
     def rows(self, app: str, table: str) -> list[dict[str, Any]]:
-        response = requests.get(self.api(f"/apps/{app}/tables/{table}/rows?limit=10000"),
+        response = self.http.get(self.api(f"/apps/{app}/tables/{table}/rows?limit=10000"),
                                 timeout=30)
         if response.status_code == 404:
             return []

@@ -122,19 +122,16 @@ def test_an_invalid_upload_is_refused_and_the_server_keeps_its_version(
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         zf.writestr("graph.yml", "title: Broken\nfunctions:\n  - node_file: missing.py\n")
-    response = requests.post(server.api("/apps/client-app/upload"), data=buffer.getvalue(),
-                             timeout=30)
+    response = server.post("/apps/client-app/upload", data=buffer.getvalue())
     assert response.status_code == 400
     assert "missing.py" in response.json()["error"]
     assert "Client app" in (served / "graph.yml").read_text()
-    bad_zip = requests.post(server.api("/apps/client-app/upload"), data=b"not a zip",
-                            timeout=30)
+    bad_zip = server.post("/apps/client-app/upload", data=b"not a zip")
     assert bad_zip.status_code == 400 and "not a zip" in bad_zip.json()["error"]
     evil = io.BytesIO()
     with zipfile.ZipFile(evil, "w") as zf:
         zf.writestr("../escape.txt", "x")
-    escaped = requests.post(server.api("/apps/client-app/upload"), data=evil.getvalue(),
-                            timeout=30)
+    escaped = server.post("/apps/client-app/upload", data=evil.getvalue())
     assert escaped.status_code == 400 and "unsafe path" in escaped.json()["error"]
     assert not (served.parent / "escape.txt").exists()
 

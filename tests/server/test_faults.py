@@ -52,7 +52,7 @@ def test_a_full_disk_fails_writes_cleanly_and_the_server_keeps_answering(
                 break
     assert acked and refused, "the disk never filled up; the test proves nothing"
     # The server still answers, and the table holds exactly the acknowledged records.
-    assert requests.get(server.api("/apps"), timeout=30).status_code == 200
+    assert server.http.get(server.api("/apps"), timeout=30).status_code == 200
     stored = [r["n"] for r in server.rows("hooks", "events")]
     assert stored == acked
     # With room again (a restart without the limit), nothing was lost and writes work.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import requests
 
-from tests.server.conftest import COMMAND, write_app
+from tests.server.conftest import write_app
 
 GRAPH = """
 title: Hooks
@@ -174,8 +173,8 @@ def test_trigger_runs_logs_live_stream_and_cancel_through_the_api(tmp_path: Path
                           what="the slow run to start")
     assert run["status"] == "running" and run["trigger"] == "manual"
     # Live logs over server-sent events: what was printed so far, then the rest, then the end.
-    with requests.get(server.api(f"/apps/hooks/runs/{run['id']}/logs/stream"), stream=True,
-                      timeout=60) as events:
+    with server.http.get(server.api(f"/apps/hooks/runs/{run['id']}/logs/stream"),
+                         stream=True, timeout=60) as events:
         lines = events.iter_lines(decode_unicode=True)
         seen = []
         for line in lines:
@@ -213,28 +212,28 @@ def test_api_errors_are_json_and_name_what_is_missing(tmp_path: Path, serve: Any
                            ("/apps/hooks/nodes/nope.py", "nope.py"),
                            ("/apps/hooks/runs/ZZZZ", "no run 'ZZZZ'"),
                            ("/apps/hooks/tables/nope", "no table 'nope'")]:
-        response = requests.get(server.api(path), timeout=30)
+        response = server.http.get(server.api(path), timeout=30)
         assert response.status_code == 404, path
         assert fragment in response.json()["error"]
     bad = server.post("/apps/hooks/nodes/slow.py/trigger", data=b"{", timeout=30,
                       headers={"Content-Type": "application/json"})
     assert bad.status_code == 422 and "error" in bad.json()
-    spec = requests.get(server.api("/openapi.json"), timeout=30).json()
+    spec = server.http.get(server.api("/openapi.json"), timeout=30).json()
     assert "/api/v1/apps/{app}/runs" in spec["paths"]
 
 
-def test_serving_beyond_loopback_needs_a_token_and_the_token_is_checked(
+def test_serving_beyond_loopback_uses_the_token_and_an_explicit_one_replaces_it(
         tmp_path: Path, serve: Any) -> None:
-    root = hooks_app(tmp_path)
-    refused = subprocess.run([*COMMAND, "serve", str(root), "--host", "0.0.0.0", "--port", "0"],
-                             capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 1
-    assert "without an auth token" in refused.stderr and "Traceback" not in refused.stderr
-    server = serve(root, args=("--auth-token", "s3cret"))
+    server = serve(hooks_app(tmp_path), args=("--host", "0.0.0.0", "--auth-token", "s3cret"))
+    assert server.token == "s3cret"  # the login URL it printed carries the given token
     assert requests.get(server.api("/apps"), timeout=30).status_code == 401
+    wrong = requests.get(server.api("/apps"), headers={"Authorization": "Bearer s3cre"},
+                         timeout=30)
+    assert wrong.status_code == 401 and "--auth-token" in wrong.json()["error"]
     ok = requests.get(server.api("/apps"), headers={"Authorization": "Bearer s3cret"},
                       timeout=30)
     assert ok.status_code == 200 and ok.json()[0]["slug"] == "hooks"
+    assert "plain HTTP" in "".join(server.output)  # the warning about the open network
 
 
 def test_acknowledged_webhook_records_survive_kill_9_exactly_once(tmp_path: Path,
