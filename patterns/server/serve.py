@@ -138,11 +138,11 @@ def _url_host(host: str) -> str:
 
 
 def _write_server_file(root: Path, url: str, auth: bool) -> None:
+    from patterns.private_files import private_dir, write_private
+
     path = server_file(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "auth": auth}))
-    tmp.replace(path)
+    private_dir(path.parent)
+    write_private(path, json.dumps({"url": url, "pid": os.getpid(), "auth": auth}))
 
 
 def running_server(root: Path) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from patterns.errors import StoreBusyError, StoreError
+from patterns.private_files import keep_private, private_dir
 from patterns.store import meta as metadata
 from patterns.store.columns import Column
 from patterns.store.ids import UlidSequence
@@ -111,7 +112,12 @@ class DuckDBStore:
         if read_only and not self.path.exists():
             raise StoreError(f"no store at {self.path}: run the app once with `patterns run` "
                              f"to create it")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.parent.name == ".patterns":  # (an app's own folder: private)
+            private_dir(self.path.parent)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: DuckDB's write-ahead log, beside the store (made private after each write).
+        self.wal = self.path.with_name(self.path.name + ".wal")
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
             self._con.execute("SET GLOBAL TimeZone = 'UTC'")
@@ -129,6 +135,7 @@ class DuckDBStore:
         self._committed_tables: dict[str, TableMeta] = {}
         if not read_only:
             self._migrate()
+            self.keep_private()
         self._last_seq = 0
         if self.path.exists():
             with contextlib.suppress(duckdb.Error):  # a store made before migration 1
@@ -145,6 +152,15 @@ class DuckDBStore:
 
     def close(self) -> None:
         self._con.close()
+        if not self.read_only:
+            self.keep_private()
+
+    def keep_private(self) -> None:
+        """The store file and its write-ahead log readable by their owner only. DuckDB
+        makes the log itself (with the process's umask) at the first write after each
+        checkpoint: every write transaction checks it when it commits (one ``stat``)."""
+        keep_private(self.path)
+        keep_private(self.wal)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -161,6 +177,7 @@ class DuckDBStore:
                 raise
             cur.execute("COMMIT")
             cur.close()
+            keep_private(self.wal)
 
     def _migrate(self) -> None:
         cur = self.cursor()
