@@ -23,7 +23,7 @@ from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
 from patterns.engine.launcher import Exit, LogCapture, ProcessLauncher, kill_group
 from patterns.engine.livelog import LiveLog, live_log_path
-from patterns.engine.masking import Masker
+from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.secrets import SecretStore
 from patterns.engine.session import RunSession
@@ -302,7 +302,7 @@ class Engine:
             stored: list[str] = self.secrets.values()
         except ConfigError:  # (an unreadable secret store: the run fails on its references)
             stored = []
-        return Masker([*resolved, *stored])
+        return masker_for(tuple(secret_strings([*resolved, *stored])))
 
 
 def _warm_duckdb_imports() -> None:

@@ -22,6 +22,7 @@ the node process is never trusted to mask.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -46,9 +47,7 @@ class Masker:
             for form in _forms(value):
                 (forms if len(form) >= MIN_LENGTH else short).add(form)
         self._short = frozenset(s.strip() for s in short if s.strip())
-        self._pattern = (re.compile("|".join(re.escape(f) for f in
-                                             sorted(forms, key=lambda f: (-len(f), f))))
-                         if forms else None)
+        self._pattern = re.compile(_trie_pattern(forms)) if forms else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None or bool(self._short)
@@ -82,6 +81,12 @@ class Masker:
                        traceback=self.optional(run.traceback),
                        parameters=None if run.parameters is None else
                        self.value(dict(run.parameters)))
+
+
+@functools.lru_cache(maxsize=16)
+def masker_for(values: tuple[str, ...]) -> Masker:
+    """The masker of ``values``, made once (runs of an engine mostly share their secrets)."""
+    return Masker(values)
 
 
 def secret_strings(values: Iterable[Any]) -> Iterator[str]:
@@ -133,6 +138,35 @@ def _py_body(value: str, quote_char: str) -> str:
 
 def _ascii_body(value: str, quote_char: str) -> str:
     return "".join("\\" + c if c == quote_char else ascii(c)[1:-1] for c in value)
+
+
+def _trie_pattern(forms: Iterable[str]) -> str:
+    """One regular expression matching any of ``forms``, the longest where several start
+    at the same place: a prefix tree (forms of one secret share their start), about twice
+    as fast to search as a plain alternation."""
+    trie: dict[str, Any] = {}
+    for form in forms:
+        node = trie
+        for char in form:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _node_pattern(trie)
+
+
+def _node_pattern(node: dict[str, Any]) -> str:
+    branches = []
+    for char, child in sorted(node.items()):
+        if not char:
+            continue
+        run = char  # a chain without branches is one literal (and no recursion)
+        while len(child) == 1 and "" not in child:
+            ((more, child),) = child.items()
+            run += more
+        branches.append(re.escape(run) + _node_pattern(child))
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body  # (greedy: the longer form first)
 
 
 def _url_password(value: str) -> str | None:

@@ -15,6 +15,8 @@ from urllib.parse import quote, quote_plus
 
 import duckdb
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from patterns.engine.masking import MIN_LENGTH, Masker
 from patterns.engine.secrets import SecretStore
@@ -228,3 +230,21 @@ def test_every_form_of_a_secret_is_masked_and_short_ones_only_alone() -> None:
     assert mask("abc") == "****" and mask("  abc ") == "  **** "
     assert mask("abcdef") == "abcdef"
     assert mask("port 5432") == "port 5432"  # (not a string field: not a secret)
+
+
+_TEXT = st.text(st.characters(exclude_characters="*", exclude_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(secrets=st.lists(st.text(st.characters(exclude_characters="*",
+                                              exclude_categories=("Cs",)),
+                                min_size=MIN_LENGTH, max_size=12), min_size=1, max_size=4),
+       before=_TEXT, after=_TEXT, which=st.integers(min_value=0))
+def test_no_form_of_any_secret_survives_masking(secrets: list[str], before: str, after: str,
+                                                which: int) -> None:
+    mask = Masker(secrets)
+    secret = secrets[which % len(secrets)]
+    for form in forms(secret):
+        shown = mask(before + form + after)
+        assert "****" in shown
+        assert not any(f in shown for s in secrets for f in forms(s) if len(f) >= MIN_LENGTH)
