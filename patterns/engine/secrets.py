@@ -34,8 +34,8 @@ class SecretStore:
     def _fernet(self) -> Any:
         from cryptography.fernet import Fernet
 
+        private_dir(self.home)
         if not self._key_file.exists():
-            private_dir(self.home)
             fd = os.open(self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(Fernet.generate_key())

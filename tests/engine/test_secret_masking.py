@@ -170,9 +170,15 @@ def assert_private(folder: Path) -> None:
 
 def test_platform_files_are_private_after_a_run(tmp_path: Path, patterns_home: Path) -> None:
     app = leaky_app(tmp_path / "app")
-    os.chmod(patterns_home / "secret.key", 0o644)  # (as an older version might have left it)
     patterns("run", app, "--node", "leak.py")
     folder = app / ".patterns"
+    # As an older version left them: readable by all.
+    for path in (patterns_home, folder):
+        os.chmod(path, 0o755)
+    for path in (patterns_home / "secret.key", folder / "store.duckdb",
+                 folder / "store.duckdb.live.jsonl"):
+        os.chmod(path, 0o644)
+    patterns("run", app, "--node", "leak.py")
     assert {"store.duckdb", "store.duckdb.live.jsonl"} <= {p.name for p in folder.iterdir()}
     assert_private(folder)
     assert_private(patterns_home)
