@@ -238,6 +238,15 @@ def test_every_form_of_a_secret_is_masked_and_short_ones_only_alone() -> None:
     assert mask("port 5432") == "port 5432"  # (not a string field: not a secret)
 
 
+def test_a_url_password_and_each_line_of_a_key_are_masked_on_their_own() -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\n-----END PRIVATE KEY-----"
+    mask = Masker([json.dumps({"dsn": "postgresql://app:s3cr%2Ft@db/prod", "key": pem})])
+    assert mask("connecting with password s3cr/t") == "connecting with password ****"
+    assert mask("raw s3cr%2Ft") == "raw ****"
+    assert [mask(line) for line in pem.splitlines()] == ["****"] * 3
+    assert mask(f"key={pem!r}") == "key='****'"
+
+
 _TEXT = st.text(st.characters(exclude_characters="*", exclude_categories=("Cs",)), max_size=12)
 
 
