@@ -53,14 +53,14 @@ class LogCapture:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, stream: str, text: str, level: str | None = None) -> str | None:
-        if self.mask is not None:
-            text = self.mask(text)
         with self._lock:
             if self.size >= MAX_LOG_BYTES:
                 if not self.truncated:
                     self.truncated = True
                     self._append("patterns", f"[output cut: more than {MAX_LOG_BYTES} bytes]")
                 return None
+            if self.mask is not None:  # (only what is kept: a flood past the cap costs none)
+                text = self.mask(text)
             self._append(stream, text, level)
         return text
 

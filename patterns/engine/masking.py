@@ -8,6 +8,8 @@ is masked as ``****`` in every form a node is likely to print it in:
 - as it is;
 - ``repr()``-escaped, with either quote style, and ``ascii()``-escaped;
 - ``json.dumps``-escaped, with ``ensure_ascii`` on and off;
+- any of these escaped once more by ``json.dumps`` or ``repr()`` (a JSON log line of a
+  message holding a ``repr``);
 - URL-encoded (``quote`` and ``quote_plus``), and as the bytes' ``repr``;
 - for a value that is a URL with a password (``postgresql://user:pw@host/db``): the
   password on its own, too (decoded and as written);
@@ -118,6 +120,8 @@ def _forms(value: str) -> set[str]:
     if password:
         for part in {password, unquote(password)}:
             forms |= {part, *_escaped(part)}
+    # Escaped twice: a JSON log line (or a repr) of a message that holds a repr or JSON.
+    forms |= {twice for form in list(forms) for twice in _escaped_again(form)}
     return {f for f in forms if f}
 
 
@@ -129,6 +133,11 @@ def _escaped(value: str) -> set[str]:
         quote(value, safe=""), quote(value), quote_plus(value),
         repr(value.encode())[2:-1],
     }
+
+
+def _escaped_again(form: str) -> set[str]:
+    return {json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1],
+            _py_body(form, "'"), _py_body(form, '"')}
 
 
 def _py_body(value: str, quote_char: str) -> str:

@@ -228,7 +228,9 @@ def test_every_form_of_a_secret_is_masked_and_short_ones_only_alone() -> None:
     for secret in SECRETS:
         for form in forms(secret):
             assert mask(f"<{form}>") == "<****>", form
-    assert mask(PASSWORD.splitlines()[0]) == "****"
+    # Escaped twice: a JSON log line of a message holding a repr, the repr of JSON.
+    assert mask(json.dumps({"msg": f"key={KEY!r}"})) == '{"msg": "key=\'****\'"}'
+    assert mask(repr(json.dumps({"k": KEY}))) == "'{\"k\": \"****\"}'"
     # A password inside a URL of the connection is masked on its own too.
     assert mask(f"postgres://other:{quote(PASSWORD, safe='')}@h") == "postgres://other:****@h"
     # Values shorter than MIN_LENGTH are masked only when they are all there is.
