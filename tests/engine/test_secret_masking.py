@@ -153,7 +153,8 @@ def test_the_rest_api_shows_no_secret(tmp_path: Path) -> None:
             assert_no_leak(where, json.dumps(shown))
         assert_no_leak("the log stream", stream)
         assert_no_leak("the server's console", "".join(server.output))
-        # Private files while it serves, too.
+        # Private files while it serves, too (its address file among them).
+        assert (app / ".patterns" / "server.json").is_file()
         assert_private(app / ".patterns")
     finally:
         server.stop()
