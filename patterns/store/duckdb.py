@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
+from patterns import private_files
 from patterns.errors import StoreBusyError, StoreError
-from patterns.private_files import keep_private, private_dir
 from patterns.store import meta as metadata
 from patterns.store.columns import Column
 from patterns.store.ids import UlidSequence
@@ -113,7 +113,7 @@ class DuckDBStore:
             raise StoreError(f"no store at {self.path}: run the app once with `patterns run` "
                              f"to create it")
         if self.path.parent.name == ".patterns":  # (an app's own folder: private)
-            private_dir(self.path.parent)
+            private_files.private_dir(self.path.parent)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         #: DuckDB's write-ahead log, beside the store (made private after each write).
@@ -159,8 +159,8 @@ class DuckDBStore:
         """The store file and its write-ahead log readable by their owner only. DuckDB
         makes the log itself (with the process's umask) at the first write after each
         checkpoint: every write transaction checks it when it commits (one ``stat``)."""
-        keep_private(self.path)
-        keep_private(self.wal)
+        private_files.keep_private(self.path)
+        private_files.keep_private(self.wal)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -177,7 +177,7 @@ class DuckDBStore:
                 raise
             cur.execute("COMMIT")
             cur.close()
-            keep_private(self.wal)
+            private_files.keep_private(self.wal)
 
     def _migrate(self) -> None:
         cur = self.cursor()
