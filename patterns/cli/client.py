@@ -220,9 +220,11 @@ def _remote_state(root: Path) -> dict[str, str]:
 
 
 def _save_remote_state(root: Path, url: str, version: str) -> None:
+    from patterns.private_files import private_dir, write_private
+
     path = root / ".patterns" / REMOTE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"url": url, "version": version}))
+    private_dir(path.parent)
+    write_private(path, json.dumps({"url": url, "version": version}))
 
 
 def register(group: click.Group) -> None:

@@ -23,6 +23,7 @@ from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
 from patterns.engine.launcher import Exit, LogCapture, ProcessLauncher, kill_group
 from patterns.engine.livelog import LiveLog, live_log_path
+from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.secrets import SecretStore
 from patterns.engine.session import RunSession
@@ -116,7 +117,8 @@ class Engine:
                       else None)  # None: the launcher's own
             params = resolve_parameters(node, self.secrets, param_overrides)
         except ConfigError as exc:
-            failed = replace(record, status="failed", ended_at=now, error=str(exc))
+            failed = replace(record, status="failed", ended_at=now,
+                             error=self._masker([])(str(exc)))
             with self.store.transaction() as tx:
                 meta.insert_run(tx, failed)
                 if on_end is not None:
@@ -124,7 +126,12 @@ class Engine:
             self._started(failed)
             self._finished(failed)
             return failed, None
-        record = replace(record, parameters=_public(params, node))
+        # Everything the run leaves behind (output, error, traceback, record) is masked with
+        # this, in the engine, as it arrives: the node process is not trusted to mask.
+        referenced = _referenced(node, param_overrides)
+        mask = self._masker([params[name] for name in referenced if name in params])
+        record = mask.record(replace(record, parameters={
+            name: "****" if name in referenced else value for name, value in params.items()}))
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder)
@@ -133,7 +140,7 @@ class Engine:
         self._started(record)
 
         self.dataplane.register(session)
-        capture = LogCapture(mask=self._secret_values(),
+        capture = LogCapture(mask=mask,
                              sink=lambda line: self.live.output(run_id, line))
         # The run's start is recorded while its process starts (not before, on the
         # recorder thread): its final checkpoint, which also records its end, waits for it.
@@ -184,11 +191,11 @@ class Engine:
         if cancelled is not None and status != "succeeded":  # (it may have just finished)
             status, error = "cancelled", cancelled
         ended = dt.datetime.now(dt.UTC)
-        final = replace(
+        final = mask.record(replace(
             record, status=status, ended_at=ended, exit_code=exit_.code, error=error,
             traceback=session.requests.traceback if status != "succeeded" else None,
             rows_read=dict(session.rows_read), rows_written=dict(session.rows_written),
-            checkpoints=session.checkpoints)
+            checkpoints=session.checkpoints))
         with self.store.transaction() as tx:
             start.record_end(tx, final)
             meta.save_log(tx, run_id, capture.text(), capture.truncated)
@@ -287,11 +294,15 @@ class Engine:
         self.live.end(record)
         self.reporter.run_finished(record)
 
-    def _secret_values(self) -> list[str]:
+    def _masker(self, resolved: list[Any]) -> Masker:
+        """What a run must not leak: the values its parameters got from references, and
+        every stored secret and connection besides (the node process may come across
+        them)."""
         try:
-            return [v for v in self.secrets.values() if len(v) >= 4]
-        except ConfigError:
-            return []
+            stored: list[str] = self.secrets.values()
+        except ConfigError:  # (an unreadable secret store: the run fails on its references)
+            stored = []
+        return masker_for(tuple(secret_strings([*resolved, *stored])))
 
 
 def _warm_duckdb_imports() -> None:
@@ -366,12 +377,9 @@ def _outcome(code: int | None, timed_out: bool, session: RunSession,
     return "failed", f"the node process exited with code {code}"
 
 
-def _public(params: dict[str, Any], node: Node) -> dict[str, Any]:
-    """Parameter values for the run record: referenced secrets are not written down."""
+def _referenced(node: Node, overrides: dict[str, Any] | None) -> set[str]:
+    """The parameters whose values come from ``${{ secret }}`` or ``${{ connection.x }}``."""
     from patterns.graph.parameters import is_reference
 
-    shown: dict[str, Any] = {}
-    for name, value in params.items():
-        raw = node.parameter_values.get(name)
-        shown[name] = "****" if is_reference(raw) else value
-    return shown
+    given = {**node.parameter_values, **(overrides or {})}
+    return {name for name, raw in given.items() if is_reference(raw)}

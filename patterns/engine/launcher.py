@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -44,7 +44,8 @@ class LogCapture:
     ``logging`` record, stream ``"log"``), capped in size. Each line also goes to ``sink``
     as it is made (the live log that ``patterns logs -f`` follows)."""
 
-    mask: Sequence[str] = ()
+    #: Applied to each line before it is kept or shown (see :mod:`patterns.engine.masking`).
+    mask: Callable[[str], str] | None = None
     sink: Callable[[str], None] | None = None
     lines: list[str] = field(default_factory=list)
     size: int = 0
@@ -52,15 +53,14 @@ class LogCapture:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, stream: str, text: str, level: str | None = None) -> str | None:
-        for secret in self.mask:
-            if secret and secret in text:
-                text = text.replace(secret, "****")
         with self._lock:
             if self.size >= MAX_LOG_BYTES:
                 if not self.truncated:
                     self.truncated = True
                     self._append("patterns", f"[output cut: more than {MAX_LOG_BYTES} bytes]")
                 return None
+            if self.mask is not None:  # (only what is kept: a flood past the cap costs none)
+                text = self.mask(text)
             self._append(stream, text, level)
         return text
 

@@ -11,7 +11,8 @@ the store. Each line is a JSON object:
 - ``{"e": "end", "run": ID, "t": TIME, "status": STATUS[, "error": MESSAGE]}`` when it ends.
 
 The file is rotated (renamed to ``.1``) past :data:`ROTATE_BYTES`; a follower notices and
-reopens. A reader never needs a lock: the engine writes whole lines.
+reopens. A reader never needs a lock: the engine writes whole lines. The file is 0600 and
+what it holds is masked for secrets (the engine masks each line before it gets here).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from patterns.private_files import open_private
 from patterns.store.model import RunRecord
 
 ROTATE_BYTES = 8_000_000
@@ -73,7 +75,8 @@ class LiveLog:
             try:
                 if self._file is None:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+                    fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
+                    self._file = open(fd, "a", encoding="utf-8")  # noqa: SIM115
                 self._file.write(data)
                 self._file.flush()
                 if self._file.tell() > ROTATE_BYTES:

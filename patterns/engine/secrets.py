@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from patterns.errors import ConfigError
+from patterns.private_files import keep_private, open_private, private_dir
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -33,11 +34,13 @@ class SecretStore:
     def _fernet(self) -> Any:
         from cryptography.fernet import Fernet
 
+        private_dir(self.home)
         if not self._key_file.exists():
-            self.home.mkdir(parents=True, exist_ok=True)
             fd = os.open(self._key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(Fernet.generate_key())
+        keep_private(self._key_file)  # (and the store, if an older version left them open)
+        keep_private(self._file)
         return Fernet(self._key_file.read_bytes().strip())
 
     def _load(self) -> dict[str, str]:
@@ -55,8 +58,9 @@ class SecretStore:
 
     def _save(self, values: dict[str, str]) -> None:
         token = self._fernet().encrypt(json.dumps(values).encode())
+        private_dir(self.home)
         tmp = self._file.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = open_private(tmp, os.O_WRONLY | os.O_TRUNC)
         with os.fdopen(fd, "wb") as fh:
             fh.write(token)
         os.replace(tmp, self._file)
@@ -71,8 +75,10 @@ class SecretStore:
             except ValueError as exc:
                 raise ConfigError(f"connection {name!r} must be a JSON object of credentials, "
                                   f"e.g. '{{\"api_key\": \"...\"}}'") from exc
-            if not isinstance(doc, dict):
-                raise ConfigError(f"connection {name!r} must be a JSON object, not {value!r}")
+            if not isinstance(doc, dict):  # (the value is never echoed: it is a secret)
+                raise ConfigError(f"connection {name!r} must be a JSON object of credentials, "
+                                  f"not a JSON {type(doc).__name__}, e.g. "
+                                  f"'{{\"api_key\": \"...\"}}'")
         values = self._load()
         values[name] = value
         self._save(values)

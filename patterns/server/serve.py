@@ -138,11 +138,11 @@ def _url_host(host: str) -> str:
 
 def _write_server_file(root: Path, url: str) -> None:
     """Where the server is (never its token: that stays in the Patterns home)."""
+    from patterns.private_files import private_dir, write_private
+
     path = server_file(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": url, "pid": os.getpid(), "auth": True}))
-    tmp.replace(path)
+    private_dir(path.parent)
+    write_private(path, json.dumps({"url": url, "pid": os.getpid(), "auth": True}))
 
 
 def running_server(root: Path) -> dict[str, Any] | None:

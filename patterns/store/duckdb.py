@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
+from patterns import private_files
 from patterns.errors import StoreBusyError, StoreError
 from patterns.store import faults
 from patterns.store import meta as metadata
@@ -112,7 +113,12 @@ class DuckDBStore:
         if read_only and not self.path.exists():
             raise StoreError(f"no store at {self.path}: run the app once with `patterns run` "
                              f"to create it")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.parent.name == ".patterns":  # (an app's own folder: private)
+            private_files.private_dir(self.path.parent)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        #: DuckDB's write-ahead log, beside the store (made private after each write).
+        self.wal = self.path.with_name(self.path.name + ".wal")
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
             self._con.execute("SET GLOBAL TimeZone = 'UTC'")
@@ -130,6 +136,7 @@ class DuckDBStore:
         self._committed_tables: dict[str, TableMeta] = {}
         if not read_only:
             self._migrate()
+            self.keep_private()
         self._last_seq = 0
         if self.path.exists():
             with contextlib.suppress(duckdb.Error):  # a store made before migration 1
@@ -146,6 +153,15 @@ class DuckDBStore:
 
     def close(self) -> None:
         self._con.close()
+        if not self.read_only:
+            self.keep_private()
+
+    def keep_private(self) -> None:
+        """The store file and its write-ahead log readable by their owner only. DuckDB
+        makes the log itself (with the process's umask) at the first write after each
+        checkpoint: every write transaction checks it when it commits (one ``stat``)."""
+        private_files.keep_private(self.path)
+        private_files.keep_private(self.wal)
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -162,6 +178,7 @@ class DuckDBStore:
                 raise
             cur.execute("COMMIT")
             cur.close()
+            private_files.keep_private(self.wal)
 
     def _migrate(self) -> None:
         cur = self.cursor()
