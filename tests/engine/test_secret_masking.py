@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import duckdb
-import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -144,8 +143,8 @@ def test_the_rest_api_shows_no_secret(tmp_path: Path) -> None:
         assert detail["error"].startswith("ValueError: bad key ****")
         logs = server.get(f"/apps/masking/runs/{run['id']}/logs")
         assert any(line["text"] == f"{MARKER} plain ****" for line in logs["lines"])
-        stream = requests.get(server.api(f"/apps/masking/runs/{run['id']}/logs/stream"),
-                              timeout=30).text
+        stream = server.http.get(server.api(f"/apps/masking/runs/{run['id']}/logs/stream"),
+                                 timeout=30).text
         assert f"{MARKER} plain ****" in stream
         for where, shown in (("GET /runs", server.runs("masking")), ("GET /runs/ID", detail),
                              ("GET /runs/ID/logs", logs)):
