@@ -84,6 +84,13 @@ def bind_tables(statement: Statement, source: Source, tables: Mapping[str, str],
     name the node may use (port or store name) to the store; any other table is refused."""
     tree = statement.tree
     declared = ", ".join(sorted(set(tables.values()))) or "none"
+    command = next(tree.find_all(exp.Command), None)
+    if command is not None:  # text sqlglot could not parse: nothing to check, so deny
+        word = str(command.this).split()[0].upper() if str(command.this).split() else "?"
+        raise NodeError(f"{source.at(line_of(command, statement))}: {word} statements are "
+                        f"not allowed; node {node} may read only the tables it declares "
+                        f"({declared}) with SELECT, and change its own with INSERT, UPDATE, "
+                        f"DELETE, TRUNCATE, CREATE TABLE or ALTER TABLE ... ADD COLUMN")
     _check_functions(statement, source, node, declared)
     lowered = {name.lower(): store for name, store in tables.items()}
     references = list(tree.find_all(exp.Table))
