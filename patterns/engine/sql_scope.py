@@ -29,8 +29,11 @@ variables or the catalog (:data:`OUTSIDE_FUNCTIONS`, :data:`_OUTSIDE_PREFIXES`) 
 Catalog views (``information_schema``, ``pg_catalog``, ``duckdb_tables``, ...) are tables no
 node declares, so they are refused like any undeclared table.
 
-A PostgreSQL store must enforce the same from its side (docs/sql.md, "Declared tables
-only"): each run's SQL runs as a role granted SELECT on exactly the run's declared tables.
+A PostgreSQL store must also enforce this itself (docs/sql.md, "A PostgreSQL store enforces
+it too"): each run's SQL runs under a role (``SET LOCAL ROLE``) granted SELECT on exactly the
+run's declared tables and writes only on the tables it writes, inside the run's transaction,
+no superuser and in none of the file- or settings-reading roles, with ``search_path`` set to
+the app's schema; a reference this check misjudges then fails with ``permission denied``.
 """
 
 from __future__ import annotations
