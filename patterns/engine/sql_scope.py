@@ -74,6 +74,11 @@ _OUTSIDE_PREFIXES: Final = ("read_", "duckdb_", "pragma_", "parquet_", "iceberg_
 _OUTSIDE_SUFFIXES: Final = ("_scan", "_metadata", "_attach", "_query")
 _FINE_PREFIXED: Final = frozenset({"pg_typeof"})
 _OPEN_SCHEMAS: Final = ("", "main", "public")
+#: Statements node SQL never runs, wherever they appear: they reach outside the tables.
+_NEVER: Final = (exp.Command, exp.Pragma, exp.Set, exp.Attach, exp.Detach, exp.Install,
+                 exp.Use, exp.Copy, exp.Export)
+#: Names sqlglot reads as calls that are DuckDB syntax, not functions.
+_SYNTAX_CALLS: Final = frozenset({"columns", "row", "struct_pack", "grouping_id"})
 #: Where a function is a table function (it makes the rows of a FROM item).
 _TABLE_POSITIONS: Final = (exp.Table, exp.From, exp.Join, exp.Lateral)
 #: Statements whose ``this`` (or ``expressions``) is the table they change.
@@ -87,9 +92,11 @@ def bind_tables(statement: Statement, source: Source, tables: Mapping[str, str],
     name the node may use (port or store name) to the store; any other table is refused."""
     tree = statement.tree
     declared = ", ".join(sorted(set(tables.values()))) or "none"
-    command = next(tree.find_all(exp.Command), None)
-    if command is not None:  # text sqlglot could not parse: nothing to check, so deny
-        word = str(command.this).split()[0].upper() if str(command.this).split() else "?"
+    command = next(tree.find_all(*_NEVER), None)
+    if command is not None:  # a Command is text sqlglot could not parse: nothing to check
+        word = type(command).__name__.upper()
+        if isinstance(command, exp.Command):
+            word = (str(command.this).split() or ["?"])[0].upper()
         raise NodeError(f"{source.at(line_of(command, statement))}: {word} statements are "
                         f"not allowed; node {node} may read only the tables it declares "
                         f"({declared}) with SELECT, and change its own with INSERT, UPDATE, "
@@ -233,6 +240,13 @@ def _check_functions(statement: Statement, source: Source, node: str, declared: 
                             f"variables or the database's catalog); node {node} may read only "
                             f"the tables it declares ({declared})")
         in_from = isinstance(func.parent, _TABLE_POSITIONS) and func.arg_key == "this"
+        if isinstance(func, exp.Anonymous) and not in_from and name not in _SYNTAX_CALLS \
+                and name not in _builtin_functions():
+            hint = (" (it may be a Postgres function with no DuckDB translation: use "
+                    "DuckDB's own, with `-- dialect: duckdb` as the first line)"
+                    if source.dialect == "postgres" else "")
+            raise NodeError(f"{at}: function {name} does not exist among DuckDB's built-in "
+                            f"functions, the ones node SQL may call{hint}")
         if in_from and name not in SAFE_TABLE_FUNCTIONS:
             raise NodeError(f"{at}: the table function {name}() is not allowed; node {node} "
                             f"may read only the tables it declares ({declared}) and the "
@@ -257,3 +271,16 @@ def _table_only_functions() -> frozenset[str]:
             "select function_name from duckdb_functions() group by function_name having "
             "bool_and(function_type in ('table', 'table_macro', 'pragma'))").fetchall()
     return frozenset(str(name).lower() for (name,) in rows) - SAFE_TABLE_FUNCTIONS
+
+
+@functools.cache
+def _builtin_functions() -> frozenset[str]:
+    """DuckDB's built-in scalar, aggregate and window functions and macros: the functions
+    sqlglot does not know that node SQL may still call (minus :func:`_reaches_outside`)."""
+    import duckdb
+
+    with duckdb.connect(":memory:") as con:
+        rows = con.execute(
+            "select distinct function_name from duckdb_functions() where function_type in "
+            "('scalar', 'aggregate', 'window', 'macro')").fetchall()
+    return frozenset(str(name).lower() for (name,) in rows)

@@ -177,6 +177,43 @@ def test_legitimate_queries_keep_their_rows(sql: str, rows: list[tuple[Any, ...]
         assert con.execute(bind(sql)).fetchall() == rows
 
 
+@pytest.mark.parametrize(("sql", "word"), [
+    ("attach 'other.duckdb' as other", "ATTACH"),
+    ("detach other", "DETACH"),
+    ("copy events to '/tmp/events.csv'", "COPY"),
+    ("copy (select * from events) to '/tmp/events.csv'", "COPY"),
+    ("pragma table_info('private')", "PRAGMA"),
+    ("set search_path = 'patterns_data'", "SET"),
+    ("reset search_path", "RESET"),
+    ("install httpfs", "INSTALL"),
+    ("load httpfs", "LOAD"),
+    ("use patterns_data", "USE"),
+    ("call duckdb_tables()", "CALL"),
+    ("prepare p as select * from private", "PREPARE"),
+    ("execute p", "EXECUTE"),
+])
+def test_statements_that_reach_outside_the_tables_are_refused(sql: str, word: str) -> None:
+    with pytest.raises(NodeError, match=rf"^query\.sql:1: {word} statements are not allowed; "
+                                        rf"node query\.sql may read only the tables it "
+                                        rf"declares \(events, out\)"):
+        bind(sql)
+
+
+@pytest.mark.parametrize("sql", [
+    "select max(columns(*)) as m from events", "select struct_pack(a := 1) as x",
+    "select list_transform([1], x -> x + 1) as y", "select pg_typeof(1) as t",
+    "select regexp_extract_all('aa', 'a') as r", "select if(true, 1, 2) as i",
+])
+def test_duckdbs_own_functions_and_syntax_are_allowed(sql: str) -> None:
+    bind(sql)
+
+
+def test_a_function_duckdb_does_not_have_is_refused_with_the_fix() -> None:
+    with pytest.raises(NodeError, match=r"^query\.sql:2: function jsonb_typeof does not exist "
+                                        r"among DuckDB's built-in functions.*-- dialect: duckdb"):
+        bind("select\n  jsonb_typeof('{}'::jsonb)", dialect="postgres")
+
+
 def test_a_cte_named_like_a_declared_table_reads_the_cte_not_the_table() -> None:
     sql = bind("with events as (select 1 as n) select * from events, main.events e")
     assert '"events#1" AS events' in sql and 'main."events" AS e' in sql
