@@ -25,7 +25,10 @@ a CTE only when this structural resolution and sqlglot's scope analysis
 Functions are checked too. Table functions (in ``FROM``, ``JOIN`` or ``LATERAL``) are an
 allowlist, :data:`SAFE_TABLE_FUNCTIONS`: they make rows and read nothing. Elsewhere, any
 function DuckDB has only as a table function, and the families that reach files, settings,
-variables or the catalog (:data:`OUTSIDE_FUNCTIONS`, :data:`_OUTSIDE_PREFIXES`) are refused.
+variables or the catalog (:data:`OUTSIDE_FUNCTIONS`, :data:`_OUTSIDE_PREFIXES`) are refused;
+a function sqlglot does not know must be one of DuckDB's built-ins (read from its catalog).
+Statements that reach outside the tables (``ATTACH``, ``COPY``, ``PRAGMA``, ``SET``,
+``INSTALL``, ``USE``, and any text sqlglot could only keep as a raw command) are refused.
 Catalog views (``information_schema``, ``pg_catalog``, ``duckdb_tables``, ...) are tables no
 node declares, so they are refused like any undeclared table.
 

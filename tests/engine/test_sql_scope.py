@@ -260,7 +260,7 @@ def queries(draw: st.DrawFn, depth: int = 3, scope: tuple[str, ...] = ()) -> str
     return f"select (select count(*)::int from ({draw(inner)}) q) as n"
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(queries())
 def test_the_check_agrees_with_duckdbs_own_name_resolution(sql: str) -> None:
     """DuckDB, with no table `private`, says whether the query reads it; the check must
