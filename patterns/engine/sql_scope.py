@@ -194,10 +194,10 @@ def _sqlglot_cte_references(tree: exp.Expression, dialect: str) -> set[int]:
     try:
         normalize_identifiers(copy, dialect=parsing_dialect(dialect))
         scopes = traverse_scope(copy)
+        originals = {id(c): o for c, o in zip(copy.find_all(exp.Table),
+                                              tree.find_all(exp.Table), strict=True)}
     except Exception:  # (any failure of the analysis: deny, never allow)
         return set()
-    originals = {id(c): o for c, o in zip(copy.find_all(exp.Table), tree.find_all(exp.Table),
-                                          strict=True)}
     found: set[int] = set()
     for scope in scopes:
         rooted = [scope.expression] if isinstance(scope.expression, exp.Table) else []
@@ -249,7 +249,7 @@ def _check_functions(statement: Statement, source: Source, node: str, declared: 
                     "DuckDB's own, with `-- dialect: duckdb` as the first line)"
                     if source.dialect == "postgres" else "")
             raise NodeError(f"{at}: function {name} does not exist among DuckDB's built-in "
-                            f"functions, the ones node SQL may call{hint}")
+                            f"functions, the ones node {node} may call{hint}")
         if in_from and name not in SAFE_TABLE_FUNCTIONS:
             raise NodeError(f"{at}: the table function {name}() is not allowed; node {node} "
                             f"may read only the tables it declares ({declared}) and the "
