@@ -104,6 +104,28 @@ def test_every_attack_is_refused_by_every_entry_point(app: Any, family: str, att
     assert tables(app) == before  # nothing written, and the secret nowhere
 
 
+def test_statements_that_reach_outside_are_refused_by_every_entry_point(app: Any) -> None:
+    before = tables(app)
+    with app.sdk("reader"):
+        with pytest.raises(NodeError, match=r"^read_sql in reader\.py runs read-only "
+                                            r"queries, and this one is a PRAGMA"):
+            Table("events").read_sql("pragma table_info('private')")
+        out = Table("out", "w")
+        for sql, word in (("attach 'other.duckdb' as other", "ATTACH"),
+                          ("copy (select * from events) to 'events.csv'", "COPY"),
+                          ("load httpfs", "LOAD")):
+            with pytest.raises(NodeError, match=rf"line 2 of the SQL: {word} statements are "
+                                                rf"not allowed; node reader\.py may read"):
+                out.execute_sql(f"-- dialect: duckdb\n{sql}")
+    (app.root / "query.sql").write_text(
+        "select 1 as n;\nset search_path = 'patterns_data';\nselect n from private__v1")
+    record = app.run_node("query")
+    assert record.status == "failed"
+    assert record.error.startswith("query.sql:2: SET statements are not allowed"), record.error
+    assert tables(app) == before
+    assert not (app.root / "events.csv").exists() and not (app.root / "other.duckdb").exists()
+
+
 #: Legitimate queries and their rows (events holds n = 0, 1, 2).
 LEGIT = [
     ("with a as (select n from {events} where n > 0) select n from a order by n", [1, 2]),
