@@ -23,10 +23,10 @@ import sqlglot  # noqa: F401  (whole, first: see sql_translate)
 import sqlglot.expressions as exp
 
 from patterns.engine.launcher import Exit
+from patterns.engine.sql_scope import bind_tables
 from patterns.engine.sql_translate import (
     Source,
     Statement,
-    bind_tables,
     integer_division,
     is_query,
     postgres_names,

@@ -1,9 +1,8 @@
 """Portable SQL: parsing what users write (Postgres or DuckDB), checking which tables it
 reads, and translating it to the store's dialect with sqlglot.
 
-Used by SQL nodes, ``read_sql`` and ``execute_sql``. A statement may name only the tables its
-node declared (by their port or store name, or as rendered by ``{{ Table() }}``); anything
-else — another table, the platform's schemas, a file read by a table function — is refused.
+Used by SQL nodes, ``read_sql`` and ``execute_sql``. Which tables a statement may read is
+decided in :mod:`patterns.engine.sql_scope`.
 Postgres SQL is translated as the original product ran it: its column names (``count`` for
 ``count(*)``), its integer division, its JSON operators. Errors name the file and the line.
 """
@@ -12,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,15 +25,6 @@ from sqlglot.tokenizer_core import TokenType
 from patterns.errors import NodeError
 
 STORE_DIALECT: Final = "duckdb"
-#: Table functions a query may read from: they make rows, they do not read data.
-SAFE_TABLE_FUNCTIONS: Final = frozenset({
-    "generate_series", "exploding_generate_series", "range", "unnest", "json_each",
-    "json_tree", "generate_subscripts"})
-#: Functions that reach outside the app's tables (files, the environment).
-OUTSIDE_FUNCTIONS: Final = frozenset({
-    "getenv", "glob", "query", "query_table", "parquet_scan", "parquet_metadata",
-    "parquet_schema", "sniff_csv", "iceberg_scan", "delta_scan", "load", "install"})
-_OPEN_SCHEMAS: Final = ("", "main", "public")
 _WRITES: Final = ("Insert", "Update", "Delete", "Create", "Drop", "Alter", "TruncateTable",
                   "Merge", "Command", "Copy", "Set", "Pragma", "Attach", "Detach", "Use")
 
@@ -78,7 +68,7 @@ class Statement:
 def statements(source: Source) -> list[Statement]:
     """The statements of ``source``, split at ``;`` and parsed; a syntax error names its
     line and quotes the database's parser."""
-    dialect = _dialect(source.dialect)
+    dialect = parsing_dialect(source.dialect)
     try:
         tokens = dialect.tokenize(source.text)
     except TokenError as exc:
@@ -125,51 +115,9 @@ def integer_division(source: Source) -> bool:
 
 
 # ---------------------------------------------------------------------- tables
-def bind_tables(statement: Statement, source: Source, tables: Mapping[str, str],
-                node: str) -> set[str]:
-    """Point every table the statement names at its store's view (``main."store"``) and
-    return the stores it names. ``tables`` maps each name the node may use (port or store
-    name) to the store; any other table is refused."""
-    tree = statement.tree
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    lowered = {name.lower(): store for name, store in tables.items()}
-    used: set[str] = set()
-    where = source.at(statement.first)
-    declared = ", ".join(sorted(set(tables.values()))) or "none"
-    for func in tree.find_all(exp.Func):
-        name = _function_name(func)
-        if name in OUTSIDE_FUNCTIONS or name.startswith("read_"):
-            raise NodeError(f"{where}: {name}() reads outside the app's tables; node {node} "
-                            f"may read only the tables it declares ({declared})")
-    for table in list(tree.find_all(exp.Table)):
-        if not isinstance(table.this, exp.Identifier):
-            name = _function_name(table.this) if isinstance(table.this, exp.Func) else "?"
-            if name not in SAFE_TABLE_FUNCTIONS:
-                raise NodeError(f"{where}: the table function {name}() is not allowed; node "
-                                f"{node} may read only the tables it declares ({declared})")
-            continue
-        name, schema = table.name, table.db.lower()
-        if table.catalog or schema not in _OPEN_SCHEMAS:
-            full = ".".join(p for p in (table.catalog, table.db, name) if p)
-            raise NodeError(f"{where}: the query reads {full}, which is not one of node "
-                            f"{node}'s tables ({declared}); the platform's own schemas and "
-                            f"other databases are out of reach")
-        if not schema and name.lower() in ctes:
-            continue
-        store = tables.get(name, lowered.get(name.lower()))
-        if store is None:
-            raise NodeError(
-                f"{source.at(_line_of(table, statement))}: the query reads table {name!r}, "
-                f"which node {node} did not declare (its tables: {declared}); declare it "
-                f"with Table({name!r}) so the graph knows the node reads it")
-        table.set("this", exp.to_identifier(store, quoted=True))
-        table.set("db", exp.to_identifier("main"))
-        used.add(store)
-    return used
-
-
 def target_store(statement: Statement) -> str | None:
-    """The store an INSERT/UPDATE/DELETE/CREATE/ALTER writes (after :func:`bind_tables`)."""
+    """The store an INSERT/UPDATE/DELETE/CREATE/ALTER writes (after
+    :func:`~patterns.engine.sql_scope.bind_tables`)."""
     target = statement.tree.this
     if isinstance(statement.tree, exp.TruncateTable):
         tables = statement.tree.expressions
@@ -245,7 +193,7 @@ def _postgres_name(node: exp.Expression) -> str:
 
 # ---------------------------------------------------------------------- helpers
 @functools.cache
-def _dialect(name: str) -> Dialect:
+def parsing_dialect(name: str) -> Dialect:
     """The dialect to read: Postgres without lambdas, which it does not have (sqlglot reads
     ``f(col->'key')`` as a lambda otherwise)."""
     if name != "postgres":
@@ -258,7 +206,7 @@ def _dialect(name: str) -> Dialect:
     return PatternsPostgres()
 
 
-def _function_name(func: exp.Func) -> str:
+def function_name(func: exp.Func) -> str:
 
     name = func.name if isinstance(func, exp.Anonymous) else func.sql_name()
     return str(name).lower()
@@ -293,7 +241,7 @@ def _check_slots(source: Source, tokens: list[Any]) -> None:
                     f"(e.g. name ILIKE '%' || {{{{ Parameter(\"q\") }}}} || '%')")
 
 
-def _line_of(node: exp.Expression, statement: Statement) -> int:
+def line_of(node: exp.Expr, statement: Statement) -> int:
     for part in node.walk():
         line = part.meta.get("line") if part.meta else None
         if line:
