@@ -1,15 +1,22 @@
-"""What CLI commands share: finding the app, opening its store, printing JSON."""
+"""What CLI commands share: finding the app, reaching its store, printing JSON.
+
+Commands reach the store through :func:`door`: the running engine when one holds it (found
+from ``.patterns/engine.json``), else the file itself.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
+    from patterns.engine.door import Door
     from patterns.graph.model import App
     from patterns.store.duckdb import DuckDBStore
     from patterns.store.model import TableMeta
@@ -22,6 +29,12 @@ APP_REQUIRED = click.argument("app_dir", metavar="APP",
 STORE_OPTION = click.option(
     "--store", "store_path", type=click.Path(path_type=Path), envvar="PATTERNS_STORE",
     help="The store file (default: APP/.patterns/store.duckdb; env PATTERNS_STORE).")
+#: For commands that may also ask a server on another machine (over its REST API).
+SERVER_OPTION = click.option(
+    "--server", "server_url", envvar="PATTERNS_SERVER", metavar="URL",
+    help="Ask the server at this URL over its API (env PATTERNS_SERVER). Default: this "
+         "machine's store, through the engine holding it (`patterns serve` or a `patterns "
+         "run`) if one runs.")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -67,17 +80,46 @@ def existing_store(app: App, store_path: Path | None, *, read_only: bool = True)
 
 def known_table(app: App, store: DuckDBStore, name: str) -> TableMeta:
     """The store's table ``name``; an error naming the tables there if it has none."""
-    from patterns.errors import ConfigError
+    from patterns.engine.admin import Desk
+    from patterns.engine.admin import known_table as known
 
-    meta = store.table(name)
-    if meta is not None:
-        return meta
-    if any(s.name == name for s in app.stores):
-        raise ConfigError(f"table '{name}' has no data yet: no run has written it; "
-                          f"run the app first with `patterns run {app.root}`")
-    names = ", ".join(t.name for t in store.tables()) or "none yet"
-    raise ConfigError(f"no table '{name}' in the store of app '{app.title}': "
-                      f"its tables are {names}")
+    return known(Desk(store, app), name)
+
+
+@contextmanager
+def door(app: App, store_path: Path | None, *, write: bool = False) -> Iterator[Door]:
+    """The app's store, which must exist already: through the engine holding it (`patterns
+    serve` or a `patterns run`), else the file opened here (read-only unless ``write``)."""
+    from patterns.engine.door import open_door
+    from patterns.errors import StoreError
+
+    path = store_path_for(app, store_path)
+    if not path.exists():
+        raise StoreError(f"the app has no store yet ({path}): run it first with "
+                         f"`patterns run {app.root}`")
+    opened = open_door(path, app, write=write)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def call_when_free(opened: Door, action: str, /, **args: Any) -> Any:
+    """A reset through ``opened``: while a run it concerns is in progress, say so (on stderr)
+    and ask again until it has ended."""
+    import time
+
+    said = False
+    while True:
+        result = opened.call(action, **args)
+        busy = result.get("busy") if isinstance(result, dict) else None
+        if not busy:
+            return result
+        if not said:
+            click.secho(f"waiting for run {busy['run']} of node {busy['node']} to end...",
+                        dim=True, err=True)
+            said = True
+        time.sleep(0.2)
 
 
 def confirm(yes: bool, question: str) -> None:
