@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from patterns.engine.admin import Scan
     from patterns.engine.door import Door
     from patterns.graph.model import App
     from patterns.store.duckdb import DuckDBStore
@@ -87,39 +90,69 @@ def known_table(app: App, store: DuckDBStore, name: str) -> TableMeta:
 
 
 @contextmanager
-def door(app: App, store_path: Path | None, *, write: bool = False) -> Iterator[Door]:
+def door(app: App, store_path: Path | None, *, write: bool = False) -> Iterator[Doorway]:
     """The app's store, which must exist already: through the engine holding it (`patterns
     serve` or a `patterns run`), else the file opened here (read-only unless ``write``)."""
-    from patterns.engine.door import open_door
     from patterns.errors import StoreError
 
     path = store_path_for(app, store_path)
     if not path.exists():
         raise StoreError(f"the app has no store yet ({path}): run it first with "
                          f"`patterns run {app.root}`")
-    opened = open_door(path, app, write=write)
+    opened = Doorway(path, app, write)
     try:
         yield opened
     finally:
         opened.close()
 
 
-def call_when_free(opened: Door, action: str, /, **args: Any) -> Any:
-    """A reset through ``opened``: while a run it concerns is in progress, say so (on stderr)
-    and ask again until it has ended."""
-    import time
+class Doorway:
+    """A command's door to the store (see :mod:`patterns.engine.door`), opened again if the
+    engine behind it ends while the command waits."""
 
-    said = False
-    while True:
-        result = opened.call(action, **args)
-        busy = result.get("busy") if isinstance(result, dict) else None
-        if not busy:
-            return result
-        if not said:
-            click.secho(f"waiting for run {busy['run']} of node {busy['node']} to end...",
-                        dim=True, err=True)
-            said = True
-        time.sleep(0.2)
+    #: How long one reset request waits inside the engine for the runs it concerns.
+    WAIT_SECONDS = 5.0
+
+    def __init__(self, path: Path, app: App, write: bool) -> None:
+        from patterns.engine.door import open_door
+
+        self.path, self.app, self.write = path, app, write
+        self.current: Door = open_door(path, app, write=write)
+
+    def call(self, action: str, /, **args: Any) -> Any:
+        return self.current.call(action, **args)
+
+    def rows(self, table: str, version: int | None = None, limit: int | None = None,
+             offset: int | None = None) -> tuple[Scan, pa.Schema, Iterator[pa.RecordBatch]]:
+        return self.current.rows(table, version, limit, offset)
+
+    def close(self) -> None:
+        self.current.close()
+
+    def call_when_free(self, action: str, /, **args: Any) -> Any:
+        """A reset: while a run it concerns is in progress, say so (on stderr) and wait for
+        the run to end (the engine does the reset as soon as it has)."""
+        from patterns.engine.door import open_door
+        from patterns.engine.engine_file import running_engine
+        from patterns.errors import EngineError
+
+        wait = 0.0  # the first request only asks, so that the wait can be announced
+        while True:
+            try:
+                result = self.current.call(action, wait_seconds=wait, **args)
+            except EngineError:
+                if running_engine(self.path) is not None:
+                    raise
+                self.current.close()  # the engine ended meanwhile: the file is free now
+                self.current = open_door(self.path, self.app, write=self.write)
+                continue
+            busy = result.get("busy") if isinstance(result, dict) else None
+            if not busy:
+                return result
+            if not wait:
+                click.secho(f"waiting for run {busy['run']} of node {busy['node']} to end...",
+                            dim=True, err=True)
+            wait = self.WAIT_SECONDS
 
 
 def confirm(yes: bool, question: str) -> None:

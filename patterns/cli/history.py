@@ -22,7 +22,6 @@ from patterns.cli.context import (
     SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
-    call_when_free,
     confirm,
     door,
     load,
@@ -400,7 +399,7 @@ def state_reset(app_dir: Path, node_key: str, yes: bool, store_path: Path | None
             click.secho(f"node {node.label} has no state: nothing to reset", dim=True)
             return
         confirm(yes, f"Clear the state of node {node.label}?")
-        call_when_free(opened, "reset_state", node_id=node.id)
+        opened.call_when_free("reset_state", node_id=node.id)
     click.secho(f"state of node {node.label} cleared", fg="green")
 
 
@@ -431,7 +430,7 @@ def stream_reset(app_dir: Path, node_key: str, table_key: str, yes: bool,
                         f"from the start anyway", dim=True)
             return
         confirm(yes, f"Make node {node.label} consume {table_name} again from the start?")
-        call_when_free(opened, "reset_stream", node_id=node.id, table_name=table_name)
+        opened.call_when_free("reset_stream", node_id=node.id, table_name=table_name)
     click.secho(f"node {node.label} will consume {table_name} from the start on its next run",
                 fg="green")
 

@@ -18,7 +18,6 @@ from patterns.cli.context import (
     SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
-    call_when_free,
     confirm,
     door,
     load,
@@ -215,7 +214,7 @@ def reset(app_dir: Path, table_name: str, yes: bool, store_path: Path | None) ->
         current = opened.call("table", name=table_name)
         confirm(yes, f"Reset table {current['name']} ({current['rows']} row(s) in version "
                      f"{current['version']})? Readers will see an empty table")
-        new = call_when_free(opened, "reset_table", name=table_name)
+        new = opened.call_when_free("reset_table", name=table_name)
     click.secho(f"table {new['name']} is now version {new['version']}, empty; the old rows "
                 f"stay readable with `--version {new['old_version']}` while that version is "
                 f"kept", fg="green")
