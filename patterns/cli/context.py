@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from patterns.graph.model import App
     from patterns.store.duckdb import DuckDBStore
     from patterns.store.model import TableMeta
+
+T = TypeVar("T")
 
 APP_ARGUMENT = click.argument("app_dir", metavar="[APP]", default=".", required=False,
                               type=click.Path(file_okay=True, path_type=Path))
@@ -110,9 +112,6 @@ class Doorway:
     """A command's door to the store (see :mod:`patterns.engine.door`), opened again if the
     engine behind it ends while the command waits."""
 
-    #: How long one reset request waits inside the engine for the runs it concerns.
-    WAIT_SECONDS = 5.0
-
     def __init__(self, path: Path, app: App, write: bool) -> None:
         from patterns.engine.door import open_door
 
@@ -120,39 +119,47 @@ class Doorway:
         self.current: Door = open_door(path, app, write=write)
 
     def call(self, action: str, /, **args: Any) -> Any:
-        return self.current.call(action, **args)
+        return self._again_if_gone(lambda: self.current.call(action, **args))
 
     def rows(self, table: str, version: int | None = None, limit: int | None = None,
              offset: int | None = None) -> tuple[Scan, pa.Schema, Iterator[pa.RecordBatch]]:
-        return self.current.rows(table, version, limit, offset)
+        return self._again_if_gone(lambda: self.current.rows(table, version, limit, offset))
 
     def close(self) -> None:
         self.current.close()
 
-    def call_when_free(self, action: str, /, **args: Any) -> Any:
-        """A reset: while a run it concerns is in progress, say so (on stderr) and wait for
-        the run to end (the engine does the reset as soon as it has)."""
+    def _again_if_gone(self, ask: Callable[[], T]) -> T:
+        """``ask()``; if the engine asked has ended meanwhile, ask again through the door
+        there is now (the file, or the next engine)."""
         from patterns.engine.door import open_door
         from patterns.engine.engine_file import running_engine
         from patterns.errors import EngineError
 
-        wait = 0.0  # the first request only asks, so that the wait can be announced
         while True:
             try:
-                result = self.current.call(action, wait_seconds=wait, **args)
+                return ask()
             except EngineError:
                 if running_engine(self.path) is not None:
                     raise
-                self.current.close()  # the engine ended meanwhile: the file is free now
+                self.current.close()
                 self.current = open_door(self.path, self.app, write=self.write)
-                continue
+
+    def call_when_free(self, action: str, /, **args: Any) -> Any:
+        """A reset: while a run it concerns is in progress, say so (on stderr), wait for the
+        run to end and ask again (Ctrl-C gives up, changing nothing)."""
+        import time
+
+        said = False
+        while True:
+            result = self.call(action, **args)
             busy = result.get("busy") if isinstance(result, dict) else None
             if not busy:
                 return result
-            if not wait:
+            if not said:
                 click.secho(f"waiting for run {busy['run']} of node {busy['node']} to end...",
                             dim=True, err=True)
-            wait = self.WAIT_SECONDS
+                said = True
+            time.sleep(0.1)
 
 
 def confirm(yes: bool, question: str) -> None:

@@ -106,10 +106,9 @@ def versions(desk: Desk, name: str) -> list[dict[str, Any]]:
     return docs
 
 
-def reset_table(desk: Desk, name: str, wait_seconds: float = 0.0) -> dict[str, Any]:
+def reset_table(desk: Desk, name: str) -> dict[str, Any]:
     meta = known_table(desk, name)
-    busy = _busy(desk, lambda node: meta.name in (*node.reads(), *node.writes()),
-                 wait_seconds)
+    busy = _busy(desk, lambda node: meta.name in (*node.reads(), *node.writes()))
     if busy:
         return busy
     keep = desk.app.settings.keep_versions if desk.app is not None else None
@@ -257,10 +256,10 @@ def state(desk: Desk, node_id: str) -> dict[str, Any]:
         return meta.get_state(cur, node_id)
 
 
-def reset_state(desk: Desk, node_id: str, wait_seconds: float = 0.0) -> dict[str, Any]:
+def reset_state(desk: Desk, node_id: str) -> dict[str, Any]:
     from patterns.store import meta
 
-    busy = _busy(desk, lambda node: node.id == node_id, wait_seconds)
+    busy = _busy(desk, lambda node: node.id == node_id)
     if busy:
         return busy
     store = desk.store
@@ -276,11 +275,10 @@ def positions(desk: Desk, node_id: str) -> dict[str, Any]:
         return meta.get_positions(cur, node_id)
 
 
-def reset_stream(desk: Desk, node_id: str, table_name: str,
-                 wait_seconds: float = 0.0) -> dict[str, Any]:
+def reset_stream(desk: Desk, node_id: str, table_name: str) -> dict[str, Any]:
     from patterns.store import meta
 
-    busy = _busy(desk, lambda node: node.id == node_id, wait_seconds)
+    busy = _busy(desk, lambda node: node.id == node_id)
     if busy:
         return busy
     store = desk.store
@@ -289,20 +287,12 @@ def reset_stream(desk: Desk, node_id: str, table_name: str,
     return {}
 
 
-def _busy(desk: Desk, concerned: Callable[[Node], bool], wait_seconds: float) -> dict[str, Any]:
-    """``{"busy": {run, node}}`` for a run in progress that ``concerned`` picks, once
-    ``wait_seconds`` have passed with one; ``{}`` as soon as there is none."""
-    import time
-
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        found = [(run_id, node) for run_id, node in desk.running() if concerned(node)]
-        if not found:
-            return {}
-        if time.monotonic() >= deadline:
-            run_id, node = found[0]
+def _busy(desk: Desk, concerned: Callable[[Node], bool]) -> dict[str, Any]:
+    """``{"busy": {run, node}}`` for the first run in progress that ``concerned`` picks."""
+    for run_id, node in desk.running():
+        if concerned(node):
             return {"busy": {"run": run_id, "node": node.label}}
-        time.sleep(0.05)
+    return {}
 
 
 #: The admin functions reachable through a running engine, by name.
