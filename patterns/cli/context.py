@@ -1,18 +1,30 @@
-"""What CLI commands share: finding the app, opening its store, printing JSON."""
+"""What CLI commands share: finding the app, reaching its store, printing JSON.
+
+Commands reach the store through :func:`door`: the running engine when one holds it (found
+from ``.patterns/engine.json``), else the file itself.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from patterns.engine.admin import Scan
+    from patterns.engine.door import Door
     from patterns.graph.model import App
     from patterns.store.duckdb import DuckDBStore
     from patterns.store.model import TableMeta
+
+T = TypeVar("T")
 
 APP_ARGUMENT = click.argument("app_dir", metavar="[APP]", default=".", required=False,
                               type=click.Path(file_okay=True, path_type=Path))
@@ -22,6 +34,12 @@ APP_REQUIRED = click.argument("app_dir", metavar="APP",
 STORE_OPTION = click.option(
     "--store", "store_path", type=click.Path(path_type=Path), envvar="PATTERNS_STORE",
     help="The store file (default: APP/.patterns/store.duckdb; env PATTERNS_STORE).")
+#: For commands that may also ask a server on another machine (over its REST API).
+SERVER_OPTION = click.option(
+    "--server", "server_url", envvar="PATTERNS_SERVER", metavar="URL",
+    help="Ask the server at this URL over its API (env PATTERNS_SERVER). Default: this "
+         "machine's store, through the engine holding it (`patterns serve` or a `patterns "
+         "run`) if one runs.")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -67,17 +85,81 @@ def existing_store(app: App, store_path: Path | None, *, read_only: bool = True)
 
 def known_table(app: App, store: DuckDBStore, name: str) -> TableMeta:
     """The store's table ``name``; an error naming the tables there if it has none."""
-    from patterns.errors import ConfigError
+    from patterns.engine.admin import Desk
+    from patterns.engine.admin import known_table as known
 
-    meta = store.table(name)
-    if meta is not None:
-        return meta
-    if any(s.name == name for s in app.stores):
-        raise ConfigError(f"table '{name}' has no data yet: no run has written it; "
-                          f"run the app first with `patterns run {app.root}`")
-    names = ", ".join(t.name for t in store.tables()) or "none yet"
-    raise ConfigError(f"no table '{name}' in the store of app '{app.title}': "
-                      f"its tables are {names}")
+    return known(Desk(store, app), name)
+
+
+@contextmanager
+def door(app: App, store_path: Path | None, *, write: bool = False) -> Iterator[Doorway]:
+    """The app's store, which must exist already: through the engine holding it (`patterns
+    serve` or a `patterns run`), else the file opened here (read-only unless ``write``)."""
+    from patterns.errors import StoreError
+
+    path = store_path_for(app, store_path)
+    if not path.exists():
+        raise StoreError(f"the app has no store yet ({path}): run it first with "
+                         f"`patterns run {app.root}`")
+    opened = Doorway(path, app, write)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+class Doorway:
+    """A command's door to the store (see :mod:`patterns.engine.door`), opened again if the
+    engine behind it ends while the command waits."""
+
+    def __init__(self, path: Path, app: App, write: bool) -> None:
+        from patterns.engine.door import open_door
+
+        self.path, self.app, self.write = path, app, write
+        self.current: Door = open_door(path, app, write=write)
+
+    def call(self, action: str, /, **args: Any) -> Any:
+        return self._again_if_gone(lambda: self.current.call(action, **args))
+
+    def rows(self, table: str, version: int | None = None, limit: int | None = None,
+             offset: int | None = None) -> tuple[Scan, pa.Schema, Iterator[pa.RecordBatch]]:
+        return self._again_if_gone(lambda: self.current.rows(table, version, limit, offset))
+
+    def close(self) -> None:
+        self.current.close()
+
+    def _again_if_gone(self, ask: Callable[[], T]) -> T:
+        """``ask()``; if the engine asked has ended meanwhile, ask again through the door
+        there is now (the file, or the next engine)."""
+        from patterns.engine.door import open_door
+        from patterns.engine.engine_file import running_engine
+        from patterns.errors import EngineError
+
+        while True:
+            try:
+                return ask()
+            except EngineError:
+                if running_engine(self.path) is not None:
+                    raise
+                self.current.close()
+                self.current = open_door(self.path, self.app, write=self.write)
+
+    def call_when_free(self, action: str, /, **args: Any) -> Any:
+        """A reset: while a run it concerns is in progress, say so (on stderr), wait for the
+        run to end and ask again (Ctrl-C gives up, changing nothing)."""
+        import time
+
+        said = False
+        while True:
+            result = self.call(action, **args)
+            busy = result.get("busy") if isinstance(result, dict) else None
+            if not busy:
+                return result
+            if not said:
+                click.secho(f"waiting for run {busy['run']} of node {busy['node']} to end...",
+                            dim=True, err=True)
+                said = True
+            time.sleep(0.1)
 
 
 def confirm(yes: bool, question: str) -> None:

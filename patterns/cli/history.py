@@ -19,19 +19,18 @@ from patterns.cli.context import (
     APP_ARGUMENT,
     APP_REQUIRED,
     JSON_OPTION,
+    SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
     confirm,
-    existing_store,
+    door,
     load,
     print_json,
 )
-from patterns.cli.remote import SERVER_OPTION, record_from_json, server_for
+from patterns.cli.remote import record_from_json, server_for
 from patterns.errors import ConfigError
 
 if TYPE_CHECKING:
-    import duckdb
-
     from patterns.graph.model import App, Node
     from patterns.store.model import RunRecord
 
@@ -53,29 +52,6 @@ def _day(when: Any) -> dt.date | None:
     return when.astimezone().date() if isinstance(when, dt.datetime) else None
 
 
-def find_run(cur: duckdb.DuckDBPyConnection, app: App, key: str) -> RunRecord:
-    """A run by its id, the start of its id, or its end (the 8 characters `patterns run` shows)."""
-    from patterns.store import meta
-    from patterns.store.migrations import META
-
-    wanted = key.strip().upper()
-    ids = [str(r) for (r,) in cur.execute(
-        f"SELECT id FROM {META}.runs WHERE id = ? OR starts_with(id, ?) OR ends_with(id, ?) "
-        f"ORDER BY queued_at DESC LIMIT 6", [wanted, wanted, wanted]).fetchall()]
-    if wanted in ids:
-        ids = [wanted]
-    if not ids:
-        raise ConfigError(f"no run '{key}' in app '{app.title}': `patterns runs {app.root}` "
-                          f"lists the runs and their ids")
-    if len(ids) > 1:
-        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
-        raise ConfigError(f"run '{key}' matches more than one run ({shown}): give more of "
-                          f"its id")
-    record = meta.get_run(cur, ids[0])
-    assert record is not None
-    return record
-
-
 @click.command()
 @APP_ARGUMENT
 @NODE_OPTION
@@ -87,20 +63,16 @@ def find_run(cur: duckdb.DuckDBPyConnection, app: App, key: str) -> RunRecord:
 def runs(app_dir: Path, node_key: str | None, limit: int, store_path: Path | None,
          server_url: str | None, as_json: bool) -> None:
     """The run history, newest first: status, trigger, rows, time and error."""
-    from patterns.store import meta
-
     app = load(app_dir)
     node = app.node(node_key) if node_key else None
-    remote = server_for(app, server_url)
+    remote = server_for(app, server_url) if server_url else None
     if remote is not None:
         query = {"limit": limit, **({"node": node.id} if node else {})}
-        records = [record_from_json(doc) for doc in remote.get("/runs", params=query)]
+        docs = remote.get("/runs", params=query)
     else:
-        store = existing_store(app, store_path)
-        try:
-            records = meta.list_runs(store.cursor(), node.id if node else None, limit)
-        finally:
-            store.close()
+        with door(app, store_path) as opened:
+            docs = opened.call("runs", node_id=node.id if node else None, limit=limit)
+    records = [record_from_json(doc) for doc in docs]
     if as_json:
         print_json([r.to_json() for r in records])
         return
@@ -155,8 +127,8 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
          store_path: Path | None, server_url: str | None, as_json: bool) -> None:
     """The output of a run (default: the latest run, or the latest run of --node).
 
-    Output comes from the store, or, while another process (`patterns run`) holds the store,
-    from the live log beside it, which also serves --follow.
+    Output comes from the store (through the engine holding it, if one runs); --follow
+    reads the live log beside the store, which every running engine writes.
     """
     from patterns.cli.context import store_path_for
     from patterns.engine.livelog import live_log_path
@@ -164,7 +136,7 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
 
     app = load(app_dir)
     node = app.node(node_key) if node_key else None
-    remote = server_for(app, server_url)
+    remote = server_for(app, server_url) if server_url else None
     live_path = live_log_path(store_path_for(app, store_path))
     if remote is None and follow and _follow(app, node, run_key, live_path, as_json):
         return
@@ -179,6 +151,11 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
                 return
         else:
             record, lines = _stored_log(app, node, run_key, store_path)
+            live = _live_run(app, node, record.id, live_path) \
+                if record.status == "running" else None
+            if live is not None:  # its output so far is in the live log, not yet stored
+                _print_live_run(live, as_json)
+                return
     except StoreBusyError:
         live = _live_run(app, node, run_key, live_path)
         if live is None:
@@ -289,27 +266,11 @@ def _console() -> Any:
 
 def _stored_log(app: App, node: Node | None, run_key: str | None,
                 store_path: Path | None) -> tuple[RunRecord, list[dict[str, str]]]:
-    from patterns.store import meta
-
-    store = existing_store(app, store_path)
-    try:
-        cur = store.cursor()
-        if run_key:
-            record = find_run(cur, app, run_key)
-            if node is not None and record.node_id != node.id:
-                raise ConfigError(f"run {record.id} is a run of {record.node_title}, not of "
-                                  f"node {node.label}: leave out --node, or pick its run")
-        else:
-            latest = meta.list_runs(cur, node.id if node else None, 1)
-            if not latest:
-                who = f"node {node.label}" if node else f"app '{app.title}'"
-                raise ConfigError(f"{who} has no runs yet: run it first with "
-                                  f"`patterns run {app.root}`")
-            record = latest[0]
-        text = meta.get_log(cur, record.id) or ""
-    finally:
-        store.close()
-    return record, [_log_line(raw) for raw in text.splitlines() if raw.strip()]
+    with door(app, store_path) as opened:
+        doc = opened.call("log", node_id=node.id if node else None, run_key=run_key,
+                          node_label=node.label if node else "", root=str(app.root))
+    return record_from_json(doc["run"]), [_log_line(raw) for raw in doc["text"].splitlines()
+                                          if raw.strip()]
 
 
 def _live_run(app: App, node: Node | None, run_key: str | None, live_path: Path) -> Any:
@@ -412,15 +373,10 @@ def state() -> None:
 @JSON_OPTION
 def state_show(app_dir: Path, node_key: str, store_path: Path | None, as_json: bool) -> None:
     """Print the state document of NODE (a file or an id)."""
-    from patterns.store import meta
-
     app = load(app_dir)
     node = app.node(node_key)
-    store = existing_store(app, store_path)
-    try:
-        doc = meta.get_state(store.cursor(), node.id)
-    finally:
-        store.close()
+    with door(app, store_path) as opened:
+        doc = opened.call("state", node_id=node.id)
     if as_json:
         print_json(doc)
     elif not doc:
@@ -436,20 +392,14 @@ def state_show(app_dir: Path, node_key: str, store_path: Path | None, as_json: b
 @STORE_OPTION
 def state_reset(app_dir: Path, node_key: str, yes: bool, store_path: Path | None) -> None:
     """Clear the state of NODE: its next run starts with an empty State()."""
-    from patterns.store import meta
-
     app = load(app_dir)
     node = app.node(node_key)
-    store = existing_store(app, store_path, read_only=False)
-    try:
-        if not meta.get_state(store.cursor(), node.id):
+    with door(app, store_path, write=True) as opened:
+        if not opened.call("state", node_id=node.id):
             click.secho(f"node {node.label} has no state: nothing to reset", dim=True)
             return
         confirm(yes, f"Clear the state of node {node.label}?")
-        with store.commit_lock, store.transaction() as cur:
-            meta.set_state(cur, node.id, {}, dt.datetime.now(dt.UTC))
-    finally:
-        store.close()
+        opened.call_when_free("reset_state", node_id=node.id)
     click.secho(f"state of node {node.label} cleared", fg="green")
 
 
@@ -470,23 +420,17 @@ def stream_reset(app_dir: Path, node_key: str, table_key: str, yes: bool,
 
     Deletes the stream position of NODE (a file or an id) on TABLE (a table name or the
     node's port name), so its next run consumes every row of the table again."""
-    from patterns.store import meta
-
     app = load(app_dir)
     node = app.node(node_key)
-    store = existing_store(app, store_path, read_only=False)
-    try:
-        positions = meta.get_positions(store.cursor(), node.id)
+    with door(app, store_path, write=True) as opened:
+        positions = opened.call("positions", node_id=node.id)
         table_name = _stream_table(node, table_key, positions)
         if table_name not in positions:
             click.secho(f"node {node.label} has not consumed {table_name} yet: it will read it "
                         f"from the start anyway", dim=True)
             return
         confirm(yes, f"Make node {node.label} consume {table_name} again from the start?")
-        with store.commit_lock, store.transaction() as cur:
-            meta.set_position(cur, node.id, table_name, None, dt.datetime.now(dt.UTC))
-    finally:
-        store.close()
+        opened.call_when_free("reset_stream", node_id=node.id, table_name=table_name)
     click.secho(f"node {node.label} will consume {table_name} from the start on its next run",
                 fg="green")
 

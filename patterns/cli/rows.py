@@ -1,9 +1,8 @@
 """Table rows as a user reads them: JSON lines, CSV, a terminal table, Parquet.
 
-A :class:`Scan` reads one version of a table (the current one, or an older one that is
-still kept) in the order rows were committed. Rows arrive as Arrow record batches and are
-written out one batch at a time, so exporting a large table takes the memory of one batch.
-JSON lines carry real JSON: nested (JSON) columns as objects and lists, datetimes, dates and
+Rows of one version of a table arrive, in the order they were committed, as Arrow record
+batches (see :meth:`patterns.engine.door.Door.rows`) and are written out one batch at a
+time, so exporting a large table takes the memory of one batch. JSON lines carry real JSON: nested (JSON) columns as objects and lists, datetimes, dates and
 times in ISO 8601, bytes in base64. CSV holds the same values as text (nested values as
 their JSON text).
 """
@@ -16,83 +15,13 @@ import datetime as dt
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
-
-from patterns.errors import ConfigError
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from rich.table import Table as RichTable
 
-    from patterns.store.duckdb import DuckDBStore
-    from patterns.store.model import TableMeta
-
 FORMATS = ("csv", "jsonl", "parquet")
-
-
-@dataclass(frozen=True)
-class Scan:
-    """What to read for one version of a table: the query, its columns, the JSON ones."""
-
-    sql: str
-    names: list[str]
-    json_columns: list[str]
-    version: int
-
-
-def scan_of(store: DuckDBStore, meta: TableMeta, version: int | None = None,
-            limit: int | None = None, offset: int | None = None) -> Scan:
-    from patterns.store.reads import scan_sql
-
-    if version is None or version == meta.version:
-        return Scan(scan_sql(meta, limit=limit, offset=offset), meta.visible_names(),
-                    meta.json_columns(), meta.version)
-    versions = {v["version"]: v for v in store.versions(meta.name)}
-    kept = ", ".join(str(v) for v, doc in versions.items() if doc["available"]) or "none"
-    if version not in versions or not versions[version]["available"]:
-        raise ConfigError(f"table '{meta.name}' has no version {version} to read; "
-                          f"versions kept: {kept} (`patterns table versions` lists them)")
-    return _old_scan(store, meta, str(versions[version]["physical"]), version, limit, offset)
-
-
-def _old_scan(store: DuckDBStore, meta: TableMeta, physical: str, version: int,
-              limit: int | None, offset: int | None) -> Scan:
-    """An older version has the columns it had then: read them from the catalog."""
-    from dataclasses import replace
-
-    from patterns.store.columns import Column
-    from patterns.store.migrations import DATA
-    from patterns.store.reads import scan_sql
-
-    with store.cursor() as cur:
-        rows = cur.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [DATA, physical]).fetchall()
-    platform = {meta.physical_id, meta.created_column}
-    # Only whether a column is JSON matters for reading it back.
-    columns = tuple(Column(str(n), "json" if kind == "JSON" else "text")
-                    for n, kind in rows if n not in platform)
-    old = replace(meta, physical=physical, columns=columns)
-    return Scan(scan_sql(old, limit=limit, offset=offset), old.visible_names(),
-                old.json_columns(), version)
-
-
-def read_batches(store: DuckDBStore, sql: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """Stream the result of ``sql`` in Arrow batches (one batch in memory at a time)."""
-    from patterns.store.reads import BATCH_ROWS
-
-    cur = store.cursor()
-    reader = cur.sql(sql).to_arrow_reader(BATCH_ROWS)
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            yield from reader
-        finally:
-            cur.close()
-
-    return reader.schema, batches()
 
 
 def plain(value: Any) -> Any:

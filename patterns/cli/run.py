@@ -5,11 +5,19 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from patterns.cli.context import APP_ARGUMENT, JSON_OPTION, STORE_OPTION, load, print_json
 from patterns.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from patterns.engine.engine import Engine
+    from patterns.engine.events import Reporter
+    from patterns.graph.model import App
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, str]:
@@ -40,7 +48,6 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
     from rich.console import Console
 
     from patterns.cli.console import ConsoleReporter, runs_table
-    from patterns.engine.engine import Engine
     from patterns.engine.reactive import ReactivePass
 
     overrides = parse_params(params)
@@ -49,7 +56,7 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
     console = Console(stderr=as_json, highlight=False)
     reporter = ConsoleReporter(console, quiet=quiet or as_json)
     started = time.monotonic()
-    with Engine(app, store_path=store_path, reporter=reporter) as engine:
+    with _engine(app, store_path, reporter, console) as engine:
         result = ReactivePass(engine, max_runs=max_runs).run(only=node)
     elapsed = time.monotonic() - started
     if as_json:
@@ -72,6 +79,37 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         if result.stopped:
             console.print(f"[red]{result.stopped}[/]")
     sys.exit(0 if result.ok else 1)
+
+
+def _engine(app: App, store_path: Path | None, reporter: Reporter, console: Console) -> Engine:
+    """An engine holding the app's store, once no other engine does: another `patterns run`
+    is waited for (it ends by itself); `patterns serve` is not (it runs the app already)."""
+    from patterns.cli.context import store_path_for
+    from patterns.engine.door import BUSY_SECONDS, wait_for_engine
+    from patterns.engine.engine import Engine
+    from patterns.engine.engine_file import running_engine
+    from patterns.errors import StoreBusyError
+
+    path = store_path_for(app, store_path)
+    busy_since: float | None = None
+    while True:
+        holder = running_engine(path)
+        if holder is not None and holder.kind == "serve":
+            raise ConfigError(f"{holder.what} is serving this app and holds its store: run a "
+                              f"node there with `patterns trigger {app.root} NODE`, or stop "
+                              f"the server first")
+        wait_for_engine(path, lambda text: console.print(f"[dim]{text}[/]"))
+        try:
+            return Engine(app, store_path=store_path, reporter=reporter)
+        except StoreBusyError:  # an engine starting (not yet announced) or closing
+            now = time.monotonic()
+            if running_engine(path) is not None:
+                busy_since = None
+            elif busy_since is None:
+                busy_since = now
+            elif now - busy_since >= BUSY_SECONDS:
+                raise
+            time.sleep(0.1)
 
 
 @click.command()

@@ -15,31 +15,24 @@ from patterns.cli.context import (
     APP_ARGUMENT,
     APP_REQUIRED,
     JSON_OPTION,
+    SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
     confirm,
-    existing_store,
-    known_table,
+    door,
     load,
     print_json,
 )
-from patterns.cli.remote import SERVER_OPTION, server_for
-from patterns.cli.rows import FORMATS, Scan, read_batches, scan_of
+from patterns.cli.remote import server_for
+from patterns.cli.rows import FORMATS
 from patterns.errors import ConfigError
 
 if TYPE_CHECKING:
-    import duckdb
     import pyarrow as pa
 
+    from patterns.engine.admin import Scan
+
 TABLE_ARGUMENT = click.argument("table_name", metavar="TABLE")
-
-
-def _last_commits(cur: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    from patterns.store.migrations import META
-
-    found = cur.execute(f"SELECT table_name, max(committed_at) FROM {META}.commits "
-                        f"GROUP BY table_name").fetchall()
-    return {str(name): at for name, at in found}
 
 
 @click.group()
@@ -54,18 +47,8 @@ def table() -> None:
 def list_tables(app_dir: Path, store_path: Path | None, as_json: bool) -> None:
     """The app's tables: version, rows, columns and last commit."""
     app = load(app_dir)
-    store = existing_store(app, store_path)
-    try:
-        last = _last_commits(store.cursor())
-        docs: list[dict[str, Any]] = [
-            {"name": m.name, "version": m.version, "rows": store.count(m),
-             "columns": len(m.visible_names()), "last_commit": last.get(m.name), "exists": True}
-            for m in store.tables()]
-    finally:
-        store.close()
-    known = {d["name"] for d in docs}
-    docs += [{"name": s.name, "version": None, "rows": 0, "columns": 0, "last_commit": None,
-              "exists": False} for s in app.stores if s.name not in known]
+    with door(app, store_path) as opened:
+        docs: list[dict[str, Any]] = opened.call("tables")
     if as_json:
         print_json(docs)
         return
@@ -100,15 +83,13 @@ def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
          version: int | None, store_path: Path | None, server_url: str | None) -> None:
     """Print rows of TABLE, oldest first."""
     app = load(app_dir)
-    remote = server_for(app, server_url) if version is None else None
+    remote = server_for(app, server_url) if server_url and version is None else None
     if remote is not None:
         _show_remote(remote, table_name, fmt, limit, offset)
         return
-    store = existing_store(app, store_path)
-    try:
-        meta = known_table(app, store, table_name)
-        scan = scan_of(store, meta, version, limit=limit, offset=offset)
-        _, batches = read_batches(store, scan.sql)
+    with door(app, store_path) as opened:
+        current = opened.call("table", name=table_name)
+        scan, _, batches = opened.rows(table_name, version, limit=limit, offset=offset)
         if fmt == "jsonl":
             rows.write_jsonl(sys.stdout, batches, scan.json_columns)
         elif fmt == "csv":
@@ -116,16 +97,14 @@ def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
         else:
             from rich.console import Console
 
-            total = store.count(meta) if scan.version == meta.version else None
+            total = current["rows"] if scan.version == current["version"] else None
             shown = rows.rich_table(scan.names, batches)
             of = f" of {total}" if total is not None else ""
             summary = (f"rows {offset + 1} to {offset + shown.row_count}{of}" if shown.row_count
                        else f"no rows here{of}")
             console = Console(highlight=False)
             console.print(shown)
-            console.print(f"[dim]{meta.name} version {scan.version}: {summary}[/]")
-    finally:
-        store.close()
+            console.print(f"[dim]{current['name']} version {scan.version}: {summary}[/]")
 
 
 def _show_remote(remote: Any, table_name: str, fmt: str, limit: int, offset: int) -> None:
@@ -172,22 +151,17 @@ def export(app_dir: Path, table_name: str, fmt: str | None, output: Path, versio
            store_path: Path | None) -> None:
     """Write every row of TABLE to a file, in batches."""
     fmt = fmt or _format_of(output)
+    if str(output) == "-" and fmt == "parquet":
+        raise ConfigError("parquet cannot go to stdout: give a file with --output")
     app = load(app_dir)
-    store = existing_store(app, store_path)
-    try:
-        meta = known_table(app, store, table_name)
-        scan = scan_of(store, meta, version)
-        schema, batches = read_batches(store, scan.sql)
+    with door(app, store_path) as opened:
+        scan, schema, batches = opened.rows(table_name, version)
         if str(output) == "-":
-            if fmt == "parquet":
-                raise ConfigError("parquet cannot go to stdout: give a file with --output")
             count = _write(fmt, sys.stdout, None, scan, schema, batches)
         else:
             count = _write_file(fmt, output, scan, schema, batches)
-    finally:
-        store.close()
     if str(output) != "-":
-        click.secho(f"exported {count} row(s) of {meta.name} (version {scan.version}) "
+        click.secho(f"exported {count} row(s) of {table_name} (version {scan.version}) "
                     f"to {output}", fg="green", err=True)
 
 
@@ -236,18 +210,14 @@ def _write(fmt: str, out: Any, path: str | None, scan: Scan, schema: pa.Schema,
 def reset(app_dir: Path, table_name: str, yes: bool, store_path: Path | None) -> None:
     """Start TABLE over as a new, empty version; streams on it start from the beginning."""
     app = load(app_dir)
-    store = existing_store(app, store_path, read_only=False)
-    try:
-        meta = known_table(app, store, table_name)
-        count = store.count(meta)
-        confirm(yes, f"Reset table {meta.name} ({count} row(s) in version {meta.version})? "
-                     f"Readers will see an empty table")
-        new = store.reset_table(meta.name, keep_versions=app.settings.keep_versions)
-    finally:
-        store.close()
-    click.secho(f"table {new.name} is now version {new.version}, empty; the old rows stay "
-                f"readable with `--version {meta.version}` while that version is kept",
-                fg="green")
+    with door(app, store_path, write=True) as opened:
+        current = opened.call("table", name=table_name)
+        confirm(yes, f"Reset table {current['name']} ({current['rows']} row(s) in version "
+                     f"{current['version']})? Readers will see an empty table")
+        new = opened.call_when_free("reset_table", name=table_name)
+    click.secho(f"table {new['name']} is now version {new['version']}, empty; the old rows "
+                f"stay readable with `--version {new['old_version']}` while that version is "
+                f"kept", fg="green")
 
 
 @table.command("versions")
@@ -258,22 +228,15 @@ def reset(app_dir: Path, table_name: str, yes: bool, store_path: Path | None) ->
 def versions(app_dir: Path, table_name: str, store_path: Path | None, as_json: bool) -> None:
     """The versions of TABLE: when and why each began, and which are kept."""
     app = load(app_dir)
-    store = existing_store(app, store_path)
-    try:
-        meta = known_table(app, store, table_name)
-        docs = store.versions(meta.name)
-        for doc in docs:
-            doc["current"] = doc["version"] == meta.version
-            doc.pop("physical", None)
-    finally:
-        store.close()
+    with door(app, store_path) as opened:
+        docs: list[dict[str, Any]] = opened.call("versions", name=table_name)
     if as_json:
         print_json(docs)
         return
     from rich.console import Console
     from rich.table import Table
 
-    view = Table(title=f"{meta.name}: {len(docs)} version(s)")
+    view = Table(title=f"{table_name}: {len(docs)} version(s)")
     for col in ("version", "created", "reason", "run", "kept"):
         view.add_column(col)
     for doc in docs:

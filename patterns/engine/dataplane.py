@@ -5,6 +5,12 @@ exactly the tables the node declared. Tables move as Arrow streams (``do_put`` t
 writes, ``do_get`` to read and stream); small commands are Flight actions with JSON bodies.
 Errors a node should see are sent as ``FlightServerError`` with a tagged JSON message that
 the SDK turns back into a :class:`~patterns.errors.PatternsError`.
+
+The same server is the engine's door for everything outside a run (the CLI, notebooks): a
+request carrying the engine's admin token (from ``.patterns/engine.json``) runs one of the
+functions of :mod:`patterns.engine.admin` on the engine's own store (action ``admin``), or
+reads rows of any table, any version kept (``do_get`` of kind ``admin_rows``), or answers a
+notebook's read-only query (``admin_query``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from patterns import wire
+from patterns.engine import admin
+from patterns.engine.admin import Desk
 from patterns.engine.session import RunSession
 from patterns.errors import PatternsError
 
@@ -28,6 +36,8 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         self._sessions: dict[str, RunSession] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._admin_token: str | None = None
+        self._desk: Callable[[], Desk] | None = None
 
     @property
     def uri(self) -> str:
@@ -40,6 +50,21 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
 
     def stop(self) -> None:
         self.shutdown()
+
+    def admit(self, token: str, desk: Callable[[], Desk]) -> None:
+        """Answer admin requests that carry ``token``, on the store ``desk()`` gives."""
+        self._admin_token, self._desk = token, desk
+
+    def _admin_desk(self, token: Any) -> Desk:
+        import hmac
+
+        expected = self._admin_token
+        if expected is None or self._desk is None or not isinstance(token, str) \
+                or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise flight.FlightUnauthenticatedError(
+                wire.error_message("auth", "this engine's admin token is not valid (the "
+                                           "engine was restarted? ask again)"))
+        return self._desk()
 
     # ------------------------------------------------------------------ sessions
     def register(self, session: RunSession) -> None:
@@ -74,8 +99,10 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
 
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
         cmd = wire.decode(ticket.ticket)
-        session = self._session(cmd.get("token"))
         kind = cmd.get("kind")
+        if kind in ("admin_rows", "admin_query"):
+            return _admin_get(self._admin_desk(cmd.get("token")), cmd)
+        session = self._session(cmd.get("token"))
         if kind == "read":
             schema, batches = _guard(lambda: session.read(cmd["port"]))
         elif kind == "sql":
@@ -93,6 +120,14 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         if action.type == "ping":  # a warm worker connecting ahead of its run: no session
             return iter([flight.Result(pa.py_buffer(b"{}"))])
         body = wire.decode(action.body.to_pybytes()) if action.body else {}
+        if action.type == "admin":
+            desk = self._admin_desk(body.get("token"))
+            function = admin.ACTIONS.get(str(body.get("name")))
+            if function is None:
+                raise flight.FlightServerError(
+                    wire.error_message("protocol", f"unknown admin action {body.get('name')}"))
+            result = _guard(lambda: function(desk, **(body.get("args") or {})))
+            return iter([flight.Result(pa.py_buffer(wire.encode(result)))])
         session = self._session(body.get("token"))
         handler = _ACTIONS.get(action.type)
         if handler is None:
@@ -100,6 +135,21 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
                 wire.error_message("protocol", f"unknown action {action.type}"))
         result = _guard(lambda: handler(session, body))
         return iter([flight.Result(pa.py_buffer(wire.encode(result)))])
+
+
+def _admin_get(desk: Desk, cmd: dict[str, Any]) -> flight.FlightDataStream:
+    """Rows of a table (``admin_rows``; what to read travels in the schema's metadata) or a
+    notebook's query (``admin_query``), for a reader outside any run."""
+    if cmd["kind"] == "admin_query":
+        table = _guard(lambda: admin.query(desk, cmd["sql"], cmd.get("params"),
+                                           cmd.get("dialect", "postgres")))
+        return flight.RecordBatchStream(table)
+    scan = _guard(lambda: admin.scan(desk, cmd["table"], cmd.get("version"), cmd.get("limit"),
+                                     cmd.get("offset")))
+    schema, batches = admin.read_batches(desk.store, scan.sql)
+    schema = schema.with_metadata({b"patterns.scan": wire.encode(
+        {"names": scan.names, "json_columns": scan.json_columns, "version": scan.version})})
+    return flight.GeneratorStream(schema, _retyped(schema, batches))
 
 
 def _retyped(schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from patterns import wire
+from patterns.engine.admin import Desk
 from patterns.engine.dataplane import DataPlane
+from patterns.engine.engine_file import announce, withdraw
 from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
 from patterns.engine.launcher import Exit, LogCapture, ProcessLauncher, kill_group
@@ -55,7 +57,7 @@ class Engine:
     def __init__(self, app: App, *, store_path: Path | None = None,
                  reporter: Reporter | None = None, secrets: SecretStore | None = None,
                  launcher: ProcessLauncher | None = None,
-                 environments: Environments | None = None) -> None:
+                 environments: Environments | None = None, kind: str = "run") -> None:
         self.app = app
         store_path = store_path or default_store_path(app)
         self.store = DuckDBStore(store_path)
@@ -82,8 +84,20 @@ class Engine:
         # thread, while the warm worker starts, so that two threads never do it at once
         # (the recorder, the data plane and the scheduler all use the store).
         _warm_duckdb_imports()
+        # The one door to the store: outside requests (the CLI, notebooks) come through the
+        # data plane, found from .patterns/engine.json, with this engine's admin token.
+        self.announced = announce(store_path, self.dataplane.uri, kind)
+        self.dataplane.admit(self.announced.token, self._desk)
+
+    def _desk(self) -> Desk:
+        return Desk(self.store, self.app, self._in_progress)
+
+    def _in_progress(self) -> list[tuple[str, Node]]:
+        with self._lock:
+            return [(run_id, session.node) for run_id, session in self._active.items()]
 
     def close(self) -> None:
+        withdraw(self.store.path, self.announced)
         self._recorder.shutdown()
         self.launcher.close()
         self.live.close()

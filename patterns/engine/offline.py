@@ -1,9 +1,11 @@
 """Reading an app's store outside a run (a notebook, a REPL), read-only.
 
-``Table("messages").read_dataframe()`` in a notebook lands here: the app is the folder with a
-graph.yml at or above the working directory (or ``$PATTERNS_APP``), its store is opened
-read-only, any table name can be read and nothing can be written. DuckDB lets one process
-write a file or many read it, so this works while no ``patterns run`` holds the store.
+``Table("messages").read_dataframe()`` in a notebook lands here (the SDK finds
+:func:`open_offline_run` through the ``patterns.offline`` entry point): the app is the folder
+with a graph.yml at or above the working directory (or ``$PATTERNS_APP``), any table name can
+be read and nothing can be written. Each read goes through the one door to the store: the
+running engine (``patterns serve`` or a ``patterns run``) when one holds it, else the file,
+opened read-only for that read only, so an open notebook never keeps an engine from starting.
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from patterns.engine.door import Door, open_door
 from patterns.errors import ConfigError, NodeError
 from patterns.sdk._context import RunInfo, TableInfo
 from patterns.sdk._runtime import NodeRun
-from patterns.store.duckdb import DuckDBStore
-from patterns.store.reads import BATCH_ROWS, scan_sql
+from patterns.store.reads import BATCH_ROWS
 
 
 def find_app_root(start: Path | None = None) -> Path:
@@ -39,12 +42,18 @@ class OfflineClient:
     def __init__(self, store_path: Path, dialect: str = "postgres") -> None:
         self.store_path = store_path
         self.dialect = dialect  # the app's settings.sql_dialect, for read_sql
-        self._store: DuckDBStore | None = None
 
-    def _open(self) -> DuckDBStore | None:
-        if self._store is None and self.store_path.exists():
-            self._store = DuckDBStore(self.store_path, read_only=True)
-        return self._store
+    @contextmanager
+    def _door(self) -> Iterator[Door | None]:
+        """The door to the store for one read; None while there is no store yet."""
+        if not self.store_path.exists():
+            yield None
+            return
+        opened = open_door(self.store_path, None)
+        try:
+            yield opened
+        finally:
+            opened.close()
 
     def run_info(self) -> RunInfo:
         return RunInfo(run_id="offline", node_id="offline", node_file="(notebook)", ports={},
@@ -52,35 +61,26 @@ class OfflineClient:
                        started_at=time.time())
 
     def table_info(self, port: str) -> TableInfo:
-        store = self._open()
-        meta = store.table(port) if store else None
-        if store is None or meta is None:
-            return TableInfo(False, 0, 0, None, f'main."{port}"', None)
-        return TableInfo(True, meta.version, store.count(meta), meta.schema_doc(),
-                         store.view_name(port), meta.last_id)
+        with self._door() as door:
+            if door is None:
+                return TableInfo(False, 0, 0, None, f'main."{port}"', None)
+            return TableInfo(**door.call("table_info", name=port))
 
     def read(self, port: str, *, version: int | None = None) -> Iterator[pa.RecordBatch]:
-        store = self._open()
-        meta = store.table(port) if store else None
-        if store is None or meta is None:
-            return iter(())
-        table = store.arrow(scan_sql(meta))
+        with self._door() as door:
+            if door is None or not door.call("table_info", name=port)["exists"]:
+                return iter(())
+            scan, schema, batches = door.rows(port, version)
+            table = pa.Table.from_batches(list(batches), schema)
         table = table.replace_schema_metadata(
-            {b"patterns.json_columns": ",".join(meta.json_columns()).encode()})
+            {b"patterns.json_columns": ",".join(scan.json_columns).encode()})
         return iter(table.to_batches(BATCH_ROWS))
 
     def read_sql(self, sql: str, params: list[Any] | None = None) -> Iterator[pa.RecordBatch]:
-        from patterns.engine.sql_nodes import offline_query
-
-        store = self._open()
-        if store is None:
-            raise NodeError(f"no store yet at {self.store_path}: run the app first")
-        tables = [m.name for m in store.tables()]
-        query, integer_division = offline_query(sql, self.dialect, tables)
-        with store.cursor() as cur:
-            if integer_division:
-                cur.execute("SET integer_division = true")
-            table = store.arrow(query, params, cur)
+        with self._door() as door:
+            if door is None:
+                raise NodeError(f"no store yet at {self.store_path}: run the app first")
+            table = door.query(sql, params, self.dialect)
         return iter(table.to_batches(BATCH_ROWS))
 
     def execute_sql(self, port: str, sql: str) -> None:

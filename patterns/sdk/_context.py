@@ -1,16 +1,16 @@
 """The one narrow interface between node code and the engine, and how the SDK finds it.
 
 Inside a run, the node process's bootstrap sets :data:`current_run` to a :class:`NodeRun`
-talking to the engine over the data plane. Outside a run (a notebook, a REPL), the SDK asks
-``patterns.engine.offline`` for a read-only client over the app's store, imported lazily so the
-SDK itself never imports a store.
+talking to the engine over the data plane. Outside a run (a notebook, a REPL), the SDK asks an
+offline factory for a read-only view of the app's store: one registered with
+:func:`register_offline`, else the one the ``patterns.offline`` entry point names (the engine
+package declares it), so the SDK itself never imports an engine or a store.
 """
 
 from __future__ import annotations
 
 import contextvars
-import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -96,6 +96,16 @@ current_run: contextvars.ContextVar[NodeRun | None] = contextvars.ContextVar(
     "patterns_current_run", default=None)
 
 _offline: NodeRun | None = None
+_offline_factory: Callable[[], NodeRun] | None = None
+
+#: The entry point group naming the offline factory (``patterns.engine.offline``'s).
+OFFLINE_ENTRY_POINTS = "patterns.offline"
+
+
+def register_offline(factory: Callable[[], NodeRun]) -> None:
+    """Use ``factory()`` for reads outside a run (instead of the entry point's)."""
+    global _offline, _offline_factory
+    _offline_factory, _offline = factory, None
 
 
 def node_run() -> NodeRun:
@@ -105,6 +115,19 @@ def node_run() -> NodeRun:
         return run
     global _offline
     if _offline is None:
-        offline = importlib.import_module("patterns.engine.offline")
-        _offline = offline.open_offline_run()
+        factory = _offline_factory or _entry_point_factory()
+        _offline = factory()
     return _offline
+
+
+def _entry_point_factory() -> Callable[[], NodeRun]:
+    from importlib.metadata import entry_points
+
+    from patterns.errors import ConfigError
+
+    for entry in entry_points(group=OFFLINE_ENTRY_POINTS):
+        factory: Callable[[], NodeRun] = entry.load()
+        return factory
+    raise ConfigError(f"outside a run, tables are read through the engine package, and no "
+                      f"'{OFFLINE_ENTRY_POINTS}' entry point names it: reinstall patterns "
+                      f"(pip install -e . in a checkout)")

@@ -109,7 +109,8 @@ class AppService:
         self.app = load_app(self.root)
         self.slug = slug_of(self.app)
         self.reporter = ServerReporter()
-        self.engine = Engine(self.app, store_path=store_path, reporter=self.reporter)
+        self.engine = Engine(self.app, store_path=store_path, reporter=self.reporter,
+                             kind="serve")
         self.responses = Responses()
         self.engine.responder = self.responses.respond
         self.scheduler = Scheduler(self.engine, workers=workers)

@@ -125,9 +125,8 @@ class DuckDBStore:
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreBusyError(
-                    f"the store {self.path} is open in another process (a running "
-                    f"`patterns run` or `patterns serve`?); wait for it to finish, or pass "
-                    f"`--server URL` to ask the running server"
+                    f"the store {self.path} is open in another process (a `duckdb` shell, "
+                    f"a notebook's read-only view?); close it, or wait for it to finish"
                 ) from exc
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self.commit_lock = threading.RLock()

@@ -61,7 +61,7 @@ def test_commands_go_through_the_server_serving_the_app(tmp_path: Path, serve: A
     logs = ok(patterns("logs", root, "--node", "greet.py"))
     assert "greeted ada" in logs
     shown = ok(patterns("table", "show", root, "greetings"))
-    assert "hello ada" in shown and server.url in shown
+    assert "hello ada" in shown  # through the engine of the server, as without one
     # list webhooks gives full URLs that work
     hooks = json.loads(ok(patterns("list", "webhooks", root, "--json")))
     (hook,) = hooks
