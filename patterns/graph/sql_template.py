@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from patterns.errors import NodeError, Problem
-
 from patterns.graph.sql_sandbox import Budget, environment, guard_tree
 
 if TYPE_CHECKING:

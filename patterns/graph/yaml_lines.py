@@ -85,11 +85,11 @@ def read_yaml(text: str, rel: str) -> YamlDocument:
         return YamlDocument(None, LineMap(), [problem])
     except yaml.reader.ReaderError as error:
         line = text[: max(error.position, 0)].count("\n") + 1
+        code = error.character if isinstance(error.character, int) else None
         problem = Problem(
             rel,
             line,
-            f"YAML cannot hold the character {error.character!r} (#x{ord(error.character):04x})"
-            if isinstance(error.character, str)
+            f"YAML cannot hold the character #x{code:04x}" if code is not None
             else f"YAML error: {error.reason}",
             "remove it, or write it as an escape (\\xNN) inside a double-quoted string",
         )
@@ -122,18 +122,21 @@ class _BoundedLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_YAML_ALIASES:
-                line = self.peek_event().start_mark.line + 1
+                line = self._line()
                 raise _OverBudget(line, f"more than {MAX_YAML_ALIASES} YAML aliases (*name)",
                                   "write the values out instead of repeating them by alias")
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
-                line = self.peek_event().start_mark.line + 1
+                line = self._line()
                 raise _OverBudget(line, f"values nested more than {MAX_YAML_DEPTH} deep",
                                   "flatten the structure")
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
             self._depth -= 1
+
+    def _line(self) -> int:
+        return int(self.peek_event().start_mark.line) + 1  # type: ignore[no-untyped-call]
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
@@ -142,7 +145,7 @@ class _BoundedLoader(yaml.SafeLoader):
             raise
         except (ValueError, TypeError, ArithmeticError, LookupError) as error:
             tag = str(node.tag).rpartition(":")[2]
-            value = node.value if isinstance(node, yaml.ScalarNode) else node.id
+            value = node.value if isinstance(node, yaml.ScalarNode) else node.tag
             raise yaml.constructor.ConstructorError(
                 None, None, f"{str(value)[:80]!r} is not a valid !!{tag} ({error})",
                 node.start_mark) from None
