@@ -76,6 +76,18 @@ def find_run(cur: duckdb.DuckDBPyConnection, app: App, key: str) -> RunRecord:
     return record
 
 
+def _lost(record: RunRecord) -> RunRecord:
+    """A run read ``running`` from a store no engine holds (we could open it): its engine
+    died, as the next engine to open the store will record."""
+    if record.status != "running":
+        return record
+    from dataclasses import replace
+
+    from patterns.engine.engine import ENGINE_DIED
+
+    return replace(record, status="failed", error=ENGINE_DIED)
+
+
 @click.command()
 @APP_ARGUMENT
 @NODE_OPTION
@@ -98,7 +110,8 @@ def runs(app_dir: Path, node_key: str | None, limit: int, store_path: Path | Non
     else:
         store = existing_store(app, store_path)
         try:
-            records = meta.list_runs(store.cursor(), node.id if node else None, limit)
+            records = [_lost(r) for r in
+                       meta.list_runs(store.cursor(), node.id if node else None, limit)]
         finally:
             store.close()
     if as_json:
