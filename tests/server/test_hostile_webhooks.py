@@ -101,3 +101,36 @@ def test_an_alias_bomb_is_refused_quickly_by_upload_and_by_reload(
                     what="the reload's refusal")
     (hook,) = [h for h in server.get("/apps/hooks/webhooks") if h["table"] == "events"]
     assert post(f"{server.url}{hook['path']}", b'{"a": 1}').status_code == 200
+
+
+@pytest.mark.timeout(300)
+def test_fuzzed_bodies_never_fail_the_server_and_acked_records_are_stored(
+        tmp_path: Path, serve: Any) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tests.server.test_bodies import JSON, TOKENS
+
+    server = serve(write_app(tmp_path / "hooks", GRAPH, {}))
+    hooks = {h["table"]: f"{server.url}{h['path']}" for h in server.get("/apps/hooks/webhooks")}
+    acked: list[int] = []
+    statuses: list[int] = []
+    records = st.dictionaries(st.text(max_size=8), JSON, min_size=1, max_size=6)
+    bodies = (st.builds(lambda r: json.dumps(r).encode(), records | st.lists(records, max_size=4))
+              | st.lists(st.sampled_from(TOKENS) | st.binary(max_size=8), max_size=20)
+              .map(b"".join))
+
+    @given(bodies)
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+    def send(body: bytes) -> None:
+        response = post(hooks["events"], body)
+        statuses.append(response.status_code)
+        assert response.status_code in (200, 400, 413), (body[:80], response.text)
+        assert response.json().get("error") or response.json().get("ok"), response.text
+        if response.status_code == 200:
+            acked.append(response.json()["records"])
+
+    send()
+    assert len(statuses) >= 40, "the fuzzer hardly sent anything"
+    assert len(server.rows("hooks", "events")) == sum(acked)
+    assert post(hooks["events"], b'{"still": "serving"}').status_code == 200
