@@ -99,32 +99,33 @@ class Budget:
         return {LOOP_GUARD: mark(loop), CONCAT_GUARD: mark(concat)}
 
 
-def guard_tree(tree: nodes.Template) -> None:
+def guard_tree(every: list[nodes.Node]) -> None:
     """Route every ``{% for %}`` through the loop guard and every ``~`` through the concat
-    guard (in place, before compiling)."""
+    guard, in place (``every`` node of the template, before compiling)."""
     from jinja2 import nodes
 
-    for loop in tree.find_all(nodes.For):
-        loop.iter = nodes.Call(nodes.Name(LOOP_GUARD, "load"), [loop.iter], [], None, None,
-                               lineno=loop.lineno)
-    for concat in list(tree.find_all(nodes.Concat)):
-        call = nodes.Call(nodes.Name(CONCAT_GUARD, "load"), list(concat.nodes), [], None, None,
-                          lineno=concat.lineno)
-        _replace(tree, concat, call)
+    calls: dict[int, nodes.Call] = {}
 
+    def guarded(node: Any) -> Any:
+        if not isinstance(node, nodes.Concat):
+            return node
+        if id(node) not in calls:  # its parts stay the same list: inner ~ are replaced too
+            calls[id(node)] = nodes.Call(nodes.Name(CONCAT_GUARD, "load"), node.nodes, [],
+                                         None, None, lineno=node.lineno)
+        return calls[id(node)]
 
-def _replace(tree: nodes.Node, old: nodes.Node, new: nodes.Node) -> None:
-    from jinja2 import nodes
-
-    for parent in [tree, *tree.find_all(nodes.Node)]:
-        for name in parent.fields:
-            value = getattr(parent, name, None)
-            if value is old:
-                setattr(parent, name, new)
-                return
-            if isinstance(value, list) and any(item is old for item in value):
-                setattr(parent, name, [new if item is old else item for item in value])
-                return
+    concats = [node for node in every if isinstance(node, nodes.Concat)]
+    for node in every if concats else ():
+        for name in node.fields:
+            value = getattr(node, name, None)
+            if isinstance(value, list):
+                value[:] = [guarded(item) for item in value]
+            elif isinstance(value, nodes.Concat):
+                setattr(node, name, guarded(value))
+    for node in every:
+        if isinstance(node, nodes.For):
+            node.iter = nodes.Call(nodes.Name(LOOP_GUARD, "load"), [node.iter], [], None,
+                                   None, lineno=node.lineno)
 
 
 def _refuse(message: str) -> None:

@@ -210,9 +210,11 @@ def render(source: str, rel: str, table: Callable[..., str],
     budget = Budget()
     try:
         tree = env.parse(source, filename=rel)
-        for data in tree.find_all(nodes.TemplateData):
-            data.data = _mark_lines(data.data, data.lineno)
-        guard_tree(tree)
+        every = [tree, *tree.find_all(nodes.Node)]
+        for data in every:
+            if isinstance(data, nodes.TemplateData):
+                data.data = _mark_lines(data.data, data.lineno)
+        guard_tree(every)
         code = env.compile(tree, rel, rel)
     except TemplateSyntaxError as exc:
         raise NodeError(f"{rel}:{exc.lineno}: template syntax error: {exc.message}") from None
