@@ -3,8 +3,6 @@ with bounded memory — the pytest timeout is the bound, a file that blew up wou
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from patterns.errors import NodeError
