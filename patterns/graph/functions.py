@@ -168,8 +168,8 @@ def _inside_app(ctx: FunctionContext, path: KeyPath, value: str, label: str) -> 
     where = (*path, "node_file")
     if "\0" in value or len(value) > MAX_PATH_CHARS:
         reason = "holds a NUL byte" if "\0" in value else f"is over {MAX_PATH_CHARS} characters"
-        ctx.problem(where, f"node_file {value[:80]!r} {reason}",
-                    "give the path of a file in the app folder, such as nodes/clean.py", label)
+        ctx.problem(where, f"node_file {value[:80]!r} {reason}",  # no node: the line says
+                    "give the path of a file in the app folder, such as nodes/clean.py", None)
         return None
     try:
         file = (ctx.root / value).resolve()
