@@ -67,5 +67,9 @@ class StoreBusyError(StoreError):
     retryable = True
 
 
+class DiskFullError(StoreError):
+    """The store's disk had no room for a write; the write was rolled back."""
+
+
 class EngineError(PatternsError):
     """The engine could not run or record a run."""

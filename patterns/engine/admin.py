@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from patterns.graph.model import App, Node
     from patterns.store.duckdb import DuckDBStore
-    from patterns.store.model import TableMeta
+    from patterns.store.model import RunRecord, TableMeta
 
 
 @dataclass
@@ -33,6 +33,9 @@ class Desk:
     store: DuckDBStore
     app: App | None
     running: Callable[[], list[tuple[str, Node]]] = field(default=lambda: [])
+    #: True when a command opened the store file itself: no engine holds the store, so a
+    #: run recorded as running is one whose engine died (the next engine will record it).
+    engineless: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,18 @@ def runs(desk: Desk, node_id: str | None = None, limit: int = 20) -> list[dict[s
     from patterns.store import meta
 
     with desk.store.cursor() as cur:
-        return [r.to_json() for r in meta.list_runs(cur, node_id, limit)]
+        records = meta.list_runs(cur, node_id, limit)
+    return [(_lost(r) if desk.engineless else r).to_json() for r in records]
+
+
+def _lost(record: RunRecord) -> RunRecord:
+    """A run read ``running`` from a store no engine holds: its engine died, as the next
+    engine to open the store will record."""
+    if record.status != "running":
+        return record
+    from patterns.engine.engine import ENGINE_DIED
+
+    return replace(record, status="failed", error=ENGINE_DIED)
 
 
 def log(desk: Desk, node_id: str | None = None, run_key: str | None = None,

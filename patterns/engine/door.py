@@ -65,7 +65,7 @@ class LocalDoor:
         from patterns.store.duckdb import DuckDBStore
 
         self.store = DuckDBStore(store_path, read_only=not write)
-        self.desk = Desk(self.store, app)
+        self.desk = Desk(self.store, app, engineless=True)
 
     def call(self, action: str, /, **args: Any) -> Any:
         return admin.ACTIONS[action](self.desk, **args)

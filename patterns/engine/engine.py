@@ -53,6 +53,23 @@ def new_run_id() -> str:
     return encode(int(time.time() * 1000), 10) + encode(int.from_bytes(os.urandom(10), "big"), 16)
 
 
+#: The error of a run whose engine died (killed, crashed, the machine stopped) mid-run.
+ENGINE_DIED = ("the engine stopped (killed or crashed) while this run was running; its writes "
+               "were rolled back to the last checkpoint")
+
+
+def end_lost_runs(store: DuckDBStore) -> None:
+    """Runs still ``running`` when an engine opens the store were left by an engine that died
+    (only one process can open a store for writing): they end as ``failed`` with
+    :data:`ENGINE_DIED`, never ``running`` forever. Nothing they wrote past their last
+    checkpoint was ever committed."""
+    from patterns.store.migrations import META
+
+    with store.transaction() as cur:
+        cur.execute(f"UPDATE {META}.runs SET status = 'failed', ended_at = ?, error = ? "
+                    f"WHERE status = 'running'", [dt.datetime.now(dt.UTC), ENGINE_DIED])
+
+
 class Engine:
     def __init__(self, app: App, *, store_path: Path | None = None,
                  reporter: Reporter | None = None, secrets: SecretStore | None = None,
@@ -61,6 +78,7 @@ class Engine:
         self.app = app
         store_path = store_path or default_store_path(app)
         self.store = DuckDBStore(store_path)
+        end_lost_runs(self.store)
         self.live = LiveLog(live_log_path(store_path))
         self.reporter: Reporter = reporter or SilentReporter()
         self.secrets = secrets or SecretStore()

@@ -263,11 +263,11 @@ class Scheduler:
         now = dt.datetime.now(dt.UTC)
         with self.engine.store.transaction() as cur:
             interrupted = queue.recover(cur)
-            cur.execute(
-                f"UPDATE {META}.runs SET status = 'failed', ended_at = ?, error = ? "
-                f"WHERE status = 'running'",
-                [now, "the engine stopped during the run; it was rolled back to its last "
-                      "checkpoint" + (" and runs again" if interrupted else "")])
+            again = [item.run_id for item in interrupted if item.run_id]
+            if again:  # their records say failed (ENGINE_DIED, written as the engine opened)
+                cur.execute(f"UPDATE {META}.runs SET error = error || ? WHERE id IN "
+                            f"({', '.join('?' * len(again))}) AND status = 'failed'",
+                            ["; it runs again", *again])
             self._sync_schedules(cur, now)
             ran = {str(n) for (n,) in cur.execute(
                 f"SELECT DISTINCT node_id FROM {META}.runs").fetchall()}

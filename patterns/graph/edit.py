@@ -22,7 +22,9 @@ from ruamel.yaml.error import YAMLError
 from patterns.errors import ConfigError
 from patterns.graph.functions import CRON_EXAMPLE, node_kind
 from patterns.graph.ids import derived_id, is_valid_id, random_id
+from patterns.graph.limits import MAX_GRAPH_BYTES, read_text_limited
 from patterns.graph.loader import GRAPH_FILE, slugify
+from patterns.graph.yaml_lines import read_yaml
 
 _PLAIN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.()-]*$")
 _TEMPLATE: Final = """\
@@ -151,7 +153,11 @@ class _GraphDocument:
                 f"no {GRAPH_FILE} in {self.path.parent}: "
                 f"create an app with `patterns create app {self.path.parent}`"
             )
-        text = self.path.read_text(encoding="utf-8")
+        text, problems = read_text_limited(self.path, GRAPH_FILE, MAX_GRAPH_BYTES, GRAPH_FILE)
+        if text is not None and not problems:
+            problems = read_yaml(text, GRAPH_FILE).problems  # the budgets, before ruamel
+        if text is None or problems:
+            raise ConfigError(f"cannot edit {self.path}: {problems[0]}")
         self.yaml = YAML()
         self.yaml.preserve_quotes = True
         offset = _sequence_offset(text)

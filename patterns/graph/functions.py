@@ -16,6 +16,7 @@ from croniter import croniter
 from patterns.errors import Problem
 from patterns.graph.ids import derived_id, is_valid_id
 from patterns.graph.interface import read_python_interface
+from patterns.graph.limits import MAX_PATH_CHARS
 from patterns.graph.model import Node, NodeInterface, NodeKind, Settings
 from patterns.graph.spec import FunctionSpec, validate_part
 from patterns.graph.sql_interface import read_sql_interface
@@ -142,7 +143,9 @@ def _resolve_source(
             label,
         )
         return None, None, None
-    file = (ctx.root / value).resolve()
+    file = _inside_app(ctx, path, value, label)
+    if file is None:
+        return None, None, None
     if not file.is_file():
         ctx.problem(
             (*path, "node_file"),
@@ -157,6 +160,30 @@ def _resolve_source(
     interface, problems = read(file, value)
     ctx.problems.extend(problems)
     return kind, file, interface
+
+
+def _inside_app(ctx: FunctionContext, path: KeyPath, value: str, label: str) -> Path | None:
+    """The node file ``value`` names, or None (and a problem) when it cannot be a file of the
+    app: a NUL byte, an overlong path, or a path outside the app folder."""
+    where = (*path, "node_file")
+    if "\0" in value or len(value) > MAX_PATH_CHARS:
+        reason = "holds a NUL byte" if "\0" in value else f"is over {MAX_PATH_CHARS} characters"
+        ctx.problem(where, f"node_file {value[:80]!r} {reason}",  # no node: the line says
+                    "give the path of a file in the app folder, such as nodes/clean.py", None)
+        return None
+    try:
+        file = (ctx.root / value).resolve()
+        inside = file.is_relative_to(ctx.root)
+    except (OSError, RuntimeError, ValueError) as error:
+        ctx.problem(where, f"node_file '{value}' cannot be resolved: {error}",
+                    "give the path of a file in the app folder, such as nodes/clean.py", label)
+        return None
+    if not inside:
+        ctx.problem(where, f"node_file '{value}' is outside the app folder",
+                    "move the file into the app folder (an app is one self-contained "
+                    "folder) and give its path relative to graph.yml", label)
+        return None
+    return file
 
 
 def _node_id(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from patterns.errors import ConfigError, Problem
+from patterns.graph.limits import MAX_NODE_FILE_BYTES, read_text_limited
 from patterns.graph.model import (
     MISSING,
     PARAMETER_TYPES,
@@ -49,20 +50,24 @@ def read_python_interface(path: Path, rel: str) -> tuple[NodeInterface | None, l
             rel, error.lineno, f"syntax error: {error.msg}", "fix the Python syntax", rel
         )
         return None, [problem]
+    except (RecursionError, MemoryError):  # nesting past what Python's parser can hold
+        return None, [_too_deep(rel)]
     reader = DeclarationReader(rel, _python_resolver(tree))
-    reader.read_calls(node for node in ast.walk(tree) if isinstance(node, ast.Call))
+    try:
+        reader.read_calls(node for node in ast.walk(tree) if isinstance(node, ast.Call))
+    except (RecursionError, MemoryError):
+        return None, [_too_deep(rel)]
     return reader.interface(), reader.problems
+
+
+def _too_deep(rel: str) -> Problem:
+    return Problem(rel, None, "the code is nested too deeply for Patterns to read",
+                   "split the deeply nested expression into smaller parts", rel)
 
 
 def read_source(path: Path, rel: str) -> tuple[str | None, list[Problem]]:
     """The text of a node file, or None and a problem."""
-    try:
-        return path.read_text(encoding="utf-8"), []
-    except (OSError, UnicodeDecodeError) as error:
-        problem = Problem(
-            rel, None, f"cannot read node file: {error}", "save it as UTF-8 text", rel
-        )
-        return None, [problem]
+    return read_text_limited(path, rel, MAX_NODE_FILE_BYTES, "the node file", rel)
 
 
 def _python_resolver(tree: ast.Module) -> Resolver:

@@ -15,6 +15,7 @@ from typing import Any
 from patterns.errors import GraphError, Problem
 from patterns.graph.bindings import check_bindings, check_duplicates
 from patterns.graph.functions import FunctionContext, build_node
+from patterns.graph.limits import MAX_GRAPH_BYTES, read_text_limited
 from patterns.graph.model import App, Settings, StoreDecl
 from patterns.graph.parameter_values import check_parameters
 from patterns.graph.spec import (
@@ -34,10 +35,9 @@ def load_app(path: str | Path, param_overrides: Mapping[str, str] | None = None)
     graph_file = find_graph_file(Path(path))
     root = graph_file.parent.resolve()
     rel = graph_file.name
-    try:
-        text = graph_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise GraphError([Problem(rel, None, f"cannot read {rel}: {error}")]) from None
+    text, problems = read_text_limited(graph_file, rel, MAX_GRAPH_BYTES, rel)
+    if text is None:
+        raise GraphError(problems)
     document = read_yaml(text, rel)
     if document.data is None and document.problems:
         raise GraphError(document.problems)

@@ -92,6 +92,8 @@ class SettingsSpec(BaseModel):
     webhook_query: Any = None
     response_timeout_seconds: PositiveFloat | None = None
     max_body_bytes: PositiveInt | None = None
+    max_records_per_request: PositiveInt | None = None
+    max_fields_per_record: PositiveInt | None = None
 
     @field_validator("retries", mode="before")
     @classmethod
@@ -114,7 +116,8 @@ class SettingsSpec(BaseModel):
         return value
 
 
-EXTRA_SETTINGS = ("webhook_headers", "webhook_query", "response_timeout_seconds", "max_body_bytes")
+EXTRA_SETTINGS = ("webhook_headers", "webhook_query", "response_timeout_seconds", "max_body_bytes",
+                  "max_records_per_request", "max_fields_per_record")
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from patterns.errors import NodeError, Problem
+from patterns.graph.sql_sandbox import Budget, environment, guard_tree
 
 if TYPE_CHECKING:
     from jinja2 import nodes
-    from jinja2.sandbox import SandboxedEnvironment
 
 DIALECTS: Final = ("postgres", "duckdb")
 TEMPLATE_API: Final = ("Table", "Parameter")
@@ -59,16 +59,24 @@ def template_calls(source: str, rel: str) -> tuple[list[ast.Call], list[Problem]
     except NodeError as exc:
         problems.append(Problem(rel, 1, str(exc), None, rel))
     try:
-        tree = _environment().parse(source, filename=rel)
+        tree = environment().parse(source, filename=rel)
+        found = list(tree.find_all(nodes.Call))
     except TemplateSyntaxError as exc:
         problems.append(Problem(rel, exc.lineno, f"template syntax error: {exc.message}",
                                 "fix the Jinja syntax ({{ ... }} and {% ... %})", rel))
         return [], problems
+    except (RecursionError, MemoryError):
+        problems.append(_too_deep(rel))
+        return [], problems
     calls: list[ast.Call] = []
-    for order, call in enumerate(tree.find_all(nodes.Call)):
+    for order, call in enumerate(found):
         name = _callee(call.node)
         if name in TEMPLATE_API:
-            python = _python(call)
+            try:
+                python = _python(call)
+            except RecursionError:
+                problems.append(_too_deep(rel))
+                continue
             assert isinstance(python, ast.Call)
             python.lineno, python.col_offset = call.lineno, order
             calls.append(ast.fix_missing_locations(python))  # type: ignore[arg-type]
@@ -77,6 +85,11 @@ def template_calls(source: str, rel: str) -> tuple[list[ast.Call], list[Problem]
                 rel, call.lineno, f"{name}() cannot be called in a SQL template",
                 "a template may call only Table(\"name\") and Parameter(\"name\", ...)", rel))
     return calls, problems
+
+
+def _too_deep(rel: str) -> Problem:
+    return Problem(rel, None, "the template is nested too deeply to read",
+                   "split the deeply nested expression into smaller parts", rel)
 
 
 def _callee(node: nodes.Node) -> str:
@@ -193,22 +206,33 @@ def render(source: str, rel: str, table: Callable[..., str],
     :class:`NodeError` naming ``rel`` and the template line."""
     from jinja2 import TemplateError, TemplateSyntaxError, nodes
 
-    env = _environment()
+    env = environment()
+    budget = Budget()
     try:
         tree = env.parse(source, filename=rel)
+        every = [tree, *tree.find_all(nodes.Node)]
+        for data in every:
+            if isinstance(data, nodes.TemplateData):
+                data.data = _mark_lines(data.data, data.lineno)
+        guard_tree(every)
+        code = env.compile(tree, rel, rel)
     except TemplateSyntaxError as exc:
         raise NodeError(f"{rel}:{exc.lineno}: template syntax error: {exc.message}") from None
-    for data in tree.find_all(nodes.TemplateData):
-        data.data = _mark_lines(data.data, data.lineno)
-    template = env.template_class.from_code(env, env.compile(tree, rel, rel),
-                                            env.make_globals(None))
-    api: dict[str, Any] = {"Table": _api(table), "Parameter": _api(parameter)}
+    except (RecursionError, MemoryError, SyntaxError):
+        raise NodeError(f"{rel}: the template is nested too deeply to render; split the "
+                        f"deeply nested expression into smaller parts") from None
+    template = env.template_class.from_code(env, code, env.make_globals(None))
+    api: dict[str, Any] = {"Table": _api(table), "Parameter": _api(parameter),
+                           **budget.guards(_mark)}
     try:
-        marked = template.render(api)
+        marked = budget.emit(template.generate(api))
     except NodeError as exc:
         raise NodeError(f"{rel}:{_error_line(exc, rel)}: {exc}") from None
-    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError,
+            RecursionError, MemoryError) as exc:
+        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        if isinstance(exc, RecursionError):
+            message = "it recurses too deeply"
         raise NodeError(f"{rel}:{_error_line(exc, rel)}: the template cannot be rendered: "
                         f"{message}") from None
     return _unmark(marked, slots)
@@ -219,8 +243,13 @@ def _api(function: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         return function(*args, **kwargs)
 
-    call._patterns_template_api = True  # type: ignore[attr-defined]
-    return call
+    return _mark(call)
+
+
+def _mark(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Let the sandbox call ``function``."""
+    function._patterns_template_api = True  # type: ignore[attr-defined]
+    return function
 
 
 def _mark_lines(data: str, first_line: int) -> str:
@@ -267,24 +296,3 @@ def _error_line(exc: BaseException, rel: str) -> int | str:
             line = tb.tb_lineno
         tb = tb.tb_next
     return getattr(exc, "lineno", None) or line
-
-
-@functools.cache
-def _environment() -> SandboxedEnvironment:
-    from jinja2 import StrictUndefined
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import SandboxedEnvironment
-
-    class TemplateSandbox(SandboxedEnvironment):
-        """Only ``Table`` and ``Parameter`` may be called."""
-
-        def call(__self, __context: Any, __obj: Any, *args: Any,
-                 **kwargs: Any) -> Any:
-            if getattr(__obj, "_patterns_template_api", False):
-                return __obj(*args, **kwargs)
-            name = getattr(__obj, "__name__", type(__obj).__name__)
-            raise SecurityError(f"{name}() cannot be called in a SQL template; a template may "
-                                f"call only Table(\"name\") and Parameter(\"name\", ...)")
-
-    return TemplateSandbox(undefined=StrictUndefined, autoescape=False,
-                           keep_trailing_newline=True)

@@ -5,13 +5,13 @@ answer (see docs/server.md). :class:`WebhookFastPath` serves them ahead of the A
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from patterns.graph.manifest import jsonable
+from patterns.server.bodies import BadBody, BodyLimits, parse_records
 from patterns.server.hub import Hub
 from patterns.server.webhooks import BadRecords
 
@@ -51,20 +51,9 @@ async def ingest(hub: Hub, app: str, token: str, request: Request) -> Response:
         return _error(413, f"the body is larger than this webhook's limit of {limit} bytes "
                            f"(settings.max_body_bytes)")
     try:
-        doc = json.loads(body, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, f"the body is not valid JSON: {exc}")
-    records = [doc] if isinstance(doc, dict) else doc
-    if not isinstance(records, list) or not records or \
-            not all(isinstance(r, dict) for r in records):
-        return _error(400, "send a JSON object, or a non-empty array of objects; each "
-                           "object becomes a record")
-    for record in records:
-        names = [k.lower() for k in record]
-        if "" in names or len(set(names)) != len(names):
-            return _error(400, "field names must be non-empty and differ by more than "
-                               "upper/lower case (a table's columns do): "
-                               f"{', '.join(repr(k) for k in record)[:200]}")
+        records = parse_records(body, BodyLimits.of(node.settings.extra))
+    except BadBody as exc:
+        return _error(exc.status, exc.message)
     _capture(node, request, records)
     respond = bool(node.raw.get("respond"))
     loop = asyncio.get_running_loop()
@@ -99,10 +88,6 @@ async def ingest(hub: Hub, app: str, token: str, request: Request) -> Response:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from patterns.errors import PatternsError
+from patterns.errors import DiskFullError, PatternsError
 from patterns.store.duckdb import DuckDBStore
 from patterns.store.model import Checkpoint, TableOp
 
@@ -122,6 +122,8 @@ class WebhookIntake:
 
         try:
             self._commit_group([submission])
+        except DiskFullError as exc:  # not the request's fault: a 503, nothing written
+            submission.done.set_exception(exc)
         except (PatternsError, duckdb.ConversionException, duckdb.BinderException,
                 duckdb.ParserException, duckdb.CatalogException, duckdb.InvalidInputException,
                 duckdb.ConstraintException) as exc:

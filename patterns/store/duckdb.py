@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from patterns import private_files
-from patterns.errors import StoreBusyError, StoreError
+from patterns.errors import DiskFullError, StoreBusyError, StoreError
 from patterns.store import faults
 from patterns.store import meta as metadata
 from patterns.store.columns import Column
@@ -100,6 +101,22 @@ class _Watchdog:
                         cur.interrupt()
 
 
+_DISK_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def disk_full(exc: BaseException) -> DiskFullError | None:
+    """A clear one-line error for a write the disk had no room for (None for other errors);
+    the transaction was rolled back, so the store holds what it held before."""
+    text = str(exc)
+    if not isinstance(exc, (duckdb.Error, OSError)) or not any(m in text for m in _DISK_FULL):
+        return None
+    where = re.search(r'file "([^"]+)"', text)
+    reason = next(m for m in _DISK_FULL if m in text)
+    return DiskFullError(f"the store's disk is full ({reason}"
+                      f"{f' writing {where.group(1)}' if where else ''}): nothing of this "
+                      f"write was stored; free some space and try again")
+
+
 class DuckDBStore:
     """A Patterns store in one DuckDB file."""
 
@@ -171,11 +188,21 @@ class DuckDBStore:
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
+            except BaseException as exc:
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
                 cur.close()
+                full = disk_full(exc)
+                if full is not None:
+                    raise full from None
                 raise
-            cur.execute("COMMIT")
+            try:
+                cur.execute("COMMIT")
+            except duckdb.Error as exc:
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
+                cur.close()
+                raise disk_full(exc) or exc from None
             cur.close()
             private_files.keep_private(self.wal)
 
