@@ -270,7 +270,8 @@ class DuckDBStore:
         come from the last commit (this store is the only writer of its tables) instead of a
         query."""
         now = utcnow()
-        writer = TableWriter(cur, self.ids, now, cp.run_id)
+        writer = TableWriter(cur, self.ids, now, cp.run_id, rules=cp.rules,
+                             max_columns=cp.max_columns, infer_timestamps=cp.infer_timestamps)
         touched: dict[str, _Progress] = {}
         for name, op in cp.sequence():  # in staging order: a statement sees earlier ops
             progress = touched.get(name)
