@@ -54,18 +54,21 @@ def records_to_arrow(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
     names = [rows.type.field(i).name for i in range(rows.type.num_fields)]
     _check_names(names, records, table)
     for i, name in enumerate(names):
-        if pa.types.is_date(rows.type.field(i).type) and _has_datetimes(records, name):
-            # Arrow types [date, datetime] as dates, dropping the time of day.
+        t = rows.type.field(i).type
+        # Arrow types [date, datetime] as dates, dropping the time of day, and [1.5, True]
+        # as floats (1.0): such columns take the slow path.
+        if (pa.types.is_date(t) and any(issubclass(k, dt.datetime) for k in _types(records, name))) \
+                or (pa.types.is_floating(t) and bool in _types(records, name)):
             return _slow_path(records, names, table)
     return _check_nested(pa.Table.from_struct_array(rows), records, table)
 
 
-def _has_datetimes(records: Sequence[dict[str, Any]], name: str) -> bool:
-    try:  # the types of the column's values, gathered at C speed
-        kinds = set(map(type, map(operator.itemgetter(name), records)))
+def _types(records: Sequence[dict[str, Any]], name: str) -> set[type]:
+    """The types of a field's values, gathered at C speed (no loop per record)."""
+    try:
+        return set(map(type, map(operator.itemgetter(name), records)))
     except KeyError:
-        kinds = {type(r.get(name)) for r in records}
-    return any(issubclass(kind, dt.datetime) for kind in kinds)
+        return {type(r.get(name)) for r in records}
 
 
 def _check_names(names: list[str], records: Sequence[dict[str, Any]], table: str) -> None:
@@ -252,6 +255,8 @@ def _value_kind(v: Any, field: str, n: int, table: str) -> str:
 
 
 def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"  # (as a text column shows a bool)
     if isinstance(v, (dt.datetime, dt.date, dt.time)):
         return v.isoformat()
     return str(v)

@@ -83,6 +83,9 @@ def conform(table: str, columns: Mapping[str, str], data: pa.Table, rules: Rules
         if widen(current, incoming, declared=declared) is not None:
             continue
         values = data.column(index)
+        if incoming == "json" and current in PARSED_FROM_TEXT and pa.types.is_string(f.type):
+            # Scalars sent with nested values (all as JSON text): the scalars may fit.
+            values, incoming = _unquoted(values), "text"
         if incoming == "text" and current in PARSED_FROM_TEXT:
             parsed, bad = parse_text(values, current)
             wider = _WIDER.get(current)
@@ -188,6 +191,13 @@ def parse_text(values: pa.ChunkedArray | pa.Array, kind: str
         out.append(value)
         bad.append(v is not None and value is None)
     return pa.array(out, target), pa.array(bad) if any(bad) else None
+
+
+def _unquoted(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """JSON texts with JSON strings unquoted (``"2024-01-01"`` → ``2024-01-01``); objects
+    and arrays stay as they are (and parse as no scalar)."""
+    quoted = pc.and_(pc.starts_with(values, '"'), pc.ends_with(values, '"'))
+    return pc.if_else(quoted, pc.utf8_slice_codeunits(values, 1, -1), values)
 
 
 def _count(mask: pa.Array | pa.ChunkedArray) -> int:
