@@ -66,7 +66,7 @@ class Rules:
 def conform(table: str, columns: Mapping[str, str], data: pa.Table, rules: Rules) -> pa.Table:
     """``data`` made to fit ``columns`` (field → kind) under ``rules``; raises
     :class:`NodeError` (with ``record``) for a value that does not fit a ``refuse`` table."""
-    check_names(table, columns, data.column_names, rules.max_columns)
+    check_names(table, columns, data.column_names, rules.max_columns, data)
     drop: pa.ChunkedArray | None = None
     for name in list(data.column_names):
         index = data.schema.get_field_index(name)
@@ -142,9 +142,10 @@ def project(columns: Mapping[str, str], data: pa.Table, rules: Rules) -> dict[st
 
 
 def check_names(table: str, columns: Mapping[str, str], names: list[str],
-                max_columns: int) -> None:
+                max_columns: int, data: pa.Table | None = None) -> None:
     """Field names must be non-empty, free of NUL and differ by more than case; a table has
-    at most ``max_columns`` columns."""
+    at most ``max_columns`` columns (the error names the first record of ``data`` with a
+    value for a field that is too many)."""
     lower = {c.lower(): c for c in columns}
     seen: dict[str, str] = {}
     new = 0
@@ -162,11 +163,21 @@ def check_names(table: str, columns: Mapping[str, str], names: list[str],
         if key not in lower:
             new += 1
     if len(columns) + new > max_columns:
+        record = None
+        if data is not None:
+            extra = [n for n in names if n.lower() not in lower]
+            valid = [pc.is_valid(data.column(n)) for n in extra[max_columns - len(columns):]]
+            if valid and data.num_rows:
+                anywhere = valid[0]
+                for v in valid[1:]:
+                    anywhere = pc.or_(anywhere, v)
+                found = pc.index(anywhere, True).as_py()
+                record = found if found >= 0 else 0
         raise NodeError(
             f"table {table!r}: {len(columns) + new} columns is more than the "
             f"{max_columns} a table may have ({len(columns)} now, {new} new fields); send "
             f"fewer distinct fields (nest them in one JSON field), or raise "
-            f"settings.max_columns in graph.yml")
+            f"settings.max_columns in graph.yml", record=record)
 
 
 def parse_text(values: pa.ChunkedArray | pa.Array, kind: str
