@@ -1,4 +1,5 @@
-"""``patterns table list|show|export|reset|versions``: look at and manage an app's tables."""
+"""``patterns table list|show|export|reset|delete|alter|versions``: look at and manage an
+app's tables."""
 
 from __future__ import annotations
 
@@ -248,6 +249,67 @@ def reset(app_dir: Path, table_name: str, yes: bool, store_path: Path | None) ->
     click.secho(f"table {new.name} is now version {new.version}, empty; the old rows stay "
                 f"readable with `--version {meta.version}` while that version is kept",
                 fg="green")
+
+
+@table.command("delete")
+@APP_REQUIRED
+@TABLE_ARGUMENT
+@click.option("--where", "where", required=True, metavar="CONDITION",
+              help='The rows to delete, as a SQL condition (e.g. "amount < 0").')
+@YES_OPTION
+@STORE_OPTION
+def delete(app_dir: Path, table_name: str, where: str, yes: bool,
+           store_path: Path | None) -> None:
+    """Delete the rows of TABLE that a SQL condition holds for, as a new version (the old
+    one stays readable while it is kept)."""
+    from patterns.store.repair import count_where
+
+    app = load(app_dir)
+    store = existing_store(app, store_path, read_only=False)
+    try:
+        meta = known_table(app, store, table_name)
+        with store.cursor() as cur:
+            count = count_where(cur, meta, where)
+        if not count:
+            click.secho(f"no row of table {meta.name} has {where}: nothing changed",
+                        fg="yellow")
+            return
+        confirm(yes, f"Delete {count} of {store.count(meta)} row(s) of table {meta.name} "
+                     f"(version {meta.version}) where {where}?")
+        new = store.delete_rows(meta.name, where, keep_versions=app.settings.keep_versions)
+    finally:
+        store.close()
+    click.secho(f"deleted {count} row(s): table {new.name} is now version {new.version}; the "
+                f"old rows stay readable with `--version {meta.version}` while that version "
+                f"is kept", fg="green")
+
+
+@table.command("alter")
+@APP_REQUIRED
+@TABLE_ARGUMENT
+@click.argument("column")
+@click.argument("type_name", metavar="TYPE")
+@YES_OPTION
+@STORE_OPTION
+def alter(app_dir: Path, table_name: str, column: str, type_name: str, yes: bool,
+          store_path: Path | None) -> None:
+    """Change the type of COLUMN of TABLE to TYPE (int, float, bool, text, date, timestamp,
+    timestamptz, json...), casting every value, as a new version."""
+    app = load(app_dir)
+    store = existing_store(app, store_path, read_only=False)
+    try:
+        meta = known_table(app, store, table_name)
+        old = meta.column(column)
+        confirm(yes, f"Change column {column} of table {meta.name} from "
+                     f"{old.kind if old else '?'} to {type_name}?")
+        new = store.alter_column(meta.name, column, type_name,
+                                 keep_versions=app.settings.keep_versions)
+    finally:
+        store.close()
+    kind = next(c.kind for c in new.columns if c.name == column)
+    click.secho(f"column {column} of table {new.name} now holds {kind} values (version "
+                f"{new.version}); the old values stay readable with `--version {meta.version}` "
+                f"while that version is kept", fg="green")
 
 
 @table.command("versions")

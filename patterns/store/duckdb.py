@@ -346,5 +346,24 @@ class DuckDBStore:
                         ops={name: [TableOp("reset")]}, keep_versions=keep_versions)
         return self.commit(cp).tables[name]
 
+    def delete_rows(self, name: str, where: str, keep_versions: int | None = None
+                    ) -> TableMeta:
+        """A new version of table ``name`` without the rows the SQL condition ``where``
+        holds for (see :mod:`patterns.store.repair`)."""
+        from patterns.store.model import TableOp
+
+        cp = Checkpoint(run_id="cli", node_id="cli", keep_versions=keep_versions,
+                        ops={name: [TableOp("delete", where=where)]})
+        return self.commit(cp).tables[name]
+
+    def alter_column(self, name: str, column: str, type_name: str,
+                     keep_versions: int | None = None) -> TableMeta:
+        """A new version of table ``name`` whose ``column`` holds ``type_name`` values."""
+        from patterns.store.model import TableOp
+
+        cp = Checkpoint(run_id="cli", node_id="cli", keep_versions=keep_versions,
+                        ops={name: [TableOp("alter", alter=(column, type_name))]})
+        return self.commit(cp).tables[name]
+
     def view_name(self, name: str) -> str:
         return f"main.{q(name)}"

@@ -14,7 +14,8 @@ from patterns.store.columns import Column
 HIDDEN_ID = "_patterns_id"
 DEFAULT_ID = "patterns_id"
 
-OpKind = Literal["append", "upsert", "replace", "truncate", "reset", "init", "sql"]
+OpKind = Literal["append", "upsert", "replace", "truncate", "reset", "init", "sql", "delete",
+                 "alter"]
 SqlAction = Literal["select", "insert", "update", "delete", "truncate", "create", "add_column"]
 
 
@@ -94,6 +95,8 @@ class TableOp:
     unique_on: tuple[str, ...] | None = None
     options: TableOptions | None = None  # for "init"
     sql: SqlWrite | None = None  # for "sql"
+    where: str | None = None  # for "delete": a SQL condition
+    alter: tuple[str, str] | None = None  # for "alter": the column and its new type
 
     @property
     def rows(self) -> int:

@@ -206,6 +206,14 @@ class TableWriter:
             meta = self.fresh_version(meta, reason=op.kind)
             if op.kind == "reset" or op.data is None:
                 return meta, 0
+        if op.kind in ("delete", "alter"):
+            from patterns.store.repair import alter_column, delete_rows
+
+            if op.kind == "delete":
+                assert op.where is not None
+                return delete_rows(self, meta, op.where), 0
+            assert op.alter is not None
+            return alter_column(self, meta, *op.alter), 0
         if op.kind == "sql":
             from patterns.store.sql_writes import apply_sql
 
