@@ -41,7 +41,7 @@ def test_a_record_that_does_not_fit_is_a_400_naming_the_field(tmp_path: Path,
     before = server.rows("types", "payments")
     bad = requests.post(url, json=[{"amount": 11}, {"amount": "lots"}], timeout=30)
     assert bad.status_code == 400
-    message = bad.json()["error"] if "error" in bad.json() else bad.text
+    message = bad.text
     assert "field 'amount'" in message and "'lots'" in message and "record 1" in message
     late = requests.post(url, json={"amount": 13, "at": "yesterday"}, timeout=30)
     assert late.status_code == 400 and "field 'at'" in late.text
