@@ -201,11 +201,10 @@ def _as_datetime(v: Any, aware: bool) -> dt.datetime | None:
     column is ``aware``); ``pd.NaT`` is None."""
     if v is None or v != v:  # (NaT is not equal to itself)
         return None
-    if not isinstance(v, dt.datetime):
-        v = dt.datetime.combine(v, dt.time())
-    if aware and v.tzinfo is None:
-        return v.replace(tzinfo=dt.UTC)
-    return v  # type: ignore[no-any-return]
+    value: dt.datetime = v if isinstance(v, dt.datetime) else dt.datetime.combine(v, dt.time())
+    if aware and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
 
 
 def _column_kind(values: list[Any], field: str, table: str) -> str:

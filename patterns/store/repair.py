@@ -53,8 +53,8 @@ def delete_rows(writer: TableWriter, meta: TableMeta, where: str) -> TableMeta:
     count_where(writer.cur, meta, where)  # (checks the predicate, naming the columns)
     condition = predicate(where)
     new = writer.new_version(meta, reason="delete")
-    names = ", ".join(q(n) for n in _stored(meta))
-    writer.cur.execute(f"INSERT INTO {qualified(new.physical)} ({names}) SELECT {names} FROM "
+    stored = ", ".join(q(n) for n in _stored(meta))
+    writer.cur.execute(f"INSERT INTO {qualified(new.physical)} ({stored}) SELECT {stored} FROM "
                        f"{qualified(meta.physical)} WHERE ({condition}) IS NOT TRUE "
                        f"ORDER BY {q(meta.physical_id)}")
     return new
@@ -65,9 +65,9 @@ def alter_column(writer: TableWriter, meta: TableMeta, column: str, type_name: s
     """A new version where ``column`` holds ``type_name`` values (each value cast)."""
     existing = meta.column(column)
     if existing is None:
-        names = ", ".join(c.name for c in meta.columns) or "none"
+        known = ", ".join(c.name for c in meta.columns) or "none"
         raise NodeError(f"table {meta.name!r} has no column {column!r} to alter; its columns: "
-                        f"{names}")
+                        f"{known}")
     kind = kind_from_hint(type_name, field=column, table=meta.name)
     target = SQL_TYPES[kind]
     source = q(column)
