@@ -72,7 +72,7 @@ def conform(table: str, columns: Mapping[str, str], data: pa.Table, rules: Rules
         index = data.schema.get_field_index(name)
         f = data.schema.field(index)
         incoming = kind_of_arrow(f.type, f)
-        current = columns.get(name) or columns.get(name.lower())
+        current = columns.get(name)
         declared = name in rules.declared
         if current is None and declared:
             current = rules.declared[name]
@@ -152,13 +152,14 @@ def check_names(table: str, columns: Mapping[str, str], names: list[str],
     for name in names:
         if not name or "\x00" in name:
             raise NodeError(f"table {table!r}: field name {name!r} cannot be a column; field "
-                            f"names must be non-empty and contain no NUL character")
+                            f"names must be non-empty and contain no NUL character",
+                            record=_first_value(data, name))
         key = name.lower()
         other = seen.get(key) or (lower.get(key) if lower.get(key) != name else None)
         if other is not None and other != name:
             raise NodeError(f"table {table!r}: field {name!r} and column {other!r} differ "
                             f"only by upper/lower case, which column names cannot; use one "
-                            f"spelling")
+                            f"spelling", record=_first_value(data, name))
         seen[key] = name
         if key not in lower:
             new += 1
@@ -178,6 +179,14 @@ def check_names(table: str, columns: Mapping[str, str], names: list[str],
             f"{max_columns} a table may have ({len(columns)} now, {new} new fields); send "
             f"fewer distinct fields (nest them in one JSON field), or raise "
             f"settings.max_columns in graph.yml", record=record)
+
+
+def _first_value(data: pa.Table | None, name: str) -> int | None:
+    """The first record of ``data`` with a value for ``name`` (0: none has one)."""
+    if data is None or not data.num_rows:
+        return None
+    found = pc.index(pc.is_valid(data.column(name)), True).as_py()
+    return found if found >= 0 else 0
 
 
 def parse_text(values: pa.ChunkedArray | pa.Array, kind: str

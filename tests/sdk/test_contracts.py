@@ -91,3 +91,36 @@ def test_settings_max_columns_caps_a_table(app_runner: Any) -> None:
     assert "4 columns is more than the 3" in record.error
     assert "settings.max_columns" in record.error and "bad.py, line 3" in record.error
     assert len(app.rows("items")) == 2
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ('t.append({"n": 3, "": 1})\n', "must be non-empty"),
+    ('t.append({"n": 3, "a\\x00b": 1})\n', "no NUL character"),
+    ('t.append([{"n": 3, "x": 1}, {"n": 4, "X": 2}])\n', "differ only by upper/lower case"),
+    ('t.append({"n": 3, "Amount": 1})\n', "differ only by upper/lower case"),
+])
+def test_field_names_that_cannot_be_columns_fail_at_the_append(app_runner: Any, body: str,
+                                                               fragment: str) -> None:
+    app = seeded(app_runner, body)
+    record = app.run_node("bad")
+    assert record.status == "failed"
+    assert fragment in record.error and "bad.py, line 3" in record.error
+    assert len(app.rows("items")) == 2
+
+
+def test_uuids_decimals_and_nat_are_stored(app_runner: Any) -> None:
+    app = seeded(app_runner, """
+import datetime as dt, decimal, uuid
+import pandas as pd
+u = uuid.UUID("12345678-1234-5678-1234-567812345678")
+t.append([{"n": 3, "id": u, "price": decimal.Decimal("1.25"), "at": pd.NaT},
+          {"n": 4, "id": None, "price": decimal.Decimal("2"), "at": dt.datetime(2024, 1, 1)}])
+t.append({"n": 5, "when": pd.NaT})
+""")
+    record = app.run_node("bad")
+    assert record.status == "succeeded", record.error
+    got = app.rows("items")[2:]
+    assert [r["id"] for r in got] == ["12345678-1234-5678-1234-567812345678", None, None]
+    assert [r["price"] for r in got] == [1.25, 2.0, None]
+    assert [r["at"] for r in got] == [None, __import__("datetime").datetime(2024, 1, 1), None]
+    assert got[2]["when"] is None
