@@ -102,8 +102,8 @@ def conform(table: str, columns: Mapping[str, str], data: pa.Table, rules: Rules
                 at = pc.index(bad, True).as_py()
                 raise NodeError(
                     f"table {table!r}: record {at}, field {name!r}: {_short(values[at].as_py())} "
-                    f"does not fit the column, which holds {current} values; send a {current} "
-                    f"value (or null), or give the table a contract that keeps such values "
+                    f"does not fit the column, which holds {current} values; send {current} "
+                    f"values (or null) for it, or give the table a contract that keeps such values "
                     f"(contract: variant, or discard_value) in graph.yml or table.init()",
                     record=at)
             if rules.contract == "discard_row":
