@@ -374,18 +374,35 @@ class RunSession:
 
 def store_rules(app: Any) -> dict[str, StoreRules]:
     """graph.yml's rules of each store: its ``contract:`` and ``schema:`` (a mapping of field
-    to type, or ``{fields: [{name, type}]}``)."""
+    to type, or ``{fields: [{name, type}]}``; or the name of an entry of the top-level
+    ``schemas:``, or of a YAML/JSON schema file in the app)."""
     rules: dict[str, StoreRules] = {}
     for decl in app.stores:
-        schema = decl.schema
-        if isinstance(schema, dict) and isinstance(schema.get("fields"), list):
-            schema = {str(f["name"]): str(f.get("type") or f.get("field_type") or "text")
-                      for f in schema["fields"] if isinstance(f, dict) and "name" in f}
-        declared = ({str(k): str(v) for k, v in schema.items()}
-                    if isinstance(schema, dict) and schema else None)
+        declared = _schema_fields(app, decl.schema)
         if decl.contract or declared:
             rules[decl.name] = StoreRules(contract=decl.contract, schema=declared)
     return rules
+
+
+def _schema_fields(app: Any, schema: Any) -> dict[str, str] | None:
+    if isinstance(schema, str):
+        named = app.schemas.get(schema) if isinstance(app.schemas, dict) else None
+        path = (app.root / schema).resolve()
+        if named is None and path.suffix in (".yml", ".yaml", ".json") and path.is_file() \
+                and path.is_relative_to(app.root.resolve()):
+            import yaml
+
+            try:
+                named = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                named = None  # (not a schema: nothing to enforce)
+        schema = named
+    if isinstance(schema, dict) and isinstance(schema.get("fields"), list):
+        schema = {str(f["name"]): str(f.get("type") or f.get("field_type") or "text")
+                  for f in schema["fields"] if isinstance(f, dict) and "name" in f}
+    if isinstance(schema, dict) and schema:
+        return {str(k): str(v) for k, v in schema.items()}
+    return None
 
 
 _NO_TABLE = TableMeta(name="", version=0, physical="", columns=(), id_column=None,

@@ -83,6 +83,25 @@ def test_graph_yml_contract_applies_to_a_node(app_runner: Any) -> None:
     assert app.rows("items")[-1]["amount"] is None and kinds(app)["amount"] == "int"
 
 
+@pytest.mark.parametrize("where", ["inline", "schemas", "file"])
+def test_a_graph_yml_schema_is_enforced(app_runner: Any, where: str) -> None:
+    app = app_runner({"bad.py": node('t.append({"n": 1, "amount": 2.5})\n')}, ["items"])
+    fields = {"fields": [{"name": "n", "type": "Integer"}, {"name": "amount", "type": "Integer"}]}
+    graph = yaml.safe_load((app.root / "graph.yml").read_text())
+    schema: Any = fields
+    if where == "schemas":
+        graph["schemas"], schema = {"Items": fields}, "Items"
+    elif where == "file":
+        (app.root / "items.yml").write_text(yaml.safe_dump(fields))
+        schema = "items.yml"
+    graph["stores"] = [{"table": "items", "schema": schema}]
+    (app.root / "graph.yml").write_text(yaml.safe_dump(graph))
+    record = app.run_node("bad")
+    assert record.status == "failed"
+    assert "field 'amount': 2.5 does not fit" in record.error
+    assert "bad.py, line 3" in record.error
+
+
 def test_settings_max_columns_caps_a_table(app_runner: Any) -> None:
     app = seeded(app_runner, 't.append({"n": 3, "a": 1, "b": 2})\n',
                  settings={"max_columns": 3})
