@@ -1,4 +1,5 @@
-"""``patterns table list|show|export|reset|versions``: look at and manage an app's tables."""
+"""``patterns table list|show|export|reset|delete|alter|versions``: look at and manage an
+app's tables."""
 
 from __future__ import annotations
 
@@ -218,6 +219,56 @@ def reset(app_dir: Path, table_name: str, yes: bool, store_path: Path | None) ->
     click.secho(f"table {new['name']} is now version {new['version']}, empty; the old rows "
                 f"stay readable with `--version {new['old_version']}` while that version is "
                 f"kept", fg="green")
+
+
+@table.command("delete")
+@APP_REQUIRED
+@TABLE_ARGUMENT
+@click.option("--where", "where", required=True, metavar="CONDITION",
+              help='The rows to delete, as a SQL condition (e.g. "amount < 0").')
+@YES_OPTION
+@STORE_OPTION
+def delete(app_dir: Path, table_name: str, where: str, yes: bool,
+           store_path: Path | None) -> None:
+    """Delete the rows of TABLE that a SQL condition holds for, as a new version (the old
+    one stays readable while it is kept)."""
+    app = load(app_dir)
+    with door(app, store_path, write=True) as opened:
+        found = opened.call("count_where", name=table_name, where=where)
+        if not found["matched"]:
+            click.secho(f"no row of table {found['name']} has {where}: nothing changed",
+                        fg="yellow")
+            return
+        confirm(yes, f"Delete {found['matched']} of {found['rows']} row(s) of table "
+                     f"{found['name']} (version {found['version']}) where {where}?")
+        new = opened.call_when_free("delete_rows", name=table_name, where=where)
+    click.secho(f"deleted {found['matched']} row(s): table {new['name']} is now version "
+                f"{new['version']}; the old rows stay readable with `--version "
+                f"{new['old_version']}` while that version is kept", fg="green")
+
+
+@table.command("alter")
+@APP_REQUIRED
+@TABLE_ARGUMENT
+@click.argument("column")
+@click.argument("type_name", metavar="TYPE")
+@YES_OPTION
+@STORE_OPTION
+def alter(app_dir: Path, table_name: str, column: str, type_name: str, yes: bool,
+          store_path: Path | None) -> None:
+    """Change the type of COLUMN of TABLE to TYPE (int, float, bool, text, date, timestamp,
+    timestamptz, json...), casting every value, as a new version."""
+    app = load(app_dir)
+    with door(app, store_path, write=True) as opened:
+        current = opened.call("table", name=table_name)
+        old = next((c["kind"] for c in current["columns"] if c["name"] == column), "?")
+        confirm(yes, f"Change column {column} of table {current['name']} from {old} to "
+                     f"{type_name}?")
+        new = opened.call_when_free("alter_column", name=table_name, column=column,
+                                    type_name=type_name)
+    click.secho(f"column {column} of table {new['name']} now holds {new['kind']} values "
+                f"(version {new['version']}); the old values stay readable with `--version "
+                f"{new['old_version']}` while that version is kept", fg="green")
 
 
 @table.command("versions")

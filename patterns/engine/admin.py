@@ -85,7 +85,8 @@ def tables(desk: Desk) -> list[dict[str, Any]]:
 def table(desk: Desk, name: str) -> dict[str, Any]:
     """One table's name, current version and row count (an error if it has none)."""
     meta = known_table(desk, name)
-    return {"name": meta.name, "version": meta.version, "rows": desk.store.count(meta)}
+    return {"name": meta.name, "version": meta.version, "rows": desk.store.count(meta),
+            "columns": [c.to_json() for c in meta.columns]}
 
 
 def table_info(desk: Desk, name: str) -> dict[str, Any]:
@@ -117,6 +118,41 @@ def reset_table(desk: Desk, name: str) -> dict[str, Any]:
     keep = desk.app.settings.keep_versions if desk.app is not None else None
     new = desk.store.reset_table(meta.name, keep_versions=keep)
     return {"name": new.name, "version": new.version, "old_version": meta.version}
+
+
+def count_where(desk: Desk, name: str, where: str) -> dict[str, Any]:
+    """How many rows of table ``name`` the SQL condition ``where`` holds for, of how many."""
+    from patterns.store.repair import count_where as count
+
+    meta = known_table(desk, name)
+    with desk.store.cursor() as cur:
+        matched = count(cur, meta, where)
+    return {"name": meta.name, "version": meta.version, "matched": matched,
+            "rows": desk.store.count(meta)}
+
+
+def delete_rows(desk: Desk, name: str, where: str) -> dict[str, Any]:
+    """A new version of table ``name`` without the rows ``where`` holds for."""
+    meta = known_table(desk, name)
+    busy = _busy(desk, lambda node: meta.name in (*node.reads(), *node.writes()))
+    if busy:
+        return busy
+    keep = desk.app.settings.keep_versions if desk.app is not None else None
+    new = desk.store.delete_rows(meta.name, where, keep_versions=keep)
+    return {"name": new.name, "version": new.version, "old_version": meta.version}
+
+
+def alter_column(desk: Desk, name: str, column: str, type_name: str) -> dict[str, Any]:
+    """A new version of table ``name`` whose ``column`` holds ``type_name`` values."""
+    meta = known_table(desk, name)
+    busy = _busy(desk, lambda node: meta.name in (*node.reads(), *node.writes()))
+    if busy:
+        return busy
+    keep = desk.app.settings.keep_versions if desk.app is not None else None
+    new = desk.store.alter_column(meta.name, column, type_name, keep_versions=keep)
+    kind = next(c.kind for c in new.columns if c.name == column)
+    return {"name": new.name, "version": new.version, "old_version": meta.version,
+            "kind": kind}
 
 
 # ---------------------------------------------------------------------- rows
@@ -312,6 +348,7 @@ def _busy(desk: Desk, concerned: Callable[[Node], bool]) -> dict[str, Any]:
 #: The admin functions reachable through a running engine, by name.
 ACTIONS: dict[str, Callable[..., Any]] = {
     "tables": tables, "table": table, "table_info": table_info, "versions": versions,
-    "reset_table": reset_table, "runs": runs, "log": log, "state": state,
+    "reset_table": reset_table, "count_where": count_where, "delete_rows": delete_rows,
+    "alter_column": alter_column, "runs": runs, "log": log, "state": state,
     "reset_state": reset_state, "positions": positions, "reset_stream": reset_stream,
 }

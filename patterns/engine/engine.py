@@ -28,7 +28,7 @@ from patterns.engine.livelog import LiveLog, live_log_path
 from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.secrets import SecretStore
-from patterns.engine.session import RunSession
+from patterns.engine.session import RunSession, store_rules
 from patterns.errors import ConfigError
 from patterns.graph.model import App, Node
 from patterns.store import meta
@@ -166,7 +166,8 @@ class Engine:
             name: "****" if name in referenced else value for name, value in params.items()}))
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
-                             time_limit_seconds=limit, responder=self.responder)
+                             time_limit_seconds=limit, responder=self.responder,
+                             rules=store_rules(self.app))
         with self._lock:
             self._active[run_id] = session
         self._started(record)

@@ -25,12 +25,13 @@ from patterns.store.model import (
     Checkpoint,
     CommitResult,
     RunRecord,
+    StoreRules,
     TableMeta,
     TableOp,
     TableOptions,
 )
 from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty, scan_sql, stream_sql
-from patterns.store.tables import BIG_CHUNK_ROWS, check_fits
+from patterns.store.tables import BIG_CHUNK_ROWS, check_fits, table_rules
 
 _WRITE_OPS = ("append", "upsert", "replace", "truncate", "reset")
 
@@ -73,7 +74,12 @@ class RunSession:
     start_recorded: threading.Event | None = None
     #: The run is over (:meth:`close`): nothing more is staged or committed.
     closed: bool = False
+    #: graph.yml's rules of the app's tables (contracts, schemas) and settings.max_columns.
+    rules: Mapping[str, StoreRules] = field(default_factory=dict)
     _staged: Checkpoint | None = None
+    #: Per table written since the last checkpoint: its columns once the staged writes
+    #: apply (field → kind), so a value that does not fit is refused when it is staged.
+    _columns: dict[str, dict[str, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -96,7 +102,10 @@ class RunSession:
     def _staging(self) -> Checkpoint:
         if self._staged is None:
             self._staged = Checkpoint(run_id=self.run_id, node_id=self.node.id,
-                                      keep_versions=self.node.settings.keep_versions)
+                                      keep_versions=self.node.settings.keep_versions,
+                                      rules=self.rules,
+                                      max_columns=self.node.settings.max_columns)
+            self._columns = {}
         return self._staged
 
     def staged_for(self, store: str) -> bool:
@@ -159,10 +168,10 @@ class RunSession:
                 return
             if op not in _WRITE_OPS:
                 raise NodeError(f"unknown table operation {op!r}")
-            if data is not None and op in ("append", "upsert"):
-                meta = self.store.table(store)
-                if meta is not None:
-                    check_fits(meta, data)
+            if op == "reset":
+                self._columns[store] = {}
+            if data is not None and op in ("append", "upsert", "replace"):
+                data = self._conformed(store, op, data)
             ops = cp.ops.setdefault(store, [])
             keys = tuple(unique_on) if unique_on else None
             if op == "append" and ops and ops[-1].kind == "append" and data is not None:
@@ -171,6 +180,27 @@ class RunSession:
                     ops[-1] = TableOp("append", merged)
                     return
             cp.add(store, TableOp(op, data, keys))  # type: ignore[arg-type]
+
+    def _conformed(self, store: str, op: str, data: pa.Table) -> pa.Table:
+        """``data`` made to fit the table as the run's staged writes leave it, or refused
+        (a NodeError naming the record, which the node names by its file and line)."""
+        from patterns.store.conform import conform, project
+
+        cp = self._staging()
+        columns = self._columns.get(store)
+        meta = self.store.table(store) if columns is None or op == "replace" else None
+        options = next((o.options for o in reversed(cp.ops.get(store, []))
+                        if o.kind == "init" and o.options is not None), None)
+        if options is None:
+            options = (meta or self.store.table(store) or _NO_TABLE).options
+        rules = table_rules(store, options, self.rules.get(store),
+                            self.node.settings.max_columns)
+        if op == "replace" or columns is None:
+            columns = meta.kinds() if meta is not None and op != "replace" else {}
+        data = conform(store, columns, data, rules)
+        check_fits(store, columns, data)
+        self._columns[store] = project(columns, data, rules)
+        return data
 
     def rollback(self) -> None:
         with self._lock:
@@ -340,6 +370,43 @@ class RunSession:
                 yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
         return schema, counted()
+
+
+def store_rules(app: Any) -> dict[str, StoreRules]:
+    """graph.yml's rules of each store: its ``contract:`` and ``schema:`` (a mapping of field
+    to type, or ``{fields: [{name, type}]}``; or the name of an entry of the top-level
+    ``schemas:``, or of a YAML/JSON schema file in the app)."""
+    rules: dict[str, StoreRules] = {}
+    for decl in app.stores:
+        declared = _schema_fields(app, decl.schema)
+        if decl.contract or declared:
+            rules[decl.name] = StoreRules(contract=decl.contract, schema=declared)
+    return rules
+
+
+def _schema_fields(app: Any, schema: Any) -> dict[str, str] | None:
+    if isinstance(schema, str):
+        named = app.schemas.get(schema) if isinstance(app.schemas, dict) else None
+        path = (app.root / schema).resolve()
+        if named is None and path.suffix in (".yml", ".yaml", ".json") and path.is_file() \
+                and path.is_relative_to(app.root.resolve()):
+            import yaml
+
+            try:
+                named = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                named = None  # (not a schema: nothing to enforce)
+        schema = named
+    if isinstance(schema, dict) and isinstance(schema.get("fields"), list):
+        schema = {str(f["name"]): str(f.get("type") or f.get("field_type") or "text")
+                  for f in schema["fields"] if isinstance(f, dict) and "name" in f}
+    if isinstance(schema, dict) and schema:
+        return {str(k): str(v) for k, v in schema.items()}
+    return None
+
+
+_NO_TABLE = TableMeta(name="", version=0, physical="", columns=(), id_column=None,
+                      created_column=None, unique_on=None, last_id=None, last_commit=0)
 
 
 def _merge(last: pa.Table | None, data: pa.Table) -> pa.Table | None:

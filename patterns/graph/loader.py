@@ -140,7 +140,8 @@ class _Loading:
             if name in given
         }
         changes.update(
-            {name: getattr(spec, name) for name in ("keep_versions", "timezone") if name in given}
+            {name: getattr(spec, name) for name in ("keep_versions", "timezone", "max_columns")
+             if name in given}
         )
         if spec.retries is not None:
             retries_given = spec.retries.model_fields_set
@@ -195,6 +196,7 @@ class _Loading:
                     schema=spec.schema_,
                     display=spec.display,
                     description=spec.description,
+                    contract=spec.contract,
                 )
             )
         return stores

@@ -40,6 +40,7 @@ def app_manifest(app: App) -> dict[str, Any]:
                 "schema": jsonable(s.schema),
                 "display": jsonable(s.display),
                 "description": s.description,
+                "contract": s.contract,
             }
             for s in app.stores
         ],

@@ -95,6 +95,8 @@ class Settings:
     retries_backoff_seconds: float = 10
     sql_dialect: str = "postgres"
     keep_versions: int = 5
+    #: The most columns a table may have (past it, an append or webhook is refused).
+    max_columns: int = 1000
     timezone: str = "UTC"
     #: Settings read by later parts (webhook_headers, webhook_query, response_timeout_seconds,
     #: max_body_bytes). Unknown keys never get here: they are problems.
@@ -165,6 +167,9 @@ class StoreDecl:
     schema: Any = field(default=None, hash=False)
     display: Any = field(default=None, hash=False)
     description: str | None = None
+    #: What happens to a value that does not fit its column: refuse (None: the default),
+    #: variant, discard_value, discard_row (see patterns.store.conform).
+    contract: str | None = None
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ class StoreSpec(BaseModel):
     schema_: Any = Field(default=None, alias="schema")
     display: Any = None
     description: str | None = None
+    contract: Literal["refuse", "variant", "discard_value", "discard_row"] | None = None
 
 
 class RetriesSpec(BaseModel):
@@ -87,6 +88,7 @@ class SettingsSpec(BaseModel):
     retries: RetriesSpec | None = None
     sql_dialect: Literal["postgres", "duckdb"] | None = None
     keep_versions: PositiveInt | None = None
+    max_columns: PositiveInt | None = None
     timezone: str | None = None
     webhook_headers: Any = None
     webhook_query: Any = None

@@ -2,10 +2,15 @@
 
 The fast path is ``pyarrow.Table.from_pylist`` over the union of the records' keys. When it
 cannot type a column (an int then a string, an int past 64 bits...) the column takes the slow
-path: its values are typed one by one along the widening order ``bool → int → float → text``
-and nested values become JSON text. Values that cannot be stored (a set, an arbitrary object,
-a dict with non-string keys) raise :class:`NodeError` naming the table, the field and the
-record; nothing of the batch is sent.
+path: its values are typed one by one. Ints and floats together are floats; dates and
+datetimes together are timestamps (a date is its midnight; with any aware datetime, naive ones
+are taken as UTC); nested values become JSON text; any other mix (a bool and a number, a
+number and text) is sent as text, which the engine parses for a typed column or refuses
+there, naming the record (it knows the table's columns, which this side does not). UUIDs are
+text, Decimals numbers, ``pd.NaT`` null. Values that cannot be stored (a set, an arbitrary
+object, a dict with non-string keys) and field names that cannot be columns (empty, with a
+NUL, two differing only by case) raise :class:`NodeError` naming the table, the field and
+the record; nothing of the batch is sent.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import pyarrow as pa
 from patterns.errors import NodeError
 
 JSON_META = {b"patterns.json": b"1"}
-_SCALAR_ORDER = ("bool", "int", "float", "text")
+_TIMES = frozenset({"date", "datetime", "datetimetz"})
 
 
 def records_to_arrow(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
@@ -34,7 +39,8 @@ def records_to_arrow(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
         # One pass in C: Arrow infers a struct over the union of the records' keys (in the
         # order they first appear; a record without a key gets null there).
         rows = pa.array(records)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError,
+            TypeError, ValueError):  # (a UUID is an extension type Arrow cannot infer)
         return _slow_path(records, _keys(records, table), table)
     if not pa.types.is_struct(rows.type) or rows.null_count:
         # A record that is not a dict (None, a number...): _keys raises, naming it.
@@ -45,7 +51,40 @@ def records_to_arrow(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
         return _slow_path(records, _keys(records, table), table)  # (_keys raises)
     if not rows.type.num_fields:
         return pa.table({})  # records without fields: nothing to append
+    names = [rows.type.field(i).name for i in range(rows.type.num_fields)]
+    _check_names(names, records, table)
+    for i, name in enumerate(names):
+        t = rows.type.field(i).type
+        # Arrow types [date, datetime] as dates, dropping the time of day, and [1.5, True]
+        # as floats (1.0): such columns take the slow path.
+        if (pa.types.is_date(t) and any(issubclass(k, dt.datetime) for k in _types(records, name))) \
+                or (pa.types.is_floating(t) and bool in _types(records, name)):
+            return _slow_path(records, names, table)
     return _check_nested(pa.Table.from_struct_array(rows), records, table)
+
+
+def _types(records: Sequence[dict[str, Any]], name: str) -> set[type]:
+    """The types of a field's values, gathered at C speed (no loop per record)."""
+    try:
+        return set(map(type, map(operator.itemgetter(name), records)))
+    except KeyError:
+        return {type(r.get(name)) for r in records}
+
+
+def _check_names(names: list[str], records: Sequence[dict[str, Any]], table: str) -> None:
+    """Field names must be able to be columns: non-empty, no NUL, not two that differ only
+    by upper/lower case (a table's column names do not)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if name and "\x00" not in name and other == name:
+            continue
+        at = next((i for i, r in enumerate(records) if name in r), 0)
+        why = (f"field names {other!r} and {name!r} differ only by upper/lower case, which "
+               f"column names cannot; use one spelling" if other != name else
+               f"field name {name!r} cannot be a column: field names must be non-empty and "
+               f"contain no NUL character")
+        raise NodeError(f"table {table!r}: record {at}: {why}", record=at)
 
 
 def _keys(records: Sequence[dict[str, Any]], table: str) -> list[str]:
@@ -125,6 +164,7 @@ def _not_faithful(col: pa.ChunkedArray) -> bool:
 
 
 def _slow_path(records: Sequence[dict[str, Any]], keys: list[str], table: str) -> pa.Table:
+    _check_names(keys, records, table)
     fields, arrays = [], []
     for k in keys:
         values = [r.get(k) for r in records]
@@ -135,8 +175,12 @@ def _slow_path(records: Sequence[dict[str, Any]], keys: list[str], table: str) -
             continue
         if kind == "text":
             values = [v if v is None or isinstance(v, str) else _text(v) for v in values]
+        elif kind in ("bool", "int", "date", "time", "bytes"):
+            values = [None if v is not None and v != v else v for v in values]  # (NaT)
         elif kind == "float":
             values = [None if v is None else float(v) for v in values]
+        elif kind in ("datetime", "datetimetz"):
+            values = [_as_datetime(v, kind == "datetimetz") for v in values]
         try:
             arr = pa.array(values, _ARROW[kind]) if kind in _ARROW else pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError) as exc:
@@ -148,7 +192,19 @@ def _slow_path(records: Sequence[dict[str, Any]], keys: list[str], table: str) -
 
 
 _ARROW: dict[str, pa.DataType] = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(),
-                                  "text": pa.string()}
+                                  "text": pa.string(), "datetime": pa.timestamp("us"),
+                                  "datetimetz": pa.timestamp("us", tz="UTC")}
+
+
+def _as_datetime(v: Any, aware: bool) -> dt.datetime | None:
+    """A date or datetime as a datetime (a date: its midnight; naive ones are UTC when the
+    column is ``aware``); ``pd.NaT`` is None."""
+    if v is None or v != v:  # (NaT is not equal to itself)
+        return None
+    value: dt.datetime = v if isinstance(v, dt.datetime) else dt.datetime.combine(v, dt.time())
+    if aware and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
 
 
 def _column_kind(values: list[Any], field: str, table: str) -> str:
@@ -157,14 +213,19 @@ def _column_kind(values: list[Any], field: str, table: str) -> str:
         if v is None:
             continue
         kinds.add(_value_kind(v, field, n, table))
+    if kinds == {"nat"}:
+        return "datetime"
+    kinds.discard("nat")
     if not kinds:
         return "null"
     if len(kinds) == 1:
         return kinds.pop()
     if "json" in kinds:
         return "json"
-    if kinds <= set(_SCALAR_ORDER):
-        return max(kinds, key=_SCALAR_ORDER.index)
+    if kinds == {"int", "float"}:
+        return "float"
+    if kinds <= _TIMES:
+        return "datetimetz" if "datetimetz" in kinds else "datetime"
     return "text"
 
 
@@ -178,6 +239,8 @@ def _value_kind(v: Any, field: str, n: int, table: str) -> str:
     if isinstance(v, (str, uuid.UUID)):
         return "text"
     if isinstance(v, dt.datetime):
+        if v != v:
+            return "nat"  # pd.NaT: a missing datetime
         return "datetimetz" if v.tzinfo is not None else "datetime"
     if isinstance(v, dt.date):
         return "date"
@@ -191,6 +254,8 @@ def _value_kind(v: Any, field: str, n: int, table: str) -> str:
 
 
 def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"  # (as a text column shows a bool)
     if isinstance(v, (dt.datetime, dt.date, dt.time)):
         return v.isoformat()
     return str(v)

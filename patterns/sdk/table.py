@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from patterns.sdk.stream import Stream
 
 _FORMATS = ("records", "dataframe", "arrow", "polars")
+_CONTRACTS = ("refuse", "variant", "discard_value", "discard_row")
 
 
 class Table:
@@ -156,9 +157,17 @@ class Table:
     def init(self, schema: str | dict[str, str] | None = None,
              schema_hints: dict[str, str] | None = None,
              unique_on: str | list[str] | None = None, add_created: str | None = None,
-             add_monotonic_id: str | None = "patterns_id", auto_indexes: bool = True) -> None:
-        """Properties used when the table is created (and unique_on for upserts)."""
+             add_monotonic_id: str | None = "patterns_id", auto_indexes: bool = True,
+             contract: str | None = None) -> None:
+        """Properties used when the table is created (and unique_on for upserts).
+
+        ``contract`` says what happens to a value that does not fit its column: "refuse"
+        (the default: the append fails, naming the record), "variant" (kept as text in a
+        side column ``<field>__text``), "discard_value" (stored as null) or "discard_row"."""
         self._run.require_writable(self.name)
+        if contract not in (None, *_CONTRACTS):
+            raise NodeError(f"table {self.name!r}: contract={contract!r} is not a contract; "
+                            f"use one of {list(_CONTRACTS)}")
         if isinstance(schema, str):
             raise NodeError(
                 f"table {self.name!r}: named schemas ({schema!r}) are not supported; pass a "
@@ -168,6 +177,7 @@ class Table:
             "schema": schema, "schema_hints": schema_hints,
             "unique_on": _as_list(unique_on), "add_created": add_created,
             "add_monotonic_id": add_monotonic_id, "auto_indexes": auto_indexes,
+            "contract": contract,
         })
 
     def _write(self, op: str, records: Any, unique_on: str | list[str] | None) -> None:

@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from patterns.engine.session import store_rules
 from patterns.errors import DiskFullError, PatternsError
 from patterns.store.duckdb import DuckDBStore
 from patterns.store.model import Checkpoint, TableOp
@@ -47,9 +48,11 @@ class Submission:
 
 
 class WebhookIntake:
-    def __init__(self, store: DuckDBStore, on_commit: Callable[[], None]) -> None:
+    def __init__(self, store: DuckDBStore, on_commit: Callable[[], None],
+                 app: Callable[[], Any] | None = None) -> None:
         self.store = store
         self.on_commit = on_commit
+        self.app = app  # the app now (its tables' contracts and settings.max_columns)
         self._queue: queue_mod.Queue[Submission | None] = queue_mod.Queue()
         self._thread: threading.Thread | None = None
 
@@ -114,8 +117,12 @@ class WebhookIntake:
         ops = {table: [TableOp("append", data=records_to_arrow(records, table))]
                for table, records in by_table.items()}
         node_id = next(iter(node_of.values())) if len(node_of) == 1 else "webhooks"
-        self.store.commit(Checkpoint(run_id=f"webhook-{secrets.token_hex(8)}",
-                                     node_id=node_id, ops=ops, wakes=True))
+        app = self.app() if self.app is not None else None
+        self.store.commit(Checkpoint(
+            run_id=f"webhook-{secrets.token_hex(8)}", node_id=node_id, ops=ops, wakes=True,
+            rules=store_rules(app) if app is not None else {},
+            max_columns=app.settings.max_columns if app is not None else None,
+            infer_timestamps=True))
 
     def _commit_alone(self, submission: Submission) -> None:
         import duckdb

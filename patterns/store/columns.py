@@ -1,10 +1,12 @@
 """Column types: how Arrow types map to stored types, and how a column widens.
 
 A table's schema is inferred from the first write and evolves: a new field adds a nullable
-column, and a value of a wider type widens its column along ``bool → int → float → text``
-(``date → timestamp``; anything that has no common type becomes text). Nested values
-(structs, lists, maps) are stored as JSON. A column seen only with nulls so far has the kind
-``null``; its first real value decides its type.
+column. **Types are a contract**: a column widens only where no value changes meaning
+(``int → float``, ``date → timestamp``); every other mix is a value that does not fit, which
+:mod:`patterns.store.conform` refuses (or keeps aside, as the table's contract says). A column
+never turns into text. ``bool`` is not a number here (``True`` in an int column, or ``1`` in a
+bool column, does not fit). Nested values (structs, lists, maps) are stored as JSON. A column
+seen only with nulls so far has the kind ``null``; its first real value decides its type.
 
 Kinds are backend-neutral names; each store maps them to its own SQL types.
 """
@@ -37,8 +39,24 @@ _HINT_ALIASES: dict[str, str] = {
     "bytes": "bytes", "binary": "bytes", "blob": "bytes",
 }
 
-# The widening order of scalar kinds; a mix of two kinds widens to the later one.
-_NUMERIC_ORDER = ("bool", "int", "float", "text")
+#: Widenings a column may take (current kind → wider kind): no value changes meaning.
+_WIDENINGS = {("int", "float"), ("date", "timestamp"), ("date", "timestamptz")}
+
+#: Values of a kind a column stores as they are, by a cast that loses nothing (column kind →
+#: kinds of values it takes): a timestamp with and without a time zone are both taken as UTC,
+#: a JSON column takes any value, a text column any scalar (as its text).
+_TAKES: dict[str, frozenset[str]] = {
+    "float": frozenset({"int"}),
+    "timestamp": frozenset({"date", "timestamptz"}),
+    "timestamptz": frozenset({"date", "timestamp"}),
+    "json": frozenset(KINDS) - {"bytes"},
+    "text": frozenset({"bool", "int", "float", "date", "timestamp", "timestamptz", "time",
+                       "json"}),
+}
+
+#: Kinds whose columns take text that spells one of their values (ISO-8601 for dates and
+#: timestamps, ``true``/``false``, numbers): the text is parsed, other text does not fit.
+PARSED_FROM_TEXT = ("bool", "int", "float", "date", "timestamp", "timestamptz", "time")
 
 
 @dataclass(frozen=True)
@@ -91,21 +109,19 @@ def kind_of_arrow(t: pa.DataType, field: pa.Field | None = None) -> str:
     raise NodeError(f"values of Arrow type {t} cannot be stored; convert them to text first")
 
 
-def widen(current: str, incoming: str) -> str:
-    """The kind a column of kind ``current`` must have to also hold ``incoming`` values."""
+def widen(current: str, incoming: str, *, declared: bool = False) -> str | None:
+    """The kind a column of kind ``current`` takes to also hold ``incoming`` values, or None
+    when they do not fit as they are (text may still parse: :data:`PARSED_FROM_TEXT`). A
+    ``declared`` column (``schema=``, ``schema_hints=``) keeps its kind: it never widens."""
     if current == incoming or incoming == "null":
         return current
     if current == "null":
         return incoming
-    if current in _NUMERIC_ORDER and incoming in _NUMERIC_ORDER:
-        return max(current, incoming, key=_NUMERIC_ORDER.index)
-    if {current, incoming} == {"date", "timestamp"}:
-        return "timestamp"
-    if {current, incoming} == {"date", "timestamptz"}:
-        return "timestamptz"
-    if current == "json":
-        return "json"  # any scalar is a valid JSON value
-    return "text"
+    if not declared and (current, incoming) in _WIDENINGS:
+        return incoming
+    if incoming in _TAKES.get(current, ()):
+        return current
+    return None
 
 
 def is_nan_into_int(current: str, incoming_type: pa.DataType, values: Any) -> bool:

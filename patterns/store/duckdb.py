@@ -316,7 +316,8 @@ class DuckDBStore:
         come from the last commit (this store is the only writer of its tables) instead of a
         query."""
         now = utcnow()
-        writer = TableWriter(cur, self.ids, now, cp.run_id)
+        writer = TableWriter(cur, self.ids, now, cp.run_id, rules=cp.rules,
+                             max_columns=cp.max_columns, infer_timestamps=cp.infer_timestamps)
         touched: dict[str, _Progress] = {}
         for name, op in cp.sequence():  # in staging order: a statement sees earlier ops
             progress = touched.get(name)
@@ -390,6 +391,25 @@ class DuckDBStore:
 
         cp = Checkpoint(run_id=run_id or "cli", node_id="cli",
                         ops={name: [TableOp("reset")]}, keep_versions=keep_versions)
+        return self.commit(cp).tables[name]
+
+    def delete_rows(self, name: str, where: str, keep_versions: int | None = None
+                    ) -> TableMeta:
+        """A new version of table ``name`` without the rows the SQL condition ``where``
+        holds for (see :mod:`patterns.store.repair`)."""
+        from patterns.store.model import TableOp
+
+        cp = Checkpoint(run_id="cli", node_id="cli", keep_versions=keep_versions,
+                        ops={name: [TableOp("delete", where=where)]})
+        return self.commit(cp).tables[name]
+
+    def alter_column(self, name: str, column: str, type_name: str,
+                     keep_versions: int | None = None) -> TableMeta:
+        """A new version of table ``name`` whose ``column`` holds ``type_name`` values."""
+        from patterns.store.model import TableOp
+
+        cp = Checkpoint(run_id="cli", node_id="cli", keep_versions=keep_versions,
+                        ops={name: [TableOp("alter", alter=(column, type_name))]})
         return self.commit(cp).tables[name]
 
     def view_name(self, name: str) -> str:

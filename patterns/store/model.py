@@ -14,7 +14,8 @@ from patterns.store.columns import Column
 HIDDEN_ID = "_patterns_id"
 DEFAULT_ID = "patterns_id"
 
-OpKind = Literal["append", "upsert", "replace", "truncate", "reset", "init", "sql"]
+OpKind = Literal["append", "upsert", "replace", "truncate", "reset", "init", "sql", "delete",
+                 "alter"]
 SqlAction = Literal["select", "insert", "update", "delete", "truncate", "create", "add_column"]
 
 
@@ -28,6 +29,9 @@ class TableOptions:
     add_created: str | None = None
     add_monotonic_id: str | None = DEFAULT_ID
     auto_indexes: bool = True
+    #: What happens to a value that does not fit its column (see patterns.store.conform):
+    #: None is the app's choice (graph.yml), else "refuse".
+    contract: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -37,6 +41,7 @@ class TableOptions:
             "add_created": self.add_created,
             "add_monotonic_id": self.add_monotonic_id,
             "auto_indexes": self.auto_indexes,
+            "contract": self.contract,
         }
 
     @classmethod
@@ -49,7 +54,16 @@ class TableOptions:
             add_created=doc.get("add_created"),
             add_monotonic_id=doc.get("add_monotonic_id", DEFAULT_ID),
             auto_indexes=bool(doc.get("auto_indexes", True)),
+            contract=doc.get("contract"),
         )
+
+
+@dataclass(frozen=True)
+class StoreRules:
+    """What graph.yml declares of one table: its contract and its schema (field → type)."""
+
+    contract: str | None = None
+    schema: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,8 @@ class TableOp:
     unique_on: tuple[str, ...] | None = None
     options: TableOptions | None = None  # for "init"
     sql: SqlWrite | None = None  # for "sql"
+    where: str | None = None  # for "delete": a SQL condition
+    alter: tuple[str, str] | None = None  # for "alter": the column and its new type
 
     @property
     def rows(self) -> int:
@@ -110,6 +126,10 @@ class TableMeta:
             if col.name == name:
                 return col
         return None
+
+    def kinds(self) -> dict[str, str]:
+        """Each column's kind, by name."""
+        return {c.name: c.kind for c in self.columns}
 
     def visible_names(self) -> list[str]:
         """Column names a reader sees, in order: the user's fields, created, id."""
@@ -148,6 +168,12 @@ class Checkpoint:
     order: list[str] = field(default_factory=list)
     #: Versions of a table kept when this checkpoint makes a new one (None: all).
     keep_versions: int | None = None
+    #: The graph.yml rules of the tables it writes, and the most columns a table may have.
+    rules: Mapping[str, StoreRules] = field(default_factory=dict)
+    max_columns: int | None = None
+    #: Text fields new to a table whose every value is ISO-8601 become date/timestamp
+    #: columns (webhook bodies: JSON has no date type).
+    infer_timestamps: bool = False
 
     def add(self, table: str, op: TableOp) -> None:
         self.ops.setdefault(table, []).append(op)
@@ -168,7 +194,9 @@ class Checkpoint:
     def snapshot(self) -> Checkpoint:
         """A copy of the staged table ops (to apply and throw away)."""
         return Checkpoint(self.run_id, self.node_id, ops={k: list(v) for k, v in self.ops.items()},
-                          order=list(self.order), keep_versions=self.keep_versions)
+                          order=list(self.order), keep_versions=self.keep_versions,
+                          rules=self.rules, max_columns=self.max_columns,
+                          infer_timestamps=self.infer_timestamps)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import sqlglot  # noqa: F401  (whole, first: its modules import each other, so i
 import sqlglot.expressions as exp  # part first from two threads at once can fail)
 
 from patterns.errors import NodeError
-from patterns.store.columns import widen
+from patterns.store.columns import PARSED_FROM_TEXT, widen
 from patterns.store.migrations import DATA
 from patterns.store.model import DEFAULT_ID, HIDDEN_ID, SqlWrite, TableMeta
 from patterns.store.tables import (
@@ -229,12 +229,17 @@ def _drop(cur: duckdb.DuckDBPyConnection, relation: str) -> None:
 
 def _check_types(meta: TableMeta, fields: tuple[Field, ...], write: SqlWrite, *,
                  new_version: bool) -> None:
-    """A column may widen (int → float, date → timestamp) but not turn into text."""
+    """A column may widen (int → float, date → timestamp) but not change meaning: inserted
+    text for a typed column is cast (and refused by the cast if it does not parse), any
+    other kind that does not fit is refused (the rules of
+    :mod:`patterns.store.conform`)."""
     for f in fields:
         column = meta.column(f.name)
         if column is None or "null" in (f.kind, column.kind):
             continue
-        if widen(column.kind, f.kind) == "text" != column.kind:
+        if f.kind == "text" and column.kind in PARSED_FROM_TEXT and not new_version:
+            continue
+        if widen(column.kind, f.kind) is None:
             what = "the query's" if new_version else "the inserted"
             raise NodeError(
                 f"{what} column {f.name!r} is {f.kind}, but table {meta.name!r} holds "

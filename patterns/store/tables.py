@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from patterns.errors import NodeError
 from patterns.store.columns import (
+    PARSED_FROM_TEXT,
     Column,
     is_nan_into_int,
     kind_from_hint,
@@ -27,9 +28,18 @@ from patterns.store.columns import (
     kind_of_duckdb,
     widen,
 )
+from patterns.store.conform import MAX_COLUMNS, Rules, check_names, conform
 from patterns.store.ids import UlidSequence
 from patterns.store.migrations import DATA, META
-from patterns.store.model import DEFAULT_ID, HIDDEN_ID, TableMeta, TableOp, TableOptions, dumps
+from patterns.store.model import (
+    DEFAULT_ID,
+    HIDDEN_ID,
+    StoreRules,
+    TableMeta,
+    TableOp,
+    TableOptions,
+    dumps,
+)
 
 SQL_TYPES = {
     "null": "VARCHAR", "bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE", "text": "VARCHAR",
@@ -95,14 +105,27 @@ class TableWriter:
     """Applies one table's staged operations within an open transaction on ``cur``."""
 
     def __init__(self, cur: duckdb.DuckDBPyConnection, ids: UlidSequence, now: dt.datetime,
-                 run_id: str | None) -> None:
+                 run_id: str | None, *, rules: Mapping[str, StoreRules] | None = None,
+                 max_columns: int | None = None, infer_timestamps: bool = False) -> None:
         self.cur = cur
         self.ids = ids
         self.now = now
         self.run_id = run_id
+        self.store_rules = rules or {}
+        self.max_columns = max_columns or MAX_COLUMNS
+        self.infer_timestamps = infer_timestamps
+
+    def rules(self, meta: TableMeta) -> Rules:
+        """What ``meta``'s rows must obey (see :mod:`patterns.store.conform`)."""
+        return table_rules(meta.name, meta.options, self.store_rules.get(meta.name),
+                           self.max_columns,
+                           infer_timestamps=self.infer_timestamps)
 
     # ----------------------------------------------------------------- table lifecycle
     def create(self, name: str, options: TableOptions) -> TableMeta:
+        declared = self.store_rules.get(name)
+        if declared is not None and declared.schema and not options.schema:
+            options = replace(options, schema=dict(declared.schema))
         id_column = options.add_monotonic_id
         if id_column is not None and not id_column:
             id_column = DEFAULT_ID
@@ -183,14 +206,23 @@ class TableWriter:
             meta = self.fresh_version(meta, reason=op.kind)
             if op.kind == "reset" or op.data is None:
                 return meta, 0
+        if op.kind in ("delete", "alter"):
+            from patterns.store.repair import alter_column, delete_rows
+
+            if op.kind == "delete":
+                assert op.where is not None
+                return delete_rows(self, meta, op.where), 0
+            assert op.alter is not None
+            return alter_column(self, meta, *op.alter), 0
         if op.kind == "sql":
             from patterns.store.sql_writes import apply_sql
 
             assert op.sql is not None
             return apply_sql(self, meta, op.sql)
         assert op.data is not None
-        data = _in_big_chunks(self._strip_platform_columns(meta, op.data))
-        check_fits(meta, data)
+        data = self._strip_platform_columns(meta, op.data)
+        data = _in_big_chunks(conform(meta.name, meta.kinds(), data, self.rules(meta)))
+        check_fits(meta.name, meta.kinds(), data)
         fields, n = arrow_fields(data.schema), data.num_rows
         if n:
             data = data.append_column("__pid", self.ids.block(n))
@@ -241,24 +273,31 @@ class TableWriter:
         return data.drop_columns(names) if names else data
 
     def _evolve(self, meta: TableMeta, fields: Sequence[Field]) -> TableMeta:
-        hints = meta.options.schema_hints or {}
+        """New fields add columns; a column widens only losslessly (int → float, date →
+        timestamp) and never for values that do not fit (those were refused before)."""
+        rules = self.rules(meta)
         columns = list(meta.columns)
+        check_names(meta.name, meta.kinds(), [f.name for f in fields], rules.max_columns)
         changed = False
         for f in fields:
             existing = meta.column(f.name)
             if existing is None:
-                kind = (kind_from_hint(hints[f.name], field=f.name, table=meta.name)
-                        if f.name in hints else f.kind)
+                kind = rules.declared.get(f.name, f.kind)
                 self.cur.execute(f"ALTER TABLE {qualified(meta.physical)} "
                                  f"ADD COLUMN {q(f.name)} {SQL_TYPES[kind]}")
                 columns.append(Column(f.name, kind))
                 changed = True
                 continue
-            target = widen(existing.kind, f.kind)
+            target = widen(existing.kind, f.kind, declared=f.name in rules.declared)
+            if target is None:
+                if f.kind == "text" and existing.kind in PARSED_FROM_TEXT:
+                    continue  # (SQL) text cast to the column's type, or refused by the cast
+                raise NodeError(
+                    f"table {meta.name!r}: field {f.name!r} has {f.kind} values, which do not "
+                    f"fit its column of {existing.kind} values; cast them to "
+                    f"{SQL_TYPES[existing.kind]} first, or write them to a new field")
             if target != existing.kind:
                 using = f"to_json({q(f.name)})" if target == "json" else q(f.name)
-                if existing.kind == "json" and target == "text":
-                    using = f"CAST({q(f.name)} AS VARCHAR)"
                 self.cur.execute(
                     f"ALTER TABLE {qualified(meta.physical)} ALTER COLUMN {q(f.name)} "
                     f"SET DATA TYPE {SQL_TYPES[target]} USING CAST({using} AS {SQL_TYPES[target]})"
@@ -317,7 +356,9 @@ class TableWriter:
             inserted = self.cur.fetchall()
             count = int(inserted[0][0]) if inserted else n
         except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-            raise NodeError(f"table {meta.name!r}: a value does not fit its column: {exc}") from exc
+            message = str(exc).split("\n\nLINE ")[0].replace("\n", " ")
+            raise NodeError(f"table {meta.name!r}: a value does not fit its column "
+                            f"({message}); nothing was written") from exc
         finally:
             if not rows.with_ids:
                 with contextlib.suppress(duckdb.Error):  # fails in an aborted transaction
@@ -338,6 +379,19 @@ class TableWriter:
              dumps(list(meta.unique_on)) if meta.unique_on else None,
              dumps(meta.options.to_json()), meta.last_id, seq, self.now, meta.name],
         )
+
+
+def table_rules(table: str, options: TableOptions, declared: StoreRules | None,
+                max_columns: int, *, infer_timestamps: bool = False) -> Rules:
+    """A table's rules: ``init()`` options win over graph.yml's declarations."""
+    contract = options.contract or (declared.contract if declared else None) or "refuse"
+    kinds: dict[str, str] = {}
+    for source in ((declared.schema if declared else None), options.schema,
+                   options.schema_hints):
+        for name, hint in (source or {}).items():
+            kinds[name] = kind_from_hint(hint, field=name, table=table)
+    return Rules(contract=contract, declared=kinds, max_columns=max_columns,
+                 infer_timestamps=infer_timestamps)
 
 
 def _explicit(table: str, options: TableOptions) -> tuple[Column, ...]:
@@ -378,16 +432,16 @@ def _in_big_chunks(data: pa.Table) -> pa.Table:
     return pa.concat_tables(groups)
 
 
-def check_fits(meta: TableMeta, data: pa.Table) -> None:
+def check_fits(table: str, columns: Mapping[str, str], data: pa.Table) -> None:
     """Refuse values that must not silently change a column (NaN into integers)."""
     for f in data.schema:
-        existing = meta.column(f.name)
-        if existing is not None and is_nan_into_int(existing.kind, f.type, data.column(f.name)):
+        existing = columns.get(f.name)
+        if existing is not None and is_nan_into_int(existing, f.type, data.column(f.name)):
             import pyarrow.compute as pc
 
             at = pc.index(pc.is_nan(data.column(f.name)), True).as_py()
             raise NodeError(
-                f"table {meta.name!r}: field {f.name!r} got NaN, but its column holds "
+                f"table {table!r}: field {f.name!r} got NaN, but its column holds "
                 f"integers; use None for a missing value, or declare the field as float "
                 f"with table.init(schema_hints={{{f.name!r}: 'float'}})", record=at,
             )

@@ -93,14 +93,14 @@ def test_schema_evolves_new_fields_and_widening(app: Any) -> None:
         t.append({"n": 1, "flag": True})
         t.flush()
         t.append({"n": 2.5, "extra": "x"})
-        t.append({"n": "three", "flag": 1})
+        t.append({"n": 3, "flag": False})
     with app.sdk("rw"):
         t = Table("t", "w")
         rows = t.read()
         kinds = {c["name"]: c["kind"] for c in t.schema["columns"]}
-    assert kinds["n"] == "text" and kinds["flag"] == "int" and kinds["extra"] == "text"
-    assert [r["n"] for r in rows] == ["1", "2.5", "three"]
-    assert [r["flag"] for r in rows] == [1, None, 1]
+    assert kinds["n"] == "float" and kinds["flag"] == "bool" and kinds["extra"] == "text"
+    assert [r["n"] for r in rows] == [1.0, 2.5, 3.0]
+    assert [r["flag"] for r in rows] == [True, None, False]
     assert [r["extra"] for r in rows] == [None, "x", None]
 
 
