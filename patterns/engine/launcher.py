@@ -6,6 +6,11 @@ limit also kills whatever the node started. The process is forked from a warm wo
 Python and importing pyarrow; if the warm worker cannot be had, the run starts a fresh
 ``python -m patterns.sdk._runner`` instead. stdout and stderr are read line by line as they
 come, stamped, masked for secrets and kept (up to :data:`MAX_LOG_BYTES` per run).
+
+The run's config (the data plane's address and the run's token) goes to the node process in
+a pipe of its own, never in its environment. With a :class:`~patterns.engine.sandbox.Sandbox`
+the warm worker (or a cold run) is started inside bubblewrap, each run in a PID namespace of
+its own: a run is killed through its worker, which kills the whole namespace.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from patterns.engine.sandbox import Sandbox
 
 MAX_LOG_BYTES = 2_000_000
 STDERR_MARK = "\x1f"  # the node runner marks its stderr lines with this
@@ -93,18 +101,25 @@ class _Child(Protocol):
     def wait(self, timeout: float | None) -> int | None:
         """The exit code (negative for a signal), or None if still running at ``timeout``."""
 
+    def kill(self, running: bool) -> None:
+        """End the run and everything it started (``running``: it has not ended itself)."""
+
 
 class ProcessLauncher:
     """Starts each node run in its own process: forked from the warm worker of its Python
     environment, or as a fresh ``python -m patterns.sdk._runner`` when ``warm`` is off
-    (``PATTERNS_WARM_WORKERS=0``) or the warm worker is unavailable."""
+    (``PATTERNS_WARM_WORKERS=0``) or the warm worker is unavailable. ``sandbox``: run node
+    code inside it (see :mod:`patterns.engine.sandbox`)."""
 
-    def __init__(self, python: str | None = None, *, warm: bool | None = None) -> None:
+    def __init__(self, python: str | None = None, *, warm: bool | None = None,
+                 sandbox: Sandbox | None = None) -> None:
         self.python = python or sys.executable
         if warm is None:
             warm = os.environ.get("PATTERNS_WARM_WORKERS", "1") != "0" and hasattr(os, "fork")
         self.warm = warm
+        self.sandbox = sandbox
         self._workers: dict[str, WarmWorker] = {}
+        self._children: dict[int, _Child] = {}  # running, by the pid on_start was told
         self._lock = threading.Lock()
 
     def prepare(self, engine_uri: str, python: str | None = None) -> None:
@@ -113,6 +128,16 @@ class ProcessLauncher:
         (the data plane) ahead of their runs."""
         if self.warm:
             self._worker(python or self.python, engine_uri)
+
+    def kill(self, pid: int) -> None:
+        """End the running run whose process is ``pid`` (as ``on_start`` was told) and
+        everything it started."""
+        with self._lock:
+            child = self._children.get(pid)
+        if child is not None:
+            child.kill(running=True)
+        elif self.sandbox is None:  # (a sandboxed pid means nothing out here)
+            kill_group(pid, running=True)
 
     def close(self) -> None:
         with self._lock:
@@ -125,11 +150,14 @@ class ProcessLauncher:
             on_start: Callable[[int], None] | None = None,
             python: str | None = None) -> Exit:
         python = python or self.python
-        env = node_env(config)
+        env = node_env()
+        if self.sandbox is not None:
+            env = self.sandbox.env(env)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            child = self._start(python, cwd, env, out_w, err_w)
+            child = self._start(python, cwd, env, json.dumps(dict(config)).encode(), out_w,
+                                err_w)
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -137,6 +165,16 @@ class ProcessLauncher:
         finally:
             os.close(out_w)
             os.close(err_w)
+        with self._lock:
+            self._children[child.pid] = child
+        try:
+            return self._watch(child, time_limit, capture, on_line, on_start, out_r, err_r)
+        finally:
+            with self._lock:
+                self._children.pop(child.pid, None)
+
+    def _watch(self, child: _Child, time_limit: float, capture: LogCapture, on_line: OnLine,
+               on_start: Callable[[int], None] | None, out_r: int, err_r: int) -> Exit:
         if on_start is not None:
             on_start(child.pid)
         ending = _Ending()
@@ -152,33 +190,42 @@ class ProcessLauncher:
         threading.Thread(target=lambda: ending.set(child.wait(None)), daemon=True).start()
         timed_out = not ending.done.wait(time_limit)
         if timed_out:
-            kill_group(child.pid, running=True)
+            child.kill(running=True)
             ending.done.wait(30)
-        # The node may have left children holding its pipes: end the whole group.
-        kill_group(child.pid)
+        # The node may have left children holding its pipes: end them all.
+        child.kill(running=False)
         for reader in readers:
             reader.join(timeout=5)
         return Exit(ending.code, timed_out)
 
-    def _start(self, python: str, cwd: Path, env: dict[str, str], out_w: int,
+    def _start(self, python: str, cwd: Path, env: dict[str, str], config: bytes, out_w: int,
                err_w: int) -> _Child:
         if self.warm:
+            config_r = _config_pipe(config)
             try:
-                uri = json.loads(env["PATTERNS_RUN"]).get("uri")
-                return self._worker(python, uri).spawn(cwd, env, (out_w, err_w))
+                uri = json.loads(config).get("uri")
+                return self._worker(python, uri).spawn(cwd, env, (out_w, err_w, config_r))
             except WarmWorkerError as exc:
                 log.warning("starting the run without a warm worker: %s", exc)
                 self._discard(python)
-        proc = subprocess.Popen(
-            [python, "-m", "patterns.sdk._runner"], cwd=cwd, env=env,
-            stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, start_new_session=True)
+            finally:
+                os.close(config_r)
+        command = [python, "-m", "patterns.sdk._runner"]
+        if self.sandbox is not None:
+            command = self.sandbox.command(python, command[1:], per_run=True)
+        config_r = _config_pipe(config)
+        try:
+            proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=config_r, stdout=out_w,
+                                    stderr=err_w, start_new_session=True)
+        finally:
+            os.close(config_r)
         return _ColdChild(proc)
 
     def _worker(self, python: str, engine_uri: str | None) -> WarmWorker:
         with self._lock:
             worker = self._workers.get(python)
             if worker is None or not worker.alive():
-                worker = self._workers[python] = WarmWorker(python, engine_uri)
+                worker = self._workers[python] = WarmWorker(python, engine_uri, self.sandbox)
             return worker
 
     def _discard(self, python: str) -> None:
@@ -188,10 +235,10 @@ class ProcessLauncher:
             worker.close()
 
 
-def node_env(config: Mapping[str, object]) -> dict[str, str]:
-    """The environment of a node process: the engine's, plus the run's address and token."""
+def node_env() -> dict[str, str]:
+    """The environment of a node process: the engine's, with this copy of patterns first
+    on its path (nothing of the run: its config comes by :func:`_config_pipe`)."""
     env = dict(os.environ)
-    env["PATTERNS_RUN"] = json.dumps(dict(config))
     env["PYTHONUNBUFFERED"] = "1"
     # The node process imports this very copy of patterns, installed or not.
     env["PYTHONPATH"] = os.pathsep.join(
@@ -200,6 +247,22 @@ def node_env(config: Mapping[str, object]) -> dict[str, str]:
 
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+def _config_pipe(config: bytes) -> int:
+    """A pipe holding ``config`` and then its end; the read end, for the run's process."""
+    read, write = os.pipe()
+    if len(config) < 60_000:  # fits in the pipe: no need to wait for a reader
+        os.write(write, config)
+        os.close(write)
+        return read
+
+    def feed() -> None:
+        with contextlib.suppress(OSError), os.fdopen(write, "wb") as pipe:
+            pipe.write(config)
+
+    threading.Thread(target=feed, daemon=True, name="patterns-run-config").start()
+    return read
 
 
 class _ColdChild:
@@ -213,26 +276,43 @@ class _ColdChild:
         except subprocess.TimeoutExpired:
             return None
 
+    def kill(self, running: bool) -> None:
+        # (A sandboxed cold run is bwrap, whose namespace dies with it.)
+        kill_group(self.pid, running=running)
+
 
 class WarmWorker:
     """One warm worker (:mod:`patterns.sdk._zygote`) for one Python environment."""
 
     START_TIMEOUT = 60.0
 
-    def __init__(self, python: str, engine_uri: str | None = None) -> None:
+    def __init__(self, python: str, engine_uri: str | None = None,
+                 sandbox: Sandbox | None = None) -> None:
         self.python = python
+        self.sandbox = sandbox
         self._dir = tempfile.mkdtemp(prefix="patterns-worker-")
         self.path = os.path.join(self._dir, "socket")
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [python, "-m", "patterns.sdk._zygote", self.path,
-             *([engine_uri] if engine_uri else [])],
-            cwd=self._dir, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)
+        env = node_env()
+        uri = [engine_uri] if engine_uri else []
+        if sandbox is None:
+            self.proc = subprocess.Popen(
+                [python, "-m", "patterns.sdk._zygote", self.path, *uri],
+                cwd=self._dir, env=env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True)
+        else:
+            # The socket is made out here and handed in: inside, no path leads to it, so
+            # node code cannot ask the worker for anything.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+                listener.bind(self.path)
+                listener.listen(64)
+                fd = listener.fileno()
+                command = sandbox.command(python, ["-m", "patterns.sdk._zygote", f"fd:{fd}",
+                                                   *uri, "--isolate"])
+                self.proc = subprocess.Popen(
+                    command, env=sandbox.env(env), pass_fds=(fd,),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    start_new_session=True)
         self._ready = threading.Event()
         self._error: str | None = None
         threading.Thread(target=self._watch, daemon=True).start()
@@ -274,7 +354,7 @@ class WarmWorker:
             conn.close()
             why = reply.get("error") if reply else "it closed the connection"
             raise WarmWorkerError(f"the warm worker for {self.python} could not fork: {why}")
-        return _WarmChild(conn, int(reply["pid"]))
+        return _WarmChild(conn, int(reply["pid"]), isolated=self.sandbox is not None)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -289,10 +369,20 @@ class WarmWorker:
 
 
 class _WarmChild:
-    def __init__(self, conn: socket.socket, pid: int) -> None:
+    def __init__(self, conn: socket.socket, pid: int, *, isolated: bool = False) -> None:
         self.conn = conn
         self.pid = pid
+        self.isolated = isolated
         self.code: int | None = None
+
+    def kill(self, running: bool) -> None:
+        if not self.isolated:
+            kill_group(self.pid, running=running)
+            return
+        # Its pid is the worker's (inside the sandbox's PID namespace): the worker kills it,
+        # and the kernel everything in the run's own namespace.
+        with contextlib.suppress(OSError):
+            self.conn.sendall(b"kill\n")
 
     def wait(self, timeout: float | None) -> int | None:
         try:
@@ -303,8 +393,10 @@ class _WarmChild:
             message = None
         self.conn.close()
         if message is None or "exit" not in message:
-            # The warm worker went away and cannot tell: make sure the run is over.
-            kill_group(self.pid)
+            # The warm worker went away and cannot tell: make sure the run is over (in a
+            # sandbox, it is: the sandbox ends with its worker).
+            if not self.isolated:
+                kill_group(self.pid)
             return -signal.SIGKILL
         return int(message["exit"])
 
