@@ -235,6 +235,13 @@ class ProcessLauncher:
             worker.close()
 
 
+def sandboxed_launcher(app_root: Path) -> ProcessLauncher:
+    """A launcher that runs the node code of the app at ``app_root`` in the OS sandbox."""
+    from patterns.engine.sandbox import Sandbox
+
+    return ProcessLauncher(sandbox=Sandbox(app_root))
+
+
 def node_env() -> dict[str, str]:
     """The environment of a node process: the engine's, with this copy of patterns first
     on its path (nothing of the run: its config comes by :func:`_config_pipe`)."""

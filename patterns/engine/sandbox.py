@@ -86,6 +86,8 @@ def bwrap_args(python: str, *, per_run: bool = False) -> list[str]:
             "--hostname", "patterns-node"]
     if per_run:
         args.append("--die-with-parent")
+    # /tmp first: what is bound below may be under it (an app, an environment).
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for path in SYSTEM_DIRS:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
@@ -95,8 +97,7 @@ def bwrap_args(python: str, *, per_run: bool = False) -> list[str]:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for path in python_paths(python):
         args += ["--ro-bind", path, path]
-    return [*args, "--ro-bind", str(PACKAGE_DIR), str(PACKAGE_DIR),
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    return [*args, "--ro-bind", str(PACKAGE_DIR), str(PACKAGE_DIR)]
 
 
 def _within(path: str, folder: str) -> bool:

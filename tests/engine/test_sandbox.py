@@ -345,3 +345,34 @@ def test_check_available_says_how_to_fix_a_missing_bwrap(monkeypatch: pytest.Mon
             sandbox_module.check_available()
     finally:
         sandbox_module._probe.cache_clear()
+
+
+def test_an_app_with_its_own_requirements_runs_in_its_environment_sandboxed(
+        sandboxed: Callable[..., Sandboxed], tmp_path: Path, patterns_home: Path) -> None:
+    from tests.engine.test_environments import make_wheel, offline
+
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tinypkg", "0.1", "VALUE = 'tiny 0.1'\n")
+    SecretStore().set("api_key", "s3cret-value")
+    (patterns_home / "envs" / "another-apps-env").mkdir(parents=True)
+    app = sandboxed({"uses.py": node("""
+        import sys, tinypkg
+        result["value"] = tinypkg.VALUE
+        result["python"] = sys.executable
+        result["envs"] = os.listdir(os.path.dirname(sys.prefix))
+        result["home"] = os.listdir(os.path.dirname(os.path.dirname(sys.prefix)))
+        """, "out")}, ["out"])
+    (app.root / "requirements.txt").write_text(offline(wheels, "tinypkg==0.1"))
+    graph = (app.root / "graph.yml").read_text()
+    (app.root / "graph.yml").write_text("requirements_file: requirements.txt\n" + graph)
+    app.app = load_app(app.root)
+    app.engine.app = app.app
+    record = app.run("uses.py")
+    assert record.status == "succeeded", record.error
+    result = app.result("out")
+    assert result["value"] == "tiny 0.1"
+    assert result["python"].startswith(str(patterns_home / "envs"))
+    # Its own environment only: not the others, not the secrets beside them (the folders
+    # above it are made empty, to hold it).
+    assert result["envs"] == [Path(result["python"]).parents[1].name]
+    assert result["home"] == ["envs"]
