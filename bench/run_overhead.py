@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-
 from contextlib import ExitStack
 
 from bench.common import PYTHON, Figure, median, percentile, temp_app
