@@ -107,8 +107,9 @@ def _within(path: str, folder: str) -> bool:
 @functools.cache
 def python_paths(python: str) -> tuple[str, ...]:
     """The folders ``python`` needs (its prefixes and the entries of its ``sys.path``) that
-    the system folders do not already hold; never a folder holding ``$PATTERNS_HOME`` or
-    this package's parent (only the package itself is bound, by :meth:`Sandbox.command`)."""
+    the system folders do not already hold; never a folder holding ``$PATTERNS_HOME``, nor
+    the source checkout this package may be imported from (only the package itself is bound,
+    by :func:`bwrap_args`)."""
     script = ("import json, sys; print(json.dumps([sys.prefix, sys.base_prefix, "
               "sys.exec_prefix, sys.base_exec_prefix, *sys.path]))")
     try:
@@ -119,15 +120,18 @@ def python_paths(python: str) -> tuple[str, ...]:
                                  f"did not start ({exc})") from None
     from patterns.engine.secrets import patterns_home
 
-    hidden = [str(patterns_home().resolve()), str(PACKAGE_DIR.parent)]
+    hidden = [str(patterns_home().resolve())]
+    if PACKAGE_DIR.parent.name not in ("site-packages", "dist-packages"):
+        hidden.append(str(PACKAGE_DIR.parent))  # a source checkout: maybe apps, and stores
     found: list[str] = []
     for entry in json.loads(out):
         if not entry or not os.path.isabs(entry) or not os.path.exists(entry):
             continue
-        path = str(Path(entry).resolve()) if not os.path.islink(entry) else entry
-        if any(_within(path, d) for d in SYSTEM_DIRS if not os.path.islink(d)):
+        path = os.path.normpath(entry)  # bound where the interpreter looks for it
+        if any(_within(path, d) for d in SYSTEM_DIRS):
             continue
-        if any(_within(h, path) for h in hidden):
+        real = str(Path(path).resolve())
+        if any(_within(h, path) or _within(h, real) for h in hidden):
             continue  # a folder that holds what node code must not see
         if not any(_within(path, f) for f in found):
             found = [f for f in found if not _within(f, path)] + [path]
