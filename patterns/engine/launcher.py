@@ -1,7 +1,8 @@
 """Starting node processes and watching them: output capture, time limit, kill.
 
 Each run is its own process, in its own session and process group, so a kill at the time
-limit also kills whatever the node started. The process is forked from a warm worker (see
+limit also kills whatever the node started (unsandboxed, a process that leaves the group with
+``setsid`` escapes it; in the sandbox, nothing does). The process is forked from a warm worker (see
 :mod:`patterns.sdk._zygote`) kept per Python environment, so a run does not pay for starting
 Python and importing pyarrow; if the warm worker cannot be had, the run starts a fresh
 ``python -m patterns.sdk._runner`` instead. stdout and stderr are read line by line as they
