@@ -14,9 +14,8 @@ process ends, on the same connection; ``kill`` sent on it (or closing it) ends t
 With ``--isolate`` (inside the sandbox, see :mod:`patterns.engine.sandbox`) the zygote and
 every process it forks are not dumpable (no other process of the same user can read their
 memory or environment, or attach to them), and each run's process is process 1 of a PID
-namespace of its own: it sees no other run's processes by PID, and
-when it ends, or is killed, the kernel kills everything it started, ``setsid`` or not. A
-small *keeper* process (the one the zygote forked, whose PID the engine is told) holds the
+namespace of its own: it can signal no other run's processes, and when it ends, or is
+killed, the kernel kills everything it started, ``setsid`` or not. A small *keeper* process (the one the zygote forked, whose PID the engine is told) holds the
 namespace's process 1 as its child and passes its exit status on; killing the keeper kills
 the run (``PR_SET_PDEATHSIG``).
 
