@@ -14,10 +14,11 @@ process ends, on the same connection; ``kill`` sent on it (or closing it) ends t
 With ``--isolate`` (inside the sandbox, see :mod:`patterns.engine.sandbox`) the zygote and
 every process it forks are not dumpable (no other process of the same user can read their
 memory or environment, or attach to them), and each run's process is process 1 of a PID
-namespace of its own: it can signal no other run's processes, and when it ends, or is
-killed, the kernel kills everything it started, ``setsid`` or not. A small *keeper* process (the one the zygote forked, whose PID the engine is told) holds the
-namespace's process 1 as its child and passes its exit status on; killing the keeper kills
-the run (``PR_SET_PDEATHSIG``).
+namespace of its own, with no capability: it can signal no other run's processes, and when
+it ends, or is killed, the kernel kills everything it started, ``setsid`` or not. For that
+the zygote is itself process 1 of a user and PID namespace of its own (see
+:func:`enter_worker_namespace`), which lets it make a PID namespace per run at the cost of
+one plain fork.
 
 The process that runs the node is forked *ahead of time*: the zygote keeps a **spare**, a
 child that has already been forked, left the zygote's session and (given ``ENGINE_URI``)
@@ -42,7 +43,6 @@ import functools
 import gc
 import json
 import os
-import select
 import selectors
 import signal
 import socket
@@ -62,7 +62,8 @@ EXIT_WORKER_FAILED = 70
 KILL = b"kill\n"  # the engine's order to end a run, on the run's connection
 MAX_CONFIG = 16 << 20
 CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 def preload() -> None:
@@ -95,7 +96,9 @@ def preload() -> None:
 class Zygote:
     def __init__(self, path: str, engine_uri: str | None, *, isolate: bool = False) -> None:
         self.engine_uri = engine_uri
-        self.isolate = isolate
+        #: With ``isolate``: the zygote's own PID namespace (each run gets a new one).
+        self.pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) \
+            if isolate else None
         if path.startswith("fd:"):
             self.listener = socket.socket(fileno=int(path[3:]))
         else:
@@ -217,16 +220,29 @@ class Zygote:
             channel.close()
         return pid
 
+    def fork(self) -> int:
+        """``os.fork()``; with ``isolate``, the child is process 1 of a new PID namespace."""
+        if self.pid_ns is None:
+            return os.fork()
+        _check(_libc().unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:  # (the zygote's next children go back to its own namespace)
+                _check(_libc().setns(self.pid_ns, CLONE_NEWPID), "setns(CLONE_NEWPID)")
+        if pid == 0:
+            drop_capabilities()
+        return pid
+
     def fork_spare(self) -> None:
         ours, theirs = socket.socketpair()
-        pid = os.fork()
+        pid = self.fork()
         if pid == 0:
             ours.close()
             code = EXIT_WORKER_FAILED
             try:
                 self.leave_zygote()
-                if self.isolate:
-                    enter_run_namespace()
                 connection = _preconnect(self.engine_uri)
                 request, fds = _receive(theirs)
                 theirs.close()
@@ -239,14 +255,12 @@ class Zygote:
         self.spare = (pid, ours)
 
     def fork_for(self, request: dict[str, Any], fds: list[int], conn: socket.socket) -> int:
-        pid = os.fork()
+        pid = self.fork()
         if pid == 0:
             code = EXIT_WORKER_FAILED
             try:
                 conn.close()  # the engine must see EOF on it if the zygote dies
                 self.leave_zygote()
-                if self.isolate:
-                    enter_run_namespace()
                 code = self.become_node(request, fds, None)
             except BaseException:  # nothing may escape into the zygote's loop
                 _print_exc()
@@ -267,6 +281,8 @@ class Zygote:
                     os.close(fd)
         if self.spare is not None:
             self.spare[1].close()
+        if self.pid_ns is not None:
+            os.close(self.pid_ns)
         self.selector.close()
         devnull = os.open(os.devnull, os.O_RDONLY)  # the zygote's stdin is the engine's pipe
         os.dup2(devnull, 0)
@@ -349,37 +365,38 @@ def not_dumpable() -> None:
     _check(_libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
 
 
-def enter_run_namespace() -> None:
-    """In a fresh child of the zygote: make a PID namespace (and a user namespace, which an
-    unprivileged process needs for it) and fork its process 1, which returns from here to
-    become the run; this process stays as its keeper and never returns.
+def enter_worker_namespace() -> None:
+    """Make a user and a PID namespace and fork their process 1, which returns from here to
+    be the zygote; this process waits for it and ends as it does (it never returns).
 
-    The run's user IDs are left unmapped (it sees itself as ``nobody``): mapping them means
-    writing ``/proc/self/uid_map``, which a process that is not dumpable cannot do. The
-    kernel still checks its file access as the sandbox's user."""
+    The zygote holds every capability in its own user namespace, and no other: enough to make
+    a PID namespace for each run (:meth:`Zygote.fork`), not to change the sandbox's mounts
+    (they belong to the sandbox's user namespace, above). Each run drops them all. User IDs
+    are left unmapped (node code sees itself as ``nobody``): the kernel still checks file
+    access as the sandbox's user, so this changes nothing it can reach."""
     _check(_libc().unshare(CLONE_NEWUSER | CLONE_NEWPID), "unshare")
-    alive_r, alive_w = os.pipe()
     pid = os.fork()
-    if pid:
-        os.closerange(3, alive_w)
-        os.closerange(alive_w + 1, 1 << 16)
-        os._exit(_keep(pid))
-    os.close(alive_w)
-    _check(_libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
-    if select.select([alive_r], [], [], 0)[0]:  # the keeper died before that: no run here
-        os._exit(EXIT_WORKER_FAILED)
-    os.close(alive_r)
-
-
-def _keep(pid: int) -> int:
-    """The keeper: wait for the run (process 1 of its namespace, so the whole namespace is
-    gone by then) and end the same way."""
+    if pid == 0:
+        return
+    os.closerange(3, 1 << 16)
     _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-    return os.waitstatus_to_exitcode(status)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> None:
+    """No capability left, in any set, and none to gain by ``exec``."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    _check(_libc().capset(ctypes.byref(header), (_CapData * 2)()), "capset")
+    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
 
 
 def read_config(fd: int) -> dict[str, Any]:
@@ -459,7 +476,8 @@ def main() -> int:
     args = [a for a in sys.argv[1:] if a != "--isolate"]
     isolate = "--isolate" in sys.argv[1:]
     if isolate:
-        not_dumpable()
+        not_dumpable()  # (before: the process left waiting holds capabilities over the runs)
+        enter_worker_namespace()
     preload()
     Zygote(args[0], args[1] if len(args) > 1 else None, isolate=isolate).serve()
     return 0
