@@ -232,7 +232,11 @@ class Zygote:
             if pid != 0:  # (the zygote's next children go back to its own namespace)
                 _check(_libc().setns(self.pid_ns, CLONE_NEWPID), "setns(CLONE_NEWPID)")
         if pid == 0:
-            drop_capabilities()
+            try:
+                drop_capabilities()
+            except BaseException:  # never into the zygote's loop, never with capabilities
+                _print_exc()
+                os._exit(EXIT_WORKER_FAILED)
         return pid
 
     def fork_spare(self) -> None:
