@@ -3,13 +3,17 @@
 The node appends one record. Each run goes through ``Engine.run_node`` exactly as
 ``patterns run`` and the server start it (run record, warm worker fork, data plane, commit,
 run record again, log saved). Baseline: starting ``python -c pass`` as a process, in the
-same run. Also reported: the same run started cold (no warm worker), for reference.
+same run. Also reported: the same run started cold (no warm worker), for reference, and
+the same run in the OS sandbox (as ``patterns serve`` runs nodes; bubblewrap, see
+patterns/engine/sandbox.py) against the unsandboxed one, measured turn about with it so that
+both see the same load: it must cost at most 10 % more.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
+from contextlib import ExitStack
 
 from bench.common import PYTHON, Figure, median, percentile, temp_app
 
@@ -57,12 +61,48 @@ def _runs(n: int, warm: bool) -> list[float]:
     return times
 
 
+def _turn_about(n: int) -> tuple[list[float], list[float]]:
+    """Warm runs without and with the sandbox, one of each in turn."""
+    from patterns.engine.engine import Engine
+    from patterns.engine.launcher import ProcessLauncher, sandboxed_launcher
+    from patterns.graph.loader import load_app
+
+    with ExitStack() as stack:
+        engines = []
+        for sandboxed in (False, True):
+            app = load_app(stack.enter_context(temp_app({"noop.py": NODE}, GRAPH)))
+            launcher = sandboxed_launcher(app.root) if sandboxed else ProcessLauncher()
+            engines.append(stack.enter_context(Engine(app, launcher=launcher)))
+        times: tuple[list[float], list[float]] = ([], [])
+        for i in range(n + 1):
+            for engine, found in zip(engines, times, strict=True):
+                start = time.perf_counter()
+                record, _ = engine.run_node(engine.app.nodes[0], "manual")
+                if i:  # the first: the worker is warm from here on
+                    found.append(time.perf_counter() - start)
+                assert record.status == "succeeded", record.error
+    return times
+
+
 def run(small: bool) -> list[Figure]:
     n = 20 if small else 200
     baseline = _python_pass(n if small else 100)
     warm = _runs(n, warm=True)
     cold = _runs(max(5, n // 10), warm=False)
     base_p50 = median(baseline) * 1000
+    from patterns.engine.sandbox import available
+
+    sandbox: list[Figure] = []
+    if available():
+        plain, sandboxed = _turn_about(n)
+        sandbox = [
+            Figure("run_overhead", "trivial run p50, warm worker, sandboxed",
+                   median(sandboxed) * 1000, median(plain) * 1000, "ms", "<= 1.1", n,
+                   "baseline: the same run unsandboxed, measured turn about, p50"),
+            Figure("run_overhead", "trivial run p95, warm worker, sandboxed",
+                   percentile(sandboxed, 95) * 1000, percentile(plain, 95) * 1000, "ms", "",
+                   n, "for reference: baseline the same run unsandboxed, p95"),
+        ]
     return [
         Figure("run_overhead", "trivial run p50, warm worker", median(warm) * 1000, base_p50,
                "ms", "<= 0.5", n, "baseline: python -c pass, p50"),
@@ -71,4 +111,5 @@ def run(small: bool) -> list[Figure]:
                "baseline: python -c pass, p95"),
         Figure("run_overhead", "trivial run p50, cold start", median(cold) * 1000, base_p50,
                "ms", "", len(cold), "for reference: a fresh process per run"),
+        *sandbox,
     ]

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from patterns.engine.engine import Engine
     from patterns.engine.events import Reporter
+    from patterns.engine.launcher import ProcessLauncher
     from patterns.graph.model import App
 
 
@@ -40,9 +41,12 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--max-runs", default=1000, show_default=True,
               help="Stop after this many runs (guards against endless cycles).")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print the nodes' output.")
+@click.option("--sandbox", is_flag=True,
+              help="Run node code in the OS sandbox (bubblewrap), as `patterns serve` does: "
+                   "no view of the store, secrets or other apps; the app folder read-only.")
 @JSON_OPTION
 def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path: Path | None,
-        max_runs: int, quiet: bool, as_json: bool) -> None:
+        max_runs: int, quiet: bool, sandbox: bool, as_json: bool) -> None:
     """Run the app: nodes with no inputs, then every node whose inputs got new rows,
     until nothing is left to do."""
     from rich.console import Console
@@ -52,11 +56,18 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
 
     overrides = parse_params(params)
     app = load(app_dir, overrides)
+    launcher = None
+    if sandbox:
+        from patterns.engine.launcher import sandboxed_launcher
+        from patterns.engine.sandbox import check_available
+
+        check_available()
+        launcher = sandboxed_launcher(app.root)
     node = app.node(node_key) if node_key else None
     console = Console(stderr=as_json, highlight=False)
     reporter = ConsoleReporter(console, quiet=quiet or as_json)
     started = time.monotonic()
-    with _engine(app, store_path, reporter, console) as engine:
+    with _engine(app, store_path, reporter, console, launcher) as engine:
         result = ReactivePass(engine, max_runs=max_runs).run(only=node)
     elapsed = time.monotonic() - started
     if as_json:
@@ -81,7 +92,8 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
     sys.exit(0 if result.ok else 1)
 
 
-def _engine(app: App, store_path: Path | None, reporter: Reporter, console: Console) -> Engine:
+def _engine(app: App, store_path: Path | None, reporter: Reporter, console: Console,
+            launcher: ProcessLauncher | None = None) -> Engine:
     """An engine holding the app's store, once no other engine does: another `patterns run`
     is waited for (it ends by itself); `patterns serve` is not (it runs the app already)."""
     from patterns.cli.context import store_path_for
@@ -100,7 +112,7 @@ def _engine(app: App, store_path: Path | None, reporter: Reporter, console: Cons
                               f"the server first")
         wait_for_engine(path, lambda text: console.print(f"[dim]{text}[/]"))
         try:
-            return Engine(app, store_path=store_path, reporter=reporter)
+            return Engine(app, store_path=store_path, reporter=reporter, launcher=launcher)
         except StoreBusyError:  # an engine starting (not yet announced) or closing
             now = time.monotonic()
             if running_engine(path) is not None:

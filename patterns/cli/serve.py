@@ -30,10 +30,13 @@ import click
 @click.option("--drain-seconds", default=30.0, show_default=True,
               help="On stop, how long running nodes get to finish before they are stopped "
                    "(rolled back, and run again at the next start).")
+@click.option("--no-sandbox", "no_sandbox", is_flag=True, envvar="PATTERNS_NO_SANDBOX",
+              help="Run node code without the OS sandbox (bubblewrap), as the server's user: "
+                   "it can then read the store and every secret (env PATTERNS_NO_SANDBOX=1).")
 def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
           auth_token: str | None, allow_hosts: tuple[str, ...],
           allow_origins: tuple[str, ...], reload: bool, workers: int | None,
-          drain_seconds: float) -> None:
+          drain_seconds: float, no_sandbox: bool) -> None:
     """Serve apps: run nodes when their inputs get new rows, on their cron schedules and when
     asked; take webhooks; answer the REST API (/api/v1). Ctrl-C stops cleanly.
 
@@ -51,7 +54,7 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
     run_server(roots, host=host, port=port, store=store, auth_token=auth_token,
                reload=reload, workers=workers, drain_seconds=drain_seconds,
                allow_hosts=allow_hosts, allow_origins=allow_origins,
-               announce=lambda line: click.echo(line, err=False))
+               sandbox=not no_sandbox, announce=lambda line: click.echo(line, err=False))
 
 
 def register(group: click.Group) -> None:

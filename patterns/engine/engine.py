@@ -23,7 +23,7 @@ from patterns.engine.dataplane import DataPlane
 from patterns.engine.engine_file import announce, withdraw
 from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
-from patterns.engine.launcher import Exit, LogCapture, ProcessLauncher, kill_group
+from patterns.engine.launcher import Exit, LogCapture, ProcessLauncher
 from patterns.engine.livelog import LiveLog, live_log_path
 from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
@@ -294,7 +294,7 @@ class Engine:
             pid = self._running.get(run_id)
         session.stop.set()  # a SQL node's statements are interrupted
         if pid is not None:
-            kill_group(pid, running=True)
+            self.launcher.kill(pid)
         return True
 
     def _started_process(self, run_id: str, pid: int) -> None:
@@ -302,7 +302,7 @@ class Engine:
             self._running[run_id] = pid
             cancelled = run_id in self._cancelled
         if cancelled:  # asked to stop before it had a process
-            kill_group(pid, running=True)
+            self.launcher.kill(pid)
 
     def running_runs(self) -> list[str]:
         with self._lock:

@@ -1,11 +1,17 @@
 """Starting node processes and watching them: output capture, time limit, kill.
 
 Each run is its own process, in its own session and process group, so a kill at the time
-limit also kills whatever the node started. The process is forked from a warm worker (see
+limit also kills whatever the node started (unsandboxed, a process that leaves the group with
+``setsid`` escapes it; in the sandbox, nothing does). The process is forked from a warm worker (see
 :mod:`patterns.sdk._zygote`) kept per Python environment, so a run does not pay for starting
 Python and importing pyarrow; if the warm worker cannot be had, the run starts a fresh
 ``python -m patterns.sdk._runner`` instead. stdout and stderr are read line by line as they
 come, stamped, masked for secrets and kept (up to :data:`MAX_LOG_BYTES` per run).
+
+The run's config (the data plane's address and the run's token) goes to the node process in
+a pipe of its own, never in its environment. With a :class:`~patterns.engine.sandbox.Sandbox`
+the warm worker (or a cold run) is started inside bubblewrap, each run in a PID namespace of
+its own: a run is killed through its worker, which kills the whole namespace.
 """
 
 from __future__ import annotations
@@ -15,17 +21,21 @@ import datetime as dt
 import json
 import logging
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
+
+from patterns.engine.warm_worker import WarmWorker, WarmWorkerError, kill_group, node_env
+
+if TYPE_CHECKING:
+    from patterns.engine.sandbox import Sandbox
+
+__all__ = ["Exit", "LogCapture", "ProcessLauncher", "WarmWorkerError",
+           "kill_group", "node_env", "sandboxed_launcher"]
 
 MAX_LOG_BYTES = 2_000_000
 STDERR_MARK = "\x1f"  # the node runner marks its stderr lines with this
@@ -83,28 +93,31 @@ class Exit:
     timed_out: bool = False
 
 
-class WarmWorkerError(Exception):
-    """The warm worker could not start a run; the launcher falls back to a cold start."""
-
-
 class _Child(Protocol):
     pid: int
 
     def wait(self, timeout: float | None) -> int | None:
         """The exit code (negative for a signal), or None if still running at ``timeout``."""
 
+    def kill(self, running: bool) -> None:
+        """End the run and everything it started (``running``: it has not ended itself)."""
+
 
 class ProcessLauncher:
     """Starts each node run in its own process: forked from the warm worker of its Python
     environment, or as a fresh ``python -m patterns.sdk._runner`` when ``warm`` is off
-    (``PATTERNS_WARM_WORKERS=0``) or the warm worker is unavailable."""
+    (``PATTERNS_WARM_WORKERS=0``) or the warm worker is unavailable. ``sandbox``: run node
+    code inside it (see :mod:`patterns.engine.sandbox`)."""
 
-    def __init__(self, python: str | None = None, *, warm: bool | None = None) -> None:
+    def __init__(self, python: str | None = None, *, warm: bool | None = None,
+                 sandbox: Sandbox | None = None) -> None:
         self.python = python or sys.executable
         if warm is None:
             warm = os.environ.get("PATTERNS_WARM_WORKERS", "1") != "0" and hasattr(os, "fork")
         self.warm = warm
+        self.sandbox = sandbox
         self._workers: dict[str, WarmWorker] = {}
+        self._children: dict[int, _Child] = {}  # running, by the pid on_start was told
         self._lock = threading.Lock()
 
     def prepare(self, engine_uri: str, python: str | None = None) -> None:
@@ -113,6 +126,16 @@ class ProcessLauncher:
         (the data plane) ahead of their runs."""
         if self.warm:
             self._worker(python or self.python, engine_uri)
+
+    def kill(self, pid: int) -> None:
+        """End the running run whose process is ``pid`` (as ``on_start`` was told) and
+        everything it started."""
+        with self._lock:
+            child = self._children.get(pid)
+        if child is not None:
+            child.kill(running=True)
+        elif self.sandbox is None:  # (a sandboxed pid means nothing out here)
+            kill_group(pid, running=True)
 
     def close(self) -> None:
         with self._lock:
@@ -125,11 +148,14 @@ class ProcessLauncher:
             on_start: Callable[[int], None] | None = None,
             python: str | None = None) -> Exit:
         python = python or self.python
-        env = node_env(config)
+        env = node_env()
+        if self.sandbox is not None:
+            env = self.sandbox.env(env)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            child = self._start(python, cwd, env, out_w, err_w)
+            child = self._start(python, cwd, env, json.dumps(dict(config)).encode(), out_w,
+                                err_w)
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -137,6 +163,16 @@ class ProcessLauncher:
         finally:
             os.close(out_w)
             os.close(err_w)
+        with self._lock:
+            self._children[child.pid] = child
+        try:
+            return self._watch(child, time_limit, capture, on_line, on_start, out_r, err_r)
+        finally:
+            with self._lock:
+                self._children.pop(child.pid, None)
+
+    def _watch(self, child: _Child, time_limit: float, capture: LogCapture, on_line: OnLine,
+               on_start: Callable[[int], None] | None, out_r: int, err_r: int) -> Exit:
         if on_start is not None:
             on_start(child.pid)
         ending = _Ending()
@@ -152,33 +188,42 @@ class ProcessLauncher:
         threading.Thread(target=lambda: ending.set(child.wait(None)), daemon=True).start()
         timed_out = not ending.done.wait(time_limit)
         if timed_out:
-            kill_group(child.pid, running=True)
+            child.kill(running=True)
             ending.done.wait(30)
-        # The node may have left children holding its pipes: end the whole group.
-        kill_group(child.pid)
+        # The node may have left children holding its pipes: end them all.
+        child.kill(running=False)
         for reader in readers:
             reader.join(timeout=5)
         return Exit(ending.code, timed_out)
 
-    def _start(self, python: str, cwd: Path, env: dict[str, str], out_w: int,
+    def _start(self, python: str, cwd: Path, env: dict[str, str], config: bytes, out_w: int,
                err_w: int) -> _Child:
         if self.warm:
+            config_r = _config_pipe(config)
             try:
-                uri = json.loads(env["PATTERNS_RUN"]).get("uri")
-                return self._worker(python, uri).spawn(cwd, env, (out_w, err_w))
+                uri = json.loads(config).get("uri")
+                return self._worker(python, uri).spawn(cwd, env, (out_w, err_w, config_r))
             except WarmWorkerError as exc:
                 log.warning("starting the run without a warm worker: %s", exc)
                 self._discard(python)
-        proc = subprocess.Popen(
-            [python, "-m", "patterns.sdk._runner"], cwd=cwd, env=env,
-            stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, start_new_session=True)
+            finally:
+                os.close(config_r)
+        command = [python, "-m", "patterns.sdk._runner"]
+        if self.sandbox is not None:
+            command = self.sandbox.command(python, command[1:], per_run=True)
+        config_r = _config_pipe(config)
+        try:
+            proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=config_r, stdout=out_w,
+                                    stderr=err_w, start_new_session=True)
+        finally:
+            os.close(config_r)
         return _ColdChild(proc)
 
     def _worker(self, python: str, engine_uri: str | None) -> WarmWorker:
         with self._lock:
             worker = self._workers.get(python)
             if worker is None or not worker.alive():
-                worker = self._workers[python] = WarmWorker(python, engine_uri)
+                worker = self._workers[python] = WarmWorker(python, engine_uri, self.sandbox)
             return worker
 
     def _discard(self, python: str) -> None:
@@ -188,18 +233,27 @@ class ProcessLauncher:
             worker.close()
 
 
-def node_env(config: Mapping[str, object]) -> dict[str, str]:
-    """The environment of a node process: the engine's, plus the run's address and token."""
-    env = dict(os.environ)
-    env["PATTERNS_RUN"] = json.dumps(dict(config))
-    env["PYTHONUNBUFFERED"] = "1"
-    # The node process imports this very copy of patterns, installed or not.
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
-    return env
+def sandboxed_launcher(app_root: Path) -> ProcessLauncher:
+    """A launcher that runs the node code of the app at ``app_root`` in the OS sandbox."""
+    from patterns.engine.sandbox import Sandbox
+
+    return ProcessLauncher(sandbox=Sandbox(app_root))
 
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+def _config_pipe(config: bytes) -> int:
+    """A pipe holding ``config`` and then its end; the read end, for the run's process."""
+    read, write = os.pipe()
+    if len(config) < 60_000:  # fits in the pipe: no need to wait for a reader
+        os.write(write, config)
+        os.close(write)
+        return read
+
+    def feed() -> None:
+        with contextlib.suppress(OSError), os.fdopen(write, "wb") as pipe:
+            pipe.write(config)
+
+    threading.Thread(target=feed, daemon=True, name="patterns-run-config").start()
+    return read
 
 
 class _ColdChild:
@@ -213,127 +267,9 @@ class _ColdChild:
         except subprocess.TimeoutExpired:
             return None
 
-
-class WarmWorker:
-    """One warm worker (:mod:`patterns.sdk._zygote`) for one Python environment."""
-
-    START_TIMEOUT = 60.0
-
-    def __init__(self, python: str, engine_uri: str | None = None) -> None:
-        self.python = python
-        self._dir = tempfile.mkdtemp(prefix="patterns-worker-")
-        self.path = os.path.join(self._dir, "socket")
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
-        self.proc = subprocess.Popen(
-            [python, "-m", "patterns.sdk._zygote", self.path,
-             *([engine_uri] if engine_uri else [])],
-            cwd=self._dir, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)
-        self._ready = threading.Event()
-        self._error: str | None = None
-        threading.Thread(target=self._watch, daemon=True).start()
-
-    def _watch(self) -> None:
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        if self.proc.stdout.readline() != b"ready\n":
-            self.proc.wait()
-            tail = self.proc.stderr.read().decode(errors="replace").strip().splitlines()[-5:]
-            self._error = (f"the warm worker for {self.python} did not start "
-                           f"(exit code {self.proc.returncode}): " + " / ".join(tail))
-            self._ready.set()
-            return
-        self._ready.set()
-        for raw in self.proc.stderr:  # the worker's own complaints, never a node's output
-            log.warning("warm worker: %s", raw.decode(errors="replace").rstrip())
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None and self._error is None
-
-    def spawn(self, cwd: Path, env: Mapping[str, str], fds: tuple[int, int]) -> _WarmChild:
-        if not self._ready.wait(self.START_TIMEOUT):
-            raise WarmWorkerError(f"the warm worker for {self.python} is not ready after "
-                                  f"{self.START_TIMEOUT:g} s")
-        if self._error is not None:
-            raise WarmWorkerError(self._error)
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            conn.settimeout(30)
-            conn.connect(self.path)
-            request = json.dumps({"cwd": str(cwd), "env": dict(env)}).encode() + b"\n"
-            socket.send_fds(conn, [request], list(fds))
-            reply = _read_message(conn, timeout=30)
-        except OSError as exc:
-            conn.close()
-            raise WarmWorkerError(f"the warm worker for {self.python} did not answer: "
-                                  f"{exc}") from None
-        if reply is None or "pid" not in reply:
-            conn.close()
-            why = reply.get("error") if reply else "it closed the connection"
-            raise WarmWorkerError(f"the warm worker for {self.python} could not fork: {why}")
-        return _WarmChild(conn, int(reply["pid"]))
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()  # the worker ends, and kills its runs, at EOF
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            kill_group(self.proc.pid)
-            self.proc.wait()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-
-class _WarmChild:
-    def __init__(self, conn: socket.socket, pid: int) -> None:
-        self.conn = conn
-        self.pid = pid
-        self.code: int | None = None
-
-    def wait(self, timeout: float | None) -> int | None:
-        try:
-            message = _read_message(self.conn, timeout)
-        except TimeoutError:
-            return None
-        except OSError:
-            message = None
-        self.conn.close()
-        if message is None or "exit" not in message:
-            # The warm worker went away and cannot tell: make sure the run is over.
-            kill_group(self.pid)
-            return -signal.SIGKILL
-        return int(message["exit"])
-
-
-def _read_message(conn: socket.socket, timeout: float | None) -> dict[str, Any] | None:
-    """One JSON line from ``conn``; None if it closes first. Reads byte-exact, so a later
-    message on the same connection is not consumed."""
-    conn.settimeout(timeout)
-    data = bytearray()
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(1)
-        if not chunk:
-            return None
-        data.extend(chunk)
-    message: dict[str, Any] = json.loads(data)
-    return message
-
-
-def kill_group(pid: int, *, running: bool = False) -> None:
-    """Kill the run's process group (the run and whatever it started). ``running``: the
-    process has not ended, so if it has no group yet, kill it alone."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        if running:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-    except PermissionError:
-        pass
+    def kill(self, running: bool) -> None:
+        # (A sandboxed cold run is bwrap, whose namespace dies with it.)
+        kill_group(self.pid, running=running)
 
 
 class _Ending:

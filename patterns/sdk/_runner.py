@@ -1,7 +1,10 @@
 """The node process: connect to the engine, run the node file, commit or report.
 
-Started by the engine as ``python -m patterns.sdk._runner`` with the run's address and
-token in ``PATTERNS_RUN`` (JSON). The node file runs as ``__main__`` with the app folder on
+Started by the engine as ``python -m patterns.sdk._runner``, which reads the run's config
+(JSON: the data plane's address, the run's token, what the run needs first) from stdin, or
+forked by a warm worker (:mod:`patterns.sdk._zygote`), which hands it over in memory. The
+token is never in an environment variable: no process the node starts inherits it, and no
+other process can read it from ``/proc/PID/environ``. The node file runs as ``__main__`` with the app folder on
 ``sys.path`` (so ``import common`` finds the app's own modules). On success the run's last
 checkpoint is committed; on an exception the traceback, trimmed to the user's code, goes to
 stderr and to the run record, and the process exits 1.
@@ -23,13 +26,12 @@ from typing import Any, TextIO
 EXIT_ERROR = 1
 
 
-def main(connection: Any = None) -> int:
-    """Run the node of ``PATTERNS_RUN``; ``connection``: a Flight client to the engine made
-    ahead of time by a warm worker (:mod:`patterns.sdk._zygote`), used if it is to the same
-    engine."""
-    # Taken out of the environment: processes the node starts inherit neither the run's
-    # token nor its parameter values (secrets among them).
-    config = json.loads(os.environ.pop("PATTERNS_RUN"))
+def main(connection: Any = None, config: dict[str, Any] | None = None) -> int:
+    """Run the node of ``config`` (read from stdin if not given); ``connection``: a Flight
+    client to the engine made ahead of time by a warm worker (:mod:`patterns.sdk._zygote`),
+    used if it is to the same engine."""
+    if config is None:
+        config = _config_from_stdin()
     app_root = Path(config["app_root"])
     node_file = app_root / config["node_file"]
 
@@ -66,6 +68,15 @@ def main(connection: Any = None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
     return 0
+
+
+def _config_from_stdin() -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(sys.stdin.buffer.read())
+    # The node gets an empty stdin, as a forked run does.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    return config
 
 
 APP_PACKAGE = "patterns_app"

@@ -2,11 +2,23 @@
 
 Starting Python and importing pyarrow, Flight and pandas costs a node run several hundred
 milliseconds. The engine instead starts this process once per environment
-(``python -m patterns.sdk._zygote SOCKET [ENGINE_URI]``); it imports all of that, then waits.
-For each run the engine connects to ``SOCKET`` and sends one request line (JSON: ``cwd`` and
-``env``) together with the run's stdout and stderr pipe ends (``SCM_RIGHTS``). The zygote
-answers ``{"pid": N}`` at once and ``{"exit": CODE}`` when that process ends, on the same
-connection.
+(``python -m patterns.sdk._zygote SOCKET [ENGINE_URI] [--isolate]``; ``SOCKET`` is a path
+to listen on, or ``fd:N``, a listening socket it inherits); it imports all of that, then
+waits. For each run the engine connects to ``SOCKET`` and sends one request line (JSON:
+``cwd`` and ``env``) together with three descriptors (``SCM_RIGHTS``): the run's stdout and
+stderr pipe ends, and a pipe holding the run's config (its token among it), which only the
+run's process reads, so the token never passes through the zygote's memory nor into any
+environment. The zygote answers ``{"pid": N}`` at once and ``{"exit": CODE}`` when that
+process ends, on the same connection; ``kill`` sent on it (or closing it) ends the run.
+
+With ``--isolate`` (inside the sandbox, see :mod:`patterns.engine.sandbox`) the zygote and
+every process it forks are not dumpable (no other process of the same user can read their
+memory or environment, or attach to them), and each run's process is process 1 of a PID
+namespace of its own, with no capability: it can signal no other run's processes, and when
+it ends, or is killed, the kernel kills everything it started, ``setsid`` or not. For that
+the zygote is itself process 1 of a user and PID namespace of its own (see
+:func:`enter_worker_namespace`), which lets it make a PID namespace per run at the cost of
+one plain fork.
 
 The process that runs the node is forked *ahead of time*: the zygote keeps a **spare**, a
 child that has already been forked, left the zygote's session and (given ``ENGINE_URI``)
@@ -26,6 +38,8 @@ closes (the engine went away).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import gc
 import json
 import os
@@ -45,6 +59,11 @@ READY = b"ready\n"
 EXIT_MARK = "\x1d\x1dexit "  # (patterns.engine.launcher reads it)
 #: Exit code of a child that failed before it could run the node (see the run's stderr).
 EXIT_WORKER_FAILED = 70
+KILL = b"kill\n"  # the engine's order to end a run, on the run's connection
+MAX_CONFIG = 16 << 20
+CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
+PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
 def preload() -> None:
@@ -75,11 +94,17 @@ def preload() -> None:
 
 
 class Zygote:
-    def __init__(self, path: str, engine_uri: str | None) -> None:
+    def __init__(self, path: str, engine_uri: str | None, *, isolate: bool = False) -> None:
         self.engine_uri = engine_uri
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path)
-        self.listener.listen(64)
+        #: With ``isolate``: the zygote's own PID namespace (each run gets a new one).
+        self.pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) \
+            if isolate else None
+        if path.startswith("fd:"):
+            self.listener = socket.socket(fileno=int(path[3:]))
+        else:
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(path)
+            self.listener.listen(64)
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
@@ -109,6 +134,8 @@ class Zygote:
                     self.selector.register(conn, selectors.EVENT_READ, "request")
                 elif key.data == "request":
                     self.read_request(key.fileobj)  # type: ignore[arg-type]
+                elif key.data == "run":
+                    self.read_order(key.fileobj)  # type: ignore[arg-type]
                 elif key.data == "wake":
                     with contextlib.suppress(BlockingIOError):
                         while self.wake_r.recv(4096):
@@ -137,9 +164,9 @@ class Zygote:
         del self.pending[conn]
         line = bytes(buffer).split(b"\n", 1)[0]
         try:
-            if len(fds) != 2:
-                raise ValueError(f"expected the run's stdout and stderr, got {len(fds)} "
-                                 f"descriptors")
+            if len(fds) != 3:
+                raise ValueError(f"expected the run's stdout, stderr and config, got "
+                                 f"{len(fds)} descriptors")
             pid = self.hand_to_spare(line, fds) or self.fork_for(json.loads(line), fds, conn)
         except Exception as exc:  # a bad request or a failed fork: tell the engine, go on
             _send(conn, {"error": f"{type(exc).__name__}: {exc}"})
@@ -150,6 +177,20 @@ class Zygote:
                 os.close(fd)
         self.children[pid] = conn
         _send(conn, {"pid": pid})
+        self.selector.register(conn, selectors.EVENT_READ, "run")
+
+    def read_order(self, conn: socket.socket) -> None:
+        """The engine wrote on a run's connection (``kill``) or closed it: end the run."""
+        try:
+            data = conn.recv(64)
+        except OSError:
+            data = b""
+        if data and data != KILL:
+            return
+        self.selector.unregister(conn)
+        pid = next((p for p, c in self.children.items() if c is conn), None)
+        if pid is not None:
+            _kill(pid)
 
     def drop(self, conn: socket.socket) -> None:
         _, fds = self.pending.pop(conn)
@@ -173,17 +214,34 @@ class Zygote:
             if channel.recv(1) != TAKEN:
                 raise ConnectionError("the spare did not take the run")
         except OSError:  # the spare died or hangs: kill what is left of it, fork afresh
-            for kill in (os.killpg, os.kill):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    kill(pid, signal.SIGKILL)
+            _kill(pid)
             return None
         finally:
             channel.close()
         return pid
 
+    def fork(self) -> int:
+        """``os.fork()``; with ``isolate``, the child is process 1 of a new PID namespace."""
+        if self.pid_ns is None:
+            return os.fork()
+        _check(_libc().unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+        pid = -1
+        try:
+            pid = os.fork()
+        finally:
+            if pid != 0:  # (the zygote's next children go back to its own namespace)
+                _check(_libc().setns(self.pid_ns, CLONE_NEWPID), "setns(CLONE_NEWPID)")
+        if pid == 0:
+            try:
+                drop_capabilities()
+            except BaseException:  # never into the zygote's loop, never with capabilities
+                _print_exc()
+                os._exit(EXIT_WORKER_FAILED)
+        return pid
+
     def fork_spare(self) -> None:
         ours, theirs = socket.socketpair()
-        pid = os.fork()
+        pid = self.fork()
         if pid == 0:
             ours.close()
             code = EXIT_WORKER_FAILED
@@ -201,7 +259,7 @@ class Zygote:
         self.spare = (pid, ours)
 
     def fork_for(self, request: dict[str, Any], fds: list[int], conn: socket.socket) -> int:
-        pid = os.fork()
+        pid = self.fork()
         if pid == 0:
             code = EXIT_WORKER_FAILED
             try:
@@ -227,6 +285,8 @@ class Zygote:
                     os.close(fd)
         if self.spare is not None:
             self.spare[1].close()
+        if self.pid_ns is not None:
+            os.close(self.pid_ns)
         self.selector.close()
         devnull = os.open(os.devnull, os.O_RDONLY)  # the zygote's stdin is the engine's pipe
         os.dup2(devnull, 0)
@@ -239,6 +299,7 @@ class Zygote:
         # the tens of thousands of objects its imports made, and their pages stay shared.
         os.dup2(fds[0], 1)
         os.dup2(fds[1], 2)
+        config = read_config(fds[2])
         for fd in fds:
             os.close(fd)
         cwd = request["cwd"]
@@ -249,7 +310,7 @@ class Zygote:
             sys.path[0] = cwd  # as ``python -m`` started in cwd would have it
         from patterns.sdk import _runner
 
-        code = _runner.main(connection)
+        code = _runner.main(connection, config)
         return _finish(code)
 
     def reap(self) -> None:
@@ -265,6 +326,8 @@ class Zygote:
                 self.spare = None
             conn = self.children.pop(pid, None)
             if conn is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(conn)
                 with contextlib.suppress(OSError):
                     _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
                 conn.close()
@@ -275,14 +338,80 @@ class Zygote:
             pids.append(self.spare[0])
             self.spare[1].close()
         for pid in pids:
-            # The group (the run and what it started), and the process itself in case it
-            # has not made its own group yet.
-            for kill in (os.killpg, os.kill):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    kill(pid, signal.SIGKILL)
+            _kill(pid)
         for pid in pids:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+
+
+def _kill(pid: int) -> None:
+    """Kill a child: its group (the run and what it started), and the process itself in
+    case it has not made its own group yet (an isolated run's namespace goes with it)."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def not_dumpable() -> None:
+    """No other process of this user may read this process's (or its children's) memory,
+    environment or descriptors, or attach a debugger to it."""
+    _check(_libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+
+
+def enter_worker_namespace() -> None:
+    """Make a user and a PID namespace and fork their process 1, which returns from here to
+    be the zygote; this process waits for it and ends as it does (it never returns).
+
+    The zygote holds every capability in its own user namespace, and no other: enough to make
+    a PID namespace for each run (:meth:`Zygote.fork`), not to change the sandbox's mounts
+    (they belong to the sandbox's user namespace, above). Each run drops them all. User IDs
+    are left unmapped (node code sees itself as ``nobody``): the kernel still checks file
+    access as the sandbox's user, so this changes nothing it can reach."""
+    _check(_libc().unshare(CLONE_NEWUSER | CLONE_NEWPID), "unshare")
+    pid = os.fork()
+    if pid == 0:
+        return
+    os.closerange(3, 1 << 16)
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> None:
+    """No capability left, in any set, and none to gain by ``exec``."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    _check(_libc().capset(ctypes.byref(header), (_CapData * 2)()), "capset")
+    _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+
+def read_config(fd: int) -> dict[str, Any]:
+    """The run's config (JSON), written by the engine into a pipe of its own."""
+    data = bytearray()
+    while chunk := os.read(fd, 65536):
+        data.extend(chunk)
+        if len(data) > MAX_CONFIG:
+            raise ValueError("the run's config is too large")
+    config: dict[str, Any] = json.loads(data)
+    return config
 
 
 def _preconnect(uri: str | None) -> tuple[str, Any] | None:
@@ -348,8 +477,13 @@ def _send(conn: socket.socket, message: dict[str, Any]) -> None:
 
 def main() -> int:
     warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+    args = [a for a in sys.argv[1:] if a != "--isolate"]
+    isolate = "--isolate" in sys.argv[1:]
+    if isolate:
+        not_dumpable()  # (before: the process left waiting holds capabilities over the runs)
+        enter_worker_namespace()
     preload()
-    Zygote(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None).serve()
+    Zygote(args[0], args[1] if len(args) > 1 else None, isolate=isolate).serve()
     return 0
 
 

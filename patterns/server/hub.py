@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from patterns.engine.engine import Engine
+from patterns.engine.launcher import sandboxed_launcher
 from patterns.engine.scheduler import Scheduler
 from patterns.errors import ConfigError
 from patterns.graph.loader import load_app
@@ -104,13 +105,14 @@ class AppService:
     """One served app: its engine, scheduler, webhooks and the responses they wait for."""
 
     def __init__(self, root: Path, *, store_path: Path | None = None,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, sandbox: bool = False) -> None:
         self.root = root.resolve()
         self.app = load_app(self.root)
         self.slug = slug_of(self.app)
         self.reporter = ServerReporter()
         self.engine = Engine(self.app, store_path=store_path, reporter=self.reporter,
-                             kind="serve")
+                             kind="serve",
+                             launcher=sandboxed_launcher(self.root) if sandbox else None)
         self.responses = Responses()
         self.engine.responder = self.responses.respond
         self.scheduler = Scheduler(self.engine, workers=workers)

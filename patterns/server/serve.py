@@ -36,6 +36,7 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
           store: str | None = None, auth_token: str | None = None, reload: bool = False,
           workers: int | None = None, drain_seconds: float = 30.0,
           allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = (),
+          sandbox: bool = True,
           announce: Callable[[str], None] = print) -> None:
     import uvicorn
     from fastapi import FastAPI
@@ -50,12 +51,19 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
         token, hint = server_token(), f"in {token_file()}"
     access = Access.build(token, host, allow_hosts, allow_origins, token_hint=hint)
     store_path = _store_path(store, app_dirs)
+    if sandbox:
+        from patterns.engine.sandbox import check_available
+
+        check_available()  # one line saying why not, and the flag; nothing is started
+    else:
+        announce("node code is NOT sandboxed (--no-sandbox): nodes can read the store and "
+                 "every secret")
     listener = _bind(host, port)
     url = f"http://{_url_host(host)}:{listener.getsockname()[1]}"
     hub = Hub()
     try:
         for root in app_dirs:
-            hub.add(AppService(root, store_path=store_path, workers=workers))
+            hub.add(AppService(root, store_path=store_path, workers=workers, sandbox=sandbox))
     except BaseException:
         hub.stop(0)
         listener.close()

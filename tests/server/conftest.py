@@ -21,6 +21,15 @@ import requests
 COMMAND = [sys.executable, "-m", "patterns.cli.main"]
 
 
+def sandbox_env() -> dict[str, str]:
+    """Served nodes run in the sandbox (the default) wherever it can start, and always in CI;
+    elsewhere the server tests serve unsandboxed rather than all fail (tests/engine/
+    test_sandbox.py says why it skipped)."""
+    from patterns.engine.sandbox import available
+
+    return {} if available() or os.environ.get("CI") else {"PATTERNS_NO_SANDBOX": "1"}
+
+
 def write_app(root: Path, graph: str, files: dict[str, str]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "graph.yml").write_text(textwrap.dedent(graph))
@@ -37,7 +46,7 @@ class Server:
     def __init__(self, roots: list[Path], *args: str, env: dict[str, str] | None = None) -> None:
         self.roots = roots
         self.args = args
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, **sandbox_env(), **(env or {})}
         self.output: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""

@@ -1,0 +1,189 @@
+"""The engine's side of a warm worker (:mod:`patterns.sdk._zygote`): starting it, in the
+sandbox or not, asking it for a run's process, and ending that process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from patterns.engine.sandbox import Sandbox
+
+log = logging.getLogger("patterns.engine")
+
+
+class WarmWorkerError(Exception):
+    """The warm worker could not start a run; the launcher falls back to a cold start."""
+
+
+def node_env() -> dict[str, str]:
+    """The environment of a node process: the engine's, with this copy of patterns first
+    on its path (nothing of the run: its config comes by :func:`_config_pipe`)."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    # The node process imports this very copy of patterns, installed or not.
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+    return env
+
+
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
+class WarmWorker:
+    """One warm worker (:mod:`patterns.sdk._zygote`) for one Python environment."""
+
+    START_TIMEOUT = 60.0
+
+    def __init__(self, python: str, engine_uri: str | None = None,
+                 sandbox: Sandbox | None = None) -> None:
+        self.python = python
+        self.sandbox = sandbox
+        self._dir = tempfile.mkdtemp(prefix="patterns-worker-")
+        self.path = os.path.join(self._dir, "socket")
+        env = node_env()
+        uri = [engine_uri] if engine_uri else []
+        if sandbox is None:
+            self.proc = subprocess.Popen(
+                [python, "-m", "patterns.sdk._zygote", self.path, *uri],
+                cwd=self._dir, env=env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                start_new_session=True)
+        else:
+            # The socket is made out here and handed in: inside, no path leads to it, so
+            # node code cannot ask the worker for anything.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+                listener.bind(self.path)
+                listener.listen(64)
+                fd = listener.fileno()
+                command = sandbox.command(python, ["-m", "patterns.sdk._zygote", f"fd:{fd}",
+                                                   *uri, "--isolate"])
+                self.proc = subprocess.Popen(
+                    command, env=sandbox.env(env), pass_fds=(fd,),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    start_new_session=True)
+        self._ready = threading.Event()
+        self._error: str | None = None
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        if self.proc.stdout.readline() != b"ready\n":
+            self.proc.wait()
+            tail = self.proc.stderr.read().decode(errors="replace").strip().splitlines()[-5:]
+            self._error = (f"the warm worker for {self.python} did not start "
+                           f"(exit code {self.proc.returncode}): " + " / ".join(tail))
+            self._ready.set()
+            return
+        self._ready.set()
+        for raw in self.proc.stderr:  # the worker's own complaints, never a node's output
+            log.warning("warm worker: %s", raw.decode(errors="replace").rstrip())
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self._error is None
+
+    def spawn(self, cwd: Path, env: Mapping[str, str], fds: tuple[int, int, int]) -> _WarmChild:
+        if not self._ready.wait(self.START_TIMEOUT):
+            raise WarmWorkerError(f"the warm worker for {self.python} is not ready after "
+                                  f"{self.START_TIMEOUT:g} s")
+        if self._error is not None:
+            raise WarmWorkerError(self._error)
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.settimeout(30)
+            conn.connect(self.path)
+            request = json.dumps({"cwd": str(cwd), "env": dict(env)}).encode() + b"\n"
+            socket.send_fds(conn, [request], list(fds))
+            reply = _read_message(conn, timeout=30)
+        except OSError as exc:
+            conn.close()
+            raise WarmWorkerError(f"the warm worker for {self.python} did not answer: "
+                                  f"{exc}") from None
+        if reply is None or "pid" not in reply:
+            conn.close()
+            why = reply.get("error") if reply else "it closed the connection"
+            raise WarmWorkerError(f"the warm worker for {self.python} could not fork: {why}")
+        return _WarmChild(conn, int(reply["pid"]), isolated=self.sandbox is not None)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()  # the worker ends, and kills its runs, at EOF
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc.pid)
+            self.proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class _WarmChild:
+    def __init__(self, conn: socket.socket, pid: int, *, isolated: bool = False) -> None:
+        self.conn = conn
+        self.pid = pid
+        self.isolated = isolated
+        self.code: int | None = None
+
+    def kill(self, running: bool) -> None:
+        if not self.isolated:
+            kill_group(self.pid, running=running)
+            return
+        # Its pid is the worker's (inside the sandbox's PID namespace): the worker kills it,
+        # and the kernel everything in the run's own namespace.
+        with contextlib.suppress(OSError):
+            self.conn.sendall(b"kill\n")
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            message = _read_message(self.conn, timeout)
+        except TimeoutError:
+            return None
+        except OSError:
+            message = None
+        self.conn.close()
+        if message is None or "exit" not in message:
+            # The warm worker went away and cannot tell: make sure the run is over (in a
+            # sandbox, it is: the sandbox ends with its worker).
+            if not self.isolated:
+                kill_group(self.pid)
+            return -signal.SIGKILL
+        return int(message["exit"])
+
+
+def _read_message(conn: socket.socket, timeout: float | None) -> dict[str, Any] | None:
+    """One JSON line from ``conn``; None if it closes first. Reads byte-exact, so a later
+    message on the same connection is not consumed."""
+    conn.settimeout(timeout)
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(1)
+        if not chunk:
+            return None
+        data.extend(chunk)
+    message: dict[str, Any] = json.loads(data)
+    return message
+
+
+def kill_group(pid: int, *, running: bool = False) -> None:
+    """Kill the run's process group (the run and whatever it started). ``running``: the
+    process has not ended, so if it has no group yet, kill it alone."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        if running:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    except PermissionError:
+        pass
