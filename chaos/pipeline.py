@@ -26,6 +26,9 @@ def trial(rng: random.Random, workdir: Path, *, faults: str | None = None,
     extra = {"PATTERNS_FAULTS": faults} if faults else {}
     env = environment(mark, **extra)
     args = [*COMMAND, "run", str(app), "-q"]
+    sandboxed = faults is None and fsize is None and rng.random() < 0.5 and _can_sandbox()
+    if sandboxed:
+        args.append("--sandbox")  # the warm worker and the runs inside bubblewrap
     preexec = None
     if fsize is not None:
         import resource
@@ -43,7 +46,7 @@ def trial(rng: random.Random, workdir: Path, *, faults: str | None = None,
     elif fsize is not None:
         point = "fault:disk-full"
     else:
-        point = _strike(rng, proc)
+        point = _strike(rng, proc) + (" (sandboxed)" if sandboxed else "")
     try:
         proc.wait(timeout=300)
     except subprocess.TimeoutExpired:
@@ -89,6 +92,16 @@ def _strike(rng: random.Random, proc: subprocess.Popen[str]) -> str:
             return f"kill:{target}"
         time.sleep(0.02)
     return "missed"
+
+
+def _can_sandbox() -> bool:
+    try:
+        from patterns.engine.sandbox import check_available
+
+        check_available()
+    except Exception:
+        return False
+    return True
 
 
 def _last_line(text: str) -> str:
