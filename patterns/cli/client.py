@@ -48,11 +48,11 @@ def trigger(app_dir: Path, node_key: str, params: tuple[str, ...], store_path: P
     from rich.console import Console
 
     from patterns.cli.console import ConsoleReporter, runs_table
-    from patterns.engine.engine import Engine
+    from patterns.cli.run import hold_store
 
     console = Console(stderr=as_json, highlight=False)
-    with Engine(app, store_path=store_path,
-                reporter=ConsoleReporter(console, quiet=as_json)) as engine:
+    reporter = ConsoleReporter(console, quiet=as_json)
+    with hold_store(app, store_path, reporter, console) as engine:  # waits for another run
         record, _ = engine.run_node(node, "manual", overrides or None)
     if as_json:
         print_json(record.to_json())
@@ -75,17 +75,21 @@ def list_webhooks(app_dir: Path, store_path: Path | None, server_url: str | None
     if remote is not None:
         hooks = [{**h, "url": f"{remote.url}{h['path']}"} for h in remote.get("/webhooks")]
     else:
-        from patterns.cli.context import open_store
+        from patterns.cli.context import door, open_store, store_path_for
+        from patterns.engine.admin import Desk, webhook_tokens
         from patterns.server.hub import slug_of
-        from patterns.store import queue
 
         nodes = {n.id: n for n in app.nodes if n.kind == "webhook"}
-        store = open_store(app, store_path)
-        try:
-            with store.transaction() as cur:
-                tokens = {i: queue.ensure_webhook_token(cur, i) for i in nodes}
-        finally:
-            store.close()
+        tokens: dict[str, str] = {}
+        if nodes and store_path_for(app, store_path).exists():
+            with door(app, store_path, write=True) as opened:  # through a running engine
+                tokens = opened.call("webhook_tokens")
+        elif nodes:  # no store yet, so no engine either: make it, with the tokens
+            store = open_store(app, store_path)
+            try:
+                tokens = webhook_tokens(Desk(store, app))
+            finally:
+                store.close()
         hooks = [{"node_id": i, "table": nodes[i].webhook_table,
                   "path": f"/webhooks/{slug_of(app)}/{t}",
                   "respond": bool(nodes[i].raw.get("respond")), "url": None}

@@ -67,7 +67,7 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
     console = Console(stderr=as_json, highlight=False)
     reporter = ConsoleReporter(console, quiet=quiet or as_json)
     started = time.monotonic()
-    with _engine(app, store_path, reporter, console, launcher) as engine:
+    with hold_store(app, store_path, reporter, console, launcher) as engine:
         result = ReactivePass(engine, max_runs=max_runs).run(only=node)
     elapsed = time.monotonic() - started
     if as_json:
@@ -92,7 +92,7 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
     sys.exit(0 if result.ok else 1)
 
 
-def _engine(app: App, store_path: Path | None, reporter: Reporter, console: Console,
+def hold_store(app: App, store_path: Path | None, reporter: Reporter, console: Console,
             launcher: ProcessLauncher | None = None) -> Engine:
     """An engine holding the app's store, once no other engine does: another `patterns run`
     is waited for (it ends by itself); `patterns serve` is not (it runs the app already)."""

@@ -155,6 +155,19 @@ def alter_column(desk: Desk, name: str, column: str, type_name: str) -> dict[str
             "kind": kind}
 
 
+def webhook_tokens(desk: Desk) -> dict[str, str]:
+    """Each webhook node's URL token (made the first time it is asked for), by node id."""
+    from patterns.store import queue
+
+    if desk.app is None:
+        return {}
+    ids = sorted(n.id for n in desk.app.nodes if n.kind == "webhook")
+    if not ids:
+        return {}
+    with desk.store.transaction() as cur:
+        return {i: queue.ensure_webhook_token(cur, i) for i in ids}
+
+
 # ---------------------------------------------------------------------- rows
 def scan(desk: Desk, name: str, version: int | None = None, limit: int | None = None,
          offset: int | None = None) -> Scan:
@@ -349,6 +362,6 @@ def _busy(desk: Desk, concerned: Callable[[Node], bool]) -> dict[str, Any]:
 ACTIONS: dict[str, Callable[..., Any]] = {
     "tables": tables, "table": table, "table_info": table_info, "versions": versions,
     "reset_table": reset_table, "count_where": count_where, "delete_rows": delete_rows,
-    "alter_column": alter_column, "runs": runs, "log": log, "state": state,
+    "alter_column": alter_column, "webhook_tokens": webhook_tokens, "runs": runs, "log": log, "state": state,
     "reset_state": reset_state, "positions": positions, "reset_stream": reset_stream,
 }

@@ -216,16 +216,20 @@ def test_every_command_works_while_a_patterns_run_holds_the_store(tmp_path: Path
         # A reset of the running node waits for its run; so does a second `patterns run`.
         resetter = Background("state", "reset", root, "slow.py", "--yes")
         second = Background("run", root, "--node", "gen.py")
-        waiters += [resetter, second]
+        trigger = Background("trigger", root, "gen.py")
+        waiters += [resetter, second, trigger]
         wait_for(lambda: "waiting for run" in resetter.text, "the reset to wait")
         assert "of node slow.py to end..." in resetter.text
         wait_for(lambda: f"another patterns run (pid {holder.proc.pid}) is running this app; "
                          f"waiting for it..." in second.text, "the second run to wait")
-        assert resetter.proc.poll() is None and second.proc.poll() is None
+        wait_for(lambda: "is running this app; waiting for it..." in trigger.text,
+                 "the trigger to wait")
+        assert all(w.proc.poll() is None for w in waiters)
         gate.touch()
         assert holder.wait() == 0, holder.text
         assert resetter.wait() == 0, resetter.text
         assert second.wait() == 0, second.text
+        assert trigger.wait() == 0, trigger.text
     finally:
         for proc in (holder, *waiters):
             proc.stop()
@@ -233,7 +237,7 @@ def test_every_command_works_while_a_patterns_run_holds_the_store(tmp_path: Path
     # the reset came after slow's run (which had counted a second pass): no state is left
     assert "has no state" in ok(patterns("state", "show", root, "slow.py")).stdout
     assert json.loads(ok(patterns("state", "show", root, "gen.py", "--json")).stdout) == \
-        {"runs": 2}  # the second run did run, once the first had ended
+        {"runs": 3}  # the second run and the trigger did run, once the first had ended
     assert engine_doc(root) is None  # removed by the engine as it closed
 
 
