@@ -1,5 +1,5 @@
 import { useMemo, useState } from "react";
-import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Node, type NodeProps } from "@xyflow/react";
+import { Background, Controls, Handle, Position, ReactFlow, type Node, type NodeProps } from "@xyflow/react";
 import { useEvents, navigate } from "../hooks";
 import { layout } from "../layout";
 import { renderMarkdown } from "../markdown";
@@ -36,7 +36,7 @@ function StoreCard({ data }: NodeProps<Node<CardData>>) {
     <div className="flow-card store" data-testid={`store-${s.name}`}>
       <Handle type="target" position={Position.Left} />
       <div className="card-title">▦ {s.name}</div>
-      <div className="card-meta"><span className="rows">{data.rows == null ? "no rows yet" : `${data.rows.toLocaleString()} rows`}</span></div>
+      <div className="card-meta"><span className="rows">{data.rows == null ? "no rows yet" : `${data.rows.toLocaleString()} row${data.rows === 1 ? "" : "s"}`}</span></div>
       <Handle type="source" position={Position.Right} />
     </div>
   );
@@ -94,7 +94,6 @@ export function Canvas({ app, graph, selected }: { app: string; graph: Graph | n
         proOptions={{ hideAttribution: true }}>
         <Background />
         <Controls showInteractive={false} />
-        <MiniMap pannable zoomable />
       </ReactFlow>
     </div>
   );
