@@ -93,6 +93,11 @@ class PageOut(BaseModel):
     next: str | None = None
 
 
+class StatusOut(BaseModel):
+    nodes: dict[str, str]
+    stores: dict[str, int]
+
+
 class ChartOut(BaseModel):
     node: str
     table: str | None
@@ -140,12 +145,17 @@ def studio_router(hub: Hub) -> APIRouter:
                                     if isinstance(d, dict)],
                         problems=problems)
 
-    @router.get("/apps/{app}/events", responses={200: {"content": {"text/event-stream": {}}}})
-    async def events(app: str, request: Request) -> StreamingResponse:
-        """Server-sent events: a ``status`` event (JSON: ``nodes`` — each node's last run
-        status — and ``stores`` — each table's row count) at once and whenever either
-        changes (checked every 0.25 s)."""
+    @router.get("/apps/{app}/events", response_model=StatusOut,
+                responses={200: {"content": {"text/event-stream": {}}}})
+    async def events(app: str, request: Request) -> Any:
+        """Each node's last run status (``nodes``) and each table's row count (``stores``).
+        Asked with ``Accept: text/event-stream`` (as a browser's EventSource does): server-sent
+        events, a ``status`` event at once and whenever either changes (checked every
+        0.25 s), until the client goes; otherwise the current status once, as JSON."""
         svc = service(app)
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            status, counts = await asyncio.to_thread(snapshot, svc)
+            return StatusOut(nodes=status, stores=counts)
 
         async def body() -> AsyncIterator[bytes]:
             last: Any = None

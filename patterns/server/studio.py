@@ -14,7 +14,10 @@ makes does (the login cookie, see docs/server.md).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 DIST = Path(__file__).with_name("studio_dist")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -36,7 +39,7 @@ and <code>scripts/example</code> do this), then restart <code>patterns serve</co
 RESERVED = ("api/", "webhooks/", "login")
 
 
-def mount_studio(api: Any, dist: Path = DIST) -> None:
+def mount_studio(api: FastAPI, dist: Path = DIST) -> None:
     """Add the Studio's routes to the FastAPI app (after every other route)."""
     from fastapi import HTTPException
     from fastapi.responses import FileResponse, HTMLResponse, Response

@@ -110,17 +110,18 @@ def page_sql(meta: Any, ask: PageQuery) -> tuple[str, list[Any]]:
 
 def read_page(store: Any, meta: Any, ask: PageQuery) -> tuple[list[dict[str, Any]], str | None]:
     """(rows, cursor of the next page or None)."""
+    import duckdb
+
     from patterns.graph.manifest import jsonable
     from patterns.sdk.table import records_of
 
     sql, params = page_sql(meta, ask)
     try:
         rows = store.arrow(sql, params or None).to_pylist()
-    except Exception as exc:  # a value that does not cast to the column's type
-        if type(exc).__module__.startswith("duckdb"):
-            raise ConfigError(f"cannot filter table '{meta.name}' on '{ask.where}' with "
-                              f"{ask.value!r}: {str(exc).splitlines()[0]}") from None
-        raise
+    except (duckdb.ConversionException, duckdb.BinderException) as exc:
+        # a filter value (or a cursor's) that does not cast to the column's type
+        raise ConfigError(f"cannot filter table '{meta.name}' on '{ask.where}' with "
+                          f"{ask.value!r}: {str(exc).splitlines()[0]}") from None
     more = len(rows) > ask.limit
     rows = rows[:ask.limit]
     following = None

@@ -118,7 +118,7 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def studio_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A served app with `events` generated (its first run), and its server."""
     home = tmp_path_factory.mktemp("patterns-home")

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -122,7 +123,7 @@ def test_page_sort_and_filter_a_table(page: Any, studio_app: Server) -> None:
     expect(rows.first.locator("td").first).to_have_text("129")
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
-    lines = open(download.value.path()).read().splitlines()
+    lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0].startswith("n,name,grp") and len(lines) == ROWS + 1
 
 

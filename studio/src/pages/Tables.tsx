@@ -73,7 +73,7 @@ export function TableView({ app, table }: { app: string; table: string }) {
       <div className="pager" aria-label="Pages">
         <button onClick={() => dispatch({ type: "previous" })} disabled={pageNumber(state) === 1}>Previous</button>
         <span>Page {pageNumber(state)}{page.data ? ` · ${page.data.rows.length} rows shown` : ""}</span>
-        <button onClick={() => dispatch({ type: "next" })} disabled={!page.data?.next}>Next</button>
+        <button onClick={() => dispatch({ type: "next" })} disabled={!state.next}>Next</button>
       </div>
       <div className="table-scroll">
         <table className="grid rows" aria-label={`Rows of ${table}`}>
