@@ -49,6 +49,7 @@ class GraphNodeOut(BaseModel):
     writes: list[str]
     display: dict[str, Any] | None = None
     chart_input: str | None = None
+    parameters: list[dict[str, Any]] = Field(default_factory=list)
     status: str | None = None
     problems: list[ProblemOut] = Field(default_factory=list)
 
@@ -134,6 +135,7 @@ def studio_router(hub: Hub) -> APIRouter:
             id=n.id, kind=n.kind, title=n.title, file=n.rel_file, trigger=n.trigger,
             reads=list(n.reads()), writes=list(n.writes()), display=_display(n.raw.get("display")),
             chart_input=n.raw.get("chart_input"), status=status.get(n.id),
+            parameters=[_parameter(p) for p in n.interface.parameters],
             problems=[p for p in problems if p.node == n.id or (n.rel_file and p.file ==
                                                                 n.rel_file)])
             for n in svc.app.nodes]
@@ -350,6 +352,14 @@ def _table(svc: AppService, name: str) -> Any:
         raise HTTPException(404, f"no table '{name}' in app '{svc.slug}' (or it has no rows "
                                  f"yet)")
     return found
+
+
+def _parameter(decl: Any) -> dict[str, Any]:
+    from patterns.graph.model import MISSING, RUNTIME_DEFAULT
+
+    default = None if decl.default in (MISSING, RUNTIME_DEFAULT) else decl.default
+    return dict(jsonable({"name": decl.name, "type": decl.type, "default": default,
+                          "description": decl.description}))
 
 
 def _display(value: Any) -> dict[str, Any] | None:

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { CARD, edgesOf, layout } from "./layout";
+import { CARD, edgesOf, formHeight, layout } from "./layout";
 import type { Graph, GraphNode } from "./types";
 
 const node = (id: string, reads: string[], writes: string[], display: GraphNode["display"] = null): GraphNode => ({
   id, kind: "python", title: id, file: `${id}.py`, trigger: null, reads, writes, display,
-  chart_input: null, status: null, problems: [],
+  chart_input: null, status: null, problems: [], parameters: [],
 });
 
 const graph = (nodes: GraphNode[], stores: string[]): Graph => ({
@@ -28,6 +28,15 @@ describe("layout", () => {
       const apart = Math.abs(c.x - d.x) >= CARD.width || Math.abs(c.y - d.y) >= CARD.height;
       expect(apart).toBe(true);
     }
+  });
+
+  it("makes room for a form card's inputs", () => {
+    const form = { ...node("f", [], ["t"], { style: "form" }), parameters: [
+      { name: "a", type: "str", default: null, description: null },
+      { name: "b", type: "int", default: 1, description: null }] };
+    const { cards } = layout(graph([form, node("g", [], ["t"])], ["t"]));
+    const at = Object.fromEntries(cards.map((c) => [c.id, c]));
+    expect(Math.abs(at["n:f"].y - at["n:g"].y)).toBeGreaterThanOrEqual(formHeight(2));
   });
 
   it("keeps display x/y from graph.yml and lays out the rest below them", () => {

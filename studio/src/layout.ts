@@ -4,6 +4,8 @@ import dagre from "@dagrejs/dagre";
 import type { Graph } from "./types";
 
 export const CARD = { width: 190, height: 64 };
+/** A form card (`display: {style: form}`) holds an input per parameter and a Run button. */
+export const formHeight = (parameters: number) => CARD.height + 44 * parameters + 36;
 
 export interface Card {
   id: string; // n:<node id>, s:<store name>, d:<doc index>
@@ -55,7 +57,9 @@ export function layout(graph: Graph): { cards: Card[]; edges: Edge[] } {
     const g = new dagre.graphlib.Graph();
     g.setGraph({ rankdir: "LR", nodesep: 30, ranksep: 70, marginx: 20, marginy: 20 });
     g.setDefaultEdgeLabel(() => ({}));
-    for (const card of free) g.setNode(card.id, { ...CARD });
+    const heights = new Map(graph.nodes.filter((n) => n.display?.style === "form")
+      .map((n) => [nodeKey(n.id), formHeight(n.parameters?.length ?? 0)]));
+    for (const card of free) g.setNode(card.id, { width: CARD.width, height: heights.get(card.id) ?? CARD.height });
     const freeIds = new Set(free.map((c) => c.id));
     for (const e of edges) if (freeIds.has(e.source) && freeIds.has(e.target)) g.setEdge(e.source, e.target);
     dagre.layout(g);
@@ -65,7 +69,7 @@ export function layout(graph: Graph): { cards: Card[]; edges: Edge[] } {
     for (const card of free) {
       const at = g.node(card.id);
       card.x = at.x - CARD.width / 2;
-      card.y = at.y - CARD.height / 2 + offsetY;
+      card.y = at.y - at.height / 2 + offsetY;
     }
   }
   return { cards, edges };

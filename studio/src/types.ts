@@ -4,7 +4,7 @@ export interface Display { x?: number; y?: number; style?: string; [k: string]: 
 export interface GraphNode {
   id: string; kind: string; title: string; file: string | null; trigger: string | null;
   reads: string[]; writes: string[]; display: Display | null; chart_input: string | null;
-  status: string | null; problems: Problem[];
+  status: string | null; problems: Problem[]; parameters: Parameter[];
 }
 export interface GraphStore { name: string; id: string | null; display: Display | null; rows: number | null }
 export interface DocCard { title?: string; markdown?: string; display?: Display; [k: string]: unknown }

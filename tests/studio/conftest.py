@@ -35,6 +35,7 @@ functions:
     id: slow0001
     title: Slow steps
     trigger: manual
+    display: {style: form}
   - node_file: editable.py
     id: edit0001
     title: Editable node
@@ -46,6 +47,10 @@ functions:
   - node_file: by_group.json
     id: chart001
     title: Events by group
+    chart_input: events
+  - node_file: not_vega.json
+    id: chart002
+    title: Not a chart
     chart_input: events
   - webhook: hooks
     id: hook0001
@@ -69,9 +74,11 @@ dashboards:
 """
 
 FILES = {
+    "not_vega.json": """{"mark": "no such mark", "encoding": {"x": {"field": "n"}}}""",
     "gen.py": f"""
-        from patterns import Parameter, Table
+        from patterns import State, Table
 
+        State().set_value("generated", {ROWS})
         events = Table("events", "w")
         for n in range({ROWS}):
             events.append({{"n": n, "name": f"item {{n:03d}}", "grp": "abc"[n % 3]}})

@@ -17,6 +17,20 @@ from tests.studio.conftest import ROWS
 APP = "/apps/studio-test"
 
 
+def open_card(page: Any, test_id: str, url: str) -> None:
+    """Click a canvas card and wait for its page. (The canvas fits the view to the cards
+    once they are measured, which can move them just after they first show: a click in that
+    moment misses, so it is tried again, up to three times.)"""
+    for attempt in range(3):
+        page.get_by_test_id(test_id).click()
+        try:
+            expect(page).to_have_url(url, timeout=3_000)
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
+
+
 def test_without_the_login_cookie_the_studio_asks_for_the_token(browser: Any,
                                                                   studio_app: Server) -> None:
     context = browser.new_context()
@@ -42,7 +56,7 @@ def test_the_app_list_opens_the_graph(page: Any, studio_app: Server) -> None:
     gen = page.get_by_test_id("node-gen00001")
     expect(gen.get_by_text("succeeded")).to_be_visible()
     expect(page.get_by_test_id("store-events").get_by_text(f"{ROWS} rows")).to_be_visible()
-    expect(page.locator(".react-flow__edge")).to_have_count(5)  # gen, slow, edit, chart, hook
+    expect(page.locator(".react-flow__edge")).to_have_count(6)  # gen, slow, edit, 2 charts, hook
     # the docs card is rendered markdown, and its script never ran
     expect(canvas.get_by_role("heading", name="Read me")).to_be_visible()
     assert page.evaluate("window.__pwned") is None
@@ -91,10 +105,35 @@ def test_run_a_node_from_its_form_and_watch_it_live(page: Any, studio_app: Serve
     assert [r["label"] for r in studio_app.rows("studio-test", "slow_out")] == ["from-the-form"]
 
 
+def test_run_from_a_form_card_on_the_canvas(page: Any, studio_app: Server) -> None:
+    page.goto(f"{studio_app.url}{APP}")
+    form = page.get_by_role("form", name="Run Slow steps")
+    form.get_by_label("label").fill("from-the-card")
+    form.get_by_role("button", name="Run").click()
+    card = page.get_by_test_id("node-slow0001")
+    expect(card.get_by_text("running")).to_be_visible()
+    expect(card.get_by_text("succeeded")).to_be_visible(timeout=30_000)
+    expect(page).to_have_url(f"{studio_app.url}{APP}")  # the card's form did not open it
+    assert "from-the-card" in [r["label"] for r in studio_app.rows("studio-test", "slow_out")]
+
+
+def test_keyboard_opens_a_card_and_the_panel_shows_state(page: Any, studio_app: Server
+                                                         ) -> None:
+    page.goto(f"{studio_app.url}{APP}")
+    page.get_by_label("python node Generate events").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{studio_app.url}{APP}/nodes/gen00001")
+    panel = page.get_by_label("Node panel")
+    expect(panel.get_by_label("Node state")).to_contain_text(f'"generated": {ROWS}')
+    page.on("dialog", lambda dialog: dialog.accept())
+    panel.get_by_role("button", name="Reset state").click()
+    expect(panel.get_by_text("No state kept.")).to_be_visible()
+    assert studio_app.get("/apps/studio-test/nodes/gen00001/state") == {}
+
+
 def test_page_sort_and_filter_a_table(page: Any, studio_app: Server) -> None:
     page.goto(f"{studio_app.url}{APP}")
-    page.get_by_test_id("store-events").click()
-    expect(page).to_have_url(f"{studio_app.url}{APP}/tables/events")
+    open_card(page, "store-events", f"{studio_app.url}{APP}/tables/events")
     expect(page.get_by_text(f"{ROWS} rows · version")).to_be_visible()
     rows = page.get_by_label("Rows of events").locator("tbody tr")
     expect(rows).to_have_count(50)
@@ -121,6 +160,8 @@ def test_page_sort_and_filter_a_table(page: Any, studio_app: Server) -> None:
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(10)  # item 120 to item 129
     expect(rows.first.locator("td").first).to_have_text("129")
+    page.get_by_text("Versions").click()
+    expect(page.get_by_label("Versions").locator("tbody tr")).to_have_count(1)
     with page.expect_download() as download:
         page.get_by_role("link", name="CSV").click()
     lines = Path(download.value.path()).read_text().splitlines()
@@ -158,9 +199,11 @@ def test_runs_list_and_a_failed_run(page: Any, studio_app: Server) -> None:
 
 def test_chart_docs_and_dashboard(page: Any, studio_app: Server) -> None:
     page.goto(f"{studio_app.url}{APP}")
-    page.get_by_test_id("node-chart001").click()
+    open_card(page, "node-chart001", f"{studio_app.url}{APP}/charts/chart001")
     chart = page.get_by_test_id("chart-chart001")
     expect(chart.locator("svg .mark-rect path")).to_have_count(3)  # groups a, b, c
+    page.goto(f"{studio_app.url}{APP}/charts/chart002")
+    expect(page.get_by_role("alert")).to_contain_text("not valid Vega-Lite")
     page.goto(f"{studio_app.url}{APP}/docs/0")
     expect(page.locator("article").get_by_role("heading", name="Read me")).to_be_visible()
     expect(page.locator("article strong")).to_have_text("generated")

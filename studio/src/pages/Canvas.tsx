@@ -1,19 +1,48 @@
-import { useMemo, useState } from "react";
+import { useMemo, useState, type FormEvent, type KeyboardEvent } from "react";
 import { Background, Controls, Handle, Position, ReactFlow, type Node, type NodeProps } from "@xyflow/react";
 import { useEvents, navigate } from "../hooks";
 import { layout } from "../layout";
 import { renderMarkdown } from "../markdown";
 import type { Graph, GraphNode, GraphStore, DocCard } from "../types";
-import { enc } from "../api";
+import { enc, send } from "../api";
+import { coerce } from "./NodePanel";
 import { Status } from "../ui";
 
 interface Live { nodes: Record<string, string>; stores: Record<string, number> }
 
-type CardData = { node?: GraphNode; store?: GraphStore; doc?: DocCard; status?: string | null; rows?: number | null; selected?: boolean };
+type CardData = { app?: string; node?: GraphNode; store?: GraphStore; doc?: DocCard; status?: string | null; rows?: number | null; selected?: boolean };
+
+/** The inputs and Run button of a form card (a node with `display: {style: form}`). */
+function CardForm({ app, node }: { app: string; node: GraphNode }) {
+  const [values, setValues] = useState<Record<string, string>>({});
+  const [note, setNote] = useState<string | null>(null);
+  const run = async (e: FormEvent) => {
+    e.preventDefault();
+    const parameters: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(values)) if (v !== "") parameters[k] = coerce(v, node.parameters.find((p) => p.name === k)?.type);
+    try {
+      await send(`/apps/${enc(app)}/nodes/${enc(node.id)}/trigger`, "POST", { parameters });
+      setNote("queued");
+    } catch (err) {
+      setNote(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <form className="card-form nodrag nopan" onSubmit={run} onClick={(e) => e.stopPropagation()} aria-label={`Run ${node.title}`}>
+      {node.parameters.map((p) => (
+        <label key={p.name}>{p.name}
+          <input value={values[p.name] ?? ""} placeholder={p.default != null ? String(p.default) : ""}
+            onChange={(e) => setValues({ ...values, [p.name]: e.target.value })} onKeyDown={(e) => e.stopPropagation()} />
+        </label>
+      ))}
+      <button type="submit">Run</button> {note && <span role="status" className="small">{note}</span>}
+    </form>
+  );
+}
 
 function NodeCard({ data }: NodeProps<Node<CardData>>) {
   const n = data.node!;
-  const form = n.display?.style === "form";
+  const form = n.display?.style === "form" && (n.kind === "python" || n.kind === "sql");
   return (
     <div className={`flow-card kind-${n.kind}${form ? " form-card" : ""}${data.selected ? " chosen" : ""}`} data-testid={`node-${n.id}`}>
       <Handle type="target" position={Position.Left} />
@@ -25,6 +54,7 @@ function NodeCard({ data }: NodeProps<Node<CardData>>) {
           <span className="badge" title={n.problems.map((p) => p.message).join("\n")} aria-label={`${n.problems.length} problem(s)`}>⚠ {n.problems.length}</span>
         )}
       </div>
+      {form && data.app && <CardForm app={data.app} node={n} />}
       <Handle type="source" position={Position.Right} />
     </div>
   );
@@ -65,7 +95,7 @@ export function Canvas({ app, graph, selected }: { app: string; graph: Graph | n
     return [
       ...graph.nodes.map((n) => ({
         id: `n:${n.id}`, type: "node", position: { x: at[`n:${n.id}`].x, y: at[`n:${n.id}`].y },
-        data: { node: n, status: live ? live.nodes[n.id] ?? null : n.status, selected: n.id === selected },
+        data: { app, node: n, status: live ? live.nodes[n.id] ?? null : n.status, selected: n.id === selected },
         ariaLabel: `${n.kind} node ${n.title}`,
       })),
       ...graph.stores.map((s) => ({
@@ -77,7 +107,7 @@ export function Canvas({ app, graph, selected }: { app: string; graph: Graph | n
         ariaLabel: `notes ${d.title ?? i}`,
       })),
     ];
-  }, [graph, placed, live, selected]);
+  }, [app, graph, placed, live, selected]);
   const edges = useMemo(() => placed?.edges.map((e) => ({ ...e, animated: false })) ?? [], [placed]);
   if (!graph) return <div className="canvas loading">Loading the graph…</div>;
   const open = (_: unknown, node: Node<CardData>) => {
@@ -87,8 +117,15 @@ export function Canvas({ app, graph, selected }: { app: string; graph: Graph | n
     else if (node.data.store) navigate(`${base}/tables/${enc(node.data.store.name)}`);
     else if (node.id.startsWith("d:")) navigate(`${base}/docs/${node.id.slice(2)}`);
   };
+  // Cards are focusable (Tab); Enter opens the focused one, as a click does.
+  const onKey = (e: KeyboardEvent) => {
+    if (e.key !== "Enter") return;
+    const id = (e.target as HTMLElement).closest(".react-flow__node")?.getAttribute("data-id");
+    const card = nodes.find((n) => n.id === id);
+    if (card) open(e, card);
+  };
   return (
-    <div className="canvas" aria-label="App graph">
+    <div className="canvas" aria-label="App graph" onKeyDown={onKey}>
       <ReactFlow nodes={nodes} edges={edges} nodeTypes={TYPES} onNodeClick={open} fitView
         nodesDraggable={false} nodesConnectable={false} minZoom={0.1}
         proOptions={{ hideAttribution: true }}>

@@ -135,6 +135,7 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
               <button onClick={save} disabled={draft === null}>Save</button>
             </>
           )}
+          {(n.kind === "python" || n.kind === "sql") && <StateAndStreams app={app} node={n} />}
           <h3>Log</h3>
           <LiveLog app={app} run={following} onEnd={() => { runs.reload(); info.reload(); }} />
           <h3>Runs</h3>
@@ -156,9 +157,47 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
   );
 }
 
-function coerce(value: string, type: string | null | undefined): unknown {
+export function coerce(value: string, type: string | null | undefined): unknown {
   if (type === "int" || type === "float") return Number(value);
   if (type === "bool") return value === "true" || value === "1" || value === "yes";
   if (type === "list") { try { return JSON.parse(value); } catch { return value.split(",").map((s) => s.trim()); } }
   return value;
+}
+
+/** The node's state (view, reset) and a reset for each stream it reads. */
+function StateAndStreams({ app, node }: { app: string; node: NodeInfo }) {
+  const base = `/apps/${enc(app)}/nodes/${enc(node.id)}`;
+  const state = useApi<Record<string, unknown>>(`${base}/state`);
+  const [note, setNote] = useState<string | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const act = async (path: string, method: string, question: string, done: string) => {
+    if (!window.confirm(question)) return;
+    setError(null);
+    try {
+      await send(path, method);
+      setNote(done);
+      state.reload();
+    } catch (e) {
+      setError(e as ApiError);
+    }
+  };
+  const empty = state.data !== null && Object.keys(state.data).length === 0;
+  return (
+    <>
+      <h3>State</h3>
+      <ErrorBox error={state.error ?? error} />
+      {state.data && (empty ? <p className="muted">No state kept.</p>
+        : <pre className="state" aria-label="Node state">{JSON.stringify(state.data, null, 2)}</pre>)}
+      <div className="actions">
+        <button disabled={empty} onClick={() => act(`${base}/state`, "DELETE",
+          `Clear the state of ${node.title}? Its next run starts without it.`, "State cleared.")}>Reset state</button>
+        {node.reads.map((t) => (
+          <button key={t} onClick={() => act(`${base}/streams/${enc(t)}/reset`, "POST",
+            `Make ${node.title} read ${t} from the start again at its next run?`, `The stream on ${t} starts over.`)}
+            aria-label={`Reset the stream on ${t}`}>Reset stream {t}</button>
+        ))}
+      </div>
+      {note && <p role="status" className="note">{note}</p>}
+    </>
+  );
 }

@@ -5,12 +5,14 @@ import type { Graph, LogLine, Run } from "../types";
 import { ErrorBox, Link, Status, seconds, when } from "../ui";
 import { LiveLog } from "./NodePanel";
 
+const SINCE: [string, string][] = [["", "any time"], ["3600", "in the last hour"], ["86400", "in the last day"], ["604800", "in the last week"]];
 const STATUSES = ["", "running", "succeeded", "failed", "timed_out", "cancelled"];
 
 export function RunList({ app, search }: { app: string; search: URLSearchParams }) {
   const node = search.get("node") ?? "";
   const status = search.get("status") ?? "";
   const trigger = search.get("trigger") ?? "";
+  const since = search.get("since") ?? "";
   const q = new URLSearchParams({ limit: "200" });
   if (node) q.set("node", node);
   if (status) q.set("status", status);
@@ -21,7 +23,9 @@ export function RunList({ app, search }: { app: string; search: URLSearchParams 
     if (value) next.set(key, value); else next.delete(key);
     navigate(`/apps/${enc(app)}/runs${next.toString() ? `?${next}` : ""}`);
   };
-  const shown = (runs.data ?? []).filter((r) => !trigger || r.trigger === trigger);
+  const cutoff = since ? Date.now() - Number(since) * 1000 : null;
+  const shown = (runs.data ?? []).filter((r) => (!trigger || r.trigger === trigger) &&
+    (cutoff === null || (r.queued_at !== null && Date.parse(r.queued_at) >= cutoff)));
   const triggers = [...new Set((runs.data ?? []).map((r) => r.trigger))];
   return (
     <section className="page">
@@ -35,6 +39,8 @@ export function RunList({ app, search }: { app: string; search: URLSearchParams 
           {STATUSES.map((s) => <option key={s} value={s}>{s || "all"}</option>)}</select></label>
         <label>Trigger <select value={trigger} onChange={(e) => set("trigger", e.target.value)}>
           <option value="">all</option>{triggers.map((t) => <option key={t} value={t}>{t}</option>)}</select></label>
+        <label>Queued <select value={since} onChange={(e) => set("since", e.target.value)}>
+          {SINCE.map(([v, l]) => <option key={v} value={v}>{l}</option>)}</select></label>
       </div>
       <ErrorBox error={runs.error} />
       {runs.data && shown.length === 0 && <p>No runs match.</p>}

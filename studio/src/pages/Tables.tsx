@@ -60,6 +60,7 @@ export function TableView({ app, table }: { app: string; table: string }) {
           <table className="grid schema"><tbody>{info.data.columns.map((c) => <tr key={c.name}><td>{c.name}</td><td>{c.type}</td></tr>)}</tbody></table>
         </details>
       )}
+      <Versions path={`${base}/versions`} />
       <form className="filter" onSubmit={filter} aria-label="Filter rows">
         <label>Column <select value={column} onChange={(e) => setColumn(e.target.value)}>
           <option value="">(no filter)</option>
@@ -87,5 +88,25 @@ export function TableView({ app, table }: { app: string; table: string }) {
         </table>
       </div>
     </section>
+  );
+}
+
+interface Version { version: number; created_at: string | null; run_id: string | null; reason: string | null; readable: boolean }
+
+function Versions({ path }: { path: string }) {
+  const [open, setOpen] = useState(false);
+  const versions = useApi<Version[]>(open ? path : null);
+  return (
+    <details onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
+      <summary>Versions</summary>
+      <ErrorBox error={versions.error} />
+      <table className="grid" aria-label="Versions">
+        <thead><tr><th>Version</th><th>Began</th><th>Why</th><th>By run</th><th>Readable</th></tr></thead>
+        <tbody>{versions.data?.map((v) => (
+          <tr key={v.version}><td>{v.version}</td><td>{v.created_at ? new Date(v.created_at).toLocaleString() : "—"}</td>
+            <td>{v.reason ?? "—"}</td><td>{v.run_id ?? "—"}</td><td>{v.readable ? "yes" : "no (dropped)"}</td></tr>
+        ))}</tbody>
+      </table>
+    </details>
   );
 }
