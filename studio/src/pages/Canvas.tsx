@@ -126,7 +126,8 @@ export function Canvas({ app, graph, selected }: { app: string; graph: Graph | n
   };
   return (
     <div className="canvas" aria-label="App graph" onKeyDown={onKey}>
-      <ReactFlow nodes={nodes} edges={edges} nodeTypes={TYPES} onNodeClick={open} fitView
+      {/* (a new key when the panel opens or closes: the view fits the canvas's new width) */}
+      <ReactFlow key={selected ? "beside-panel" : "full"} nodes={nodes} edges={edges} nodeTypes={TYPES} onNodeClick={open} fitView
         nodesDraggable={false} nodesConnectable={false} minZoom={0.1}
         proOptions={{ hideAttribution: true }}>
         <Background />
