@@ -17,6 +17,9 @@ from typing import Any
 from patterns.errors import ConfigError
 
 ID = "__patterns_page_id"
+#: Text longer than this is cut in a page (a 5 MB cell would make every page of its table
+#: megabytes); the download has it whole.
+MAX_CELL = 10_000
 OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
              "contains": "contains", "null": "null", "notnull": "notnull"}
 
@@ -131,4 +134,8 @@ def read_page(store: Any, meta: Any, ask: PageQuery) -> tuple[list[dict[str, Any
         following = encode_cursor([jsonable(last[ask.sort]), ident] if ask.sort else [ident])
     for row in rows:
         row.pop(ID, None)
+        for key, value in row.items():
+            if isinstance(value, str) and len(value) > MAX_CELL:
+                row[key] = (f"{value[:MAX_CELL]}… (cut: {len(value):,} characters in all; "
+                            f"download the table for the whole value)")
     return jsonable(records_of(rows, meta.json_columns())), following

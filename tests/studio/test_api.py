@@ -146,3 +146,19 @@ def test_live_status_is_a_stream_for_a_browser_and_json_otherwise(studio_app: Se
         lines = stream.iter_lines(decode_unicode=True)
         assert next(lines) == "event: status"
         assert json.loads(next(lines).removeprefix("data: "))["stores"]["events"] == ROWS
+
+
+
+def test_a_huge_cell_is_cut_in_a_page(app_runner: Any) -> None:
+    from patterns.server.table_pages import MAX_CELL, PageQuery, read_page
+
+    runner = app_runner({"big.py": """
+        from patterns import Table
+        Table("cells", "w").append({"n": 1, "text": "x" * 5_000_000})
+    """}, ["cells"])
+    assert runner.run_node("big.py").status == "succeeded"
+    store = runner.engine.store
+    rows, following = read_page(store, store.table("cells"), PageQuery())
+    assert rows[0]["n"] == 1 and following is None
+    assert len(rows[0]["text"]) < MAX_CELL + 200
+    assert "5,000,000 characters in all" in rows[0]["text"]
