@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -198,16 +198,33 @@ def studio_router(hub: Hub) -> APIRouter:
             raise HTTPException(404, f"node {n.label} has no file of its own")
         if len(body.text.encode()) > MAX_SOURCE:
             raise HTTPException(413, f"the file is larger than {MAX_SOURCE} bytes")
-        with svc.install_lock:
-            problems = _validate_with(svc.root, n.rel_file, body.text)
-            if problems:
-                return SaveOut(saved=False, problems=problems)
-            target = svc.root / n.rel_file
-            temporary = target.with_name(f".{target.name}.studio-save")
-            temporary.write_text(body.text, encoding="utf-8")
-            os.replace(temporary, target)
-            svc.reload()
-        return SaveOut(saved=True)
+        return _save(svc, n.rel_file, body.text)
+
+    # ---------------------------------------------------------------- the app's files
+    @router.get("/apps/{app}/files", response_model=list[str])
+    def list_files(app: str) -> list[str]:
+        """The app's own files (not the store, caches or VCS), relative to its folder."""
+        from patterns.server.bundle import app_files
+
+        return [p.as_posix() for p in app_files(service(app).root)]
+
+    @router.get("/apps/{app}/files/{path:path}", response_model=SourceOut)
+    def get_file(app: str, path: str) -> SourceOut:
+        svc = service(app)
+        target = svc.root / _app_path(path)
+        if not target.is_file():
+            raise HTTPException(404, f"no file '{path}' in app '{svc.slug}'")
+        return SourceOut(file=path, language=_language(path),
+                         text=target.read_text(encoding="utf-8", errors="replace"))
+
+    @router.put("/apps/{app}/files/{path:path}", response_model=SaveOut)
+    def save_file(app: str, path: str, body: SourceIn) -> SaveOut:
+        """Write (or create: a shared module that belongs to no node) one of the app's text
+        files, graph.yml included, if the app stays valid; as a node's source."""
+        svc = service(app)
+        if len(body.text.encode()) > MAX_SOURCE:
+            raise HTTPException(413, f"the file is larger than {MAX_SOURCE} bytes")
+        return _save(svc, _app_path(path).as_posix(), body.text)
 
     # ---------------------------------------------------------------- tables
     @router.get("/apps/{app}/tables/{table}/page", response_model=PageOut)
@@ -331,6 +348,7 @@ def _validate_with(root: Path, rel_file: str, text: str) -> list[ProblemOut]:
             target = staged / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, target)
+        (staged / rel_file).parent.mkdir(parents=True, exist_ok=True)
         (staged / rel_file).write_text(text, encoding="utf-8")
         try:
             load_app(staged)
@@ -339,6 +357,42 @@ def _validate_with(root: Path, rel_file: str, text: str) -> list[ProblemOut]:
         except PatternsError as exc:
             return [ProblemOut(file=rel_file, message=str(exc))]
     return []
+
+
+def _save(svc: AppService, rel_file: str, text: str) -> SaveOut:
+    """Validate the app with ``text`` in ``rel_file``; if valid, write it and reload."""
+    with svc.install_lock:
+        problems = _validate_with(svc.root, rel_file, text)
+        if problems:
+            return SaveOut(saved=False, problems=problems)
+        target = svc.root / rel_file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.studio-save")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)
+        svc.reload()
+    return SaveOut(saved=True)
+
+
+TEXT_FILES = (".py", ".sql", ".json", ".md", ".yml", ".yaml", ".txt", ".csv")
+
+
+def _app_path(path: str) -> PurePosixPath:
+    """``path`` as a file of the app: relative, inside its folder, a text file, not in the
+    store or a cache; else a 400 saying why."""
+    from patterns.server.bundle import SKIP_DIRS
+
+    rel = PurePosixPath(path)
+    if not path or rel.is_absolute() or ".." in rel.parts or "\\" in path or "\0" in path:
+        raise HTTPException(400, f"'{path}' is not a path inside the app's folder: give one "
+                                 f"like lib/helpers.py")
+    if any(part in SKIP_DIRS or part.startswith(".") for part in rel.parts):
+        raise HTTPException(400, f"'{path}' is in a folder the app's files never are "
+                                 f"({', '.join(sorted(SKIP_DIRS))} or a hidden one)")
+    if rel.suffix.lower() not in TEXT_FILES:
+        raise HTTPException(400, f"'{path}' is not a text file the Studio edits: use one of "
+                                 f"{', '.join(TEXT_FILES)}")
+    return rel
 
 
 def _problem(problem: Any) -> ProblemOut:

@@ -162,3 +162,15 @@ def test_a_huge_cell_is_cut_in_a_page(app_runner: Any) -> None:
     assert rows[0]["n"] == 1 and following is None
     assert len(rows[0]["text"]) < MAX_CELL + 200
     assert "5,000,000 characters in all" in rows[0]["text"]
+
+
+def test_file_paths_stay_inside_the_app(studio_app: Server) -> None:
+    for path, words in (("%2E%2E/outside.py", "not a path inside"),
+                        (".patterns/x.py", "never are"),
+                        ("data.bin", "not a text file")):
+        answer = studio_app.http.put(studio_app.api(f"/apps/studio-test/files/{path}"),
+                                     json={"text": "x = 1"}, timeout=30)
+        assert answer.status_code == 400 and words in answer.json()["error"], (path,
+                                                                               answer.text)
+    assert not (studio_app.roots[0].parent / "outside.py").exists()
+    assert "graph.yml" in studio_app.get("/apps/studio-test/files")

@@ -135,6 +135,8 @@ def test_page_sort_and_filter_a_table(page: Any, studio_app: Server) -> None:
     page.goto(f"{studio_app.url}{APP}")
     open_card(page, "store-events", f"{studio_app.url}{APP}/tables/events")
     expect(page.get_by_text(f"{ROWS} rows · version")).to_be_visible()
+    expect(page.get_by_label("Writers and readers")).to_have_text(
+        "written by Generate events · read by Events by group, Not a chart")
     rows = page.get_by_label("Rows of events").locator("tbody tr")
     expect(rows).to_have_count(50)
     expect(rows.first.locator("td").first).to_have_text("0")
@@ -234,3 +236,31 @@ def test_secrets_and_webhooks(page: Any, studio_app: Server) -> None:
     expect(page.get_by_test_id("store-hooks").get_by_text("no rows yet")).to_be_visible()
     assert requests.post(url, json=[{"a": 1}, {"a": 2}], timeout=30).status_code == 200
     expect(page.get_by_test_id("store-hooks").get_by_text("2 rows")).to_be_visible()
+
+
+def test_add_a_shared_file_and_refuse_a_broken_graph(page: Any, studio_app: Server) -> None:
+    root = studio_app.roots[0]
+    page.goto(f"{studio_app.url}{APP}")
+    page.get_by_role("link", name="Files").click()
+    files = page.locator("section ul")
+    expect(files.get_by_role("link", name="graph.yml")).to_be_visible()
+    expect(files.get_by_role("link", name="gen.py")).to_be_visible()
+    form = page.get_by_role("form", name="New file")
+    form.get_by_label("New file").fill("lib/shared.py")
+    form.get_by_role("button", name="Create").click()
+    expect(page.get_by_text("(new file)")).to_be_visible()
+    page.locator(".cm-content").click()
+    page.keyboard.type("GREETING = 'hello'")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    assert (root / "lib" / "shared.py").read_text() == "GREETING = 'hello'"
+    # a graph.yml that no longer parses: refused, with where, and the file as it was
+    graph = (root / "graph.yml").read_text()
+    page.goto(f"{studio_app.url}{APP}/files/graph.yml")
+    page.locator(".cm-content").get_by_text("stores:", exact=True).click()
+    page.keyboard.press("Home")
+    page.keyboard.type("  - node_file: nowhere.py\n")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_contain_text("Not saved: graph.yml")
+    expect(page.get_by_role("status")).to_contain_text("YAML syntax error")
+    assert (root / "graph.yml").read_text() == graph

@@ -8,6 +8,7 @@ import { TableList, TableView } from "./Tables";
 import { RunList, RunView } from "./Runs";
 import { ChartView, DashboardView, DocView } from "./Charts";
 import { Webhooks } from "./Admin";
+import { FileList, FileView } from "./Files";
 
 export function AppList() {
   const { data, error } = useApi<AppInfo[]>("/apps");
@@ -29,7 +30,7 @@ export function AppList() {
   );
 }
 
-const TABS: [string, string][] = [["", "Graph"], ["tables", "Tables"], ["runs", "Runs"], ["dashboards", "Dashboards"], ["webhooks", "Webhooks"]];
+const TABS: [string, string][] = [["", "Graph"], ["tables", "Tables"], ["runs", "Runs"], ["dashboards", "Dashboards"], ["webhooks", "Webhooks"], ["files", "Files"]];
 
 export function AppShell({ app, rest, search }: { app: string; rest: string[]; search: URLSearchParams }) {
   const graph = useApi<Graph>(`/apps/${enc(app)}/graph`);
@@ -49,6 +50,7 @@ export function AppShell({ app, rest, search }: { app: string; rest: string[]; s
   else if (section === "docs" && key) body = <DocView graph={graph.data} index={Number(key)} />;
   else if (section === "dashboards") body = <DashboardView app={app} graph={graph.data} index={key ? Number(key) : null} />;
   else if (section === "webhooks") body = <Webhooks app={app} />;
+  else if (section === "files") body = key ? <FileView key={rest.join("/")} app={app} path={rest.slice(1).join("/")} /> : <FileList app={app} />;
   else body = <div role="alert" className="error">No page {section} in this app.</div>;
   const active = section === "nodes" || section === "charts" || section === "docs" ? "" : section ?? "";
   return (

@@ -2,7 +2,7 @@ import { useEffect, useReducer, useState, type FormEvent } from "react";
 import { enc } from "../api";
 import { useApi } from "../hooks";
 import { initialPaging, pageNumber, pageQuery, paging } from "../paging";
-import type { Page, TableInfo } from "../types";
+import type { Graph, Page, TableInfo } from "../types";
 import { ErrorBox, Link } from "../ui";
 
 const LIMIT = 50;
@@ -60,6 +60,7 @@ export function TableView({ app, table }: { app: string; table: string }) {
           <table className="grid schema"><tbody>{info.data.columns.map((c) => <tr key={c.name}><td>{c.name}</td><td>{c.type}</td></tr>)}</tbody></table>
         </details>
       )}
+      <Neighbours app={app} table={table} />
       <Versions path={`${base}/versions`} />
       <form className="filter" onSubmit={filter} aria-label="Filter rows">
         <label>Column <select value={column} onChange={(e) => setColumn(e.target.value)}>
@@ -109,4 +110,15 @@ function Versions({ path }: { path: string }) {
       </table>
     </details>
   );
+}
+
+/** Which nodes write the table and which read it (streams among them). */
+function Neighbours({ app, table }: { app: string; table: string }) {
+  const graph = useApi<Graph>(`/apps/${enc(app)}/graph`);
+  if (!graph.data) return null;
+  const link = (id: string, title: string) => <Link key={id} to={`/apps/${enc(app)}/nodes/${enc(id)}`}>{title}</Link>;
+  const writers = graph.data.nodes.filter((n) => n.writes.includes(table));
+  const readers = graph.data.nodes.filter((n) => n.reads.includes(table));
+  const list = (nodes: typeof writers) => nodes.length ? nodes.map((n, i) => <span key={n.id}>{i > 0 && ", "}{link(n.id, n.title)}</span>) : "—";
+  return <p className="muted" aria-label="Writers and readers">written by {list(writers)} · read by {list(readers)}</p>;
 }
