@@ -421,5 +421,6 @@ def _display(value: Any) -> dict[str, Any] | None:
 
 
 def _language(rel_file: str) -> str:
-    return {".py": "python", ".sql": "sql", ".json": "json", ".md": "markdown"}.get(
+    return {".py": "python", ".sql": "sql", ".json": "json", ".md": "markdown", ".yml": "yaml",
+            ".yaml": "yaml"}.get(
         Path(rel_file).suffix.lower(), "text")

@@ -2,6 +2,8 @@ import { useEffect, useRef } from "react";
 import { EditorView, basicSetup } from "codemirror";
 import { python } from "@codemirror/lang-python";
 import { sql } from "@codemirror/lang-sql";
+import { json } from "@codemirror/lang-json";
+import { yaml } from "@codemirror/lang-yaml";
 import { lintGutter, setDiagnostics, type Diagnostic } from "@codemirror/lint";
 import { EditorState } from "@codemirror/state";
 import type { Problem } from "../types";
@@ -16,7 +18,7 @@ export function CodeEditor({ text, language, problems, onChange }: {
   changed.current = onChange;
 
   useEffect(() => {
-    const lang = language === "python" ? [python()] : language === "sql" ? [sql()] : [];
+    const lang = { python: [python()], sql: [sql()], json: [json()], yaml: [yaml()] }[language] ?? [];
     const editor = new EditorView({
       parent: host.current!,
       state: EditorState.create({

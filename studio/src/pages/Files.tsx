@@ -7,7 +7,9 @@ import { CodeEditor } from "./CodeEditor";
 
 interface Source { file: string; language: string; text: string }
 
-const languageOf = (path: string) => (path.endsWith(".py") ? "python" : path.endsWith(".sql") ? "sql" : "text");
+const languageOf = (path: string) =>
+  path.endsWith(".py") ? "python" : path.endsWith(".sql") ? "sql" : path.endsWith(".json") ? "json"
+    : /\.ya?ml$/.test(path) ? "yaml" : "text";
 
 /** The app's files; "New file" makes a shared module (or any text file) that belongs to no node. */
 export function FileList({ app }: { app: string }) {
