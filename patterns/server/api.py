@@ -476,6 +476,10 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
                 for node_id, token in sorted(svc.webhook_tokens().items())]
 
     api.include_router(router)
+    from patterns.server.api_studio import studio_router
+
+    api.include_router(studio_router(hub), dependencies=[Depends(bearer)],
+                       responses=router.responses)
 
     # ---------------------------------------------------------------- webhooks
     @api.post("/webhooks/{app}/{token}", response_model=IngestOut, include_in_schema=True,
@@ -487,6 +491,9 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         documents the endpoint and serves it when the fast path is not in front.)"""
         return await ingest(hub, app, token, request)
 
+    from patterns.server.studio import mount_studio
+
+    mount_studio(api)  # last: its catch-all route serves the Studio's pages
     return api
 
 

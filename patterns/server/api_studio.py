@@ -1,0 +1,426 @@
+"""REST endpoints the Studio needs beyond the CLI's (under ``/api/v1``, in the OpenAPI
+document): the app's graph for the canvas, a node's source (read, validate and save), live
+status over server-sent events, pages of a table's rows (keyset paging, sort, filter),
+downloads, chart specs, and deleting a secret. See docs/studio.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from patterns.errors import ConfigError, GraphError, PatternsError
+from patterns.graph.manifest import jsonable
+from patterns.server.hub import AppService, Hub
+
+EVENT_SECONDS = 0.25
+PING_SECONDS = 15.0
+MAX_SOURCE = 2_000_000
+CHART_ROWS = 5_000
+
+
+class ProblemOut(BaseModel):
+    file: str
+    line: int | None = None
+    message: str
+    fix: str | None = None
+    node: str | None = None
+
+
+class GraphNodeOut(BaseModel):
+    id: str
+    kind: str
+    title: str
+    file: str | None
+    trigger: str | None
+    reads: list[str]
+    writes: list[str]
+    display: dict[str, Any] | None = None
+    chart_input: str | None = None
+    parameters: list[dict[str, Any]] = Field(default_factory=list)
+    status: str | None = None
+    problems: list[ProblemOut] = Field(default_factory=list)
+
+
+class GraphStoreOut(BaseModel):
+    name: str
+    id: str | None
+    display: dict[str, Any] | None = None
+    rows: int | None = None
+
+
+class GraphOut(BaseModel):
+    slug: str
+    title: str
+    nodes: list[GraphNodeOut]
+    stores: list[GraphStoreOut]
+    docs: list[dict[str, Any]]
+    dashboards: list[dict[str, Any]]
+    problems: list[ProblemOut]
+
+
+class SourceOut(BaseModel):
+    file: str
+    language: str
+    text: str
+
+
+class SourceIn(BaseModel):
+    text: str
+
+
+class SaveOut(BaseModel):
+    saved: bool
+    problems: list[ProblemOut] = Field(default_factory=list)
+
+
+class PageOut(BaseModel):
+    table: str
+    version: int
+    total: int
+    rows: list[dict[str, Any]]
+    next: str | None = None
+
+
+class StatusOut(BaseModel):
+    nodes: dict[str, str]
+    stores: dict[str, int]
+
+
+class ChartOut(BaseModel):
+    node: str
+    table: str | None
+    spec: dict[str, Any] | None
+    rows: list[dict[str, Any]]
+    error: str | None = None
+
+
+def studio_router(hub: Hub) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+
+    def service(app: str) -> AppService:
+        try:
+            return hub.get(app)
+        except KeyError:
+            raise HTTPException(404, f"no app '{app}' on this server; "
+                                     f"GET /api/v1/apps lists them") from None
+
+    def node_of(svc: AppService, key: str) -> Any:
+        try:
+            return svc.node(key)
+        except (ConfigError, ValueError):
+            raise HTTPException(404, f"no node {key!r} in app '{svc.slug}'") from None
+
+    @router.get("/apps/{app}/graph", response_model=GraphOut)
+    def graph(app: str) -> GraphOut:
+        """Everything the canvas draws: nodes (with their last run's status and the
+        problems validation finds in their files now), stores (with row counts), docs cards
+        and dashboards."""
+        svc = service(app)
+        problems = current_problems(svc)
+        status, counts = snapshot(svc)
+        nodes = [GraphNodeOut(
+            id=n.id, kind=n.kind, title=n.title, file=n.rel_file, trigger=n.trigger,
+            reads=list(n.reads()), writes=list(n.writes()), display=_display(n.raw.get("display")),
+            chart_input=n.raw.get("chart_input"), status=status.get(n.id),
+            parameters=[_parameter(p) for p in n.interface.parameters],
+            problems=[p for p in problems if p.node == n.id or (n.rel_file and p.file ==
+                                                                n.rel_file)])
+            for n in svc.app.nodes]
+        stores = [GraphStoreOut(name=s.name, id=s.id, display=_display(s.display),
+                                rows=counts.get(s.name)) for s in svc.app.stores]
+        return GraphOut(slug=svc.slug, title=svc.app.title, nodes=nodes, stores=stores,
+                        docs=[dict(jsonable(d)) for d in svc.app.docs if isinstance(d, dict)],
+                        dashboards=[dict(jsonable(d)) for d in svc.app.dashboards
+                                    if isinstance(d, dict)],
+                        problems=problems)
+
+    @router.get("/apps/{app}/events", response_model=StatusOut,
+                responses={200: {"content": {"text/event-stream": {}}}})
+    async def events(app: str, request: Request) -> Any:
+        """Each node's last run status (``nodes``) and each table's row count (``stores``).
+        Asked with ``Accept: text/event-stream`` (as a browser's EventSource does): server-sent
+        events, a ``status`` event at once and whenever either changes (checked every
+        0.25 s), until the client goes; otherwise the current status once, as JSON."""
+        svc = service(app)
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            status, counts = await asyncio.to_thread(snapshot, svc)
+            return StatusOut(nodes=status, stores=counts)
+
+        async def body() -> AsyncIterator[bytes]:
+            last: Any = None
+            quiet = 0.0
+            while not await request.is_disconnected():
+                status, counts = await asyncio.to_thread(snapshot, svc)
+                now = {"nodes": status, "stores": counts}
+                if now != last:
+                    last, quiet = now, 0.0
+                    yield f"event: status\ndata: {json.dumps(now)}\n\n".encode()
+                elif quiet >= PING_SECONDS:
+                    quiet = 0.0
+                    yield b": ping\n\n"
+                await asyncio.sleep(EVENT_SECONDS)
+                quiet += EVENT_SECONDS
+
+        return StreamingResponse(body(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    # ---------------------------------------------------------------- sources
+    @router.get("/apps/{app}/nodes/{node}/source", response_model=SourceOut)
+    def get_source(app: str, node: str) -> SourceOut:
+        svc = service(app)
+        n = node_of(svc, node)
+        if n.file is None or n.rel_file is None:
+            raise HTTPException(404, f"node {n.label} has no file of its own")
+        return SourceOut(file=n.rel_file, language=_language(n.rel_file),
+                         text=Path(n.file).read_text(encoding="utf-8", errors="replace"))
+
+    @router.put("/apps/{app}/nodes/{node}/source", response_model=SaveOut)
+    def save_source(app: str, node: str, body: SourceIn) -> SaveOut:
+        """Validate the app with this text as the node's file, then write it and reload the
+        app. An invalid result is not written (``saved: false``, with its problems: the
+        server keeps the current file)."""
+        svc = service(app)
+        n = node_of(svc, node)
+        if n.file is None or n.rel_file is None:
+            raise HTTPException(404, f"node {n.label} has no file of its own")
+        if len(body.text.encode()) > MAX_SOURCE:
+            raise HTTPException(413, f"the file is larger than {MAX_SOURCE} bytes")
+        return _save(svc, n.rel_file, body.text)
+
+    # ---------------------------------------------------------------- the app's files
+    @router.get("/apps/{app}/files", response_model=list[str])
+    def list_files(app: str) -> list[str]:
+        """The app's own files (not the store, caches or VCS), relative to its folder."""
+        from patterns.server.bundle import app_files
+
+        return [p.as_posix() for p in app_files(service(app).root)]
+
+    @router.get("/apps/{app}/files/{path:path}", response_model=SourceOut)
+    def get_file(app: str, path: str) -> SourceOut:
+        svc = service(app)
+        target = svc.root / _app_path(path)
+        if not target.is_file():
+            raise HTTPException(404, f"no file '{path}' in app '{svc.slug}'")
+        return SourceOut(file=path, language=_language(path),
+                         text=target.read_text(encoding="utf-8", errors="replace"))
+
+    @router.put("/apps/{app}/files/{path:path}", response_model=SaveOut)
+    def save_file(app: str, path: str, body: SourceIn) -> SaveOut:
+        """Write (or create: a shared module that belongs to no node) one of the app's text
+        files, graph.yml included, if the app stays valid; as a node's source."""
+        svc = service(app)
+        if len(body.text.encode()) > MAX_SOURCE:
+            raise HTTPException(413, f"the file is larger than {MAX_SOURCE} bytes")
+        return _save(svc, _app_path(path).as_posix(), body.text)
+
+    # ---------------------------------------------------------------- tables
+    @router.get("/apps/{app}/tables/{table}/page", response_model=PageOut)
+    def table_page(app: str, table: str, sort: str | None = None, desc: bool = False,
+                   where: str | None = None, op: str = "eq", value: str | None = None,
+                   after: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> PageOut:
+        """One page of rows: sorted on ``sort`` (``desc`` for descending; by id otherwise),
+        filtered by ``where`` ``op`` ``value`` (op: eq ne gt gte lt lte contains null
+        notnull), starting after the cursor ``after`` (the ``next`` of the page before)."""
+        from patterns.server.table_pages import PageQuery, read_page
+
+        svc = service(app)
+        meta = _table(svc, table)
+        ask = PageQuery(sort=sort, descending=desc, where=where, op=op, value=value,
+                        after=after, limit=limit)
+        rows, following = read_page(svc.engine.store, meta, ask)
+        return PageOut(table=table, version=meta.version, total=svc.engine.store.count(meta),
+                       rows=rows, next=following)
+
+    @router.get("/apps/{app}/tables/{table}/download",
+                responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {},
+                                             "application/vnd.apache.parquet": {}}}})
+    def download_table(app: str, table: str,
+                       format: Literal["csv", "jsonl", "parquet"] = "csv") -> FileResponse:
+        """The table's current rows as a CSV, JSON-lines or Parquet file."""
+        from patterns.store.reads import scan_sql
+
+        svc = service(app)
+        meta = _table(svc, table)
+        folder = tempfile.mkdtemp(prefix="patterns-download-")
+        path = Path(folder) / f"{table}.{format}"
+        options = {"csv": "FORMAT csv, HEADER", "jsonl": "FORMAT json",
+                   "parquet": "FORMAT parquet"}[format]
+        literal = str(path).replace("'", "''")
+        with svc.engine.store.cursor() as cur:
+            cur.execute(f"COPY ({scan_sql(meta)}) TO '{literal}' ({options})")
+        media = {"csv": "text/csv", "jsonl": "application/x-ndjson",
+                 "parquet": "application/vnd.apache.parquet"}[format]
+        return FileResponse(path, media_type=media, filename=path.name,
+                            background=BackgroundTask(shutil.rmtree, folder, True))
+
+    # ---------------------------------------------------------------- charts
+    @router.get("/apps/{app}/charts/{node}", response_model=ChartOut)
+    def chart(app: str, node: str) -> ChartOut:
+        """A chart node's Vega-Lite spec and the rows of its ``chart_input`` (at most 5,000);
+        a spec that is not JSON comes back as ``error``."""
+        from patterns.store.reads import scan_sql
+
+        svc = service(app)
+        n = node_of(svc, node)
+        if n.kind != "chart" or n.file is None:
+            raise HTTPException(400, f"node {n.label} is a {n.kind} node, not a chart")
+        table = n.raw.get("chart_input")
+        spec, error = None, None
+        try:
+            spec = json.loads(Path(n.file).read_text(encoding="utf-8"))
+            if not isinstance(spec, dict):
+                spec, error = None, f"{n.rel_file}: a chart spec is a JSON object"
+        except (OSError, ValueError) as exc:
+            error = f"{n.rel_file}: not a JSON Vega-Lite spec: {exc}"
+        rows: list[dict[str, Any]] = []
+        meta = svc.engine.store.table(str(table)) if table else None
+        if meta is not None:
+            from patterns.sdk.table import records_of
+
+            found = svc.engine.store.arrow(scan_sql(meta, limit=CHART_ROWS)).to_pylist()
+            rows = jsonable(records_of(found, meta.json_columns()))
+        return ChartOut(node=n.id, table=table, spec=spec, rows=rows, error=error)
+
+    # ---------------------------------------------------------------- secrets
+    @router.delete("/secrets/{name}", response_model=dict[str, bool])
+    def delete_secret(name: str) -> dict[str, bool]:
+        from patterns.engine.secrets import SecretStore
+
+        if not SecretStore().delete(name):
+            raise HTTPException(404, f"no secret '{name}' on this server")
+        return {"ok": True}
+
+    return router
+
+
+# ---------------------------------------------------------------------- helpers
+def snapshot(svc: AppService) -> tuple[dict[str, str], dict[str, int]]:
+    """Each node's last run status (``running`` while it runs) and each table's rows."""
+    from patterns.store.tables import qualified
+
+    store = svc.engine.store
+    with store.cursor() as cur:
+        found = cur.execute("SELECT node_id, arg_max(status, queued_at) FROM "
+                            "patterns_meta.runs GROUP BY node_id").fetchall()
+        status = {str(node): str(state) for node, state in found}
+        counts: dict[str, int] = {}
+        for meta in store.tables():
+            with contextlib.suppress(Exception):  # (a table being replaced this instant)
+                counts[meta.name] = int(cur.execute(
+                    f"SELECT count(*) FROM {qualified(meta.physical)}").fetchall()[0][0])
+    return status, counts
+
+
+def current_problems(svc: AppService) -> list[ProblemOut]:
+    """What validation finds in the app's files now (empty when they are valid)."""
+    from patterns.graph.loader import load_app
+
+    try:
+        load_app(svc.root)
+    except GraphError as exc:
+        return [_problem(p) for p in exc.problems]
+    except PatternsError as exc:
+        return [ProblemOut(file="graph.yml", message=str(exc))]
+    return []
+
+
+def _validate_with(root: Path, rel_file: str, text: str) -> list[ProblemOut]:
+    """The problems of the app at ``root`` if ``rel_file`` held ``text``."""
+    from patterns.graph.loader import load_app
+    from patterns.server.bundle import app_files
+
+    with tempfile.TemporaryDirectory(prefix="patterns-save-") as tmp:
+        staged = Path(tmp) / "app"
+        for rel in app_files(root):
+            target = staged / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, target)
+        (staged / rel_file).parent.mkdir(parents=True, exist_ok=True)
+        (staged / rel_file).write_text(text, encoding="utf-8")
+        try:
+            load_app(staged)
+        except GraphError as exc:
+            return [_problem(p) for p in exc.problems]
+        except PatternsError as exc:
+            return [ProblemOut(file=rel_file, message=str(exc))]
+    return []
+
+
+def _save(svc: AppService, rel_file: str, text: str) -> SaveOut:
+    """Validate the app with ``text`` in ``rel_file``; if valid, write it and reload."""
+    with svc.install_lock:
+        problems = _validate_with(svc.root, rel_file, text)
+        if problems:
+            return SaveOut(saved=False, problems=problems)
+        target = svc.root / rel_file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.studio-save")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, target)
+        svc.reload()
+    return SaveOut(saved=True)
+
+
+TEXT_FILES = (".py", ".sql", ".json", ".md", ".yml", ".yaml", ".txt", ".csv")
+
+
+def _app_path(path: str) -> PurePosixPath:
+    """``path`` as a file of the app: relative, inside its folder, a text file, not in the
+    store or a cache; else a 400 saying why."""
+    from patterns.server.bundle import SKIP_DIRS
+
+    rel = PurePosixPath(path)
+    if not path or rel.is_absolute() or ".." in rel.parts or "\\" in path or "\0" in path:
+        raise HTTPException(400, f"'{path}' is not a path inside the app's folder: give one "
+                                 f"like lib/helpers.py")
+    if any(part in SKIP_DIRS or part.startswith(".") for part in rel.parts):
+        raise HTTPException(400, f"'{path}' is in a folder the app's files never are "
+                                 f"({', '.join(sorted(SKIP_DIRS))} or a hidden one)")
+    if rel.suffix.lower() not in TEXT_FILES:
+        raise HTTPException(400, f"'{path}' is not a text file the Studio edits: use one of "
+                                 f"{', '.join(TEXT_FILES)}")
+    return rel
+
+
+def _problem(problem: Any) -> ProblemOut:
+    return ProblemOut(file=str(problem.file), line=problem.line, message=problem.message,
+                      fix=problem.fix, node=problem.node)
+
+
+def _table(svc: AppService, name: str) -> Any:
+    found = svc.engine.store.table(name)
+    if found is None:
+        raise HTTPException(404, f"no table '{name}' in app '{svc.slug}' (or it has no rows "
+                                 f"yet)")
+    return found
+
+
+def _parameter(decl: Any) -> dict[str, Any]:
+    from patterns.graph.model import MISSING, RUNTIME_DEFAULT
+
+    default = None if decl.default in (MISSING, RUNTIME_DEFAULT) else decl.default
+    return dict(jsonable({"name": decl.name, "type": decl.type, "default": default,
+                          "description": decl.description}))
+
+
+def _display(value: Any) -> dict[str, Any] | None:
+    return dict(jsonable(value)) if isinstance(value, dict) else None
+
+
+def _language(rel_file: str) -> str:
+    return {".py": "python", ".sql": "sql", ".json": "json", ".md": "markdown", ".yml": "yaml",
+            ".yaml": "yaml"}.get(
+        Path(rel_file).suffix.lower(), "text")
