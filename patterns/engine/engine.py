@@ -32,7 +32,7 @@ from patterns.engine.session import RunSession, store_rules
 from patterns.errors import ConfigError
 from patterns.graph.model import App, Node
 from patterns.store import meta
-from patterns.store.duckdb import DuckDBStore
+from patterns.store.duckdb import DuckDBStore, disk_full
 from patterns.store.ids import encode
 from patterns.store.model import CommitResult, RunRecord
 
@@ -376,8 +376,9 @@ class _StartRecord:
             with self.store.cursor() as cur:
                 meta.insert_run(cur, self.record)
             self.ok = True
-        except Exception:  # the run goes on; its end writes the whole record
-            log.warning("could not record the start of run %s", self.record.id, exc_info=True)
+        except Exception as exc:  # the run goes on; its end writes the whole record
+            log.warning("could not record the start of run %s (its end will): %s",
+                        self.record.id, disk_full(exc) or exc)
         finally:
             self.written.set()
 

@@ -75,8 +75,9 @@ def forms(value: str) -> set[str]:
 
 def _quoted(value: str, quote_char: str) -> str:
     """``repr()``'s body when the quotes are ``quote_char`` (forced by adding one)."""
-    body = repr(value + quote_char)[1:-1]
-    return body[:-2] if body.endswith("\\" + quote_char) else body[:-1]
+    shown = repr(value + quote_char)
+    body = shown[1:-1]  # the added character ends it, escaped when it is the quote used
+    return body[:-2] if shown[0] == quote_char else body[:-1]
 
 
 SECRETS = [KEY, PASSWORD, CONNECTION["url"], CONNECTION["user"], "nested-token-42"]
