@@ -20,10 +20,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
-from patterns.errors import ConfigError, GraphError, PatternsError
+from patterns.errors import GraphError, PatternsError
 from patterns.graph.manifest import jsonable
 from patterns.server.hub import AppService, Hub, loop_listener
 from patterns.server.ingest import WebhookFastPath, ingest, read_body
+from patterns.server.lookup import app_node, app_service
 from patterns.server.security import Access, WebSafety
 from patterns.store import meta, queue
 
@@ -198,19 +199,9 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
                                   422: {"model": ErrorOut}})
 
     def service(app: str) -> AppService:
-        try:
-            return hub.get(app)
-        except KeyError:
-            raise HTTPException(404, f"no app '{app}' on this server; "
-                                     f"GET /api/v1/apps lists them") from None
+        return app_service(hub, app)
 
-    def node_of(svc: AppService, key: str) -> Any:
-        try:
-            return svc.node(key)
-        except ConfigError as exc:
-            raise HTTPException(404, str(exc)) from None
-        except ValueError:  # not even a possible file name (a NUL byte...)
-            raise HTTPException(404, f"no node {key!r} in app '{svc.slug}'") from None
+    node_of = app_node
 
     # ---------------------------------------------------------------- apps and nodes
     @router.get("/apps", response_model=list[AppOut])

@@ -21,9 +21,10 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
-from patterns.errors import ConfigError, GraphError, PatternsError
+from patterns.errors import GraphError, PatternsError
 from patterns.graph.manifest import jsonable
 from patterns.server.hub import AppService, Hub
+from patterns.server.lookup import app_node, app_service
 
 EVENT_SECONDS = 0.25
 PING_SECONDS = 15.0
@@ -111,17 +112,9 @@ def studio_router(hub: Hub) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
     def service(app: str) -> AppService:
-        try:
-            return hub.get(app)
-        except KeyError:
-            raise HTTPException(404, f"no app '{app}' on this server; "
-                                     f"GET /api/v1/apps lists them") from None
+        return app_service(hub, app)
 
-    def node_of(svc: AppService, key: str) -> Any:
-        try:
-            return svc.node(key)
-        except (ConfigError, ValueError):
-            raise HTTPException(404, f"no node {key!r} in app '{svc.slug}'") from None
+    node_of = app_node
 
     @router.get("/apps/{app}/graph", response_model=GraphOut)
     def graph(app: str) -> GraphOut:
