@@ -266,7 +266,8 @@ def alter(app_dir: Path, table_name: str, column: str, type_name: str, yes: bool
                      f"{type_name}?")
         new = opened.call_when_free("alter_column", name=table_name, column=column,
                                     type_name=type_name)
-    click.secho(f"column {column} of table {new['name']} now holds {new['kind']} values "
+    kind = new["columns"][column]
+    click.secho(f"column {column} of table {new['name']} now holds {kind} values "
                 f"(version {new['version']}); the old values stay readable with `--version "
                 f"{new['old_version']}` while that version is kept", fg="green")
 

@@ -110,14 +110,23 @@ def versions(desk: Desk, name: str) -> list[dict[str, Any]]:
     return docs
 
 
-def reset_table(desk: Desk, name: str) -> dict[str, Any]:
+def _new_version(desk: Desk, name: str,
+                 make: Callable[[str, int | None], TableMeta]) -> dict[str, Any]:
+    """A new version of table ``name`` made by ``make(name, keep_versions)`` once no run
+    that reads or writes the table is in progress (else ``{"busy": ...}``)."""
     meta = known_table(desk, name)
     busy = _busy(desk, lambda node: meta.name in (*node.reads(), *node.writes()))
     if busy:
         return busy
     keep = desk.app.settings.keep_versions if desk.app is not None else None
-    new = desk.store.reset_table(meta.name, keep_versions=keep)
-    return {"name": new.name, "version": new.version, "old_version": meta.version}
+    new = make(meta.name, keep)
+    return {"name": new.name, "version": new.version, "old_version": meta.version,
+            "columns": {c.name: c.kind for c in new.columns}}
+
+
+def reset_table(desk: Desk, name: str) -> dict[str, Any]:
+    return _new_version(desk, name, lambda table, keep: desk.store.reset_table(
+        table, keep_versions=keep))
 
 
 def count_where(desk: Desk, name: str, where: str) -> dict[str, Any]:
@@ -133,26 +142,14 @@ def count_where(desk: Desk, name: str, where: str) -> dict[str, Any]:
 
 def delete_rows(desk: Desk, name: str, where: str) -> dict[str, Any]:
     """A new version of table ``name`` without the rows ``where`` holds for."""
-    meta = known_table(desk, name)
-    busy = _busy(desk, lambda node: meta.name in (*node.reads(), *node.writes()))
-    if busy:
-        return busy
-    keep = desk.app.settings.keep_versions if desk.app is not None else None
-    new = desk.store.delete_rows(meta.name, where, keep_versions=keep)
-    return {"name": new.name, "version": new.version, "old_version": meta.version}
+    return _new_version(desk, name, lambda table, keep: desk.store.delete_rows(
+        table, where, keep_versions=keep))
 
 
 def alter_column(desk: Desk, name: str, column: str, type_name: str) -> dict[str, Any]:
     """A new version of table ``name`` whose ``column`` holds ``type_name`` values."""
-    meta = known_table(desk, name)
-    busy = _busy(desk, lambda node: meta.name in (*node.reads(), *node.writes()))
-    if busy:
-        return busy
-    keep = desk.app.settings.keep_versions if desk.app is not None else None
-    new = desk.store.alter_column(meta.name, column, type_name, keep_versions=keep)
-    kind = next(c.kind for c in new.columns if c.name == column)
-    return {"name": new.name, "version": new.version, "old_version": meta.version,
-            "kind": kind}
+    return _new_version(desk, name, lambda table, keep: desk.store.alter_column(
+        table, column, type_name, keep_versions=keep))
 
 
 def webhook_tokens(desk: Desk) -> dict[str, str]:
