@@ -113,3 +113,41 @@ def app_runner(tmp_path: Path) -> Iterator[Callable[..., AppRunner]]:
     yield make
     for runner in runners:
         runner.close()
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server for this test process: ``PATTERNS_TEST_POSTGRES`` when
+    given, else a throwaway cluster started here (and stopped at the end)."""
+    import os
+
+    given = os.environ.get("PATTERNS_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    from patterns.store import pg_server
+
+    server = pg_server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str, request: pytest.FixtureRequest) -> str:
+    """A new, empty database on the test PostgreSQL server (its URL), one per test."""
+    import os
+    import re
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    name = re.sub(r"\W+", "_", f"t_{worker}_{request.node.name}").lower()[:60]
+    with psycopg.connect(postgres_server, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        con.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    parts = urlsplit(postgres_server)
+    return urlunsplit(parts._replace(path=f"/{name}"))
