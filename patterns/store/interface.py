@@ -1,0 +1,218 @@
+"""What the engine, the server and the CLI may ask of a store, whatever its backend.
+
+A :class:`Store` hands out :class:`Transaction` views (a write transaction, or a read view of
+committed data). A view's typed repositories (``runs``, ``queue``, ``schedules``,
+``webhooks``, ``logs``, ``memory``, ``commits``, ``tables``) are the only way to the platform's
+own metadata; table data comes back as Arrow. Backend errors come back as the project's own
+(:mod:`patterns.errors`). ``tests/store/contract`` is the definition of a backend: every
+backend passes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
+
+import pyarrow as pa
+
+from patterns.store.model import Checkpoint, CommitResult, RunRecord, TableMeta
+
+T = TypeVar("T")
+
+Dialect = Literal["duckdb", "postgres"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What differs between backends, for the code above the store to ask rather than know."""
+
+    #: The backend's name (``duckdb``, ``postgresql``), as in the store URL's scheme.
+    backend: str
+    #: The SQL dialect table data is queried in (SQL nodes, ``read_sql``).
+    dialect: Dialect
+    #: Whether several processes may write to the store at once (several engines).
+    concurrent_processes: bool
+    #: The store as a user should see it in messages (a path, or a URL without password).
+    location: str
+
+
+@dataclass(frozen=True)
+class TableVersion:
+    """One version of a table: when and why it began, and whether its rows are still kept."""
+
+    version: int
+    physical: str
+    created_at: dt.datetime
+    run_id: str | None
+    reason: str | None
+    available: bool
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A run waiting in the durable queue (``run_id`` set once it has started)."""
+
+    id: str
+    node_id: str
+    trigger: str
+    not_before: dt.datetime
+    attempt: int = 1
+    parameters: dict[str, Any] | None = None
+    enqueued_at: dt.datetime | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A node's cron schedule and the next time it fires."""
+
+    node_id: str
+    cron: str
+    timezone: str
+    next_fire: dt.datetime
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """One table's part of a commit that wakes readers."""
+
+    seq: int
+    table: str
+    node_id: str | None
+
+
+# ---------------------------------------------------------------------- repositories
+class RunRepository(Protocol):
+    def insert(self, run: RunRecord) -> None: ...
+    def update(self, run_id: str, **fields: Any) -> bool:
+        """Change fields of a run's record; False when there is no such run."""
+    def get(self, run_id: str) -> RunRecord | None:
+        """The run with this id, or the only one whose id starts or ends with it."""
+    def matching(self, fragment: str, limit: int = 6) -> list[str]:
+        """Ids of runs whose id is, starts with or ends with ``fragment`` (newest first)."""
+    def recent(self, *, node_id: str | None = None, status: str | None = None,
+             trigger: str | None = None, since: dt.datetime | None = None,
+             limit: int = 50) -> list[RunRecord]:
+        """Runs, newest first."""
+    def latest_status(self) -> dict[str, str]:
+        """Each node's newest run's status."""
+    def nodes_that_ran(self) -> set[str]: ...
+    def seen_commits(self, *, succeeded_only: bool) -> dict[str, int]:
+        """Each node's newest ``seen_commit`` over its finished (or succeeded) runs."""
+    def fail_unfinished(self, error: str, at: dt.datetime,
+                        run_ids: Sequence[str] | None = None) -> list[str]:
+        """Mark runs still ``queued``/``running`` (those of ``run_ids``, or all) failed."""
+    def add_error(self, run_ids: Sequence[str], text: str) -> None:
+        """Append ``text`` to these runs' errors."""
+
+
+class QueueRepository(Protocol):
+    def enqueue(self, node_id: str, trigger: str, *, not_before: dt.datetime | None = None,
+                attempt: int = 1, parameters: Mapping[str, Any] | None = None,
+                coalesce: bool = False) -> QueueItem | None:
+        """Queue a run; with ``coalesce``, nothing when the node already has one waiting."""
+    def items(self, *, started: bool | None = None) -> list[QueueItem]:
+        """Oldest first: waiting (``started=False``), running (True) or all."""
+    def mark_started(self, item_id: str, run_id: str) -> None: ...
+    def release(self, item_id: str) -> None:
+        """The item waits again (its run did not start after all)."""
+    def remove(self, item_id: str) -> None: ...
+    def recover(self) -> list[QueueItem]:
+        """After a crash: started items wait again; returns them as they were."""
+
+
+class ScheduleRepository(Protocol):
+    def all(self) -> dict[str, Schedule]: ...
+    def set(self, schedule: Schedule) -> None: ...
+    def drop(self, node_id: str) -> None: ...
+
+
+class WebhookRepository(Protocol):
+    def tokens(self) -> dict[str, str]: ...
+    def ensure_token(self, node_id: str) -> str:
+        """The node's webhook token, made (unguessable) the first time."""
+
+
+class LogRepository(Protocol):
+    def save(self, run_id: str, text: str, truncated: bool, *, first: bool = False) -> None: ...
+    def get(self, run_id: str) -> str | None: ...
+
+
+class MemoryRepository(Protocol):
+    """What a node remembers between runs: its state document and its stream positions."""
+
+    def state(self, node_id: str) -> dict[str, Any]: ...
+    def set_state(self, node_id: str, doc: Mapping[str, Any] | None) -> None:
+        """Replace the node's state (None or empty: forget it)."""
+    def positions(self, node_id: str) -> dict[str, dict[str, Any]]: ...
+    def set_position(self, node_id: str, table: str,
+                     position: Mapping[str, Any] | None) -> None: ...
+    def reset_positions(self, node_id: str, table: str | None = None) -> int:
+        """Forget the node's positions (on ``table``, or all); how many were forgotten."""
+    def all_positions(self) -> list[tuple[str, str, dict[str, Any]]]: ...
+    def memory(self, node_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """State and positions in one round trip (what a run starts from)."""
+
+
+class CommitRepository(Protocol):
+    def since(self, seq: int) -> list[CommitRecord]:
+        """Commits after ``seq`` that wake readers, in order."""
+    def last_per_table(self) -> dict[str, dt.datetime]:
+        """When each table last had a commit."""
+
+
+class TableRepository(Protocol):
+    def get(self, name: str) -> TableMeta | None: ...
+    def all(self) -> list[TableMeta]: ...
+    def versions(self, name: str) -> list[TableVersion]: ...
+    def count(self, meta: TableMeta) -> int: ...
+
+
+# ---------------------------------------------------------------------- views
+class Transaction(Protocol):
+    """A write transaction or a read view: repositories, and table data as Arrow."""
+
+    runs: RunRepository
+    queue: QueueRepository
+    schedules: ScheduleRepository
+    webhooks: WebhookRepository
+    logs: LogRepository
+    memory: MemoryRepository
+    commits: CommitRepository
+    tables: TableRepository
+
+    def scan(self, meta: TableMeta, *, physical: str | None = None, limit: int | None = None,
+             offset: int | None = None) -> pa.Table:
+        """A table's rows (of its current version, or of ``physical``) in commit order."""
+    def stream(self, meta: TableMeta, position: Mapping[str, Any]) -> pa.RecordBatchReader:
+        """The rows of a stream pass from ``position`` on (with the hidden id column)."""
+    def query(self, sql: str, params: Sequence[Any] | None = None, *,
+              integer_division: bool = False) -> pa.RecordBatchReader:
+        """A query in the store's dialect over the tables' views (``read_sql``)."""
+
+
+class Store(Protocol):
+    """A Patterns store: tables with versions, streams' rows, and the platform metadata."""
+
+    capabilities: Capabilities
+
+    def read(self) -> AbstractContextManager[Transaction]:
+        """A view of what is committed."""
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A write transaction: committed when the block ends, rolled back on an error."""
+    def commit(self, cp: Checkpoint, *, timeout: float | None = None,
+               stop: threading.Event | None = None,
+               also: Callable[[Transaction, CommitResult], None] | None = None,
+               ) -> CommitResult:
+        """Apply a checkpoint atomically (``also`` runs in the same transaction);
+        ``CommitTimeout`` when it runs past ``timeout`` or ``stop`` is set."""
+    def with_staged(self, cp: Checkpoint, read: Callable[[Transaction], T]) -> T:
+        """``read`` on a view where ``cp`` is applied; then the changes are thrown away."""
+    def last_commit(self) -> int: ...
+    def view_name(self, table: str) -> str:
+        """How SQL names the table's current version."""
+    def close(self) -> None: ...
