@@ -1,8 +1,8 @@
 """Read queries: table scans and stream passes, as Arrow record batch readers.
 
 A stream's position is a :class:`~patterns.positions.StreamPosition` the SDK keeps and
-commits with checkpoints. A *pass* delivers the rows committed in ``(lo, hi]`` sorted by ``(order_by, patterns_id)``;
-``(v, id)`` is the last row delivered. When a pass is done, the next one covers ``(hi, last
+commits with checkpoints. A *pass* delivers the rows committed in ``(lo, hi]`` sorted by
+``(order_by, patterns_id)``; ``(v, id)`` is the last row delivered. When a pass is done, the next one covers ``(hi, last
 id of the table]``. Because ids grow in commit order, a row committed late (whatever its
 order value) lands in a later pass: delivered later, never skipped. A new table version (a
 ``replace`` or ``reset``) starts the stream over.
