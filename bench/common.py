@@ -136,20 +136,16 @@ def run_node(engine: Engine, node: Node,
     record, _ = engine.run_node(node, "manual", params)
     seconds = time.perf_counter() - start
     if record.status != "succeeded":
-        from patterns.store import meta
-
-        with engine.store.cursor() as cur:
-            log = meta.get_log(cur, record.id) or ""
+        with engine.store.read() as view:
+            log = view.logs.get(record.id) or ""
         raise RuntimeError(f"{node.rel_file}: run {record.status}: {record.error}\n{log}")
     return seconds, record.id
 
 
 def report(engine: Engine, run_id: str) -> dict[str, Any]:
     """What the node printed after :data:`REPORT_MARK` in run ``run_id``."""
-    from patterns.store import meta
-
-    with engine.store.cursor() as cur:
-        log = meta.get_log(cur, run_id) or ""
+    with engine.store.read() as view:
+        log = view.logs.get(run_id) or ""
     for line in log.splitlines():
         _, _, text = json.loads(line)[:3]
         if text.startswith(REPORT_MARK):

@@ -70,13 +70,9 @@ class StoreReader:
         return list(zip(*(data.column(i).to_pylist() for i in range(len(names))), strict=True))
 
     def state(self, node_id: str) -> dict[str, Any]:
-        from patterns.store import meta
-
-        with self.store.cursor() as cur:
-            return meta.get_state(cur, node_id)
+        with self.store.read() as view:
+            return view.memory.state(node_id)
 
     def runs_left_running(self) -> int:
-        from patterns.store import meta
-
-        with self.store.cursor() as cur:
-            return sum(1 for r in meta.list_runs(cur, limit=100_000) if r.status == "running")
+        with self.store.read() as view:
+            return sum(1 for r in view.runs.recent(limit=100_000) if r.status == "running")

@@ -73,3 +73,20 @@ class DiskFullError(StoreError):
 
 class EngineError(PatternsError):
     """The engine could not run or record a run."""
+
+
+class CommitTimeout(StoreError):
+    """A checkpoint's statements ran past the time they were given, or were asked to stop;
+    nothing was committed."""
+
+    retryable = True
+
+
+class DataError(StoreError):
+    """A value does not fit the column it is stored in or compared with (a text in a number
+    column, a filter value of the wrong type); nothing was written."""
+
+
+class QueryError(StoreError):
+    """A query over the store's tables failed (its syntax, a name, a type): the backend's
+    own message, first line."""

@@ -60,15 +60,11 @@ def run_node(app_dir: str | Path, node: str,
     run wrote to each table it declares writing, its state after the run and its output
     lines.
     """
-    import datetime as dt
-
     from patterns.engine.engine import Engine
     from patterns.graph.loader import load_app
     from patterns.sdk._convert import records_to_arrow
     from patterns.sdk.table import records_of
-    from patterns.store import meta
     from patterns.store.model import Checkpoint, TableOp
-    from patterns.store.reads import scan_sql
 
     app = load_app(app_dir)
     target = app.node(node)
@@ -79,17 +75,17 @@ def run_node(app_dir: str | Path, node: str,
             for table, rows in (inputs or {}).items() if rows})
         engine.store.commit(seed)
         if state:
-            with engine.store.transaction() as cur:
-                meta.set_state(cur, target.id, dict(state), dt.datetime.now(dt.UTC))
+            with engine.store.transaction() as tx:
+                tx.memory.set_state(target.id, dict(state))
         record, _ = engine.run_node(target, "test", dict(params or {}))
         outputs = {}
-        for table in target.writes():
-            info = engine.store.table(table)
-            rows = engine.store.arrow(scan_sql(info)).to_pylist() if info else []
-            outputs[table] = records_of(rows, info.json_columns()) if info else []
-        with engine.store.cursor() as cur:
-            new_state = meta.get_state(cur, target.id)
-            log = meta.get_log(cur, record.id) or ""
+        with engine.store.read() as view:
+            for table in target.writes():
+                info = view.tables.get(table)
+                rows = view.scan(info).read_all().to_pylist() if info else []
+                outputs[table] = records_of(rows, info.json_columns()) if info else []
+            new_state = view.memory.state(target.id)
+            log = view.logs.get(record.id) or ""
     lines = [_text(json.loads(line)) for line in log.splitlines()]
     return NodeResult(run=record, outputs=outputs, state=new_state, logs=lines)
 

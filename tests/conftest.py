@@ -77,6 +77,19 @@ class AppRunner:
             return []
         return self.engine.store.arrow(f'SELECT * FROM main."{table}" ORDER BY "{order}"').to_pylist()
 
+    def log(self, run_id: str) -> str:
+        """A run's stored output ("" when none was saved)."""
+        with self.engine.store.read() as view:
+            return view.logs.get(run_id) or ""
+
+    def state(self, node_id: str) -> dict[str, Any]:
+        with self.engine.store.read() as view:
+            return view.memory.state(node_id)
+
+    def stored_run(self, run_id: str) -> Any:
+        with self.engine.store.read() as view:
+            return view.runs.get(run_id)
+
     @contextmanager
     def sdk(self, node: str) -> Iterator[NodeRun]:
         """Node code in this process, talking to the engine through the real data plane."""

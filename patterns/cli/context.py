@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from patterns.engine.admin import Scan
     from patterns.engine.door import Door
     from patterns.graph.model import App
-    from patterns.store.duckdb import DuckDBStore
+    from patterns.store.interface import Store
     from patterns.store.model import TableMeta
 
 T = TypeVar("T")
@@ -31,9 +31,30 @@ APP_ARGUMENT = click.argument("app_dir", metavar="[APP]", default=".", required=
 #: The app folder when more arguments follow it (so it cannot be left out).
 APP_REQUIRED = click.argument("app_dir", metavar="APP",
                               type=click.Path(file_okay=True, path_type=Path))
+def _store_location(ctx: click.Context, param: click.Parameter, value: str | None
+                    ) -> Path | None:
+    """``--store``: a file path or ``duckdb://PATH`` (see :func:`patterns.store.open_store`)."""
+    if value is None:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return Path(value)
+    if scheme.lower() == "duckdb":
+        return Path(rest)
+    from patterns.store import SCHEMES
+
+    if scheme.lower() not in ("postgresql", "postgres"):
+        raise click.BadParameter(f"unknown store {value!r}: give a file path, or a URL "
+                                 f"{' or '.join(SCHEMES)}")
+    raise click.BadParameter("this command reaches a database store through the server "
+                             "serving it: use --server URL, or give the store's file path")
+
+
 STORE_OPTION = click.option(
-    "--store", "store_path", type=click.Path(path_type=Path), envvar="PATTERNS_STORE",
-    help="The store file (default: APP/.patterns/store.duckdb; env PATTERNS_STORE).")
+    "--store", "store_path", envvar="PATTERNS_STORE", metavar="PATH|URL",
+    callback=_store_location,
+    help="The store: a file path or duckdb://PATH (default: APP/.patterns/store.duckdb; env "
+         "PATTERNS_STORE).")
 #: For commands that may also ask a server on another machine (over its REST API).
 SERVER_OPTION = click.option(
     "--server", "server_url", envvar="PATTERNS_SERVER", metavar="URL",
@@ -55,15 +76,15 @@ def store_path_for(app: App, store_path: Path | None) -> Path:
     return store_path or default_store_path(app)
 
 
-def open_store(app: App, store_path: Path | None, *, read_only: bool = False) -> DuckDBStore:
+def open_store(app: App, store_path: Path | None, *, read_only: bool = False) -> Store:
     from patterns.errors import StoreError
-    from patterns.store.duckdb import DuckDBStore
+    from patterns.store import open_store as open_any
 
     path = store_path_for(app, store_path)
     if read_only and not path.exists():
         raise StoreError(f"the app has no store yet ({path}): run it first with "
                          f"`patterns run {app.root}`")
-    return DuckDBStore(path, read_only=read_only)
+    return open_any(path, read_only=read_only)
 
 
 def print_json(doc: Any) -> None:
@@ -72,7 +93,7 @@ def print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(jsonable(doc), indent=2, default=str) + "\n")
 
 
-def existing_store(app: App, store_path: Path | None, *, read_only: bool = True) -> DuckDBStore:
+def existing_store(app: App, store_path: Path | None, *, read_only: bool = True) -> Store:
     """Open the app's store, which must exist already (a command never creates one)."""
     from patterns.errors import StoreError
 
@@ -83,7 +104,7 @@ def existing_store(app: App, store_path: Path | None, *, read_only: bool = True)
     return open_store(app, path, read_only=read_only)
 
 
-def known_table(app: App, store: DuckDBStore, name: str) -> TableMeta:
+def known_table(app: App, store: Store, name: str) -> TableMeta:
     """The store's table ``name``; an error naming the tables there if it has none."""
     from patterns.engine.admin import Desk
     from patterns.engine.admin import known_table as known

@@ -10,7 +10,6 @@ nothing and answers ``{"busy": ...}``: the caller waits and asks again.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -21,8 +20,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from patterns.graph.model import App, Node
-    from patterns.store.duckdb import DuckDBStore
-    from patterns.store.model import RunRecord, TableMeta
+    from patterns.store.interface import Store, Transaction
+    from patterns.store.model import RunRecord, TableMeta, TableOp
 
 
 @dataclass
@@ -30,7 +29,7 @@ class Desk:
     """Where admin functions work: an open store, the app (None when it does not load, for
     notebook reads), and the runs in progress as (run id, node) pairs."""
 
-    store: DuckDBStore
+    store: Store
     app: App | None
     running: Callable[[], list[tuple[str, Node]]] = field(default=lambda: [])
     #: True when a command opened the store file itself: no engine holds the store, so a
@@ -40,41 +39,41 @@ class Desk:
 
 @dataclass(frozen=True)
 class Scan:
-    """What to read for one version of a table: the query, its columns, the JSON ones."""
+    """What to read for one version of a table: its columns, the JSON ones, and (where the
+    store is at hand) the table as of that version and the slice of rows."""
 
-    sql: str
     names: list[str]
     json_columns: list[str]
     version: int
+    meta: TableMeta | None = None
+    limit: int | None = None
+    offset: int | None = None
 
 
 # ---------------------------------------------------------------------- tables
 def known_table(desk: Desk, name: str) -> TableMeta:
     """The store's table ``name``; an error naming the tables there if it has none."""
-    meta = desk.store.table(name)
-    if meta is not None:
-        return meta
+    with desk.store.read() as view:
+        meta = view.tables.get(name)
+        if meta is not None:
+            return meta
+        names = ", ".join(t.name for t in view.tables.all()) or "none yet"
     app = desk.app
     if app is not None and any(s.name == name for s in app.stores):
         raise ConfigError(f"table '{name}' has no data yet: no run has written it; "
                           f"run the app first with `patterns run {app.root}`")
-    names = ", ".join(t.name for t in desk.store.tables()) or "none yet"
     title = f" of app '{app.title}'" if app is not None else ""
     raise ConfigError(f"no table '{name}' in the store{title}: its tables are {names}")
 
 
 def tables(desk: Desk) -> list[dict[str, Any]]:
-    from patterns.store.migrations import META
-
-    store = desk.store
-    with store.cursor() as cur:
-        last = {str(name): at for name, at in cur.execute(
-            f"SELECT table_name, max(committed_at) FROM {META}.commits "
-            f"GROUP BY table_name").fetchall()}
-    docs: list[dict[str, Any]] = [
-        {"name": m.name, "version": m.version, "rows": store.count(m),
-         "columns": len(m.visible_names()), "last_commit": last.get(m.name), "exists": True}
-        for m in store.tables()]
+    with desk.store.read() as view:
+        last = view.commits.last_per_table()
+        docs: list[dict[str, Any]] = [
+            {"name": m.name, "version": m.version, "rows": view.tables.count(m),
+             "columns": len(m.visible_names()), "last_commit": last.get(m.name),
+             "exists": True}
+            for m in view.tables.all()]
     known = {d["name"] for d in docs}
     stores = desk.app.stores if desk.app is not None else []
     docs += [{"name": s.name, "version": None, "rows": 0, "columns": 0, "last_commit": None,
@@ -85,29 +84,35 @@ def tables(desk: Desk) -> list[dict[str, Any]]:
 def table(desk: Desk, name: str) -> dict[str, Any]:
     """One table's name, current version and row count (an error if it has none)."""
     meta = known_table(desk, name)
-    return {"name": meta.name, "version": meta.version, "rows": desk.store.count(meta),
+    return {"name": meta.name, "version": meta.version, "rows": _count(desk.store, meta),
             "columns": [c.to_json() for c in meta.columns]}
+
+
+def _count(store: Store, meta: TableMeta, where: str | None = None) -> int:
+    with store.read() as view:
+        return view.tables.count(meta, where)
 
 
 def table_info(desk: Desk, name: str) -> dict[str, Any]:
     """A table as a notebook sees it (the SDK's TableInfo), whether it exists or not."""
     store = desk.store
-    meta = store.table(name)
-    if meta is None:
-        return {"exists": False, "version": 0, "record_count": 0, "schema": None,
-                "sql_name": f'main."{name}"', "last_id": None}
-    return {"exists": True, "version": meta.version, "record_count": store.count(meta),
-            "schema": meta.schema_doc(), "sql_name": store.view_name(name),
-            "last_id": meta.last_id}
+    with store.read() as view:
+        meta = view.tables.get(name)
+        if meta is None:
+            return {"exists": False, "version": 0, "record_count": 0, "schema": None,
+                    "sql_name": store.view_name(name), "last_id": None}
+        return {"exists": True, "version": meta.version, "record_count": view.tables.count(meta),
+                "schema": meta.schema_doc(), "sql_name": store.view_name(name),
+                "last_id": meta.last_id}
 
 
 def versions(desk: Desk, name: str) -> list[dict[str, Any]]:
     meta = known_table(desk, name)
-    docs = desk.store.versions(meta.name)
-    for doc in docs:
-        doc["current"] = doc["version"] == meta.version
-        doc.pop("physical", None)
-    return docs
+    with desk.store.read() as view:
+        found = view.tables.versions(meta.name)
+    return [{"version": v.version, "created_at": v.created_at, "run_id": v.run_id,
+             "reason": v.reason, "available": v.available, "current": v.version == meta.version}
+            for v in found]
 
 
 def _new_version(desk: Desk, name: str,
@@ -124,127 +129,112 @@ def _new_version(desk: Desk, name: str,
             "columns": {c.name: c.kind for c in new.columns}}
 
 
+def _commit_op(store: Store, name: str, op: TableOp, keep: int | None) -> TableMeta:
+    """One table operation committed on its own (a command's, not a run's)."""
+    from patterns.store.model import Checkpoint
+
+    cp = Checkpoint(run_id="cli", node_id="cli", ops={name: [op]}, keep_versions=keep)
+    return store.commit(cp).tables[name]
+
+
 def reset_table(desk: Desk, name: str) -> dict[str, Any]:
-    return _new_version(desk, name, lambda table, keep: desk.store.reset_table(
-        table, keep_versions=keep))
+    from patterns.store.model import TableOp
+
+    return _new_version(desk, name, lambda table, keep: _commit_op(
+        desk.store, table, TableOp("reset"), keep))
 
 
 def count_where(desk: Desk, name: str, where: str) -> dict[str, Any]:
     """How many rows of table ``name`` the SQL condition ``where`` holds for, of how many."""
-    from patterns.store.repair import count_where as count
-
     meta = known_table(desk, name)
-    with desk.store.cursor() as cur:
-        matched = count(cur, meta, where)
+    matched = _count(desk.store, meta, where)
     return {"name": meta.name, "version": meta.version, "matched": matched,
-            "rows": desk.store.count(meta)}
+            "rows": _count(desk.store, meta)}
 
 
 def delete_rows(desk: Desk, name: str, where: str) -> dict[str, Any]:
     """A new version of table ``name`` without the rows ``where`` holds for."""
-    return _new_version(desk, name, lambda table, keep: desk.store.delete_rows(
-        table, where, keep_versions=keep))
+    from patterns.store.model import TableOp
+
+    return _new_version(desk, name, lambda table, keep: _commit_op(
+        desk.store, table, TableOp("delete", where=where), keep))
 
 
 def alter_column(desk: Desk, name: str, column: str, type_name: str) -> dict[str, Any]:
     """A new version of table ``name`` whose ``column`` holds ``type_name`` values."""
-    return _new_version(desk, name, lambda table, keep: desk.store.alter_column(
-        table, column, type_name, keep_versions=keep))
+    from patterns.store.model import TableOp
+
+    return _new_version(desk, name, lambda table, keep: _commit_op(
+        desk.store, table, TableOp("alter", alter=(column, type_name)), keep))
 
 
 def webhook_tokens(desk: Desk) -> dict[str, str]:
     """Each webhook node's URL token (made the first time it is asked for), by node id."""
-    from patterns.store import queue
-
     if desk.app is None:
         return {}
     ids = sorted(n.id for n in desk.app.nodes if n.kind == "webhook")
     if not ids:
         return {}
-    with desk.store.transaction() as cur:
-        return {i: queue.ensure_webhook_token(cur, i) for i in ids}
+    with desk.store.transaction() as tx:
+        return {i: tx.webhooks.ensure_token(i) for i in ids}
 
 
 # ---------------------------------------------------------------------- rows
 def scan(desk: Desk, name: str, version: int | None = None, limit: int | None = None,
          offset: int | None = None) -> Scan:
     """How to read ``version`` of table ``name`` (default: the current one)."""
-    from patterns.store.reads import scan_sql
-
     meta = known_table(desk, name)
     if version is None or version == meta.version:
-        return Scan(scan_sql(meta, limit=limit, offset=offset), meta.visible_names(),
-                    meta.json_columns(), meta.version)
-    found = {v["version"]: v for v in desk.store.versions(meta.name)}
-    kept = ", ".join(str(v) for v, doc in found.items() if doc["available"]) or "none"
-    if version not in found or not found[version]["available"]:
-        raise ConfigError(f"table '{meta.name}' has no version {version} to read; "
-                          f"versions kept: {kept} (`patterns table versions` lists them)")
-    return _old_scan(desk.store, meta, str(found[version]["physical"]), version, limit, offset)
+        return Scan(meta.visible_names(), meta.json_columns(), meta.version, meta, limit,
+                    offset)
+    with desk.store.read() as view:
+        found = {v.version: v for v in view.tables.versions(meta.name)}
+        kept = ", ".join(str(v) for v, doc in found.items() if doc.available) or "none"
+        if version not in found or not found[version].available:
+            raise ConfigError(f"table '{meta.name}' has no version {version} to read; "
+                              f"versions kept: {kept} (`patterns table versions` lists them)")
+        # An older version has the columns it had then (whether one is JSON matters).
+        old = view.tables.as_of(meta, found[version])
+    return Scan(old.visible_names(), old.json_columns(), version, old, limit, offset)
 
 
-def _old_scan(store: DuckDBStore, meta: TableMeta, physical: str, version: int,
-              limit: int | None, offset: int | None) -> Scan:
-    """An older version has the columns it had then: read them from the catalog."""
-    from patterns.store.columns import Column
-    from patterns.store.migrations import DATA
-    from patterns.store.reads import scan_sql
-
-    with store.cursor() as cur:
-        rows = cur.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [DATA, physical]).fetchall()
-    platform = {meta.physical_id, meta.created_column}
-    # Only whether a column is JSON matters for reading it back.
-    columns = tuple(Column(str(n), "json" if kind == "JSON" else "text")
-                    for n, kind in rows if n not in platform)
-    old = replace(meta, physical=physical, columns=columns)
-    return Scan(scan_sql(old, limit=limit, offset=offset), old.visible_names(),
-                old.json_columns(), version)
-
-
-def read_batches(store: DuckDBStore, sql: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """Stream the result of ``sql`` in Arrow batches (one batch in memory at a time)."""
-    from patterns.store.reads import BATCH_ROWS
-
-    cur = store.cursor()
-    reader = cur.sql(sql).to_arrow_reader(BATCH_ROWS)
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            yield from reader
-        finally:
-            cur.close()
-
-    return reader.schema, batches()
+def read_batches(store: Store, scan: Scan) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Stream the rows ``scan`` names in Arrow batches (one batch in memory at a time)."""
+    meta = scan.meta
+    assert meta is not None
+    reader = store.open_reader(lambda view: view.scan(meta, limit=scan.limit,
+                                                      offset=scan.offset))
+    return reader.schema, iter(reader)
 
 
 def query(desk: Desk, sql: str, params: list[Any] | None, dialect: str) -> pa.Table:
     """A notebook's ``read_sql``: one read-only query over any of the app's tables (run in
     a transaction that is always rolled back)."""
     from patterns.engine.sql_nodes import offline_query
+    from patterns.errors import NodeError, QueryError
+    from patterns.store.model import Checkpoint
 
     store = desk.store
-    found, integer_division = offline_query(sql, dialect, [m.name for m in store.tables()])
-    with store.cursor() as cur:
-        if integer_division:
-            cur.execute("SET integer_division = true")
+    with store.read() as view:
+        names = [m.name for m in view.tables.all()]
+    found, integer_division = offline_query(sql, dialect, names)
+
+    def run(view: Transaction) -> pa.Table:
+        return view.query(found, params, integer_division=integer_division).read_all()
+
+    try:
         if store.read_only:
-            return store.arrow(found, params, cur)
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            return store.arrow(found, params, cur)
-        finally:
-            cur.execute("ROLLBACK")
+            with store.read() as view:
+                return run(view)
+        return store.with_staged(Checkpoint(run_id="query", node_id="query"), run)
+    except QueryError as exc:
+        raise NodeError(f"read_sql failed: {exc}") from exc
 
 
 # ---------------------------------------------------------------------- runs and logs
 def runs(desk: Desk, node_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    from patterns.store import meta
-
-    with desk.store.cursor() as cur:
-        records = meta.list_runs(cur, node_id, limit)
+    with desk.store.read() as view:
+        records = view.runs.recent(node_id, limit)
     return [(_lost(r) if desk.engineless else r).to_json() for r in records]
 
 
@@ -261,35 +251,28 @@ def _lost(record: RunRecord) -> RunRecord:
 def log(desk: Desk, node_id: str | None = None, run_key: str | None = None,
         node_label: str = "", root: str = "") -> dict[str, Any]:
     """A run's record and its stored output: ``run_key``'s, else the latest (of the node)."""
-    from patterns.store import meta
-
-    with desk.store.cursor() as cur:
+    with desk.store.read() as view:
         if run_key:
-            record = _find_run(cur, desk, run_key, root)
+            record = _find_run(view, desk, run_key, root)
             if node_id is not None and record.node_id != node_id:
                 raise ConfigError(f"run {record.id} is a run of {record.node_title}, not of "
                                   f"node {node_label}: leave out --node, or pick its run")
         else:
-            latest = meta.list_runs(cur, node_id, 1)
+            latest = view.runs.recent(node_id, 1)
             if not latest:
                 who = f"node {node_label}" if node_id else f"app '{_title(desk)}'"
                 raise ConfigError(f"{who} has no runs yet: run it first with "
                                   f"`patterns run {root}`")
             record = latest[0]
-        text = meta.get_log(cur, record.id) or ""
+        text = view.logs.get(record.id) or ""
     return {"run": record.to_json(), "text": text}
 
 
-def _find_run(cur: Any, desk: Desk, key: str, root: str) -> Any:
+def _find_run(view: Transaction, desk: Desk, key: str, root: str) -> RunRecord:
     """A run by its id, the start of its id, or its end (the 8 characters `patterns run`
     shows)."""
-    from patterns.store import meta
-    from patterns.store.migrations import META
-
     wanted = key.strip().upper()
-    ids = [str(r) for (r,) in cur.execute(
-        f"SELECT id FROM {META}.runs WHERE id = ? OR starts_with(id, ?) OR ends_with(id, ?) "
-        f"ORDER BY queued_at DESC LIMIT 6", [wanted, wanted, wanted]).fetchall()]
+    ids = view.runs.matching(wanted, 6)
     if wanted in ids:
         ids = [wanted]
     if not ids:
@@ -299,7 +282,7 @@ def _find_run(cur: Any, desk: Desk, key: str, root: str) -> Any:
         shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
         raise ConfigError(f"run '{key}' matches more than one run ({shown}): give more of "
                           f"its id")
-    record = meta.get_run(cur, ids[0])
+    record = view.runs.get(ids[0])
     assert record is not None
     return record
 
@@ -310,40 +293,30 @@ def _title(desk: Desk) -> str:
 
 # ---------------------------------------------------------------------- a node's memory
 def state(desk: Desk, node_id: str) -> dict[str, Any]:
-    from patterns.store import meta
-
-    with desk.store.cursor() as cur:
-        return meta.get_state(cur, node_id)
+    with desk.store.read() as view:
+        return view.memory.state(node_id)
 
 
 def reset_state(desk: Desk, node_id: str) -> dict[str, Any]:
-    from patterns.store import meta
-
     busy = _busy(desk, lambda node: node.id == node_id)
     if busy:
         return busy
-    store = desk.store
-    with store.commit_lock, store.transaction() as cur:
-        meta.set_state(cur, node_id, {}, dt.datetime.now(dt.UTC))
+    with desk.store.transaction() as tx:
+        tx.memory.set_state(node_id, None)
     return {}
 
 
 def positions(desk: Desk, node_id: str) -> dict[str, Any]:
-    from patterns.store import meta
-
-    with desk.store.cursor() as cur:
-        return meta.get_positions(cur, node_id)
+    with desk.store.read() as view:
+        return {t: p.to_json() for t, p in view.memory.positions(node_id).items()}
 
 
 def reset_stream(desk: Desk, node_id: str, table_name: str) -> dict[str, Any]:
-    from patterns.store import meta
-
     busy = _busy(desk, lambda node: node.id == node_id)
     if busy:
         return busy
-    store = desk.store
-    with store.commit_lock, store.transaction() as cur:
-        meta.set_position(cur, node_id, table_name, None, dt.datetime.now(dt.UTC))
+    with desk.store.transaction() as tx:
+        tx.memory.reset_positions(node_id, table_name)
     return {}
 
 

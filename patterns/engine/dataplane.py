@@ -146,7 +146,7 @@ def _admin_get(desk: Desk, cmd: dict[str, Any]) -> flight.FlightDataStream:
         return flight.RecordBatchStream(table)
     scan = _guard(lambda: admin.scan(desk, cmd["table"], cmd.get("version"), cmd.get("limit"),
                                      cmd.get("offset")))
-    schema, batches = admin.read_batches(desk.store, scan.sql)
+    schema, batches = admin.read_batches(desk.store, scan)
     schema = schema.with_metadata({b"patterns.scan": wire.encode(
         {"names": scan.names, "json_columns": scan.json_columns, "version": scan.version})})
     return flight.GeneratorStream(schema, _retyped(schema, batches))

@@ -62,9 +62,9 @@ class LocalDoor:
     via = "the store file"
 
     def __init__(self, store_path: Path, app: App | None, *, write: bool) -> None:
-        from patterns.store.duckdb import DuckDBStore
+        from patterns.store import open_store
 
-        self.store = DuckDBStore(store_path, read_only=not write)
+        self.store = open_store(store_path, read_only=not write)
         self.desk = Desk(self.store, app, engineless=True)
 
     def call(self, action: str, /, **args: Any) -> Any:
@@ -73,7 +73,7 @@ class LocalDoor:
     def rows(self, table: str, version: int | None = None, limit: int | None = None,
              offset: int | None = None) -> tuple[Scan, pa.Schema, Iterator[pa.RecordBatch]]:
         scan = admin.scan(self.desk, table, version, limit, offset)
-        return (scan, *admin.read_batches(self.store, scan.sql))
+        return (scan, *admin.read_batches(self.store, scan))
 
     def query(self, sql: str, params: list[Any] | None, dialect: str) -> pa.Table:
         return admin.query(self.desk, sql, params, dialect)
@@ -109,7 +109,7 @@ class EngineDoor:
                             "limit": limit, "offset": offset})
         found = reader.schema
         doc = wire.decode((found.metadata or {})[b"patterns.scan"])
-        scan = Scan("", list(doc["names"]), list(doc["json_columns"]), int(doc["version"]))
+        scan = Scan(list(doc["names"]), list(doc["json_columns"]), int(doc["version"]))
         schema = found.remove_metadata()
 
         def batches() -> Iterator[pa.RecordBatch]:

@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -31,10 +30,10 @@ from patterns.engine.secrets import SecretStore
 from patterns.engine.session import RunSession, store_rules
 from patterns.errors import ConfigError
 from patterns.graph.model import App, Node
-from patterns.store import meta
-from patterns.store.duckdb import DuckDBStore, disk_full
-from patterns.store.ids import encode
+from patterns.store import open_store
+from patterns.store.interface import Store, Transaction
 from patterns.store.model import CommitResult, RunRecord
+from patterns.store.repositories import new_id
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +42,21 @@ INLINE_RUN_INFO_BYTES = 64_000
 
 
 def default_store_path(app: App) -> Path:
+    """The app's store file: ``$PATTERNS_STORE`` when it is a path, else the app's own."""
     configured = os.environ.get("PATTERNS_STORE")
-    if configured:
+    if configured and "://" not in configured:
         return Path(configured)
     return app.root / ".patterns" / "store.duckdb"
 
 
+def default_store(app: App) -> str | Path:
+    """Where the app's store is: ``$PATTERNS_STORE`` (a path or a URL), else its own file."""
+    configured = os.environ.get("PATTERNS_STORE")
+    return configured if configured and "://" in configured else default_store_path(app)
+
+
 def new_run_id() -> str:
-    return encode(int(time.time() * 1000), 10) + encode(int.from_bytes(os.urandom(10), "big"), 16)
+    return new_id()
 
 
 #: The error of a run whose engine died (killed, crashed, the machine stopped) mid-run.
@@ -58,28 +64,32 @@ ENGINE_DIED = ("the engine stopped (killed or crashed) while this run was runnin
                "were rolled back to the last checkpoint")
 
 
-def end_lost_runs(store: DuckDBStore) -> None:
+def end_lost_runs(store: Store) -> None:
     """Runs still ``running`` when an engine opens the store were left by an engine that died
     (only one process can open a store for writing): they end as ``failed`` with
     :data:`ENGINE_DIED`, never ``running`` forever. Nothing they wrote past their last
     checkpoint was ever committed."""
-    from patterns.store.migrations import META
-
-    with store.transaction() as cur:
-        cur.execute(f"UPDATE {META}.runs SET status = 'failed', ended_at = ?, error = ? "
-                    f"WHERE status = 'running'", [dt.datetime.now(dt.UTC), ENGINE_DIED])
+    with store.transaction() as tx:
+        tx.runs.fail_running(ENGINE_DIED, dt.datetime.now(dt.UTC))
 
 
 class Engine:
-    def __init__(self, app: App, *, store_path: Path | None = None,
+    def __init__(self, app: App, *, store_path: str | Path | None = None,
+                 store: Store | None = None,
                  reporter: Reporter | None = None, secrets: SecretStore | None = None,
                  launcher: ProcessLauncher | None = None,
                  environments: Environments | None = None, kind: str = "run") -> None:
+        """``store``: the store to run on (the engine closes it); else the one at
+        ``store_path`` or ``$PATTERNS_STORE`` (a path or URL), else the app's DuckDB file."""
         self.app = app
-        store_path = store_path or default_store_path(app)
-        self.store = DuckDBStore(store_path)
+        if store is None:
+            store = open_store(store_path or default_store(app))
+        self.store: Store = store
+        #: Where the engine announces itself and keeps live logs: beside a store file, or
+        #: in the app's .patterns folder for a database server.
+        self.home = store.path or app.root / ".patterns" / "store.duckdb"
         end_lost_runs(self.store)
-        self.live = LiveLog(live_log_path(store_path))
+        self.live = LiveLog(live_log_path(self.home))
         self.reporter: Reporter = reporter or SilentReporter()
         self.secrets = secrets or SecretStore()
         self.launcher = launcher or ProcessLauncher()
@@ -98,13 +108,16 @@ class Engine:
             # Warm up while the rest starts. Apps with requirements build their environment
             # (and warm it) at their first run, where a failure fails that run, not the engine.
             self.launcher.prepare(self.dataplane.uri)
-        # DuckDB imports pandas the first time it takes Arrow data: done here, on this
-        # thread, while the warm worker starts, so that two threads never do it at once
-        # (the recorder, the data plane and the scheduler all use the store).
-        _warm_duckdb_imports()
+        # DuckDB (the store's, and the one that checks node SQL) imports pandas the first
+        # time it takes Arrow data: done here, on this thread, while the warm worker starts,
+        # so that two threads never do it at once (the recorder, the data plane and the
+        # scheduler all use the store).
+        from patterns.store.duckdb_catalog import warm_up
+
+        warm_up()
         # The one door to the store: outside requests (the CLI, notebooks) come through the
         # data plane, found from .patterns/engine.json, with this engine's admin token.
-        self.announced = announce(store_path, self.dataplane.uri, kind)
+        self.announced = announce(self.home, self.dataplane.uri, kind)
         self.dataplane.admit(self.announced.token, self._desk)
 
     def _desk(self) -> Desk:
@@ -115,7 +128,7 @@ class Engine:
             return [(run_id, session.node) for run_id, session in self._active.items()]
 
     def close(self) -> None:
-        withdraw(self.store.path, self.announced)
+        withdraw(self.home, self.announced)
         self._recorder.shutdown()
         self.launcher.close()
         self.live.close()
@@ -131,11 +144,11 @@ class Engine:
     # ------------------------------------------------------------------ runs
     def run_node(self, node: Node, trigger: str, param_overrides: dict[str, Any] | None = None,
                  attempt: int = 1, *, run_id: str | None = None,
-                 on_end: Callable[[Any, RunRecord, RunSession | None], None] | None = None,
+                 on_end: Callable[[Transaction, RunRecord, RunSession | None], None] | None = None,
                  ) -> tuple[RunRecord, RunSession | None]:
         """Run ``node`` once in a fresh process and record the run; never raises for a
         failure of the node itself (the run record says what happened).
-        ``on_end(cursor, record, session)`` runs in the transaction that records the run's
+        ``on_end(transaction, record, session)`` runs in the transaction that records the run's
         end (the scheduler takes the run's queue item out there)."""
         run_id = run_id or new_run_id()
         now = dt.datetime.now(dt.UTC)
@@ -152,7 +165,7 @@ class Engine:
             failed = replace(record, status="failed", ended_at=now,
                              error=self._masker([])(str(exc)))
             with self.store.transaction() as tx:
-                meta.insert_run(tx, failed)
+                tx.runs.insert(failed)
                 if on_end is not None:
                     on_end(tx, failed, None)
             self._started(failed)
@@ -231,16 +244,16 @@ class Engine:
             checkpoints=session.checkpoints))
         with self.store.transaction() as tx:
             start.record_end(tx, final)
-            meta.save_log(tx, run_id, capture.text(), capture.truncated)
+            tx.logs.save(run_id, capture.text(), capture.truncated)
             if on_end is not None:
                 on_end(tx, final, session)
         self._finished(final)
         return final, session
 
     def _end_with_final_checkpoint(
-            self, tx: Any, result: CommitResult, record: RunRecord, session: RunSession,
+            self, tx: Transaction, result: CommitResult, record: RunRecord, session: RunSession,
             capture: LogCapture, start: _StartRecord,
-            on_end: Callable[[Any, RunRecord, RunSession | None], None] | None,
+            on_end: Callable[[Transaction, RunRecord, RunSession | None], None] | None,
     ) -> tuple[RunRecord, str]:
         """In the transaction of the run's final checkpoint: the run's end, as succeeded
         (its work is committed with it), with its log so far. One transaction per run
@@ -254,7 +267,7 @@ class Engine:
                         checkpoints=session.checkpoints + 1)
         text = capture.text()
         start.record_end(tx, final)
-        meta.save_log(tx, record.id, text, capture.truncated, first=True)
+        tx.logs.save(record.id, text, capture.truncated, first=True)
         if on_end is not None:
             on_end(tx, final, session)
         return final, text
@@ -277,8 +290,8 @@ class Engine:
             return final  # (the usual case: nothing more to write)
         final = replace(final, exit_code=exit_.code)
         with self.store.transaction() as tx:
-            meta.update_run(tx, final.id, exit_code=exit_.code)
-            meta.save_log(tx, final.id, text, capture.truncated)
+            tx.runs.update(final.id, exit_code=exit_.code)
+            tx.logs.save(final.id, text, capture.truncated)
         return final
 
     def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
@@ -338,21 +351,12 @@ class Engine:
         return masker_for(tuple(secret_strings([*resolved, *stored])))
 
 
-def _warm_duckdb_imports() -> None:
-    import duckdb
-    import pyarrow as pa
-
-    with duckdb.connect() as con:
-        con.register("warm", pa.table({"n": [1]}))
-        con.execute("SELECT ?::TIMESTAMPTZ, ?", [dt.datetime.now(dt.UTC), "x"]).fetchall()
-
-
 class _StartRecord:
     """A run's record as it starts (status ``running``), written once its process has
     started, off the critical path; its end then updates it (or inserts the whole record
     if the run never got that far)."""
 
-    def __init__(self, store: DuckDBStore, record: RunRecord) -> None:
+    def __init__(self, store: Store, record: RunRecord) -> None:
         self.store = store
         self.record = record
         self.ok = False
@@ -373,24 +377,24 @@ class _StartRecord:
 
     def write(self) -> None:
         try:
-            with self.store.cursor() as cur:
-                meta.insert_run(cur, self.record)
+            with self.store.autocommit() as tx:
+                tx.runs.insert(self.record)
             self.ok = True
         except Exception as exc:  # the run goes on; its end writes the whole record
             log.warning("could not record the start of run %s (its end will): %s",
-                        self.record.id, disk_full(exc) or exc)
+                        self.record.id, exc)
         finally:
             self.written.set()
 
-    def record_end(self, tx: Any, final: RunRecord) -> None:
+    def record_end(self, tx: Transaction, final: RunRecord) -> None:
         if not self.ok:
-            meta.insert_run(tx, final)
+            tx.runs.insert(final)
             return
-        if not meta.update_run(tx, final.id, status=final.status, ended_at=final.ended_at,
-                               exit_code=final.exit_code, error=final.error,
-                               traceback=final.traceback, rows_read=final.rows_read,
-                               rows_written=final.rows_written, checkpoints=final.checkpoints):
-            meta.insert_run(tx, final)  # (not visible to this transaction: never lose it)
+        if not tx.runs.update(final.id, status=final.status, ended_at=final.ended_at,
+                              exit_code=final.exit_code, error=final.error,
+                              traceback=final.traceback, rows_read=final.rows_read,
+                              rows_written=final.rows_written, checkpoints=final.checkpoints):
+            tx.runs.insert(final)  # (not visible to this transaction: never lose it)
 
 
 def _outcome(code: int | None, timed_out: bool, session: RunSession,

@@ -115,7 +115,8 @@ class OfflineClient:
 def open_offline_run() -> NodeRun:
     root = find_app_root()
     configured = os.environ.get("PATTERNS_STORE")
-    path = Path(configured) if configured else root / ".patterns" / "store.duckdb"
+    path = Path(configured) if configured and "://" not in configured else \
+        root / ".patterns" / "store.duckdb"
     return NodeRun(OfflineClient(path, _dialect(root)), offline=True)
 
 

@@ -22,7 +22,7 @@ from patterns.engine.engine import Engine
 from patterns.engine.session import RunSession
 from patterns.errors import EngineError
 from patterns.graph.model import Node
-from patterns.store import meta
+from patterns.store.interface import Transaction
 from patterns.store.model import RunRecord
 
 RUNNABLE_KINDS = ("python", "sql")
@@ -144,16 +144,13 @@ class ReactivePass:
                       and n.trigger != "manual"]
         if not candidates:
             return []
-        with self.engine.store.cursor() as cur:
-            return with_new_rows(cur, candidates, meta.last_success(cur))
+        with self.engine.store.read() as view:
+            return with_new_rows(view, candidates, view.runs.seen_commits(succeeded_only=True))
 
     def _never_run(self, nodes: list[Node], exclude: set[str]) -> list[Node]:
         """Nodes that never succeeded (all of a cycle, say): each gets one first run."""
-        cur = self.engine.store.cursor()
-        try:
-            last = meta.last_success(cur)
-        finally:
-            cur.close()
+        with self.engine.store.read() as view:
+            last = view.runs.seen_commits(succeeded_only=True)
         return [n for n in nodes if n.id not in last and n.id not in exclude
                 and n.trigger != "manual"]
 
@@ -169,16 +166,16 @@ class ReactivePass:
         return seen
 
 
-def with_new_rows(cur: Any, nodes: list[Node], seen: dict[str, int]) -> list[Node]:
+def with_new_rows(view: Transaction, nodes: list[Node], seen: dict[str, int]) -> list[Node]:
     """The ``nodes`` whose input tables got rows committed by another node (waking ones)
     after the commit each started from (``seen``, per node id; 0 if absent)."""
     if not nodes:
         return []
-    commits = meta.commits_since(cur, min(seen.get(n.id, 0) for n in nodes))
+    commits = view.commits.since(min(seen.get(n.id, 0) for n in nodes))
     out = []
     for node in nodes:
         after = seen.get(node.id, 0)
         reads = set(node.reads())
-        if any(seq > after and table in reads and by != node.id for seq, table, by in commits):
+        if any(c.seq > after and c.table in reads and c.node_id != node.id for c in commits):
             out.append(node)
     return out

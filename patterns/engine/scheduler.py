@@ -1,6 +1,6 @@
 """The server's scheduler: what runs when, kept in the store so a restart loses nothing.
 
-Everything waiting lives in the store (:mod:`patterns.store.queue`): the run queue (manual
+Everything waiting lives in the store (its ``queue`` and ``schedules`` repositories): the run queue (manual
 triggers, new-row wake-ups, cron slots, delayed ``request_new_run``\\ s, retries) and each
 cron trigger's next fire time. A queue item leaves the queue in the transaction that records
 its run's end, and a cron slot moves on in the transaction that queues its run, so after a
@@ -34,10 +34,8 @@ from patterns.engine.engine import Engine, new_run_id
 from patterns.engine.reactive import RUNNABLE_KINDS, with_new_rows
 from patterns.engine.session import RunSession
 from patterns.graph.model import Node
-from patterns.store import queue
-from patterns.store.migrations import META
+from patterns.store.interface import QueueItem, Schedule, Transaction
 from patterns.store.model import RunRecord
-from patterns.store.queue import QueueItem, Schedule
 
 log = logging.getLogger("patterns.scheduler")
 
@@ -112,15 +110,15 @@ class Scheduler:
     # ------------------------------------------------------------------ asking for runs
     def trigger(self, node: Node, parameters: dict[str, Any] | None = None,
                 trigger: str = "manual") -> QueueItem:
-        with self.engine.store.transaction() as cur:
-            item = queue.enqueue(cur, node.id, trigger, parameters=parameters)
+        with self.engine.store.transaction() as tx:
+            item = tx.queue.enqueue(node.id, trigger, parameters=parameters)
         assert item is not None
         self.notify()
         return item
 
     def queued(self) -> list[QueueItem]:
-        with self.engine.store.cursor() as cur:
-            return queue.items(cur)
+        with self.engine.store.read() as view:
+            return view.queue.items()
 
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> None:
@@ -155,8 +153,8 @@ class Scheduler:
         waiting item is due."""
         now = time.time()
         soonest = now + 1.0
-        with self.engine.store.cursor() as cur:
-            waiting = queue.items(cur, started=False)
+        with self.engine.store.read() as view:
+            waiting = view.queue.items(started=False)
         for item in waiting:
             due = item.not_before.timestamp()
             if due > now:
@@ -166,19 +164,19 @@ class Scheduler:
                 continue
             node = self._node(item.node_id)
             if node is None:  # gone from graph.yml since it was queued
-                with self.engine.store.transaction() as cur:
-                    queue.remove(cur, item.id)
+                with self.engine.store.transaction() as tx:
+                    tx.queue.remove(item.id)
                 continue
             self._start(item, node)
         return soonest
 
     def _start(self, item: QueueItem, node: Node) -> None:
         run_id = new_run_id()
-        with self.engine.store.transaction() as cur:
-            queue.mark_started(cur, item.id, run_id)
+        with self.engine.store.transaction() as tx:
+            tx.queue.mark_started(item.id, run_id)
 
-        def ended(cur: Any, record: RunRecord, session: RunSession | None) -> None:
-            self._ended(cur, item, node, record, session)
+        def ended(tx: Transaction, record: RunRecord, session: RunSession | None) -> None:
+            self._ended(tx, item, node, record, session)
 
         future = self._pool.submit(self.engine.run_node, node, item.trigger, item.parameters,
                                    item.attempt, run_id=run_id, on_end=ended)
@@ -194,25 +192,25 @@ class Scheduler:
             self._dirty = self._queue_changed = True
             self._wake.notify_all()
 
-    def _ended(self, cur: Any, item: QueueItem, node: Node, record: RunRecord,
+    def _ended(self, tx: Transaction, item: QueueItem, node: Node, record: RunRecord,
                session: RunSession | None) -> None:
         """In the transaction that records the run's end: the item leaves the queue and its
         follow-up (a retry, a continuation) comes in."""
         if record.status == "cancelled" and record.error == SHUTDOWN_REASON:
-            cur.execute(f"UPDATE {META}.run_queue SET run_id = NULL WHERE id = ?", [item.id])
+            tx.queue.release(item.id)
             return
-        queue.remove(cur, item.id)
+        tx.queue.remove(item.id)
         now = dt.datetime.now(dt.UTC)
         settings = node.settings
         if record.status in ("failed", "timed_out") and item.attempt <= settings.retries_count:
             delay = settings.retries_backoff_seconds * 2 ** (item.attempt - 1)
-            queue.enqueue(cur, node.id, "retry", not_before=now + dt.timedelta(seconds=delay),
-                          attempt=item.attempt + 1, parameters=item.parameters)
+            tx.queue.enqueue(node.id, "retry", not_before=now + dt.timedelta(seconds=delay),
+                             attempt=item.attempt + 1, parameters=item.parameters)
         elif record.status == "succeeded" and session is not None and session.requests.new_run:
             delay = session.requests.wait_seconds or 0.0
-            queue.enqueue(cur, node.id, "continuation",
-                          not_before=now + dt.timedelta(seconds=delay),
-                          parameters=item.parameters)
+            tx.queue.enqueue(node.id, "continuation",
+                             not_before=now + dt.timedelta(seconds=delay),
+                             parameters=item.parameters)
 
     # ------------------------------------------------------------------ wake-ups
     def _wake_out_of_date(self) -> bool:
@@ -222,21 +220,23 @@ class Scheduler:
                  and n.id not in self._busy]
         if not nodes:
             return False
-        with self.engine.store.cursor() as cur:
-            stale = with_new_rows(cur, nodes, _last_run_seen(cur))
+        with self.engine.store.read() as view:
+            # Per node, the commit its latest finished run started after (any outcome: a
+            # node that failed on some rows is not re-run for them until more arrive).
+            stale = with_new_rows(view, nodes, view.runs.seen_commits(succeeded_only=False))
         if not stale:
             return False
         added = False
-        with self.engine.store.transaction() as cur:
+        with self.engine.store.transaction() as tx:
             for node in stale:
-                added |= queue.enqueue(cur, node.id, "upstream", coalesce=True) is not None
+                added |= tx.queue.enqueue(node.id, "upstream", coalesce=True) is not None
         return added
 
     def _schedules(self) -> dict[str, Schedule]:
         """The cron schedules (kept in memory; only this scheduler changes them)."""
         if self._schedule_cache is None:
-            with self.engine.store.cursor() as cur:
-                self._schedule_cache = queue.schedules(cur)
+            with self.engine.store.read() as view:
+                self._schedule_cache = view.schedules.all()
         return self._schedule_cache
 
     def _fire_schedules(self) -> bool:
@@ -248,9 +248,9 @@ class Scheduler:
                 continue
             moved = Schedule(schedule.node_id, schedule.cron, schedule.timezone,
                              next_fire(schedule.cron, schedule.timezone, now))
-            with self.engine.store.transaction() as cur:
-                queue.enqueue(cur, schedule.node_id, "schedule", coalesce=True)
-                queue.set_schedule(cur, moved)
+            with self.engine.store.transaction() as tx:
+                tx.queue.enqueue(schedule.node_id, "schedule", coalesce=True)
+                tx.schedules.set(moved)
             self._schedules()[schedule.node_id] = moved
             fired = True
         return fired
@@ -261,54 +261,45 @@ class Scheduler:
         cron schedules follow graph.yml (a slot missed while down fires once); nodes that
         never ran get their first run."""
         now = dt.datetime.now(dt.UTC)
-        with self.engine.store.transaction() as cur:
-            interrupted = queue.recover(cur)
+        with self.engine.store.transaction() as tx:
+            interrupted = tx.queue.recover()
             again = [item.run_id for item in interrupted if item.run_id]
-            if again:  # their records say failed (ENGINE_DIED, written as the engine opened)
-                cur.execute(f"UPDATE {META}.runs SET error = error || ? WHERE id IN "
-                            f"({', '.join('?' * len(again))}) AND status = 'failed'",
-                            ["; it runs again", *again])
-            self._sync_schedules(cur, now)
-            ran = {str(n) for (n,) in cur.execute(
-                f"SELECT DISTINCT node_id FROM {META}.runs").fetchall()}
-            queued = {i.node_id for i in queue.items(cur)}
+            # their records say failed (ENGINE_DIED, written as the engine opened)
+            tx.runs.add_error(again, "; it runs again")
+            self._sync_schedules(tx, now)
+            ran = tx.runs.nodes_that_ran()
+            queued = {i.node_id for i in tx.queue.items()}
             for node in self.app.nodes:
                 if (node.kind in RUNNABLE_KINDS and node.trigger != "manual"
                         and not is_cron(node.trigger) and node.id not in ran
                         and node.id not in queued and not node.reads()):
-                    queue.enqueue(cur, node.id, "first run")
+                    tx.queue.enqueue(node.id, "first run")
 
     def reload(self) -> None:
         """graph.yml changed (hot reload): schedules follow it; queued runs are kept."""
-        with self.engine.store.transaction() as cur:
-            self._sync_schedules(cur, dt.datetime.now(dt.UTC), fire_missed=False)
+        with self.engine.store.transaction() as tx:
+            self._sync_schedules(tx, dt.datetime.now(dt.UTC), fire_missed=False)
         self._schedule_cache = None
         with self._wake:
             self._dirty = self._queue_changed = True
             self._wake.notify_all()
 
-    def _sync_schedules(self, cur: Any, now: dt.datetime, fire_missed: bool = True) -> None:
-        stored = queue.schedules(cur)
+    def _sync_schedules(self, tx: Transaction, now: dt.datetime,
+                        fire_missed: bool = True) -> None:
+        stored = tx.schedules.all()
         wanted = {n.id: n for n in self.app.nodes
                   if n.kind in RUNNABLE_KINDS and is_cron(n.trigger)}
         for node_id in set(stored) - set(wanted):
-            queue.drop_schedule(cur, node_id)
+            tx.schedules.drop(node_id)
         for node_id, node in wanted.items():
             cron, tz = str(node.trigger), node.settings.timezone
             old = stored.get(node_id)
             if old is not None and (old.cron, old.timezone) == (cron, tz):
                 if old.next_fire > now or not fire_missed:
                     continue
-                queue.enqueue(cur, node_id, "schedule", coalesce=True)  # missed while down
-            queue.set_schedule(cur, Schedule(node_id, cron, tz, next_fire(cron, tz, now)))
+                tx.queue.enqueue(node_id, "schedule", coalesce=True)  # missed while down
+            tx.schedules.set(Schedule(node_id, cron, tz, next_fire(cron, tz, now)))
 
     def _node(self, node_id: str) -> Node | None:
         return next((n for n in self.app.nodes if n.id == node_id), None)
 
-
-def _last_run_seen(cur: Any) -> dict[str, int]:
-    """Per node, the commit its latest finished run started after (any outcome: a node
-    that failed on some rows is not re-run for them until more arrive or it is asked)."""
-    rows = cur.execute(f"SELECT node_id, max(seen_commit) FROM {META}.runs "
-                       f"WHERE status NOT IN ('running', 'queued') GROUP BY node_id").fetchall()
-    return {str(node_id): int(seq) for node_id, seq in rows}

@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
-from patterns.errors import EngineError, NodeError
+from patterns.errors import EngineError, NodeError, QueryError
 from patterns.graph.model import Node
-from patterns.store.duckdb import DuckDBStore
+from patterns.positions import StreamPosition
+from patterns.store.interface import Store, Transaction
 from patterns.store.model import (
     Checkpoint,
     CommitResult,
@@ -30,7 +30,7 @@ from patterns.store.model import (
     TableOp,
     TableOptions,
 )
-from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty, scan_sql, stream_sql
+from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty
 from patterns.store.tables import BIG_CHUNK_ROWS, check_fits, table_rules
 
 _WRITE_OPS = ("append", "upsert", "replace", "truncate", "reset")
@@ -51,7 +51,7 @@ class Requests:
 class RunSession:
     run_id: str
     node: Node
-    store: DuckDBStore
+    store: Store
     parameters: Mapping[str, Any]
     time_limit_seconds: float
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -65,10 +65,10 @@ class RunSession:
     responder: Callable[[str, Any], None] | None = None
     #: Set to stop the run's commit in progress (cancelling a SQL node, which has no process).
     stop: threading.Event = field(default_factory=threading.Event)
-    #: Called in the transaction of the run's final checkpoint, ``at_final(cursor, result)``
+    #: Called in the transaction of the run's final checkpoint, ``at_final(tx, result)``
     #: (the engine records the run's end there); what it returns is kept in :attr:`ended`
     #: once that transaction has committed.
-    at_final: Callable[[Any, CommitResult], tuple[RunRecord, str]] | None = None
+    at_final: Callable[[Transaction, CommitResult], tuple[RunRecord, str]] | None = None
     ended: tuple[RunRecord, str] | None = None
     #: Set once the run's start is recorded (or will not be); None: nothing to wait for.
     start_recorded: threading.Event | None = None
@@ -114,13 +114,8 @@ class RunSession:
 
     # ------------------------------------------------------------------ info
     def run_info(self) -> dict[str, Any]:
-        from patterns.store import meta
-
-        cur = self.store.cursor()
-        try:
-            state, positions = meta.get_memory(cur, self.node.id)
-        finally:
-            cur.close()
+        with self.store.read() as view:
+            state, positions = view.memory.memory(self.node.id)
         store_to_port = {store: port for port, (store, _) in self.ports.items()}
         return {
             "run_id": self.run_id,
@@ -128,7 +123,7 @@ class RunSession:
             "node_file": self.node.rel_file or self.node.id,
             "ports": {p: {"store": s, "mode": m} for p, (s, m) in self.ports.items()},
             "state": state,
-            "positions": {store_to_port[s]: pos for s, pos in positions.items()
+            "positions": {store_to_port[s]: pos.to_json() for s, pos in positions.items()
                           if s in store_to_port},
             "time_limit_seconds": self.time_limit_seconds,
             "started_at": self.started_at,
@@ -138,22 +133,19 @@ class RunSession:
     def table_info(self, port: str) -> dict[str, Any]:
         store = self.store_for(port, "r")
 
-        def info(cur: Any) -> dict[str, Any]:
-            meta = self.store.table(store, cur)
+        def info(view: Transaction) -> dict[str, Any]:
+            meta = view.tables.get(store)
             if meta is None:
                 return {"exists": False, "version": 0, "record_count": 0, "schema": None,
                         "sql_name": self.store.view_name(store), "last_id": None}
             return {"exists": True, "version": meta.version,
-                    "record_count": self.store.count(meta, cur), "schema": meta.schema_doc(),
+                    "record_count": view.tables.count(meta), "schema": meta.schema_doc(),
                     "sql_name": self.store.view_name(store), "last_id": meta.last_id}
 
         if self.staged_for(store):
             return dict(self._with_staged(info))
-        cur = self.store.cursor()
-        try:
-            return info(cur)
-        finally:
-            cur.close()
+        with self.store.read() as view:
+            return info(view)
 
     # ------------------------------------------------------------------ writes
     def stage(self, port: str, op: str, data: pa.Table | None, unique_on: list[str] | None,
@@ -188,11 +180,11 @@ class RunSession:
 
         cp = self._staging()
         columns = self._columns.get(store)
-        meta = self.store.table(store) if columns is None or op == "replace" else None
+        meta = self._table(store) if columns is None or op == "replace" else None
         options = next((o.options for o in reversed(cp.ops.get(store, []))
                         if o.kind == "init" and o.options is not None), None)
         if options is None:
-            options = (meta or self.store.table(store) or _NO_TABLE).options
+            options = (meta or self._table(store) or _NO_TABLE).options
         rules = table_rules(store, options, self.rules.get(store),
                             self.node.settings.max_columns)
         if op == "replace" or columns is None:
@@ -238,7 +230,7 @@ class RunSession:
             trial = self._staging().snapshot()
             for target, op in ops:
                 trial.add(target, op)
-            self.store.with_staged(trial, lambda cur: None)
+            self.store.with_staged(trial, lambda view: None)
         self.stage_sql(ops)
 
     def checkpoint(self, state: Mapping[str, Any] | None,
@@ -258,13 +250,13 @@ class RunSession:
             cp.positions = {}
             for port, pos in positions.items():
                 store = self.store_for(port, "r")
-                cp.positions[store] = dict(pos) if pos is not None else None  # type: ignore[assignment]
+                cp.positions[store] = StreamPosition.from_json(pos) if pos is not None else None
             at_final = self.at_final if final else None
             ended: list[tuple[RunRecord, str]] = []
             result = self.store.commit(
                 cp, timeout=timeout, stop=self.stop,
                 also=None if at_final is None else
-                lambda cur, result: ended.append(at_final(cur, result)))
+                lambda tx, result: ended.append(at_final(tx, result)))
             self._staged = None
             self.checkpoints += 1
             if final:
@@ -275,7 +267,11 @@ class RunSession:
                 self.rows_written[store] = self.rows_written.get(store, 0) + n
 
     # ------------------------------------------------------------------ reads
-    def _with_staged(self, read: Any) -> Any:
+    def _table(self, store: str) -> TableMeta | None:
+        with self.store.read() as view:
+            return view.tables.get(store)
+
+    def _with_staged(self, read: Callable[[Transaction], Any]) -> Any:
         cp = self._staged
         assert cp is not None
         return self.store.with_staged(cp.snapshot(), read)
@@ -283,33 +279,32 @@ class RunSession:
     def read(self, port: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         store = self.store_for(port, "r")
         if self.staged_for(store):
-            def scan(cur: Any) -> tuple[TableMeta | None, pa.Table | None]:
-                meta = self.store.table(store, cur)
-                return meta, (cur.sql(scan_sql(meta)).to_arrow_table() if meta else None)
+            def scan(view: Transaction) -> tuple[TableMeta | None, pa.Table | None]:
+                meta = view.tables.get(store)
+                return meta, (view.scan(meta).read_all() if meta else None)
 
             meta, table = self._with_staged(scan)
             if meta is None or table is None:
                 return _empty()
             return self._counted(store, meta, iter(table.to_batches(BATCH_ROWS)), table.schema)
-        meta = self.store.table(store)
+        meta = self._table(store)
         if meta is None:
             return _empty()
-        return self._reader(store, meta, scan_sql(meta), [])
+        return self._reader(store, meta, lambda view: view.scan(meta))
 
     def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
                starting_value: Any) -> tuple[dict[str, Any], pa.Schema, Iterator[pa.RecordBatch]]:
+        """The next rows of ``port``'s stream from ``position`` (a position's JSON), and the
+        position of the pass they belong to (as JSON, ``empty`` when there are none)."""
         store = self.store_for(port, "r")
-        meta = self.store.table(store)
+        meta = self._table(store)
         if meta is None:
             return {"empty": True}, *_empty()
-        if position is not None and "after" in position:
-            position = {"version": meta.version, "lo": None, "hi": None, "done": True,
-                        "gt": position["after"]}
-        pos = next_pass(meta, position, order_by, starting_value)
+        pos = next_pass(meta, StreamPosition.from_json(position) if position else None,
+                        order_by, starting_value)
         if pass_is_empty(pos):
-            return {**pos, "empty": True, "done": True}, *_empty()
-        sql, params = stream_sql(meta, pos)
-        return pos, *self._reader(store, meta, sql, params)
+            return {**pos.finished().to_json(), "empty": True}, *_empty()
+        return pos.to_json(), *self._reader(store, meta, lambda view: view.stream(meta, pos))
 
     def read_sql(self, sql: str, params: list[Any] | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """One read-only query over the node's declared tables, translated from the node's
@@ -317,45 +312,26 @@ class RunSession:
         from patterns.engine.sql_nodes import read_query
 
         query, integer_division = read_query(self, sql)
-        setting = "SET integer_division = true" if integer_division else None
-
-        def run(cur: Any) -> pa.Table:
-            if setting:
-                cur.execute(setting)
-            try:
-                return cur.sql(query, params=params).to_arrow_table()
-            finally:
-                if setting:
-                    cur.execute("RESET integer_division")
-
         try:
             stores = {s for s, _ in self.ports.values()}
             if any(self.staged_for(s) for s in stores):
-                table = self._with_staged(run)
+                table: pa.Table = self._with_staged(lambda view: view.query(
+                    query, params, integer_division=integer_division).read_all())
                 return table.schema, iter(table.to_batches(BATCH_ROWS))
-            cur = self.store.cursor()
-            if setting:
-                cur.execute(setting)
-            try:
-                reader = cur.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
-            except BaseException:
-                cur.close()
-                raise
-        except duckdb.Error as exc:
-            message = str(exc).split("\n\nLINE ")[0].replace("\n", " ")
-            raise NodeError(f"read_sql in {self.node.rel_file} failed: {message}") from exc
-        return reader.schema, _drain(reader, cur)
+            reader = self.store.open_reader(lambda view: view.query(
+                query, params, integer_division=integer_division))
+        except QueryError as exc:
+            raise NodeError(f"read_sql in {self.node.rel_file} failed: {exc}") from exc
+        return reader.schema, iter(reader)
 
-    def _reader(self, store: str, meta: TableMeta, sql: str, params: list[Any]
+    def _reader(self, store: str, meta: TableMeta,
+                read: Callable[[Transaction], pa.RecordBatchReader],
                 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        cur = self.store.cursor()
         try:
-            rel = cur.sql(sql, params=params) if params else cur.sql(sql)
-            reader = rel.to_arrow_reader(BATCH_ROWS)
-        except duckdb.Error as exc:
-            cur.close()
+            reader = self.store.open_reader(read)
+        except QueryError as exc:
             raise NodeError(f"reading table {store!r} failed: {exc}") from exc
-        return self._counted(store, meta, _drain(reader, cur), reader.schema)
+        return self._counted(store, meta, iter(reader), reader.schema)
 
     def _counted(self, store: str, meta: TableMeta, batches: Iterator[pa.RecordBatch],
                  schema: pa.Schema) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -441,13 +417,6 @@ def _compact_tail(table: pa.Table) -> pa.Table:
     if not start:
         return table.combine_chunks()
     return pa.concat_tables([table.slice(0, start), table.slice(start).combine_chunks()])
-
-
-def _drain(reader: pa.RecordBatchReader, cur: Any) -> Iterator[pa.RecordBatch]:
-    try:
-        yield from reader
-    finally:
-        cur.close()
 
 
 def _empty() -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:

@@ -35,10 +35,9 @@ from patterns.engine.sql_translate import (
     target_store,
     writes_inside,
 )
-from patterns.errors import NodeError, PatternsError
+from patterns.errors import CommitTimeout, NodeError, PatternsError
 from patterns.graph.sql_interface import OUTPUT_PORT
 from patterns.graph.sql_template import Bound, Slots, dialect_of, render
-from patterns.store.duckdb import CommitTimeout
 from patterns.store.model import SqlAction, SqlWrite, TableOp
 
 if TYPE_CHECKING:

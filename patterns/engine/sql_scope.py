@@ -41,7 +41,6 @@ the app's schema; a reference this check misjudges then fails with ``permission 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Final
 
@@ -263,27 +262,17 @@ def _reaches_outside(name: str) -> bool:
             or name.startswith(_OUTSIDE_PREFIXES) or name.endswith(_OUTSIDE_SUFFIXES))
 
 
-@functools.cache
 def _table_only_functions() -> frozenset[str]:
     """DuckDB's functions that exist only as table functions (``duckdb_tables``,
     ``read_text``, ``query``...): not safe in any position, apart from the safe ones."""
-    import duckdb
+    from patterns.store.duckdb_catalog import table_only_functions
 
-    with duckdb.connect(":memory:") as con:
-        rows = con.execute(
-            "select function_name from duckdb_functions() group by function_name having "
-            "bool_and(function_type in ('table', 'table_macro', 'pragma'))").fetchall()
-    return frozenset(str(name).lower() for (name,) in rows) - SAFE_TABLE_FUNCTIONS
+    return table_only_functions() - SAFE_TABLE_FUNCTIONS
 
 
-@functools.cache
 def _builtin_functions() -> frozenset[str]:
     """DuckDB's built-in scalar, aggregate and window functions and macros: the functions
     sqlglot does not know that node SQL may still call (minus :func:`_reaches_outside`)."""
-    import duckdb
+    from patterns.store.duckdb_catalog import builtin_functions
 
-    with duckdb.connect(":memory:") as con:
-        rows = con.execute(
-            "select distinct function_name from duckdb_functions() where function_type in "
-            "('scalar', 'aggregate', 'window', 'macro')").fetchall()
-    return frozenset(str(name).lower() for (name,) in rows)
+    return builtin_functions()

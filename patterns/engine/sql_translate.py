@@ -251,12 +251,10 @@ def line_of(node: exp.Expr, statement: Statement) -> int:
 
 def _syntax_error(source: Source, message: str, line: int | None) -> str:
     """The database's own message when its parser also rejects the text, else sqlglot's."""
-    import duckdb
+    from patterns.store.duckdb_catalog import syntax_error
 
-    try:
-        duckdb.connect(":memory:").extract_statements(source.text)
-    except duckdb.Error as exc:
-        text = str(exc)
+    text = syntax_error(source.text)
+    if text is not None:
         found = re.search(r"\nLINE (\d+):", text)
         line = int(found.group(1)) if found else line
         message = re.split(r"\n\s*LINE \d+:", text, maxsplit=1)[0].strip()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from patterns.positions import StreamPosition
 from patterns.sdk.table import arrow_records, json_columns
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class Stream:
         self._id_field = "patterns_id"
         # Any earlier stream on this port hands over its progress: one position per port.
         self._run.adopt_stream(self._port, self)
-        self._pos: dict[str, Any] | None = self._run.positions.get(self._port)
+        self._pos: StreamPosition | None = _position(self._run.positions.get(self._port))
         self._generation = 0  # bumped by rollback/rewind/seek: live iterators restart
 
     @property
@@ -53,12 +54,12 @@ class Stream:
             self._record_position()
             self._batch, self._index = None, -1
             generation = self._generation
-            pos, batches = self._run.client.stream(
-                self._port, self._pos, self._order_by, self._starting_value)
-            self._pos = pos
-            if pos.get("empty"):
-                self._pos = {k: v for k, v in pos.items() if k != "empty"}
-                self._run.set_position(self._port, self._pos)
+            doc, batches = self._run.client.stream(
+                self._port, self._pos.to_json() if self._pos is not None else None,
+                self._order_by, self._starting_value)
+            self._pos = StreamPosition.from_json(doc)
+            if doc.get("empty"):
+                self._save()
                 return
             for batch in batches:
                 yield from self._deliver(batch, generation)
@@ -69,8 +70,8 @@ class Stream:
             self._record_position()
             self._batch, self._index = None, -1
             assert self._pos is not None
-            self._pos["done"] = True
-            self._run.set_position(self._port, self._pos)
+            self._pos = self._pos.finished()
+            self._save()
 
     def _deliver(self, batch: pa.RecordBatch, generation: int) -> Iterator[dict[str, Any]]:
         hidden = _HIDDEN_ID in batch.schema.names
@@ -113,18 +114,19 @@ class Stream:
         batch, i = self._batch, self._index
         if batch is None or i < 0 or self._pos is None:
             return
-        self._pos["started"] = True
-        self._pos["id"] = batch.column(self._id_field)[i].as_py()
-        order_by = self._pos.get("order_by")  # the order of the pass being read
-        if order_by:
-            value = batch.column(order_by)[i].as_py()
-            self._pos["v"] = value.isoformat() if hasattr(value, "isoformat") else value
-        self._run.set_position(self._port, self._pos)
+        order_by = self._pos.order_by  # the order of the pass being read
+        self._pos = self._pos.delivered(batch.column(self._id_field)[i].as_py(),
+                                        batch.column(order_by)[i].as_py() if order_by else None)
+        self._save()
+
+    def _save(self) -> None:
+        self._run.set_position(self._port,
+                               self._pos.to_json() if self._pos is not None else None)
 
     def _rolled_back(self) -> None:
-        self._moved(self._run.positions.get(self._port))
+        self._moved(_position(self._run.positions.get(self._port)))
 
-    def _moved(self, pos: dict[str, Any] | None) -> None:
+    def _moved(self, pos: StreamPosition | None) -> None:
         self._batch, self._index = None, -1
         self._pos = pos
         self._generation += 1
@@ -147,7 +149,10 @@ class Stream:
     def seek(self, value: Any) -> None:
         """Restart from the beginning, delivering only records whose order field is strictly
         greater than ``value``."""
-        v = value.isoformat() if hasattr(value, "isoformat") else value
-        self._moved({"after": v})
+        self._moved(StreamPosition.seek(value))
         self._starting_value = None
-        self._run.set_position(self._port, self._pos)
+        self._save()
+
+
+def _position(doc: Any) -> StreamPosition | None:
+    return StreamPosition.from_json(doc) if doc else None

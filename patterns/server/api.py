@@ -26,7 +26,7 @@ from patterns.server.hub import AppService, Hub, loop_listener
 from patterns.server.ingest import WebhookFastPath, ingest, read_body
 from patterns.server.lookup import app_node, app_service
 from patterns.server.security import Access, WebSafety
-from patterns.store import meta, queue
+from patterns.store.interface import QueueItem
 
 log = logging.getLogger("patterns.server")
 
@@ -212,16 +212,16 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     @router.get("/apps/{app}/nodes", response_model=list[NodeOut])
     def list_nodes(app: str) -> list[NodeOut]:
         svc = service(app)
-        with svc.engine.store.cursor() as cur:
-            last = {r.node_id: r for r in reversed(meta.list_runs(cur, None, 1000))}
+        with svc.engine.store.read() as view:
+            last = {r.node_id: r for r in reversed(view.runs.recent(None, 1000))}
         return [_node_out(n, last.get(n.id)) for n in svc.app.nodes]
 
     @router.get("/apps/{app}/nodes/{node}", response_model=NodeOut)
     def get_node(app: str, node: str) -> NodeOut:
         svc = service(app)
         n = node_of(svc, node)
-        with svc.engine.store.cursor() as cur:
-            runs = meta.list_runs(cur, n.id, 1)
+        with svc.engine.store.read() as view:
+            runs = view.runs.recent(n.id, 1)
         return _node_out(n, runs[0] if runs else None)
 
     @router.post("/apps/{app}/nodes/{node}/trigger", response_model=QueuedOut, status_code=202)
@@ -247,15 +247,15 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
                   limit: int = Query(50, ge=1, le=1000)) -> list[RunOut]:
         svc = service(app)
         node_id = node_of(svc, node).id if node else None
-        with svc.engine.store.cursor() as cur:
-            runs = meta.list_runs(cur, node_id, limit if status is None else 1000)
+        with svc.engine.store.read() as view:
+            runs = view.runs.recent(node_id, limit if status is None else 1000)
         if status is not None:
             runs = [r for r in runs if r.status == status][:limit]
         return [_run_out(r) for r in runs]
 
     def find_run(svc: AppService, run_id: str) -> Any:
-        with svc.engine.store.cursor() as cur:
-            record = meta.get_run(cur, run_id)
+        with svc.engine.store.read() as view:
+            record = view.runs.get(run_id)
         if record is None:
             raise HTTPException(404, f"no run '{run_id}' in app '{svc.slug}'")
         return record
@@ -272,8 +272,8 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         if live is not None:
             lines = [LogLine(**{"time": "", **line}) for line in list(live.lines)]
         else:
-            with svc.engine.store.cursor() as cur:
-                text = meta.get_log(cur, record.id) or ""
+            with svc.engine.store.read() as view:
+                text = view.logs.get(record.id) or ""
             lines = [_log_line(raw) for raw in text.splitlines() if raw.strip()]
         return LogOut(run=_run_out(record), lines=lines)
 
@@ -297,9 +297,9 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         async def body() -> AsyncIterator[bytes]:
             try:
                 if backlog is None:  # finished: its stored log, then the end
-                    with svc.engine.store.cursor() as cur:
-                        text = meta.get_log(cur, record.id) or ""
-                        done = meta.get_run(cur, record.id)
+                    with svc.engine.store.read() as view:
+                        text = view.logs.get(record.id) or ""
+                        done = view.runs.get(record.id)
                     for raw in text.splitlines():
                         if raw.strip():
                             yield _sse("line", _log_line(raw).model_dump(exclude_none=True))
@@ -335,11 +335,12 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     @router.get("/apps/{app}/tables", response_model=list[TableOut])
     def list_tables(app: str) -> list[TableOut]:
         svc = service(app)
-        store = svc.engine.store
-        return [_table_out(store, m) for m in store.tables()]
+        with svc.engine.store.read() as view:
+            return [_table_out(view, m) for m in view.tables.all()]
 
     def table_meta(svc: AppService, name: str) -> Any:
-        found = svc.engine.store.table(name)
+        with svc.engine.store.read() as view:
+            found = view.tables.get(name)
         if found is None:
             raise HTTPException(404, f"no table '{name}' in app '{svc.slug}' (or it has no "
                                      f"rows yet)")
@@ -348,45 +349,48 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     @router.get("/apps/{app}/tables/{table}", response_model=TableOut)
     def get_table(app: str, table: str) -> TableOut:
         svc = service(app)
-        return _table_out(svc.engine.store, table_meta(svc, table))
+        found = table_meta(svc, table)
+        with svc.engine.store.read() as view:
+            return _table_out(view, found)
 
     @router.get("/apps/{app}/tables/{table}/versions", response_model=list[VersionOut])
     def table_versions(app: str, table: str) -> list[VersionOut]:
         svc = service(app)
         table_meta(svc, table)
-        return [VersionOut(**jsonable({k: v.get(k) for k in VersionOut.model_fields
-                                       if k in v}))
-                for v in svc.engine.store.versions(table)]
+        with svc.engine.store.read() as view:
+            found = view.tables.versions(table)
+        return [VersionOut(**jsonable({k: getattr(v, k) for k in VersionOut.model_fields
+                                       if hasattr(v, k)}))
+                for v in found]
 
     @router.get("/apps/{app}/tables/{table}/rows", response_model=RowsOut)
     def table_rows(app: str, table: str, offset: int = Query(0, ge=0, le=2**53),
                    limit: int = Query(100, ge=1, le=10_000)) -> RowsOut:
         from patterns.sdk.table import records_of
-        from patterns.store.reads import scan_sql
 
         svc = service(app)
         info = table_meta(svc, table)
-        store = svc.engine.store
-        rows = store.arrow(scan_sql(info, limit=limit, offset=offset)).to_pylist()
+        with svc.engine.store.read() as view:
+            rows = view.scan(info, limit=limit, offset=offset).read_all().to_pylist()
+            total = view.tables.count(info)
         return RowsOut(table=table, version=info.version, offset=offset, limit=limit,
-                       total=store.count(info),
-                       rows=jsonable(records_of(rows, info.json_columns())))
+                       total=total, rows=jsonable(records_of(rows, info.json_columns())))
 
     # ---------------------------------------------------------------- state and streams
     @router.get("/apps/{app}/nodes/{node}/state", response_model=dict[str, Any])
     def get_state(app: str, node: str) -> dict[str, Any]:
         svc = service(app)
         n = node_of(svc, node)
-        with svc.engine.store.cursor() as cur:
-            return dict(jsonable(meta.get_state(cur, n.id)))
+        with svc.engine.store.read() as view:
+            return dict(jsonable(view.memory.state(n.id)))
 
     @router.delete("/apps/{app}/nodes/{node}/state", response_model=OkOut)
     def reset_state(app: str, node: str) -> OkOut:
         svc = service(app)
         n = node_of(svc, node)
         busy(svc, n)
-        with svc.engine.store.transaction() as cur:
-            cur.execute("DELETE FROM patterns_meta.node_state WHERE node_id = ?", [n.id])
+        with svc.engine.store.transaction() as tx:
+            tx.memory.set_state(n.id, None)
         return OkOut()
 
     @router.post("/apps/{app}/nodes/{node}/streams/{table}/reset", response_model=OkOut)
@@ -396,9 +400,8 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         if table not in n.reads():
             raise HTTPException(404, f"node {n.label} does not read table '{table}'")
         busy(svc, n)
-        with svc.engine.store.transaction() as cur:
-            cur.execute("DELETE FROM patterns_meta.stream_positions WHERE node_id = ? "
-                        "AND table_name = ?", [n.id, table])
+        with svc.engine.store.transaction() as tx:
+            tx.memory.reset_positions(n.id, table)
         return OkOut()
 
     def busy(svc: AppService, n: Any) -> None:
@@ -502,7 +505,7 @@ def _run_out(record: Any) -> RunOut:
     return RunOut(**{k: v for k, v in jsonable(doc).items() if k in RunOut.model_fields})
 
 
-def _queued_out(item: queue.QueueItem) -> QueuedOut:
+def _queued_out(item: QueueItem) -> QueuedOut:
     return QueuedOut(id=item.id, node_id=item.node_id, trigger=item.trigger,
                      not_before=item.not_before.isoformat(), attempt=item.attempt,
                      run_id=item.run_id)
@@ -518,8 +521,8 @@ def _node_out(node: Any, last: Any) -> NodeOut:
                    parameters=params, last_run=_run_out(last) if last is not None else None)
 
 
-def _table_out(store: Any, info: Any) -> TableOut:
-    return TableOut(name=info.name, version=info.version, rows=store.count(info),
+def _table_out(view: Any, info: Any) -> TableOut:
+    return TableOut(name=info.name, version=info.version, rows=view.tables.count(info),
                     columns=[ColumnOut(name=c.name, type=str(c.kind)) for c in info.columns])
 
 

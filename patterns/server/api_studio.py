@@ -233,9 +233,11 @@ def studio_router(hub: Hub) -> APIRouter:
         meta = _table(svc, table)
         ask = PageQuery(sort=sort, descending=desc, where=where, op=op, value=value,
                         after=after, limit=limit)
-        rows, following = read_page(svc.engine.store, meta, ask)
-        return PageOut(table=table, version=meta.version, total=svc.engine.store.count(meta),
-                       rows=rows, next=following)
+        with svc.engine.store.read() as view:
+            rows, following = read_page(view, meta, ask)
+            total = view.tables.count(meta)
+        return PageOut(table=table, version=meta.version, total=total, rows=rows,
+                       next=following)
 
     @router.get("/apps/{app}/tables/{table}/download",
                 responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {},
@@ -243,17 +245,18 @@ def studio_router(hub: Hub) -> APIRouter:
     def download_table(app: str, table: str,
                        format: Literal["csv", "jsonl", "parquet"] = "csv") -> FileResponse:
         """The table's current rows as a CSV, JSON-lines or Parquet file."""
-        from patterns.store.reads import scan_sql
+        from patterns.server.downloads import write_rows
 
         svc = service(app)
         meta = _table(svc, table)
         folder = tempfile.mkdtemp(prefix="patterns-download-")
         path = Path(folder) / f"{table}.{format}"
-        options = {"csv": "FORMAT csv, HEADER", "jsonl": "FORMAT json",
-                   "parquet": "FORMAT parquet"}[format]
-        literal = str(path).replace("'", "''")
-        with svc.engine.store.cursor() as cur:
-            cur.execute(f"COPY ({scan_sql(meta)}) TO '{literal}' ({options})")
+        try:
+            with svc.engine.store.read() as view:
+                write_rows(view.scan(meta), format, path, meta.json_columns())
+        except BaseException:
+            shutil.rmtree(folder, True)
+            raise
         media = {"csv": "text/csv", "jsonl": "application/x-ndjson",
                  "parquet": "application/vnd.apache.parquet"}[format]
         return FileResponse(path, media_type=media, filename=path.name,
@@ -264,8 +267,6 @@ def studio_router(hub: Hub) -> APIRouter:
     def chart(app: str, node: str) -> ChartOut:
         """A chart node's Vega-Lite spec and the rows of its ``chart_input`` (at most 5,000);
         a spec that is not JSON comes back as ``error``."""
-        from patterns.store.reads import scan_sql
-
         svc = service(app)
         n = node_of(svc, node)
         if n.kind != "chart" or n.file is None:
@@ -279,11 +280,12 @@ def studio_router(hub: Hub) -> APIRouter:
         except (OSError, ValueError) as exc:
             error = f"{n.rel_file}: not a JSON Vega-Lite spec: {exc}"
         rows: list[dict[str, Any]] = []
-        meta = svc.engine.store.table(str(table)) if table else None
+        with svc.engine.store.read() as view:
+            meta = view.tables.get(str(table)) if table else None
+            found = view.scan(meta, limit=CHART_ROWS).read_all().to_pylist() if meta else []
         if meta is not None:
             from patterns.sdk.table import records_of
 
-            found = svc.engine.store.arrow(scan_sql(meta, limit=CHART_ROWS)).to_pylist()
             rows = jsonable(records_of(found, meta.json_columns()))
         return ChartOut(node=n.id, table=table, spec=spec, rows=rows, error=error)
 
@@ -302,18 +304,12 @@ def studio_router(hub: Hub) -> APIRouter:
 # ---------------------------------------------------------------------- helpers
 def snapshot(svc: AppService) -> tuple[dict[str, str], dict[str, int]]:
     """Each node's last run status (``running`` while it runs) and each table's rows."""
-    from patterns.store.tables import qualified
-
-    store = svc.engine.store
-    with store.cursor() as cur:
-        found = cur.execute("SELECT node_id, arg_max(status, queued_at) FROM "
-                            "patterns_meta.runs GROUP BY node_id").fetchall()
-        status = {str(node): str(state) for node, state in found}
+    with svc.engine.store.read() as view:
+        status = view.runs.latest_status()
         counts: dict[str, int] = {}
-        for meta in store.tables():
+        for meta in view.tables.all():
             with contextlib.suppress(Exception):  # (a table being replaced this instant)
-                counts[meta.name] = int(cur.execute(
-                    f"SELECT count(*) FROM {qualified(meta.physical)}").fetchall()[0][0])
+                counts[meta.name] = view.tables.count(meta)
     return status, counts
 
 
@@ -394,7 +390,8 @@ def _problem(problem: Any) -> ProblemOut:
 
 
 def _table(svc: AppService, name: str) -> Any:
-    found = svc.engine.store.table(name)
+    with svc.engine.store.read() as view:
+        found = view.tables.get(name)
     if found is None:
         raise HTTPException(404, f"no table '{name}' in app '{svc.slug}' (or it has no rows "
                                  f"yet)")

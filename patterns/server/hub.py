@@ -25,7 +25,6 @@ from patterns.errors import ConfigError
 from patterns.graph.loader import load_app
 from patterns.graph.model import App, Node
 from patterns.server.webhooks import Responses, WebhookIntake
-from patterns.store import queue
 from patterns.store.model import RunRecord
 
 log = logging.getLogger("patterns.server")
@@ -104,7 +103,7 @@ def slug_of(app: App) -> str:
 class AppService:
     """One served app: its engine, scheduler, webhooks and the responses they wait for."""
 
-    def __init__(self, root: Path, *, store_path: Path | None = None,
+    def __init__(self, root: Path, *, store_path: str | Path | None = None,
                  workers: int | None = None, sandbox: bool = False) -> None:
         self.root = root.resolve()
         self.app = load_app(self.root)
@@ -157,8 +156,8 @@ class AppService:
         with self._reload_lock:
             if self._tokens is None:
                 nodes = self.webhook_nodes()
-                with self.engine.store.transaction() as cur:
-                    self._tokens = {i: queue.ensure_webhook_token(cur, i) for i in nodes}
+                with self.engine.store.transaction() as tx:
+                    self._tokens = {i: tx.webhooks.ensure_token(i) for i in nodes}
             return dict(self._tokens)
 
     def webhook_by_token(self, token: str) -> Node | None:

@@ -110,17 +110,17 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
             signal.signal(sig, handler)
 
 
-def _store_path(store: str | None, app_dirs: list[Path]) -> Path | None:
+def _store_path(store: str | None, app_dirs: list[Path]) -> str | Path | None:
+    """The store ``--store`` names: a file (a path or ``duckdb://PATH``) or a database URL,
+    which :func:`patterns.store.open_store` checks."""
     if store is None:
         return None
-    if store.startswith(("postgres://", "postgresql://")):
-        raise ConfigError("PostgreSQL stores are not available in this version; serve with "
-                          "the embedded DuckDB store (leave out --store)")
-    path = Path(store.removeprefix("duckdb://"))
     if len(app_dirs) > 1:
-        raise ConfigError("--store names one store file, and each app needs its own: serve "
+        raise ConfigError("--store names one store, and each app needs its own: serve "
                           "several apps without --store (each uses APP/.patterns/)")
-    return path
+    if "://" in store and not store.startswith("duckdb://"):
+        return store
+    return Path(store.removeprefix("duckdb://"))
 
 
 def _bind(host: str, port: int) -> socket.socket:

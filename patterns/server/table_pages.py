@@ -12,16 +12,18 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from patterns.errors import ConfigError
+from patterns.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from patterns.store.interface import Transaction
+    from patterns.store.model import TableMeta
 
 ID = "__patterns_page_id"
 #: Text longer than this is cut in a page (a 5 MB cell would make every page of its table
 #: megabytes); the download has it whole.
 MAX_CELL = 10_000
-OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
-             "contains": "contains", "null": "null", "notnull": "notnull"}
 
 
 @dataclass(frozen=True)
@@ -53,78 +55,23 @@ def decode_cursor(text: str) -> list[Any]:
     return values
 
 
-def page_sql(meta: Any, ask: PageQuery) -> tuple[str, list[Any]]:
-    """The SELECT for one page (one row more than asked, to know if another follows)."""
-    from patterns.store.reads import select_list
-    from patterns.store.tables import q, qualified
-
-    names = meta.visible_names()
-    for column, what in ((ask.sort, "sort on"), (ask.where, "filter on")):
-        if column is not None and column not in names:
-            raise ConfigError(f"table '{meta.name}' has no column '{column}' to {what}; its "
-                              f"columns are {', '.join(names)}")
-    if ask.op not in OPERATORS:
-        raise ConfigError(f"unknown filter operator '{ask.op}': use one of "
-                          f"{', '.join(OPERATORS)}")
-    ident = q(meta.physical_id)
-    clauses: list[str] = []
-    params: list[Any] = []
-    if ask.where is not None:
-        col = q(ask.where)
-        if ask.op == "null":
-            clauses.append(f"{col} IS NULL")
-        elif ask.op == "notnull":
-            clauses.append(f"{col} IS NOT NULL")
-        elif ask.op == "contains":
-            clauses.append(f"contains(lower(CAST({col} AS VARCHAR)), lower(?))")
-            params.append(ask.value or "")
-        else:
-            if ask.value is None:
-                raise ConfigError(f"the filter '{ask.where} {OPERATORS[ask.op]}' needs a value")
-            clauses.append(f"{col} {OPERATORS[ask.op]} ?")
-            params.append(ask.value)
-    cursor = decode_cursor(ask.after) if ask.after else None
-    if ask.sort is None:
-        order = f"{ident}"
-        if cursor is not None:
-            clauses.append(f"{ident} > ?")
-            params.append(cursor[-1])
-    else:
-        col = q(ask.sort)
-        direction, beyond = ("DESC", "<") if ask.descending else ("ASC", ">")
-        order = f"{col} {direction} NULLS LAST, {ident}"
-        if cursor is not None:
-            if len(cursor) != 2:
-                raise ConfigError("the page cursor belongs to another sort; start again from "
-                                  "the first page")
-            value, last_id = cursor
-            if value is None:
-                clauses.append(f"({col} IS NULL AND {ident} > ?)")
-                params.append(last_id)
-            else:
-                clauses.append(f"({col} {beyond} ? OR ({col} = ? AND {ident} > ?) "
-                               f"OR {col} IS NULL)")
-                params.extend([value, value, last_id])
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = (f"SELECT {select_list(meta)}, {ident} AS {q(ID)} FROM "
-           f"{qualified(meta.physical)}{where} ORDER BY {order} LIMIT {int(ask.limit) + 1}")
-    return sql, params
-
-
-def read_page(store: Any, meta: Any, ask: PageQuery) -> tuple[list[dict[str, Any]], str | None]:
+def read_page(view: Transaction, meta: TableMeta, ask: PageQuery
+              ) -> tuple[list[dict[str, Any]], str | None]:
     """(rows, cursor of the next page or None)."""
-    import duckdb
-
     from patterns.graph.manifest import jsonable
     from patterns.sdk.table import records_of
+    from patterns.store.interface import PageRequest
 
-    sql, params = page_sql(meta, ask)
+    request = PageRequest(sort=ask.sort, descending=ask.descending, where=ask.where,
+                          op=ask.op, value=ask.value,
+                          after=decode_cursor(ask.after) if ask.after else None,
+                          limit=ask.limit)
     try:
-        rows = store.arrow(sql, params or None).to_pylist()
-    except (duckdb.ConversionException, duckdb.BinderException) as exc:
+        rows = view.page(meta, request, ID).to_pylist()
+    except DataError as exc:
         # a filter value (or a cursor's) that does not cast to the column's type
         raise ConfigError(f"cannot filter table '{meta.name}' on '{ask.where}' with "
-                          f"{ask.value!r}: {str(exc).splitlines()[0]}") from None
+                          f"{ask.value!r}: {exc}") from None
     more = len(rows) > ask.limit
     rows = rows[:ask.limit]
     following = None

@@ -26,7 +26,7 @@ from typing import Any
 
 from patterns.engine.session import store_rules
 from patterns.errors import DiskFullError, PatternsError
-from patterns.store.duckdb import DuckDBStore
+from patterns.store.interface import Store
 from patterns.store.model import Checkpoint, TableOp
 
 log = logging.getLogger("patterns.server")
@@ -48,7 +48,7 @@ class Submission:
 
 
 class WebhookIntake:
-    def __init__(self, store: DuckDBStore, on_commit: Callable[[], None],
+    def __init__(self, store: Store, on_commit: Callable[[], None],
                  app: Callable[[], Any] | None = None) -> None:
         self.store = store
         self.on_commit = on_commit
@@ -125,15 +125,11 @@ class WebhookIntake:
             infer_timestamps=True))
 
     def _commit_alone(self, submission: Submission) -> None:
-        import duckdb
-
         try:
             self._commit_group([submission])
         except DiskFullError as exc:  # not the request's fault: a 503, nothing written
             submission.done.set_exception(exc)
-        except (PatternsError, duckdb.ConversionException, duckdb.BinderException,
-                duckdb.ParserException, duckdb.CatalogException, duckdb.InvalidInputException,
-                duckdb.ConstraintException) as exc:
+        except PatternsError as exc:  # (a DataError or a NodeError: the records)
             submission.done.set_exception(BadRecords(str(exc)))  # the request's own fault
         except Exception as exc:  # the store failed (a full disk...): nothing was written
             submission.done.set_exception(exc)

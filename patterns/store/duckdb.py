@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import json
 import re
 import threading
 import time
@@ -24,24 +23,23 @@ import duckdb
 import pyarrow as pa
 
 from patterns import private_files
-from patterns.errors import DiskFullError, StoreBusyError, StoreError
+from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyError, StoreError
 from patterns.store import faults
-from patterns.store import meta as metadata
-from patterns.store.columns import Column
+from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
 from patterns.store.ids import UlidSequence
-from patterns.store.migrations import DATA, META, MIGRATIONS
+from patterns.store.interface import Capabilities, Transaction
+from patterns.store.migrations import META, MIGRATIONS
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
-from patterns.store.tables import TableWriter, prune_versions, q, qualified
+from patterns.store.repositories import Memory, Tables
+from patterns.store.tables import TableWriter, prune_versions, q
 
 T = TypeVar("T")
+
+__all__ = ["CommitTimeout", "DuckDBStore", "disk_full"]
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class CommitTimeout(StoreError):
-    """A checkpoint's statements ran past the time they were given; nothing was committed."""
 
 
 @dataclass
@@ -120,32 +118,32 @@ def disk_full(exc: BaseException) -> DiskFullError | None:
 class DuckDBStore:
     """A Patterns store in one DuckDB file."""
 
-    #: Capability flags: what differs between backends.
-    concurrent_processes = False  # one process may hold the file open for writing
-    name = "duckdb"
-
     def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
-        self.path = Path(path)
+        self.path: Path | None = Path(path)
+        self.file = Path(path)
         self.read_only = read_only
-        if read_only and not self.path.exists():
-            raise StoreError(f"no store at {self.path}: run the app once with `patterns run` "
+        #: One process may hold the file open for writing.
+        self.capabilities = Capabilities(backend="duckdb", dialect="duckdb",
+                                         concurrent_processes=False, location=str(self.file))
+        if read_only and not self.file.exists():
+            raise StoreError(f"no store at {self.file}: run the app once with `patterns run` "
                              f"to create it")
-        if self.path.parent.name == ".patterns":  # (an app's own folder: private)
-            private_files.private_dir(self.path.parent)
+        if self.file.parent.name == ".patterns":  # (an app's own folder: private)
+            private_files.private_dir(self.file.parent)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file.parent.mkdir(parents=True, exist_ok=True)
         #: DuckDB's write-ahead log, beside the store (made private after each write).
-        self.wal = self.path.with_name(self.path.name + ".wal")
+        self.wal = self.file.with_name(self.file.name + ".wal")
         try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
+            self._con = duckdb.connect(str(self.file), read_only=read_only)
             self._con.execute("SET GLOBAL TimeZone = 'UTC'")
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreBusyError(
-                    f"the store {self.path} is open in another process (a `duckdb` shell, "
+                    f"the store {self.file} is open in another process (a `duckdb` shell, "
                     f"a notebook's read-only view?); close it, or wait for it to finish"
                 ) from exc
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+            raise StoreError(f"cannot open the store {self.file}: {exc}") from exc
         self.commit_lock = threading.RLock()
         self._watchdog = _Watchdog()
         #: Each table's facts as the last commit left them (see :meth:`commit`).
@@ -154,7 +152,7 @@ class DuckDBStore:
             self._migrate()
             self.keep_private()
         self._last_seq = 0
-        if self.path.exists():
+        if self.file.exists():
             with contextlib.suppress(duckdb.Error):  # a store made before migration 1
                 self._last_seq = int(self._con.execute(
                     f"SELECT coalesce(max(seq), 0) FROM {META}.commits").fetchall()[0][0])
@@ -176,13 +174,13 @@ class DuckDBStore:
         """The store file and its write-ahead log readable by their owner only. DuckDB
         makes the log itself (with the process's umask) at the first write after each
         checkpoint: every write transaction checks it when it commits (one ``stat``)."""
-        private_files.keep_private(self.path)
+        private_files.keep_private(self.file)
         private_files.keep_private(self.wal)
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A write transaction. Write transactions take turns (the commit lock): DuckDB would
-        otherwise fail one of two that touch the same rows."""
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction on a cursor of its own. Write transactions take turns (the
+        commit lock): DuckDB would otherwise fail one of two that touch the same rows."""
         with self.commit_lock:
             cur = self.cursor()
             cur.execute("BEGIN TRANSACTION")
@@ -206,6 +204,50 @@ class DuckDBStore:
             cur.close()
             private_files.keep_private(self.wal)
 
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._transaction() as cur:
+            yield DuckDBView(cur)
+
+    @contextmanager
+    def read(self) -> Iterator[Transaction]:
+        """A view of what is committed (each statement sees the latest commit)."""
+        cur = self.cursor()
+        try:
+            yield DuckDBView(cur)
+        finally:
+            cur.close()
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Transaction]:
+        cur = self.cursor()
+        try:
+            yield DuckDBView(cur)
+        except BaseException as exc:
+            full = disk_full(exc)
+            if full is not None:
+                raise full from None
+            raise
+        finally:
+            cur.close()
+
+    def open_reader(self, read: Callable[[Transaction], pa.RecordBatchReader]
+                    ) -> pa.RecordBatchReader:
+        cur = self.cursor()
+        try:
+            reader = read(DuckDBView(cur))
+        except BaseException:
+            cur.close()
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            finally:
+                cur.close()
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
     def _migrate(self) -> None:
         cur = self.cursor()
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {META}")
@@ -215,69 +257,52 @@ class DuckDBStore:
         for version, name, statements in MIGRATIONS:
             if version in done:
                 continue
-            with self.transaction() as tx:
+            with self._transaction() as tx:
                 for sql in statements:
                     tx.execute(sql)
                 tx.execute(f"INSERT INTO {META}.migrations VALUES (?, ?, ?)",
                            [version, name, utcnow()])
 
     # ------------------------------------------------------------------ tables
+    # (DuckDB's own conveniences, for tests and benchmarks; the code above the store reads
+    # through :meth:`read`.)
     def table(self, name: str, cur: duckdb.DuckDBPyConnection | None = None) -> TableMeta | None:
         if cur is None:
             with self.cursor() as own:
                 return self.table(name, own)
-        rows = cur.execute(
-            f"SELECT name, version, physical, columns, id_column, created_column, unique_on, "
-            f"last_id, last_commit, options FROM {META}.tables WHERE name = ?", [name]).fetchall()
-        if not rows:
-            return None
-        name, version, physical, columns, id_col, created, unique, last_id, last, opts = rows[0]
-        return TableMeta(
-            name=name, version=version, physical=physical,
-            columns=tuple(Column(c["name"], c["kind"]) for c in json.loads(columns)),
-            id_column=id_col, created_column=created,
-            unique_on=tuple(json.loads(unique)) if unique else None,
-            last_id=last_id, last_commit=last,
-            options=TableOptions.from_json(json.loads(opts)) if opts else TableOptions(),
-        )
+        return Tables(DuckDBConnection(cur)).get(name)
 
     def tables(self) -> list[TableMeta]:
-        cur = self.cursor()
-        names = [n for (n,) in cur.execute(f"SELECT name FROM {META}.tables ORDER BY name")
-                 .fetchall()]
-        return [m for m in (self.table(n, cur) for n in names) if m is not None]
+        with self.read() as view:
+            return view.tables.all()
 
     def versions(self, name: str) -> list[dict[str, Any]]:
-        rows = self.cursor().execute(
-            f"SELECT version, physical, created_at, run_id, reason FROM {META}.table_versions "
-            f"WHERE name = ? ORDER BY version", [name]).fetchall()
-        live = {p for (p,) in self.cursor().execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-            [DATA]).fetchall()}
-        return [{"version": v, "physical": p, "created_at": c, "run_id": r, "reason": why,
-                 "available": p in live} for v, p, c, r, why in rows]
+        with self.read() as view:
+            return [{"version": v.version, "physical": v.physical, "created_at": v.created_at,
+                     "run_id": v.run_id, "reason": v.reason, "available": v.available}
+                    for v in view.tables.versions(name)]
 
     def count(self, meta: TableMeta, cur: duckdb.DuckDBPyConnection | None = None) -> int:
         if cur is None:
             with self.cursor() as own:
                 return self.count(meta, own)
-        row = cur.execute(f"SELECT count(*) FROM {qualified(meta.physical)}").fetchall()
-        return int(row[0][0])
+        return Tables(DuckDBConnection(cur)).count(meta)
 
     # ------------------------------------------------------------------ commits
     def commit(self, cp: Checkpoint, *, timeout: float | None = None,
                stop: threading.Event | None = None,
-               also: Callable[[duckdb.DuckDBPyConnection, CommitResult], None] | None = None,
+               also: Callable[[Transaction, CommitResult], None] | None = None,
                ) -> CommitResult:
         """Apply a checkpoint in one transaction: table ops, state, stream positions; then
-        ``also(cursor, result)``, in the same transaction (the engine records a run's end
+        ``also(view, result)``, in the same transaction (the engine records a run's end
         with its final checkpoint).
 
         With ``timeout`` (seconds), or when ``stop`` is set, statements still running are
-        interrupted and the transaction rolls back (:class:`CommitTimeout`)."""
+        interrupted and the transaction rolls back (:class:`CommitTimeout`). A value that
+        does not fit its column is a :class:`DataError`."""
         with self.commit_lock:
             try:
-                with self.transaction() as cur:
+                with self._transaction() as cur:
                     watch = None
                     if timeout is not None or stop is not None:
                         deadline = None if timeout is None else \
@@ -287,13 +312,15 @@ class DuckDBStore:
                         faults.point("commit.begin")
                         result = self._apply(cur, cp, cached=True)
                         if also is not None:
-                            also(cur, result)
+                            also(DuckDBView(cur), result)
                         faults.point("commit.end")
                     except duckdb.InterruptException as exc:
                         why = ("asked to stop" if stop is not None and stop.is_set() else
                                f"stopped after {timeout:g} s" if timeout is not None else
                                "interrupted")
                         raise CommitTimeout(f"the checkpoint was {why}") from exc
+                    except DATA_ERRORS as exc:
+                        raise DataError(str(exc)) from exc
                     finally:
                         if watch is not None:
                             self._watchdog.unwatch(watch)
@@ -355,13 +382,14 @@ class DuckDBStore:
             writer.save(table, seq if changed else None)
             rows[name] = added
             metas[name] = replace(table, last_commit=seq) if changed and seq else table
+        memory = Memory(DuckDBConnection(cur))
         if cp.state is not None:
-            metadata.set_state(cur, cp.node_id, cp.state, now)
+            memory.set_state(cp.node_id, cp.state)
         for table_name, position in cp.positions.items():
-            metadata.set_position(cur, cp.node_id, table_name, position, now)
+            memory.set_position(cp.node_id, table_name, position)
         return CommitResult(seq=seq or 0, rows_added=rows, tables=metas)
 
-    def with_staged(self, cp: Checkpoint, read: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    def with_staged(self, cp: Checkpoint, read: Callable[[Transaction], T]) -> T:
         """Run ``read`` on a view where ``cp`` is applied, then throw the changes away.
 
         This is how a run reads its own uncommitted writes.
@@ -371,7 +399,7 @@ class DuckDBStore:
             cur.execute("BEGIN TRANSACTION")
             try:
                 self._apply(cur, cp)
-                return read(cur)
+                return read(DuckDBView(cur))
             finally:
                 cur.execute("ROLLBACK")
                 cur.close()
@@ -384,33 +412,6 @@ class DuckDBStore:
                 return self.arrow(sql, params, own)
         return cur.sql(sql, params=params).to_arrow_table() if params else \
             cur.sql(sql).to_arrow_table()
-
-    def reset_table(self, name: str, run_id: str | None = None,
-                    keep_versions: int | None = None) -> TableMeta:
-        from patterns.store.model import TableOp
-
-        cp = Checkpoint(run_id=run_id or "cli", node_id="cli",
-                        ops={name: [TableOp("reset")]}, keep_versions=keep_versions)
-        return self.commit(cp).tables[name]
-
-    def delete_rows(self, name: str, where: str, keep_versions: int | None = None
-                    ) -> TableMeta:
-        """A new version of table ``name`` without the rows the SQL condition ``where``
-        holds for (see :mod:`patterns.store.repair`)."""
-        from patterns.store.model import TableOp
-
-        cp = Checkpoint(run_id="cli", node_id="cli", keep_versions=keep_versions,
-                        ops={name: [TableOp("delete", where=where)]})
-        return self.commit(cp).tables[name]
-
-    def alter_column(self, name: str, column: str, type_name: str,
-                     keep_versions: int | None = None) -> TableMeta:
-        """A new version of table ``name`` whose ``column`` holds ``type_name`` values."""
-        from patterns.store.model import TableOp
-
-        cp = Checkpoint(run_id="cli", node_id="cli", keep_versions=keep_versions,
-                        ops={name: [TableOp("alter", alter=(column, type_name))]})
-        return self.commit(cp).tables[name]
 
     def view_name(self, name: str) -> str:
         return f"main.{q(name)}"

@@ -15,11 +15,14 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-from patterns.store.model import Checkpoint, CommitResult, RunRecord, TableMeta
+    from patterns.positions import StreamPosition
+    from patterns.store.model import Checkpoint, CommitResult, RunRecord, TableMeta
 
 T = TypeVar("T")
 
@@ -77,6 +80,22 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class PageRequest:
+    """One page of a table's rows, keyset-paged: sorted by ``sort`` (None: commit order),
+    filtered on one column (``where`` ``op`` ``value``, the value given as text and cast by
+    the store to the column's type), starting after ``after`` (the last row's sort value and
+    hidden id, or its id alone), at most ``limit`` rows (the store reads one more)."""
+
+    sort: str | None = None
+    descending: bool = False
+    where: str | None = None
+    op: str = "eq"
+    value: str | None = None
+    after: Sequence[Any] | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
 class CommitRecord:
     """One table's part of a commit that wakes readers."""
 
@@ -94,20 +113,17 @@ class RunRepository(Protocol):
         """The run with this id, or the only one whose id starts or ends with it."""
     def matching(self, fragment: str, limit: int = 6) -> list[str]:
         """Ids of runs whose id is, starts with or ends with ``fragment`` (newest first)."""
-    def recent(self, *, node_id: str | None = None, status: str | None = None,
-             trigger: str | None = None, since: dt.datetime | None = None,
-             limit: int = 50) -> list[RunRecord]:
-        """Runs, newest first."""
+    def recent(self, node_id: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Runs (of one node, or all), newest first."""
     def latest_status(self) -> dict[str, str]:
         """Each node's newest run's status."""
     def nodes_that_ran(self) -> set[str]: ...
     def seen_commits(self, *, succeeded_only: bool) -> dict[str, int]:
         """Each node's newest ``seen_commit`` over its finished (or succeeded) runs."""
-    def fail_unfinished(self, error: str, at: dt.datetime,
-                        run_ids: Sequence[str] | None = None) -> list[str]:
-        """Mark runs still ``queued``/``running`` (those of ``run_ids``, or all) failed."""
+    def fail_running(self, error: str, at: dt.datetime) -> int:
+        """Mark every run still ``running`` failed with ``error``; how many there were."""
     def add_error(self, run_ids: Sequence[str], text: str) -> None:
-        """Append ``text`` to these runs' errors."""
+        """Append ``text`` to the errors of these runs, those that failed."""
 
 
 class QueueRepository(Protocol):
@@ -119,7 +135,7 @@ class QueueRepository(Protocol):
         """Oldest first: waiting (``started=False``), running (True) or all."""
     def mark_started(self, item_id: str, run_id: str) -> None: ...
     def release(self, item_id: str) -> None:
-        """The item waits again (its run did not start after all)."""
+        """The item waits again (its run did not start after all, or was stopped)."""
     def remove(self, item_id: str) -> None: ...
     def recover(self) -> list[QueueItem]:
         """After a crash: started items wait again; returns them as they were."""
@@ -138,8 +154,10 @@ class WebhookRepository(Protocol):
 
 
 class LogRepository(Protocol):
-    def save(self, run_id: str, text: str, truncated: bool, *, first: bool = False) -> None: ...
+    def save(self, run_id: str, text: str, truncated: bool, *, first: bool = False) -> None:
+        """Save a run's log (``first``: it has none yet; an empty one is then not saved)."""
     def get(self, run_id: str) -> str | None: ...
+    def exists(self, run_id: str) -> bool: ...
 
 
 class MemoryRepository(Protocol):
@@ -148,13 +166,13 @@ class MemoryRepository(Protocol):
     def state(self, node_id: str) -> dict[str, Any]: ...
     def set_state(self, node_id: str, doc: Mapping[str, Any] | None) -> None:
         """Replace the node's state (None or empty: forget it)."""
-    def positions(self, node_id: str) -> dict[str, dict[str, Any]]: ...
+    def positions(self, node_id: str) -> dict[str, StreamPosition]: ...
     def set_position(self, node_id: str, table: str,
-                     position: Mapping[str, Any] | None) -> None: ...
+                     position: StreamPosition | None) -> None: ...
     def reset_positions(self, node_id: str, table: str | None = None) -> int:
         """Forget the node's positions (on ``table``, or all); how many were forgotten."""
-    def all_positions(self) -> list[tuple[str, str, dict[str, Any]]]: ...
-    def memory(self, node_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    def all_positions(self) -> list[tuple[str, str, StreamPosition]]: ...
+    def memory(self, node_id: str) -> tuple[dict[str, Any], dict[str, StreamPosition]]:
         """State and positions in one round trip (what a run starts from)."""
 
 
@@ -169,12 +187,17 @@ class TableRepository(Protocol):
     def get(self, name: str) -> TableMeta | None: ...
     def all(self) -> list[TableMeta]: ...
     def versions(self, name: str) -> list[TableVersion]: ...
-    def count(self, meta: TableMeta) -> int: ...
+    def as_of(self, meta: TableMeta, version: TableVersion) -> TableMeta:
+        """``meta`` as it was at an older ``version`` (its rows' physical table and the
+        columns it had then)."""
+    def count(self, meta: TableMeta, where: str | None = None) -> int:
+        """Rows of the table's current version (those a SQL condition ``where`` holds for)."""
 
 
 # ---------------------------------------------------------------------- views
 class Transaction(Protocol):
-    """A write transaction or a read view: repositories, and table data as Arrow."""
+    """A write transaction or a read view: repositories, and table data as Arrow. Readers
+    it returns are valid while the view is open."""
 
     runs: RunRepository
     queue: QueueRepository
@@ -185,25 +208,37 @@ class Transaction(Protocol):
     commits: CommitRepository
     tables: TableRepository
 
-    def scan(self, meta: TableMeta, *, physical: str | None = None, limit: int | None = None,
-             offset: int | None = None) -> pa.Table:
-        """A table's rows (of its current version, or of ``physical``) in commit order."""
-    def stream(self, meta: TableMeta, position: Mapping[str, Any]) -> pa.RecordBatchReader:
-        """The rows of a stream pass from ``position`` on (with the hidden id column)."""
+    def scan(self, meta: TableMeta, *, limit: int | None = None,
+             offset: int | None = None) -> pa.RecordBatchReader:
+        """A table's rows in commit order (of its current version, or of the older one
+        ``tables.as_of`` gave)."""
+    def stream(self, meta: TableMeta, position: StreamPosition) -> pa.RecordBatchReader:
+        """The rows of the pass ``position`` is in, from where it is (with the hidden id
+        column when the table shows none)."""
     def query(self, sql: str, params: Sequence[Any] | None = None, *,
               integer_division: bool = False) -> pa.RecordBatchReader:
         """A query in the store's dialect over the tables' views (``read_sql``)."""
+    def page(self, meta: TableMeta, ask: PageRequest, id_name: str) -> pa.Table:
+        """One page of rows (``ask.limit + 1`` at most), with each row's hidden id as
+        ``id_name``. A filter value that does not fit its column is a ``DataError``."""
 
 
 class Store(Protocol):
     """A Patterns store: tables with versions, streams' rows, and the platform metadata."""
 
     capabilities: Capabilities
+    #: The file of an embedded store (None for a database server).
+    path: Path | None
+    read_only: bool
 
     def read(self) -> AbstractContextManager[Transaction]:
         """A view of what is committed."""
     def transaction(self) -> AbstractContextManager[Transaction]:
-        """A write transaction: committed when the block ends, rolled back on an error."""
+        """A write transaction: committed when the block ends, rolled back on an error.
+        Write transactions take turns."""
+    def autocommit(self) -> AbstractContextManager[Transaction]:
+        """Writes committed one statement at a time without waiting for a turn (for rows
+        no other writer touches: a run's start record)."""
     def commit(self, cp: Checkpoint, *, timeout: float | None = None,
                stop: threading.Event | None = None,
                also: Callable[[Transaction, CommitResult], None] | None = None,
@@ -212,6 +247,10 @@ class Store(Protocol):
         ``CommitTimeout`` when it runs past ``timeout`` or ``stop`` is set."""
     def with_staged(self, cp: Checkpoint, read: Callable[[Transaction], T]) -> T:
         """``read`` on a view where ``cp`` is applied; then the changes are thrown away."""
+    def open_reader(self, read: Callable[[Transaction], pa.RecordBatchReader]
+                    ) -> pa.RecordBatchReader:
+        """The reader ``read`` makes on a read view kept open until it is drained (a long
+        read that must not hold its caller's block open)."""
     def last_commit(self) -> int: ...
     def view_name(self, table: str) -> str:
         """How SQL names the table's current version."""

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from patterns.positions import StreamPosition
 from patterns.store.columns import Column
 
 HIDDEN_ID = "_patterns_id"
@@ -161,7 +162,7 @@ class Checkpoint:
     node_id: str
     ops: dict[str, list[TableOp]] = field(default_factory=dict)
     state: dict[str, Any] | None = None  # None: unchanged
-    positions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    positions: dict[str, StreamPosition | None] = field(default_factory=dict)  # None: forget
     wakes: bool = True  # False: these rows do not make readers out of date
     #: The table of each op in the order they were staged (ops added with :meth:`add`), so
     #: a statement reading another table sees what was staged for it before.

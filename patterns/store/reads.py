@@ -1,12 +1,8 @@
 """Read queries: table scans and stream passes, as Arrow record batch readers.
 
-A stream's position is a small JSON document the SDK keeps and commits with checkpoints:
-
-``{"version": 3, "lo": <id>, "hi": <id>, "v": <order value>, "id": <id>, "done": false,
-"order_by": "ts", "floor": <starting value>}``
-
-A *pass* delivers the rows committed in ``(lo, hi]`` sorted by ``(order_by, patterns_id)``;
-``(v, id)`` is the last row delivered. When a pass is done, the next one covers ``(hi, last
+A stream's position is a :class:`~patterns.positions.StreamPosition` the SDK keeps and
+commits with checkpoints. A *pass* delivers the rows committed in ``(lo, hi]`` sorted by
+``(order_by, patterns_id)``; ``(v, id)`` is the last row delivered. When a pass is done, the next one covers ``(hi, last
 id of the table]``. Because ids grow in commit order, a row committed late (whatever its
 order value) lands in a later pass: delivered later, never skipped. A new table version (a
 ``replace`` or ``reset``) starts the stream over.
@@ -14,9 +10,10 @@ order value) lands in a later pass: delivered later, never skipped. A new table 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from patterns.positions import StreamPosition
 from patterns.store.model import TableMeta
 from patterns.store.tables import SQL_TYPES, q, qualified
 
@@ -42,32 +39,31 @@ def scan_sql(meta: TableMeta, physical: str | None = None, limit: int | None = N
     return sql
 
 
-def next_pass(meta: TableMeta, position: Mapping[str, Any] | None, order_by: str | None,
-              starting_value: Any = None) -> dict[str, Any]:
+def next_pass(meta: TableMeta, position: StreamPosition | None, order_by: str | None,
+              starting_value: Any = None) -> StreamPosition:
     """The position to read from next: the pass in progress, or a new one."""
-    if position is None or position.get("version") != meta.version:
-        position = {"version": meta.version, "lo": None, "hi": None, "done": True,
-                    "floor": starting_value}
-    pos = dict(position)
-    if not pos.get("done"):
-        return pos  # finish the pass in its own order; a new order_by applies from the next
+    if position is not None and position.after is not None:  # stream.seek(value)
+        position = StreamPosition(version=meta.version, done=True, gt=position.after)
+    if position is None or position.version != meta.version:
+        position = StreamPosition(version=meta.version, done=True, floor=starting_value)
+    if not position.done:
+        return position  # finish the pass in its own order; a new order_by applies from the next
     column = meta.column(order_by) if order_by else None
-    pos.update(lo=pos.get("hi"), hi=meta.last_id, v=None, id=None, done=False, started=False,
-               order_by=order_by, kind=column.kind if column else None)
-    return pos
+    return replace(position, lo=position.hi, hi=meta.last_id, v=None, id=None, done=False,
+                   started=False, order_by=order_by, kind=column.kind if column else None)
 
 
-def pass_is_empty(pos: Mapping[str, Any]) -> bool:
-    return pos.get("hi") is None or pos.get("hi") == pos.get("lo")
+def pass_is_empty(pos: StreamPosition) -> bool:
+    return pos.hi is None or pos.hi == pos.lo
 
 
-def stream_sql(meta: TableMeta, pos: Mapping[str, Any]) -> tuple[str, list[Any]]:
+def stream_sql(meta: TableMeta, pos: StreamPosition) -> tuple[str, list[Any]]:
     idc = q(meta.physical_id)
-    where, params = [f"{idc} <= ?"], [pos["hi"]]
-    if pos.get("lo") is not None:
+    where, params = [f"{idc} <= ?"], [pos.hi]
+    if pos.lo is not None:
         where.append(f"{idc} > ?")
-        params.append(pos["lo"])
-    order_by = pos.get("order_by")
+        params.append(pos.lo)
+    order_by = pos.order_by
     if order_by is not None and meta.column(order_by) is None and order_by != meta.id_column:
         from patterns.errors import NodeError
 
@@ -75,31 +71,30 @@ def stream_sql(meta: TableMeta, pos: Mapping[str, Any]) -> tuple[str, list[Any]]
         raise NodeError(f"table {meta.name!r} has no field {order_by!r} to order a stream by; "
                         f"its fields are: {fields}")
     ocol = q(order_by) if order_by else None
-    kind = pos.get("kind")
+    kind = pos.kind
     column = meta.column(order_by) if order_by else None
     if ocol and kind and column is not None and column.kind != kind:
         # The column widened since this pass began: keep the pass's order by reading the
         # values as they were (every row of the pass was committed before the change).
         ocol = f"TRY_CAST({ocol} AS {SQL_TYPES[kind]})"
-    if pos.get("floor") is not None:  # as_stream(starting_value=...): inclusive
+    if pos.floor is not None:  # as_stream(starting_value=...): inclusive
         where.append(f"{ocol or idc} >= ?")
-        params.append(pos["floor"])
-    if pos.get("gt") is not None:  # stream.seek(value): strictly greater
+        params.append(pos.floor)
+    if pos.gt is not None:  # stream.seek(value): strictly greater
         where.append(f"{ocol or idc} > ?")
-        params.append(pos["gt"])
-    if pos.get("started"):
+        params.append(pos.gt)
+    if pos.started:
         if ocol is None:
             where.append(f"{idc} > ?")
-            params.append(pos["id"])
-        elif pos.get("v") is None:
+            params.append(pos.id)
+        elif pos.v is None:
             where.append(f"({ocol} IS NULL AND {idc} > ?)")
-            params.append(pos["id"])
+            params.append(pos.id)
         else:
             where.append(f"({ocol} > ? OR {ocol} IS NULL OR ({ocol} = ? AND {idc} > ?))")
             # (a parameter compares in the column's type: ISO text binds to timestamps)
-            params += [pos["v"], pos["v"], pos["id"]]
+            params += [pos.v, pos.v, pos.id]
     order = f"{ocol} NULLS LAST, {idc}" if ocol else idc
     sql = (f"SELECT {select_list(meta, with_hidden_id=True)} FROM {qualified(meta.physical)} "
            f"WHERE {' AND '.join(where)} ORDER BY {order}")
     return sql, params
-

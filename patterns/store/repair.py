@@ -9,15 +9,19 @@ is a :class:`NodeError` and changes nothing.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import duckdb
 import sqlglot
 import sqlglot.expressions as exp
 
-from patterns.errors import NodeError
+from patterns.errors import NodeError, PatternsError
 from patterns.store.columns import Column, kind_from_hint
 from patterns.store.model import TableMeta
 from patterns.store.tables import SQL_TYPES, TableWriter, q, qualified
+
+if TYPE_CHECKING:
+    from patterns.store.repositories import Connection
 
 
 def predicate(where: str) -> str:
@@ -34,13 +38,14 @@ def predicate(where: str) -> str:
     return str(condition.sql(dialect="duckdb"))
 
 
-def count_where(cur: duckdb.DuckDBPyConnection, meta: TableMeta, where: str) -> int:
+def count_where(con: Connection, meta: TableMeta, where: str) -> int:
     """How many rows of ``meta``'s current version ``where`` holds for."""
     condition = predicate(where)
     try:
-        rows = cur.execute(f"SELECT count(*) FROM {qualified(meta.physical)} "
-                           f"WHERE {condition}").fetchall()
-    except duckdb.Error as exc:
+        rows = con.rows(f"SELECT count(*) FROM {qualified(meta.physical)} WHERE {condition}")
+    except PatternsError:
+        raise
+    except Exception as exc:  # (the backend's own error: a column or a type that is wrong)
         message = str(exc).split("\n")[0]
         names = ", ".join(meta.visible_names())
         raise NodeError(f"--where {where!r} does not work on table {meta.name!r}: {message} "
@@ -50,7 +55,9 @@ def count_where(cur: duckdb.DuckDBPyConnection, meta: TableMeta, where: str) -> 
 
 def delete_rows(writer: TableWriter, meta: TableMeta, where: str) -> TableMeta:
     """A new version without the rows ``where`` holds for."""
-    count_where(writer.cur, meta, where)  # (checks the predicate, naming the columns)
+    from patterns.store.duckdb_view import DuckDBConnection
+
+    count_where(DuckDBConnection(writer.cur), meta, where)  # (checks the predicate, naming the columns)
     condition = predicate(where)
     new = writer.new_version(meta, reason="delete")
     stored = ", ".join(q(n) for n in _stored(meta))

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import patterns.engine.dataplane as dataplane
-from patterns.store import meta
 
 
 def test_a_final_checkpoint_arriving_after_the_run_ended_changes_nothing(
@@ -32,13 +31,12 @@ def test_a_final_checkpoint_arriving_after_the_run_ended_changes_nothing(
                                     on_end=lambda cur, rec, s: ends.append(rec.status))
     assert record.status == "timed_out"
     time.sleep(2.5)  # the held-up request goes on now: it must be refused
-    stored = meta.get_run(app.engine.store.cursor(), record.id)
+    stored = app.stored_run(record.id)
     assert stored is not None and stored.status == "timed_out"
     assert ends == ["timed_out"], "the run's end was acted on twice"
     assert app.rows("out") == []  # rolled back as a whole: nothing half-committed
-    logs = app.engine.store.cursor().execute(
-        "SELECT count(*) FROM patterns_meta.run_logs WHERE run_id = ?", [record.id]).fetchall()
-    assert logs[0][0] == 1
+    with app.engine.store.read() as view:
+        assert view.logs.exists(record.id)
 
 
 def test_an_error_of_the_final_commit_is_not_blamed_on_the_last_appends(

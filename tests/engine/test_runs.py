@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from patterns.engine.secrets import SecretStore
-from patterns.store import meta
 
 
 def logs(app: Any, record: Any) -> list[list[str]]:
-    text = meta.get_log(app.engine.store.cursor(), record.id) or ""
+    text = app.log(record.id) or ""
     return [json.loads(line) for line in text.splitlines()]
 
 
@@ -77,7 +76,7 @@ def test_state_commits_with_the_run_and_failed_runs_leave_it(app_runner: Any) ->
     assert app.engine.run_node(node, "manual")[0].status == "succeeded"
     assert app.engine.run_node(node, "manual", {"fail": "true"})[0].status == "failed"
     assert app.engine.run_node(node, "manual")[0].status == "succeeded"
-    state = meta.get_state(app.engine.store.cursor(), node.id)
+    state = app.state(node.id)
     assert state["n"] == 2 and state["at"] == "2024-01-02T03:04:05"
 
 
@@ -198,7 +197,7 @@ def test_flooded_output_is_capped_with_a_note(app_runner: Any) -> None:
     """}, [])
     record = app.run_node("flood")
     assert record.status == "succeeded"
-    text = meta.get_log(app.engine.store.cursor(), record.id) or ""
+    text = app.log(record.id) or ""
     assert len(text) < MAX_LOG_BYTES * 1.1
     assert "output cut" in text.splitlines()[-1] and "the end" not in text
 
@@ -248,6 +247,6 @@ def test_an_engine_failure_fails_the_run_instead_of_leaving_it_running(app_runne
     record, _ = app.engine.run_node(app.app.node("sql00001"), "manual")
     assert record.status == "failed"
     assert "could not be carried out" in record.error and "FileNotFoundError" in record.error
-    stored = meta.get_run(app.engine.store.cursor(), record.id)
+    stored = app.stored_run(record.id)
     assert stored is not None and stored.status == "failed"
     assert app.engine.running_runs() == []

@@ -188,13 +188,12 @@ def test_platform_files_are_private_after_a_run(tmp_path: Path, patterns_home: P
 
 def test_the_write_ahead_log_is_private_as_duckdb_makes_it_again(tmp_path: Path) -> None:
     from patterns.store.duckdb import DuckDBStore
-    from patterns.store.migrations import META
 
     store = DuckDBStore(tmp_path / ".patterns" / "store.duckdb")
     try:
         for n in range(3):  # each checkpoint removes the log; the next write makes it anew
             with store.transaction() as tx:
-                tx.execute(f"INSERT INTO {META}.run_logs (run_id, text) VALUES (?, 'x')", [str(n)])
+                tx.logs.save(str(n), "x", False)
             assert store.wal.exists()
             assert stat.S_IMODE(store.wal.stat().st_mode) == 0o600
             store.cursor().execute("CHECKPOINT")

@@ -82,10 +82,8 @@ def test_select_makes_a_new_version_of_the_output_table_and_wakes_readers(
     assert [(r["kind"], r["n"], r["total"]) for r in rows] == [("a", 5, 30.0), ("b", 4, 24.0)]
     assert all(len(r["patterns_id"]) == 26 for r in rows)
     assert [r["kind"] for r in app.rows("copy")] == ["a", "b"]
-    with app.engine.store.cursor() as cur:
-        from patterns.store import meta
-
-        assert "out: 2 row(s) written" in (meta.get_log(cur, query_run.id) or "")
+    with app.engine.store.read() as view:
+        assert "out: 2 row(s) written" in (view.logs.get(query_run.id) or "")
 
     run_query(app)  # each run is a new version; the old one stays readable
     assert versions(app, "out") == [(1, "created", True), (2, "sql", True), (3, "sql", True)]

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from patterns.engine.launcher import ProcessLauncher
-from patterns.store import meta
 
 
 def log_lines(app: Any, record: Any) -> list[str]:
-    text = meta.get_log(app.engine.store.cursor(), record.id) or ""
+    text = app.log(record.id) or ""
     return [json.loads(line)[2] for line in text.splitlines()]
 
 
@@ -252,6 +251,6 @@ def test_what_a_process_does_after_its_final_checkpoint_is_kept(app_runner: Any)
     dies = app.run_node("dies")
     assert (dies.status, dies.exit_code) == ("succeeded", 4)
     assert any("exit code 4 after its final checkpoint" in line for line in log_lines(app, dies))
-    stored = meta.get_run(app.engine.store.cursor(), dies.id)
+    stored = app.stored_run(dies.id)
     assert stored is not None and (stored.status, stored.exit_code) == ("succeeded", 4)
     assert sorted(r["n"] for r in app.rows("out")) == [1, 2]

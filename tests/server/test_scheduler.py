@@ -15,7 +15,7 @@ import pytest
 from patterns.engine.engine import Engine
 from patterns.engine.scheduler import Scheduler, next_fire
 from patterns.graph.loader import load_app
-from patterns.store import meta, queue
+from patterns.store.interface import Schedule
 from tests.server.conftest import write_app
 
 GRAPH = """
@@ -64,8 +64,8 @@ class Served:
 
     def runs(self) -> list[Any]:
         assert self.engine is not None
-        with self.engine.store.cursor() as cur:
-            return list(reversed(meta.list_runs(cur, None, 1000)))
+        with self.engine.store.read() as view:
+            return list(reversed(view.runs.recent(None, 1000)))
 
     def wait_for(self, check: Callable[[], Any], timeout: float = 30) -> Any:
         deadline = time.time() + timeout
@@ -92,8 +92,8 @@ def test_a_cron_slot_missed_while_down_fires_once_and_never_twice(served: Any) -
     assert schedule.next_fire > dt.datetime.now(dt.UTC)  # a first start does not fire
     assert not [r for r in served.runs() if r.node_id == "tick0001"]
     # The server goes down over two slots...
-    with served.engine.store.transaction() as cur:
-        queue.set_schedule(cur, queue.Schedule(
+    with served.engine.store.transaction() as tx:
+        tx.schedules.set(Schedule(
             "tick0001", schedule.cron, schedule.timezone,
             dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)))
     served.stop()
@@ -112,9 +112,9 @@ def test_a_cron_slot_missed_while_down_fires_once_and_never_twice(served: Any) -
 def test_a_due_slot_fires_while_serving(served: Any) -> None:
     served.start()
     served.wait_for(lambda: served.scheduler._schedules())
-    with served.engine.store.transaction() as cur:
-        queue.set_schedule(cur, queue.Schedule("tick0001", "*/5 * * * *", "UTC",
-                                               dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)))
+    with served.engine.store.transaction() as tx:
+        tx.schedules.set(Schedule("tick0001", "*/5 * * * *", "UTC",
+                                  dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)))
     served.scheduler.reload()  # (as a hot reload would: schedules are read again)
     served.wait_for(lambda: [r for r in served.runs() if r.node_id == "tick0001"])
 
@@ -132,8 +132,8 @@ def test_retries_back_off_and_manual_nodes_wait_to_be_asked(served: Any) -> None
     time.sleep(0.5)
     assert len([x for x in served.runs() if x.node_id == "flaky001"]) == 3  # then it stops
     assert not [x for x in served.runs() if x.node_id == "asked001"]
-    with engine.store.cursor() as cur:
-        assert queue.items(cur) == []
+    with engine.store.read() as view:
+        assert view.queue.items() == []
 
 
 def test_cron_times_follow_the_timezone() -> None:

@@ -157,8 +157,8 @@ def test_a_huge_cell_is_cut_in_a_page(app_runner: Any) -> None:
         Table("cells", "w").append({"n": 1, "text": "x" * 5_000_000})
     """}, ["cells"])
     assert runner.run_node("big.py").status == "succeeded"
-    store = runner.engine.store
-    rows, following = read_page(store, store.table("cells"), PageQuery())
+    with runner.engine.store.read() as view:
+        rows, following = read_page(view, view.tables.get("cells"), PageQuery())
     assert rows[0]["n"] == 1 and following is None
     assert len(rows[0]["text"]) < MAX_CELL + 200
     assert "5,000,000 characters in all" in rows[0]["text"]

@@ -1,0 +1,108 @@
+"""A transaction or read view of a DuckDB store: the shared repositories over a DuckDB
+cursor, and table data read as Arrow.
+
+DuckDB's errors become the project's here (:class:`~patterns.errors.QueryError`,
+:class:`~patterns.errors.DataError`), so nothing above the store catches a driver's error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from patterns.errors import DataError, QueryError
+from patterns.positions import StreamPosition
+from patterns.store.interface import (
+    CommitRepository,
+    LogRepository,
+    MemoryRepository,
+    PageRequest,
+    QueueRepository,
+    RunRepository,
+    ScheduleRepository,
+    TableRepository,
+    WebhookRepository,
+)
+from patterns.store.model import TableMeta
+from patterns.store.reads import BATCH_ROWS, scan_sql, stream_sql
+from patterns.store.repositories import (
+    Commits,
+    Logs,
+    Memory,
+    Queue,
+    Runs,
+    Schedules,
+    Tables,
+    Webhooks,
+)
+
+#: DuckDB's errors that mean a value does not fit (a type, a cast, a constraint).
+DATA_ERRORS = (duckdb.ConversionException, duckdb.BinderException, duckdb.ParserException,
+               duckdb.CatalogException, duckdb.InvalidInputException,
+               duckdb.ConstraintException)
+
+
+class DuckDBConnection:
+    """A DuckDB cursor as the repositories use it (DuckDB takes ``?`` itself)."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self.cur = cur
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if params:
+            return self.cur.execute(sql, list(params)).fetchall()
+        return self.cur.execute(sql).fetchall()
+
+
+def first_line(exc: BaseException) -> str:
+    return str(exc).split("\n\nLINE ")[0].replace("\n", " ")
+
+
+class DuckDBView:
+    """The :class:`~patterns.store.interface.Transaction` of a DuckDB store."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = cur
+        con = DuckDBConnection(cur)
+        self.runs: RunRepository = Runs(con)
+        self.queue: QueueRepository = Queue(con)
+        self.schedules: ScheduleRepository = Schedules(con)
+        self.webhooks: WebhookRepository = Webhooks(con)
+        self.logs: LogRepository = Logs(con)
+        self.memory: MemoryRepository = Memory(con)
+        self.commits: CommitRepository = Commits(con)
+        self.tables: TableRepository = Tables(con)
+
+    def scan(self, meta: TableMeta, *, limit: int | None = None,
+             offset: int | None = None) -> pa.RecordBatchReader:
+        return self._reader(scan_sql(meta, limit=limit, offset=offset), [])
+
+    def stream(self, meta: TableMeta, position: StreamPosition) -> pa.RecordBatchReader:
+        return self._reader(*stream_sql(meta, position))
+
+    def query(self, sql: str, params: Sequence[Any] | None = None, *,
+              integer_division: bool = False) -> pa.RecordBatchReader:
+        """(``integer_division`` stays set on this view's cursor, which is its own.)"""
+        if integer_division:
+            self.cursor.execute("SET integer_division = true")
+        return self._reader(sql, list(params) if params else [])
+
+    def page(self, meta: TableMeta, ask: PageRequest, id_name: str) -> pa.Table:
+        from patterns.store.pages import page_sql
+
+        sql, params = page_sql(meta, ask, id_name)
+        try:
+            rel = self.cursor.sql(sql, params=params) if params else self.cursor.sql(sql)
+            return rel.to_arrow_table()
+        except (duckdb.ConversionException, duckdb.BinderException) as exc:
+            raise DataError(str(exc).splitlines()[0]) from None
+
+    def _reader(self, sql: str, params: list[Any]) -> pa.RecordBatchReader:
+        try:
+            rel = self.cursor.sql(sql, params=params) if params else self.cursor.sql(sql)
+            return rel.to_arrow_reader(BATCH_ROWS)
+        except duckdb.Error as exc:
+            raise QueryError(first_line(exc)) from exc

@@ -1,0 +1,75 @@
+"""The SQL of one page of a table's rows: keyset paging, a sort and one filter.
+
+``WHERE (sort, id) > (v, i) ORDER BY sort, id LIMIT n``: a deep page costs what the first
+does. Rows with no value in the sort column come last in either direction. A filter compares
+a column with a value given as text, which the store casts to the column's type (a prepared
+parameter, never pasted into the SQL).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from patterns.errors import ConfigError
+from patterns.store.interface import PageRequest
+from patterns.store.model import TableMeta
+from patterns.store.reads import select_list
+from patterns.store.tables import q, qualified
+
+OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
+             "contains": "contains", "null": "null", "notnull": "notnull"}
+
+
+def page_sql(meta: TableMeta, ask: PageRequest, id_name: str) -> tuple[str, list[Any]]:
+    """The SELECT for one page (one row more than asked, to know if another follows)."""
+    names = meta.visible_names()
+    for column, what in ((ask.sort, "sort on"), (ask.where, "filter on")):
+        if column is not None and column not in names:
+            raise ConfigError(f"table '{meta.name}' has no column '{column}' to {what}; its "
+                              f"columns are {', '.join(names)}")
+    if ask.op not in OPERATORS:
+        raise ConfigError(f"unknown filter operator '{ask.op}': use one of "
+                          f"{', '.join(OPERATORS)}")
+    ident = q(meta.physical_id)
+    clauses: list[str] = []
+    params: list[Any] = []
+    if ask.where is not None:
+        col = q(ask.where)
+        if ask.op == "null":
+            clauses.append(f"{col} IS NULL")
+        elif ask.op == "notnull":
+            clauses.append(f"{col} IS NOT NULL")
+        elif ask.op == "contains":
+            clauses.append(f"strpos(lower(CAST({col} AS VARCHAR)), lower(?)) > 0")
+            params.append(ask.value or "")
+        else:
+            if ask.value is None:
+                raise ConfigError(f"the filter '{ask.where} {OPERATORS[ask.op]}' needs a value")
+            clauses.append(f"{col} {OPERATORS[ask.op]} ?")
+            params.append(ask.value)
+    cursor = list(ask.after) if ask.after else None
+    if ask.sort is None:
+        order = f"{ident}"
+        if cursor is not None:
+            clauses.append(f"{ident} > ?")
+            params.append(cursor[-1])
+    else:
+        col = q(ask.sort)
+        direction, beyond = ("DESC", "<") if ask.descending else ("ASC", ">")
+        order = f"{col} {direction} NULLS LAST, {ident}"
+        if cursor is not None:
+            if len(cursor) != 2:
+                raise ConfigError("the page cursor belongs to another sort; start again from "
+                                  "the first page")
+            value, last_id = cursor
+            if value is None:
+                clauses.append(f"({col} IS NULL AND {ident} > ?)")
+                params.append(last_id)
+            else:
+                clauses.append(f"({col} {beyond} ? OR ({col} = ? AND {ident} > ?) "
+                               f"OR {col} IS NULL)")
+                params.extend([value, value, last_id])
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = (f"SELECT {select_list(meta)}, {ident} AS {q(id_name)} FROM "
+           f"{qualified(meta.physical)}{where} ORDER BY {order} LIMIT {int(ask.limit) + 1}")
+    return sql, params
