@@ -218,14 +218,18 @@ def _materialize(cur: Cursor, sql: str, write: SqlWrite, meta: TableMeta, *,
                  platform: bool = True) -> Rows:
     bound = bind(cur.connection, sql, write.params)
     cur.execute(f"SELECT * FROM ({bound}) AS q LIMIT 0")  # type: ignore[arg-type]
-    seen: set[str] = set()
-    for column in cur.description or []:
-        if column.name in seen:
-            raise NodeError(f"the query gives two columns named {column.name!r}; a table's "
-                            f"columns need distinct names: name them apart with AS")
-        seen.add(column.name)
+    names: list[str] = []
+    for i, column in enumerate(cur.description or []):
+        name = column.name
+        if name in names:
+            if platform:  # (an INSERT's columns are named by position)
+                raise NodeError(f"the query gives two columns named {name!r}; a table's "
+                                f"columns need distinct names: name them apart with AS")
+            name = f"column{i + 1}"
+        names.append(name)
     relation = f"__patterns_sql_{next(_names)}"
-    cur.execute(f"CREATE TEMP TABLE {relation} ON COMMIT DROP AS {bound}")  # type: ignore[arg-type]
+    cur.execute(f"CREATE TEMP TABLE {relation} ({', '.join(q(n) for n in names)}) "  # type: ignore[arg-type]
+                f"ON COMMIT DROP AS {bound}")
     rows = relation_rows(cur, relation)
     drop = {DEFAULT_ID, HIDDEN_ID, meta.physical_id, meta.created_column}
     if platform:

@@ -99,8 +99,8 @@ class PostgresStore:
                                          concurrent_processes=True, location=masked(url))
         con = self.pool.take()
         try:
+            self._check_views_schema(con)  # (before anything is made)
             migrate(con, url)
-            self._check_views_schema(con)
         finally:
             self.pool.give_back(con)
         self.ids = UlidSequence()
