@@ -57,7 +57,7 @@ def open_error(url: str, exc: BaseException) -> StoreError:
         return StoreError(f"the PostgreSQL store {where}: the user in the URL does not exist "
                           f"on the server; create it (CREATE ROLE ... LOGIN) or name another")
     if "invalid dsn" in lower or "invalid connection option" in lower \
-            or "invalid integer value" in lower or "missing" in lower and "=" in lower:
+            or "invalid integer value" in lower or ("missing" in lower and "=" in lower):
         return StoreError(f"{where} is not a valid PostgreSQL URL ({text}); write it as "
                           f"postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
     return StoreError(f"cannot reach the PostgreSQL store {where} ({text}); check that the "

@@ -95,7 +95,8 @@ class Runs:
     def recent(self, *, node_id: str | None = None, status: str | None = None,
                trigger: str | None = None, since: dt.datetime | None = None,
                limit: int = 50) -> list[RunRecord]:
-        where, params = ["true"], []
+        where: list[str] = ["true"]
+        params: list[Any] = []
         for column, value in (("node_id", node_id), ("status", status),
                               ("trigger", trigger)):
             if value is not None:

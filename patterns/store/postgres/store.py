@@ -268,7 +268,7 @@ class PostgresStore:
         con = self.pool.take()
         try:
             row = con.execute(f"SELECT coalesce(max(seq), 0) FROM {META}.commits").fetchone()
-            return int(row[0]) if row else 0
+            return int(row[0]) if row else 0  # type: ignore[call-overload]
         finally:
             self.pool.give_back(con)
 
