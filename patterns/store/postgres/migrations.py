@@ -122,6 +122,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             token TEXT NOT NULL,
             created_at TIMESTAMPTZ NOT NULL)""",
     ]),
+    (3, "leases with expiry and fencing tokens", [
+        f"""CREATE TABLE {META}.leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            token BIGINT NOT NULL,
+            expires_at TIMESTAMPTZ NOT NULL)""",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -29,6 +29,7 @@ from patterns.store.interface import Capabilities
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOp, TableOptions
 from patterns.store.postgres import reads
 from patterns.store.postgres.connection import Pool, mapped, masked
+from patterns.store.postgres.leases import Leases
 from patterns.store.postgres.migrations import COMMIT_LOCK, META, VIEWS, migrate
 from patterns.store.postgres.repositories import (
     Commits,
@@ -64,6 +65,7 @@ class PgView:
         self.memory = Memory(self.cur)
         self.commits = Commits(self.cur)
         self.tables = Tables(self.cur)
+        self.leases = Leases(self.cur)
 
     def scan(self, meta: TableMeta, *, physical: str | None = None, limit: int | None = None,
              offset: int | None = None) -> pa.Table:
@@ -99,7 +101,7 @@ class PostgresStore:
                                          concurrent_processes=True, location=masked(url))
         con = self.pool.take()
         try:
-            self._check_views_schema(con)  # (before anything is made)
+            self._check_privileges(con)  # (before anything is made)
             migrate(con, url)
         finally:
             self.pool.give_back(con)
@@ -108,23 +110,34 @@ class PostgresStore:
         #: the advisory lock).
         self._ids_lock = threading.Lock()
 
-    def _check_views_schema(self, con: Connection) -> None:
-        row = con.execute("SELECT has_schema_privilege(current_user, %s, 'CREATE'), "
-                          "current_user", [VIEWS]).fetchone()
+    def _check_privileges(self, con: Connection) -> None:
+        """Refuse, before anything is made, a user who could not make the store."""
+        row = con.execute(
+            "SELECT current_user, current_database(), has_schema_privilege(current_user, %s, "
+            "'CREATE'), has_database_privilege(current_database(), 'CREATE') OR EXISTS "
+            "(SELECT 1 FROM pg_namespace WHERE nspname = %s)", [VIEWS, META]).fetchone()
         con.rollback()
-        if row is None or not row[0]:
-            user = row[1] if row else "the URL's user"
+        assert row is not None
+        user, database, views, schemas = row
+        where = masked(self.url)
+        if not schemas:
             raise StoreError(
-                f"the PostgreSQL store {masked(self.url)}: user {user!r} may not create the "
-                f"tables' views in schema {VIEWS!r}; as the database's owner run GRANT CREATE "
-                f"ON SCHEMA {VIEWS} TO {user}, or use a database the user owns")
+                f"the PostgreSQL store {where}: user {user!r} may not create the store's "
+                f"schemas in database {database!r}; as the database's owner run GRANT CREATE "
+                f"ON DATABASE {database} TO {user}, or use a database the user owns")
+        if not views:
+            raise StoreError(
+                f"the PostgreSQL store {where}: user {user!r} may not create the tables' "
+                f"views in schema {VIEWS!r}; as the database's owner run GRANT CREATE ON "
+                f"SCHEMA {VIEWS} TO {user}, or use a database the user owns")
 
     # ------------------------------------------------------------------ views
     @contextmanager
     def read(self) -> Iterator[PgView]:
         con = self.pool.take()
         try:
-            con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # (psycopg has begun the transaction: this is its first statement)
+            con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield PgView(con)
         except BaseException as exc:
             error = mapped(exc, self.url)
@@ -250,8 +263,8 @@ class PostgresStore:
         """``read`` on a view where ``cp`` is applied; then the changes are thrown away."""
         con = self.pool.take()
         try:
-            with self._ids_lock:
-                con.execute("BEGIN")
+            with self._ids_lock:  # (and the commit lock: staged DDL waits for no commit)
+                con.execute("SELECT pg_advisory_xact_lock(%s)", [COMMIT_LOCK])
                 view = PgView(con)
                 self._apply(view, cp)
             return read(view)

@@ -152,3 +152,31 @@ def test_stream_passes_deliver_new_rows_later_and_never_twice(pg_store: Postgres
                                    "id": second[0]["patterns_id"]}).read_all().to_pylist()
     assert [r["v"] for r in second] == ["b", "i"]
     assert [r["v"] for r in later] == ["i"]
+
+
+def test_a_read_view_is_one_snapshot(pg_store: PostgresStore) -> None:
+    commit(pg_store, "t", append({"x": [1]}))
+    with pg_store.read() as view:
+        meta = view.tables.get("t")
+        assert meta is not None
+        assert view.tables.count(meta) == 1
+        commit(pg_store, "t", append({"x": [2]}))  # committed meanwhile
+        assert view.tables.count(meta) == 1
+        assert view.scan(meta).num_rows == 1
+    assert [r["x"] for r in rows(pg_store, "t")] == [1, 2]
+
+
+def test_a_stream_pass_keeps_its_order_when_its_column_widens(pg_store: PostgresStore) -> None:
+    commit(pg_store, "t", append({"n": [3, 1, 2]}))
+    meta = pg_store.table("t")
+    assert meta is not None
+    pos = next_pass(meta, None, "n")
+    with pg_store.read() as view:
+        first = view.stream(meta, pos).read_next_batch().to_pylist()[0]
+    commit(pg_store, "t", append({"n": [1.5]}))  # int -> float
+    meta = pg_store.table("t")
+    assert meta is not None and meta.kinds() == {"n": "float"}
+    resumed = {**pos, "started": True, "v": first["n"], "id": first["patterns_id"]}
+    with pg_store.read() as view:
+        rest = view.stream(meta, resumed).read_all().to_pylist()
+    assert [r["n"] for r in rest] == [2.0, 3.0]  # (1.5 came after the pass began)
