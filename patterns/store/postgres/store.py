@@ -25,7 +25,18 @@ import pyarrow as pa
 from patterns.errors import PatternsError, StoreError
 from patterns.store.duckdb import CommitTimeout
 from patterns.store.ids import UlidSequence
-from patterns.store.interface import Capabilities
+from patterns.store.interface import (
+    Capabilities,
+    CommitRepository,
+    LogRepository,
+    MemoryRepository,
+    QueueRepository,
+    RunRepository,
+    ScheduleRepository,
+    TableRepository,
+    Transaction,
+    WebhookRepository,
+)
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOp, TableOptions
 from patterns.store.postgres import reads
 from patterns.store.postgres.connection import Pool, mapped, masked
@@ -57,14 +68,14 @@ class PgView:
     def __init__(self, con: Connection) -> None:
         self.con = con
         self.cur = con.cursor()
-        self.runs = Runs(self.cur)
-        self.queue = Queue(self.cur)
-        self.schedules = Schedules(self.cur)
-        self.webhooks = Webhooks(self.cur)
-        self.logs = Logs(self.cur)
-        self.memory = Memory(self.cur)
-        self.commits = Commits(self.cur)
-        self.tables = Tables(self.cur)
+        self.runs: RunRepository = Runs(self.cur)
+        self.queue: QueueRepository = Queue(self.cur)
+        self.schedules: ScheduleRepository = Schedules(self.cur)
+        self.webhooks: WebhookRepository = Webhooks(self.cur)
+        self.logs: LogRepository = Logs(self.cur)
+        self.memory: MemoryRepository = Memory(self.cur)
+        self.commits: CommitRepository = Commits(self.cur)
+        self.tables: TableRepository = Tables(self.cur)
         self.leases = Leases(self.cur)
 
     def scan(self, meta: TableMeta, *, physical: str | None = None, limit: int | None = None,
@@ -166,7 +177,8 @@ class PostgresStore:
     # ------------------------------------------------------------------ commits
     def commit(self, cp: Checkpoint, *, timeout: float | None = None,
                stop: threading.Event | None = None,
-               also: Callable[[PgView, CommitResult], None] | None = None) -> CommitResult:
+               also: Callable[[Transaction, CommitResult], None] | None = None,
+               ) -> CommitResult:
         """Apply a checkpoint in one transaction: table ops, state, positions, then
         ``also(view, result)``; :class:`CommitTimeout` past ``timeout`` or once ``stop``."""
         import psycopg
@@ -259,7 +271,7 @@ class PostgresStore:
                         f"OR last_id < %s", [last, last])
         return CommitResult(seq=seq or 0, rows_added=rows, tables=metas)
 
-    def with_staged(self, cp: Checkpoint, read: Callable[[PgView], T]) -> T:
+    def with_staged(self, cp: Checkpoint, read: Callable[[Transaction], T]) -> T:
         """``read`` on a view where ``cp`` is applied; then the changes are thrown away."""
         con = self.pool.take()
         try:
@@ -356,3 +368,11 @@ class _Watch:
     def end(self) -> None:
         with self._lock:
             self._ended.set()
+
+
+if TYPE_CHECKING:
+    from patterns.store.interface import Store
+
+    def _conforms(store: PostgresStore, view: PgView) -> tuple[Store, Transaction]:
+        """(mypy checks that the store and its views are what the interface asks)"""
+        return store, view
