@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -93,3 +95,32 @@ def test_a_user_without_create_privileges_is_told_what_to_grant(postgres_url: st
     commit(store, "t", append({"x": [1]}))
     assert [r["x"] for r in rows(store, "t")] == [1]
     store.close()
+
+
+def test_wrong_credentials_say_so_and_hide_the_password(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        superuser = con.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                                ).fetchone()
+        if not superuser or not superuser[0]:
+            pytest.skip("needs a superuser to make one role ask for a password")
+        con.execute("DROP ROLE IF EXISTS pwuser")
+        con.execute("CREATE ROLE pwuser LOGIN PASSWORD 'right-one'")
+        hba = Path(con.execute("SHOW hba_file").fetchone()[0])  # type: ignore[index]
+        if not hba.exists():
+            pytest.skip("the server's pg_hba.conf is not on this machine")
+        rules = hba.read_text()
+        if "pwuser" not in rules:  # (this role only: every other connection stays as it was)
+            hba.write_text("host all pwuser 127.0.0.1/32 scram-sha-256\n" + rules)
+            con.execute("SELECT pg_reload_conf()")
+    host = urlsplit(postgres_url).netloc.split("@")[-1]
+    deadline = time.monotonic() + 10
+    while True:  # (the server reloads its rules in a moment)
+        try:
+            PostgresStore(_with(postgres_url, netloc=f"pwuser:wrong-one@{host}")).close()
+        except StoreError as exc:
+            if "credentials" in str(exc) or time.monotonic() > deadline:
+                message = str(exc)
+                break
+        time.sleep(0.1)
+    assert "refused the user's credentials" in message and "wrong-one" not in message
+    assert "pwuser:***@" in message
