@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -75,22 +76,22 @@ def test_a_missing_database_or_user_says_what_to_do(postgres_url: str) -> None:
 
 
 def test_a_user_without_create_privileges_is_told_what_to_grant(postgres_url: str) -> None:
+    reader = f"reader_{uuid.uuid4().hex[:8]}"  # (roles belong to the whole server)
     with psycopg.connect(postgres_url, autocommit=True) as con:
-        con.execute("DROP ROLE IF EXISTS reader")
-        con.execute("CREATE ROLE reader LOGIN")
+        con.execute(f"CREATE ROLE {reader} LOGIN")
     host = urlsplit(postgres_url).netloc.split("@")[-1]
-    url = _with(postgres_url, netloc=f"reader@{host}")
+    url = _with(postgres_url, netloc=f"{reader}@{host}")
     with pytest.raises(StoreError, match=r"may not create.*GRANT CREATE ON DATABASE") as caught:
         PostgresStore(url)
     assert "\n" not in str(caught.value)
     with psycopg.connect(postgres_url, autocommit=True) as con:  # nothing half-made
         assert con.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE "
                            "'patterns_%'").fetchone() == (0,)
-        con.execute(f"GRANT CREATE ON DATABASE {urlsplit(postgres_url).path[1:]} TO reader")
+        con.execute(f"GRANT CREATE ON DATABASE {urlsplit(postgres_url).path[1:]} TO {reader}")
     with pytest.raises(StoreError, match=r"GRANT CREATE ON SCHEMA public"):
         PostgresStore(url)
     with psycopg.connect(postgres_url, autocommit=True) as con:
-        con.execute("GRANT CREATE ON SCHEMA public TO reader")
+        con.execute(f"GRANT CREATE ON SCHEMA public TO {reader}")
     store = PostgresStore(url)
     commit(store, "t", append({"x": [1]}))
     assert [r["x"] for r in rows(store, "t")] == [1]
