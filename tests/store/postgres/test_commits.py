@@ -180,3 +180,39 @@ def test_a_stream_pass_keeps_its_order_when_its_column_widens(pg_store: Postgres
     with pg_store.read() as view:
         rest = view.stream(meta, resumed).read_all().to_pylist()
     assert [r["n"] for r in rest] == [2.0, 3.0]  # (1.5 came after the pass began)
+
+
+def _big_committer(url: str) -> None:
+    from bench.records import arrow_table
+
+    store = PostgresStore(url)
+    commit(store, "events", append(arrow_table(0, 1_000_000).select(["id", "name"])),
+           run_id="killed")
+
+
+def test_a_committer_killed_mid_commit_leaves_nothing_and_no_lock(
+        pg_store: PostgresStore, postgres_url: str) -> None:
+    import os
+    import signal
+
+    import psycopg
+
+    commit(pg_store, "events", append({"id": [-1], "name": ["before"]}))
+    proc = multiprocessing.get_context("spawn").Process(target=_big_committer,
+                                                        args=(postgres_url,))
+    proc.start()
+    deadline = time.monotonic() + 60
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        while time.monotonic() < deadline:  # until it is copying its rows in
+            if con.execute("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY %%' AND "
+                           "datname = current_database()").fetchone():
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("the committer never began its COPY")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(10)
+    commit(pg_store, "events", append({"id": [1], "name": ["after"]}))  # (the lock is free)
+    assert [r["name"] for r in rows(pg_store, "events")] == ["before", "after"]
+    with pg_store.read() as view:
+        assert [c.seq for c in view.commits.since(0)] == [1, pg_store.last_commit()]
