@@ -106,6 +106,9 @@ class Pool:
         if con.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
                 con.rollback()
+        if con.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            con.close()  # (interrupted mid-statement: not fit to be used again)
+            return
         with self._lock:
             if not self._closed and len(self._idle) < POOL_IDLE and not con.broken:
                 self._idle.append(con)
