@@ -3,12 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
-
-if TYPE_CHECKING:
-    from patterns.engine.launching import Launcher
 
 EXECUTOR_OPTION = click.option(
     "--executor", envvar="PATTERNS_EXECUTOR", metavar="WHERE", default=None,
@@ -23,19 +18,3 @@ DATA_PLANE_HOST_OPTION = click.option(
          "that routes to it). BIND=ADVERTISED listens on one address and tells nodes "
          "another. Env PATTERNS_DATA_PLANE_HOST.")
 
-
-def executor_launcher(executor: str | None,
-                      data_plane_host: str | None) -> tuple[Launcher | None, str | None]:
-    """The launcher ``--executor`` names, and the data plane host to use with it: the one
-    given, or, for a Dask scheduler on another machine, every interface, advertised as the
-    address of this machine that routes to the scheduler."""
-    from patterns.engine.launching import make_launcher
-
-    launcher = make_launcher(executor)
-    if launcher is None or data_plane_host:
-        return launcher, data_plane_host
-    from patterns.engine.dask_launcher import DaskLauncher
-
-    if isinstance(launcher, DaskLauncher):
-        return launcher, launcher.data_plane_host()
-    return launcher, None

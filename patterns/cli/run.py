@@ -67,10 +67,10 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
             raise ConfigError("--sandbox runs node code in this machine's OS sandbox; with "
                               "--executor the nodes run on the Dask workers instead: drop "
                               "one of the two")
-        from patterns.cli.executor_options import executor_launcher
+        from patterns.engine.launching import executor_launcher, parallelism
 
         launcher, data_plane_host = executor_launcher(executor, data_plane_host)
-        workers = getattr(launcher, "parallelism", lambda: None)()
+        workers = parallelism(launcher)
     elif sandbox:
         from patterns.engine.launcher import sandboxed_launcher
         from patterns.engine.sandbox import check_available

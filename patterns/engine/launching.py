@@ -23,7 +23,7 @@ from patterns.errors import ConfigError
 if TYPE_CHECKING:
     from patterns.engine.launcher import Exit, LogCapture, OnLine
 
-__all__ = ["Launcher", "RunRequest", "make_launcher"]
+__all__ = ["Launcher", "RunRequest", "executor_launcher", "make_launcher"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,26 @@ def make_launcher(executor: str | None) -> Launcher | None:
 
         return DaskLauncher.local(int(count))
     raise ConfigError(f"--executor {executor!r} is not one of: {EXECUTOR_FORMS}")
+
+
+def executor_launcher(executor: str | None,
+                      data_plane_host: str | None) -> tuple[Launcher | None, str | None]:
+    """The launcher ``--executor`` names, and where the data plane should listen with it:
+    ``data_plane_host`` if given; for a Dask scheduler on another machine, every interface,
+    advertised as the address of this machine that routes to the scheduler; else loopback
+    (None)."""
+    launcher = make_launcher(executor)
+    if launcher is None or data_plane_host:
+        return launcher, data_plane_host
+    from patterns.engine.dask_launcher import DaskLauncher
+
+    if isinstance(launcher, DaskLauncher):
+        return launcher, launcher.data_plane_host()
+    return launcher, None
+
+
+def parallelism(launcher: Launcher | None) -> int | None:
+    """How many runs ``launcher`` can carry out at once, if it says (a Dask cluster's
+    threads); None: the engine's default."""
+    count = getattr(launcher, "parallelism", None)
+    return int(count()) if callable(count) else None
