@@ -386,3 +386,37 @@ def test_a_wrong_executor_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "dask-local:2" in proc.stderr and "Traceback" not in proc.stderr
     assert not (root / ".patterns" / "store.duckdb").exists()
+
+
+# ---------------------------------------------------------------------- patterns serve
+def test_serve_runs_triggered_nodes_on_the_workers(workers: Cluster, tmp_path: Path) -> None:
+    from tests.server.conftest import Server
+
+    root = write_app(tmp_path / "app", {"where.py": """
+        import os
+        from patterns import Table
+        print("on the worker", flush=True)
+        Table("out", "w").append({"pid": os.getppid()})
+    """}, ["out"])
+    server = Server([root], "--no-sandbox", "--executor",
+                    workers.address.replace("tcp://", "dask://"))
+    try:
+        (slug,) = [a["slug"] for a in server.get("/apps")]
+        assert server.post(f"/apps/{slug}/nodes/where/trigger").status_code == 202
+        run = server.wait_for(lambda: next((r for r in server.runs(slug, "where")
+                                            if r["status"] != "running"), None), 60, "the run")
+        rows = server.rows(slug, "out")
+    finally:
+        assert server.stop() == 0
+    assert run["status"] == "succeeded", run
+    assert ancestry(rows[0]["pid"])[1] in workers.worker_pids()
+
+
+def test_serve_with_dask_asks_to_drop_the_sandbox_knowingly(tmp_path: Path) -> None:
+    root, _ = sleeper_app(tmp_path)
+    proc = subprocess.run([*CLI, "serve", str(root), "--port", "0", "--executor",
+                           "dask://127.0.0.1:1"], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items()
+                               if k != "PATTERNS_NO_SANDBOX"})
+    assert proc.returncode != 0
+    assert "--no-sandbox" in proc.stderr and "Traceback" not in proc.stderr
