@@ -22,6 +22,7 @@ import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from patterns.engine.dask_task import run_on_worker, started_event, stop_event
@@ -61,6 +62,8 @@ class DaskLauncher:
         self._lock = threading.Lock()
         self._workers_seen = time.monotonic()
         self._workers_checked = 0.0
+        #: Forgets the events of ended runs on the scheduler, off the runs' path.
+        self._sweeper = ThreadPoolExecutor(1, thread_name_prefix="patterns-dask-sweep")
         client.subscribe_topic(self.topic, self._received)
 
     @classmethod
@@ -97,7 +100,7 @@ class DaskLauncher:
 
         _quiet_dask()
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
+                               host="127.0.0.1", dashboard_address=":0",
                                silence_logs=logging.ERROR)
         client = Client(cluster, set_as_default=False)
         return cls(client, str(cluster.scheduler_address), cluster)
@@ -127,6 +130,7 @@ class DaskLauncher:
     def close(self) -> None:
         import contextlib
 
+        self._sweeper.shutdown(wait=True)
         with contextlib.suppress(Exception):
             self.client.unsubscribe_topic(self.topic)
         with contextlib.suppress(Exception):
@@ -195,8 +199,7 @@ class DaskLauncher:
                 if self._keys.get(request.run_id) == key:
                     self._keys.pop(request.run_id, None)
             future.release()
-            for name in (started_event(key), stop_event(key)):
-                self._forget_event(name)
+            self._sweeper.submit(self._forget_events, key)
 
     def _wait(self, future: Future[Any], key: str,
               request: RunRequest) -> dict[str, Any] | Exit | str:
@@ -265,11 +268,12 @@ class DaskLauncher:
 
         return Event(name, client=self.client)
 
-    def _forget_event(self, name: str) -> None:
+    def _forget_events(self, key: str) -> None:
         import contextlib
 
-        with contextlib.suppress(Exception):
-            self._event(name).clear()
+        for name in (started_event(key), stop_event(key)):
+            with contextlib.suppress(Exception):
+                self._event(name).clear()
 
 
 class _Receiving:

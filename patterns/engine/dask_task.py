@@ -68,6 +68,7 @@ def run_on_worker(spec: dict[str, Any]) -> dict[str, Any]:
     launcher = _shared_launcher()
     pids: list[int] = []
     ended: list[Exit] = []
+    done = threading.Event()
 
     def carry_out() -> None:
         try:
@@ -76,21 +77,35 @@ def run_on_worker(spec: dict[str, Any]) -> dict[str, Any]:
                 outbox.add, on_start=pids.append,
                 python=str(python) if python else None))
         finally:
+            done.set()
             outbox.close()
 
-    runner = threading.Thread(target=carry_out, name=f"patterns-{key}", daemon=True)
-    runner.start()
-    stopping = killed = False
-    while runner.is_alive():
-        if not stopping:
-            stopping = bool(stop.wait(timeout=STOP_POLL_SECONDS))
-        if stopping and pids and not killed:
-            launcher.kill(pids[0])
-            killed = True
-        runner.join(timeout=0.05 if stopping else 0)
+    # The stop event is watched beside the run (a long poll on the scheduler), so that a
+    # short run ends as soon as its process does.
+    stopped = threading.Event()
+    threading.Thread(target=_watch_stop, args=(stop, stopped, done, pids, launcher),
+                     name=f"patterns-stop-{key}", daemon=True).start()
+    carry_out()
     exit_ = ended[0] if ended else Exit(None)
     return {"code": exit_.code, "timed_out": exit_.timed_out, "lines": outbox.sent,
-            "cancelled": stopping, "worker": worker.address}
+            "cancelled": stopped.is_set(), "worker": worker.address}
+
+
+def _watch_stop(stop: Any, stopped: threading.Event, done: threading.Event, pids: list[int],
+                launcher: ProcessLauncher) -> None:
+    """Until the run has ended: once ``stop`` is set, kill the run (as soon as it has a
+    process)."""
+    while not done.is_set():
+        try:
+            asked = stopped.is_set() or bool(stop.wait(timeout=STOP_POLL_SECONDS))
+        except Exception:  # (the scheduler is gone: no one is left to ask for a stop)
+            return
+        if asked:
+            stopped.set()
+            if pids:
+                launcher.kill(pids[0])
+                return
+            time.sleep(0.02)
 
 
 def _shared_launcher() -> ProcessLauncher:
