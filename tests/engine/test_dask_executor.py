@@ -134,8 +134,10 @@ class Lines(SilentReporter):
         return any(text in line for _, line in self.lines)
 
 
-def dask_engine(root: Path, address: str, reporter: Lines | None = None) -> Engine:
-    return Engine(load_app(root), launcher=DaskLauncher.connect(address), reporter=reporter)
+def dask_engine(root: Path, address: str, reporter: Lines | None = None,
+                data_plane_host: str | None = None) -> Engine:
+    return Engine(load_app(root), launcher=DaskLauncher.connect(address), reporter=reporter,
+                  data_plane_host=data_plane_host)
 
 
 def ancestry(pid: int) -> list[int]:
@@ -189,19 +191,24 @@ def test_acceptance_app_runs_on_the_workers_with_its_local_results(workers: Clus
     assert channels == [("general", 20, 3), ("help", 20, 3), ("random", 20, 3)]
 
 
-def test_node_processes_run_under_the_dask_workers(workers: Cluster, tmp_path: Path) -> None:
+def test_node_processes_run_under_the_dask_workers_and_reach_the_engine_over_tcp(
+        workers: Cluster, tmp_path: Path) -> None:
+    from tests.engine.test_data_plane_host import machine_address
+
+    address = machine_address()  # (not loopback: as from another machine)
     root = write_app(tmp_path / "app", {"where.py": """
         import os
         from patterns import Table
         Table("out", "w").append({"pid": os.getppid()})  # (its warm worker: it lives on)
     """}, ["out"])
-    engine = dask_engine(root, workers.address)
+    engine = dask_engine(root, workers.address, data_plane_host=f"0.0.0.0={address}")
     try:
         record, _ = engine.run_node(engine.app.node("where"), "manual")
         pid = engine.store.arrow('SELECT pid FROM main."out"').to_pylist()[0]["pid"]
     finally:
         engine.close()
     assert record.status == "succeeded", record.error
+    assert engine.dataplane.uri.startswith(f"grpc://{address}:")
     # the node's warm worker was started by a Dask worker process, not by the engine
     assert ancestry(pid)[1] in workers.worker_pids()
 
