@@ -234,9 +234,9 @@ class DaskLauncher:
             if workerless >= NO_WORKERS_SECONDS:
                 future.cancel()
                 return Exit(None, error=(
-                    f"the Dask cluster at {self.address} has had no workers for "
-                    f"{workerless:.0f} s: start workers with `dask worker {self.address}` "
-                    f"and run the node again"))
+                    f"the Dask cluster at {self.address} has had no workers (or no "
+                    f"scheduler) for {workerless:.0f} s: start workers with "
+                    f"`dask worker {self.address}` and run the node again"))
 
     def _workerless_for(self) -> float:
         """For how long the cluster has had no worker (0: it has some)."""

@@ -52,9 +52,7 @@ def run_on_worker(spec: dict[str, Any]) -> dict[str, Any]:
     if started.is_set():
         return {"stale": True}
     started.set()
-    stop = Event(stop_event(key))
-    if stop.is_set():  # cancelled before it got here
-        return {"code": None, "timed_out": False, "lines": 0, "cancelled": True}
+    stop = Event(stop_event(key))  # (set before the run starts: it is killed as it starts)
     app_root = Path(str(spec["app_root"]))
     node_file = str(spec["node_file"])
     if not (app_root / node_file).is_file():

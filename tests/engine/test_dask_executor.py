@@ -354,6 +354,45 @@ def test_time_limit_is_enforced_on_the_worker(workers: Cluster, tmp_path: Path) 
 
 
 # ---------------------------------------------------------------------- bad clusters
+def test_losing_every_worker_fails_the_run_naming_the_cluster_and_commits_nothing(
+        workers: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from patterns.engine import dask_launcher
+
+    monkeypatch.setattr(dask_launcher, "NO_WORKERS_SECONDS", 3.0)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    root = write_app(tmp_path / "app", {"stuck.py": """
+        import os, time
+        from pathlib import Path
+        from patterns import Table, Parameter
+        out = Table("out", "w")
+        out.append([{"n": i} for i in range(50)])
+        out.flush()  # staged in the engine, never checkpointed
+        marks = Path(Parameter("marks", type=str, default="."))
+        (marks / f"{os.getpid()}.pid").write_text("")
+        time.sleep(60)
+    """}, ["out"])
+    engine = dask_engine(root, workers.address)
+    try:
+        done: list[RunRecord] = []
+        runner = threading.Thread(target=lambda: done.append(engine.run_node(
+            engine.app.node("stuck"), "manual", {"marks": str(marks)})[0]))
+        runner.start()
+        wait_until(lambda: list(marks.glob("*.pid")), 60, "the node to start")
+        for pid in workers.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        runner.join(60)
+        assert done, "the run did not end"
+        out = engine.store.table("out")
+    finally:
+        engine.close()
+    record = done[0]
+    assert record.status == "failed"
+    assert f"the Dask cluster at {workers.address} has had no workers" in (record.error or "")
+    assert f"dask worker {workers.address}" in (record.error or "")
+    assert out is None  # nothing committed: the table was never made
+
+
 def test_a_scheduler_that_is_down_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     root, _ = sleeper_app(tmp_path)
     address = f"127.0.0.1:{free_port()}"
