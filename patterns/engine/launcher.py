@@ -1,4 +1,7 @@
-"""Starting node processes and watching them: output capture, time limit, kill.
+"""Starting node processes on this machine and watching them: output capture, time limit,
+kill. :class:`ProcessLauncher` is the engine's local
+:class:`~patterns.engine.launching.Launcher` (and what a Dask worker uses to start the runs it
+is given, see :mod:`patterns.engine.dask_task`).
 
 Each run is its own process, in its own session and process group, so a kill at the time
 limit also kills whatever the node started (unsandboxed, a process that leaves the group with
