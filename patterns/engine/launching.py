@@ -86,7 +86,9 @@ def make_launcher(executor: str | None) -> Launcher | None:
     if executor.startswith(("dask://", "tcp://")):
         from patterns.engine.dask_launcher import DaskLauncher
 
-        address = "tcp://" + executor.split("://", 1)[1]
+        address = "tcp://" + executor.split("://", 1)[1].rstrip("/")
+        if not address.rpartition(":")[2].isdigit():  # no port: Dask's default
+            address += ":8786"
         return DaskLauncher.connect(address)
     if executor.startswith("dask-local"):
         count = executor.partition(":")[2] or "2"
