@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from patterns.cli.context import APP_ARGUMENT, JSON_OPTION, STORE_OPTION, load, print_json
+from patterns.cli.executor_options import DATA_PLANE_HOST_OPTION, EXECUTOR_OPTION
 from patterns.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
     from patterns.engine.engine import Engine
     from patterns.engine.events import Reporter
-    from patterns.engine.launcher import ProcessLauncher
+    from patterns.engine.launching import Launcher
     from patterns.graph.model import App
 
 
@@ -44,9 +45,12 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--sandbox", is_flag=True,
               help="Run node code in the OS sandbox (bubblewrap), as `patterns serve` does: "
                    "no view of the store, secrets or other apps; the app folder read-only.")
+@EXECUTOR_OPTION
+@DATA_PLANE_HOST_OPTION
 @JSON_OPTION
 def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path: Path | None,
-        max_runs: int, quiet: bool, sandbox: bool, as_json: bool) -> None:
+        max_runs: int, quiet: bool, sandbox: bool, executor: str | None,
+        data_plane_host: str | None, as_json: bool) -> None:
     """Run the app: nodes with no inputs, then every node whose inputs got new rows,
     until nothing is left to do."""
     from rich.console import Console
@@ -56,8 +60,18 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
 
     overrides = parse_params(params)
     app = load(app_dir, overrides)
-    launcher = None
-    if sandbox:
+    launcher: Launcher | None = None
+    workers: int | None = None
+    if executor not in (None, "local"):
+        if sandbox:
+            raise ConfigError("--sandbox runs node code in this machine's OS sandbox; with "
+                              "--executor the nodes run on the Dask workers instead: drop "
+                              "one of the two")
+        from patterns.engine.launching import executor_launcher, parallelism
+
+        launcher, data_plane_host = executor_launcher(executor, data_plane_host)
+        workers = parallelism(launcher)
+    elif sandbox:
         from patterns.engine.launcher import sandboxed_launcher
         from patterns.engine.sandbox import check_available
 
@@ -67,8 +81,14 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
     console = Console(stderr=as_json, highlight=False)
     reporter = ConsoleReporter(console, quiet=quiet or as_json)
     started = time.monotonic()
-    with hold_store(app, store_path, reporter, console, launcher) as engine:
-        result = ReactivePass(engine, max_runs=max_runs).run(only=node)
+    try:
+        engine = hold_store(app, store_path, reporter, console, launcher, data_plane_host)
+    except BaseException:
+        if launcher is not None:
+            launcher.close()
+        raise
+    with engine:
+        result = ReactivePass(engine, max_runs=max_runs, workers=workers).run(only=node)
     elapsed = time.monotonic() - started
     if as_json:
         print_json({"ok": result.ok, "seconds": elapsed, "runs": [r.to_json() for r in result.runs],
@@ -93,7 +113,7 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
 
 
 def hold_store(app: App, store_path: Path | None, reporter: Reporter, console: Console,
-            launcher: ProcessLauncher | None = None) -> Engine:
+            launcher: Launcher | None = None, data_plane_host: str | None = None) -> Engine:
     """An engine holding the app's store, once no other engine does: another `patterns run`
     is waited for (it ends by itself); `patterns serve` is not (it runs the app already)."""
     from patterns.cli.context import store_path_for
@@ -112,7 +132,8 @@ def hold_store(app: App, store_path: Path | None, reporter: Reporter, console: C
                               f"the server first")
         wait_for_engine(path, lambda text: console.print(f"[dim]{text}[/]"))
         try:
-            return Engine(app, store_path=store_path, reporter=reporter, launcher=launcher)
+            return Engine(app, store_path=store_path, reporter=reporter, launcher=launcher,
+                          data_plane_host=data_plane_host)
         except StoreBusyError:  # an engine starting (not yet announced) or closing
             now = time.monotonic()
             if running_engine(path) is not None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from patterns.cli.executor_options import DATA_PLANE_HOST_OPTION, EXECUTOR_OPTION
+
 
 @click.command()
 @click.argument("app_dirs", metavar="[APP_DIR]...", nargs=-1,
@@ -33,10 +35,13 @@ import click
 @click.option("--no-sandbox", "no_sandbox", is_flag=True, envvar="PATTERNS_NO_SANDBOX",
               help="Run node code without the OS sandbox (bubblewrap), as the server's user: "
                    "it can then read the store and every secret (env PATTERNS_NO_SANDBOX=1).")
+@EXECUTOR_OPTION
+@DATA_PLANE_HOST_OPTION
 def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
           auth_token: str | None, allow_hosts: tuple[str, ...],
           allow_origins: tuple[str, ...], reload: bool, workers: int | None,
-          drain_seconds: float, no_sandbox: bool) -> None:
+          drain_seconds: float, no_sandbox: bool, executor: str | None,
+          data_plane_host: str | None) -> None:
     """Serve apps: run nodes when their inputs get new rows, on their cron schedules and when
     asked; take webhooks; answer the REST API (/api/v1). Ctrl-C stops cleanly.
 
@@ -54,7 +59,8 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
     run_server(roots, host=host, port=port, store=store, auth_token=auth_token,
                reload=reload, workers=workers, drain_seconds=drain_seconds,
                allow_hosts=allow_hosts, allow_origins=allow_origins,
-               sandbox=not no_sandbox, announce=lambda line: click.echo(line, err=False))
+               sandbox=not no_sandbox, executor=executor, data_plane_host=data_plane_host,
+               announce=lambda line: click.echo(line, err=False))
 
 
 def register(group: click.Group) -> None:

@@ -11,10 +11,19 @@ request carrying the engine's admin token (from ``.patterns/engine.json``) runs 
 functions of :mod:`patterns.engine.admin` on the engine's own store (action ``admin``), or
 reads rows of any table, any version kept (``do_get`` of kind ``admin_rows``), or answers a
 notebook's read-only query (``admin_query``).
+
+It listens on loopback unless told otherwise (:meth:`DataPlane.from_settings`:
+``--data-plane-host`` or ``PATTERNS_DATA_PLANE_HOST``, and ``PATTERNS_DATA_PLANE_PORT``), so
+that node processes on other machines (Dask workers) can reach it over TCP. A run's token is
+valid for that run only, while it runs; the admin token, only from this machine (a request
+from another address is refused whatever it carries).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -30,18 +39,53 @@ from patterns.errors import PatternsError
 
 
 class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(f"grpc://{host}:{port}")
-        self.host = host
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 advertise: str | None = None) -> None:
+        """Listen on ``host`` (``0.0.0.0``: every interface); node processes are told to
+        connect to ``advertise`` (default: ``host``, or this machine's name for ``0.0.0.0``)."""
+        super().__init__(f"grpc://{_bracketed(host)}:{port}")
+        self.host = advertise or (socket.getfqdn() if _any_address(host) else host)
+        self.bind_host = host
+        self.loopback_only = _is_loopback(host)
         self._sessions: dict[str, RunSession] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._admin_token: str | None = None
         self._desk: Callable[[], Desk] | None = None
 
+    @classmethod
+    def from_settings(cls, host: str | None = None) -> DataPlane:
+        """The data plane as set: ``host`` (``--data-plane-host``), else
+        ``PATTERNS_DATA_PLANE_HOST``, else loopback; ``HOST`` may be ``BIND=ADVERTISED``
+        (listen on one address, tell nodes another, e.g. ``0.0.0.0=10.0.0.5``). The port is
+        ``PATTERNS_DATA_PLANE_PORT`` (default: a free one)."""
+        from patterns.errors import ConfigError
+
+        setting = host or os.environ.get("PATTERNS_DATA_PLANE_HOST") or "127.0.0.1"
+        bind, _, advertise = setting.partition("=")
+        raw_port = os.environ.get("PATTERNS_DATA_PLANE_PORT", "0")
+        if not raw_port.isdigit() or int(raw_port) > 65535:
+            raise ConfigError(f"PATTERNS_DATA_PLANE_PORT={raw_port!r} is not a port number "
+                              f"(0-65535; 0 picks a free one)")
+        try:
+            return cls(bind.strip(), int(raw_port), advertise.strip() or None)
+        except (OSError, pa.ArrowException) as exc:
+            raise ConfigError(f"the data plane cannot listen on {bind}:{raw_port} ({exc}): "
+                              f"check --data-plane-host / PATTERNS_DATA_PLANE_HOST (an "
+                              f"address of this machine) and PATTERNS_DATA_PLANE_PORT (a "
+                              f"free port)") from exc
+
     @property
     def uri(self) -> str:
-        return f"grpc://{self.host}:{self.port}"
+        """Where node processes reach it."""
+        return f"grpc://{_bracketed(self.host)}:{self.port}"
+
+    @property
+    def local_uri(self) -> str:
+        """Where a client on this machine (the CLI) reaches it."""
+        if _any_address(self.bind_host) or self.loopback_only:
+            return f"grpc://127.0.0.1:{self.port}"
+        return f"grpc://{_bracketed(self.bind_host)}:{self.port}"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve, name="patterns-dataplane",
@@ -55,9 +99,12 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         """Answer admin requests that carry ``token``, on the store ``desk()`` gives."""
         self._admin_token, self._desk = token, desk
 
-    def _admin_desk(self, token: Any) -> Desk:
+    def _admin_desk(self, token: Any, context: Any) -> Desk:
         import hmac
 
+        if not self.loopback_only and not _peer_is_local(context, self.bind_host):
+            raise flight.FlightUnauthenticatedError(wire.error_message(
+                "auth", "admin requests are only answered from the engine's own machine"))
         expected = self._admin_token
         if expected is None or self._desk is None or not isinstance(token, str) \
                 or not hmac.compare_digest(token.encode(), expected.encode()):
@@ -101,7 +148,7 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         cmd = wire.decode(ticket.ticket)
         kind = cmd.get("kind")
         if kind in ("admin_rows", "admin_query"):
-            return _admin_get(self._admin_desk(cmd.get("token")), cmd)
+            return _admin_get(self._admin_desk(cmd.get("token"), context), cmd)
         session = self._session(cmd.get("token"))
         if kind == "read":
             schema, batches = _guard(lambda: session.read(cmd["port"]))
@@ -121,7 +168,7 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
             return iter([flight.Result(pa.py_buffer(b"{}"))])
         body = wire.decode(action.body.to_pybytes()) if action.body else {}
         if action.type == "admin":
-            desk = self._admin_desk(body.get("token"))
+            desk = self._admin_desk(body.get("token"), context)
             function = admin.ACTIONS.get(str(body.get("name")))
             if function is None:
                 raise flight.FlightServerError(
@@ -135,6 +182,35 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
                 wire.error_message("protocol", f"unknown action {action.type}"))
         result = _guard(lambda: handler(session, body))
         return iter([flight.Result(pa.py_buffer(wire.encode(result)))])
+
+
+def _any_address(host: str) -> bool:
+    return host in ("0.0.0.0", "::", "")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _peer_is_local(context: Any, bind_host: str) -> bool:
+    """Whether a Flight call comes from this machine: its peer is loopback
+    (``ipv4:127.0.0.1:port``, ``ipv6:[::1]:port``), a Unix socket, or the very address the
+    data plane listens on."""
+    peer = str(context.peer()) if context is not None else ""
+    kind, _, rest = peer.partition(":")
+    if kind == "unix":
+        return True
+    address = rest.rsplit(":", 1)[0].strip("[]")
+    return _is_loopback(address) or address == bind_host
 
 
 def _admin_get(desk: Desk, cmd: dict[str, Any]) -> flight.FlightDataStream:

@@ -23,6 +23,7 @@ from patterns.engine.engine_file import announce, withdraw
 from patterns.engine.environments import Environments
 from patterns.engine.events import Reporter, SilentReporter
 from patterns.engine.launcher import Exit, LogCapture, ProcessLauncher
+from patterns.engine.launching import Launcher, RunRequest
 from patterns.engine.livelog import LiveLog, live_log_path
 from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
@@ -77,8 +78,9 @@ class Engine:
     def __init__(self, app: App, *, store_path: str | Path | None = None,
                  store: Store | None = None,
                  reporter: Reporter | None = None, secrets: SecretStore | None = None,
-                 launcher: ProcessLauncher | None = None,
-                 environments: Environments | None = None, kind: str = "run") -> None:
+                 launcher: Launcher | None = None,
+                 environments: Environments | None = None, kind: str = "run",
+                 data_plane_host: str | None = None) -> None:
         """``store``: the store to run on (the engine closes it); else the one at
         ``store_path`` or ``$PATTERNS_STORE`` (a path or URL), else the app's DuckDB file."""
         self.app = app
@@ -92,14 +94,13 @@ class Engine:
         self.live = LiveLog(live_log_path(self.home))
         self.reporter: Reporter = reporter or SilentReporter()
         self.secrets = secrets or SecretStore()
-        self.launcher = launcher or ProcessLauncher()
+        self.launcher: Launcher = launcher or ProcessLauncher()
         self.environments = environments or Environments()
-        self.dataplane = DataPlane()
+        self.dataplane = DataPlane.from_settings(data_plane_host)
         self.dataplane.start()
         #: Answers response webhooks (the server sets it): ``responder(request_key, payload)``.
         self.responder: Callable[[str, Any], None] | None = None
         self._active: dict[str, RunSession] = {}  # runs between their start and end
-        self._running: dict[str, int] = {}  # run id -> pid of its process
         self._cancelled: dict[str, str] = {}
         self._lock = threading.Lock()
         #: Writes the start records of runs, while their processes start.
@@ -117,7 +118,7 @@ class Engine:
         warm_up()
         # The one door to the store: outside requests (the CLI, notebooks) come through the
         # data plane, found from .patterns/engine.json, with this engine's admin token.
-        self.announced = announce(self.home, self.dataplane.uri, kind)
+        self.announced = announce(self.home, self.dataplane.local_uri, kind)
         self.dataplane.admit(self.announced.token, self._desk)
 
     def _desk(self) -> Desk:
@@ -207,12 +208,14 @@ class Engine:
                 exit_ = self._run_sql(session, record, capture, limit)
             else:
                 start.write_soon(self._recorder)  # while the process starts
-                exit_ = self.launcher.run(
-                    config, self.app.root, limit, capture,
-                    lambda stream, line, level: self.reporter.run_output(record, stream, line,
-                                                                         level),
-                    on_start=lambda pid: self._started_process(run_id, pid),
-                    python=python)
+                exit_ = self.launcher.run(RunRequest(
+                    run_id=run_id, node_id=node.id, node_file=node.rel_file or node.id,
+                    app_root=self.app.root, config=config, time_limit=limit,
+                    capture=capture,
+                    on_line=lambda stream, line, level: self.reporter.run_output(
+                        record, stream, line, level),
+                    python=python,
+                    relaunch=lambda: self._relaunch(session, config, params)))
         except Exception as exc:  # the engine's own failure (no process, no file...): the
             # run fails and is recorded as such, never left "running"
             import traceback as tb
@@ -224,7 +227,6 @@ class Engine:
         finally:
             self.dataplane.unregister(session)
             with self._lock:
-                self._running.pop(run_id, None)
                 self._active.pop(run_id, None)
             start.settle()
         session.close()  # whatever was staged after the last checkpoint is dropped
@@ -233,6 +235,8 @@ class Engine:
             final = self._after_final_checkpoint(session, capture, exit_)
             self._finished(final)
             return final, session
+        if exit_.error is not None and not session.requests.error:  # (the launcher's)
+            session.requests.error = exit_.error
         status, error = _outcome(exit_.code, exit_.timed_out, session, limit)
         if cancelled is not None and status != "succeeded":  # (it may have just finished)
             status, error = "cancelled", cancelled
@@ -304,18 +308,21 @@ class Engine:
             if session is None:
                 return False
             self._cancelled[run_id] = reason
-            pid = self._running.get(run_id)
         session.stop.set()  # a SQL node's statements are interrupted
-        if pid is not None:
-            self.launcher.kill(pid)
+        self.launcher.cancel(run_id)
         return True
 
-    def _started_process(self, run_id: str, pid: int) -> None:
+    def _relaunch(self, session: RunSession, config: dict[str, Any],
+                  params: dict[str, Any]) -> dict[str, Any] | None:
+        """The run's process was lost with its machine: revoke its token (a process that
+        lives on can commit nothing more), drop what it staged after its last checkpoint,
+        and give the config of a fresh start from that checkpoint (None: the run is over)."""
+        from patterns.engine.relaunch import fresh_start
+
         with self._lock:
-            self._running[run_id] = pid
-            cancelled = run_id in self._cancelled
-        if cancelled:  # asked to stop before it had a process
-            self.launcher.kill(pid)
+            cancelled = session.run_id in self._cancelled
+        return fresh_start(self.dataplane, session, config, params, cancelled,
+                           INLINE_RUN_INFO_BYTES)
 
     def running_runs(self) -> list[str]:
         with self._lock:

@@ -1,4 +1,7 @@
-"""Starting node processes and watching them: output capture, time limit, kill.
+"""Starting node processes on this machine and watching them: output capture, time limit,
+kill. :class:`ProcessLauncher` is the engine's local
+:class:`~patterns.engine.launching.Launcher` (and what a Dask worker uses to start the runs it
+is given, see :mod:`patterns.engine.dask_task`).
 
 Each run is its own process, in its own session and process group, so a kill at the time
 limit also kills whatever the node started (unsandboxed, a process that leaves the group with
@@ -32,6 +35,7 @@ from typing import IO, TYPE_CHECKING, Protocol
 from patterns.engine.warm_worker import WarmWorker, WarmWorkerError, kill_group, node_env
 
 if TYPE_CHECKING:
+    from patterns.engine.launching import RunRequest
     from patterns.engine.sandbox import Sandbox
 
 __all__ = ["Exit", "LogCapture", "ProcessLauncher", "WarmWorkerError",
@@ -91,6 +95,9 @@ class LogCapture:
 class Exit:
     code: int | None
     timed_out: bool = False
+    #: Why the launcher could not carry the run out (its machine was lost, no worker left):
+    #: the run's error. None when the node's process ran and ended by itself or was stopped.
+    error: str | None = None
 
 
 class _Child(Protocol):
@@ -118,6 +125,8 @@ class ProcessLauncher:
         self.sandbox = sandbox
         self._workers: dict[str, WarmWorker] = {}
         self._children: dict[int, _Child] = {}  # running, by the pid on_start was told
+        self._runs: dict[str, int | None] = {}  # run id -> its pid (None: still starting)
+        self._cancelled: set[str] = set()  # asked to stop before they had a process
         self._lock = threading.Lock()
 
     def prepare(self, engine_uri: str, python: str | None = None) -> None:
@@ -126,6 +135,40 @@ class ProcessLauncher:
         (the data plane) ahead of their runs."""
         if self.warm:
             self._worker(python or self.python, engine_uri)
+
+    def run(self, request: RunRequest) -> Exit:
+        """Carry out ``request`` in a process of this machine (see :meth:`run_process`)."""
+        run_id = request.run_id
+        with self._lock:
+            self._runs[run_id] = None
+
+        def started(pid: int) -> None:
+            with self._lock:
+                self._runs[run_id] = pid
+                cancelled = run_id in self._cancelled
+            if request.on_start is not None:
+                request.on_start()
+            if cancelled:  # asked to stop before it had a process
+                self.kill(pid)
+
+        try:
+            return self.run_process(request.config, request.app_root, request.time_limit,
+                                    request.capture, request.on_line, on_start=started,
+                                    python=request.python)
+        finally:
+            with self._lock:
+                self._runs.pop(run_id, None)
+                self._cancelled.discard(run_id)
+
+    def cancel(self, run_id: str) -> None:
+        with self._lock:
+            if run_id not in self._runs:
+                return
+            pid = self._runs[run_id]
+            if pid is None:
+                self._cancelled.add(run_id)
+        if pid is not None:
+            self.kill(pid)
 
     def kill(self, pid: int) -> None:
         """End the running run whose process is ``pid`` (as ``on_start`` was told) and
@@ -143,10 +186,12 @@ class ProcessLauncher:
         for worker in workers:
             worker.close()
 
-    def run(self, config: Mapping[str, object], cwd: Path, time_limit: float,
-            capture: LogCapture, on_line: OnLine,
-            on_start: Callable[[int], None] | None = None,
-            python: str | None = None) -> Exit:
+    def run_process(self, config: Mapping[str, object], cwd: Path, time_limit: float,
+                    capture: LogCapture, on_line: OnLine,
+                    on_start: Callable[[int], None] | None = None,
+                    python: str | None = None) -> Exit:
+        """Run the node process that ``config`` describes in ``cwd`` to its end, killing
+        its process group at ``time_limit``; ``on_start(pid)`` once it has started."""
         python = python or self.python
         env = node_env()
         if self.sandbox is not None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from patterns.engine.engine import Engine
 from patterns.engine.launcher import sandboxed_launcher
+from patterns.engine.launching import executor_launcher, parallelism
 from patterns.engine.scheduler import Scheduler
 from patterns.errors import ConfigError
 from patterns.graph.loader import load_app
@@ -104,14 +105,24 @@ class AppService:
     """One served app: its engine, scheduler, webhooks and the responses they wait for."""
 
     def __init__(self, root: Path, *, store_path: str | Path | None = None,
-                 workers: int | None = None, sandbox: bool = False) -> None:
+                 workers: int | None = None, sandbox: bool = False,
+                 executor: str | None = None, data_plane_host: str | None = None) -> None:
         self.root = root.resolve()
         self.app = load_app(self.root)
         self.slug = slug_of(self.app)
         self.reporter = ServerReporter()
-        self.engine = Engine(self.app, store_path=store_path, reporter=self.reporter,
-                             kind="serve",
-                             launcher=sandboxed_launcher(self.root) if sandbox else None)
+        launcher, data_plane_host = executor_launcher(executor, data_plane_host)
+        if launcher is None and sandbox:
+            launcher = sandboxed_launcher(self.root)
+        workers = workers or parallelism(launcher)
+        try:
+            self.engine = Engine(self.app, store_path=store_path, reporter=self.reporter,
+                                 kind="serve", launcher=launcher,
+                                 data_plane_host=data_plane_host)
+        except BaseException:
+            if launcher is not None:
+                launcher.close()
+            raise
         self.responses = Responses()
         self.engine.responder = self.responses.respond
         self.scheduler = Scheduler(self.engine, workers=workers)

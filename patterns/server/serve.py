@@ -36,7 +36,8 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
           store: str | None = None, auth_token: str | None = None, reload: bool = False,
           workers: int | None = None, drain_seconds: float = 30.0,
           allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = (),
-          sandbox: bool = True,
+          sandbox: bool = True, executor: str | None = None,
+          data_plane_host: str | None = None,
           announce: Callable[[str], None] = print) -> None:
     import uvicorn
     from fastapi import FastAPI
@@ -51,6 +52,10 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
         token, hint = server_token(), f"in {token_file()}"
     access = Access.build(token, host, allow_hosts, allow_origins, token_hint=hint)
     store_path = _store_path(store, app_dirs)
+    if executor not in (None, "local") and sandbox:
+        raise ConfigError(f"--executor {executor} runs node code on the Dask workers, outside "
+                          f"this machine's OS sandbox: add --no-sandbox to accept that (the "
+                          f"workers should run as a user that can read only what nodes need)")
     if sandbox:
         from patterns.engine.sandbox import check_available
 
@@ -63,7 +68,8 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
     hub = Hub()
     try:
         for root in app_dirs:
-            hub.add(AppService(root, store_path=store_path, workers=workers, sandbox=sandbox))
+            hub.add(AppService(root, store_path=store_path, workers=workers, sandbox=sandbox,
+                               executor=executor, data_plane_host=data_plane_host))
     except BaseException:
         hub.stop(0)
         listener.close()

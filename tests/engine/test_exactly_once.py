@@ -54,16 +54,18 @@ class KillingLauncher(ProcessLauncher):
         super().__init__()
         self.delays = delays
 
-    def run(self, config: dict[str, object], cwd: Any, time_limit: float, capture: LogCapture,
-            on_line: Any, on_start: Any = None, python: str | None = None) -> Exit:
+    def run_process(self, config: Any, cwd: Any, time_limit: float, capture: LogCapture,
+                    on_line: Any, on_start: Any = None, python: str | None = None) -> Exit:
         delay = self.delays.pop(0) if self.delays else None
 
         def started(pid: int) -> None:
+            if on_start is not None:
+                on_start(pid)
             if delay is not None:
                 threading.Timer(delay, kill_group, args=(pid,)).start()
 
-        return super().run(config, cwd, time_limit, capture, on_line, on_start=started,
-                           python=python)
+        return super().run_process(config, cwd, time_limit, capture, on_line,
+                                   on_start=started, python=python)
 
 
 def use_launcher(app: Any, launcher: ProcessLauncher) -> None:

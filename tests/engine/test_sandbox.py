@@ -202,7 +202,8 @@ def test_a_run_sees_no_other_process_and_no_token_in_any_environment(
     victim = threading.Thread(target=app.run, args=("victim.py",))
     victim.start()
     try:
-        wait_until(lambda: bool(app.engine._running), 30, "the victim's process to start")
+        wait_until(lambda: any(pid is not None for pid in app.engine.launcher._runs.values()),
+                   30, "the victim's process to start")
         tokens = [s.token for s in app.engine._active.values()]
         assert len(tokens) == 1
         record = app.run("attack.py")
