@@ -148,6 +148,7 @@ class Engine:
                       if self.app.requirements_file and node.kind != "sql"
                       else None)  # None: the launcher's own
             params = resolve_parameters(node, self.secrets, param_overrides)
+            rules = store_rules(self.app)  # (a schema file that cannot be read fails the run)
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now,
                              error=self._masker([])(str(exc)))
@@ -167,7 +168,7 @@ class Engine:
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder,
-                             rules=store_rules(self.app))
+                             rules=rules, app=self.app)
         with self._lock:
             self._active[run_id] = session
         self._started(record)
