@@ -333,7 +333,9 @@ class RunSession:
             if setting:
                 cur.execute(setting)
             try:
-                return cur.sql(query, params=params).to_arrow_table()
+                relation = cur.sql(query, params=params)
+                table = relation.to_arrow_table()
+                return table.replace_schema_metadata(_json_marked(table.schema, relation).metadata)
             finally:
                 if setting:
                     cur.execute("RESET integer_division")
@@ -347,14 +349,19 @@ class RunSession:
             if setting:
                 cur.execute(setting)
             try:
-                reader = cur.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
+                relation = cur.sql(query, params=params)
+                reader = relation.to_arrow_reader(BATCH_ROWS)
             except BaseException:
                 cur.close()
                 raise
         except duckdb.Error as exc:
             message = str(exc).split("\n\nLINE ")[0].replace("\n", " ")
             raise NodeError(f"read_sql in {self.node.rel_file} failed: {message}") from exc
-        return reader.schema, _drain(reader, cur)
+        schema = _json_marked(reader.schema, relation)
+        if schema is reader.schema:
+            return schema, _drain(reader, cur)
+        return schema, (pa.RecordBatch.from_arrays(b.columns, schema=schema)
+                        for b in _drain(reader, cur))
 
     def _reader(self, store: str, meta: TableMeta, sql: str, params: list[Any]
                 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -380,6 +387,17 @@ class RunSession:
                 yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
         return schema, counted()
+
+
+def _json_marked(schema: pa.Schema, relation: Any) -> pa.Schema:
+    """``schema`` saying which of a query's columns are JSON (the SDK hands their values
+    out parsed, as Postgres drivers do); DuckDB's Arrow export makes them plain text."""
+    names = [n for n, t in zip(relation.columns, relation.types, strict=True)
+             if str(t) == "JSON"]
+    if not names:
+        return schema
+    return schema.with_metadata({**(schema.metadata or {}),
+                                 b"patterns.json_columns": ",".join(names).encode()})
 
 
 def _reset_since_write(cur: Any, meta: TableMeta) -> bool:
