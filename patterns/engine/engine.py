@@ -144,9 +144,8 @@ class Engine:
                            status="running", queued_at=now, started_at=now, seen_commit=seen,
                            attempt=attempt)
         try:
-            python = (self.environments.python_for(self.app, self.reporter.progress)
-                      if self.app.requirements_file and node.kind != "sql"
-                      else None)  # None: the launcher's own
+            # None: the launcher's own Python
+            python = self.environments.python_for_node(self.app, node, self.reporter.progress)
             params = resolve_parameters(node, self.secrets, param_overrides)
             rules = store_rules(self.app)  # (a schema file that cannot be read fails the run)
         except ConfigError as exc:

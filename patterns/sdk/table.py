@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from patterns.sdk.schema import Schema, TableVersion
-
     from patterns.sdk.stream import Stream
 
 _FORMATS = ("records", "dataframe", "arrow", "polars")
