@@ -44,7 +44,7 @@ _TYPEOF: Final = {"OBJECT": "object", "ARRAY": "array", "VARCHAR": "string",
 _FORMAT_SPEC: Final = re.compile(r"%(?:(\d+)\$)?([sIL%])")
 
 
-def rewrite(tree: exp.Expression) -> exp.Expression:
+def rewrite(tree: exp.Expr) -> exp.Expr:
     """``tree`` (parsed as Postgres) with its Postgres-only constructs made DuckDB's (the
     innermost first, so a rewritten call's arguments are rewritten too)."""
     for node in reversed(list(tree.dfs())):
@@ -58,7 +58,7 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def _one(node: exp.Expression) -> exp.Expression:
+def _one(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.Table) and isinstance(node.this, exp.Func):
         return _from_function(node) or node
     if isinstance(node, exp.Format):
@@ -90,10 +90,10 @@ def _one(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _function(node: exp.Func) -> exp.Expression | None:
+def _function(node: exp.Func) -> exp.Expr | None:
     name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
     args = list(node.expressions) if isinstance(node, exp.Anonymous) else \
-        [a for a in (node.this, *node.expressions) if isinstance(a, exp.Expression)]
+        [a for a in (node.this, *node.expressions) if isinstance(a, exp.Expr)]
     if name in _RENAMED:
         return _call(_RENAMED[name], *args)
     if name in ("jsonb_agg", "json_agg") and len(args) == 1 and isinstance(node, exp.Anonymous):
@@ -117,11 +117,11 @@ def _function(node: exp.Func) -> exp.Expression | None:
         # (a JSON merge patch drops the members whose value is null, at every depth)
         return _call("json_merge_patch", _as_json(exp.Literal.string("{}")), args[0])
     if name == "jsonb_set" and len(args) in (3, 4):
-        keys = _keys_of_text_array(args[1])
-        if keys is None or any(k.isdigit() for k in keys):
+        path = _keys_of_text_array(args[1])
+        if path is None or any(k.isdigit() for k in path):
             return None
-        value: exp.Expression = _as_json(args[2])
-        for key in reversed(keys):
+        value: exp.Expr = _as_json(args[2])
+        for key in reversed(path):
             value = _call("json_object", exp.Literal.string(key), value)
         return _call("json_merge_patch", args[0], value)
     if name in _SET_RETURNING and len(args) == 1 and _projected(node):
@@ -131,14 +131,14 @@ def _function(node: exp.Func) -> exp.Expression | None:
     return None
 
 
-def _projected(node: exp.Expression) -> bool:
+def _projected(node: exp.Expr) -> bool:
     parent = node.parent
     if isinstance(parent, exp.Alias):
         parent = parent.parent
     return isinstance(parent, exp.Select)
 
 
-def _named_as(original: exp.Func, replaced: exp.Expression) -> exp.Expression:
+def _named_as(original: exp.Func, replaced: exp.Expr) -> exp.Expr:
     """A projection keeps the column name Postgres gives it (the function's name)."""
     if isinstance(original.parent, exp.Select) and original.arg_key == "expressions":
         name = (original.name if isinstance(original, exp.Anonymous)
@@ -147,19 +147,19 @@ def _named_as(original: exp.Func, replaced: exp.Expression) -> exp.Expression:
     return replaced
 
 
-def _from_function(table: exp.Table) -> exp.Expression | None:
+def _from_function(table: exp.Table) -> exp.Expr | None:
     """``FROM jsonb_array_elements(x) AS e(v)`` and the like, as a subquery DuckDB runs."""
     func = table.this
     name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
     if name not in _SET_RETURNING:
         return None
     args = list(func.expressions) if isinstance(func, exp.Anonymous) else [func.this]
-    if len(args) != 1 or not isinstance(args[0], exp.Expression):
+    if len(args) != 1 or not isinstance(args[0], exp.Expr):
         return None
     how, columns = _SET_RETURNING[name]
     alias = table.args.get("alias")
     alias_name = alias.name if alias is not None else ""
-    given = [c.name for c in alias.columns] if alias is not None else []
+    given: list[str] = [c.name for c in alias.columns] if alias is not None else []
     if columns is None or (len(columns) == 1 and not given and alias_name):
         # (a function returning one value per row: its column is named as the alias)
         names = given[:1] or ([alias_name] if alias_name else [name])
@@ -170,7 +170,7 @@ def _from_function(table: exp.Table) -> exp.Expression | None:
         select = exp.select(exp.alias_(exp.Explode(this=_unnested(how, source)), names[0],
                                        quoted=True))
     else:
-        value: exp.Expression = exp.column("value")
+        value: exp.Expr = exp.column("value")
         if how == "each_text":
             value = _call("json_extract_string", value, exp.Literal.string("$"))
         select = exp.select(exp.alias_(exp.column("key"), names[0], quoted=True),
@@ -180,21 +180,21 @@ def _from_function(table: exp.Table) -> exp.Expression | None:
         this=exp.to_identifier(alias_name or name)))
 
 
-def _unnested(how: str, source: exp.Expression) -> exp.Expression:
+def _unnested(how: str, source: exp.Expr) -> exp.Expr:
     if how == "keys":
         return _call("json_keys", source)
     name = "json_extract_string" if how == "elements_text" else "json_extract"
     return _call(name, source, exp.Literal.string("$[*]"))
 
 
-def _format(node: exp.Format) -> exp.Expression | None:
+def _format(node: exp.Format) -> exp.Expr | None:
     """``format('%s%%', x)`` as Postgres means it: %s the value as text (null: empty), %I
     an identifier, %L a quoted literal (null: NULL), %% a percent sign."""
     template = node.this
     if not (isinstance(template, exp.Literal) and template.is_string):
         return None
     args = list(node.expressions)
-    parts: list[exp.Expression] = []
+    parts: list[exp.Expr] = []
     text, at, next_arg = template.this, 0, 0
     for match in _FORMAT_SPEC.finditer(text):
         if match.start() > at:
@@ -208,7 +208,7 @@ def _format(node: exp.Format) -> exp.Expression | None:
         next_arg = index + 1
         if index >= len(args):
             return None  # (Postgres refuses it: leave the error to the database)
-        value = exp.cast(args[index].copy(), "text")
+        value: exp.Expr = exp.cast(args[index].copy(), "text")
         if kind == "I":
             value = _call("concat", exp.Literal.string('"'),
                           _call("replace", value, exp.Literal.string('"'),
@@ -236,7 +236,7 @@ def _removes_key(node: exp.Sub) -> bool:
             and isinstance(node.this, (exp.Column, exp.JSONExtract, exp.Dot)))
 
 
-def _json_literal(node: exp.Expression) -> bool:
+def _json_literal(node: exp.Expr) -> bool:
     if not (isinstance(node, exp.Literal) and node.is_string):
         return False
     text = node.this.strip()
@@ -249,7 +249,7 @@ def _json_literal(node: exp.Expression) -> bool:
     return True
 
 
-def _keys_of_text_array(node: exp.Expression) -> list[str] | None:
+def _keys_of_text_array(node: exp.Expr) -> list[str] | None:
     """The keys of a Postgres text-array literal such as ``'{coupon,code}'``."""
     if not (isinstance(node, exp.Literal) and node.is_string):
         return None
@@ -259,7 +259,7 @@ def _keys_of_text_array(node: exp.Expression) -> list[str] | None:
     return [k.strip().strip('"') for k in text[1:-1].split(",") if k.strip()]
 
 
-def _path_of_text_array(node: exp.Expression) -> str | None:
+def _path_of_text_array(node: exp.Expr) -> str | None:
     keys = _keys_of_text_array(node)
     return _json_path(keys) if keys else None
 
@@ -271,10 +271,10 @@ def _json_path(keys: list[str]) -> str:
     return path
 
 
-def _as_json(node: exp.Expression) -> exp.Expression:
+def _as_json(node: exp.Expr) -> exp.Expr:
     return exp.cast(node, "json") if isinstance(node, exp.Literal) else node
 
 
-def _call(name: str, *args: exp.Expression) -> exp.Expression:
+def _call(name: str, *args: exp.Expr) -> exp.Expr:
     return exp.Anonymous(this=name, expressions=list(args))
 
