@@ -4,6 +4,7 @@ requested wait; what it wrote is rolled back."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from patterns.engine.reactive import ReactivePass
 from tests.conftest import AppRunner
@@ -41,3 +42,33 @@ def test_requested_run_comes_after_a_failure_and_the_failed_run_rolls_back(
     assert (second.started_at - first.ended_at).total_seconds() >= 1.5
     # the failed run's row and state change were rolled back
     assert [(r["attempt"], r["runs_seen"]) for r in app.rows("pages")] == [(2, 1)]
+
+
+def test_under_serve_the_requested_run_replaces_the_retry(tmp_path: Path) -> None:
+    from tests.server.conftest import write_app
+    from tests.server.test_scheduler import Served
+
+    files = {"fetch.py": RATE_LIMITED["fetch.py"]}
+    graph = """
+        title: Rate limited import
+        functions:
+          - node_file: fetch.py
+            trigger: manual
+            settings:
+              retries: {count: 3, backoff_seconds: 0.1}
+        stores:
+          - table: pages
+    """
+    served = Served(write_app(tmp_path / "served", graph, files))
+    scheduler = served.start()
+    try:
+        assert served.engine is not None
+        scheduler.trigger(served.engine.app.node("fetch.py"))
+        first, second = served.wait_for(
+            lambda: (r := served.runs()) and len(r) == 2 and r[1].status == "succeeded" and r)
+        assert (first.status, first.trigger) == ("failed", "manual")
+        assert second.trigger == "continuation"  # (not a retry 0.1 s later)
+        assert (second.started_at - first.ended_at).total_seconds() >= 1.5
+        assert len(served.runs()) == 2
+    finally:
+        served.stop()
