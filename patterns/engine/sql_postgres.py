@@ -240,7 +240,7 @@ def _json_literal(node: exp.Expr) -> bool:
     if not (isinstance(node, exp.Literal) and node.is_string):
         return False
     text = node.this.strip()
-    if not text.startswith(("{\"", "[", "{}")):
+    if not text.startswith(("{\"", "[")):  # ({} and {1,2} may be Postgres arrays)
         return False
     try:
         json.loads(text)
