@@ -87,11 +87,11 @@ def test_port_bound_to_no_store_ignores_writes_with_one_warning(
             audit.upsert({"id": i})
         audit.reset()
         kept.append({"ok": True})
-        print(audit.exists, audit.read())
+        print(audit.exists, audit.read(), list(audit.as_stream()))
     """})
     record = app.run_node("node")
     assert record.status == "succeeded", record.error
-    assert printed(app, record) == ["True False", "False []"]
+    assert printed(app, record) == ["True False", "False [] []"]
     [warning] = warnings_of(app, record)
     assert "'audit' is not connected" in warning
     assert app.engine.store.table("audit") is None  # no table outside the graph
