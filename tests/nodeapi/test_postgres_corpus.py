@@ -284,3 +284,35 @@ def test_postgres_and_the_translation_agree(sql: str, postgres: Any,
 def test_the_corpus_is_large_enough() -> None:
     assert len(CORPUS) >= 60
 
+
+
+def test_a_sql_node_of_the_original_with_format_and_jsonb_runs(
+        original_app: Any) -> None:
+    app = original_app({"graph.yml": """
+        title: Labels
+        functions:
+          - node_file: load.py
+          - node_file: labels.sql
+            outputs:
+              output_table: labels
+        stores:
+          - table: raw
+          - table: labels
+    """, "load.py": """
+        from patterns import Table
+        Table("raw", "w").append([{"id": 1, "pct": 12, "items": [1, 2]},
+                                  {"id": 2, "pct": 7, "items": []}])
+    """, "labels.sql": """
+        select id,
+               format('%s%%', pct) as label,
+               jsonb_build_object('id', id, 'n', jsonb_array_length(items)) as doc,
+               items ? 'x' as has_x
+        from {{ Table("raw") }}
+        order by id
+    """})
+    result = app.run()
+    assert [r.status for r in result.runs] == ["succeeded", "succeeded"], \
+        [r.error for r in result.runs]
+    rows = app.rows("labels", order="id")
+    assert [(r["label"], json.loads(r["doc"]), r["has_x"]) for r in rows] == [
+        ("12%", {"id": 1, "n": 2}, False), ("7%", {"id": 2, "n": 0}, False)]
