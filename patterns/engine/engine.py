@@ -158,10 +158,10 @@ class Engine:
                            status="running", queued_at=now, started_at=now, seen_commit=seen,
                            attempt=attempt)
         try:
-            python = (self.environments.python_for(self.app, self.reporter.progress)
-                      if self.app.requirements_file and node.kind != "sql"
-                      else None)  # None: the launcher's own
+            # None: the launcher's own Python
+            python = self.environments.python_for_node(self.app, node, self.reporter.progress)
             params = resolve_parameters(node, self.secrets, param_overrides)
+            rules = store_rules(self.app)  # (a schema file that cannot be read fails the run)
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now,
                              error=self._masker([])(str(exc)))
@@ -181,7 +181,7 @@ class Engine:
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder,
-                             rules=store_rules(self.app))
+                             rules=rules, app=self.app)
         with self._lock:
             self._active[run_id] = session
         self._started(record)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from patterns.engine.secrets import patterns_home
 from patterns.errors import ConfigError
-from patterns.graph.model import App
+from patterns.graph.model import App, Node
 
 Progress = Callable[[str], None]
 
@@ -59,7 +59,7 @@ _MAX_ERROR_CHARS = 800
 
 
 @dataclass(frozen=True)
-class _Requirements:
+class _Requirements:  # (also made by patterns.engine.default_env)
     shown: str  # as written in graph.yml
     file: Path
     text: str
@@ -71,7 +71,24 @@ class Environments:
 
     def __init__(self, home: Path | None = None) -> None:
         self.home = home or patterns_home()
-        self.envs = self.home / "envs"
+        shared = os.environ.get("PATTERNS_ENVS")  # (a folder of environments shared by homes)
+        self.envs = Path(shared) if shared and home is None else self.home / "envs"
+
+    def python_for_node(self, app: App, node: Node, progress: Progress | None = None
+                        ) -> str | None:
+        """The Python to run ``node`` with: its app's environment when the app has a
+        requirements file; the default node environment (see :mod:`patterns.engine.
+        default_env`) when the node imports a data package Patterns itself lacks; None
+        (the engine's own, with its warm workers) otherwise."""
+        if node.kind == "sql":
+            return None
+        if app.requirements_file:
+            return self.python_for(app, progress)
+        from patterns.engine.default_env import needs_default, requirements
+
+        if node.file is None or not needs_default(node.file):
+            return None
+        return self._python(requirements(self.envs), progress)
 
     def python_for(self, app: App, progress: Progress | None = None) -> str:
         """The Python executable to run ``app``'s nodes with: this interpreter when the app
@@ -79,7 +96,9 @@ class Environments:
         goes to ``progress`` line by line; nothing is reported when the environment exists)."""
         if not app.requirements_file:
             return sys.executable
-        reqs = _read(app)
+        return self._python(_read(app), progress)
+
+    def _python(self, reqs: _Requirements, progress: Progress | None) -> str:
         final = self.envs / reqs.key[:16]
         python = final / "bin" / "python"
         if _ready(final):

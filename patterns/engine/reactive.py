@@ -120,7 +120,14 @@ class ReactivePass:
                     node = running.pop(future)
                     record, session = future.result()
                     result.runs.append(record)
-                    if record.status != "succeeded":
+                    requested = session is not None and session.requests.new_run
+                    if record.status in ("failed", "timed_out") and requested:
+                        # (it asked to run again, e.g. after a rate limit: that run is its
+                        # follow-up, instead of a retry)
+                        assert session is not None
+                        delay = session.requests.wait_seconds or 0.0
+                        queued.append(Queued(node, "continuation", time.time() + delay))
+                    elif record.status != "succeeded":
                         retry = self._retry(node, record)
                         if retry is None:
                             failed.add(node.id)

@@ -202,11 +202,15 @@ class Scheduler:
         tx.queue.remove(item.id)
         now = dt.datetime.now(dt.UTC)
         settings = node.settings
-        if record.status in ("failed", "timed_out") and item.attempt <= settings.retries_count:
+        requested = session is not None and session.requests.new_run \
+            and record.status in ("succeeded", "failed", "timed_out")
+        if record.status in ("failed", "timed_out") and item.attempt <= settings.retries_count \
+                and not requested:
             delay = settings.retries_backoff_seconds * 2 ** (item.attempt - 1)
             tx.queue.enqueue(node.id, "retry", not_before=now + dt.timedelta(seconds=delay),
                              attempt=item.attempt + 1, parameters=item.parameters)
-        elif record.status == "succeeded" and session is not None and session.requests.new_run:
+        elif requested:  # (also after a failure: it asked to run again, e.g. rate-limited)
+            assert session is not None
             delay = session.requests.wait_seconds or 0.0
             tx.queue.enqueue(node.id, "continuation",
                              not_before=now + dt.timedelta(seconds=delay),

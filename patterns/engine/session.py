@@ -76,6 +76,8 @@ class RunSession:
     closed: bool = False
     #: graph.yml's rules of the app's tables (contracts, schemas) and settings.max_columns.
     rules: Mapping[str, StoreRules] = field(default_factory=dict)
+    #: The app (its stores and named schemas); None: every port counts as connected.
+    app: Any = None
     _staged: Checkpoint | None = None
     #: Per table written since the last checkpoint: its columns once the staged writes
     #: apply (field → kind), so a value that does not fit is refused when it is staged.
@@ -99,6 +101,11 @@ class RunSession:
                             f"write refused. Declare it with Table({port!r}, \"w\")")
         return store
 
+    def connected(self, store: str) -> bool:
+        """Whether ``store`` is one of the app's stores (a port bound to none: writes to it
+        are no-ops, as in the original)."""
+        return self.app is None or any(s.name == store for s in self.app.stores)
+
     def _staging(self) -> Checkpoint:
         if self._staged is None:
             self._staged = Checkpoint(run_id=self.run_id, node_id=self.node.id,
@@ -121,7 +128,8 @@ class RunSession:
             "run_id": self.run_id,
             "node_id": self.node.id,
             "node_file": self.node.rel_file or self.node.id,
-            "ports": {p: {"store": s, "mode": m} for p, (s, m) in self.ports.items()},
+            "ports": {p: {"store": s, "mode": m, "connected": self.connected(s)}
+                      for p, (s, m) in self.ports.items()},
             "state": state,
             "positions": {store_to_port[s]: pos.to_json() for s, pos in positions.items()
                           if s in store_to_port},
@@ -138,8 +146,10 @@ class RunSession:
             if meta is None:
                 return {"exists": False, "version": 0, "record_count": 0, "schema": None,
                         "sql_name": self.store.view_name(store), "last_id": None}
-            return {"exists": True, "version": meta.version,
-                    "record_count": view.tables.count(meta), "schema": meta.schema_doc(),
+            count = view.tables.count(meta)
+            return {"exists": count > 0 or not _reset_since_write(view, meta),
+                    "version": meta.version,
+                    "record_count": count, "schema": meta.schema_doc(),
                     "sql_name": self.store.view_name(store), "last_id": meta.last_id}
 
         if self.staged_for(store):
@@ -155,7 +165,7 @@ class RunSession:
             self._open()
             cp = self._staging()
             if op == "init":
-                opts = TableOptions.from_json(options or {})
+                opts = TableOptions.from_json(_named(self.app, store, options or {}))
                 cp.add(store, TableOp("init", options=opts))
                 return
             if op not in _WRITE_OPS:
@@ -348,31 +358,65 @@ class RunSession:
         return schema, counted()
 
 
+
+def _reset_since_write(view: Transaction, meta: TableMeta) -> bool:
+    """The table's current version was made by ``reset()`` (and is empty): it does not exist
+    again until a write, as in the original."""
+    return any(v.version == meta.version and v.reason == "reset"
+               for v in view.tables.versions(meta.name))
+
+
 def store_rules(app: Any) -> dict[str, StoreRules]:
     """graph.yml's rules of each store: its ``contract:`` and ``schema:`` (a mapping of field
     to type, or ``{fields: [{name, type}]}``; or the name of an entry of the top-level
     ``schemas:``, or of a YAML/JSON schema file in the app)."""
     rules: dict[str, StoreRules] = {}
     for decl in app.stores:
-        declared = _schema_fields(app, decl.schema)
+        if isinstance(decl.schema, str):  # a named schema: its fields and unique_on
+            from patterns.graph.schemas import find_schema
+
+            named = find_schema(app.root, app.schemas, decl.schema)
+            _check_types(named.fields, named.file or "graph.yml", named.name)
+            rules[decl.name] = StoreRules(contract=decl.contract, schema=dict(named.fields),
+                                          unique_on=named.unique_on, schema_name=named.name)
+            continue
+        declared = _schema_fields(decl.schema)
         if decl.contract or declared:
             rules[decl.name] = StoreRules(contract=decl.contract, schema=declared)
     return rules
 
 
-def _schema_fields(app: Any, schema: Any) -> dict[str, str] | None:
-    if isinstance(schema, str):
-        named = app.schemas.get(schema) if isinstance(app.schemas, dict) else None
-        path = (app.root / schema).resolve()
-        if named is None and path.suffix in (".yml", ".yaml", ".json") and path.is_file() \
-                and path.is_relative_to(app.root.resolve()):
-            import yaml
+def _named(app: Any, store: str, options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``init(schema="Name")``: the named schema's fields (and unique_on, unless given)."""
+    name = options.get("schema")
+    if not isinstance(name, str):
+        return options
+    from patterns.errors import ConfigError
+    from patterns.graph.schemas import find_schema
 
-            try:
-                named = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                named = None  # (not a schema: nothing to enforce)
-        schema = named
+    try:
+        if app is None:
+            raise ConfigError("named schemas need the app's graph.yml")
+        named = find_schema(app.root, app.schemas, name)
+        _check_types(named.fields, named.file or "graph.yml", named.name)
+    except ConfigError as exc:
+        raise NodeError(f"table {store!r}: {exc}") from None
+    return {**options, "schema": dict(named.fields), "schema_name": named.name,
+            "unique_on": options.get("unique_on") or list(named.unique_on or ()) or None}
+
+
+def _check_types(fields: Mapping[str, str], file: str, schema: str) -> None:
+    from patterns.errors import ConfigError
+    from patterns.store.columns import kind_from_hint
+
+    for name, hint in fields.items():
+        try:
+            kind_from_hint(hint, field=name, table=schema)
+        except NodeError as exc:
+            raise ConfigError(f"{file}: schema {schema}: {str(exc).split(': ', 1)[1]}") from None
+
+
+def _schema_fields(schema: Any) -> dict[str, str] | None:
     if isinstance(schema, dict) and isinstance(schema.get("fields"), list):
         schema = {str(f["name"]): str(f.get("type") or f.get("field_type") or "text")
                   for f in schema["fields"] if isinstance(f, dict) and "name" in f}

@@ -88,6 +88,10 @@ def statements(source: Source) -> list[Statement]:
                 raise NodeError(_syntax_error(source, str(first.get("description") or exc),
                                               first.get("line") or chunk[0].line)) from None
             for tree in trees:
+                if tree is not None and source.dialect == "postgres":
+                    from patterns.engine.sql_postgres import rewrite
+
+                    tree = rewrite(tree)
                 if tree is not None:
                     statement = Statement(tree, chunk[0].line, chunk[-1].line)  # type: ignore[arg-type]
                     found.append(_numbered(statement, source))

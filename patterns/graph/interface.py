@@ -203,7 +203,7 @@ class DeclarationReader:
         type_name, kind = self._parameter_type(call, name)
         if type_name is None:
             return
-        description = _literal(_argument(call, 3, "description"), None)
+        description = _literal(_parameter_argument(call, "description"), None)
         decl = ParameterDecl(
             name=name,
             type=type_name,
@@ -212,13 +212,13 @@ class DeclarationReader:
             description=description if isinstance(description, str) else None,
             connection_kind=kind,
         )
-        default_expr = _argument(call, 2, "default")
+        default_expr = _parameter_argument(call, "default")
         if default_expr is not None:
             decl = self._with_default(call, decl, default_expr)
         self.parameters.setdefault(name, decl)
 
     def _parameter_type(self, call: ast.Call, name: str) -> tuple[str | None, str | None]:
-        expr = _argument(call, 1, "type")
+        expr = _parameter_argument(call, "type")
         if expr is None:
             return "str", None
         if isinstance(expr, ast.Call) and self.resolve(expr.func) == "Connection":
@@ -275,6 +275,18 @@ def _argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
     ):
         return call.args[position]
     return None
+
+
+def _parameter_argument(call: ast.Call, keyword: str) -> ast.expr | None:
+    """An argument of ``Parameter(...)``: in the original API's order ``(name, description,
+    type, default)`` when the second is a string (or None) that is not a type's name, else in the older order ``(name,
+    type, default, description)``."""
+    second = call.args[1] if len(call.args) > 1 else None
+    original = second is None or (
+        isinstance(second, ast.Constant) and (second.value is None or (
+            isinstance(second.value, str) and second.value not in _TYPE_NAMES)))
+    order = ("description", "type", "default") if original else ("type", "default", "description")
+    return _argument(call, 1 + order.index(keyword), keyword)
 
 
 def _literal(expr: ast.expr | None, default: Any) -> Any:

@@ -27,6 +27,8 @@ class PortInfo:
     port: str
     store: str
     mode: str  # "r" | "w"
+    #: Bound to one of the app's stores (False: writes to it are no-ops, with a warning).
+    connected: bool = True
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def preconnect(uri: str) -> flight.FlightClient:
 def _run_info(doc: dict[str, Any]) -> RunInfo:
     return RunInfo(
         run_id=doc["run_id"], node_id=doc["node_id"], node_file=doc["node_file"],
-        ports={p: PortInfo(p, v["store"], v["mode"]) for p, v in doc["ports"].items()},
+        ports={p: PortInfo(p, v["store"], v["mode"], v.get("connected", True)) for p, v in doc["ports"].items()},
         parameters=doc.get("parameters") or {}, state=doc["state"],
         positions=doc["positions"], time_limit_seconds=doc["time_limit_seconds"],
         started_at=doc["started_at"],

@@ -213,7 +213,34 @@ def describe(exc: BaseException, app_root: Path) -> tuple[str, str]:
     where = f" ({_short(frames[-1].filename, app_root)}, line {frames[-1].lineno})" \
         if frames else ""
     first = summary[-1] if not isinstance(exc, SyntaxError) else " ".join(summary)
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        first += missing_package_hint(exc.name, app_root)
     return f"{first}{where}", "".join(lines)
+
+
+def missing_package_hint(module: str, app_root: Path) -> str:
+    """What to add to the app's requirements file for a module that is not installed."""
+    from patterns.sdk.packages import package_of
+
+    package = package_of(module)
+    named = _requirements_file(app_root)
+    if named:
+        return (f": the package {package} is not installed in the app's environment; add "
+                f"the line `{package}` to {named} and run again")
+    return (f": the package {package} is not installed in the default node environment; "
+            f"create requirements.txt in the app folder with the line `{package}`, add "
+            f"`requirements_file: requirements.txt` to graph.yml, and run again")
+
+
+def _requirements_file(app_root: Path) -> str | None:
+    import yaml
+
+    try:
+        graph = yaml.safe_load((app_root / "graph.yml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    named = graph.get("requirements_file") if isinstance(graph, dict) else None
+    return str(named) if named else None
 
 
 def _is_user(filename: str, app_root: Path) -> bool:

@@ -45,6 +45,7 @@ class NodeRun:
         self.positions: dict[str, dict[str, Any]] = {
             k: dict(v) for k, v in self.info.positions.items()}
         self._positions_dirty: set[str] = set()
+        self.unconnected_warned: set[str] = set()  # ports whose ignored writes were told
         self.streams: list[Any] = []  # live Stream objects (one per port), folded at checkpoints
         self.options_sent: dict[str, Mapping[str, Any]] = {}
         self._auto_every = self.info.checkpoint_seconds

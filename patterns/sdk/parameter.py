@@ -26,13 +26,24 @@ class Connection:
         return f"Connection({self.connection_type!r})"
 
 
-def Parameter(name: str, type: Any = str, default: Any = REQUIRED,
-              description: str | None = None) -> Any:
+_UNSET: Any = object()
+
+
+def Parameter(name: str, description: Any = None, type: Any = _UNSET,
+              default: Any = REQUIRED) -> Any:
     """The value of this node's parameter ``name``.
 
+    The arguments come in the original API's order, ``Parameter(name, description, type,
+    default)``; the older ``Parameter(name, type, default)`` (a type second) still works.
     The engine resolved and converted every parameter before the run started (from
     graph.yml ``parameter_values``, ``--param``, secrets and defaults), so this only looks it up.
     """
+    if description is not None and not isinstance(description, str):
+        # Parameter(name, type[, default[, description]]): the positions shift by one
+        description, type, default = (None if default is REQUIRED else default,
+                                      description, REQUIRED if type is _UNSET else type)
+    if type is _UNSET:
+        type = str
     run = node_run()
     values = run.info.parameters
     if name in values:

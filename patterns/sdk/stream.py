@@ -41,8 +41,17 @@ class Stream:
         self._generation = 0  # bumped by rollback/rewind/seek: live iterators restart
 
     @property
-    def order_by_field(self) -> str:
-        return self._order_by or "patterns_id"
+    def order_by_field(self) -> str | None:
+        """The field records come in order of: ``order_by``, else the table's monotonic id
+        (``add_monotonic_id``, ``patterns_id`` by default), else its ``add_created`` field;
+        None when the table has neither (records then come in the order they were
+        committed)."""
+        if self._order_by:
+            return self._order_by
+        schema = self._table._info().schema
+        if schema is None:
+            return "patterns_id"
+        return schema.get("id_column") or schema.get("created_column")
 
     # ------------------------------------------------------------------ consuming
     def consume_records(self, with_metadata: bool = False) -> Iterator[dict[str, Any]]:

@@ -14,6 +14,7 @@ from patterns.sdk._runtime import NodeRun
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from patterns.sdk.schema import Schema, TableVersion
     from patterns.sdk.stream import Stream
 
 _FORMATS = ("records", "dataframe", "arrow", "polars")
@@ -66,18 +67,56 @@ class Table:
         return self._info().record_count
 
     @property
-    def schema(self) -> dict[str, Any] | None:
+    def schema(self) -> Schema | None:
+        """The table's schema: a dict (``version``, ``columns``, ``unique_on``) that is also
+        the original's ``Schema`` (``name``, ``fields``, ``field_names()``)."""
+        from patterns.sdk.schema import Schema
+
         schema = self._info().schema
-        return dict(schema) if schema is not None else None
+        return Schema(schema) if schema is not None else None
 
     @property
     def is_connected(self) -> bool:
-        return True
+        """Whether the port is bound to one of the app's stores (graph.yml). Writes to a port
+        bound to none do nothing (with one warning); reads find no table."""
+        return self._port.connected
+
+    # ------------------------------------------------------------------ versions
+    def get_active_version(self) -> TableVersion | None:
+        """The table's current version (None while it does not exist)."""
+        from patterns.sdk.schema import Schema, TableVersion
+
+        info = self._info()
+        if not info.exists:
+            return None
+        return TableVersion(self.name, info.version, info.sql_name, info.record_count, True,
+                            Schema(info.schema) if info.schema is not None else None)
+
+    def has_active_version(self) -> bool:
+        return self.get_active_version() is not None
+
+    def create_new_version(self, schema: str | dict[str, str] | None = None) -> None:
+        """Start a new, empty version (as :meth:`reset`), with ``schema`` if given."""
+        self.reset()
+        if schema is not None:
+            self.init(schema=schema)
+
+    def set_active_version(self, version: TableVersion | None) -> None:
+        """Kept for the original API: a new version is active as soon as it is made, so
+        this only checks that ``version`` is the current one."""
+        current = self.get_active_version()
+        if version is not None and (current is None or current.version != version.version):
+            raise NodeError(f"table {self.name!r}: version {version.version} is not the "
+                            f"current one; older versions cannot be made active again (make "
+                            f"a new one with reset() or replace())")
 
     # ------------------------------------------------------------------ reads
-    def read(self, as_format: str = "records", chunksize: int | None = None) -> Any:
+    def read(self, as_format: str = "records", chunksize: int | None = None,
+             with_metadata: bool = False) -> Any:
         """All rows in ``patterns_id`` order: records (dicts), a DataFrame or, with
-        ``chunksize``, an iterator of chunks of that many rows."""
+        ``chunksize``, an iterator of chunks of that many rows. The metadata fields
+        (``patterns_id``, the ``add_created`` field) are always included, so
+        ``with_metadata`` (the original's) changes nothing."""
         self._run.flush(self.name)
         return _shape(self._run.client.read(self.name), as_format, chunksize)
 
@@ -86,7 +125,17 @@ class Table:
 
     def read_sql(self, sql: str, as_format: str = "records", chunksize: int | None = None,
                  params: list[Any] | None = None) -> Any:
-        """Rows of a read-only query; reference tables by ``{table}`` (their ``str()``)."""
+        """Rows of a read-only query; reference tables by ``{table}`` (their ``str()``) or,
+        as in the original, by ``{{ t }}``: a Table variable of the calling code, or the
+        port name of one of this node's tables."""
+        if "{{" in sql:
+            import inspect
+
+            frame = inspect.currentframe()
+            caller = frame.f_back if frame is not None else None
+            scope = {**caller.f_globals, **caller.f_locals} if caller is not None else {}
+            del frame, caller
+            sql = _render(sql, scope, self)
         self._run.flush()
         return _shape(self._run.client.read_sql(sql, params), as_format, chunksize)
 
@@ -99,6 +148,8 @@ class Table:
     def append(self, records: Any) -> None:
         """Append a record (dict), a list of records, a DataFrame or an Arrow table."""
         run = self._run
+        if not self._port.connected:
+            return self._unconnected()
         if type(records) is dict:
             if not self._writable:
                 run.require_writable(self.name)
@@ -133,11 +184,16 @@ class Table:
     def truncate(self) -> None:
         """Delete every row, keeping the table version and its schema."""
         self._run.require_writable(self.name)
+        if not self._port.connected:
+            return self._unconnected()
         self._run.command(self.name, "truncate")
 
     def reset(self) -> None:
-        """Start a new, empty version of the table; streams on it start over."""
+        """Start a new, empty version of the table; streams on it start over. The table
+        does not exist (``exists`` is False) until the next write."""
         self._run.require_writable(self.name)
+        if not self._port.connected:
+            return self._unconnected()
         self._run.command(self.name, "reset")
 
     def flush(self) -> None:
@@ -151,6 +207,8 @@ class Table:
         checkpoint, like ``append``; the run reads its effect at once."""
         run = self._run
         run.require_writable(self.name)
+        if not self._port.connected:
+            return self._unconnected()
         run.flush()  # the SQL may read what was appended to any table
         run.client.execute_sql(self.name, sql)
 
@@ -168,11 +226,9 @@ class Table:
         if contract not in (None, *_CONTRACTS):
             raise NodeError(f"table {self.name!r}: contract={contract!r} is not a contract; "
                             f"use one of {list(_CONTRACTS)}")
-        if isinstance(schema, str):
-            raise NodeError(
-                f"table {self.name!r}: named schemas ({schema!r}) are not supported; pass a "
-                f"dict of field names to types, e.g. {{'id': 'Integer', 'name': 'Text'}}"
-            )
+        if not self._port.connected:
+            return None  # (nothing is written: nothing to set up)
+        # (a named schema, graph.yml ``schemas:``, is resolved by the engine)
         self._run.set_options(self.name, {
             "schema": schema, "schema_hints": schema_hints,
             "unique_on": _as_list(unique_on), "add_created": add_created,
@@ -183,6 +239,8 @@ class Table:
     def _write(self, op: str, records: Any, unique_on: str | list[str] | None) -> None:
         run = self._run
         run.require_writable(self.name)
+        if not self._port.connected:
+            return self._unconnected()
         keys = _as_list(unique_on)
         if isinstance(records, dict):
             records = [records]
@@ -190,6 +248,39 @@ class Table:
             run.write_records(self.name, op, records, unique_on=keys)
         else:
             run.write_frame(self.name, op, records, unique_on=keys)
+
+
+    def _unconnected(self) -> None:
+        """A write to a port bound to no store: nothing happens; the first says so."""
+        warned = self._run.unconnected_warned
+        if self.name not in warned:
+            warned.add(self.name)
+            import logging
+
+            logging.getLogger("patterns").warning(
+                "table %r is not connected to a store in graph.yml: writes to it are "
+                "ignored (bind it under the node's `outputs:` or add it to `stores:`)",
+                self.name)
+
+
+def _render(sql: str, scope: dict[str, Any], table: Table) -> str:
+    """``{{ name }}`` replaced by the SQL name of the table ``name`` stands for."""
+    import re
+
+    ports = table._run.info.ports
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = scope.get(name)
+        if isinstance(value, Table):
+            return value.sql_name
+        if name in ports:
+            return Table(name, ports[name].mode).sql_name
+        raise NodeError(f"read_sql: {{{{ {name} }}}} names no table: use a Table variable "
+                        f"of the node or the name of one of its tables "
+                        f"({', '.join(sorted(ports)) or 'none'})")
+
+    return re.sub(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}", one, sql)
 
 
 def _as_list(value: str | list[str] | None) -> list[str] | None:

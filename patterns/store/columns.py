@@ -30,6 +30,7 @@ _HINT_ALIASES: dict[str, str] = {
     "integer": "int", "int": "int", "bigint": "int", "int64": "int", "smallint": "int",
     "float": "float", "double": "float", "decimal": "float", "numeric": "float", "real": "float",
     "text": "text", "string": "text", "str": "text", "varchar": "text", "unicode": "text",
+    "longtext": "text",
     "date": "date",
     "datetime": "timestamptz", "timestamptz": "timestamptz",
     "timestamp": "timestamp", "naivedatetime": "timestamp",
@@ -69,7 +70,8 @@ class Column:
 
 
 def kind_from_hint(hint: str, *, field: str, table: str) -> str:
-    kind = _HINT_ALIASES.get(str(hint).strip().lower())
+    # (a size or precision, as in Decimal(12,2) or Text(255), does not change the kind)
+    kind = _HINT_ALIASES.get(str(hint).split("(")[0].strip().lower())
     if kind is None:
         valid = ", ".join(sorted({k for k in _HINT_ALIASES}))
         raise NodeError(

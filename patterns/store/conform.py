@@ -257,6 +257,8 @@ def _parse_one(text: str, kind: str, target: pa.DataType) -> Any:
             if len(text) != 10:
                 return None  # a timestamp's time of day would be lost
             return dt.date.fromisoformat(text)
+        if kind == "time":  # (Arrow casts no text to times)
+            return dt.time.fromisoformat(text)
         return pc.cast(pa.array([text]), target)[0].as_py()
     except (ValueError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None

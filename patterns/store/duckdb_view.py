@@ -88,7 +88,7 @@ class DuckDBView:
         """(``integer_division`` stays set on this view's cursor, which is its own.)"""
         if integer_division:
             self.cursor.execute("SET integer_division = true")
-        return self._reader(sql, list(params) if params else [])
+        return self._reader(sql, list(params) if params else [], mark_json=True)
 
     def page(self, meta: TableMeta, ask: PageRequest, id_name: str) -> pa.Table:
         from patterns.store.pages import page_sql
@@ -100,9 +100,28 @@ class DuckDBView:
         except (duckdb.ConversionException, duckdb.BinderException) as exc:
             raise DataError(str(exc).splitlines()[0]) from None
 
-    def _reader(self, sql: str, params: list[Any]) -> pa.RecordBatchReader:
+    def _reader(self, sql: str, params: list[Any], *, mark_json: bool = False
+                ) -> pa.RecordBatchReader:
         try:
             rel = self.cursor.sql(sql, params=params) if params else self.cursor.sql(sql)
-            return rel.to_arrow_reader(BATCH_ROWS)
+            reader = rel.to_arrow_reader(BATCH_ROWS)
         except duckdb.Error as exc:
             raise QueryError(first_line(exc)) from exc
+        if not mark_json:
+            return reader
+        schema = _json_marked(reader.schema, rel)
+        if schema is reader.schema:
+            return reader
+        return pa.RecordBatchReader.from_batches(
+            schema, (pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in reader))
+
+
+def _json_marked(schema: pa.Schema, relation: duckdb.DuckDBPyRelation) -> pa.Schema:
+    """``schema`` saying which of a query's columns are JSON (the SDK hands their values
+    out parsed, as Postgres drivers do); DuckDB's Arrow export makes them plain text."""
+    names = [n for n, t in zip(relation.columns, relation.types, strict=True)
+             if str(t) == "JSON"]
+    if not names:
+        return schema
+    return schema.with_metadata({**(schema.metadata or {}),
+                                 b"patterns.json_columns": ",".join(names).encode()})

@@ -33,9 +33,12 @@ class TableOptions:
     #: What happens to a value that does not fit its column (see patterns.store.conform):
     #: None is the app's choice (graph.yml), else "refuse".
     contract: str | None = None
+    #: The name of the named schema (graph.yml ``schemas:``) ``schema`` came from, if any.
+    schema_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "schema_name": self.schema_name,
             "schema": dict(self.schema) if self.schema else None,
             "schema_hints": dict(self.schema_hints) if self.schema_hints else None,
             "unique_on": list(self.unique_on) if self.unique_on else None,
@@ -56,6 +59,7 @@ class TableOptions:
             add_monotonic_id=doc.get("add_monotonic_id", DEFAULT_ID),
             auto_indexes=bool(doc.get("auto_indexes", True)),
             contract=doc.get("contract"),
+            schema_name=doc.get("schema_name"),
         )
 
 
@@ -65,6 +69,9 @@ class StoreRules:
 
     contract: str | None = None
     schema: Mapping[str, str] | None = None
+    #: The named schema's ``unique_on`` (the table's upsert key unless init() gives one).
+    unique_on: tuple[str, ...] | None = None
+    schema_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,10 @@ class TableMeta:
         if self.id_column:
             cols.append({"name": self.id_column, "kind": "text"})
         return {"version": self.version, "columns": cols,
-                "unique_on": list(self.unique_on) if self.unique_on else None}
+                "unique_on": list(self.unique_on) if self.unique_on else None,
+                "id_column": self.id_column, "created_column": self.created_column,
+                "schema_name": self.options.schema_name,
+                "declared": dict(self.options.schema) if self.options.schema else None}
 
 
 @dataclass

@@ -23,8 +23,8 @@ BATCH_ROWS = 65_536
 
 def select_list(meta: TableMeta, *, with_hidden_id: bool = False) -> str:
     names = meta.visible_names()
-    if with_hidden_id and meta.id_column is None:
-        names.append(meta.physical_id)
+    if (with_hidden_id or not names) and meta.id_column is None:
+        names.append(meta.physical_id)  # (the stream's position; or: no field to select yet)
     return ", ".join(q(n) for n in names)
 
 

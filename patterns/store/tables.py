@@ -125,7 +125,10 @@ class TableWriter:
     def create(self, name: str, options: TableOptions) -> TableMeta:
         declared = self.store_rules.get(name)
         if declared is not None and declared.schema and not options.schema:
-            options = replace(options, schema=dict(declared.schema))
+            options = replace(options, schema=dict(declared.schema),
+                              schema_name=options.schema_name or declared.schema_name)
+        if declared is not None and declared.unique_on and not options.unique_on:
+            options = replace(options, unique_on=declared.unique_on)
         id_column = options.add_monotonic_id
         if id_column is not None and not id_column:
             id_column = DEFAULT_ID
@@ -366,7 +369,8 @@ class TableWriter:
         return count
 
     def _refresh_view(self, meta: TableMeta) -> None:
-        cols = ", ".join(q(c) for c in meta.visible_names())
+        # (a table with no fields yet and no visible id still needs a column to select)
+        cols = ", ".join(q(c) for c in meta.visible_names() or [meta.physical_id])
         self.cur.execute(f"CREATE OR REPLACE VIEW main.{q(meta.name)} AS "
                          f"SELECT {cols} FROM {qualified(meta.physical)}")
 

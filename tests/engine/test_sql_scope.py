@@ -209,9 +209,9 @@ def test_duckdbs_own_functions_and_syntax_are_allowed(sql: str) -> None:
 
 
 def test_a_function_duckdb_does_not_have_is_refused_with_the_fix() -> None:
-    with pytest.raises(NodeError, match=r"^query\.sql:2: function jsonb_typeof does not exist "
+    with pytest.raises(NodeError, match=r"^query\.sql:2: function jsonb_path_exists does not exist "
                                         r"among DuckDB's built-in functions.*-- dialect: duckdb"):
-        bind("select\n  jsonb_typeof('{}'::jsonb)", dialect="postgres")
+        bind("select\n  jsonb_path_exists('{}'::jsonb, '$.a')", dialect="postgres")
 
 
 def test_a_cte_named_like_a_declared_table_reads_the_cte_not_the_table() -> None:
