@@ -19,6 +19,7 @@ from typing import Any
 
 from patterns import wire
 from patterns.engine.admin import Desk
+from patterns.engine.configuration import check_configuration
 from patterns.engine.dataplane import DataPlane
 from patterns.engine.engine_file import announce, withdraw
 from patterns.engine.environments import Environments
@@ -29,6 +30,7 @@ from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.secrets import SecretStore
 from patterns.engine.session import RunSession, store_rules
+from patterns.engine.storages import external_tables
 from patterns.errors import ConfigError
 from patterns.graph.model import App, Node
 from patterns.store import meta
@@ -75,13 +77,14 @@ class Engine:
                  reporter: Reporter | None = None, secrets: SecretStore | None = None,
                  launcher: ProcessLauncher | None = None,
                  environments: Environments | None = None, kind: str = "run") -> None:
-        self.app = app
+        self.secrets = secrets or SecretStore()
+        # Nodes missing a secret or a storage's connection need configuration: not run.
+        self.app = check_configuration(app, self.secrets)
         store_path = store_path or default_store_path(app)
         self.store = DuckDBStore(store_path)
         end_lost_runs(self.store)
         self.live = LiveLog(live_log_path(store_path))
         self.reporter: Reporter = reporter or SilentReporter()
-        self.secrets = secrets or SecretStore()
         self.launcher = launcher or ProcessLauncher()
         self.environments = environments or Environments()
         self.dataplane = DataPlane()
@@ -147,7 +150,15 @@ class Engine:
             python = (self.environments.python_for(self.app, self.reporter.progress)
                       if self.app.requirements_file and node.kind != "sql"
                       else None)  # None: the launcher's own
+            current = next((n for n in self.app.nodes if n.id == node.id), node)
+            if current.needs_configuration:
+                raise ConfigError(f"node {node.label} needs configuration: "
+                                  + "; ".join(str(p) for p in current.needs_configuration))
             params = resolve_parameters(node, self.secrets, param_overrides)
+            reads = set(node.reads())
+            external = {store: table for store, table
+                        in external_tables(self.app, self.secrets).items()
+                        if store in reads or store in node.writes()}
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now,
                              error=self._masker([])(str(exc)))
@@ -167,7 +178,7 @@ class Engine:
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder,
-                             rules=store_rules(self.app))
+                             rules=store_rules(self.app), external=external)
         with self._lock:
             self._active[run_id] = session
         self._started(record)

@@ -219,7 +219,7 @@ class Scheduler:
         """Queue the nodes whose inputs got rows; whether any was queued."""
         nodes = [n for n in self.app.nodes  # cron nodes run on their schedule only
                  if n.kind in RUNNABLE_KINDS and n.reads() and n.trigger is None
-                 and n.id not in self._busy]
+                 and n.id not in self._busy and n.configured]
         if not nodes:
             return False
         with self.engine.store.cursor() as cur:
@@ -273,7 +273,7 @@ class Scheduler:
                 f"SELECT DISTINCT node_id FROM {META}.runs").fetchall()}
             queued = {i.node_id for i in queue.items(cur)}
             for node in self.app.nodes:
-                if (node.kind in RUNNABLE_KINDS and node.trigger != "manual"
+                if (node.kind in RUNNABLE_KINDS and node.trigger != "manual" and node.configured
                         and not is_cron(node.trigger) and node.id not in ran
                         and node.id not in queued and not node.reads()):
                     queue.enqueue(cur, node.id, "first run")
@@ -290,7 +290,7 @@ class Scheduler:
     def _sync_schedules(self, cur: Any, now: dt.datetime, fire_missed: bool = True) -> None:
         stored = queue.schedules(cur)
         wanted = {n.id: n for n in self.app.nodes
-                  if n.kind in RUNNABLE_KINDS and is_cron(n.trigger)}
+                  if n.kind in RUNNABLE_KINDS and is_cron(n.trigger) and n.configured}
         for node_id in set(stored) - set(wanted):
             queue.drop_schedule(cur, node_id)
         for node_id, node in wanted.items():

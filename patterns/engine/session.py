@@ -18,6 +18,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from patterns.engine.external_reads import ExternalReads
+from patterns.engine.storages import ExternalTable
 from patterns.errors import EngineError, NodeError
 from patterns.graph.model import Node
 from patterns.store.duckdb import DuckDBStore
@@ -76,6 +78,8 @@ class RunSession:
     closed: bool = False
     #: graph.yml's rules of the app's tables (contracts, schemas) and settings.max_columns.
     rules: Mapping[str, StoreRules] = field(default_factory=dict)
+    #: The node's tables that live in an outside database (read-only), by store name.
+    external: Mapping[str, ExternalTable] = field(default_factory=dict)
     _staged: Checkpoint | None = None
     #: Per table written since the last checkpoint: its columns once the staged writes
     #: apply (field → kind), so a value that does not fit is refused when it is staged.
@@ -85,6 +89,7 @@ class RunSession:
     def __post_init__(self) -> None:
         self.ports: dict[str, tuple[str, str]] = {
             t.port: (self.node.store_for(t.port), t.mode) for t in self.node.interface.tables}
+        self.outside = ExternalReads(self.run_id, self.external, self.rows_read)
 
     # ------------------------------------------------------------------ access
     def store_for(self, port: str, mode: str) -> str:
@@ -97,6 +102,8 @@ class RunSession:
         if mode == "w" and declared_mode != "w":
             raise NodeError(f"node {self.node.rel_file} declared table {port!r} read-only; "
                             f"write refused. Declare it with Table({port!r}, \"w\")")
+        if mode == "w" and store in self.external:
+            self.outside.refuse_write(self.node.label, store)
         return store
 
     def _staging(self) -> Checkpoint:
@@ -137,6 +144,8 @@ class RunSession:
 
     def table_info(self, port: str) -> dict[str, Any]:
         store = self.store_for(port, "r")
+        if store in self.external:
+            return self.outside.info(store, self.store.view_name(store))
 
         def info(cur: Any) -> dict[str, Any]:
             meta = self.store.table(store, cur)
@@ -282,6 +291,8 @@ class RunSession:
 
     def read(self, port: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         store = self.store_for(port, "r")
+        if store in self.external:
+            return self.outside.read(store)
         if self.staged_for(store):
             def scan(cur: Any) -> tuple[TableMeta | None, pa.Table | None]:
                 meta = self.store.table(store, cur)
@@ -299,6 +310,8 @@ class RunSession:
     def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
                starting_value: Any) -> tuple[dict[str, Any], pa.Schema, Iterator[pa.RecordBatch]]:
         store = self.store_for(port, "r")
+        if store in self.external:
+            return self.outside.stream(store, position, order_by, starting_value)
         meta = self.store.table(store)
         if meta is None:
             return {"empty": True}, *_empty()
@@ -318,13 +331,18 @@ class RunSession:
 
         query, integer_division = read_query(self, sql)
         setting = "SET integer_division = true" if integer_division else None
+        relations = self.outside.relations(s for s, _ in self.ports.values())
 
         def run(cur: Any) -> pa.Table:
             if setting:
                 cur.execute(setting)
+            for name, table in relations:
+                cur.register(name, table)
             try:
                 return cur.sql(query, params=params).to_arrow_table()
             finally:
+                for name, _ in relations:
+                    cur.unregister(name)
                 if setting:
                     cur.execute("RESET integer_division")
 
@@ -336,6 +354,8 @@ class RunSession:
             cur = self.store.cursor()
             if setting:
                 cur.execute(setting)
+            for name, table in relations:
+                cur.register(name, table)
             try:
                 reader = cur.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
             except BaseException:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from patterns.engine.configuration import check_configuration
 from patterns.engine.engine import Engine
 from patterns.engine.launcher import sandboxed_launcher
 from patterns.engine.scheduler import Scheduler
@@ -113,6 +114,7 @@ class AppService:
         self.engine = Engine(self.app, store_path=store_path, reporter=self.reporter,
                              kind="serve",
                              launcher=sandboxed_launcher(self.root) if sandbox else None)
+        self.app = self.engine.app  # with the nodes that need configuration marked
         self.responses = Responses()
         self.engine.responder = self.responses.respond
         self.scheduler = Scheduler(self.engine, workers=workers)
@@ -143,7 +145,7 @@ class AppService:
         """graph.yml or node code changed: load the app again (if it is valid; otherwise keep
         the old one and raise its problems); queued runs are kept."""
         with self._reload_lock:
-            app = load_app(self.root)
+            app = check_configuration(load_app(self.root), self.engine.secrets)
             self.app = app
             self.engine.app = app
             self._tokens = None  # webhooks may have come or gone
