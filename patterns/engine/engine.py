@@ -78,8 +78,7 @@ class Engine:
                  launcher: ProcessLauncher | None = None,
                  environments: Environments | None = None, kind: str = "run") -> None:
         self.secrets = secrets or SecretStore()
-        # Nodes missing a secret or a storage's connection need configuration: not run.
-        self.app = check_configuration(app, self.secrets)
+        self.app = app
         store_path = store_path or default_store_path(app)
         self.store = DuckDBStore(store_path)
         end_lost_runs(self.store)
@@ -109,6 +108,16 @@ class Engine:
         # data plane, found from .patterns/engine.json, with this engine's admin token.
         self.announced = announce(store_path, self.dataplane.uri, kind)
         self.dataplane.admit(self.announced.token, self._desk)
+
+    @property
+    def app(self) -> App:
+        """The app this engine runs: nodes missing a secret or a storage's connection are
+        marked as needing configuration (they are not run; the rest is)."""
+        return self._app
+
+    @app.setter
+    def app(self, app: App) -> None:
+        self._app = check_configuration(app, self.secrets)
 
     def _desk(self) -> Desk:
         return Desk(self.store, self.app, self._in_progress)

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from patterns.engine.configuration import check_configuration
 from patterns.engine.engine import Engine
 from patterns.engine.launcher import sandboxed_launcher
 from patterns.engine.scheduler import Scheduler
@@ -145,9 +144,8 @@ class AppService:
         """graph.yml or node code changed: load the app again (if it is valid; otherwise keep
         the old one and raise its problems); queued runs are kept."""
         with self._reload_lock:
-            app = check_configuration(load_app(self.root), self.engine.secrets)
-            self.app = app
-            self.engine.app = app
+            self.engine.app = load_app(self.root)
+            self.app = self.engine.app  # with the nodes that need configuration marked
             self._tokens = None  # webhooks may have come or gone
             self.scheduler.reload()
 
