@@ -24,12 +24,12 @@ def check_configuration(app: App, secrets: SecretStore) -> App:
     """``app`` with every node's missing secrets and storages added to its
     :attr:`~patterns.graph.model.Node.needs_configuration` (idempotent)."""
     rel = app.graph_file.name or GRAPH_FILE
-    storage_problems: dict[str, str] = {}
+    storage_problems: dict[str, tuple[int, str]] = {}
     for storage in app.storages:
         try:
             resolve(storage, secrets, app.root)
         except ConfigError as exc:
-            storage_problems[storage.name] = str(exc)
+            storage_problems[storage.name] = (storage.line, str(exc))
     external = {s.name: s for s in app.stores if s.storage is not None}
     nodes = []
     for node in app.nodes:
@@ -38,10 +38,10 @@ def check_configuration(app: App, secrets: SecretStore) -> App:
             decl = external.get(store)
             if decl is None or decl.storage not in storage_problems:
                 continue
-            found.append(Problem(rel, decl.line or None,
+            line, fix = storage_problems[str(decl.storage)]  # where its connection is given
+            found.append(Problem(rel, line or None,
                                  f"node {node.label} reads table '{store}' of storage "
-                                 f"'{decl.storage}', which cannot be reached",
-                                 storage_problems[str(decl.storage)], node.label))
+                                 f"'{decl.storage}', which cannot be reached", fix, node.label))
         merged = tuple(dict.fromkeys((*node.needs_configuration, *found)))
         nodes.append(replace(node, needs_configuration=merged) if found else node)
     return replace(app, nodes=tuple(nodes))
@@ -63,8 +63,3 @@ def _secrets(node: Node, secrets: SecretStore, rel: str) -> list[Problem]:
             f"node {node.label}: parameter '{name}' refers to {kind} '{ref}', which is not set",
             f"set it with `patterns create secret {key} {example}`", node.label))
     return problems
-
-
-def configuration_lines(app: App) -> list[str]:
-    """One line per problem of a node needing configuration (for the CLI and logs)."""
-    return [str(p) for p in app.needs_configuration]
