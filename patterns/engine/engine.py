@@ -117,7 +117,12 @@ class Engine:
 
     @app.setter
     def app(self, app: App) -> None:
+        self._loaded = app
         self._app = check_configuration(app, self.secrets)
+
+    def recheck_configuration(self) -> None:
+        """Look at the secrets and storages again (a secret was set since the app loaded)."""
+        self._app = check_configuration(self._loaded, self.secrets)
 
     def _desk(self) -> Desk:
         return Desk(self.store, self.app, self._in_progress)
@@ -160,6 +165,9 @@ class Engine:
                       if self.app.requirements_file and node.kind != "sql"
                       else None)  # None: the launcher's own
             current = next((n for n in self.app.nodes if n.id == node.id), node)
+            if current.needs_configuration:  # given since? (a secret set while serving)
+                self.recheck_configuration()
+                current = next((n for n in self.app.nodes if n.id == node.id), node)
             if current.needs_configuration:
                 raise ConfigError(f"node {node.label} needs configuration: "
                                   + "; ".join(str(p) for p in current.needs_configuration))

@@ -432,6 +432,8 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         from patterns.engine.secrets import SecretStore
 
         SecretStore().set(name, body.value)
+        for served in hub.apps.values():  # nodes waiting for this secret may run now
+            served.secrets_changed()
         return OkOut()
 
     # ---------------------------------------------------------------- app versions

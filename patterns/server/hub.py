@@ -149,6 +149,13 @@ class AppService:
             self._tokens = None  # webhooks may have come or gone
             self.scheduler.reload()
 
+    def secrets_changed(self) -> None:
+        """A secret was set: nodes that waited for it may run now."""
+        with self._reload_lock:
+            self.engine.recheck_configuration()
+            self.app = self.engine.app
+            self.scheduler.reload()
+
     def webhook_nodes(self) -> dict[str, Node]:
         return {n.id: n for n in self.app.nodes if n.kind == "webhook"}
 

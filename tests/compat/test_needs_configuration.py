@@ -89,3 +89,11 @@ def test_the_api_shows_what_a_node_needs(tmp_path: Path,
     schema = server.http.get(server.api("/openapi.json"), timeout=30).json()
     fields = schema["components"]["schemas"]["NodeOut"]["properties"]
     assert "needs configuration" in fields["needs_configuration"]["description"]
+    # setting the secret through the server lets its node run, without a restart
+    response = server.http.put(server.api("/secrets/api_token"), json={"value": "t0k3n"},
+                               timeout=30)
+    assert response.status_code == 200, response.text
+    node = server.get("/apps/partly-configured/nodes/sec0g7h8")
+    assert node["needs_configuration"] == []
+    authed = server.wait_for(lambda: server.rows("partly-configured", "authed"), what="authed")
+    assert [r["token_length"] for r in authed] == [5, 5, 5]

@@ -41,7 +41,7 @@ def test_parameter_values_of_the_wrong_type(app: AppFolder) -> None:
 
 def test_override_of_the_wrong_type(app: AppFolder) -> None:
     simple(app)
-    problem = app.needs({"limit": "many"})
+    problem = app.problem({"limit": "many"})  # the command line's mistake: an error
     assert (problem.file, problem.line, problem.node) == ("--param", None, "enrich.py")
     assert "'many'" in problem.message
 
