@@ -106,6 +106,16 @@ class _Loading:
         self.problems.extend(check_duplicates(entries, self.rel, self.lines))
         store_names = {s.name for s in stores}
         self.problems.extend(check_bindings(entries, store_names, self.rel, self.lines))
+        outside = {s.name: s.storage for s in stores if s.storage is not None}
+        for entry in entries:
+            table = entry.node.webhook_table
+            if table in outside:
+                self.problems.append(Problem(
+                    self.rel, self.lines.line((*entry.path, "webhook")),
+                    f"webhook {table} writes table '{table}', which lives in storage "
+                    f"'{outside[table]}' (an outside database, read-only)",
+                    "give the webhook a table of the app's own store (`- table: ...` "
+                    "without `storage:`)", entry.node.label))
         nodes, problems = check_parameters(entries, overrides, self.rel, self.lines)
         self.problems.extend(problems)
         title = spec.title or self.root.name

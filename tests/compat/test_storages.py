@@ -130,3 +130,23 @@ def test_file_storages_by_url(tmp_path: Path, given: str) -> None:
     outside = resolve(StorageDecl("s", 1, url), SecretStore(), tmp_path)
     assert outside.kind == given
     assert fetch(outside, "t", "t").to_pylist() == [{"a": 1}]
+
+
+def test_a_webhook_into_an_outside_table_is_a_problem(tmp_path: Path) -> None:
+    root = copy_app("storages", tmp_path)
+    graph = root / "graph.yml"
+    graph.write_text(graph.read_text() + "  - webhook: customers\n")
+    result = patterns("validate", root)
+    assert result.returncode == 1
+    assert "webhook customers writes table 'customers', which lives in storage " \
+           "'warehouse'" in result.stderr
+
+
+def test_the_manifest_shows_storages_without_their_connections(tmp_path: Path) -> None:
+    manifest = load_app(copy_app("storages", tmp_path)).to_manifest()
+    assert manifest["storages"] == [{"name": "warehouse", "line": 3},
+                                    {"name": "shop", "line": 5},
+                                    {"name": "analytics", "line": 7}]
+    stores = {s["name"]: (s["storage"], s["storage_table"]) for s in manifest["stores"]}
+    assert stores["customers"] == ("warehouse", "crm.customers")
+    assert stores["report"] == (None, None)
