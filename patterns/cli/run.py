@@ -72,7 +72,9 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
     elapsed = time.monotonic() - started
     if as_json:
         print_json({"ok": result.ok, "seconds": elapsed, "runs": [r.to_json() for r in result.runs],
-                    "stopped": result.stopped})
+                    "stopped": result.stopped,
+                    "skipped": [{"node": n.id, "file": n.rel_file, "why": why}
+                                for n, why in result.skipped]})
     else:
         if result.runs:
             console.print(runs_table(result.runs, title=f"{len(result.runs)} run(s) in "

@@ -64,6 +64,10 @@ def test_patterns_run_runs_the_rest_and_says_what_waits(tmp_path: Path) -> None:
     result = patterns("run", root)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "skipped needs_param.py: needs configuration" in result.stdout
+    report = json.loads(patterns("run", root, "--json").stdout)
+    skipped = {s["file"]: s["why"] for s in report["skipped"]}
+    assert set(skipped) == UNCONFIGURED
+    assert skipped["needs_param.py"].startswith("needs configuration: graph.yml:5")
 
 
 def test_a_broken_graph_is_still_an_error(tmp_path: Path) -> None:
