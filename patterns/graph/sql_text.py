@@ -21,6 +21,8 @@ SHIELD: Final = "\ue004"  # stands for a "{" that is SQL text, not template code
 _JINJA_OPEN: Final = ("{{", "{%", "{#")
 _JINJA_CLOSE: Final = {"{{": "}}", "{%": "%}", "{#": "#}"}
 _API_CALL: Final = re.compile(r"\{\{-?\s*(Table|Parameter)\s*\(")
+_RAW: Final = re.compile(r"\{%-?\s*raw\s*-?%\}")
+_ENDRAW: Final = re.compile(r"\{%-?\s*endraw\s*-?%\}")
 _DOLLAR: Final = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
 
 
@@ -36,6 +38,14 @@ def shield(source: str) -> str:
         two = source[i:i + 2]
         if two in _JINJA_OPEN:
             end = _jinja_end(source, i, _JINJA_CLOSE[two], quotes=two != "{#")
+            if two == "{%" and _RAW.match(source, i):  # {% raw %}...{% endraw %}: as is
+                closing = _ENDRAW.search(source, end)
+                end = closing.end() if closing else len(source)
+            out.append(source[i:end])
+            i = end
+        elif source[i] == '"':  # a quoted identifier: "a--b" is not a comment
+            end = source.find('"', i + 1)
+            end = n if end < 0 else end + 1
             out.append(source[i:end])
             i = end
         elif two == "--":

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from patterns.errors import GraphError
 from patterns.graph.loader import load_app
@@ -57,3 +59,17 @@ def test_a_parameter_inside_quotes_stays_template_code() -> None:
     text = "where name like '{{ Parameter('q') }}%' -- {{ old }}"
     assert shield(text).startswith("where name like '{{ Parameter('q') }}%'")
     assert "{{ old }}" not in shield(text)
+
+
+def test_quoted_identifiers_and_raw_blocks_are_left_alone() -> None:
+    text = 'select "a--b" from {{ Table("t") }}'
+    assert shield(text) == text
+    raw = "select {% raw %} -- {{ kept }} {% endraw %} 1"
+    assert shield(raw) == raw
+
+
+@given(st.text(alphabet="{}%#-/*'\"$ab\n ", max_size=60))
+def test_shielding_moves_nothing_and_puts_every_brace_back(text: str) -> None:
+    shielded = shield(text)
+    assert len(shielded) == len(text) and shielded.count("\n") == text.count("\n")
+    assert unshield(shielded) == text
