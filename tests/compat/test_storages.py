@@ -150,3 +150,17 @@ def test_the_manifest_shows_storages_without_their_connections(tmp_path: Path) -
     stores = {s["name"]: (s["storage"], s["storage_table"]) for s in manifest["stores"]}
     assert stores["customers"] == ("warehouse", "crm.customers")
     assert stores["report"] == (None, None)
+
+
+def test_an_unreachable_database_fails_the_run_clearly(
+        compat_app: Callable[[str], CompatApp], postgres_url: str) -> None:
+    app = compat_app("storages")
+    fill_outside(app.root, postgres_url)
+    SecretStore().set("connection.warehouse", '{"url": "postgresql://nobody:pw@127.0.0.1:1/x"}')
+    app.engine.app = load_app(app.root)
+    record, _ = app.engine.run_node(app.engine.app.node("report.py"), "manual")
+    assert record.status == "failed"
+    assert "table 'customers' cannot be read from storage 'warehouse' (postgres table " \
+           "'crm.customers')" in record.error
+    assert "pw" not in record.error.replace("report.py", "")
+    assert app.rows("report") == []
