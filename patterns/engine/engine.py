@@ -30,7 +30,7 @@ from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.secrets import SecretStore
 from patterns.engine.session import RunSession, store_rules
-from patterns.engine.storages import external_tables
+from patterns.engine.storages import ExternalTable, external_tables
 from patterns.errors import ConfigError
 from patterns.graph.model import App, Node
 from patterns.store import meta
@@ -124,6 +124,29 @@ class Engine:
         """Look at the secrets and storages again (a secret was set since the app loaded)."""
         self._app = check_configuration(self._loaded, self.secrets)
 
+    def _check_configured(self, node: Node, given_values: bool) -> None:
+        """ConfigError unless ``node`` can run. With values given for this run (a manual
+        run's form), its parameters are checked when they are resolved instead."""
+        current = next((n for n in self.app.nodes if n.id == node.id), node)
+        if current.needs_configuration and not given_values:
+            self.recheck_configuration()  # given since? (a secret set while serving)
+            current = next((n for n in self.app.nodes if n.id == node.id), node)
+            if current.needs_configuration:
+                raise ConfigError(f"node {node.label} needs configuration: "
+                                  + "; ".join(str(p) for p in current.needs_configuration))
+
+    def _external_tables(self, node: Node) -> dict[str, ExternalTable]:
+        """The tables of outside databases ``node`` reads or writes; ConfigError when one
+        of their storages cannot be reached."""
+        wanted = {*node.reads(), *node.writes()}
+        found = external_tables(self.app, self.secrets)
+        for store in self.app.stores:
+            if store.storage is not None and store.name in wanted and store.name not in found:
+                raise ConfigError(f"node {node.label} reads table '{store.name}' of storage "
+                                  f"'{store.storage}', whose connection is not given: see "
+                                  f"`patterns validate {self.app.root}`")
+        return {name: table for name, table in found.items() if name in wanted}
+
     def _desk(self) -> Desk:
         return Desk(self.store, self.app, self._in_progress)
 
@@ -164,18 +187,9 @@ class Engine:
             python = (self.environments.python_for(self.app, self.reporter.progress)
                       if self.app.requirements_file and node.kind != "sql"
                       else None)  # None: the launcher's own
-            current = next((n for n in self.app.nodes if n.id == node.id), node)
-            if current.needs_configuration:  # given since? (a secret set while serving)
-                self.recheck_configuration()
-                current = next((n for n in self.app.nodes if n.id == node.id), node)
-            if current.needs_configuration:
-                raise ConfigError(f"node {node.label} needs configuration: "
-                                  + "; ".join(str(p) for p in current.needs_configuration))
+            self._check_configured(node, bool(param_overrides))
             params = resolve_parameters(node, self.secrets, param_overrides)
-            reads = set(node.reads())
-            external = {store: table for store, table
-                        in external_tables(self.app, self.secrets).items()
-                        if store in reads or store in node.writes()}
+            external = self._external_tables(node)
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now,
                              error=self._masker([])(str(exc)))

@@ -101,3 +101,16 @@ def test_the_api_shows_what_a_node_needs(tmp_path: Path,
     assert node["needs_configuration"] == []
     authed = server.wait_for(lambda: server.rows("partly-configured", "authed"), what="authed")
     assert [r["token_length"] for r in authed] == [5, 5, 5]
+
+
+def test_a_manual_run_given_the_missing_value_runs(
+        compat_app: Callable[[str], CompatApp]) -> None:
+    app = compat_app("needs_config")
+    assert app.run().ok
+    node = app.engine.app.node("needs_param.py")
+    refused, _ = app.engine.run_node(node, "manual")
+    assert refused.status == "failed" and "needs configuration" in refused.error
+    record, _ = app.engine.run_node(node, "manual", {"api_base": "https://api.test"})
+    assert record.status == "succeeded", record.error
+    assert [r["url"] for r in app.rows("enriched")] == [
+        "https://api.test/0", "https://api.test/1", "https://api.test/2"]
