@@ -65,6 +65,8 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         launcher = sandboxed_launcher(app.root)
     node = app.node(node_key) if node_key else None
     console = Console(stderr=as_json, highlight=False)
+    for warning in app.warnings:  # keys the original format ignored (see patterns validate)
+        console.print(f"warning: {warning}", style="yellow", markup=False)
     reporter = ConsoleReporter(console, quiet=quiet or as_json)
     started = time.monotonic()
     with hold_store(app, store_path, reporter, console, launcher) as engine:

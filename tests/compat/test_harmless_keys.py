@@ -35,3 +35,10 @@ def test_validate_warns_about_keys_the_original_ignored(tmp_path: Path) -> None:
     assert text.returncode == 0
     assert "graph.yml:16 (node hello.py): unknown key 'color'" in text.stdout
     assert patterns("validate", root, "--strict").returncode == 1
+
+
+def test_patterns_run_shows_the_warnings_and_runs(tmp_path: Path) -> None:
+    root = copy_app("harmless_keys", tmp_path)
+    result = patterns("run", root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning: graph.yml:7: unknown key 'author' in graph.yml is ignored" in result.stdout
