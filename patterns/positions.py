@@ -49,6 +49,10 @@ class StreamPosition:
     gt: Any = None
     #: A seek asked by the node and not yet placed on a version: rows after this value.
     after: Any = None
+    #: A table of an outside database (a storage; it has no ``patterns_id``): the position
+    #: follows the row's place in the fetched table, and ``run`` is the run that read it.
+    external: bool = False
+    run: str | None = None
 
     # ------------------------------------------------------------------ moves
     def delivered(self, row_id: str, value: Any = None) -> StreamPosition:
@@ -72,6 +76,8 @@ class StreamPosition:
         doc: dict[str, Any] = {"format": FORMAT}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "external" and not value:
+                continue
             if value is not None or f.name in ("version", "lo", "hi"):
                 doc[f.name] = value
         return doc

@@ -79,6 +79,8 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         launcher = sandboxed_launcher(app.root)
     node = app.node(node_key) if node_key else None
     console = Console(stderr=as_json, highlight=False)
+    for warning in app.warnings:  # keys the original format ignored (see patterns validate)
+        console.print(f"warning: {warning}", style="yellow", markup=False)
     reporter = ConsoleReporter(console, quiet=quiet or as_json)
     started = time.monotonic()
     try:
@@ -92,7 +94,9 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
     elapsed = time.monotonic() - started
     if as_json:
         print_json({"ok": result.ok, "seconds": elapsed, "runs": [r.to_json() for r in result.runs],
-                    "stopped": result.stopped})
+                    "stopped": result.stopped,
+                    "skipped": [{"node": n.id, "file": n.rel_file, "why": why}
+                                for n, why in result.skipped]})
     else:
         if result.runs:
             console.print(runs_table(result.runs, title=f"{len(result.runs)} run(s) in "
@@ -148,22 +152,52 @@ def hold_store(app: App, store_path: Path | None, reporter: Reporter, console: C
 @click.command()
 @APP_ARGUMENT
 @JSON_OPTION
-def validate(app_dir: Path, as_json: bool) -> None:
-    """Check graph.yml and the node files; report every problem at once."""
+@click.option("--strict", is_flag=True,
+              help="Exit 1 for warnings and nodes needing configuration too, not only errors.")
+def validate(app_dir: Path, as_json: bool, strict: bool) -> None:
+    """Check graph.yml and the node files; report every problem at once.
+
+    Errors (the graph cannot be read: exit 1), warnings (keys the original format ignored)
+    and nodes needing configuration (a parameter value, a secret, a storage's connection:
+    they do not run until given, the rest of the app does) are listed apart; exit 0 when the
+    graph itself is sound, unless --strict."""
+    from patterns.engine.configuration import check_configuration
+    from patterns.engine.secrets import SecretStore
     from patterns.errors import GraphError
 
     try:
-        app = load(app_dir)
+        app = check_configuration(load(app_dir), SecretStore())
     except GraphError as exc:
         if not as_json:
             raise
-        print_json({"valid": False, "problems": [p.__dict__ for p in exc.problems]})
+        print_json({"valid": False, "problems": [p.__dict__ for p in exc.problems],
+                    "warnings": [], "needs_configuration": []})
         sys.exit(1)
+    warnings, needs = list(app.warnings), list(app.needs_configuration)
+    failed = strict and bool(warnings or needs)
     if as_json:
-        print_json({"valid": True, "problems": [], "nodes": len(app.nodes)})
-    else:
+        print_json({"valid": True, "problems": [], "nodes": len(app.nodes),
+                    "warnings": [p.__dict__ for p in warnings],
+                    "needs_configuration": [p.__dict__ for p in needs]})
+        sys.exit(1 if failed else 0)
+    for title, found, colour in (("warnings", warnings, "yellow"),
+                                 ("needs configuration", needs, "magenta")):
+        if found:
+            click.secho(f"{title} ({len(found)}):", fg=colour, bold=True)
+            for problem in found:
+                click.secho(f"  {problem}", fg=colour)
+    summary = f"{app.title}: {len(app.nodes)} node(s), {len(app.stores)} table(s), no errors"
+    unconfigured = sum(1 for n in app.nodes if not n.configured)
+    if unconfigured:
+        summary += f"; {unconfigured} node(s) need configuration and will not run"
+    if warnings:
+        summary += f"; {len(warnings)} warning(s)"
+    if not warnings and not needs:
         click.secho(f"✓ {app.title}: {len(app.nodes)} node(s), {len(app.stores)} table(s), "
                     f"no problems", fg="green")
+    else:
+        click.secho(f"! {summary}", fg="red" if failed else "yellow")
+    sys.exit(1 if failed else 0)
 
 
 @click.command()

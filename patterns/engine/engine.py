@@ -18,6 +18,7 @@ from typing import Any
 
 from patterns import wire
 from patterns.engine.admin import Desk
+from patterns.engine.configuration import check_configuration
 from patterns.engine.dataplane import DataPlane
 from patterns.engine.engine_file import announce, withdraw
 from patterns.engine.environments import Environments
@@ -29,6 +30,7 @@ from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.secrets import SecretStore
 from patterns.engine.session import RunSession, store_rules
+from patterns.engine.storages import ExternalTable, external_tables
 from patterns.errors import ConfigError
 from patterns.graph.model import App, Node
 from patterns.store import open_store
@@ -83,6 +85,7 @@ class Engine:
                  data_plane_host: str | None = None) -> None:
         """``store``: the store to run on (the engine closes it); else the one at
         ``store_path`` or ``$PATTERNS_STORE`` (a path or URL), else the app's DuckDB file."""
+        self.secrets = secrets or SecretStore()
         self.app = app
         if store is None:
             store = open_store(store_path or default_store(app))
@@ -93,7 +96,6 @@ class Engine:
         end_lost_runs(self.store)
         self.live = LiveLog(live_log_path(self.home))
         self.reporter: Reporter = reporter or SilentReporter()
-        self.secrets = secrets or SecretStore()
         self.launcher: Launcher = launcher or ProcessLauncher()
         self.environments = environments or Environments()
         self.dataplane = DataPlane.from_settings(data_plane_host)
@@ -120,6 +122,44 @@ class Engine:
         # data plane, found from .patterns/engine.json, with this engine's admin token.
         self.announced = announce(self.home, self.dataplane.local_uri, kind)
         self.dataplane.admit(self.announced.token, self._desk)
+
+    @property
+    def app(self) -> App:
+        """The app this engine runs: nodes missing a secret or a storage's connection are
+        marked as needing configuration (they are not run; the rest is)."""
+        return self._app
+
+    @app.setter
+    def app(self, app: App) -> None:
+        self._loaded = app
+        self._app = check_configuration(app, self.secrets)
+
+    def recheck_configuration(self) -> None:
+        """Look at the secrets and storages again (a secret was set since the app loaded)."""
+        self._app = check_configuration(self._loaded, self.secrets)
+
+    def _check_configured(self, node: Node, given_values: bool) -> None:
+        """ConfigError unless ``node`` can run. With values given for this run (a manual
+        run's form), its parameters are checked when they are resolved instead."""
+        current = next((n for n in self.app.nodes if n.id == node.id), node)
+        if current.needs_configuration and not given_values:
+            self.recheck_configuration()  # given since? (a secret set while serving)
+            current = next((n for n in self.app.nodes if n.id == node.id), node)
+            if current.needs_configuration:
+                raise ConfigError(f"node {node.label} needs configuration: "
+                                  + "; ".join(str(p) for p in current.needs_configuration))
+
+    def _external_tables(self, node: Node) -> dict[str, ExternalTable]:
+        """The tables of outside databases ``node`` reads or writes; ConfigError when one
+        of their storages cannot be reached."""
+        wanted = {*node.reads(), *node.writes()}
+        found = external_tables(self.app, self.secrets)
+        for store in self.app.stores:
+            if store.storage is not None and store.name in wanted and store.name not in found:
+                raise ConfigError(f"node {node.label} reads table '{store.name}' of storage "
+                                  f"'{store.storage}', whose connection is not given: see "
+                                  f"`patterns validate {self.app.root}`")
+        return {name: table for name, table in found.items() if name in wanted}
 
     def _desk(self) -> Desk:
         return Desk(self.store, self.app, self._in_progress)
@@ -160,8 +200,10 @@ class Engine:
         try:
             # None: the launcher's own Python
             python = self.environments.python_for_node(self.app, node, self.reporter.progress)
+            self._check_configured(node, bool(param_overrides))
             params = resolve_parameters(node, self.secrets, param_overrides)
             rules = store_rules(self.app)  # (a schema file that cannot be read fails the run)
+            external = self._external_tables(node)
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now,
                              error=self._masker([])(str(exc)))
@@ -181,7 +223,7 @@ class Engine:
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder,
-                             rules=rules, app=self.app)
+                             rules=rules, app=self.app, external=external)
         with self._lock:
             self._active[run_id] = session
         self._started(record)

@@ -1,5 +1,8 @@
 """Reactive runs: ``patterns run`` runs what is out of date until nothing is left to do.
 
+A node that needs configuration (:attr:`Node.needs_configuration`) is skipped; the nodes
+downstream of it run as usual, they just get no new rows from it.
+
 A node is out of date when a table it reads got rows committed (by another node) after the
 start of its last successful run. A pass starts with the nodes that read no table and the
 out-of-date ones (or with one node, ``--node``, and then only what is downstream of it), and
@@ -26,6 +29,11 @@ from patterns.store.interface import Transaction
 from patterns.store.model import RunRecord
 
 RUNNABLE_KINDS = ("python", "sql")
+
+
+def needs_configuration(node: Node) -> str:
+    """Why ``node`` does not run: its configuration problems, each with its fix."""
+    return "needs configuration: " + "; ".join(str(p) for p in node.needs_configuration)
 
 
 @dataclass
@@ -63,9 +71,11 @@ class ReactivePass:
     def run(self, only: Node | None = None,
             params: dict[str, dict[str, Any]] | None = None) -> PassResult:
         result = PassResult()
-        nodes = [n for n in self.app.nodes if n.kind in RUNNABLE_KINDS]
+        nodes = [n for n in self.app.nodes if n.kind in RUNNABLE_KINDS and n.configured]
         for n in self.app.nodes:
-            if n.kind not in RUNNABLE_KINDS:
+            if n.kind in RUNNABLE_KINDS and not n.configured:
+                result.skipped.append((n, needs_configuration(n)))
+            elif n.kind not in RUNNABLE_KINDS:
                 why = ("webhook nodes take records under `patterns serve`"
                        if n.kind == "webhook" else f"{n.kind} nodes do not run in `patterns run`")
                 result.skipped.append((n, why))
@@ -77,6 +87,9 @@ class ReactivePass:
             if only.kind not in RUNNABLE_KINDS:
                 raise EngineError(f"node {only.rel_file or only.id} is a {only.kind} node; "
                                   f"only Python and SQL nodes run in this version")
+            configured = next((n for n in self.app.nodes if n.id == only.id), only)
+            if not configured.configured:
+                raise EngineError(f"node {only.label} {needs_configuration(configured)}")
             queued.append(Queued(only, "manual"))
         else:
             for node in nodes:

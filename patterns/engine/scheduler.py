@@ -221,7 +221,7 @@ class Scheduler:
         """Queue the nodes whose inputs got rows; whether any was queued."""
         nodes = [n for n in self.app.nodes  # cron nodes run on their schedule only
                  if n.kind in RUNNABLE_KINDS and n.reads() and n.trigger is None
-                 and n.id not in self._busy]
+                 and n.id not in self._busy and n.configured]
         if not nodes:
             return False
         with self.engine.store.read() as view:
@@ -274,7 +274,7 @@ class Scheduler:
             ran = tx.runs.nodes_that_ran()
             queued = {i.node_id for i in tx.queue.items()}
             for node in self.app.nodes:
-                if (node.kind in RUNNABLE_KINDS and node.trigger != "manual"
+                if (node.kind in RUNNABLE_KINDS and node.trigger != "manual" and node.configured
                         and not is_cron(node.trigger) and node.id not in ran
                         and node.id not in queued and not node.reads()):
                     tx.queue.enqueue(node.id, "first run")
@@ -292,7 +292,7 @@ class Scheduler:
                         fire_missed: bool = True) -> None:
         stored = tx.schedules.all()
         wanted = {n.id: n for n in self.app.nodes
-                  if n.kind in RUNNABLE_KINDS and is_cron(n.trigger)}
+                  if n.kind in RUNNABLE_KINDS and is_cron(n.trigger) and n.configured}
         for node_id in set(stored) - set(wanted):
             tx.schedules.drop(node_id)
         for node_id, node in wanted.items():

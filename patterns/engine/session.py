@@ -17,6 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from patterns.engine.external_reads import ExternalReads
+from patterns.engine.storages import ExternalTable
 from patterns.errors import EngineError, NodeError, QueryError
 from patterns.graph.model import Node
 from patterns.positions import StreamPosition
@@ -78,6 +80,8 @@ class RunSession:
     rules: Mapping[str, StoreRules] = field(default_factory=dict)
     #: The app (its stores and named schemas); None: every port counts as connected.
     app: Any = None
+    #: The node's tables that live in an outside database (read-only), by store name.
+    external: Mapping[str, ExternalTable] = field(default_factory=dict)
     _staged: Checkpoint | None = None
     #: Per table written since the last checkpoint: its columns once the staged writes
     #: apply (field → kind), so a value that does not fit is refused when it is staged.
@@ -87,6 +91,7 @@ class RunSession:
     def __post_init__(self) -> None:
         self.ports: dict[str, tuple[str, str]] = {
             t.port: (self.node.store_for(t.port), t.mode) for t in self.node.interface.tables}
+        self.outside = ExternalReads(self.run_id, self.external, self.rows_read)
 
     # ------------------------------------------------------------------ access
     def store_for(self, port: str, mode: str) -> str:
@@ -99,6 +104,8 @@ class RunSession:
         if mode == "w" and declared_mode != "w":
             raise NodeError(f"node {self.node.rel_file} declared table {port!r} read-only; "
                             f"write refused. Declare it with Table({port!r}, \"w\")")
+        if mode == "w" and store in self.external:
+            self.outside.refuse_write(self.node.label, store)
         return store
 
     def connected(self, store: str) -> bool:
@@ -140,6 +147,8 @@ class RunSession:
 
     def table_info(self, port: str) -> dict[str, Any]:
         store = self.store_for(port, "r")
+        if store in self.external:
+            return self.outside.info(store, self.store.view_name(store))
 
         def info(view: Transaction) -> dict[str, Any]:
             meta = view.tables.get(store)
@@ -288,6 +297,8 @@ class RunSession:
 
     def read(self, port: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         store = self.store_for(port, "r")
+        if store in self.external:
+            return self.outside.read(store)
         if self.staged_for(store):
             def scan(view: Transaction) -> tuple[TableMeta | None, pa.Table | None]:
                 meta = view.tables.get(store)
@@ -307,6 +318,8 @@ class RunSession:
         """The next rows of ``port``'s stream from ``position`` (a position's JSON), and the
         position of the pass they belong to (as JSON, ``empty`` when there are none)."""
         store = self.store_for(port, "r")
+        if store in self.external:
+            return self.outside.stream(store, position, order_by, starting_value)
         meta = self._table(store)
         if meta is None:
             return {"empty": True}, *_empty()
@@ -322,14 +335,16 @@ class RunSession:
         from patterns.engine.sql_nodes import read_query
 
         query, integer_division = read_query(self, sql)
+        relations = self.outside.relations(s for s, _ in self.ports.values())
         try:
             stores = {s for s, _ in self.ports.values()}
             if any(self.staged_for(s) for s in stores):
                 table: pa.Table = self._with_staged(lambda view: view.query(
-                    query, params, integer_division=integer_division).read_all())
+                    query, params, integer_division=integer_division,
+                    relations=relations).read_all())
                 return table.schema, iter(table.to_batches(BATCH_ROWS))
             reader = self.store.open_reader(lambda view: view.query(
-                query, params, integer_division=integer_division))
+                query, params, integer_division=integer_division, relations=relations))
         except QueryError as exc:
             raise NodeError(f"read_sql in {self.node.rel_file} failed: {exc}") from exc
         return reader.schema, iter(reader)

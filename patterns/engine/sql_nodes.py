@@ -119,7 +119,8 @@ def plan(session: RunSession, source: Source, *, query_target: str | None,
     planned: list[tuple[str, TableOp]] = []
     query_at: int | None = None
     for statement in found:
-        bind_tables(statement, source, names, node)
+        used = bind_tables(statement, source, names, node)
+        relations = tuple(session.outside.relations(used))
         where = source.at(statement.first)
         if is_query(statement):
             inner = writes_inside(statement)
@@ -138,7 +139,7 @@ def plan(session: RunSession, source: Source, *, query_target: str | None,
             if source.dialect == "postgres":
                 postgres_names(statement.tree)
             store = session.store_for(query_target, "w")
-            planned.append((store, _op("select", statement, source)))
+            planned.append((store, _op("select", statement, source, relations)))
             continue
         action = _action(statement, where)
         target = target_store(statement)
@@ -149,7 +150,7 @@ def plan(session: RunSession, source: Source, *, query_target: str | None,
                             f"not {target!r}; declare it with Table({target!r}, \"w\")")
         if action == "select" and source.dialect == "postgres":
             postgres_names(statement.tree.expression)
-        planned.append((target, _op(action, statement, source)))
+        planned.append((target, _op(action, statement, source, relations)))
     return planned
 
 
@@ -178,7 +179,8 @@ def _action(statement: Statement, where: str) -> SqlAction:
     return action
 
 
-def _op(action: SqlAction, statement: Statement, source: Source) -> TableOp:
+def _op(action: SqlAction, statement: Statement, source: Source,
+        relations: tuple[tuple[str, Any], ...] = ()) -> TableOp:
     store_sql(statement, source)  # an untranslatable construct fails here, at its line
     tree = statement.tree
     exists = bool(tree.args.get("exists")) or (
@@ -188,7 +190,8 @@ def _op(action: SqlAction, statement: Statement, source: Source) -> TableOp:
         action = "create"
     write = SqlWrite(action=action, statement=tree, params=statement.params,
                      where=source.where, lines=source.lines(statement.first, statement.last),
-                     if_not_exists=exists, integer_division=integer_division(source))
+                     if_not_exists=exists, integer_division=integer_division(source),
+                     relations=relations)
     return TableOp("sql", sql=write)
 
 

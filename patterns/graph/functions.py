@@ -52,6 +52,8 @@ class FunctionContext:
     build_settings: SettingsBuilder
     problems: list[Problem] = field(default_factory=list)
     uses_seen: dict[str, int] = field(default_factory=dict)
+    #: Unknown keys, which the original format ignored: warnings, not problems.
+    ignored: list[Problem] = field(default_factory=list)
 
     def problem(self, path: KeyPath, message: str, fix: str | None, node: str | None) -> None:
         self.problems.append(Problem(self.rel, self.lines.line(path), message, fix, node))
@@ -73,7 +75,8 @@ def build_node(ctx: FunctionContext, index: int, raw: Any) -> NodeEntry | None:
     given = [(k, raw[k]) for k in SOURCES if raw.get(k)] if isinstance(raw, dict) else []
     label = _label(*given[0]) if len(given) == 1 else None
     where = f"function '{label}'" if label else f"function #{index + 1}"
-    spec, problems = validate_part(FunctionSpec, raw, path, where, ctx.lines, ctx.rel, label)
+    spec, problems = validate_part(FunctionSpec, raw, path, where, ctx.lines, ctx.rel, label,
+                                   ctx.ignored)
     ctx.problems.extend(problems)
     if spec is None:
         return None

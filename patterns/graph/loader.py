@@ -1,7 +1,10 @@
 """Load an app: read graph.yml and the node files, validate everything, build an :class:`App`.
 
 Every problem found is collected and raised as one :class:`GraphError`, so a user sees them
-all at once; nothing runs unless the app is valid.
+all at once; nothing runs unless the graph itself is sound. A problem confined to one node (a
+parameter without a value, a value for a parameter it does not declare) does not stop the
+app: the node is marked as needing configuration (:attr:`Node.needs_configuration`) and the
+rest runs. Unknown keys, which the original format ignored, are warnings (:attr:`App.warnings`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from patterns.errors import GraphError, Problem
 from patterns.graph.bindings import check_bindings, check_duplicates
 from patterns.graph.functions import FunctionContext, build_node
 from patterns.graph.limits import MAX_GRAPH_BYTES, read_text_limited
-from patterns.graph.model import App, Settings, StoreDecl
+from patterns.graph.model import App, Settings, StorageDecl, StoreDecl
 from patterns.graph.parameter_values import check_parameters
 from patterns.graph.spec import (
     EXTRA_SETTINGS,
     GraphSpec,
     SettingsSpec,
+    StorageSpec,
     StoreSpec,
     validate_part,
 )
@@ -80,15 +84,19 @@ class _Loading:
     rel: str
     lines: LineMap
     problems: list[Problem] = field(default_factory=list)
+    ignored: list[Problem] = field(default_factory=list)
 
     def build(self, data: Any, overrides: Mapping[str, str]) -> App | None:
-        spec, problems = validate_part(GraphSpec, data, (), GRAPH_FILE, self.lines, self.rel, None)
+        spec, problems = validate_part(GraphSpec, data, (), GRAPH_FILE, self.lines, self.rel, None,
+                                       self.ignored)
         self.problems.extend(problems)
         if spec is None:
             return None
         settings = self.settings(Settings(), spec.settings, ("settings",), "settings", None)
-        stores = self.stores(spec.stores or [])
-        ctx = FunctionContext(self.root, self.rel, self.lines, settings, self.settings)
+        storages = self.storages(spec.storages or [])
+        stores = self.stores(spec.stores or [], {s.name for s in storages})
+        ctx = FunctionContext(self.root, self.rel, self.lines, settings, self.settings,
+                              ignored=self.ignored)
         entries = [
             entry
             for index, raw in enumerate(spec.functions or [])
@@ -98,6 +106,16 @@ class _Loading:
         self.problems.extend(check_duplicates(entries, self.rel, self.lines))
         store_names = {s.name for s in stores}
         self.problems.extend(check_bindings(entries, store_names, self.rel, self.lines))
+        outside = {s.name: s.storage for s in stores if s.storage is not None}
+        for entry in entries:
+            table = entry.node.webhook_table
+            if table in outside:
+                self.problems.append(Problem(
+                    self.rel, self.lines.line((*entry.path, "webhook")),
+                    f"webhook {table} writes table '{table}', which lives in storage "
+                    f"'{outside[table]}' (an outside database, read-only)",
+                    "give the webhook a table of the app's own store (`- table: ...` "
+                    "without `storage:`)", entry.node.label))
         nodes, problems = check_parameters(entries, overrides, self.rel, self.lines)
         self.problems.extend(problems)
         title = spec.title or self.root.name
@@ -116,6 +134,8 @@ class _Loading:
             exposes=spec.exposes,
             schemas=spec.schemas,
             raw=dict(data),
+            storages=tuple(storages),
+            warnings=tuple(dict.fromkeys(self.ignored)),
         )
 
     def settings(
@@ -153,7 +173,28 @@ class _Loading:
         extra.update({name: getattr(spec, name) for name in EXTRA_SETTINGS if name in given})
         return replace(base, **changes, extra=extra)
 
-    def stores(self, items: list[Any]) -> list[StoreDecl]:
+    def storages(self, items: list[Any]) -> list[StorageDecl]:
+        """The ``storages:`` entries: outside databases that stores may name."""
+        storages: list[StorageDecl] = []
+        for index, raw in enumerate(items):
+            path = ("storages", index)
+            label = raw.get("name") if isinstance(raw, dict) else None
+            where = f"storage '{label}'" if label else f"storage #{index + 1}"
+            spec, problems = validate_part(StorageSpec, raw, path, where, self.lines, self.rel,
+                                           None, self.ignored)
+            self.problems.extend(problems)
+            if spec is None:
+                continue
+            line = self.lines.line(path) or 0
+            if any(s.name == spec.name for s in storages):
+                self.problems.append(Problem(self.rel, line, f"duplicate storage '{spec.name}'",
+                                             "keep one `- name:` entry per storage"))
+                continue
+            connection = spec.connection or f"${{{{ connection.{spec.name} }}}}"
+            storages.append(StorageDecl(spec.name, line, connection))
+        return storages
+
+    def stores(self, items: list[Any], storages: set[str]) -> list[StoreDecl]:
         stores: list[StoreDecl] = []
         seen: dict[str, int | None] = {}
         for index, raw in enumerate(items):
@@ -161,9 +202,17 @@ class _Loading:
             line = self.lines.line(path)
             label = raw.get("table") or raw.get("stream") if isinstance(raw, dict) else None
             where = f"store '{label}'" if label else f"store #{index + 1}"
-            spec, problems = validate_part(StoreSpec, raw, path, where, self.lines, self.rel, None)
+            spec, problems = validate_part(StoreSpec, raw, path, where, self.lines, self.rel, None,
+                                           self.ignored)
             self.problems.extend(problems)
             if spec is None:
+                continue
+            if spec.storage is not None and spec.storage not in storages:
+                self.problems.append(Problem(
+                    self.rel, self.lines.line((*path, "storage")),
+                    f"{where} names storage '{spec.storage}', which is not in `storages:`",
+                    f"add `- name: {spec.storage}` under `storages:` (with its `connection:`), "
+                    f"or remove `storage:` to keep the table in the app's own store"))
                 continue
             names = [n for n in (spec.table, spec.stream) if n]
             if len(names) != 1:
@@ -197,6 +246,8 @@ class _Loading:
                     display=spec.display,
                     description=spec.description,
                     contract=spec.contract,
+                    storage=spec.storage,
+                    storage_table=spec.storage_table,
                 )
             )
         return stores

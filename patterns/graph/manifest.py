@@ -6,6 +6,7 @@ from dataclasses import asdict
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Any, Final
 
+from patterns.errors import Problem
 from patterns.graph.model import MISSING, RUNTIME_DEFAULT, Node, ParameterDecl, Settings
 
 if TYPE_CHECKING:
@@ -41,9 +42,14 @@ def app_manifest(app: App) -> dict[str, Any]:
                 "display": jsonable(s.display),
                 "description": s.description,
                 "contract": s.contract,
+                "storage": s.storage,
+                "storage_table": s.storage_table,
             }
             for s in app.stores
         ],
+        # (not the connection: a literal URL may hold a password)
+        "storages": [{"name": s.name, "line": s.line} for s in app.storages],
+        "warnings": [_problem(p) for p in app.warnings],
         "edges": edges,
         "docs": jsonable(list(app.docs)),
         "dashboards": jsonable(list(app.dashboards)),
@@ -90,8 +96,14 @@ def _node(app: App, node: Node) -> dict[str, Any]:
         "reads": list(node.reads()),
         "writes": list(node.writes()),
         "downstream": [n.id for n in app.downstream(node)],
+        "needs_configuration": [_problem(p) for p in node.needs_configuration],
         "raw": jsonable(dict(node.raw)),
     }
+
+
+def _problem(problem: Problem) -> dict[str, Any]:
+    return {"file": problem.file, "line": problem.line, "message": problem.message,
+            "fix": problem.fix}
 
 
 def _parameter(decl: ParameterDecl) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from patterns.errors import ConfigError
+from patterns.errors import ConfigError, Problem
 
 TableMode = Literal["r", "w"]
 NodeKind = Literal["python", "sql", "chart", "subgraph", "webhook", "component"]
@@ -121,6 +121,16 @@ class Node:
     settings: Settings
     webhook_table: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: Problems confined to this node (a parameter without a value, a missing secret or
+    #: connection, ...): the node does not run until they are fixed; the rest of the app does.
+    needs_configuration: tuple[Problem, ...] = field(default=(), hash=False)
+    #: The graph.yml line of each ``parameter_values`` entry (for locating problems).
+    value_lines: Mapping[str, int] = field(default_factory=dict, hash=False)
+
+    @property
+    def configured(self) -> bool:
+        """True when nothing stops the node from running."""
+        return not self.needs_configuration
 
     @property
     def label(self) -> str:
@@ -170,6 +180,21 @@ class StoreDecl:
     #: What happens to a value that does not fit its column: refuse (None: the default),
     #: variant, discard_value, discard_row (see patterns.store.conform).
     contract: str | None = None
+    #: The ``storages:`` entry this table lives in (an outside database, read-only), and
+    #: the table's name there (``schema.table``; default: the store's name).
+    storage: str | None = None
+    storage_table: str | None = None
+
+
+@dataclass(frozen=True)
+class StorageDecl:
+    """One entry of ``storages:``: an outside database whose tables stores may name."""
+
+    name: str
+    line: int
+    #: A literal URL or file path, or a ``${{ secret }}`` / ``${{ connection.name }}``
+    #: reference (resolved when the app is checked or run; see patterns.engine.storages).
+    connection: str
 
 
 @dataclass(frozen=True)
@@ -190,6 +215,14 @@ class App:
     exposes: Any = field(default=None, hash=False)
     schemas: Any = field(default=None, hash=False)
     raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    storages: tuple[StorageDecl, ...] = ()
+    #: Things the original format tolerated and that are ignored here (unknown keys).
+    warnings: tuple[Problem, ...] = field(default=(), hash=False)
+
+    @property
+    def needs_configuration(self) -> tuple[Problem, ...]:
+        """Every node's configuration problems, in graph order."""
+        return tuple(p for n in self.nodes for p in n.needs_configuration)
 
     def node(self, key: str) -> Node:
         """A node by id, node_file, file path (absolute, or relative to cwd or root) or title."""

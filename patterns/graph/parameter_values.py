@@ -4,6 +4,11 @@ Values come from ``parameter_values`` in graph.yml and from overrides (``--param
 ``name`` applies to every node declaring that parameter, ``<node id>.name`` to one node.
 Overrides win. ``${{ name }}`` and ``${{ connection.name }}`` references are resolved when a
 run starts; here only their syntax is checked.
+
+A problem with one node's values (a required parameter without one, a value for a parameter
+the node does not declare, a value of the wrong type) is confined to that node: it goes to
+:attr:`Node.needs_configuration`, and the rest of the app loads and runs. Only an override
+naming no node or no parameter at all, or a bad override value, is an error.
 """
 
 from __future__ import annotations
@@ -123,4 +128,11 @@ def _check_node(
                 f"add `parameter_values: {{{decl.name}: ...}}` to the function in graph.yml "
                 f"or pass `--param {decl.name}=VALUE`",
             )
-    return replace(node, parameter_values=values), problems
+    value_lines = {name: line for name, (file, line) in where.items()
+                   if file == rel and line is not None}
+    # A bad --param is the command line's mistake, made now: an error, not configuration.
+    given = [p for p in problems if p.file == OVERRIDE_FILE]
+    needs = [p for p in problems if p.file != OVERRIDE_FILE]
+    configured = replace(node, parameter_values=values, value_lines=value_lines,
+                         needs_configuration=(*node.needs_configuration, *needs))
+    return configured, given

@@ -1,5 +1,10 @@
 """The graph.yml format, as pydantic models that reject unknown keys.
 
+Keys of the original format that mean nothing here (``tags``, ``version``, ``icon``,
+``icon_url``) load silently. Any other unknown key of the top level, a function or a store
+is what the original ignored: when the caller passes an ``ignored`` list it is reported
+there as a warning (with the closest valid key) and dropped; ``settings:`` (ours) stay strict.
+
 Each part (the top level, each function, each store, each settings block) is validated on
 its own so that one bad entry does not hide the problems of the others; a key with a bad
 value is reported and dropped, and the rest of the entry is still checked.
@@ -38,6 +43,19 @@ class GraphSpec(BaseModel):
     exposes: Any = None
     schemas: Any = None
     settings: dict[str, Any] | None = None
+    storages: list[Any] | None = None
+    tags: Any = None
+    version: Any = None
+    icon: Any = None
+    icon_url: Any = None
+
+
+class StorageSpec(BaseModel):
+    model_config = _CONFIG
+
+    name: str
+    connection: str | None = None
+    description: str | None = None
 
 
 class FunctionSpec(BaseModel):
@@ -59,6 +77,9 @@ class FunctionSpec(BaseModel):
     chart_input: str | None = None
     settings: dict[str, Any] | None = None
     respond: Annotated[bool, Strict()] | None = None
+    tags: Any = None
+    version: Any = None
+    icon: Any = None
 
 
 class StoreSpec(BaseModel):
@@ -71,6 +92,9 @@ class StoreSpec(BaseModel):
     display: Any = None
     description: str | None = None
     contract: Literal["refuse", "variant", "discard_value", "discard_row"] | None = None
+    storage: str | None = None
+    storage_table: str | None = None
+    tags: Any = None
 
 
 class RetriesSpec(BaseModel):
@@ -140,9 +164,11 @@ _TYPE_WORDS = {
 
 
 def validate_part(
-    model: type[M], data: Any, path: KeyPath, where: str, lines: LineMap, rel: str, node: str | None
+    model: type[M], data: Any, path: KeyPath, where: str, lines: LineMap, rel: str, node: str | None,
+    ignored: list[Problem] | None = None,
 ) -> tuple[M | None, list[Problem]]:
-    """Validate ``data`` (found at ``path``) against ``model``; report, drop bad keys, retry."""
+    """Validate ``data`` (found at ``path``) against ``model``; report, drop bad keys, retry.
+    With ``ignored``, an unknown key is a warning appended there, not a problem."""
     if not isinstance(data, dict):
         line = lines.line(path)
         message = f"{where} must be a mapping (`key: value` lines), got {_shown(data)}"
@@ -155,7 +181,11 @@ def validate_part(
         except ValidationError as error:
             for detail in error.errors():
                 loc = tuple(detail["loc"])
-                problems.append(_problem(model, detail, loc, path, where, lines, rel, node))
+                found = _problem(model, detail, loc, path, where, lines, rel, node)
+                if ignored is not None and detail["type"] == "extra_forbidden" and len(loc) == 1:
+                    ignored.append(_as_ignored(found))
+                else:
+                    problems.append(found)
                 data.pop(loc[0] if loc else None, None)
     return None, problems
 
@@ -196,6 +226,15 @@ def _problem(
     text = text[:1].lower() + text[1:]
     message = f"'{key}' in {where}: {text}, got {_shown(detail['input'])}"
     return Problem(rel, line, message, None, node)
+
+
+def _as_ignored(problem: Problem) -> Problem:
+    fix = problem.fix or ""
+    if fix.startswith("valid keys"):
+        fix = "remove it (the original format ignored it too)"
+    else:
+        fix = f"{fix} (remove it if it is not a typo)"
+    return Problem(problem.file, problem.line, f"{problem.message} is ignored", fix, problem.node)
 
 
 def _keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

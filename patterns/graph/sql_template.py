@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from patterns.errors import NodeError, Problem
 from patterns.graph.sql_sandbox import Budget, environment, guard_tree
+from patterns.graph.sql_text import shield, unshield
 
 if TYPE_CHECKING:
     from jinja2 import nodes
@@ -59,7 +60,7 @@ def template_calls(source: str, rel: str) -> tuple[list[ast.Call], list[Problem]
     except NodeError as exc:
         problems.append(Problem(rel, 1, str(exc), None, rel))
     try:
-        tree = environment().parse(source, filename=rel)
+        tree = environment().parse(shield(source), filename=rel)
         found = list(tree.find_all(nodes.Call))
     except TemplateSyntaxError as exc:
         problems.append(Problem(rel, exc.lineno, f"template syntax error: {exc.message}",
@@ -209,7 +210,7 @@ def render(source: str, rel: str, table: Callable[..., str],
     env = environment()
     budget = Budget()
     try:
-        tree = env.parse(source, filename=rel)
+        tree = env.parse(shield(source), filename=rel)
         every = [tree, *tree.find_all(nodes.Node)]
         for data in every:
             if isinstance(data, nodes.TemplateData):
@@ -280,7 +281,7 @@ def _unmark(marked: str, slots: Slots) -> Rendered:
                 pieces.append(placeholder)
             last = mark.end()
         pieces.append(raw[last:])
-        line_text = "".join(pieces)
+        line_text = unshield("".join(pieces))
         text.append(line_text)
         size += len(line_text) + 1
     return Rendered("\n".join(text), tuple(lines), tuple(slots.values), tuple(slots.names),

@@ -66,6 +66,15 @@ class RunOut(BaseModel):
     parameters: dict[str, Any] | None = None
 
 
+class ConfigurationOut(BaseModel):
+    """Something a node needs before it can run, where to give it and how."""
+
+    file: str
+    line: int | None = None
+    message: str
+    fix: str | None = None
+
+
 class NodeOut(BaseModel):
     id: str
     kind: str
@@ -76,6 +85,11 @@ class NodeOut(BaseModel):
     writes: list[str]
     parameters: list[dict[str, Any]]
     last_run: RunOut | None = None
+    needs_configuration: list[ConfigurationOut] = Field(
+        default_factory=list,
+        description="What the node needs before it can run (a parameter value, a secret, a "
+                    "storage's connection...); empty when it can run. A node that needs "
+                    "configuration is not run; the rest of the app is.")
 
 
 class QueuedOut(BaseModel):
@@ -421,6 +435,8 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         from patterns.engine.secrets import SecretStore
 
         SecretStore().set(name, body.value)
+        for served in hub.apps.values():  # nodes waiting for this secret may run now
+            served.secrets_changed()
         return OkOut()
 
     # ---------------------------------------------------------------- app versions
@@ -518,7 +534,10 @@ def _node_out(node: Any, last: Any) -> NodeOut:
               for p in node.interface.parameters]
     return NodeOut(id=node.id, kind=node.kind, title=node.title, file=node.rel_file,
                    trigger=node.trigger, reads=list(node.reads()), writes=list(node.writes()),
-                   parameters=params, last_run=_run_out(last) if last is not None else None)
+                   parameters=params, last_run=_run_out(last) if last is not None else None,
+                   needs_configuration=[
+                       ConfigurationOut(file=p.file, line=p.line, message=p.message, fix=p.fix)
+                       for p in getattr(node, "needs_configuration", ())])
 
 
 def _table_out(view: Any, info: Any) -> TableOut:

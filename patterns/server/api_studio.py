@@ -53,6 +53,8 @@ class GraphNodeOut(BaseModel):
     parameters: list[dict[str, Any]] = Field(default_factory=list)
     status: str | None = None
     problems: list[ProblemOut] = Field(default_factory=list)
+    #: What the node needs before it runs (it is skipped until then); see NodeOut.
+    needs_configuration: list[ProblemOut] = Field(default_factory=list)
 
 
 class GraphStoreOut(BaseModel):
@@ -130,7 +132,10 @@ def studio_router(hub: Hub) -> APIRouter:
             chart_input=n.raw.get("chart_input"), status=status.get(n.id),
             parameters=[_parameter(p) for p in n.interface.parameters],
             problems=[p for p in problems if p.node == n.id or (n.rel_file and p.file ==
-                                                                n.rel_file)])
+                                                                n.rel_file)],
+            needs_configuration=[ProblemOut(file=p.file, line=p.line, message=p.message,
+                                            fix=p.fix, node=p.node)
+                                 for p in n.needs_configuration])
             for n in svc.app.nodes]
         stores = [GraphStoreOut(name=s.name, id=s.id, display=_display(s.display),
                                 rows=counts.get(s.name)) for s in svc.app.stores]

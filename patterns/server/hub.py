@@ -123,6 +123,7 @@ class AppService:
             if launcher is not None:
                 launcher.close()
             raise
+        self.app = self.engine.app  # with the nodes that need configuration marked
         self.responses = Responses()
         self.engine.responder = self.responses.respond
         self.scheduler = Scheduler(self.engine, workers=workers)
@@ -153,10 +154,16 @@ class AppService:
         """graph.yml or node code changed: load the app again (if it is valid; otherwise keep
         the old one and raise its problems); queued runs are kept."""
         with self._reload_lock:
-            app = load_app(self.root)
-            self.app = app
-            self.engine.app = app
+            self.engine.app = load_app(self.root)
+            self.app = self.engine.app  # with the nodes that need configuration marked
             self._tokens = None  # webhooks may have come or gone
+            self.scheduler.reload()
+
+    def secrets_changed(self) -> None:
+        """A secret was set: nodes that waited for it may run now."""
+        with self._reload_lock:
+            self.engine.recheck_configuration()
+            self.app = self.engine.app
             self.scheduler.reload()
 
     def webhook_nodes(self) -> dict[str, Node]:

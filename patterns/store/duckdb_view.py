@@ -84,10 +84,14 @@ class DuckDBView:
         return self._reader(*stream_sql(meta, position))
 
     def query(self, sql: str, params: Sequence[Any] | None = None, *,
-              integer_division: bool = False) -> pa.RecordBatchReader:
-        """(``integer_division`` stays set on this view's cursor, which is its own.)"""
+              integer_division: bool = False,
+              relations: Sequence[tuple[str, pa.Table]] = ()) -> pa.RecordBatchReader:
+        """(``integer_division`` and ``relations`` stay on this view's cursor, which is its
+        own.)"""
         if integer_division:
             self.cursor.execute("SET integer_division = true")
+        for name, rows in relations:
+            self.cursor.register(name, rows)
         return self._reader(sql, list(params) if params else [], mark_json=True)
 
     def page(self, meta: TableMeta, ask: PageRequest, id_name: str) -> pa.Table:

@@ -216,8 +216,11 @@ class Transaction(Protocol):
         """The rows of the pass ``position`` is in, from where it is (with the hidden id
         column when the table shows none)."""
     def query(self, sql: str, params: Sequence[Any] | None = None, *,
-              integer_division: bool = False) -> pa.RecordBatchReader:
-        """A query in the store's dialect over the tables' views (``read_sql``)."""
+              integer_division: bool = False,
+              relations: Sequence[tuple[str, pa.Table]] = ()) -> pa.RecordBatchReader:
+        """A query in the store's dialect over the tables' views (``read_sql``);
+        ``relations`` are rows the query sees under their names (tables of outside
+        databases), in place of the store's table of that name."""
     def page(self, meta: TableMeta, ask: PageRequest, id_name: str) -> pa.Table:
         """One page of rows (``ask.limit + 1`` at most), with each row's hidden id as
         ``id_name``. A filter value that does not fit its column is a ``DataError``."""

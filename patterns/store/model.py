@@ -92,6 +92,9 @@ class SqlWrite:
     lines: tuple[tuple[int, str], ...] = ()
     if_not_exists: bool = False
     integer_division: bool = False  # Postgres semantics: 7 / 2 = 3
+    #: Arrow tables the statement reads by name (tables of an outside database, fetched
+    #: for the run): registered on the cursor while it applies, shadowing ``main."name"``.
+    relations: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

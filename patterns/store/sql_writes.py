@@ -53,6 +53,8 @@ def apply_sql(writer: TableWriter, meta: TableMeta, write: SqlWrite) -> tuple[Ta
     it added or changed."""
     if write.integer_division:
         writer.cur.execute("SET integer_division = true")
+    for name, rows in write.relations:
+        writer.cur.register(name, rows)
     try:
         return _APPLY[write.action](writer, meta, write)
     except duckdb.InterruptException:
@@ -66,6 +68,9 @@ def apply_sql(writer: TableWriter, meta: TableMeta, write: SqlWrite) -> tuple[Ta
     except NodeError as exc:
         raise NodeError(_located(write, str(exc))) from exc
     finally:
+        for name, _ in write.relations:
+            with contextlib.suppress(duckdb.Error):
+                writer.cur.unregister(name)
         if write.integer_division:
             with contextlib.suppress(duckdb.Error):
                 writer.cur.execute("RESET integer_division")

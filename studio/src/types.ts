@@ -5,6 +5,8 @@ export interface GraphNode {
   id: string; kind: string; title: string; file: string | null; trigger: string | null;
   reads: string[]; writes: string[]; display: Display | null; chart_input: string | null;
   status: string | null; problems: Problem[]; parameters: Parameter[];
+  /** What the node needs before it runs (a parameter value, a secret, a storage's connection). */
+  needs_configuration?: Problem[];
 }
 export interface GraphStore { name: string; id: string | null; display: Display | null; rows: number | null }
 export interface DocCard { title?: string; markdown?: string; display?: Display; [k: string]: unknown }
@@ -24,6 +26,7 @@ export interface Parameter { name: string; type: string | null; default: unknown
 export interface NodeInfo {
   id: string; kind: string; title: string; file: string | null; trigger: string | null;
   reads: string[]; writes: string[]; parameters: Parameter[]; last_run: Run | null;
+  needs_configuration?: Omit<Problem, "node">[];
 }
 export interface LogLine { time: string; stream: string; text: string; level?: string | null }
 export interface Column { name: string; type: string }

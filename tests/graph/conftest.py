@@ -56,6 +56,16 @@ class AppFolder:
         assert len(problems) == 1, "\n".join(str(p) for p in problems)
         return problems[0]
 
+    def needs(self, overrides: Mapping[str, str] | None = None) -> Problem:
+        """The one configuration problem of an app that loads with exactly one."""
+        found = load_app(self.root, overrides).needs_configuration
+        assert len(found) == 1, "\n".join(str(p) for p in found)
+        return found[0]
+
+    def warnings(self) -> list[Problem]:
+        """The warnings of an app that loads."""
+        return list(load_app(self.root).warnings)
+
 
 @pytest.fixture
 def app(tmp_path: Path) -> AppFolder:

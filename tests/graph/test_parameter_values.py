@@ -11,7 +11,7 @@ REQUIRED = ENRICH.replace("default=100", "").replace(", )", ")")
 
 def test_required_parameter_without_value(app: AppFolder) -> None:
     simple(app, enrich=REQUIRED)
-    problem = app.problem()
+    problem = app.needs()
     assert (problem.file, problem.line, problem.node) == ("graph.yml", 3, "enrich.py")
     assert "'limit'" in problem.message
     assert problem.fix == (
@@ -34,14 +34,14 @@ def test_required_parameter_given_by_values_or_overrides(app: AppFolder) -> None
 
 def test_parameter_values_of_the_wrong_type(app: AppFolder) -> None:
     simple(app, "    parameter_values:\n      limit: lots\n")
-    problem = app.problem()
+    problem = app.needs()
     assert (problem.file, problem.line, problem.node) == ("graph.yml", 5, "enrich.py")
     assert "'limit'" in problem.message and "'lots'" in problem.message
 
 
 def test_override_of_the_wrong_type(app: AppFolder) -> None:
     simple(app)
-    problem = app.problem({"limit": "many"})
+    problem = app.problem({"limit": "many"})  # the command line's mistake: an error
     assert (problem.file, problem.line, problem.node) == ("--param", None, "enrich.py")
     assert "'many'" in problem.message
 
@@ -58,12 +58,12 @@ def test_references_are_checked_for_syntax_only(app: AppFolder) -> None:
     simple(app, '    parameter_values:\n      limit: "${{ secret_limit }}"\n')
     assert app.load().nodes[0].parameter_values["limit"] == "${{ secret_limit }}"
     simple(app, '    parameter_values:\n      limit: "${{ secret limit }}"\n')
-    problem = app.problem()
+    problem = app.needs()
     assert problem.line == 5 and "malformed reference" in problem.message
 
 
 def test_parameter_value_for_an_undeclared_parameter(app: AppFolder) -> None:
     simple(app, "    parameter_values:\n      limt: 3\n")
-    problem = app.problem()
+    problem = app.needs()
     assert (problem.line, problem.node) == (5, "enrich.py")
     assert problem.fix == "did you mean 'limit'?"

@@ -5,20 +5,28 @@ from __future__ import annotations
 from .conftest import AppFolder, simple
 
 
-def test_unknown_function_key_suggests_the_close_one(app: AppFolder) -> None:
+def test_unknown_function_key_is_a_warning_that_suggests_the_close_one(app: AppFolder) -> None:
     simple(app, '    trigers: "*/5 * * * *"\n')
-    problem = app.problem()
-    assert (problem.file, problem.line, problem.node) == ("graph.yml", 4, "enrich.py")
-    assert problem.message == "unknown key 'trigers' in function 'enrich.py'"
-    assert problem.fix == "did you mean 'trigger'?"
+    [warning] = app.warnings()
+    assert (warning.file, warning.line, warning.node) == ("graph.yml", 4, "enrich.py")
+    assert warning.message == "unknown key 'trigers' in function 'enrich.py' is ignored"
+    assert warning.fix == "did you mean 'trigger'? (remove it if it is not a typo)"
 
 
-def test_unknown_top_level_key_lists_the_valid_keys(app: AppFolder) -> None:
+def test_unknown_top_level_key_is_ignored_with_a_warning(app: AppFolder) -> None:
     simple(app)
     app.graph("title: x\nzzz: 1\n")
-    problem = app.problem()
-    assert problem.line == 2
-    assert problem.fix is not None and "functions" in problem.fix and "settings" in problem.fix
+    [warning] = app.warnings()
+    assert warning.line == 2 and "'zzz'" in warning.message
+    assert warning.fix == "remove it (the original format ignored it too)"
+
+
+def test_keys_of_the_original_format_load_silently(app: AppFolder) -> None:
+    simple(app, "    tags: [crm]\n    version: 2.0.4\n    icon: star\n")
+    text = (app.root / "graph.yml").read_text()
+    app.graph("tags: [a, b]\nversion: 3\nicon: db\nicon_url: https://x.test/i.png\n" + text)
+    assert app.warnings() == []
+    assert app.load().nodes[0].id
 
 
 def test_unknown_keys_in_store_and_settings(app: AppFolder) -> None:
@@ -35,7 +43,6 @@ def test_unknown_keys_in_store_and_settings(app: AppFolder) -> None:
     )
     problems = app.problems()
     assert [(p.line, p.fix) for p in problems] == [
-        (4, "did you mean 'schema'?"),
         (6, "did you mean 'time_limit_seconds'?"),
         (7, "did you mean 'backoff_seconds'?"),
     ]

@@ -53,6 +53,10 @@ function NodeCard({ data }: NodeProps<Node<CardData>>) {
         {n.problems.length > 0 && (
           <span className="badge" title={n.problems.map((p) => p.message).join("\n")} aria-label={`${n.problems.length} problem(s)`}>⚠ {n.problems.length}</span>
         )}
+        {(n.needs_configuration?.length ?? 0) > 0 && (
+          <span className="badge" title={n.needs_configuration!.map((p) => `${p.message}${p.fix ? `: ${p.fix}` : ""}`).join("\n")}
+            aria-label="needs configuration">⚙ needs configuration</span>
+        )}
       </div>
       {form && data.app && <CardForm app={data.app} node={n} />}
       <Handle type="source" position={Position.Right} />

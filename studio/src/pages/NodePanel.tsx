@@ -102,6 +102,17 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
             <Link to={`/apps/${enc(app)}`} label="Close the node panel" className="close">×</Link>
           </div>
           <p className="muted">{n.kind} · {n.file ?? "no file"} · trigger {n.trigger ?? "on new rows"} · last run <Status status={n.last_run?.status} /></p>
+          {(n.needs_configuration?.length ?? 0) > 0 && (
+            <>
+              <h3>Needs configuration</h3>
+              <p className="muted">This node does not run until these are given; the rest of the app runs.</p>
+              <ul className="problem-list" aria-label="Needs configuration">
+                {n.needs_configuration!.map((p, i) => (
+                  <li key={i}>{p.file}{p.line ? `:${p.line}` : ""}: {p.message}{p.fix ? ` — ${p.fix}` : ""}</li>
+                ))}
+              </ul>
+            </>
+          )}
           <h3>Interface</h3>
           <ul className="iface">
             <li>reads: {n.reads.length ? n.reads.map((t) => <Link key={t} to={`/apps/${enc(app)}/tables/${enc(t)}`}>{t} </Link>) : "—"}</li>

@@ -1,0 +1,4 @@
+from patterns import Table
+
+greetings = Table("greetings", "w")
+greetings.append({"text": "hello"})
