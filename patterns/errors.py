@@ -73,3 +73,7 @@ class DiskFullError(StoreError):
 
 class EngineError(PatternsError):
     """The engine could not run or record a run."""
+
+
+class ComponentError(ConfigError):
+    """A component named by ``uses:`` is not installed, or cannot be installed."""

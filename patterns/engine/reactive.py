@@ -65,15 +65,19 @@ class ReactivePass:
         result = PassResult()
         nodes = [n for n in self.app.nodes if n.kind in RUNNABLE_KINDS]
         for n in self.app.nodes:
-            if n.kind not in RUNNABLE_KINDS:
+            if n.kind not in RUNNABLE_KINDS and not n.members:  # a component runs its members
                 why = ("webhook nodes take records under `patterns serve`"
                        if n.kind == "webhook" else f"{n.kind} nodes do not run in `patterns run`")
                 result.skipped.append((n, why))
-        scope = self._downstream_closure(only) if only else {n.id for n in nodes}
+        starts = self._entry_members(only) if only is not None and only.members else [only]
+        scope = ({i for s in starts if s is not None for i in self._downstream_closure(s)}
+                 if only else {n.id for n in nodes})
         failed: set[str] = set()
         running: dict[Future[tuple[RunRecord, RunSession | None]], Node] = {}
         queued: list[Queued] = []
-        if only is not None:
+        if only is not None and only.members:
+            queued += [Queued(n, "manual") for n in starts if n is not None]
+        elif only is not None:
             if only.kind not in RUNNABLE_KINDS:
                 raise EngineError(f"node {only.rel_file or only.id} is a {only.kind} node; "
                                   f"only Python and SQL nodes run in this version")
@@ -156,6 +160,19 @@ class ReactivePass:
             cur.close()
         return [n for n in nodes if n.id not in last and n.id not in exclude
                 and n.trigger != "manual"]
+
+    def _entry_members(self, container: Node) -> list[Node | None]:
+        """The runnable nodes a component or subgraph node starts from when triggered: its
+        members (nested ones too) that read nothing another member writes."""
+        members: list[Node] = []
+        frontier = [container]
+        while frontier:
+            for node in (n for n in self.app.nodes if n.parent == frontier.pop().id):
+                members.append(node)
+                frontier.append(node)
+        runnable = [n for n in members if n.kind in RUNNABLE_KINDS]
+        written = {s for n in runnable for s in n.writes()}
+        return [n for n in runnable if not written.intersection(n.reads())] or [*runnable]
 
     def _downstream_closure(self, start: Node) -> set[str]:
         seen = {start.id}

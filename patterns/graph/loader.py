@@ -17,6 +17,7 @@ from patterns.graph.bindings import check_bindings, check_duplicates
 from patterns.graph.functions import FunctionContext, build_node
 from patterns.graph.limits import MAX_GRAPH_BYTES, read_text_limited
 from patterns.graph.model import App, Settings, StoreDecl
+from patterns.graph.nesting import expand_nested
 from patterns.graph.parameter_values import check_parameters
 from patterns.graph.spec import (
     EXTRA_SETTINGS,
@@ -96,6 +97,8 @@ class _Loading:
         ]
         self.problems.extend(ctx.problems)
         self.problems.extend(check_duplicates(entries, self.rel, self.lines))
+        entries, nested_stores = expand_nested(self, entries, stores)
+        stores += nested_stores
         store_names = {s.name for s in stores}
         self.problems.extend(check_bindings(entries, store_names, self.rel, self.lines))
         nodes, problems = check_parameters(entries, overrides, self.rel, self.lines)

@@ -121,6 +121,13 @@ class Node:
     settings: Settings
     webhook_table: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: The folder the node's file is run from (its package), when not the app's: the
+    #: component it belongs to. rel_file is relative to it.
+    root: Path | None = None
+    #: The id of the component or subgraph node this node runs inside (None: top level).
+    parent: str | None = None
+    #: For a component or subgraph node: the ids of the nodes it runs.
+    members: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -218,6 +225,10 @@ class App:
             f"no store '{name}' in app '{self.title}': valid stores are {valid}; "
             f"add `- table: {name}` under `stores:` in graph.yml"
         )
+
+    def node_roots(self) -> tuple[Path, ...]:
+        """The folders other than the app's that nodes run from (components)."""
+        return tuple(dict.fromkeys(n.root for n in self.nodes if n.root is not None))
 
     def readers_of(self, store: str) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if store in n.reads())

@@ -76,6 +76,8 @@ class NodeOut(BaseModel):
     writes: list[str]
     parameters: list[dict[str, Any]]
     last_run: RunOut | None = None
+    #: The nodes a component or subgraph node runs (their ids; GET them by id).
+    members: list[str] = []
 
 
 class QueuedOut(BaseModel):
@@ -214,7 +216,15 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         svc = service(app)
         with svc.engine.store.cursor() as cur:
             last = {r.node_id: r for r in reversed(meta.list_runs(cur, None, 1000))}
-        return [_node_out(n, last.get(n.id)) for n in svc.app.nodes]
+        # A component or subgraph shows as one node, with the latest run of its members.
+        for n in svc.app.nodes:
+            if n.parent is not None and n.id in last:
+                top = n
+                while top.parent is not None:
+                    top = svc.app.node(top.parent)
+                if top.id not in last or last[top.id].started_at < last[n.id].started_at:
+                    last[top.id] = last[n.id]
+        return [_node_out(n, last.get(n.id)) for n in svc.app.nodes if n.parent is None]
 
     @router.get("/apps/{app}/nodes/{node}", response_model=NodeOut)
     def get_node(app: str, node: str) -> NodeOut:
@@ -515,7 +525,8 @@ def _node_out(node: Any, last: Any) -> NodeOut:
               for p in node.interface.parameters]
     return NodeOut(id=node.id, kind=node.kind, title=node.title, file=node.rel_file,
                    trigger=node.trigger, reads=list(node.reads()), writes=list(node.writes()),
-                   parameters=params, last_run=_run_out(last) if last is not None else None)
+                   parameters=params, last_run=_run_out(last) if last is not None else None,
+                   members=list(node.members))
 
 
 def _table_out(store: Any, info: Any) -> TableOut:

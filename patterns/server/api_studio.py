@@ -131,7 +131,7 @@ def studio_router(hub: Hub) -> APIRouter:
             parameters=[_parameter(p) for p in n.interface.parameters],
             problems=[p for p in problems if p.node == n.id or (n.rel_file and p.file ==
                                                                 n.rel_file)])
-            for n in svc.app.nodes]
+            for n in svc.app.nodes if n.parent is None]  # a component shows as one node
         stores = [GraphStoreOut(name=s.name, id=s.id, display=_display(s.display),
                                 rows=counts.get(s.name)) for s in svc.app.stores]
         return GraphOut(slug=svc.slug, title=svc.app.title, nodes=nodes, stores=stores,

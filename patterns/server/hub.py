@@ -112,7 +112,8 @@ class AppService:
         self.reporter = ServerReporter()
         self.engine = Engine(self.app, store_path=store_path, reporter=self.reporter,
                              kind="serve",
-                             launcher=sandboxed_launcher(self.root) if sandbox else None)
+                             launcher=sandboxed_launcher(self.root, self.app.node_roots())
+                             if sandbox else None)
         self.responses = Responses()
         self.engine.responder = self.responses.respond
         self.scheduler = Scheduler(self.engine, workers=workers)
