@@ -30,7 +30,7 @@ ENTRY_POINT_GROUP: Final = "patterns.components"
 APP_FOLDER: Final = "components"
 MANIFEST_NAMES: Final = ("graph.yml", "graph.yaml")
 #: Keys of a component's manifest that are about the component, not its graph.
-MANIFEST_KEYS: Final = ("version", "tags", "icon", "icon_url", "org")
+MANIFEST_KEYS: Final = ("version", "tags", "icon", "icon_url", "org", "description")
 _USES: Final = re.compile(
     r"^(?:(?P<org>[A-Za-z0-9_.-]+)/)?(?P<slug>[A-Za-z0-9_.-]+)"
     r"(?:@v?(?P<version>\d+(?:\.\d+){0,2}))?$")
