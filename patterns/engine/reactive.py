@@ -69,14 +69,14 @@ class ReactivePass:
                 why = ("webhook nodes take records under `patterns serve`"
                        if n.kind == "webhook" else f"{n.kind} nodes do not run in `patterns run`")
                 result.skipped.append((n, why))
-        starts = self._entry_members(only) if only is not None and only.members else [only]
-        scope = ({i for s in starts if s is not None for i in self._downstream_closure(s)}
+        starts = [] if only is None else self._entry_members(only) if only.members else [only]
+        scope = ({i for s in starts for i in self._downstream_closure(s)}
                  if only else {n.id for n in nodes})
         failed: set[str] = set()
         running: dict[Future[tuple[RunRecord, RunSession | None]], Node] = {}
         queued: list[Queued] = []
         if only is not None and only.members:
-            queued += [Queued(n, "manual") for n in starts if n is not None]
+            queued += [Queued(n, "manual") for n in starts]
         elif only is not None:
             if only.kind not in RUNNABLE_KINDS:
                 raise EngineError(f"node {only.rel_file or only.id} is a {only.kind} node; "
@@ -161,13 +161,14 @@ class ReactivePass:
         return [n for n in nodes if n.id not in last and n.id not in exclude
                 and n.trigger != "manual"]
 
-    def _entry_members(self, container: Node) -> list[Node | None]:
+    def _entry_members(self, container: Node) -> list[Node]:
         """The runnable nodes a component or subgraph node starts from when triggered: its
         members (nested ones too) that read nothing another member writes."""
         members: list[Node] = []
         frontier = [container]
         while frontier:
-            for node in (n for n in self.app.nodes if n.parent == frontier.pop().id):
+            parent = frontier.pop().id
+            for node in [n for n in self.app.nodes if n.parent == parent]:
                 members.append(node)
                 frontier.append(node)
         runnable = [n for n in members if n.kind in RUNNABLE_KINDS]

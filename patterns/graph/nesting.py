@@ -89,8 +89,7 @@ def _inner_app(loading: _Loading, entry: NodeEntry) -> tuple[App, str, Path | No
     try:
         return _load_inner(manifest, dict(node.parameter_values)), display, root
     except GraphError as error:
-        loading.problems += [_outer_problem(p, display, loading.rel, line, node.label)
-                             for p in error.problems]
+        loading.problems += [_outer_problem(p, display, loading, entry) for p in error.problems]
         return None
     finally:
         _depth.reset(token)
@@ -154,11 +153,16 @@ def exposed(exposes: Any, kind: str) -> list[str]:
     return names
 
 
-def _outer_problem(problem: Problem, display: str, rel: str, line: int | None,
-                   label: str) -> Problem:
+def _outer_problem(problem: Problem, display: str, loading: _Loading,
+                   entry: NodeEntry) -> Problem:
+    """A problem of the inner graph as the outer graph reports it."""
     if problem.file == OVERRIDE_FILE:  # a parameter value given by the outer node
-        message = problem.message.replace("override ", "parameter_values entry ", 1)
-        return Problem(rel, line, message, problem.fix, label)
+        named = re.match(r"override (\S+?)=", problem.message)
+        name = named[1] if named else ""
+        line = loading.lines.line((*entry.path, "parameter_values", name))
+        message = (f"{entry.node.label} has no parameter '{name}'" if "no node declares" in
+                   problem.message else problem.message)
+        return Problem(loading.rel, line, message, problem.fix, entry.node.label)
     prefix = "" if display in ("", ".") else display.rstrip("/") + "/"
     return replace(problem, file=prefix + problem.file)
 
