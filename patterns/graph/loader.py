@@ -100,7 +100,8 @@ class _Loading:
         entries, nested_stores = expand_nested(self, entries, stores)
         stores += nested_stores
         store_names = {s.name for s in stores}
-        self.problems.extend(check_bindings(entries, store_names, self.rel, self.lines))
+        top = [e for e in entries if e.node.parent is None]  # nested ones are checked inside
+        self.problems.extend(check_bindings(top, store_names, self.rel, self.lines))
         nodes, problems = check_parameters(entries, overrides, self.rel, self.lines)
         self.problems.extend(problems)
         title = spec.title or self.root.name
