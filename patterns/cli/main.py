@@ -52,11 +52,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from patterns.cli import client, create, history, run, serve, tables
-    from patterns.cli import components
+    from patterns.cli import compat, components
 
     for module in (run, serve, create, tables, history, client):
         module.register(cli)
     components.register(cli)
+    compat.register(cli)
 
 
 _register()

@@ -69,7 +69,7 @@ class ReactivePass:
                 why = ("webhook nodes take records under `patterns serve`"
                        if n.kind == "webhook" else f"{n.kind} nodes do not run in `patterns run`")
                 result.skipped.append((n, why))
-        starts = [] if only is None else self._entry_members(only) if only.members else [only]
+        starts = [] if only is None else self.app.entry_members(only) if only.members else [only]
         scope = ({i for s in starts for i in self._downstream_closure(s)}
                  if only else {n.id for n in nodes})
         failed: set[str] = set()
@@ -160,20 +160,6 @@ class ReactivePass:
             cur.close()
         return [n for n in nodes if n.id not in last and n.id not in exclude
                 and n.trigger != "manual"]
-
-    def _entry_members(self, container: Node) -> list[Node]:
-        """The runnable nodes a component or subgraph node starts from when triggered: its
-        members (nested ones too) that read nothing another member writes."""
-        members: list[Node] = []
-        frontier = [container]
-        while frontier:
-            parent = frontier.pop().id
-            for node in [n for n in self.app.nodes if n.parent == parent]:
-                members.append(node)
-                frontier.append(node)
-        runnable = [n for n in members if n.kind in RUNNABLE_KINDS]
-        written = {s for n in runnable for s in n.writes()}
-        return [n for n in runnable if not written.intersection(n.reads())] or [*runnable]
 
     def _downstream_closure(self, start: Node) -> set[str]:
         seen = {start.id}

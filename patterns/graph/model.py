@@ -230,6 +230,20 @@ class App:
         """The folders other than the app's that nodes run from (components)."""
         return tuple(dict.fromkeys(n.root for n in self.nodes if n.root is not None))
 
+    def entry_members(self, container: Node) -> list[Node]:
+        """The Python and SQL nodes a component or subgraph node starts from when it is
+        triggered: its members (nested ones too) that read nothing another member writes."""
+        members: list[Node] = []
+        frontier = [container.id]
+        while frontier:
+            parent = frontier.pop()
+            for node in [n for n in self.nodes if n.parent == parent]:
+                members.append(node)
+                frontier.append(node.id)
+        runnable = [n for n in members if n.kind in ("python", "sql")]
+        written = {s for n in runnable for s in n.writes()}
+        return [n for n in runnable if not written.intersection(n.reads())] or runnable
+
     def readers_of(self, store: str) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if store in n.reads())
 

@@ -208,7 +208,8 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     # ---------------------------------------------------------------- apps and nodes
     @router.get("/apps", response_model=list[AppOut])
     def list_apps() -> list[AppOut]:
-        return [AppOut(slug=s.slug, title=s.app.title, root=str(s.root), nodes=len(s.app.nodes))
+        return [AppOut(slug=s.slug, title=s.app.title, root=str(s.root),
+                       nodes=sum(n.parent is None for n in s.app.nodes))
                 for s in hub.apps.values()]
 
     @router.get("/apps/{app}/nodes", response_model=list[NodeOut])
@@ -238,14 +239,18 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     def trigger(app: str, node: str, body: TriggerIn | None = None) -> QueuedOut:
         svc = service(app)
         n = node_of(svc, node)
-        if n.kind not in ("python", "sql"):
+        # a component or subgraph: its first nodes run (what they write wakes the rest)
+        targets = svc.app.entry_members(n) if n.members else [n]
+        if not targets or any(t.kind not in ("python", "sql") for t in targets):
             raise HTTPException(400, f"node {n.label} is a {n.kind} node; it does not run")
         from patterns.engine.parameters import resolve_parameters
 
         params = dict(body.parameters) if body and body.parameters else None
         if params:
-            resolve_parameters(n, svc.engine.secrets, params)  # bad values: 400 now, not later
-        return _queued_out(svc.scheduler.trigger(n, params))
+            for target in targets:  # bad values: 400 now, not later
+                resolve_parameters(target, svc.engine.secrets, params)
+        queued = [svc.scheduler.trigger(t, params) for t in targets]
+        return _queued_out(queued[0])
 
     @router.get("/apps/{app}/queue", response_model=list[QueuedOut])
     def list_queue(app: str) -> list[QueuedOut]:
