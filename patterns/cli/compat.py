@@ -128,8 +128,8 @@ def list_nodes(app_dir: Path, as_json: bool) -> None:
         return
     depth: dict[str, int] = {}
     for row in rows:
-        depth[row["id"]] = depth.get(row["inside"] or "", -1) + 1
-        indent = "  " * depth[row["id"]]
+        level = depth[str(row["id"])] = depth.get(str(row["inside"] or ""), -1) + 1
+        indent = "  " * level
         trigger = f"\t{row['trigger']}" if row["trigger"] else ""
         click.echo(f"{indent}{row['id']}\t{row['kind']}\t{row['title']}\t{row['file']}{trigger}")
 

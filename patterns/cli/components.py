@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -127,7 +127,7 @@ def list_components(app_dir: Path | None, as_json: bool) -> None:
     from patterns.graph.components import installed, read_manifest_head
 
     found = installed(app_dir.resolve() if app_dir else None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for c in found:
         head = read_manifest_head(c.manifest)
         rows.append({"org": c.org, "slug": c.slug, "version": c.version,
@@ -146,7 +146,8 @@ def list_components(app_dir: Path | None, as_json: bool) -> None:
 
     table = Table("uses", "version", "title", "source")
     for row in rows:
-        table.add_row(row["uses"], row["version"], str(row["title"] or ""), row["source"])
+        table.add_row(str(row["uses"]), str(row["version"]), str(row["title"] or ""),
+                      str(row["source"]))
     Console().print(table)
 
 

@@ -10,7 +10,7 @@ fields = [name.strip() for name in key.split(",") if name.strip()]
 if not fields:
     raise ValueError("parameter key is empty: name the field(s) that identify a record")
 deduped.init(unique_on=fields)
-batch: dict = {}  # key -> record: within a batch too, the latest wins
+batch: dict[tuple[str, ...], dict[str, object]] = {}  # key -> record: within a batch too, the latest wins
 for record in records.as_stream().consume_records():
     missing = [f for f in fields if f not in record]
     if missing:
