@@ -70,7 +70,7 @@ def test_list_nodes_versions_apps_and_hosted_commands(tmp_path: Path) -> None:
     nodes = json.loads(ok(patterns("list", "nodes", root, "--json")).stdout)
     assert [n["id"] for n in nodes if n["inside"] is None] == ["mkorders", "cleaning", "report"]
     assert {n["file"] for n in nodes if n["inside"] == "cleaning"} == {
-        "cleaning/dedupe.py", "cleaning/keep_large.py"}
+        "cleaning/dedupe.py", "cleaning/keep_large.py", "cleaning/count.sql"}
     text = ok(patterns("list", "nodes", cwd=root)).stdout
     assert "\n  " in text and "cleaning/keep_large.py" in text
     versions = json.loads(ok(patterns("list", "versions", root, "--json")).stdout)

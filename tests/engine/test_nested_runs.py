@@ -40,18 +40,20 @@ def test_subgraph_runs_and_wakes_across_the_boundary(runner: AppRunner) -> None:
     first = runner.run()
     assert first.ok, statuses(first)
     assert set(statuses(first)) == {"Make orders", "Cleaning / dedupe", "Cleaning / keep_large",
-                                    "report"}
+                                    "Cleaning / count", "report"}
     assert [r["order_id"] for r in runner.rows("clean_orders")] == [1, 3]
     assert [r["order_id"] for r in runner.rows("cleaning__deduped")] == [1, 2, 3]
     assert runner.rows("order_report")[0]["total"] == 17.5
+    assert runner.rows("counted")[0]["n"] == 3  # a SQL node inside reads the private table
     with runner.sdk("mkorders"):  # a new order, as the upstream node would write it
         Table("orders", "w").append({"order_id": 4, "customer": "di", "amount": 20})
     second = runner.run()
-    assert second.ok and sorted(statuses(second)) == ["Cleaning / dedupe",
+    assert second.ok and sorted(statuses(second)) == ["Cleaning / count", "Cleaning / dedupe",
                                                       "Cleaning / keep_large", "Make orders",
                                                       "report"]
     assert [r["order_id"] for r in runner.rows("clean_orders")] == [1, 3, 4]
     assert runner.rows("order_report")[-1]["total"] == 37.5
+    assert runner.rows("counted")[-1]["n"] == 4
 
 
 @pytest.mark.parametrize("runner", ["original_components"], indirect=True)

@@ -53,18 +53,20 @@ def component(root: Path, slug: str, version: str, manifest: str = "graph.yml") 
 def test_subgraph_nodes_are_scoped_and_the_subgraph_shows_as_one(tmp_path: Path) -> None:
     app = load_app(copy_app("original_subgraph", tmp_path))
     sub = app.node("cleaning")
-    assert sub.kind == "subgraph" and len(sub.members) == 2
+    assert sub.kind == "subgraph" and len(sub.members) == 3
     inner = [app.node(m) for m in sub.members]
-    assert [n.rel_file for n in inner] == ["cleaning/dedupe.py", "cleaning/keep_large.py"]
+    assert [n.rel_file for n in inner] == ["cleaning/dedupe.py", "cleaning/keep_large.py",
+                                           "cleaning/count.sql"]
     assert all(n.parent == "cleaning" and n.title.startswith("Cleaning / ") for n in inner)
-    dedupe, keep = inner
+    dedupe, keep, count = inner
     # exposed input bound to the app's store by the node's `inputs`; the private one scoped
     assert dedupe.reads() == ("orders",) and dedupe.writes() == ("cleaning__deduped",)
     assert keep.reads() == ("cleaning__deduped",) and keep.writes() == ("clean_orders",)
+    assert count.reads() == ("cleaning__deduped",) and count.writes() == ("counted",)
     assert "cleaning__deduped" in {s.name for s in app.stores}
     assert keep.parameter_values["min_amount"] == 5
     # the app sees the subgraph as one node wired orders -> clean_orders
-    assert sub.reads() == ("orders",) and sub.writes() == ("clean_orders",)
+    assert sub.reads() == ("orders",) and sub.writes() == ("clean_orders", "counted")
     manifest = app.to_manifest()
     edges = {(e["from_node"], e["store"], e["to_node"]) for e in manifest["edges"]}
     assert ("mkorders", "orders", "cleaning") in edges
