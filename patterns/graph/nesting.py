@@ -193,9 +193,10 @@ def _flatten(loading: _Loading, entry: NodeEntry, inner: App, display: str, root
         else:
             names[store.name] = f"{scope}__{store.name}"
             private.append(replace(store, name=names[store.name], line=node.line))
-    if exposes is None:
-        outputs = {n: n for n in names if any(n in m.writes() for m in inner.nodes)}
-        inputs = {n: n for n in names if n not in outputs}
+    if exposes is None:  # everything is shared: written stores are outputs, others inputs
+        written = {store for m in inner.nodes for store in m.writes()}
+        outputs = {n: names[n] for n in names if n in written}
+        inputs = {n: names[n] for n in names if n not in written}
     ids = {m.id: derived_id(f"{node.id}/{m.id}") for m in inner.nodes}
     members = [_member(m, node, names, ids, root, display if subgraph else None)
                for m in inner.nodes]

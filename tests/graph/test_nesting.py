@@ -159,3 +159,18 @@ def test_single_manifest_file_layout_of_the_original(patterns_home: Path) -> Non
     found = resolve("patterns/shout@v1")
     assert found.manifest == folder / "shout.yml" and found.org == "patterns"
     assert any(c.slug == "date-table" and c.source.startswith("package ") for c in installed())
+
+
+def test_subgraph_without_exposes_shares_its_stores(tmp_path: Path) -> None:
+    root = copy_app("original_subgraph", tmp_path)
+    inner = root / "cleaning" / "graph.yml"
+    text = inner.read_text()
+    inner.write_text("title: Cleaning\n" + text[text.index("functions:"):])
+    graph = (root / "graph.yml").read_text()
+    (root / "graph.yml").write_text(graph.replace("stores:\n", "stores:\n  - table: deduped\n"))
+    app = load_app(root)
+    sub = app.node("cleaning")
+    assert sub.inputs == {"raw_orders": "orders"}  # the node's mapping still applies
+    assert set(sub.outputs.values()) == {"deduped", "clean_orders", "counted"}
+    dedupe = app.node("cleaning/dedupe.py")
+    assert dedupe.reads() == ("orders",) and dedupe.writes() == ("deduped",)
