@@ -195,8 +195,8 @@ def _flatten(loading: _Loading, entry: NodeEntry, inner: App, display: str, root
             private.append(replace(store, name=names[store.name], line=node.line))
     if exposes is None:  # everything is shared: written stores are outputs, others inputs
         written = {store for m in inner.nodes for store in m.writes()}
-        outputs = {n: names[n] for n in names if n in written}
-        inputs = {n: names[n] for n in names if n not in written}
+        outputs = {**outputs, **{n: names[n] for n in names if n in written}}
+        inputs = {**inputs, **{n: names[n] for n in names if n not in written}}
     ids = {m.id: derived_id(f"{node.id}/{m.id}") for m in inner.nodes}
     members = [_member(m, node, names, ids, root, display if subgraph else None)
                for m in inner.nodes]
