@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from patterns.graph.loader import _Loading
 
 MAX_NESTING: Final = 8
-_depth: ContextVar[int] = ContextVar("patterns_nesting_depth", default=0)
+#: The manifests being loaded, outermost first (to refuse a graph that contains itself).
+_loading: ContextVar[tuple[Path, ...]] = ContextVar("patterns_nesting", default=())
 OVERRIDE_FILE: Final = "--param"
 
 
@@ -67,7 +68,7 @@ def _inner_app(loading: _Loading, entry: NodeEntry) -> tuple[App, str, Path | No
     (None: the app's, for a subgraph)."""
     node = entry.node
     line = loading.lines.line(entry.path)
-    if _depth.get() >= MAX_NESTING:
+    if len(_loading.get()) >= MAX_NESTING:
         loading.problems.append(Problem(loading.rel, line, f"{node.label} nests components or "
                                         f"subgraphs more than {MAX_NESTING} deep",
                                         "check for a component that uses itself", node.label))
@@ -85,14 +86,21 @@ def _inner_app(loading: _Loading, entry: NodeEntry) -> tuple[App, str, Path | No
                                             f"node {node.id}: {error}", None, node.label))
             return None
         manifest, display, root = component.manifest, component.ref, component.root
-    token = _depth.set(_depth.get() + 1)
+    outer = (*_loading.get(), (loading.root / loading.rel).resolve())
+    if manifest.resolve() in outer:
+        loading.problems.append(Problem(loading.rel, line, f"{node.label} contains itself "
+                                        f"(through {manifest.name})",
+                                        "a component or subgraph cannot include the graph it is "
+                                        "part of", node.label))
+        return None
+    token = _loading.set(outer)
     try:
         return _load_inner(manifest, dict(node.parameter_values)), display, root
     except GraphError as error:
         loading.problems += [_outer_problem(p, display, loading, entry) for p in error.problems]
         return None
     finally:
-        _depth.reset(token)
+        _loading.reset(token)
 
 
 def _load_inner(manifest: Path, values: Mapping[str, Any]) -> App:

@@ -174,3 +174,15 @@ def test_subgraph_without_exposes_shares_its_stores(tmp_path: Path) -> None:
     assert set(sub.outputs.values()) == {"deduped", "clean_orders", "counted"}
     dedupe = app.node("cleaning/dedupe.py")
     assert dedupe.reads() == ("orders",) and dedupe.writes() == ("deduped",)
+
+
+def test_a_graph_that_contains_itself_is_refused(tmp_path: Path) -> None:
+    root = write(tmp_path / "loop", {
+        "graph.yml": "title: loop\nfunctions:\n  - node_file: sub/graph.yml\n",
+        "sub/graph.yml": "title: sub\nfunctions:\n  - node_file: inner/graph.yml\n",
+        "sub/inner/graph.yml": "title: inner\nfunctions:\n  - node_file: graph.yml\n"})
+    with pytest.raises(GraphError) as caught:
+        load_app(root)
+    (problem,) = caught.value.problems
+    assert problem.file == "sub/inner/graph.yml" and problem.line == 3
+    assert "contains itself" in problem.message
