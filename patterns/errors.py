@@ -90,3 +90,7 @@ class DataError(StoreError):
 class QueryError(StoreError):
     """A query over the store's tables failed (its syntax, a name, a type): the backend's
     own message, first line."""
+
+
+class ComponentError(ConfigError):
+    """A component named by ``uses:`` is not installed, or cannot be installed."""

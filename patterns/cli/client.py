@@ -21,17 +21,26 @@ REMOTE_FILE = "remote.json"
 
 
 @click.command()
-@APP_REQUIRED
-@click.argument("node_key", metavar="NODE")
+@click.argument("args", nargs=-1, metavar="[APP] NODE")
+@click.option("--app", "explicit_app", type=click.Path(path_type=Path),
+              help="The app folder (default: the one holding NODE, or the current folder).")
+@click.option("--node-id", help="The node's id (instead of NODE).")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="A parameter value for this run (repeatable).")
 @STORE_OPTION
 @SERVER_OPTION
 @JSON_OPTION
-def trigger(app_dir: Path, node_key: str, params: tuple[str, ...], store_path: Path | None,
-            server_url: str | None, as_json: bool) -> None:
+def trigger(args: tuple[str, ...], explicit_app: Path | None, node_id: str | None,
+            params: tuple[str, ...], store_path: Path | None, server_url: str | None,
+            as_json: bool) -> None:
     """Run NODE once now. With a server, the run is queued there (and runs as soon as the node
-    is free); without one, it runs here and its output is shown."""
+    is free); without one, it runs here and its output is shown.
+
+    \b
+      patterns trigger APP NODE              (NODE: its file, id or title)
+      patterns trigger my_app/my_node.py     (the path of the node's file)
+      patterns trigger --app my_app --node-id a1b2c3"""
+    app_dir, node_key = _app_and_node(args, explicit_app, node_id)
     app = load(app_dir)
     node = app.node(node_key)
     overrides = parse_params(params)
@@ -52,14 +61,35 @@ def trigger(app_dir: Path, node_key: str, params: tuple[str, ...], store_path: P
 
     console = Console(stderr=as_json, highlight=False)
     reporter = ConsoleReporter(console, quiet=as_json)
+    targets = app.entry_members(node) if node.members else [node]  # a component: its first
     with hold_store(app, store_path, reporter, console) as engine:  # waits for another run
-        record, _ = engine.run_node(node, "manual", overrides or None)
+        records = [engine.run_node(t, "manual", overrides or None)[0] for t in targets]
     if as_json:
-        print_json(record.to_json())
+        print_json(records[0].to_json() if len(records) == 1 else
+                   [r.to_json() for r in records])
     else:
-        console.print(runs_table([record]))
-    if record.status != "succeeded":
+        console.print(runs_table(records))
+    if any(r.status != "succeeded" for r in records):
         raise SystemExit(1)
+
+
+def _app_and_node(args: tuple[str, ...], explicit_app: Path | None,
+                  node_id: str | None) -> tuple[Path, str]:
+    """The app folder and node key of ``trigger``'s local and original forms."""
+    from patterns.cli.context import nearest_app
+
+    given = [*args, *([node_id] if node_id else [])]
+    if len(given) == 2 and explicit_app is None:
+        return Path(given[0]), given[1]
+    if len(given) != 1:
+        raise ConfigError("name one node: `patterns trigger APP NODE`, `patterns trigger "
+                          "PATH/TO/node.py` or `patterns trigger --app APP --node-id ID`")
+    if explicit_app is not None:
+        return explicit_app, given[0]
+    path = Path(given[0])
+    if node_id is None and path.is_file():
+        return nearest_app(path), str(path.resolve())
+    return nearest_app(Path.cwd()), given[0]
 
 
 @click.command("webhooks")
@@ -144,12 +174,31 @@ def upload(app_dir: Path, server_url: str | None, force: bool, yes: bool) -> Non
 
 
 @click.command()
-@APP_REQUIRED
+@click.argument("args", nargs=-1, metavar="[APP] | SLUG [DIR]")
 @SERVER_OPTION
-def download(app_dir: Path, server_url: str | None) -> None:
-    """Download the server's version of the app into APP. Files that differ are overwritten;
-    no local file is ever deleted."""
-    app = load(app_dir)
+@click.option("--force", "-f", is_flag=True,
+              help="SLUG form: overwrite local files that differ from the server's.")
+def download(args: tuple[str, ...], server_url: str | None, force: bool) -> None:
+    """Download the server's version of an app.
+
+    \b
+      patterns download [APP]       the app in folder APP (default: here), from the server
+                                    serving it; files that differ are overwritten
+      patterns download SLUG [DIR]  the app SLUG of the server (--server, PATTERNS_SERVER,
+                                    else this machine's on port 8000) into DIR (default:
+                                    ./SLUG); a file that differs is kept unless --force
+
+    No local file is ever deleted."""
+    from patterns.graph.loader import GRAPH_FILE
+
+    first = Path(args[0]) if args else Path(".")
+    if len(args) > 2:
+        raise ConfigError("give `patterns download [APP]` or `patterns download SLUG [DIR]`")
+    if args and (len(args) == 2 or not (first / GRAPH_FILE).is_file()):
+        _download_slug(args[0], Path(args[1]) if len(args) == 2 else Path(args[0]),
+                       server_url, force)
+        return
+    app = load(first)
     remote = _needs_server(app, server_url)
     theirs, version = _download(remote)
     changed = 0
@@ -163,6 +212,45 @@ def download(app_dir: Path, server_url: str | None) -> None:
         click.echo(f"  {name}")
     _save_remote_state(app.root, remote.url, version)
     click.secho(f"downloaded version {version}: {changed} file(s) written", fg="green")
+
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+def _download_slug(slug: str, directory: Path, server_url: str | None, force: bool) -> None:
+    """The original devkit's form: the app SLUG of a server into DIR."""
+    import requests
+
+    from patterns.cli.remote import server_error
+    from patterns.server.security import client_token
+
+    url = (server_url or DEFAULT_SERVER).rstrip("/")
+    token = client_token(url)
+    try:
+        response = requests.get(f"{url}/api/v1/apps/{slug}/download", timeout=60,
+                                headers={"Authorization": f"Bearer {token}"} if token else {})
+    except requests.ConnectionError:
+        raise ConfigError(f"no server answers at {url}: start one with `patterns serve`, or "
+                          f"name it with --server URL (or PATTERNS_SERVER)") from None
+    if response.status_code >= 400:
+        raise ConfigError(server_error(response))
+    with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+        theirs = {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
+    directory.mkdir(parents=True, exist_ok=True)
+    targets = {name: _inside(directory, name) for name in theirs}
+    kept = [name for name, target in targets.items()
+            if target.exists() and target.read_bytes() != theirs[name]]
+    if kept and not force:
+        raise ConfigError(f"{len(kept)} file(s) in {directory} differ from the server's "
+                          f"({', '.join(sorted(kept)[:5])}): nothing was written; give --force "
+                          f"to overwrite them")
+    for name, target in targets.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(theirs[name])
+    version = response.headers.get("X-App-Version", "")
+    _save_remote_state(directory, url, version)
+    click.secho(f"downloaded {slug} version {version} into {directory}: {len(theirs)} file(s)",
+                fg="green")
 
 
 def _inside(root: Path, name: str) -> Path:

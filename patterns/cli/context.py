@@ -190,3 +190,18 @@ def confirm(yes: bool, question: str) -> None:
 
 
 YES_OPTION = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+
+
+def nearest_app(start: Path) -> Path:
+    """The app folder holding ``start`` (a file or folder): the nearest folder upwards with a
+    graph.yml, as the original devkit found it."""
+    from patterns.errors import ConfigError
+    from patterns.graph.loader import GRAPH_FILE
+
+    here = start.resolve()
+    for folder in [here, *here.parents] if here.is_dir() else here.parents:
+        if (folder / GRAPH_FILE).is_file():
+            return folder
+    raise ConfigError(f"{start} is not inside an app (no {GRAPH_FILE} in it or any folder "
+                      f"above it): give the app folder, e.g. `--app my_app`, or run the "
+                      f"command inside the app")

@@ -37,28 +37,103 @@ def create_app(directory: Path, title: str | None) -> None:
                f"  patterns table list {directory}             # see what it wrote")
 
 
+NODE_TYPES = ("function", "table", "webhook", "component")
+
+
 @create.command("node")
-@APP_REQUIRED
-@click.argument("file", metavar="FILE.py|FILE.sql")
+@click.argument("args", nargs=-1, metavar="[APP] FILE|NAME")
+@click.option("--app", "-a", "explicit_app", type=click.Path(path_type=Path),
+              help="The app folder (default: the one holding FILE, or the current folder).")
+@click.option("--type", "-t", "node_type", type=click.Choice(NODE_TYPES), default="function",
+              show_default=True, help="function: a .py/.sql file or a sub/graph.yml; table "
+                                      "NAME; webhook TABLE; component org/name@vN.")
+@click.option("--title", "-n", help="The node's title (default: from its file).")
 @click.option("--id", "node_id", help="The node's id (default: 8 random letters and digits).")
 @click.option("--trigger", metavar="CRON|manual",
               help='When the node runs on its own: a cron string ("0 * * * *") or manual.')
-def create_node(app_dir: Path, file: str, node_id: str | None, trigger: str | None) -> None:
-    """Add a Python or SQL node, written from a template.
+@click.option("--component", "-c", hidden=True, help="Same as --type component.")
+def create_node(args: tuple[str, ...], explicit_app: Path | None, node_type: str,
+                title: str | None, node_id: str | None, trigger: str | None,
+                component: str | None) -> None:
+    """Add a node: a Python or SQL file written from a template, a subgraph, a table, a
+    webhook or a component.
 
-    Writes FILE (a path inside the app folder APP) as a small working node — a .py node that
-    appends a record to a table, or a .sql node whose SELECT makes its output table — then
-    registers it under `functions:` in graph.yml with a new id, and its table under
+    \b
+      patterns create node APP FILE.py|FILE.sql     (the app, then the file in it)
+      patterns create node nodes/clean.py           (the app holding the file)
+      patterns create node --title 'My node' my_app/ingest.py
+      patterns create node --type table my_table
+      patterns create node --type webhook my_events
+      patterns create node --type component patterns/date-table@v1
+
+    A .py node appends a record to a table, a .sql node's SELECT makes its output table; it
+    is registered under `functions:` in graph.yml with a new id, and its table under
     `stores:`. An existing file is never overwritten."""
+    if component:
+        node_type, args = "component", (*args, component)
+    if len(args) not in (1, 2):
+        raise ConfigError("give what to create: `patterns create node FILE.py` (in the app's "
+                          "folder), `patterns create node APP FILE.py`, or --type "
+                          "table|webhook|component NAME")
+    target = args[-1]
+    if len(args) == 2:
+        app_dir = Path(args[0])
+    elif explicit_app is not None:
+        app_dir = explicit_app
+    else:
+        from patterns.cli.context import nearest_app
+
+        start = Path(target).parent if node_type == "function" else Path.cwd()
+        app_dir = nearest_app(start if start.exists() else Path.cwd())
+    if node_type == "function":
+        _create_function(app_dir, target, node_id, trigger, title)
+    elif title and node_type == "table":
+        raise ConfigError("a table has no title: give its name only")
+    elif node_type == "table":
+        create_table.callback(app_dir, target)  # type: ignore[misc]
+    elif node_type == "webhook":
+        create_webhook.callback(app_dir, target)  # type: ignore[misc]
+    else:
+        _create_component(app_dir, target, title, node_id)
+
+
+def _create_component(app_dir: Path, uses: str, title: str | None, node_id: str | None) -> None:
+    from patterns.graph.components import resolve
+    from patterns.graph.edit import add_store, add_uses
+    from patterns.graph.loader import find_graph_file
+
+    root = find_graph_file(app_dir).parent
+    from patterns.graph.components import read_manifest_head
+    from patterns.graph.nesting import exposed
+
+    found = resolve(uses, root)  # a component that is not installed is refused here
+    new_id = add_uses(root, uses, title=title, id=node_id)
+    exposes = read_manifest_head(found.manifest).get("exposes")
+    have = _graph_names(root, "stores", "table", "stream")
+    added = [name for kind in ("inputs", "outputs") for name in exposed(exposes, kind)
+             if name not in have]
+    for name in added:  # bound by name until the node maps them elsewhere
+        add_store(root, name)
+    click.secho(f"added component {uses} (node {new_id}, {found.ref} from {found.source})"
+                + (f" and table(s) {', '.join(added)}" if added else ""), fg="green")
+    click.echo("next: map its inputs/outputs and parameter_values in graph.yml")
+
+
+def _create_function(app_dir: Path, file: str, node_id: str | None, trigger: str | None,
+                     title: str | None) -> None:
     from patterns.graph.edit import add_node, add_store
     from patterns.graph.loader import find_graph_file
 
     root = find_graph_file(app_dir).parent
     path = _node_path(root, file)
     rel = path.relative_to(root).as_posix()
+    if path.name in ("graph.yml", "graph.yaml"):
+        _create_subgraph(root, path, rel, node_id, title)
+        return
     if path.suffix not in (".py", ".sql"):
         raise ConfigError(f"{file} is not a .py or .sql file: `patterns create node` writes "
-                          f"Python and SQL nodes (name it {Path(file).stem}.py or .sql)")
+                          f"Python and SQL nodes (name it {Path(file).stem}.py or .sql) or a "
+                          f"subgraph (a sub/graph.yml)")
     if rel in _graph_names(root, "functions", "node_file"):
         raise ConfigError(f"{rel} is already a node of this app: pick another file name")
     if path.exists():
@@ -70,7 +145,7 @@ def create_node(app_dir: Path, file: str, node_id: str | None, trigger: str | No
     sql = path.suffix == ".sql"
     path.write_text(_template(table, rel, "node.sql" if sql else "node.py"), encoding="utf-8")
     try:
-        new_id = add_node(root, rel, id=node_id, trigger=trigger,
+        new_id = add_node(root, rel, id=node_id, trigger=trigger, title=title,
                           outputs={"output_table": table} if sql else None)
     except BaseException:
         path.unlink()
@@ -79,6 +154,24 @@ def create_node(app_dir: Path, file: str, node_id: str | None, trigger: str | No
         add_store(root, table)
     click.secho(f"created {rel} (node {new_id}, writes table {table})", fg="green")
     click.echo(f"next: patterns run {app_dir} --node {rel}")
+
+
+def _create_subgraph(root: Path, path: Path, rel: str, node_id: str | None,
+                     title: str | None) -> None:
+    from patterns.graph.edit import add_node, create_app
+
+    if path.exists():
+        raise ConfigError(f"{path} already exists: add it to graph.yml under `functions:` as "
+                          f"`- node_file: {rel}`")
+    create_app(path.parent, title or path.parent.name)
+    try:
+        new_id = add_node(root, rel, id=node_id, title=title)
+    except BaseException:
+        path.unlink()
+        raise
+    click.secho(f"created subgraph {rel} (node {new_id}); add its nodes with `patterns create "
+                f"node {path.parent}/NODE.py` and list what it shares under `exposes:`",
+                fg="green")
 
 
 def _node_path(root: Path, file: str) -> Path:

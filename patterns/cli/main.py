@@ -51,10 +51,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from patterns.cli import client, create, history, run, serve, tables
+    from patterns.cli import client, compat, components, create, history, run, serve, tables
 
     for module in (run, serve, create, tables, history, client):
         module.register(cli)
+    components.register(cli)
+    compat.register(cli)
 
 
 _register()

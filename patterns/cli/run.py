@@ -76,7 +76,7 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         from patterns.engine.sandbox import check_available
 
         check_available()
-        launcher = sandboxed_launcher(app.root)
+        launcher = sandboxed_launcher(app.root, app.node_roots())
     node = app.node(node_key) if node_key else None
     console = Console(stderr=as_json, highlight=False)
     for warning in app.warnings:  # keys the original format ignored (see patterns validate)

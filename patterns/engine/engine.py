@@ -238,7 +238,10 @@ class Engine:
         session.at_final = lambda tx, result: self._end_with_final_checkpoint(
             tx, result, record, session, capture, start, on_end)
         config = {"uri": self.dataplane.uri, "token": session.token,
-                  "app_root": str(self.app.root), "node_file": node.rel_file, "run_id": run_id}
+                  "app_root": str(node.root or self.app.root), "node_file": node.rel_file,
+                  "run_id": run_id}
+        if node.root is not None:  # a component's node: its folder is its package
+            config["package"] = "1"
         # What the node asks for first comes with it (saves a round trip), unless it is big
         # (a large state document): then the node fetches it.
         info = wire.encode({**session.run_info(), "parameters": params}).decode()

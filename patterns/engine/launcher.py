@@ -278,11 +278,12 @@ class ProcessLauncher:
             worker.close()
 
 
-def sandboxed_launcher(app_root: Path) -> ProcessLauncher:
-    """A launcher that runs the node code of the app at ``app_root`` in the OS sandbox."""
+def sandboxed_launcher(app_root: Path, extra_roots: tuple[Path, ...] = ()) -> ProcessLauncher:
+    """A launcher that runs the node code of the app at ``app_root`` in the OS sandbox
+    (``extra_roots``: the folders of the components it uses, read-only too)."""
     from patterns.engine.sandbox import Sandbox
 
-    return ProcessLauncher(sandbox=Sandbox(app_root))
+    return ProcessLauncher(sandbox=Sandbox(app_root, extra_roots))
 
 
 def _config_pipe(config: bytes) -> int:

@@ -75,15 +75,19 @@ class ReactivePass:
         for n in self.app.nodes:
             if n.kind in RUNNABLE_KINDS and not n.configured:
                 result.skipped.append((n, needs_configuration(n)))
-            elif n.kind not in RUNNABLE_KINDS:
+            elif n.kind not in RUNNABLE_KINDS and not n.members:  # a component runs its members
                 why = ("webhook nodes take records under `patterns serve`"
                        if n.kind == "webhook" else f"{n.kind} nodes do not run in `patterns run`")
                 result.skipped.append((n, why))
-        scope = self._downstream_closure(only) if only else {n.id for n in nodes}
+        starts = [] if only is None else self.app.entry_members(only) if only.members else [only]
+        scope = ({i for s in starts for i in self._downstream_closure(s)}
+                 if only else {n.id for n in nodes})
         failed: set[str] = set()
         running: dict[Future[tuple[RunRecord, RunSession | None]], Node] = {}
         queued: list[Queued] = []
-        if only is not None:
+        if only is not None and only.members:
+            queued += [Queued(n, "manual") for n in starts]
+        elif only is not None:
             if only.kind not in RUNNABLE_KINDS:
                 raise EngineError(f"node {only.rel_file or only.id} is a {only.kind} node; "
                                   f"only Python and SQL nodes run in this version")

@@ -61,13 +61,17 @@ class Sandbox:
     """How the node processes of the app at ``app_root`` are sandboxed."""
 
     app_root: Path
+    #: Folders of the components the app uses (read-only too).
+    extra_roots: tuple[Path, ...] = ()
 
     def command(self, python: str, argv: Iterable[str], *, per_run: bool = False) -> list[str]:
         """``python argv...`` inside the sandbox, in the app folder. ``per_run``: a sandbox
         for one cold run, which ends (with all its processes) when its starter does."""
         root = self.app_root.resolve()
         (root / ".patterns").mkdir(exist_ok=True)  # covered below, even if made later
-        return [*bwrap_args(python, per_run=per_run),
+        extra = [arg for path in self.extra_roots if not path.resolve().is_relative_to(root)
+                 for arg in ("--ro-bind", str(path.resolve()), str(path.resolve()))]
+        return [*bwrap_args(python, per_run=per_run), *extra,
                 "--ro-bind", str(root), str(root), "--tmpfs", str(root / ".patterns"),
                 "--chdir", str(root), python, *argv]
 

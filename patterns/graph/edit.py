@@ -55,10 +55,10 @@ def create_app(directory: Path, title: str | None = None) -> Path:
 
 def add_node(
     app_dir: Path, node_file: str, *, id: str | None = None, trigger: str | None = None,
-    outputs: dict[str, str] | None = None,
+    outputs: dict[str, str] | None = None, title: str | None = None,
 ) -> str:
     """Register ``node_file`` under ``functions:`` (with ``outputs:`` port → store
-    mappings if given); returns the node's id."""
+    mappings and a ``title`` if given); returns the node's id."""
     if node_kind(node_file) is None:
         raise ConfigError(
             f"cannot add node_file '{node_file}': use a .py or .sql file, "
@@ -74,6 +74,8 @@ def add_node(
         raise ConfigError(f"{node_file} is already a node of {document.path}")
     node_id = _new_id(functions, id)
     entry = CommentedMap({"node_file": node_file, "id": node_id})
+    if title:
+        entry["title"] = title
     if trigger is not None:
         entry["trigger"] = trigger
     if outputs:
@@ -104,6 +106,20 @@ def add_webhook(app_dir: Path, table: str) -> str:
     stores = document.sequence("stores")
     if not any(table in (_get(s, "table"), _get(s, "stream")) for s in stores):
         document.append(stores, CommentedMap({"table": table}))
+    document.save()
+    return node_id
+
+
+def add_uses(app_dir: Path, uses: str, *, title: str | None = None,
+             id: str | None = None) -> str:
+    """Add a component node (``uses: org/name@vN``); returns its id."""
+    document = _GraphDocument(app_dir)
+    functions = document.sequence("functions")
+    node_id = _new_id(functions, id)
+    entry = CommentedMap({"uses": uses, "id": node_id})
+    if title:
+        entry["title"] = title
+    document.append(functions, entry)
     document.save()
     return node_id
 

@@ -20,6 +20,7 @@ from patterns.graph.bindings import check_bindings, check_duplicates
 from patterns.graph.functions import FunctionContext, build_node
 from patterns.graph.limits import MAX_GRAPH_BYTES, read_text_limited
 from patterns.graph.model import App, Settings, StorageDecl, StoreDecl
+from patterns.graph.nesting import expand_nested
 from patterns.graph.parameter_values import check_parameters
 from patterns.graph.spec import (
     EXTRA_SETTINGS,
@@ -104,8 +105,11 @@ class _Loading:
         ]
         self.problems.extend(ctx.problems)
         self.problems.extend(check_duplicates(entries, self.rel, self.lines))
+        entries, nested_stores = expand_nested(self, entries, stores)
+        stores += nested_stores
         store_names = {s.name for s in stores}
-        self.problems.extend(check_bindings(entries, store_names, self.rel, self.lines))
+        top = [e for e in entries if e.node.parent is None]  # nested ones are checked inside
+        self.problems.extend(check_bindings(top, store_names, self.rel, self.lines))
         outside = {s.name: s.storage for s in stores if s.storage is not None}
         for entry in entries:
             table = entry.node.webhook_table

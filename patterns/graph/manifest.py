@@ -21,7 +21,7 @@ def app_manifest(app: App) -> dict[str, Any]:
         for writer in app.nodes
         for store in writer.writes()
         for reader in app.readers_of(store)
-        if reader.id != writer.id
+        if reader.id != writer.id and writer.parent is None and reader.parent is None
     ]
     return {
         "version": MANIFEST_VERSION,
@@ -98,6 +98,9 @@ def _node(app: App, node: Node) -> dict[str, Any]:
         "downstream": [n.id for n in app.downstream(node)],
         "needs_configuration": [_problem(p) for p in node.needs_configuration],
         "raw": jsonable(dict(node.raw)),
+        "parent": node.parent,
+        "members": list(node.members),
+        "root": str(node.root) if node.root is not None else None,
     }
 
 

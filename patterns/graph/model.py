@@ -121,6 +121,13 @@ class Node:
     settings: Settings
     webhook_table: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: The folder the node's file is run from (its package), when not the app's: the
+    #: component it belongs to. rel_file is relative to it.
+    root: Path | None = None
+    #: The id of the component or subgraph node this node runs inside (None: top level).
+    parent: str | None = None
+    #: For a component or subgraph node: the ids of the nodes it runs.
+    members: tuple[str, ...] = ()
     #: Problems confined to this node (a parameter without a value, a missing secret or
     #: connection, ...): the node does not run until they are fixed; the rest of the app does.
     needs_configuration: tuple[Problem, ...] = field(default=(), hash=False)
@@ -251,6 +258,24 @@ class App:
             f"no store '{name}' in app '{self.title}': valid stores are {valid}; "
             f"add `- table: {name}` under `stores:` in graph.yml"
         )
+
+    def node_roots(self) -> tuple[Path, ...]:
+        """The folders other than the app's that nodes run from (components)."""
+        return tuple(dict.fromkeys(n.root for n in self.nodes if n.root is not None))
+
+    def entry_members(self, container: Node) -> list[Node]:
+        """The Python and SQL nodes a component or subgraph node starts from when it is
+        triggered: its members (nested ones too) that read nothing another member writes."""
+        members: list[Node] = []
+        frontier = [container.id]
+        while frontier:
+            parent = frontier.pop()
+            for node in [n for n in self.nodes if n.parent == parent]:
+                members.append(node)
+                frontier.append(node.id)
+        runnable = [n for n in members if n.kind in ("python", "sql")]
+        written = {s for n in runnable for s in n.writes()}
+        return [n for n in runnable if not written.intersection(n.reads())] or runnable
 
     def readers_of(self, store: str) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if store in n.reads())

@@ -50,7 +50,7 @@ def main(connection: Any = None, config: dict[str, Any] | None = None) -> int:
     sys.argv = [str(node_file)]
     try:
         try:
-            run_node_file(app_root, node_file)
+            run_node_file(app_root, node_file, package=bool(config.get("package")))
         except SystemExit as exc:
             if exc.code not in (None, 0):
                 raise
@@ -82,26 +82,34 @@ def _config_from_stdin() -> dict[str, Any]:
 APP_PACKAGE = "patterns_app"
 
 
-def run_node_file(app_root: Path, node_file: Path) -> None:
+def run_node_file(app_root: Path, node_file: Path, *, package: bool = False) -> None:
     """Run the node as ``__main__``.
 
     In an app folder with an ``__init__.py`` the node runs as a module of the app package
     (imported as ``patterns_app``), so ``from . import common`` and ``from .lib import x``
     work; otherwise it runs as a script. Either way the app folder is on ``sys.path``, so a
-    plain ``import common`` finds the app's own modules.
+    plain ``import common`` finds the app's own modules. ``package``: run as a module of the
+    folder's package even without an ``__init__.py`` (a component's nodes import its modules
+    with ``from .base import ...``).
     """
     init = app_root / "__init__.py"
-    if not init.exists():
+    if not init.exists() and not package:
         runpy.run_path(str(node_file), run_name="__main__")
         return
     import importlib.util
+    import types
 
-    spec = importlib.util.spec_from_file_location(
-        APP_PACKAGE, init, submodule_search_locations=[str(app_root)])
-    assert spec is not None and spec.loader is not None
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[APP_PACKAGE] = package
-    spec.loader.exec_module(package)
+    if init.exists():
+        spec = importlib.util.spec_from_file_location(
+            APP_PACKAGE, init, submodule_search_locations=[str(app_root)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[APP_PACKAGE] = module
+        spec.loader.exec_module(module)
+    else:
+        module = types.ModuleType(APP_PACKAGE)
+        module.__path__ = [str(app_root)]
+        sys.modules[APP_PACKAGE] = module
     relative = node_file.relative_to(app_root).with_suffix("")
     runpy.run_module(".".join((APP_PACKAGE, *relative.parts)), run_name="__main__",
                      alter_sys=True)

@@ -90,6 +90,8 @@ class NodeOut(BaseModel):
         description="What the node needs before it can run (a parameter value, a secret, a "
                     "storage's connection...); empty when it can run. A node that needs "
                     "configuration is not run; the rest of the app is.")
+    #: The nodes a component or subgraph node runs (their ids; GET them by id).
+    members: list[str] = []
 
 
 class QueuedOut(BaseModel):
@@ -220,7 +222,8 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     # ---------------------------------------------------------------- apps and nodes
     @router.get("/apps", response_model=list[AppOut])
     def list_apps() -> list[AppOut]:
-        return [AppOut(slug=s.slug, title=s.app.title, root=str(s.root), nodes=len(s.app.nodes))
+        return [AppOut(slug=s.slug, title=s.app.title, root=str(s.root),
+                       nodes=sum(n.parent is None for n in s.app.nodes))
                 for s in hub.apps.values()]
 
     @router.get("/apps/{app}/nodes", response_model=list[NodeOut])
@@ -228,7 +231,15 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         svc = service(app)
         with svc.engine.store.read() as view:
             last = {r.node_id: r for r in reversed(view.runs.recent(None, 1000))}
-        return [_node_out(n, last.get(n.id)) for n in svc.app.nodes]
+        # A component or subgraph shows as one node, with the latest run of its members.
+        for n in svc.app.nodes:
+            if n.parent is not None and n.id in last:
+                top = n
+                while top.parent is not None:
+                    top = svc.app.node(top.parent)
+                if top.id not in last or last[top.id].started_at < last[n.id].started_at:
+                    last[top.id] = last[n.id]
+        return [_node_out(n, last.get(n.id)) for n in svc.app.nodes if n.parent is None]
 
     @router.get("/apps/{app}/nodes/{node}", response_model=NodeOut)
     def get_node(app: str, node: str) -> NodeOut:
@@ -242,14 +253,18 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     def trigger(app: str, node: str, body: TriggerIn | None = None) -> QueuedOut:
         svc = service(app)
         n = node_of(svc, node)
-        if n.kind not in ("python", "sql"):
+        # a component or subgraph: its first nodes run (what they write wakes the rest)
+        targets = svc.app.entry_members(n) if n.members else [n]
+        if not targets or any(t.kind not in ("python", "sql") for t in targets):
             raise HTTPException(400, f"node {n.label} is a {n.kind} node; it does not run")
         from patterns.engine.parameters import resolve_parameters
 
         params = dict(body.parameters) if body and body.parameters else None
         if params:
-            resolve_parameters(n, svc.engine.secrets, params)  # bad values: 400 now, not later
-        return _queued_out(svc.scheduler.trigger(n, params))
+            for target in targets:  # bad values: 400 now, not later
+                resolve_parameters(target, svc.engine.secrets, params)
+        queued = [svc.scheduler.trigger(t, params) for t in targets]
+        return _queued_out(queued[0])
 
     @router.get("/apps/{app}/queue", response_model=list[QueuedOut])
     def list_queue(app: str) -> list[QueuedOut]:
@@ -537,7 +552,8 @@ def _node_out(node: Any, last: Any) -> NodeOut:
                    parameters=params, last_run=_run_out(last) if last is not None else None,
                    needs_configuration=[
                        ConfigurationOut(file=p.file, line=p.line, message=p.message, fix=p.fix)
-                       for p in getattr(node, "needs_configuration", ())])
+                       for p in getattr(node, "needs_configuration", ())],
+                   members=list(node.members))
 
 
 def _table_out(view: Any, info: Any) -> TableOut:

@@ -136,7 +136,7 @@ def studio_router(hub: Hub) -> APIRouter:
             needs_configuration=[ProblemOut(file=p.file, line=p.line, message=p.message,
                                             fix=p.fix, node=p.node)
                                  for p in n.needs_configuration])
-            for n in svc.app.nodes]
+            for n in svc.app.nodes if n.parent is None]  # a component shows as one node
         stores = [GraphStoreOut(name=s.name, id=s.id, display=_display(s.display),
                                 rows=counts.get(s.name)) for s in svc.app.stores]
         return GraphOut(slug=svc.slug, title=svc.app.title, nodes=nodes, stores=stores,

@@ -113,7 +113,7 @@ class AppService:
         self.reporter = ServerReporter()
         launcher, data_plane_host = executor_launcher(executor, data_plane_host)
         if launcher is None and sandbox:
-            launcher = sandboxed_launcher(self.root)
+            launcher = sandboxed_launcher(self.root, self.app.node_roots())
         workers = workers or parallelism(launcher)
         try:
             self.engine = Engine(self.app, store_path=store_path, reporter=self.reporter,

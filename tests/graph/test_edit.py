@@ -150,6 +150,9 @@ stores:
   - table: hooks
 """
     root = write_app(tmp_path / "app", graph, "a.py", "b.py")
+    alert = root / "components" / "acme" / "alert"
+    alert.mkdir(parents=True)
+    (alert / "graph.yml").write_text("slug: alert\nversion: 1.0.0\nfunctions: []\n")
     before = [n.id for n in load_app(root).nodes]
     added = ensure_ids(root)
     assert len(added) == 4 and all(ID.match(i) for i in added)

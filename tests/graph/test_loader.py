@@ -187,6 +187,19 @@ def full_app(app: AppFolder) -> AppFolder:
     app.write("daily.sql", 'select day, count(*) from {{ Table("events") }} group by 1\n')
     app.write("chart.json", '{"mark": "bar"}\n')
     app.write("sub/graph.yml", "title: sub\n")
+    app.write("components/acme/slack-alert/graph.yml", """
+        slug: slack-alert
+        version: 2.1.0
+        exposes: {inputs: [messages], parameters: [channel, token]}
+        functions:
+          - node_file: alert.py
+        """)
+    app.write("components/acme/slack-alert/alert.py", """
+        from patterns import Parameter, Table
+        messages = Table("messages")
+        channel = Parameter("channel")
+        token = Parameter("token")
+        """)
     return app
 
 
@@ -195,7 +208,7 @@ def test_every_key_of_the_format_loads(app: AppFolder) -> None:
     assert (loaded.title, loaded.slug) == ("Full App", "full")
     assert (loaded.description_file, loaded.requirements_file) == ("README.md", "requirements.txt")
     kinds = [n.kind for n in loaded.nodes]
-    assert kinds == ["python", "sql", "chart", "subgraph", "webhook", "component"]
+    assert kinds == ["python", "sql", "chart", "subgraph", "webhook", "component", "python"]
     assert loaded.docs[0]["title"] == "About"
     assert loaded.dashboards[0]["items"] == [{"node": "chart.json"}]
     assert loaded.exposes == {"inputs": ["events"]}
@@ -222,13 +235,14 @@ def test_every_key_of_the_format_loads(app: AppFolder) -> None:
 
 def test_graph_relations(app: AppFolder) -> None:
     loaded = full_app(app).load()
-    ingest, daily, chart, sub, _hook, alert = loaded.nodes
+    ingest, daily, chart, sub, _hook, alert, alert_node = loaded.nodes
+    assert alert.members == (alert_node.id,) and alert_node.parent == alert.id
     assert daily.reads() == ("events",) and daily.writes() == ("daily",)
     assert chart.reads() == ("daily",)
     assert [n.id for n in loaded.writers_of("events")] == ["ing001"]
     assert loaded.readers_of("events") == (daily, sub)
     assert loaded.downstream(ingest) == (daily, sub)
-    assert loaded.downstream(daily) == (chart, alert)
+    assert loaded.downstream(daily) == (chart, alert, alert_node)
     edges = loaded.to_manifest()["edges"]
     assert {"from_node": "ing001", "store": "events", "to_node": "day001"} in edges
     assert len(edges) == 4

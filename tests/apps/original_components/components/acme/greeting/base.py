@@ -1,0 +1,2 @@
+def greet(salutation, name):
+    return f"{salutation}, {name}!"

@@ -1,0 +1,2 @@
+select count(*) as customers, count(*) filter (where plan = 'pro') as pro
+from {{ Table("customers") }}
