@@ -70,7 +70,7 @@ class ExternalReads:
                                               Iterator[pa.RecordBatch]]:
         import pyarrow as pa
 
-        from patterns.store.outside_tables import select
+        from patterns.store.outside import select
 
         data = self.data(store)
         pos = dict(position or {})

@@ -18,8 +18,8 @@ written literally or kept as a secret (``${{ name }}``) or a connection
 ``user``, ``password``, ``dbname``). A relative file path is relative to the app folder.
 
 A run that reads such a table fetches it once, whole, into memory as an Arrow table
-(PostgreSQL through psycopg, SQLite through the standard library, DuckDB files through
-duckdb, opened read-only), so it suits tables of modest size (up to about a million rows).
+(:mod:`patterns.store.outside`), so it suits tables of modest size (up to about a million
+rows).
 """
 
 from __future__ import annotations
@@ -28,18 +28,18 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
 from patterns.engine.secrets import SecretStore
-from patterns.errors import ConfigError, NodeError
+from patterns.errors import ConfigError
 from patterns.graph.model import App, StorageDecl, StoreDecl
 from patterns.graph.parameters import is_reference, parse_reference
+from patterns.store.outside import Kind, read_outside
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-Kind = Literal["postgres", "duckdb", "sqlite"]
 _SQLITE_SUFFIXES: Final = (".sqlite", ".sqlite3", ".db")
 _DUCKDB_SUFFIXES: Final = (".duckdb", ".ddb")
 _EXAMPLES: Final = ("a PostgreSQL URL (postgresql://user:password@host/db), a DuckDB file "
@@ -158,23 +158,5 @@ def external_tables(app: App, secrets: SecretStore) -> dict[str, ExternalTable]:
 def external_table(store: StoreDecl, outside: Outside) -> ExternalTable:
     table = store.storage_table or store.name
     return ExternalTable(store.name, outside.storage, table,
-                         lambda: fetch(outside, table, store.name))
-
-
-def fetch(outside: Outside, table: str, store: str) -> pa.Table:
-    """Every row of ``table`` in ``outside``, as Arrow; NodeError when it cannot be read."""
-    from patterns.store import outside_tables
-
-    try:
-        return outside_tables.fetch(outside.kind, outside.target, quoted(table))
-    except ConfigError:
-        raise
-    except Exception as exc:  # the outside database's own error, whatever its driver
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NodeError(f"table {store!r} cannot be read from storage '{outside.storage}' "
-                        f"({outside.kind} table {table!r}): {reason}") from None
-
-
-def quoted(table: str) -> str:
-    """``schema.table`` as a quoted SQL name (the same in PostgreSQL, DuckDB and SQLite)."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
+                         lambda: read_outside(outside.kind, outside.target, table,
+                                              store=store.name, storage=outside.storage))

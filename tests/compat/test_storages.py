@@ -115,8 +115,9 @@ def test_without_connections_the_readers_need_configuration(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("given", ["duckdb", "sqlite"])
 def test_file_storages_by_url(tmp_path: Path, given: str) -> None:
-    from patterns.engine.storages import fetch, resolve
+    from patterns.engine.storages import resolve
     from patterns.graph.model import StorageDecl
+    from patterns.store.outside import read_outside
 
     if given == "duckdb":
         with duckdb.connect(str(tmp_path / "x.db")) as con:
@@ -129,7 +130,8 @@ def test_file_storages_by_url(tmp_path: Path, given: str) -> None:
         url = f"sqlite:///{tmp_path / 'x.data'}"
     outside = resolve(StorageDecl("s", 1, url), SecretStore(), tmp_path)
     assert outside.kind == given
-    assert fetch(outside, "t", "t").to_pylist() == [{"a": 1}]
+    rows = read_outside(outside.kind, outside.target, "t", store="t", storage="s")
+    assert rows.to_pylist() == [{"a": 1}]
 
 
 def test_a_webhook_into_an_outside_table_is_a_problem(tmp_path: Path) -> None:
