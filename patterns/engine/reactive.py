@@ -73,7 +73,7 @@ class ReactivePass:
         result = PassResult()
         nodes = [n for n in self.app.nodes if n.kind in RUNNABLE_KINDS and n.configured]
         for n in self.app.nodes:
-            if n.kind in RUNNABLE_KINDS and not n.configured:
+            if not n.configured:
                 result.skipped.append((n, needs_configuration(n)))
             elif n.kind not in RUNNABLE_KINDS and not n.members:  # a component runs its members
                 why = ("webhook nodes take records under `patterns serve`"

@@ -38,6 +38,14 @@ _loading: ContextVar[tuple[Path, ...]] = ContextVar("patterns_nesting", default=
 OVERRIDE_FILE: Final = "--param"
 
 
+class _NotInstalled(Exception):
+    """A component node whose component is not installed (it needs configuration)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
 def expand_nested(loading: _Loading, entries: list[NodeEntry], stores: list[StoreDecl]
                   ) -> tuple[list[NodeEntry], list[StoreDecl]]:
     """``entries`` with each component and subgraph node followed by the nodes it runs, and
@@ -50,7 +58,12 @@ def expand_nested(loading: _Loading, entries: list[NodeEntry], stores: list[Stor
         if node.kind not in ("component", "subgraph"):
             out.append(entry)
             continue
-        found = _inner_app(loading, entry)
+        try:
+            found = _inner_app(loading, entry)
+        except _NotInstalled as missing:
+            needs = (*node.needs_configuration, missing.problem)
+            out.append(replace(entry, node=replace(node, needs_configuration=needs)))
+            continue
         if found is None:
             out.append(entry)
             continue
@@ -81,10 +94,9 @@ def _inner_app(loading: _Loading, entry: NodeEntry) -> tuple[App, str, Path | No
         uses = str(node.raw.get("uses", ""))
         try:
             component = resolve(uses, loading.root)
-        except ComponentError as error:
-            loading.problems.append(Problem(loading.rel, loading.lines.line((*entry.path, "uses")),
-                                            f"node {node.id}: {error}", None, node.label))
-            return None
+        except ComponentError as error:  # the node needs configuration; the app loads
+            raise _NotInstalled(Problem(loading.rel, loading.lines.line((*entry.path, "uses")),
+                                        f"node {node.id}: {error}", None, node.label)) from None
         manifest, display, root = component.manifest, component.ref, component.root
     outer = (*_loading.get(), (loading.root / loading.rel).resolve())
     if manifest.resolve() in outer:

@@ -17,7 +17,6 @@ import pytest
 import yaml
 
 from patterns import Table
-from patterns.store import meta
 from tests.conftest import AppRunner
 
 APPS = Path(__file__).parent.parent / "apps"
@@ -150,8 +149,8 @@ def test_http_json_import_pages_and_retries(tmp_path: Path, api: str) -> None:
         pages = [parse_qs(urlsplit(c).query)["page"][0] for c in _Api.calls]
         assert pages == ["1", "1", "2", "2", "3"]  # 429 and 503 each tried again once
         assert all("per_page=2" in c for c in _Api.calls)
-        with app.engine.store.cursor() as cur:
-            log = meta.get_log(cur, result.runs[-1].id) or ""
+        with app.engine.store.read() as view:
+            log = view.logs.get(result.runs[-1].id) or ""
         assert "imported 5 record(s) from 3 page(s)" in log
     finally:
         app.close()
