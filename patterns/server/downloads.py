@@ -3,6 +3,7 @@ one Arrow batch at a time (a big table never sits in memory whole)."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,12 +24,19 @@ def write_rows(reader: pa.RecordBatchReader, fmt: str, path: Path,
                 writer.write_batch(batch)
                 count += batch.num_rows
     elif fmt == "csv":
+        import csv
+
         import pyarrow.csv as pacsv
 
-        with pacsv.CSVWriter(str(path), reader.schema) as writer:
-            for batch in reader:
-                writer.write_batch(batch)
-                count += batch.num_rows
+        with path.open("wb") as out:
+            header = io.StringIO()  # (quoted only where needed, as the rows are)
+            csv.writer(header, lineterminator="\n").writerow(reader.schema.names)
+            out.write(header.getvalue().encode())
+            options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+            with pacsv.CSVWriter(out, reader.schema, write_options=options) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    count += batch.num_rows
     else:
         with path.open("w", encoding="utf-8") as out:
             for batch in reader:
