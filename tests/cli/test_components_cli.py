@@ -63,14 +63,18 @@ def test_add_a_folder_that_is_no_component(tmp_path: Path) -> None:
     failed(patterns("component", "add", tmp_path / "empty"), "holds no component manifest")
 
 
-def test_run_of_an_app_using_a_missing_component_says_how_to_add_it(tmp_path: Path) -> None:
+def test_run_of_an_app_using_a_missing_component_runs_the_rest_and_says_how_to_add_it(
+        tmp_path: Path) -> None:
     root = greeter_app(tmp_path / "app")
-    result = patterns("run", root)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "graph.yml:5 (node acme/greeting@v2): node greeter: component `acme/greeting@v2` " \
-           "is not installed" in result.stderr
-    assert "patterns component add PATH --org acme" in result.stderr
-    assert not (root / ".patterns" / "store.duckdb").exists()
+    result = patterns("run", "--json", root)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    doc = json.loads(result.stdout)
+    assert [r["node_id"] for r in doc["runs"]] == ["people"]  # the rest of the app runs
+    (skipped,) = doc["skipped"]
+    assert skipped["node"] == "greeter"
+    assert "graph.yml:5 (node acme/greeting@v2): node greeter: component " \
+           "`acme/greeting@v2` is not installed" in skipped["why"]
+    assert "patterns component add PATH --org acme" in skipped["why"]
 
 
 def test_app_folder_component_needs_no_install(tmp_path: Path) -> None:
