@@ -4,8 +4,7 @@ import os
 from pathlib import Path
 
 from patterns import Parameter, Table
-
-from .formats import format_of
+from patterns.starter_components.file_formats import format_of
 
 path = Parameter("path", type=str, description="The file to write.")
 kind = Parameter("format", type=str, default="auto",

@@ -5,8 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from patterns import Parameter, Table
-
-from .formats import format_of
+from patterns.starter_components.file_formats import format_of
 
 path = Parameter("path", type=str, description="The file to import.")
 kind = Parameter("format", type=str, default="auto",

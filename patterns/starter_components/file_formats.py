@@ -1,4 +1,4 @@
-"""The file formats the file components read and write."""
+"""The file formats the starter file components (file-import, file-export) read and write."""
 
 from __future__ import annotations
 
