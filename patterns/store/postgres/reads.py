@@ -12,12 +12,13 @@ position logic are the backend-neutral ones of :mod:`patterns.store.reads`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from patterns.errors import NodeError
+from patterns.positions import StreamPosition
 from patterns.store import reads as neutral
 from patterns.store.model import TableMeta
 
@@ -153,13 +154,12 @@ def table_columns(meta: TableMeta, *, with_hidden_id: bool = False) -> list[tupl
     return cols
 
 
-def scan(con: Connection, meta: TableMeta, *, physical: str | None = None,
-         limit: int | None = None, offset: int | None = None) -> pa.RecordBatchReader:
-    return copy_arrow(con, neutral.scan_sql(meta, physical, limit, offset),
-                      table_columns(meta))
+def scan(con: Connection, meta: TableMeta, *, limit: int | None = None,
+         offset: int | None = None) -> pa.RecordBatchReader:
+    return copy_arrow(con, neutral.scan_sql(meta, None, limit, offset), table_columns(meta))
 
 
-def stream(con: Connection, meta: TableMeta, position: Mapping[str, Any]
+def stream(con: Connection, meta: TableMeta, position: StreamPosition
            ) -> pa.RecordBatchReader:
     """The rows of a stream pass from ``position`` on, with the hidden id column."""
     sql, params = neutral.stream_sql(meta, position)
