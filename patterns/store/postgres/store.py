@@ -159,6 +159,7 @@ class PostgresStore:
         con = self.pool.take()
         try:
             con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            con.execute("SELECT 1")  # (the snapshot is taken now, not at the first batch)
             reader = read(PgView(con))
         except BaseException as exc:
             self.pool.give_back(con)

@@ -109,5 +109,5 @@ class PgView:
             with self.con.transaction():  # (a savepoint: a bad value leaves the view usable)
                 return reads.as_table(reads.copy_arrow(
                     self.con, reads.bind(self.con, sql, params), columns))
-        except psycopg.errors.DataException as exc:
+        except psycopg.DataError as exc:
             raise DataError(str(exc).splitlines()[0]) from None
