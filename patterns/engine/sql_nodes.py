@@ -115,6 +115,7 @@ def plan(session: RunSession, source: Source, *, query_target: str | None,
     node = session.node.rel_file or session.node.id
     names = _names(session)
     writable = {store for store, mode in session.ports.values() if mode == "w"}
+    dialect = session.store.capabilities.dialect
     found = statements(source)
     planned: list[tuple[str, TableOp]] = []
     query_at: int | None = None
@@ -138,7 +139,7 @@ def plan(session: RunSession, source: Source, *, query_target: str | None,
             if source.dialect == "postgres":
                 postgres_names(statement.tree)
             store = session.store_for(query_target, "w")
-            planned.append((store, _op("select", statement, source)))
+            planned.append((store, _op("select", statement, source, dialect)))
             continue
         action = _action(statement, where)
         target = target_store(statement)
@@ -149,7 +150,7 @@ def plan(session: RunSession, source: Source, *, query_target: str | None,
                             f"not {target!r}; declare it with Table({target!r}, \"w\")")
         if action == "select" and source.dialect == "postgres":
             postgres_names(statement.tree.expression)
-        planned.append((target, _op(action, statement, source)))
+        planned.append((target, _op(action, statement, source, dialect)))
     return planned
 
 
@@ -178,8 +179,9 @@ def _action(statement: Statement, where: str) -> SqlAction:
     return action
 
 
-def _op(action: SqlAction, statement: Statement, source: Source) -> TableOp:
-    store_sql(statement, source)  # an untranslatable construct fails here, at its line
+def _op(action: SqlAction, statement: Statement, source: Source, dialect: str) -> TableOp:
+    # (an untranslatable construct fails here, at its line)
+    store_sql(statement, source, dialect=dialect)
     tree = statement.tree
     exists = bool(tree.args.get("exists")) or (
         isinstance(tree, exp.Alter) and all(bool(a.args.get("exists"))
@@ -226,7 +228,8 @@ def read_query(session: RunSession, sql: str) -> tuple[str, bool]:
     bind_tables(statement, source, _names(session), node)
     if source.dialect == "postgres":
         postgres_names(statement.tree)
-    return store_sql(statement, source), integer_division(source)
+    return (store_sql(statement, source, dialect=session.store.capabilities.dialect),
+            integer_division(source))
 
 
 def plan_execute_sql(session: RunSession, store: str, sql: str) -> list[tuple[str, TableOp]]:
@@ -239,7 +242,8 @@ def plan_execute_sql(session: RunSession, store: str, sql: str) -> list[tuple[st
     return planned
 
 
-def offline_query(sql: str, dialect: str, tables: list[str]) -> tuple[str, bool]:
+def offline_query(sql: str, dialect: str, tables: list[str], target: str = "duckdb"
+                  ) -> tuple[str, bool]:
     """``read_sql`` outside a run (a notebook): one query over any of the app's tables."""
     source = Source(sql, dialect_of(sql, dialect), "read_sql, line {line} of the query")
     found = statements(source)
@@ -250,4 +254,4 @@ def offline_query(sql: str, dialect: str, tables: list[str]) -> tuple[str, bool]
     bind_tables(statement, source, {name: name for name in tables}, "(notebook)")
     if source.dialect == "postgres":
         postgres_names(statement.tree)
-    return store_sql(statement, source), integer_division(source)
+    return store_sql(statement, source, dialect=target), integer_division(source)

@@ -25,6 +25,8 @@ from sqlglot.tokenizer_core import TokenType
 from patterns.errors import NodeError
 
 STORE_DIALECT: Final = "duckdb"
+#: The schema of a PostgreSQL store's table views (patterns.store.postgres.migrations.VIEWS).
+PG_VIEWS: Final = "public"
 _WRITES: Final = ("Insert", "Update", "Delete", "Create", "Drop", "Alter", "TruncateTable",
                   "Merge", "Command", "Copy", "Set", "Pragma", "Attach", "Detach", "Use")
 
@@ -95,18 +97,30 @@ def statements(source: Source) -> list[Statement]:
     return found
 
 
-def store_sql(statement: Statement, source: Source, tree: exp.Expression | None = None) -> str:
-    """The statement (or ``tree``, a part of it) in the store's dialect; a construct that
-    has no translation is an error at its line."""
+def store_sql(statement: Statement, source: Source, tree: exp.Expression | None = None,
+              dialect: str = STORE_DIALECT) -> str:
+    """The statement (or ``tree``, a part of it) in the store's ``dialect``; a construct
+    that has no translation is an error at its line. On a PostgreSQL store the tables' views
+    (``main."t"`` once bound) are those of schema ``public``, and Postgres SQL runs as
+    written."""
+    target = (tree or statement.tree)
+    if dialect == "postgres":
+        target = target.copy()
+        for table in target.find_all(exp.Table):
+            if table.args.get("db") is not None and table.db == "main":
+                table.set("db", exp.to_identifier(PG_VIEWS))
     try:
-        return (tree or statement.tree).sql(dialect=STORE_DIALECT,
-                                            unsupported_level=ErrorLevel.RAISE)
+        return target.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         reason = str(exc).strip().splitlines()[0]
+        other = "duckdb" if dialect == "postgres" else "postgres"
+        names = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
         raise NodeError(
-            f"{source.at(statement.first)}: this {source.dialect.capitalize()} SQL cannot be "
-            f"translated to DuckDB ({reason}); write it another way, or in DuckDB's SQL "
-            f"with `-- dialect: duckdb` as the first line") from None
+            f"{source.at(statement.first)}: this {names.get(source.dialect, source.dialect)} "
+            f"SQL cannot be translated to {names.get(dialect, dialect)}, the store's dialect "
+            f"({reason}); write it another way, or in {names[dialect]}'s SQL with "
+            f"`-- dialect: {dialect if dialect == 'duckdb' else other}`"
+            f"{'' if dialect == 'duckdb' else ' removed'} as the first line") from None
 
 
 def integer_division(source: Source) -> bool:

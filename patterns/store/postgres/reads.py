@@ -42,14 +42,23 @@ BLOCK_BYTES = 8 << 20
 
 
 def bind(con: Connection, sql: str, params: Sequence[Any] | None) -> str:
-    """``sql`` with its ``?`` (or ``%s``) parameters bound as literals, for ``COPY``."""
+    """``sql`` with its parameters bound as literals, for ``COPY``: ``?`` (or ``%s``), or
+    the ``$1``, ``$2`` of a SQL node's statement (rendered from ``{{ Parameter() }}``)."""
     if not params:
         return sql
     import psycopg
 
+    if _NUMBERED.search(sql):
+        named = _NUMBERED.sub(r"%(p\1)s", sql.replace("%", "%%"))
+        values = {f"p{i}": value for i, value in enumerate(params, 1)}
+        return psycopg.ClientCursor(con).mogrify(named, values)
     if "%s" not in sql:
         sql = sql.replace("%", "%%").replace("?", "%s")
     return psycopg.ClientCursor(con).mogrify(sql, list(params))
+
+
+#: A numbered placeholder (``$1``), not part of a dollar-quoted string's tag.
+_NUMBERED = re.compile(r"(?<![\w$])\$(\d+)(?![\w$])")
 
 
 def copy_arrow(con: Connection, sql: str, columns: Sequence[tuple[str, str]]
