@@ -18,8 +18,16 @@ def patterns(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True)
 
 
+@pytest.fixture(params=["duckdb", "postgresql"])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store an app runs on: its own DuckDB file, or a PostgreSQL database."""
+    if request.param == "duckdb":
+        return str(tmp_path / "chat_enrich" / ".patterns" / "store.duckdb")
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.mark.slow
-def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path) -> None:
+def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path, store_at: str) -> None:
     app = tmp_path / "chat_enrich"
     shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns(".patterns"))
     assert patterns("create", "secret", "demo_token", "t-1").returncode == 0
@@ -27,28 +35,37 @@ def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path) -> None:
                     '{"base_url": "https://api.example.invalid"}').returncode == 0
     assert patterns("validate", str(app)).returncode == 0
 
-    first = patterns("run", str(app), "--json")
+    first = patterns("run", str(app), "--json", "--store", store_at)
     assert first.returncode == 0, first.stdout + first.stderr
     runs = json.loads(first.stdout)["runs"]
     assert {r["node_id"] for r in runs} == {"ingest01", "enrich01", "ustats01", "report01",
                                             "fbdigest", "chdaily1"}
+    assert all(r["status"] == "succeeded" for r in runs), runs
     assert sum(r["node_id"] == "ingest01" for r in runs) == 3  # request_new_run continues
 
-    import duckdb
+    from patterns.store import open_store
 
-    con = duckdb.connect(str(app / ".patterns" / "store.duckdb"), read_only=True)
-    count = con.sql("select count(*), count(distinct id) from messages_enriched").fetchall()
-    users = con.sql("select sum(messages) from user_stats").fetchall()
-    report = con.sql("select count(*) from daily_report").fetchall()
-    channels = con.sql("select channel, messages, among_latest from channel_daily "
-                       "order by patterns_id").fetchall()
-    con.close()
+    store = open_store(store_at, read_only=True)
+
+    def query(sql: str, *tables: str) -> list[tuple[object, ...]]:
+        with store.read() as view:
+            found = view.query(sql.format(*map(store.view_name, tables))).read_all()
+        return [tuple(r.values()) for r in found.to_pylist()]
+
+    count = query("select count(*) AS n, count(distinct id) AS ids from {}", "messages_enriched")
+    users = query("select sum(messages) from {}", "user_stats")
+    report = query("select count(*) from {}", "daily_report")
+    channels = query("select channel, messages, among_latest from {} order by patterns_id",
+                     "channel_daily")
+    store.close()
     assert count == [(60, 60)]          # every message enriched exactly once
     assert users == [(60,)] and report == [(4,)]
-    # the SQL node (Postgres SQL) aggregated the Python node's output on DuckDB
+    # the SQL node (Postgres SQL) aggregated the Python node's output, on either store
     assert channels == [("general", 20, 3), ("help", 20, 3), ("random", 20, 3)]
 
-    again = patterns("run", str(app), "--json")
+    tables = patterns("table", "list", str(app), "--store", store_at)  # the CLI reads it too
+    assert tables.returncode == 0 and "messages_enriched" in tables.stdout, tables.stderr
+    again = patterns("run", str(app), "--json", "--store", store_at)
     assert again.returncode == 0
     assert [r["node_id"] for r in json.loads(again.stdout)["runs"]] == ["ingest01"]
 

@@ -110,6 +110,8 @@ def store_sql(statement: Statement, source: Source, tree: exp.Expression | None 
             if table.args.get("db") is not None and table.db == "main":
                 table.set("db", exp.to_identifier(PG_VIEWS))
     try:
+        if dialect == "postgres":  # (see quoted_for_postgres)
+            return quoted_for_postgres(target)
         return target.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         reason = str(exc).strip().splitlines()[0]
@@ -121,6 +123,15 @@ def store_sql(statement: Statement, source: Source, tree: exp.Expression | None 
             f"({reason}); write it another way, or in {names[dialect]}'s SQL with "
             f"`-- dialect: {dialect if dialect == 'duckdb' else other}`"
             f"{'' if dialect == 'duckdb' else ' removed'} as the first line") from None
+
+
+def quoted_for_postgres(tree: exp.Expression) -> str:
+    """``tree`` as PostgreSQL runs it: every identifier quoted (unquoted ones folded to lower
+    case first, as PostgreSQL does), so a name sqlglot reads as a column stays one (``user``
+    is a column, as on DuckDB, not PostgreSQL's ``current_user``): an app gives the same rows
+    on either store."""
+    return str(tree.sql(dialect="postgres", identify=True, normalize=True,
+                        unsupported_level=ErrorLevel.RAISE))
 
 
 def integer_division(source: Source) -> bool:

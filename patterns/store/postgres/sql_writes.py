@@ -64,7 +64,9 @@ def render(statement: Any) -> str:
     for table in statement.find_all(exp.Table):
         if table.args.get("db") is not None and table.db == "main":
             table.set("db", exp.to_identifier(VIEWS))
-    return str(statement.sql(dialect="postgres"))
+    # (every identifier quoted, as :func:`patterns.engine.sql_translate.quoted_for_postgres`
+    # does for reads: ``user`` is a column on either store)
+    return str(statement.sql(dialect="postgres", identify=True, normalize=True))
 
 
 def _execute(cur: Cursor, sql: str, params: tuple[Any, ...]) -> None:
