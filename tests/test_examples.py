@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,10 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chat_enrich"
 CLI = [sys.executable, "-m", "patterns.cli.main"]
 
 
-def patterns(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True)
+def patterns(*args: str, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])
@@ -89,7 +92,8 @@ def test_manifest_describes_nodes_and_edges() -> None:
 
 
 @pytest.mark.slow
-def test_chat_enrich_served_takes_feedback_over_its_webhook(tmp_path: Path) -> None:
+def test_chat_enrich_served_takes_feedback_over_its_webhook(tmp_path: Path,
+                                                            store_at: str) -> None:
     import requests
 
     from tests.server.conftest import Server
@@ -99,16 +103,17 @@ def test_chat_enrich_served_takes_feedback_over_its_webhook(tmp_path: Path) -> N
     assert patterns("create", "secret", "demo_token", "t-1").returncode == 0
     assert patterns("create", "secret", "connection.demo_api",
                     '{"base_url": "https://api.example.invalid"}').returncode == 0
-    server = Server([app])
+    env = {"PATTERNS_STORE": store_at}  # (the server's, and the CLI's beside it)
+    server = Server([app], env=env)
     try:
-        hooks = json.loads(patterns("list", "webhooks", str(app), "--json").stdout)
+        hooks = json.loads(patterns("list", "webhooks", str(app), "--json", env=env).stdout)
         (hook,) = hooks
         for user, rating in [("ada", 5), ("ada", 3), ("linus", 4)]:
             response = requests.post(hook["url"], json={"user": user, "rating": rating},
                                      timeout=30)
             assert response.status_code == 200, response.text
         # The hourly digest, asked for now instead of waiting for the hour:
-        assert patterns("trigger", str(app), "feedback_digest.py").returncode == 0
+        assert patterns("trigger", str(app), "feedback_digest.py", env=env).returncode == 0
         summary = server.wait_for(lambda: (rows := server.rows("chat-enrich",
                                                                "feedback_summary"))
                                   and len(rows) == 2 and rows)
@@ -119,3 +124,5 @@ def test_chat_enrich_served_takes_feedback_over_its_webhook(tmp_path: Path) -> N
                         timeout=60)
     finally:
         server.stop()
+    # (the rows are in the store asked for: a DuckDB file only when that was it)
+    assert (app / ".patterns" / "store.duckdb").exists() == store_at.endswith(".duckdb")
