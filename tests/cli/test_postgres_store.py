@@ -3,6 +3,9 @@ one red line naming the store (password masked) and what to do."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +31,12 @@ def test_run_and_read_a_postgresql_store_given_by_the_environment(tmp_path: Path
     shown = ok(patterns("table", "show", app, "bulk", "--store", postgres_url)).stdout
     assert "rows 1 to 20 of 50" in shown
     assert "gen" in ok(patterns("runs", app, "--store", postgres_url)).stdout
+    # A notebook in the app's folder reads the same store (read_sql in PostgreSQL's SQL).
+    notebook = ("from patterns import Table\nt = Table('bulk')\n"
+                "print(t.read_sql(f'select count(*) as n from {t}'))")
+    read = subprocess.run([sys.executable, "-c", notebook], cwd=app, capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=120)
+    assert read.stdout.strip() == "[{'n': 50}]", read.stderr
 
 
 @pytest.mark.parametrize("command", ["run", "runs", "serve"])
