@@ -53,8 +53,13 @@ def bind(con: Connection, sql: str, params: Sequence[Any] | None) -> str:
         values = {f"p{i}": value for i, value in enumerate(params, 1)}
         return psycopg.ClientCursor(con).mogrify(named, values)
     if "%s" not in sql:
-        sql = sql.replace("%", "%%").replace("?", "%s")
+        sql = placeholders(sql)
     return psycopg.ClientCursor(con).mogrify(sql, list(params))
+
+
+def placeholders(sql: str) -> str:
+    """``sql`` with its ``?`` placeholders as psycopg's ``%s`` (and ``%`` escaped)."""
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
 #: A numbered placeholder (``$1``), not part of a dollar-quoted string's tag.

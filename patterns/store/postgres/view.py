@@ -49,11 +49,6 @@ if TYPE_CHECKING:
     Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 
-def placeholders(sql: str) -> str:
-    """``sql`` with its ``?`` placeholders as psycopg's ``%s`` (and ``%`` escaped)."""
-    return sql.replace("%", "%%").replace("?", "%s")
-
-
 class PgConnection:
     """A psycopg cursor as the repositories use it (:class:`patterns.store.repositories.
     Connection`)."""
@@ -63,7 +58,7 @@ class PgConnection:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if params:
-            self.cur.execute(placeholders(sql), list(params))  # type: ignore[arg-type]
+            self.cur.execute(reads.placeholders(sql), list(params))  # type: ignore[arg-type]
         else:
             self.cur.execute(sql)  # type: ignore[arg-type]
         return self.cur.fetchall() if self.cur.description is not None else []
