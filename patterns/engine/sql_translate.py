@@ -23,10 +23,9 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 from sqlglot.tokenizer_core import TokenType
 
 from patterns.errors import NodeError
+from patterns.store.pg_sql import postgres_text
 
 STORE_DIALECT: Final = "duckdb"
-#: The schema of a PostgreSQL store's table views (patterns.store.postgres.migrations.VIEWS).
-PG_VIEWS: Final = "public"
 _WRITES: Final = ("Insert", "Update", "Delete", "Create", "Drop", "Alter", "TruncateTable",
                   "Merge", "Command", "Copy", "Set", "Pragma", "Attach", "Detach", "Use")
 
@@ -103,35 +102,20 @@ def store_sql(statement: Statement, source: Source, tree: exp.Expression | None 
     that has no translation is an error at its line. On a PostgreSQL store the tables' views
     (``main."t"`` once bound) are those of schema ``public``, and Postgres SQL runs as
     written."""
-    target = (tree or statement.tree)
-    if dialect == "postgres":
-        target = target.copy()
-        for table in target.find_all(exp.Table):
-            if table.args.get("db") is not None and table.db == "main":
-                table.set("db", exp.to_identifier(PG_VIEWS))
+    target = tree or statement.tree
     try:
-        if dialect == "postgres":  # (see quoted_for_postgres)
-            return quoted_for_postgres(target)
+        if dialect == "postgres":
+            return postgres_text(target)
         return target.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         reason = str(exc).strip().splitlines()[0]
-        other = "duckdb" if dialect == "postgres" else "postgres"
         names = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
+        how = ("in DuckDB's SQL with `-- dialect: duckdb` as the first line"
+               if dialect == "duckdb" else "in PostgreSQL's SQL (without `-- dialect: duckdb`)")
         raise NodeError(
             f"{source.at(statement.first)}: this {names.get(source.dialect, source.dialect)} "
-            f"SQL cannot be translated to {names.get(dialect, dialect)}, the store's dialect "
-            f"({reason}); write it another way, or in {names[dialect]}'s SQL with "
-            f"`-- dialect: {dialect if dialect == 'duckdb' else other}`"
-            f"{'' if dialect == 'duckdb' else ' removed'} as the first line") from None
-
-
-def quoted_for_postgres(tree: exp.Expression) -> str:
-    """``tree`` as PostgreSQL runs it: every identifier quoted (unquoted ones folded to lower
-    case first, as PostgreSQL does), so a name sqlglot reads as a column stays one (``user``
-    is a column, as on DuckDB, not PostgreSQL's ``current_user``): an app gives the same rows
-    on either store."""
-    return str(tree.sql(dialect="postgres", identify=True, normalize=True,
-                        unsupported_level=ErrorLevel.RAISE))
+            f"SQL cannot be translated to {names.get(dialect, dialect)}, the store's "
+            f"({reason}); write it another way, or {how}") from None
 
 
 def integer_division(source: Source) -> bool:
