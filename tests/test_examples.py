@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,12 +15,22 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chat_enrich"
 CLI = [sys.executable, "-m", "patterns.cli.main"]
 
 
-def patterns(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True)
+def patterns(*args: str, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store an app runs on: its own DuckDB file, or a PostgreSQL database."""
+    if request.param == "duckdb":
+        return str(tmp_path / "chat_enrich" / ".patterns" / "store.duckdb")
+    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.mark.slow
-def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path) -> None:
+def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path, store_at: str) -> None:
     app = tmp_path / "chat_enrich"
     shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns(".patterns"))
     assert patterns("create", "secret", "demo_token", "t-1").returncode == 0
@@ -27,28 +38,37 @@ def test_chat_enrich_runs_end_to_end_and_converges(tmp_path: Path) -> None:
                     '{"base_url": "https://api.example.invalid"}').returncode == 0
     assert patterns("validate", str(app)).returncode == 0
 
-    first = patterns("run", str(app), "--json")
+    first = patterns("run", str(app), "--json", "--store", store_at)
     assert first.returncode == 0, first.stdout + first.stderr
     runs = json.loads(first.stdout)["runs"]
     assert {r["node_id"] for r in runs} == {"ingest01", "enrich01", "ustats01", "report01",
                                             "fbdigest", "chdaily1"}
+    assert all(r["status"] == "succeeded" for r in runs), runs
     assert sum(r["node_id"] == "ingest01" for r in runs) == 3  # request_new_run continues
 
-    import duckdb
+    from patterns.store import open_store
 
-    con = duckdb.connect(str(app / ".patterns" / "store.duckdb"), read_only=True)
-    count = con.sql("select count(*), count(distinct id) from messages_enriched").fetchall()
-    users = con.sql("select sum(messages) from user_stats").fetchall()
-    report = con.sql("select count(*) from daily_report").fetchall()
-    channels = con.sql("select channel, messages, among_latest from channel_daily "
-                       "order by patterns_id").fetchall()
-    con.close()
+    store = open_store(store_at, read_only=True)
+
+    def query(sql: str, *tables: str) -> list[tuple[object, ...]]:
+        with store.read() as view:
+            found = view.query(sql.format(*map(store.view_name, tables))).read_all()
+        return [tuple(r.values()) for r in found.to_pylist()]
+
+    count = query("select count(*) AS n, count(distinct id) AS ids from {}", "messages_enriched")
+    users = query("select sum(messages) from {}", "user_stats")
+    report = query("select count(*) from {}", "daily_report")
+    channels = query("select channel, messages, among_latest from {} order by patterns_id",
+                     "channel_daily")
+    store.close()
     assert count == [(60, 60)]          # every message enriched exactly once
     assert users == [(60,)] and report == [(4,)]
-    # the SQL node (Postgres SQL) aggregated the Python node's output on DuckDB
+    # the SQL node (Postgres SQL) aggregated the Python node's output, on either store
     assert channels == [("general", 20, 3), ("help", 20, 3), ("random", 20, 3)]
 
-    again = patterns("run", str(app), "--json")
+    tables = patterns("table", "list", str(app), "--store", store_at)  # the CLI reads it too
+    assert tables.returncode == 0 and "messages_enriched" in tables.stdout, tables.stderr
+    again = patterns("run", str(app), "--json", "--store", store_at)
     assert again.returncode == 0
     assert [r["node_id"] for r in json.loads(again.stdout)["runs"]] == ["ingest01"]
 
@@ -72,7 +92,8 @@ def test_manifest_describes_nodes_and_edges() -> None:
 
 
 @pytest.mark.slow
-def test_chat_enrich_served_takes_feedback_over_its_webhook(tmp_path: Path) -> None:
+def test_chat_enrich_served_takes_feedback_over_its_webhook(tmp_path: Path,
+                                                            store_at: str) -> None:
     import requests
 
     from tests.server.conftest import Server
@@ -82,16 +103,17 @@ def test_chat_enrich_served_takes_feedback_over_its_webhook(tmp_path: Path) -> N
     assert patterns("create", "secret", "demo_token", "t-1").returncode == 0
     assert patterns("create", "secret", "connection.demo_api",
                     '{"base_url": "https://api.example.invalid"}').returncode == 0
-    server = Server([app])
+    env = {"PATTERNS_STORE": store_at}  # (the server's, and the CLI's beside it)
+    server = Server([app], env=env)
     try:
-        hooks = json.loads(patterns("list", "webhooks", str(app), "--json").stdout)
+        hooks = json.loads(patterns("list", "webhooks", str(app), "--json", env=env).stdout)
         (hook,) = hooks
         for user, rating in [("ada", 5), ("ada", 3), ("linus", 4)]:
             response = requests.post(hook["url"], json={"user": user, "rating": rating},
                                      timeout=30)
             assert response.status_code == 200, response.text
         # The hourly digest, asked for now instead of waiting for the hour:
-        assert patterns("trigger", str(app), "feedback_digest.py").returncode == 0
+        assert patterns("trigger", str(app), "feedback_digest.py", env=env).returncode == 0
         summary = server.wait_for(lambda: (rows := server.rows("chat-enrich",
                                                                "feedback_summary"))
                                   and len(rows) == 2 and rows)
@@ -102,3 +124,5 @@ def test_chat_enrich_served_takes_feedback_over_its_webhook(tmp_path: Path) -> N
                         timeout=60)
     finally:
         server.stop()
+    # (the rows are in the store asked for: a DuckDB file only when that was it)
+    assert (app / ".patterns" / "store.duckdb").exists() == store_at.endswith(".duckdb")

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import click
 
-from patterns.cli.context import APP_REQUIRED, JSON_OPTION, STORE_OPTION, load, print_json
+from patterns.cli.context import (
+    APP_REQUIRED,
+    JSON_OPTION,
+    STORE_OPTION,
+    StoreAt,
+    load,
+    print_json,
+)
 from patterns.cli.remote import SERVER_OPTION, Remote, server_for
 from patterns.cli.run import parse_params
 from patterns.errors import ConfigError
@@ -31,7 +38,7 @@ REMOTE_FILE = "remote.json"
 @SERVER_OPTION
 @JSON_OPTION
 def trigger(args: tuple[str, ...], explicit_app: Path | None, node_id: str | None,
-            params: tuple[str, ...], store_path: Path | None, server_url: str | None,
+            params: tuple[str, ...], store_path: StoreAt | None, server_url: str | None,
             as_json: bool) -> None:
     """Run NODE once now. With a server, the run is queued there (and runs as soon as the node
     is free); without one, it runs here and its output is shown.
@@ -97,7 +104,7 @@ def _app_and_node(args: tuple[str, ...], explicit_app: Path | None,
 @STORE_OPTION
 @SERVER_OPTION
 @JSON_OPTION
-def list_webhooks(app_dir: Path, store_path: Path | None, server_url: str | None,
+def list_webhooks(app_dir: Path, store_path: StoreAt | None, server_url: str | None,
                   as_json: bool) -> None:
     """The app's webhooks and their URLs (the token in each URL is what grants access)."""
     app = load(app_dir)
@@ -105,13 +112,13 @@ def list_webhooks(app_dir: Path, store_path: Path | None, server_url: str | None
     if remote is not None:
         hooks = [{**h, "url": f"{remote.url}{h['path']}"} for h in remote.get("/webhooks")]
     else:
-        from patterns.cli.context import door, open_store, store_path_for
+        from patterns.cli.context import door, has_store, open_store
         from patterns.engine.admin import Desk, webhook_tokens
         from patterns.server.hub import slug_of
 
         nodes = {n.id: n for n in app.nodes if n.kind == "webhook"}
         tokens: dict[str, str] = {}
-        if nodes and store_path_for(app, store_path).exists():
+        if nodes and has_store(app, store_path):
             with door(app, store_path, write=True) as opened:  # through a running engine
                 tokens = opened.call("webhook_tokens")
         elif nodes:  # no store yet, so no engine either: make it, with the tokens

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from patterns.store.model import TableMeta
 
 T = TypeVar("T")
+#: Where a command's store is: a file, or a database server's URL.
+StoreAt = Path | str
 
 APP_ARGUMENT = click.argument("app_dir", metavar="[APP]", default=".", required=False,
                               type=click.Path(file_okay=True, path_type=Path))
@@ -32,8 +34,9 @@ APP_ARGUMENT = click.argument("app_dir", metavar="[APP]", default=".", required=
 APP_REQUIRED = click.argument("app_dir", metavar="APP",
                               type=click.Path(file_okay=True, path_type=Path))
 def _store_location(ctx: click.Context, param: click.Parameter, value: str | None
-                    ) -> Path | None:
-    """``--store``: a file path or ``duckdb://PATH`` (see :func:`patterns.store.open_store`)."""
+                    ) -> StoreAt | None:
+    """``--store``: a file path or ``duckdb://PATH`` (a Path), or a PostgreSQL URL (kept as
+    text; see :func:`patterns.store.open_store`)."""
     if value is None:
         return None
     scheme, sep, rest = value.partition("://")
@@ -46,15 +49,14 @@ def _store_location(ctx: click.Context, param: click.Parameter, value: str | Non
     if scheme.lower() not in ("postgresql", "postgres"):
         raise click.BadParameter(f"unknown store {value!r}: give a file path, or a URL "
                                  f"{' or '.join(SCHEMES)}")
-    raise click.BadParameter("this command reaches a database store through the server "
-                             "serving it: use --server URL, or give the store's file path")
+    return value
 
 
 STORE_OPTION = click.option(
     "--store", "store_path", envvar="PATTERNS_STORE", metavar="PATH|URL",
     callback=_store_location,
-    help="The store: a file path or duckdb://PATH (default: APP/.patterns/store.duckdb; env "
-         "PATTERNS_STORE).")
+    help="The store: a file path, duckdb://PATH or postgresql://USER:PASSWORD@HOST:PORT/DB "
+         "(default: APP/.patterns/store.duckdb; env PATTERNS_STORE).")
 #: For commands that may also ask a server on another machine (over its REST API).
 SERVER_OPTION = click.option(
     "--server", "server_url", envvar="PATTERNS_SERVER", metavar="URL",
@@ -70,21 +72,40 @@ def load(app_dir: Path, params: dict[str, str] | None = None) -> App:
     return load_app(app_dir, param_overrides=params)
 
 
-def store_path_for(app: App, store_path: Path | None) -> Path:
+def store_path_for(app: App, store_path: StoreAt | None) -> Path:
+    """Where the app's engine announces itself and keeps its live log: beside the store
+    file, or (a database server's store) the app's own ``.patterns`` folder."""
     from patterns.engine.engine import default_store_path
 
+    if isinstance(store_path, str):
+        return app.root / ".patterns" / "store.duckdb"
     return store_path or default_store_path(app)
 
 
-def open_store(app: App, store_path: Path | None, *, read_only: bool = False) -> Store:
+def store_at(app: App, store_path: StoreAt | None) -> StoreAt:
+    """The store to open: the URL given, else the file."""
+    return store_path if isinstance(store_path, str) else store_path_for(app, store_path)
+
+
+def has_store(app: App, store_path: StoreAt | None) -> bool:
+    """Whether the store exists already (a server's store is asked when opened)."""
+    return isinstance(store_path, str) or store_path_for(app, store_path).exists()
+
+
+def _no_store_yet(app: App, store_path: StoreAt | None) -> None:
     from patterns.errors import StoreError
+
+    if not has_store(app, store_path):
+        raise StoreError(f"the app has no store yet ({store_path_for(app, store_path)}): run "
+                         f"it first with `patterns run {app.root}`")
+
+
+def open_store(app: App, store_path: StoreAt | None, *, read_only: bool = False) -> Store:
     from patterns.store import open_store as open_any
 
-    path = store_path_for(app, store_path)
-    if read_only and not path.exists():
-        raise StoreError(f"the app has no store yet ({path}): run it first with "
-                         f"`patterns run {app.root}`")
-    return open_any(path, read_only=read_only)
+    if read_only:
+        _no_store_yet(app, store_path)
+    return open_any(store_at(app, store_path), read_only=read_only)
 
 
 def print_json(doc: Any) -> None:
@@ -93,15 +114,10 @@ def print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(jsonable(doc), indent=2, default=str) + "\n")
 
 
-def existing_store(app: App, store_path: Path | None, *, read_only: bool = True) -> Store:
+def existing_store(app: App, store_path: StoreAt | None, *, read_only: bool = True) -> Store:
     """Open the app's store, which must exist already (a command never creates one)."""
-    from patterns.errors import StoreError
-
-    path = store_path_for(app, store_path)
-    if not path.exists():
-        raise StoreError(f"the app has no store yet ({path}): run it first with "
-                         f"`patterns run {app.root}`")
-    return open_store(app, path, read_only=read_only)
+    _no_store_yet(app, store_path)
+    return open_store(app, store_path, read_only=read_only)
 
 
 def known_table(app: App, store: Store, name: str) -> TableMeta:
@@ -113,16 +129,12 @@ def known_table(app: App, store: Store, name: str) -> TableMeta:
 
 
 @contextmanager
-def door(app: App, store_path: Path | None, *, write: bool = False) -> Iterator[Doorway]:
+def door(app: App, store_path: StoreAt | None, *, write: bool = False) -> Iterator[Doorway]:
     """The app's store, which must exist already: through the engine holding it (`patterns
-    serve` or a `patterns run`), else the file opened here (read-only unless ``write``)."""
-    from patterns.errors import StoreError
-
-    path = store_path_for(app, store_path)
-    if not path.exists():
-        raise StoreError(f"the app has no store yet ({path}): run it first with "
-                         f"`patterns run {app.root}`")
-    opened = Doorway(path, app, write)
+    serve` or a `patterns run`), else the store opened here (read-only unless ``write``)."""
+    _no_store_yet(app, store_path)
+    opened = Doorway(store_path_for(app, store_path), app, write,
+                     store_at(app, store_path))
     try:
         yield opened
     finally:
@@ -133,11 +145,11 @@ class Doorway:
     """A command's door to the store (see :mod:`patterns.engine.door`), opened again if the
     engine behind it ends while the command waits."""
 
-    def __init__(self, path: Path, app: App, write: bool) -> None:
+    def __init__(self, path: Path, app: App, write: bool, store: StoreAt) -> None:
         from patterns.engine.door import open_door
 
-        self.path, self.app, self.write = path, app, write
-        self.current: Door = open_door(path, app, write=write)
+        self.path, self.app, self.write, self.store = path, app, write, store
+        self.current: Door = open_door(path, app, write=write, store=store)
 
     def call(self, action: str, /, **args: Any) -> Any:
         return self._again_if_gone(lambda: self.current.call(action, **args))
@@ -163,7 +175,8 @@ class Doorway:
                 if running_engine(self.path) is not None:
                     raise
                 self.current.close()
-                self.current = open_door(self.path, self.app, write=self.write)
+                self.current = open_door(self.path, self.app, write=self.write,
+                                         store=self.store)
 
     def call_when_free(self, action: str, /, **args: Any) -> Any:
         """A reset: while a run it concerns is in progress, say so (on stderr), wait for the

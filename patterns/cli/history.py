@@ -22,6 +22,7 @@ from patterns.cli.context import (
     SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
+    StoreAt,
     confirm,
     door,
     load,
@@ -60,7 +61,7 @@ def _day(when: Any) -> dt.date | None:
 @STORE_OPTION
 @SERVER_OPTION
 @JSON_OPTION
-def runs(app_dir: Path, node_key: str | None, limit: int, store_path: Path | None,
+def runs(app_dir: Path, node_key: str | None, limit: int, store_path: StoreAt | None,
          server_url: str | None, as_json: bool) -> None:
     """The run history, newest first: status, trigger, rows, time and error."""
     app = load(app_dir)
@@ -124,7 +125,7 @@ def runs(app_dir: Path, node_key: str | None, limit: int, store_path: Path | Non
 @SERVER_OPTION
 @JSON_OPTION
 def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
-         store_path: Path | None, server_url: str | None, as_json: bool) -> None:
+         store_path: StoreAt | None, server_url: str | None, as_json: bool) -> None:
     """The output of a run (default: the latest run, or the latest run of --node).
 
     Output comes from the store (through the engine holding it, if one runs); --follow
@@ -265,7 +266,7 @@ def _console() -> Any:
 
 
 def _stored_log(app: App, node: Node | None, run_key: str | None,
-                store_path: Path | None) -> tuple[RunRecord, list[dict[str, str]]]:
+                store_path: StoreAt | None) -> tuple[RunRecord, list[dict[str, str]]]:
     with door(app, store_path) as opened:
         doc = opened.call("log", node_id=node.id if node else None, run_key=run_key,
                           node_label=node.label if node else "", root=str(app.root))
@@ -371,7 +372,7 @@ def state() -> None:
 @NODE_ARGUMENT
 @STORE_OPTION
 @JSON_OPTION
-def state_show(app_dir: Path, node_key: str, store_path: Path | None, as_json: bool) -> None:
+def state_show(app_dir: Path, node_key: str, store_path: StoreAt | None, as_json: bool) -> None:
     """Print the state document of NODE (a file or an id)."""
     app = load(app_dir)
     node = app.node(node_key)
@@ -390,7 +391,7 @@ def state_show(app_dir: Path, node_key: str, store_path: Path | None, as_json: b
 @NODE_ARGUMENT
 @YES_OPTION
 @STORE_OPTION
-def state_reset(app_dir: Path, node_key: str, yes: bool, store_path: Path | None) -> None:
+def state_reset(app_dir: Path, node_key: str, yes: bool, store_path: StoreAt | None) -> None:
     """Clear the state of NODE: its next run starts with an empty State()."""
     app = load(app_dir)
     node = app.node(node_key)
@@ -415,7 +416,7 @@ def stream() -> None:
 @YES_OPTION
 @STORE_OPTION
 def stream_reset(app_dir: Path, node_key: str, table_key: str, yes: bool,
-                 store_path: Path | None) -> None:
+                 store_path: StoreAt | None) -> None:
     """Make NODE consume TABLE again from the start.
 
     Deletes the stream position of NODE (a file or an id) on TABLE (a table name or the

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from patterns.cli.context import APP_ARGUMENT, JSON_OPTION, STORE_OPTION, load, print_json
+from patterns.cli.context import (
+    APP_ARGUMENT,
+    JSON_OPTION,
+    STORE_OPTION,
+    StoreAt,
+    load,
+    print_json,
+)
 from patterns.cli.executor_options import DATA_PLANE_HOST_OPTION, EXECUTOR_OPTION
 from patterns.errors import ConfigError
 
@@ -48,7 +55,7 @@ def parse_params(values: tuple[str, ...]) -> dict[str, str]:
 @EXECUTOR_OPTION
 @DATA_PLANE_HOST_OPTION
 @JSON_OPTION
-def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path: Path | None,
+def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path: StoreAt | None,
         max_runs: int, quiet: bool, sandbox: bool, executor: str | None,
         data_plane_host: str | None, as_json: bool) -> None:
     """Run the app: nodes with no inputs, then every node whose inputs got new rows,
@@ -116,7 +123,7 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
     sys.exit(0 if result.ok else 1)
 
 
-def hold_store(app: App, store_path: Path | None, reporter: Reporter, console: Console,
+def hold_store(app: App, store_path: StoreAt | None, reporter: Reporter, console: Console,
             launcher: Launcher | None = None, data_plane_host: str | None = None) -> Engine:
     """An engine holding the app's store, once no other engine does: another `patterns run`
     is waited for (it ends by itself); `patterns serve` is not (it runs the app already)."""

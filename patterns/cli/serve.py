@@ -15,8 +15,10 @@ from patterns.cli.executor_options import DATA_PLANE_HOST_OPTION, EXECUTOR_OPTIO
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (beyond loopback, put a TLS proxy in front).")
 @click.option("--port", default=8000, show_default=True, help="Port (0 picks a free one).")
-@click.option("--store", metavar="URL",
-              help="The store (a DuckDB file path; one app only). Default: APP/.patterns/.")
+@click.option("--store", metavar="PATH|URL",
+              help="The store: a DuckDB file path, duckdb://PATH or postgresql://USER:PASSWORD"
+                   "@HOST:PORT/DB (one app only; env PATTERNS_STORE). Default: "
+                   "APP/.patterns/store.duckdb.")
 @click.option("--auth-token", envvar="PATTERNS_AUTH_TOKEN", metavar="TOKEN",
               help="The token the API requires (env PATTERNS_AUTH_TOKEN). Default: the one "
                    "in $PATTERNS_HOME/server-token, made on first use.")

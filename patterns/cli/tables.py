@@ -19,6 +19,7 @@ from patterns.cli.context import (
     SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
+    StoreAt,
     confirm,
     door,
     load,
@@ -45,7 +46,7 @@ def table() -> None:
 @APP_ARGUMENT
 @STORE_OPTION
 @JSON_OPTION
-def list_tables(app_dir: Path, store_path: Path | None, as_json: bool) -> None:
+def list_tables(app_dir: Path, store_path: StoreAt | None, as_json: bool) -> None:
     """The app's tables: version, rows, columns and last commit."""
     app = load(app_dir)
     with door(app, store_path) as opened:
@@ -81,7 +82,7 @@ def list_tables(app_dir: Path, store_path: Path | None, as_json: bool) -> None:
 @STORE_OPTION
 @SERVER_OPTION
 def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
-         version: int | None, store_path: Path | None, server_url: str | None) -> None:
+         version: int | None, store_path: StoreAt | None, server_url: str | None) -> None:
     """Print rows of TABLE, oldest first."""
     app = load(app_dir)
     remote = server_for(app, server_url) if server_url and version is None else None
@@ -149,7 +150,7 @@ def _show_remote(remote: Any, table_name: str, fmt: str, limit: int, offset: int
 @click.option("--version", "version", type=int, help="Export this version (default: current).")
 @STORE_OPTION
 def export(app_dir: Path, table_name: str, fmt: str | None, output: Path, version: int | None,
-           store_path: Path | None) -> None:
+           store_path: StoreAt | None) -> None:
     """Write every row of TABLE to a file, in batches."""
     fmt = fmt or _format_of(output)
     if str(output) == "-" and fmt == "parquet":
@@ -208,7 +209,7 @@ def _write(fmt: str, out: Any, path: str | None, scan: Scan, schema: pa.Schema,
 @TABLE_ARGUMENT
 @YES_OPTION
 @STORE_OPTION
-def reset(app_dir: Path, table_name: str, yes: bool, store_path: Path | None) -> None:
+def reset(app_dir: Path, table_name: str, yes: bool, store_path: StoreAt | None) -> None:
     """Start TABLE over as a new, empty version; streams on it start from the beginning."""
     app = load(app_dir)
     with door(app, store_path, write=True) as opened:
@@ -229,7 +230,7 @@ def reset(app_dir: Path, table_name: str, yes: bool, store_path: Path | None) ->
 @YES_OPTION
 @STORE_OPTION
 def delete(app_dir: Path, table_name: str, where: str, yes: bool,
-           store_path: Path | None) -> None:
+           store_path: StoreAt | None) -> None:
     """Delete the rows of TABLE that a SQL condition holds for, as a new version (the old
     one stays readable while it is kept)."""
     app = load(app_dir)
@@ -255,7 +256,7 @@ def delete(app_dir: Path, table_name: str, where: str, yes: bool,
 @YES_OPTION
 @STORE_OPTION
 def alter(app_dir: Path, table_name: str, column: str, type_name: str, yes: bool,
-          store_path: Path | None) -> None:
+          store_path: StoreAt | None) -> None:
     """Change the type of COLUMN of TABLE to TYPE (int, float, bool, text, date, timestamp,
     timestamptz, json...), casting every value, as a new version."""
     app = load(app_dir)
@@ -277,7 +278,7 @@ def alter(app_dir: Path, table_name: str, column: str, type_name: str, yes: bool
 @TABLE_ARGUMENT
 @STORE_OPTION
 @JSON_OPTION
-def versions(app_dir: Path, table_name: str, store_path: Path | None, as_json: bool) -> None:
+def versions(app_dir: Path, table_name: str, store_path: StoreAt | None, as_json: bool) -> None:
     """The versions of TABLE: when and why each began, and which are kept."""
     app = load(app_dir)
     with door(app, store_path) as opened:

@@ -217,7 +217,8 @@ def query(desk: Desk, sql: str, params: list[Any] | None, dialect: str) -> pa.Ta
     store = desk.store
     with store.read() as view:
         names = [m.name for m in view.tables.all()]
-    found, integer_division = offline_query(sql, dialect, names)
+    found, integer_division = offline_query(sql, dialect, names,
+                                           store.capabilities.dialect)
 
     def run(view: Transaction) -> pa.Table:
         return view.query(found, params, integer_division=integer_division).read_all()

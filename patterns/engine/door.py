@@ -61,7 +61,7 @@ class LocalDoor:
 
     via = "the store file"
 
-    def __init__(self, store_path: Path, app: App | None, *, write: bool) -> None:
+    def __init__(self, store_path: Path | str, app: App | None, *, write: bool) -> None:
         from patterns.store import open_store
 
         self.store = open_store(store_path, read_only=not write)
@@ -160,17 +160,18 @@ class EngineDoor:
 
 
 def open_door(store_path: Path, app: App | None, *, write: bool = False,
-              busy_seconds: float = BUSY_SECONDS) -> Door:
-    """The running engine's door when one holds ``store_path``, else the file opened here
-    (read-only unless ``write``). A store locked by a process with no engine file (an engine
-    starting or closing) is waited for up to ``busy_seconds``."""
+              busy_seconds: float = BUSY_SECONDS, store: Path | str | None = None) -> Door:
+    """The running engine's door when one announced itself at ``store_path``, else the
+    store (``store``: a database URL; else the file ``store_path``) opened here (read-only
+    unless ``write``). A store locked by a process with no engine file (an engine starting
+    or closing) is waited for up to ``busy_seconds``."""
     deadline = time.monotonic() + busy_seconds
     while True:
         engine = running_engine(store_path)
         if engine is not None:
             return EngineDoor(engine)
         try:
-            return LocalDoor(store_path, app, write=write)
+            return LocalDoor(store or store_path, app, write=write)
         except StoreBusyError:
             if time.monotonic() >= deadline:
                 raise StoreBusyError(

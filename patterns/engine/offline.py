@@ -39,17 +39,19 @@ def find_app_root(start: Path | None = None) -> Path:
 
 
 class OfflineClient:
-    def __init__(self, store_path: Path, dialect: str = "postgres") -> None:
-        self.store_path = store_path
+    def __init__(self, store_path: Path, dialect: str = "postgres",
+                 store_url: str | None = None) -> None:
+        self.store_path = store_path  # (where an engine announces itself)
+        self.store_url = store_url  # a database server's store, when it is one
         self.dialect = dialect  # the app's settings.sql_dialect, for read_sql
 
     @contextmanager
     def _door(self) -> Iterator[Door | None]:
         """The door to the store for one read; None while there is no store yet."""
-        if not self.store_path.exists():
+        if self.store_url is None and not self.store_path.exists():
             yield None
             return
-        opened = open_door(self.store_path, None)
+        opened = open_door(self.store_path, None, store=self.store_url)
         try:
             yield opened
         finally:
@@ -115,9 +117,11 @@ class OfflineClient:
 def open_offline_run() -> NodeRun:
     root = find_app_root()
     configured = os.environ.get("PATTERNS_STORE")
-    path = Path(configured) if configured and "://" not in configured else \
+    url = configured if configured and "://" in configured \
+        and not configured.startswith("duckdb://") else None
+    path = Path(configured.removeprefix("duckdb://")) if configured and url is None else \
         root / ".patterns" / "store.duckdb"
-    return NodeRun(OfflineClient(path, _dialect(root)), offline=True)
+    return NodeRun(OfflineClient(path, _dialect(root), url), offline=True)
 
 
 def _dialect(root: Path) -> str:

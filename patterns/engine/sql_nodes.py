@@ -115,6 +115,7 @@ def plan(session: RunSession, source: Source, *, query_target: str | None,
     node = session.node.rel_file or session.node.id
     names = _names(session)
     writable = {store for store, mode in session.ports.values() if mode == "w"}
+    dialect = session.store.capabilities.dialect
     found = statements(source)
     planned: list[tuple[str, TableOp]] = []
     query_at: int | None = None
@@ -139,7 +140,7 @@ def plan(session: RunSession, source: Source, *, query_target: str | None,
             if source.dialect == "postgres":
                 postgres_names(statement.tree)
             store = session.store_for(query_target, "w")
-            planned.append((store, _op("select", statement, source, relations)))
+            planned.append((store, _op("select", statement, source, dialect, relations)))
             continue
         action = _action(statement, where)
         target = target_store(statement)
@@ -150,7 +151,7 @@ def plan(session: RunSession, source: Source, *, query_target: str | None,
                             f"not {target!r}; declare it with Table({target!r}, \"w\")")
         if action == "select" and source.dialect == "postgres":
             postgres_names(statement.tree.expression)
-        planned.append((target, _op(action, statement, source, relations)))
+        planned.append((target, _op(action, statement, source, dialect, relations)))
     return planned
 
 
@@ -179,9 +180,10 @@ def _action(statement: Statement, where: str) -> SqlAction:
     return action
 
 
-def _op(action: SqlAction, statement: Statement, source: Source,
+def _op(action: SqlAction, statement: Statement, source: Source, dialect: str,
         relations: tuple[tuple[str, Any], ...] = ()) -> TableOp:
-    store_sql(statement, source)  # an untranslatable construct fails here, at its line
+    # (an untranslatable construct fails here, at its line)
+    store_sql(statement, source, dialect=dialect)
     tree = statement.tree
     exists = bool(tree.args.get("exists")) or (
         isinstance(tree, exp.Alter) and all(bool(a.args.get("exists"))
@@ -229,7 +231,8 @@ def read_query(session: RunSession, sql: str) -> tuple[str, bool]:
     bind_tables(statement, source, _names(session), node)
     if source.dialect == "postgres":
         postgres_names(statement.tree)
-    return store_sql(statement, source), integer_division(source)
+    return (store_sql(statement, source, dialect=session.store.capabilities.dialect),
+            integer_division(source))
 
 
 def plan_execute_sql(session: RunSession, store: str, sql: str) -> list[tuple[str, TableOp]]:
@@ -242,7 +245,8 @@ def plan_execute_sql(session: RunSession, store: str, sql: str) -> list[tuple[st
     return planned
 
 
-def offline_query(sql: str, dialect: str, tables: list[str]) -> tuple[str, bool]:
+def offline_query(sql: str, dialect: str, tables: list[str], target: str = "duckdb"
+                  ) -> tuple[str, bool]:
     """``read_sql`` outside a run (a notebook): one query over any of the app's tables."""
     source = Source(sql, dialect_of(sql, dialect), "read_sql, line {line} of the query")
     found = statements(source)
@@ -253,4 +257,4 @@ def offline_query(sql: str, dialect: str, tables: list[str]) -> tuple[str, bool]
     bind_tables(statement, source, {name: name for name in tables}, "(notebook)")
     if source.dialect == "postgres":
         postgres_names(statement.tree)
-    return store_sql(statement, source), integer_division(source)
+    return store_sql(statement, source, dialect=target), integer_division(source)

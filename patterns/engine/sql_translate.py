@@ -23,6 +23,7 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 from sqlglot.tokenizer_core import TokenType
 
 from patterns.errors import NodeError
+from patterns.store.pg_sql import postgres_text
 
 STORE_DIALECT: Final = "duckdb"
 _WRITES: Final = ("Insert", "Update", "Delete", "Create", "Drop", "Alter", "TruncateTable",
@@ -99,18 +100,26 @@ def statements(source: Source) -> list[Statement]:
     return found
 
 
-def store_sql(statement: Statement, source: Source, tree: exp.Expression | None = None) -> str:
-    """The statement (or ``tree``, a part of it) in the store's dialect; a construct that
-    has no translation is an error at its line."""
+def store_sql(statement: Statement, source: Source, tree: exp.Expression | None = None,
+              dialect: str = STORE_DIALECT) -> str:
+    """The statement (or ``tree``, a part of it) in the store's ``dialect``; a construct
+    that has no translation is an error at its line. On a PostgreSQL store the tables' views
+    (``main."t"`` once bound) are those of schema ``public``, and Postgres SQL runs as
+    written."""
+    target = tree or statement.tree
     try:
-        return (tree or statement.tree).sql(dialect=STORE_DIALECT,
-                                            unsupported_level=ErrorLevel.RAISE)
+        if dialect == "postgres":
+            return postgres_text(target)
+        return target.sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE)
     except UnsupportedError as exc:
         reason = str(exc).strip().splitlines()[0]
+        names = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
+        how = ("in DuckDB's SQL with `-- dialect: duckdb` as the first line"
+               if dialect == "duckdb" else "in PostgreSQL's SQL (without `-- dialect: duckdb`)")
         raise NodeError(
-            f"{source.at(statement.first)}: this {source.dialect.capitalize()} SQL cannot be "
-            f"translated to DuckDB ({reason}); write it another way, or in DuckDB's SQL "
-            f"with `-- dialect: duckdb` as the first line") from None
+            f"{source.at(statement.first)}: this {names.get(source.dialect, source.dialect)} "
+            f"SQL cannot be translated to {names.get(dialect, dialect)}, the store's "
+            f"({reason}); write it another way, or {how}") from None
 
 
 def integer_division(source: Source) -> bool:

@@ -39,12 +39,12 @@ def open_store(url_or_path: str | Path, *, read_only: bool = False) -> Store:
             raise StoreError(f"the store '{_shown(text)}' is a PostgreSQL database, and psycopg "
                              f"is not installed: pip install 'psycopg[binary]'") from None
         try:
-            from patterns.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+            from patterns.store.postgres import PostgresStore
         except ImportError:
             raise StoreError(f"the store '{_shown(text)}' is a PostgreSQL database, which this "
                              f"installation of Patterns cannot open yet: use a DuckDB store "
                              f"(a file path)") from None
-        store: Store = PostgresStore(text)
+        store: Store = PostgresStore(text, read_only=read_only)
         return store
     raise StoreError(f"unknown store '{_shown(text)}': give a file path, or a URL "
                      f"{' or '.join(SCHEMES)}")

@@ -329,6 +329,14 @@ def _table(row: Sequence[Any]) -> TableMeta:
         options=TableOptions.from_json(options) if options else TableOptions())
 
 
+#: A column's kind by the type information_schema names (DuckDB's names, then PostgreSQL's).
+_KINDS = {"BOOLEAN": "bool", "BIGINT": "int", "DOUBLE": "float", "DATE": "date",
+          "TIMESTAMP": "timestamp", "TIMESTAMP WITH TIME ZONE": "timestamptz", "TIME": "time",
+          "JSON": "json", "BLOB": "bytes", "DOUBLE PRECISION": "float", "JSONB": "json",
+          "TIMESTAMP WITHOUT TIME ZONE": "timestamp", "TIME WITHOUT TIME ZONE": "time",
+          "BYTEA": "bytes"}
+
+
 class Tables:
     def __init__(self, con: Connection) -> None:
         self.con = con
@@ -355,9 +363,8 @@ class Tables:
             "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             [DATA, version.physical])
         platform = {meta.physical_id, meta.created_column}
-        # Only whether a column is JSON matters for reading it back.
-        columns = tuple(Column(str(n), "json" if str(kind).upper() in ("JSON", "JSONB")
-                               else "text") for n, kind in found if n not in platform)
+        columns = tuple(Column(str(n), _KINDS.get(str(kind).upper(), "text"))
+                        for n, kind in found if n not in platform)
         return replace(meta, version=version.version, physical=version.physical,
                        columns=columns)
 

@@ -130,7 +130,7 @@ def copy_rows(cur: Cursor, target: str, names: Sequence[str], rows: pa.Table,
                 buf = io.BytesIO()
                 csv.write_csv(batch, buf, options)
                 copy.write(buf.getbuffer())
-    except psycopg.errors.DataException as exc:
+    except psycopg.DataError as exc:
         message = " ".join(str(exc).split())
         raise NodeError(f"table {table!r}: a value does not fit its column ({message}); "
                         f"nothing was written") from exc

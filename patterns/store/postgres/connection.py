@@ -143,7 +143,7 @@ def mapped(exc: BaseException, url: str) -> PatternsError | None:
     if isinstance(exc, pe.InsufficientPrivilege):
         return StoreError(f"the PostgreSQL store {where}: the user lacks a privilege ({text}); "
                           f"grant it (GRANT ... TO the URL's user) or use a database it owns")
-    if isinstance(exc, pe.DataException):
+    if isinstance(exc, psycopg.DataError):
         return NodeError(f"a value does not fit its column ({text}); nothing was written")
     if isinstance(exc, psycopg.OperationalError):
         return StoreError(f"the PostgreSQL store {where} failed ({text}); nothing of this "

@@ -12,12 +12,13 @@ position logic are the backend-neutral ones of :mod:`patterns.store.reads`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from patterns.errors import NodeError
+from patterns.positions import StreamPosition
 from patterns.store import reads as neutral
 from patterns.store.model import TableMeta
 
@@ -41,14 +42,28 @@ BLOCK_BYTES = 8 << 20
 
 
 def bind(con: Connection, sql: str, params: Sequence[Any] | None) -> str:
-    """``sql`` with its ``?`` (or ``%s``) parameters bound as literals, for ``COPY``."""
+    """``sql`` with its parameters bound as literals, for ``COPY``: ``?`` (or ``%s``), or
+    the ``$1``, ``$2`` of a SQL node's statement (rendered from ``{{ Parameter() }}``)."""
     if not params:
         return sql
     import psycopg
 
+    if _NUMBERED.search(sql):
+        named = _NUMBERED.sub(r"%(p\1)s", sql.replace("%", "%%"))
+        values = {f"p{i}": value for i, value in enumerate(params, 1)}
+        return psycopg.ClientCursor(con).mogrify(named, values)
     if "%s" not in sql:
-        sql = sql.replace("%", "%%").replace("?", "%s")
+        sql = placeholders(sql)
     return psycopg.ClientCursor(con).mogrify(sql, list(params))
+
+
+def placeholders(sql: str) -> str:
+    """``sql`` with its ``?`` placeholders as psycopg's ``%s`` (and ``%`` escaped)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+#: A numbered placeholder (``$1``), not part of a dollar-quoted string's tag.
+_NUMBERED = re.compile(r"(?<![\w$])\$(\d+)(?![\w$])")
 
 
 def copy_arrow(con: Connection, sql: str, columns: Sequence[tuple[str, str]]
@@ -153,13 +168,12 @@ def table_columns(meta: TableMeta, *, with_hidden_id: bool = False) -> list[tupl
     return cols
 
 
-def scan(con: Connection, meta: TableMeta, *, physical: str | None = None,
-         limit: int | None = None, offset: int | None = None) -> pa.RecordBatchReader:
-    return copy_arrow(con, neutral.scan_sql(meta, physical, limit, offset),
-                      table_columns(meta))
+def scan(con: Connection, meta: TableMeta, *, limit: int | None = None,
+         offset: int | None = None) -> pa.RecordBatchReader:
+    return copy_arrow(con, neutral.scan_sql(meta, None, limit, offset), table_columns(meta))
 
 
-def stream(con: Connection, meta: TableMeta, position: Mapping[str, Any]
+def stream(con: Connection, meta: TableMeta, position: StreamPosition
            ) -> pa.RecordBatchReader:
     """The rows of a stream pass from ``position`` on, with the hidden id column."""
     sql, params = neutral.stream_sql(meta, position)

@@ -21,8 +21,9 @@ import sqlglot.expressions as exp
 from patterns.errors import NodeError
 from patterns.store.columns import PARSED_FROM_TEXT, widen
 from patterns.store.model import DEFAULT_ID, HIDDEN_ID, SqlWrite, TableMeta
+from patterns.store.pg_sql import postgres_text
 from patterns.store.postgres.appends import copy_rows
-from patterns.store.postgres.migrations import DATA, VIEWS
+from patterns.store.postgres.migrations import DATA
 from patterns.store.postgres.reads import bind
 from patterns.store.postgres.tables import SQL_TYPES, PgTableWriter, q, qualified
 from patterns.store.sql_writes import _located
@@ -45,6 +46,10 @@ def apply_sql(writer: PgTableWriter, meta: TableMeta, write: SqlWrite
               ) -> tuple[TableMeta, int]:
     import psycopg
 
+    if write.relations:
+        from patterns.store.postgres.view import refuse_outside
+
+        refuse_outside(name for name, _ in write.relations)
     try:
         with writer.cur.connection.transaction():  # (a savepoint: an error is the user's)
             return _APPLY[write.action](writer, meta, write)
@@ -60,11 +65,7 @@ def apply_sql(writer: PgTableWriter, meta: TableMeta, write: SqlWrite
 
 def render(statement: Any) -> str:
     """A statement in PostgreSQL's dialect, its ``main."t"`` tables the views of ``public``."""
-    statement = statement.copy()
-    for table in statement.find_all(exp.Table):
-        if table.args.get("db") is not None and table.db == "main":
-            table.set("db", exp.to_identifier(VIEWS))
-    return str(statement.sql(dialect="postgres"))
+    return postgres_text(statement)
 
 
 def _execute(cur: Cursor, sql: str, params: tuple[Any, ...]) -> None:

@@ -15,44 +15,22 @@ import contextlib
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 
-from patterns.errors import PatternsError, StoreError
-from patterns.store.duckdb import CommitTimeout
+from patterns.errors import CommitTimeout, PatternsError, StoreError
 from patterns.store.ids import UlidSequence
-from patterns.store.interface import (
-    Capabilities,
-    CommitRepository,
-    LogRepository,
-    MemoryRepository,
-    QueueRepository,
-    RunRepository,
-    ScheduleRepository,
-    TableRepository,
-    Transaction,
-    WebhookRepository,
-)
+from patterns.store.interface import Capabilities, Transaction
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOp, TableOptions
-from patterns.store.postgres import reads
 from patterns.store.postgres.connection import Pool, mapped, masked
-from patterns.store.postgres.leases import Leases
 from patterns.store.postgres.migrations import COMMIT_LOCK, META, VIEWS, migrate
-from patterns.store.postgres.repositories import (
-    Commits,
-    Logs,
-    Memory,
-    Queue,
-    Runs,
-    Schedules,
-    Tables,
-    Webhooks,
-)
 from patterns.store.postgres.tables import PgTableWriter, prune_versions, qualified, view
+from patterns.store.postgres.view import PgView
 
 if TYPE_CHECKING:
     import psycopg
@@ -60,36 +38,6 @@ if TYPE_CHECKING:
     Connection = psycopg.Connection[tuple[Any, ...]]
 
 T = TypeVar("T")
-
-
-class PgView:
-    """A transaction or a read view of a PostgreSQL store (the ``Transaction`` protocol)."""
-
-    def __init__(self, con: Connection) -> None:
-        self.con = con
-        self.cur = con.cursor()
-        self.runs: RunRepository = Runs(self.cur)
-        self.queue: QueueRepository = Queue(self.cur)
-        self.schedules: ScheduleRepository = Schedules(self.cur)
-        self.webhooks: WebhookRepository = Webhooks(self.cur)
-        self.logs: LogRepository = Logs(self.cur)
-        self.memory: MemoryRepository = Memory(self.cur)
-        self.commits: CommitRepository = Commits(self.cur)
-        self.tables: TableRepository = Tables(self.cur)
-        self.leases = Leases(self.cur)
-
-    def scan(self, meta: TableMeta, *, physical: str | None = None, limit: int | None = None,
-             offset: int | None = None) -> pa.Table:
-        return reads.as_table(reads.scan(self.con, meta, physical=physical, limit=limit,
-                                         offset=offset))
-
-    def stream(self, meta: TableMeta, position: Mapping[str, Any]) -> pa.RecordBatchReader:
-        return reads.stream(self.con, meta, position)
-
-    def query(self, sql: str, params: Sequence[Any] | None = None, *,
-              integer_division: bool = False) -> pa.RecordBatchReader:
-        # (PostgreSQL divides integers as integers already: ``integer_division`` is its way)
-        return reads.query(self.con, sql, params)
 
 
 @dataclass
@@ -105,14 +53,21 @@ class PostgresStore:
     concurrent_processes = True
     name = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    #: (a database server: no file)
+    path: Path | None = None
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = read_only
         self.pool = Pool(url)
         self.capabilities = Capabilities(backend="postgresql", dialect="postgres",
                                          concurrent_processes=True, location=masked(url))
         con = self.pool.take()
         try:
-            self._check_privileges(con)  # (before anything is made)
+            if read_only:
+                self._check_exists(con)
+            else:
+                self._check_privileges(con)  # (before anything is made)
             migrate(con, url)
         finally:
             self.pool.give_back(con)
@@ -120,6 +75,14 @@ class PostgresStore:
         #: Commits of this process take turns for the id sequence (other processes wait on
         #: the advisory lock).
         self._ids_lock = threading.Lock()
+
+    def _check_exists(self, con: Connection) -> None:
+        """A read-only store must have been made already (nothing is made for a read)."""
+        row = con.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [META]).fetchone()
+        con.rollback()
+        if row is None:
+            raise StoreError(f"no store in the PostgreSQL database {masked(self.url)}: run "
+                             f"the app once with `patterns run --store URL` to create it")
 
     def _check_privileges(self, con: Connection) -> None:
         """Refuse, before anything is made, a user who could not make the store."""
@@ -173,6 +136,45 @@ class PostgresStore:
             raise
         finally:
             self.pool.give_back(con)
+
+    @contextmanager
+    def autocommit(self) -> Iterator[PgView]:
+        """Each statement committed as it runs, without the commit lock."""
+        con = self.pool.take()
+        con.autocommit = True
+        try:
+            yield PgView(con)
+        except BaseException as exc:
+            error = mapped(exc, self.url)
+            if error is not None:
+                raise error from exc
+            raise
+        finally:
+            con.autocommit = False
+            self.pool.give_back(con)
+
+    def open_reader(self, read: Callable[[Transaction], pa.RecordBatchReader]
+                    ) -> pa.RecordBatchReader:
+        """The reader ``read`` makes on a read view of its own, given back once drained."""
+        con = self.pool.take()
+        try:
+            con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            con.execute("SELECT 1")  # (the snapshot is taken now, not at the first batch)
+            reader = read(PgView(con))
+        except BaseException as exc:
+            self.pool.give_back(con)
+            error = mapped(exc, self.url)
+            if error is not None:
+                raise error from exc
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            finally:
+                self.pool.give_back(con)
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     # ------------------------------------------------------------------ commits
     def commit(self, cp: Checkpoint, *, timeout: float | None = None,

@@ -34,4 +34,4 @@ def rows(store: PostgresStore, table: str) -> list[dict[str, object]]:
     with store.read() as view:
         meta = view.tables.get(table)
         assert meta is not None
-        return view.scan(meta).to_pylist()
+        return view.scan(meta).read_all().to_pylist()

@@ -41,7 +41,7 @@ def test_every_kind_round_trips_with_the_types_duckdb_gives(pg_store: PostgresSt
     with pg_store.read() as view:
         meta = view.tables.get("things")
         assert meta is not None
-        got = view.scan(meta)
+        got = view.scan(meta).read_all()
     duck = DuckDBStore(tmp_path / "store.duckdb")
     cp = Checkpoint("r", "n")
     cp.add("things", TableOp("append", EVERY_KIND))
