@@ -15,29 +15,10 @@ import pyarrow as pa
 
 from patterns.errors import DataError, QueryError
 from patterns.positions import StreamPosition
-from patterns.store.interface import (
-    CommitRepository,
-    LogRepository,
-    MemoryRepository,
-    PageRequest,
-    QueueRepository,
-    RunRepository,
-    ScheduleRepository,
-    TableRepository,
-    WebhookRepository,
-)
+from patterns.store.interface import PageRequest
 from patterns.store.model import TableMeta
 from patterns.store.reads import BATCH_ROWS, scan_sql, stream_sql
-from patterns.store.repositories import (
-    Commits,
-    Logs,
-    Memory,
-    Queue,
-    Runs,
-    Schedules,
-    Tables,
-    Webhooks,
-)
+from patterns.store.repositories import MetadataViews
 
 #: DuckDB's errors that mean a value does not fit (a type, a cast, a constraint).
 DATA_ERRORS = (duckdb.ConversionException, duckdb.BinderException, duckdb.ParserException,
@@ -61,20 +42,12 @@ def first_line(exc: BaseException) -> str:
     return str(exc).split("\n\nLINE ")[0].replace("\n", " ")
 
 
-class DuckDBView:
+class DuckDBView(MetadataViews):
     """The :class:`~patterns.store.interface.Transaction` of a DuckDB store."""
 
     def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cur
-        con = DuckDBConnection(cur)
-        self.runs: RunRepository = Runs(con)
-        self.queue: QueueRepository = Queue(con)
-        self.schedules: ScheduleRepository = Schedules(con)
-        self.webhooks: WebhookRepository = Webhooks(con)
-        self.logs: LogRepository = Logs(con)
-        self.memory: MemoryRepository = Memory(con)
-        self.commits: CommitRepository = Commits(con)
-        self.tables: TableRepository = Tables(con)
+        super().__init__(DuckDBConnection(cur))
 
     def scan(self, meta: TableMeta, *, limit: int | None = None,
              offset: int | None = None) -> pa.RecordBatchReader:

@@ -20,7 +20,20 @@ from typing import Any, Protocol
 from patterns.positions import StreamPosition
 from patterns.store.columns import Column
 from patterns.store.ids import encode
-from patterns.store.interface import CommitRecord, QueueItem, Schedule, TableVersion
+from patterns.store.interface import (
+    CommitRecord,
+    CommitRepository,
+    LogRepository,
+    MemoryRepository,
+    QueueItem,
+    QueueRepository,
+    RunRepository,
+    Schedule,
+    ScheduleRepository,
+    TableRepository,
+    TableVersion,
+    WebhookRepository,
+)
 from patterns.store.migrations import DATA, META
 from patterns.store.model import RunRecord, TableMeta, TableOptions, dumps
 from patterns.store.tables import qualified
@@ -374,3 +387,19 @@ class Tables:
         from patterns.store.repair import count_where
 
         return count_where(self.con, meta, where)
+
+
+# ---------------------------------------------------------------------- a view's set
+class MetadataViews:
+    """The metadata repositories of one view, over its connection: a backend's
+    :class:`~patterns.store.interface.Transaction` class starts from this."""
+
+    def __init__(self, con: Connection) -> None:
+        self.runs: RunRepository = Runs(con)
+        self.queue: QueueRepository = Queue(con)
+        self.schedules: ScheduleRepository = Schedules(con)
+        self.webhooks: WebhookRepository = Webhooks(con)
+        self.logs: LogRepository = Logs(con)
+        self.memory: MemoryRepository = Memory(con)
+        self.commits: CommitRepository = Commits(con)
+        self.tables: TableRepository = Tables(con)

@@ -107,12 +107,12 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ views
     @contextmanager
-    def read(self) -> Iterator[PgView]:
+    def _connection(self) -> Iterator[Connection]:
+        """A connection of the pool, given back at the end; PostgreSQL's errors become
+        the project's own."""
         con = self.pool.take()
         try:
-            # (psycopg has begun the transaction: this is its first statement)
-            con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            yield PgView(con)
+            yield con
         except BaseException as exc:
             error = mapped(exc, self.url)
             if error is not None:
@@ -120,38 +120,30 @@ class PostgresStore:
             raise
         finally:
             self.pool.give_back(con)
+
+    @contextmanager
+    def read(self) -> Iterator[PgView]:
+        with self._connection() as con:
+            # (psycopg has begun the transaction: this is its first statement)
+            con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield PgView(con)
 
     @contextmanager
     def transaction(self) -> Iterator[PgView]:
         """A write transaction: committed when the block ends, rolled back on an error."""
-        con = self.pool.take()
-        try:
-            with con.transaction():
-                con.execute("SELECT pg_advisory_xact_lock(%s)", [COMMIT_LOCK])
-                yield PgView(con)
-        except BaseException as exc:
-            error = mapped(exc, self.url)
-            if error is not None:
-                raise error from exc
-            raise
-        finally:
-            self.pool.give_back(con)
+        with self._connection() as con, con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", [COMMIT_LOCK])
+            yield PgView(con)
 
     @contextmanager
     def autocommit(self) -> Iterator[PgView]:
         """Each statement committed as it runs, without the commit lock."""
-        con = self.pool.take()
-        con.autocommit = True
-        try:
-            yield PgView(con)
-        except BaseException as exc:
-            error = mapped(exc, self.url)
-            if error is not None:
-                raise error from exc
-            raise
-        finally:
-            con.autocommit = False
-            self.pool.give_back(con)
+        with self._connection() as con:
+            con.autocommit = True
+            try:
+                yield PgView(con)
+            finally:
+                con.autocommit = False
 
     def open_reader(self, read: Callable[[Transaction], pa.RecordBatchReader]
                     ) -> pa.RecordBatchReader:

@@ -17,30 +17,11 @@ import pyarrow as pa
 
 from patterns.errors import DataError, QueryError
 from patterns.positions import StreamPosition
-from patterns.store.interface import (
-    CommitRepository,
-    LogRepository,
-    MemoryRepository,
-    PageRequest,
-    QueueRepository,
-    RunRepository,
-    ScheduleRepository,
-    TableRepository,
-    WebhookRepository,
-)
+from patterns.store.interface import PageRequest
 from patterns.store.model import TableMeta
 from patterns.store.postgres import reads
 from patterns.store.postgres.leases import Leases
-from patterns.store.repositories import (
-    Commits,
-    Logs,
-    Memory,
-    Queue,
-    Runs,
-    Schedules,
-    Tables,
-    Webhooks,
-)
+from patterns.store.repositories import MetadataViews
 
 if TYPE_CHECKING:
     import psycopg
@@ -64,21 +45,13 @@ class PgConnection:
         return self.cur.fetchall() if self.cur.description is not None else []
 
 
-class PgView:
+class PgView(MetadataViews):
     """The :class:`~patterns.store.interface.Transaction` of a PostgreSQL store."""
 
     def __init__(self, con: Connection) -> None:
         self.con = con
         self.cur = con.cursor()
-        rows = PgConnection(self.cur)
-        self.runs: RunRepository = Runs(rows)
-        self.queue: QueueRepository = Queue(rows)
-        self.schedules: ScheduleRepository = Schedules(rows)
-        self.webhooks: WebhookRepository = Webhooks(rows)
-        self.logs: LogRepository = Logs(rows)
-        self.memory: MemoryRepository = Memory(rows)
-        self.commits: CommitRepository = Commits(rows)
-        self.tables: TableRepository = Tables(rows)
+        super().__init__(PgConnection(self.cur))
         self.leases = Leases(self.cur)
 
     def scan(self, meta: TableMeta, *, limit: int | None = None,
