@@ -121,11 +121,11 @@ def test_keyboard_opens_a_card_and_the_panel_shows_state(page: Any, studio_app: 
                                                          ) -> None:
     page.goto(f"{studio_app.url}{APP}")
     card = page.get_by_label("python node Generate events")
-    for attempt in range(3):  # (as open_card: the canvas may re-render the card as it fits)
-        card.focus()
-        expect(card).to_be_focused()
-        page.keyboard.press("Enter")
-        try:
+    for attempt in range(3):  # (as open_card: the canvas may re-render the card as it fits,
+        try:                  # taking the focus away from the old one)
+            card.focus()
+            expect(card).to_be_focused()
+            page.keyboard.press("Enter")
             expect(page).to_have_url(f"{studio_app.url}{APP}/nodes/gen00001", timeout=3_000)
             break
         except AssertionError:
