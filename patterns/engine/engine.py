@@ -18,6 +18,7 @@ from typing import Any
 
 from patterns import wire
 from patterns.engine.admin import Desk
+from patterns.engine.claims import Claims, live_nodes
 from patterns.engine.configuration import check_configuration
 from patterns.engine.dataplane import DataPlane
 from patterns.engine.engine_file import announce, withdraw
@@ -68,12 +69,12 @@ ENGINE_DIED = ("the engine stopped (killed or crashed) while this run was runnin
 
 
 def end_lost_runs(store: Store) -> None:
-    """Runs still ``running`` when an engine opens the store were left by an engine that died
-    (only one process can open a store for writing): they end as ``failed`` with
+    """Runs still ``running`` when an engine opens the store, and whose node no live engine
+    holds the lease of, were left by an engine that died: they end as ``failed`` with
     :data:`ENGINE_DIED`, never ``running`` forever. Nothing they wrote past their last
-    checkpoint was ever committed."""
+    checkpoint was ever committed. (A DuckDB store has one engine: all such runs.)"""
     with store.transaction() as tx:
-        tx.runs.fail_running(ENGINE_DIED, dt.datetime.now(dt.UTC))
+        tx.runs.fail_running(ENGINE_DIED, dt.datetime.now(dt.UTC), except_nodes=live_nodes(tx))
 
 
 class Engine:
@@ -94,6 +95,9 @@ class Engine:
         #: in the app's .patterns folder for a database server.
         self.home = store.path or app.root / ".patterns" / "store.duckdb"
         end_lost_runs(self.store)
+        #: This engine's identity and node leases (several engines on one store).
+        self.claims = Claims(self.store)
+        self.claims.on_lost = self._claim_lost
         self.live = LiveLog(live_log_path(self.home))
         self.reporter: Reporter = reporter or SilentReporter()
         self.launcher: Launcher = launcher or ProcessLauncher()
@@ -120,7 +124,10 @@ class Engine:
         warm_up()
         # The one door to the store: outside requests (the CLI, notebooks) come through the
         # data plane, found from .patterns/engine.json, with this engine's admin token.
-        self.announced = announce(self.home, self.dataplane.local_uri, kind)
+        capabilities = self.store.capabilities
+        self.announced = announce(self.home, self.dataplane.local_uri, kind,
+                                  location=capabilities.location, backend=capabilities.backend,
+                                  engine_id=self.claims.engine_id)
         self.dataplane.admit(self.announced.token, self._desk)
 
     @property
@@ -174,6 +181,7 @@ class Engine:
         self.launcher.close()
         self.live.close()
         self.dataplane.stop()
+        self.claims.close()
         self.store.close()
 
     def __enter__(self) -> Engine:
@@ -186,12 +194,54 @@ class Engine:
     def run_node(self, node: Node, trigger: str, param_overrides: dict[str, Any] | None = None,
                  attempt: int = 1, *, run_id: str | None = None,
                  on_end: Callable[[Transaction, RunRecord, RunSession | None], None] | None = None,
-                 ) -> tuple[RunRecord, RunSession | None]:
+                 claimed: bool = False) -> tuple[RunRecord, RunSession | None]:
         """Run ``node`` once in a fresh process and record the run; never raises for a
         failure of the node itself (the run record says what happened).
         ``on_end(transaction, record, session)`` runs in the transaction that records the run's
-        end (the scheduler takes the run's queue item out there)."""
+        end (the scheduler takes the run's queue item out there). The run holds the node's
+        lease (``claimed``: the caller took it); a node another engine of the store is
+        running is not run beside it: that run fails at once, saying so."""
         run_id = run_id or new_run_id()
+        if not claimed and self.claims.claim(node.id) is None:
+            return self._refused(node, trigger, attempt, run_id, on_end), None
+        try:
+            return self._run_claimed(node, trigger, param_overrides, attempt, run_id, on_end)
+        finally:
+            self.claims.drop(node.id)
+
+    def _refused(self, node: Node, trigger: str, attempt: int, run_id: str,
+                 on_end: Callable[[Transaction, RunRecord, RunSession | None], None] | None,
+                 ) -> RunRecord:
+        now = dt.datetime.now(dt.UTC)
+        failed = RunRecord(
+            id=run_id, node_id=node.id, node_title=node.title, trigger=trigger,
+            status="failed", queued_at=now, started_at=now, ended_at=now, attempt=attempt,
+            seen_commit=self.store.last_commit(),
+            error=f"node {node.label} is running on another engine of this store "
+                  f"({self.store.capabilities.location}); it was not run beside it. Run it "
+                  f"again once that run has ended")
+        with self.store.transaction() as tx:
+            tx.runs.insert(failed)
+            if on_end is not None:
+                on_end(tx, failed, None)
+        self._started(failed)
+        self._finished(failed)
+        return failed
+
+    def _claim_lost(self, node_id: str) -> None:
+        """The heartbeat found this engine's lease on ``node_id`` taken over: its run stops
+        (its next checkpoint would be refused anyway)."""
+        for run_id, node in self._in_progress():
+            if node.id == node_id:
+                self.cancel(run_id, f"this engine lost its lease on node {node.label} (it "
+                                    f"was cut off from the store too long); the run was "
+                                    f"rolled back to its last checkpoint and another engine "
+                                    f"runs the node")
+
+    def _run_claimed(self, node: Node, trigger: str, param_overrides: dict[str, Any] | None,
+                     attempt: int, run_id: str,
+                     on_end: Callable[[Transaction, RunRecord, RunSession | None], None] | None,
+                     ) -> tuple[RunRecord, RunSession | None]:
         now = dt.datetime.now(dt.UTC)
         seen = self.store.last_commit()
         record = RunRecord(id=run_id, node_id=node.id, node_title=node.title, trigger=trigger,
@@ -223,7 +273,8 @@ class Engine:
         limit = node.settings.time_limit_seconds
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder,
-                             rules=rules, app=self.app, external=external)
+                             rules=rules, app=self.app, external=external,
+                             fence=self.claims.fence(node.id))
         with self._lock:
             self._active[run_id] = session
         self._started(record)

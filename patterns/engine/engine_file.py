@@ -34,6 +34,11 @@ class RunningEngine:
     store: str  # the store file it holds (resolved)
     started_at: float  # time.time()
     version: int = VERSION
+    #: The store it serves as messages name it (a path, or a URL without its password),
+    #: its backend, and the engine's identity in the store's leases (several engines).
+    location: str = ""
+    backend: str = "duckdb"
+    engine_id: str = ""
 
     @property
     def what(self) -> str:
@@ -45,10 +50,13 @@ def engine_file(store_path: Path) -> Path:
     return store_path.parent / ENGINE_FILE
 
 
-def announce(store_path: Path, uri: str, kind: str) -> RunningEngine:
+def announce(store_path: Path, uri: str, kind: str, *, location: str = "",
+             backend: str = "duckdb", engine_id: str = "") -> RunningEngine:
     """Write the engine file for an engine of this process holding ``store_path``."""
     engine = RunningEngine(pid=os.getpid(), uri=uri, token=secrets.token_urlsafe(32),
-                           kind=kind, store=str(store_path.resolve()), started_at=time.time())
+                           kind=kind, store=str(store_path.resolve()), started_at=time.time(),
+                           location=location or str(store_path.resolve()), backend=backend,
+                           engine_id=engine_id)
     path = engine_file(store_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -30,7 +30,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from patterns.engine.engine import Engine, new_run_id
+from patterns.engine.claims import recover_lost_runs
+from patterns.engine.engine import ENGINE_DIED, Engine, new_run_id
 from patterns.engine.reactive import RUNNABLE_KINDS, with_new_rows
 from patterns.engine.session import RunSession
 from patterns.graph.model import Node
@@ -52,6 +53,10 @@ def next_fire(cron: str, timezone: str, after: dt.datetime) -> dt.datetime:
     return fire.astimezone(dt.UTC)
 
 
+class _Taken(Exception):
+    """The queue item or its node is another engine's."""
+
+
 def is_cron(trigger: str | None) -> bool:
     return bool(trigger) and trigger != "manual"
 
@@ -69,6 +74,10 @@ class Scheduler:
         self._busy: dict[str, tuple[QueueItem, Future[Any]]] = {}  # node id -> running item
         self._stopping = False
         self._thread: threading.Thread | None = None
+        #: (several engines on one store) the last commit seen, and when to look for
+        #: runs of dead engines next
+        self._seen_commit = 0
+        self._next_sweep = 0.0
 
     @property
     def app(self) -> Any:
@@ -129,6 +138,10 @@ class Scheduler:
                 dirty, self._dirty = self._dirty, False
                 look, self._queue_changed = self._queue_changed, False
             try:
+                if self.engine.claims.shared:
+                    others, recovered = self._watch_others()
+                    dirty |= others
+                    look |= recovered
                 if dirty and self._wake_out_of_date():
                     look = True
                 if self._fire_schedules():
@@ -172,14 +185,25 @@ class Scheduler:
 
     def _start(self, item: QueueItem, node: Node) -> None:
         run_id = new_run_id()
-        with self.engine.store.transaction() as tx:
-            tx.queue.mark_started(item.id, run_id)
+        claims = self.engine.claims
+        try:
+            # The item and the node's lease are taken together, or neither (another engine
+            # of the store took the item, or is running the node).
+            with self.engine.store.transaction() as tx:
+                if not tx.queue.mark_started(item.id, run_id):
+                    raise _Taken
+                lease = claims.take(tx, node.id)
+                if lease is None:
+                    raise _Taken
+        except _Taken:
+            return
+        claims.hold(node.id, lease)
 
         def ended(tx: Transaction, record: RunRecord, session: RunSession | None) -> None:
             self._ended(tx, item, node, record, session)
 
         future = self._pool.submit(self.engine.run_node, node, item.trigger, item.parameters,
-                                   item.attempt, run_id=run_id, on_end=ended)
+                                   item.attempt, run_id=run_id, on_end=ended, claimed=True)
         self._busy[node.id] = (item, future)
         future.add_done_callback(lambda done: self._done(node.id, done))
 
@@ -196,6 +220,8 @@ class Scheduler:
                session: RunSession | None) -> None:
         """In the transaction that records the run's end: the item leaves the queue and its
         follow-up (a retry, a continuation) comes in."""
+        if not self.engine.claims.holds(tx, node.id):
+            return  # (another engine took the node over: the item is its now)
         if record.status == "cancelled" and record.error == SHUTDOWN_REASON:
             tx.queue.release(item.id)
             return
@@ -253,10 +279,14 @@ class Scheduler:
             moved = Schedule(schedule.node_id, schedule.cron, schedule.timezone,
                              next_fire(schedule.cron, schedule.timezone, now))
             with self.engine.store.transaction() as tx:
-                tx.queue.enqueue(schedule.node_id, "schedule", coalesce=True)
-                tx.schedules.set(moved)
+                stored = tx.schedules.all().get(schedule.node_id)
+                if stored is not None and stored.next_fire > now:
+                    moved = stored  # (another engine of the store fired this slot)
+                else:
+                    tx.queue.enqueue(schedule.node_id, "schedule", coalesce=True)
+                    tx.schedules.set(moved)
+                    fired = True
             self._schedules()[schedule.node_id] = moved
-            fired = True
         return fired
 
     # ------------------------------------------------------------------ start-up
@@ -266,10 +296,7 @@ class Scheduler:
         never ran get their first run."""
         now = dt.datetime.now(dt.UTC)
         with self.engine.store.transaction() as tx:
-            interrupted = tx.queue.recover()
-            again = [item.run_id for item in interrupted if item.run_id]
-            # their records say failed (ENGINE_DIED, written as the engine opened)
-            tx.runs.add_error(again, "; it runs again")
+            self._recover_lost(tx)
             self._sync_schedules(tx, now)
             ran = tx.runs.nodes_that_ran()
             queued = {i.node_id for i in tx.queue.items()}
@@ -278,6 +305,29 @@ class Scheduler:
                         and not is_cron(node.trigger) and node.id not in ran
                         and node.id not in queued and not node.reads()):
                     tx.queue.enqueue(node.id, "first run")
+
+    def _recover_lost(self, tx: Transaction) -> bool:
+        """Runs whose engine died (none holds their node's lease) end as failed and their
+        queue items wait again; whether there were any."""
+        interrupted = recover_lost_runs(tx, ENGINE_DIED, dt.datetime.now(dt.UTC))
+        again = [item.run_id for item in interrupted if item.run_id]
+        tx.runs.add_error(again, "; it runs again")
+        return bool(interrupted)
+
+    def _watch_others(self) -> tuple[bool, bool]:
+        """With other engines on the store: whether they committed since the last look
+        (readers may be out of date), and whether runs of a dead one were recovered."""
+        seq = self.engine.store.last_commit()
+        committed, self._seen_commit = seq != self._seen_commit, seq
+        recovered = False
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + self.engine.claims.seconds / 3
+            with self.engine.store.transaction() as tx:
+                recovered = self._recover_lost(tx)
+            if recovered:
+                log.warning("runs of an engine that stopped renewing its leases were "
+                            "recovered; they run again")
+        return committed, recovered
 
     def reload(self) -> None:
         """graph.yml changed (hot reload): schedules follow it; queued runs are kept."""

@@ -72,6 +72,9 @@ class RunSession:
     #: once that transaction has committed.
     at_final: Callable[[Transaction, CommitResult], tuple[RunRecord, str]] | None = None
     ended: tuple[RunRecord, str] | None = None
+    #: Run in each checkpoint's commit transaction before anything else it does: raises
+    #: (and the commit is rolled back) once the engine no longer holds the node's lease.
+    fence: Callable[[Transaction], None] | None = None
     #: Set once the run's start is recorded (or will not be); None: nothing to wait for.
     start_recorded: threading.Event | None = None
     #: The run is over (:meth:`close`): nothing more is staged or committed.
@@ -272,10 +275,17 @@ class RunSession:
                 cp.positions[store] = StreamPosition.from_json(pos) if pos is not None else None
             at_final = self.at_final if final else None
             ended: list[tuple[RunRecord, str]] = []
+            fence = self.fence
+
+            def also(tx: Transaction, result: CommitResult) -> None:
+                if fence is not None:
+                    fence(tx)
+                if at_final is not None:
+                    ended.append(at_final(tx, result))
+
             result = self.store.commit(
                 cp, timeout=timeout, stop=self.stop,
-                also=None if at_final is None else
-                lambda tx, result: ended.append(at_final(tx, result)))
+                also=None if at_final is None and fence is None else also)
             self._staged = None
             self.checkpoints += 1
             if final:

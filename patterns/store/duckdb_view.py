@@ -15,10 +15,11 @@ import pyarrow as pa
 
 from patterns.errors import DataError, QueryError
 from patterns.positions import StreamPosition
-from patterns.store.interface import PageRequest
+from patterns.store.interface import LeaseRepository, PageRequest
 from patterns.store.model import TableMeta
 from patterns.store.reads import BATCH_ROWS, scan_sql, stream_sql
 from patterns.store.repositories import MetadataViews
+from patterns.store.sole_leases import SoleLeases
 
 #: DuckDB's errors that mean a value does not fit (a type, a cast, a constraint).
 DATA_ERRORS = (duckdb.ConversionException, duckdb.BinderException, duckdb.ParserException,
@@ -48,6 +49,7 @@ class DuckDBView(MetadataViews):
     def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cur
         super().__init__(DuckDBConnection(cur))
+        self.leases: LeaseRepository = SoleLeases()
 
     def scan(self, meta: TableMeta, *, limit: int | None = None,
              offset: int | None = None) -> pa.RecordBatchReader:

@@ -2,7 +2,7 @@
 
 A :class:`Store` hands out :class:`Transaction` views (a write transaction, or a read view of
 committed data). A view's typed repositories (``runs``, ``queue``, ``schedules``,
-``webhooks``, ``logs``, ``memory``, ``commits``, ``tables``) are the only way to the platform's
+``webhooks``, ``logs``, ``memory``, ``commits``, ``tables``, ``leases``) are the only way to the platform's
 own metadata; table data comes back as Arrow. Backend errors come back as the project's own
 (:mod:`patterns.errors`). ``tests/store/contract`` is the definition of a backend: every
 backend passes it.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +104,17 @@ class CommitRecord:
     node_id: str | None
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A named right (``node:load``, ``engine:<id>``) held by one holder until it expires;
+    ``token`` (the fencing token) grows each time the lease changes hands."""
+
+    name: str
+    holder: str
+    token: int
+    expires_at: dt.datetime
+
+
 # ---------------------------------------------------------------------- repositories
 class RunRepository(Protocol):
     def insert(self, run: RunRecord) -> None: ...
@@ -120,8 +131,10 @@ class RunRepository(Protocol):
     def nodes_that_ran(self) -> set[str]: ...
     def seen_commits(self, *, succeeded_only: bool) -> dict[str, int]:
         """Each node's newest ``seen_commit`` over its finished (or succeeded) runs."""
-    def fail_running(self, error: str, at: dt.datetime) -> int:
-        """Mark every run still ``running`` failed with ``error``; how many there were."""
+    def fail_running(self, error: str, at: dt.datetime,
+                     except_nodes: Collection[str] = ()) -> int:
+        """Mark every run still ``running`` (but those of ``except_nodes``) failed with
+        ``error``; how many there were."""
     def add_error(self, run_ids: Sequence[str], text: str) -> None:
         """Append ``text`` to the errors of these runs, those that failed."""
 
@@ -133,7 +146,9 @@ class QueueRepository(Protocol):
         """Queue a run; with ``coalesce``, nothing when the node already has one waiting."""
     def items(self, *, started: bool | None = None) -> list[QueueItem]:
         """Oldest first: waiting (``started=False``), running (True) or all."""
-    def mark_started(self, item_id: str, run_id: str) -> None: ...
+    def mark_started(self, item_id: str, run_id: str) -> bool:
+        """The item's run started; False when it had started already (another engine
+        took it first)."""
     def release(self, item_id: str) -> None:
         """The item waits again (its run did not start after all, or was stopped)."""
     def remove(self, item_id: str) -> None: ...
@@ -194,6 +209,24 @@ class TableRepository(Protocol):
         """Rows of the table's current version (those a SQL condition ``where`` holds for)."""
 
 
+class LeaseRepository(Protocol):
+    """Leases with expiry and fencing tokens: which engine may run a node, for how long
+    (times are the store's clock). A store for one process grants every lease."""
+
+    def acquire(self, name: str, holder: str, seconds: float) -> Lease | None:
+        """The lease, taken (or renewed, for its holder) for ``seconds``; None while another
+        holder's has not expired."""
+    def renew(self, lease: Lease, seconds: float) -> Lease | None:
+        """``seconds`` more, if still held; None when it was lost."""
+    def release(self, lease: Lease) -> bool: ...
+    def holds(self, lease: Lease) -> bool:
+        """Whether ``lease`` is still held (the fencing check): it cannot change hands
+        before the transaction ends."""
+    def get(self, name: str) -> Lease | None: ...
+    def live(self, prefix: str = "") -> list[Lease]:
+        """The leases not yet expired whose names start with ``prefix``."""
+
+
 # ---------------------------------------------------------------------- views
 class Transaction(Protocol):
     """A write transaction or a read view: repositories, and table data as Arrow. Readers
@@ -207,6 +240,7 @@ class Transaction(Protocol):
     memory: MemoryRepository
     commits: CommitRepository
     tables: TableRepository
+    leases: LeaseRepository
 
     def scan(self, meta: TableMeta, *, limit: int | None = None,
              offset: int | None = None) -> pa.RecordBatchReader:

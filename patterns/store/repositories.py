@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -136,10 +136,13 @@ class Runs:
             f"SELECT node_id, max(seen_commit) FROM {META}.runs WHERE {which} "
             f"GROUP BY node_id")}
 
-    def fail_running(self, error: str, at: dt.datetime) -> int:
+    def fail_running(self, error: str, at: dt.datetime,
+                     except_nodes: Collection[str] = ()) -> int:
+        spared = sorted(except_nodes)
+        but = f"AND node_id NOT IN ({', '.join('?' * len(spared))})" if spared else ""
         return len(self.con.rows(
             f"UPDATE {META}.runs SET status = 'failed', ended_at = ?, error = ? "
-            f"WHERE status = 'running' RETURNING id", [at, error]))
+            f"WHERE status = 'running' {but} RETURNING id", [at, error, *spared]))
 
     def add_error(self, run_ids: Sequence[str], text: str) -> None:
         if run_ids:
@@ -189,8 +192,9 @@ class Queue:
             f"SELECT {_QUEUE_COLUMNS} FROM {META}.run_queue {where} "
             f"ORDER BY not_before, enqueued_at, id")]
 
-    def mark_started(self, item_id: str, run_id: str) -> None:
-        self.con.rows(f"UPDATE {META}.run_queue SET run_id = ? WHERE id = ?", [run_id, item_id])
+    def mark_started(self, item_id: str, run_id: str) -> bool:
+        return bool(self.con.rows(f"UPDATE {META}.run_queue SET run_id = ? WHERE id = ? "
+                                  f"AND run_id IS NULL RETURNING id", [run_id, item_id]))
 
     def release(self, item_id: str) -> None:
         self.con.rows(f"UPDATE {META}.run_queue SET run_id = NULL WHERE id = ?", [item_id])

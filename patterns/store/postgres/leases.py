@@ -10,22 +10,13 @@ that would act on it. Times are the server's clock (``now()`` of the transaction
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from patterns.store.interface import Lease
 from patterns.store.postgres.migrations import META
 
 if TYPE_CHECKING:
     from patterns.store.postgres.tables import Cursor
-
-
-@dataclass(frozen=True)
-class Lease:
-    name: str
-    holder: str
-    token: int
-    expires_at: dt.datetime
 
 
 class Leases:
@@ -80,3 +71,10 @@ class Leases:
         row = self.cur.execute(f"SELECT name, holder, token, expires_at FROM {META}.leases "
                                f"WHERE name = %s", [name]).fetchone()
         return Lease(*row) if row else None
+
+    def live(self, prefix: str = "") -> list[Lease]:
+        rows = self.cur.execute(
+            f"SELECT name, holder, token, expires_at FROM {META}.leases WHERE "
+            f"left(name, length(%s)) = %s AND expires_at > clock_timestamp() ORDER BY name",
+            [prefix, prefix]).fetchall()
+        return [Lease(*row) for row in rows]

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from patterns.errors import DataError, QueryError
 from patterns.positions import StreamPosition
-from patterns.store.interface import PageRequest
+from patterns.store.interface import LeaseRepository, PageRequest
 from patterns.store.model import TableMeta
 from patterns.store.postgres import reads
 from patterns.store.postgres.leases import Leases
@@ -52,7 +52,7 @@ class PgView(MetadataViews):
         self.con = con
         self.cur = con.cursor()
         super().__init__(PgConnection(self.cur))
-        self.leases = Leases(self.cur)
+        self.leases: LeaseRepository = Leases(self.cur)
 
     def scan(self, meta: TableMeta, *, limit: int | None = None,
              offset: int | None = None) -> pa.RecordBatchReader:
