@@ -51,9 +51,19 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _register() -> None:
-    from patterns.cli import client, compat, components, create, history, run, serve, tables
+    from patterns.cli import (
+        client,
+        compat,
+        components,
+        create,
+        history,
+        run,
+        serve,
+        store_copy,
+        tables,
+    )
 
-    for module in (run, serve, create, tables, history, client):
+    for module in (run, serve, create, tables, history, client, store_copy):
         module.register(cli)
     components.register(cli)
     compat.register(cli)

@@ -27,7 +27,7 @@ from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyEr
 from patterns.store import faults
 from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
 from patterns.store.ids import UlidSequence
-from patterns.store.interface import Capabilities, Transaction
+from patterns.store.interface import Archive, Capabilities, Transaction
 from patterns.store.migrations import META, MIGRATIONS
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
 from patterns.store.repositories import Memory, Tables
@@ -216,6 +216,25 @@ class DuckDBStore:
         try:
             yield DuckDBView(cur)
         finally:
+            cur.close()
+
+    @contextmanager
+    def archive(self, *, write: bool = False) -> Iterator[Archive]:
+        """The store whole (``patterns store copy``): one transaction to write, or a
+        snapshot (a transaction rolled back at the end) to read."""
+        from patterns.store.duckdb_archive import DuckDBArchive
+
+        if write:
+            with self._transaction() as cur:
+                yield DuckDBArchive(DuckDBView(cur))
+            return
+        cur = self.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            yield DuckDBArchive(DuckDBView(cur))
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                cur.execute("ROLLBACK")
             cur.close()
 
     @contextmanager

@@ -260,6 +260,35 @@ class Transaction(Protocol):
         ``id_name``. A filter value that does not fit its column is a ``DataError``."""
 
 
+class Archive(Protocol):
+    """Every row of a store, for moving all of it (``patterns store copy``): a read archive
+    is one snapshot, a write archive one transaction (see :mod:`patterns.store.archive`)."""
+
+    def meta_rows(self, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Every row of a platform metadata table (JSON as text), with its column names."""
+    def version_rows(self, physical: str) -> pa.RecordBatchReader:
+        """Every row of a table version, with every column it has (hidden ones too)."""
+    def is_empty(self) -> bool:
+        """Whether the store holds no tables, runs, state or anything queued."""
+    def clear(self) -> None:
+        """Drop every table and forget every metadata row (a forced copy's target)."""
+    @property
+    def view(self) -> Transaction:
+        """The archive's view: the store's tables and their versions."""
+
+    def physical(self, name: str, version: int) -> str:
+        """The physical name a version of table ``name`` has in this store."""
+    def put_version(self, meta: TableMeta, rows: pa.RecordBatchReader) -> int:
+        """Make the table version ``meta`` describes (its columns as of that version) with
+        these rows, by the columns both have; how many rows."""
+    def put_meta(self, table: str, names: Sequence[str],
+                 rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows into a platform metadata table, by the columns both have."""
+    def finish(self) -> None:
+        """After a copy: the commit sequence and the ids go on after what was copied, and
+        each table's view shows its current version."""
+
+
 class Store(Protocol):
     """A Patterns store: tables with versions, streams' rows, and the platform metadata."""
 
@@ -288,6 +317,9 @@ class Store(Protocol):
                     ) -> pa.RecordBatchReader:
         """The reader ``read`` makes on a read view kept open until it is drained (a long
         read that must not hold its caller's block open)."""
+    def archive(self, *, write: bool = False) -> AbstractContextManager[Archive]:
+        """The store's rows whole: a snapshot to read, or (``write``) one transaction to
+        write, committed when the block ends."""
     def last_commit(self) -> int: ...
     def view_name(self, table: str) -> str:
         """How SQL names the table's current version."""

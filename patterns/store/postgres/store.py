@@ -35,6 +35,8 @@ from patterns.store.postgres.view import PgView
 if TYPE_CHECKING:
     import psycopg
 
+    from patterns.store.postgres.archive import PgArchive
+
     Connection = psycopg.Connection[tuple[Any, ...]]
 
 T = TypeVar("T")
@@ -134,6 +136,15 @@ class PostgresStore:
         with self._connection() as con, con.transaction():
             con.execute("SELECT pg_advisory_xact_lock(%s)", [COMMIT_LOCK])
             yield PgView(con)
+
+    @contextmanager
+    def archive(self, *, write: bool = False) -> Iterator[PgArchive]:
+        """The store whole (``patterns store copy``): a snapshot to read, or one write
+        transaction (holding the commit lock) to write."""
+        from patterns.store.postgres.archive import PgArchive
+
+        with self.transaction() if write else self.read() as view:
+            yield PgArchive(view)
 
     @contextmanager
     def autocommit(self) -> Iterator[PgView]:

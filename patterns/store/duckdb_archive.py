@@ -1,0 +1,69 @@
+"""The archive of a DuckDB store (see :mod:`patterns.store.archive`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import duckdb
+import pyarrow as pa
+
+from patterns.store.archive import SqlArchive
+from patterns.store.duckdb_view import DuckDBConnection, DuckDBView
+from patterns.store.ids import UlidSequence
+from patterns.store.migrations import DATA, META
+from patterns.store.model import TableMeta
+from patterns.store.reads import BATCH_ROWS
+from patterns.store.repositories import Tables
+from patterns.store.tables import TableWriter, physical_name, q, qualified
+
+
+class DuckDBArchive(SqlArchive):
+    def __init__(self, view: DuckDBView) -> None:
+        super().__init__(DuckDBConnection(view.cursor))
+        self.view = view
+        self.cur: duckdb.DuckDBPyConnection = view.cursor
+        self._writer = TableWriter(self.cur, UlidSequence(), dt.datetime.now(dt.UTC), None)
+
+    def version_rows(self, physical: str) -> pa.RecordBatchReader:
+        return self.cur.sql(f"SELECT * FROM {qualified(physical)}").to_arrow_reader(BATCH_ROWS)
+
+    def physical(self, name: str, version: int) -> str:
+        return physical_name(name, version)
+
+    def put_version(self, meta: TableMeta, rows: pa.RecordBatchReader) -> int:
+        made = self._writer.new_version(replace(meta, version=meta.version - 1),
+                                        reason="copy")
+        # (the version's own record comes with the metadata)
+        self.cur.execute(f"DELETE FROM {META}.table_versions WHERE name = ? AND version = ?",
+                         [meta.name, made.version])
+        have = dict(self.columns(DATA, made.physical))
+        names = [n for n in rows.schema.names if n in have]
+        if not names:
+            return 0
+        cols = ", ".join(q(n) for n in names)
+        # (JSON text as DuckDB writes it: PostgreSQL's has spaces after its separators)
+        values = ", ".join(f"json({q(n)})" if have[n] == "JSON" else q(n) for n in names)
+        self.cur.register("__patterns_copy", rows)
+        try:
+            self.cur.execute(f"INSERT INTO {qualified(made.physical)} ({cols}) "
+                             f"SELECT {values} FROM __patterns_copy")
+        finally:
+            self.cur.unregister("__patterns_copy")
+        found = self.cur.execute(f"SELECT count(*) FROM {qualified(made.physical)}").fetchone()
+        return int(found[0]) if found else 0
+
+    def clear(self) -> None:
+        for meta in Tables(self.con).all():
+            self.cur.execute(f"DROP VIEW IF EXISTS main.{q(meta.name)}")
+        for physical in self.data_tables():
+            self.cur.execute(f"DROP TABLE {qualified(physical)}")
+        self.clear_meta()
+
+    def finish(self) -> None:
+        found = self.cur.execute(f"SELECT coalesce(max(seq), 0) FROM {META}.commits").fetchone()
+        last = int(found[0]) if found else 0
+        self.cur.execute(f"DROP SEQUENCE {META}.commit_seq")
+        self.cur.execute(f"CREATE SEQUENCE {META}.commit_seq START {last + 1}")
+        for meta in Tables(self.con).all():
+            self._writer._refresh_view(meta)
