@@ -73,8 +73,8 @@ def _dump(url: str | Path) -> dict[str, Any]:
 
             for table in METADATA:
                 names, rows = archive.meta_rows(table)
-                out[table] = sorted((tuple(sorted(zip(names, map(repr, r), strict=True)))
-                                     for r in rows))
+                out[table] = sorted(tuple(sorted(zip(names, map(repr, r), strict=True)))
+                                    for r in rows)
             for meta in archive.view.tables.all():
                 for version in archive.view.tables.versions(meta.name):
                     rows = archive.version_rows(version.physical).read_all().to_pylist()
@@ -139,7 +139,6 @@ def test_a_non_empty_target_is_refused_unless_forced(tmp_path: Path,
     assert "Traceback" not in line
     forced = ok(patterns("store", "copy", store, postgres_url, "--force")).stdout
     assert "clearing the target" in forced and "runs: 4 rows" in forced
-    assert _dump(postgres_url)["runs"] == _dump(postgres_url)["runs"]
     pg = open_store(postgres_url, read_only=True)
     try:
         with pg.read() as view:
@@ -167,3 +166,27 @@ def test_a_served_store_and_a_missing_one_are_refused(tmp_path: Path,
     ok(patterns("store", "copy", postgres_url, tmp_path / "out.duckdb"))
     failed(patterns("store", "copy", tmp_path / "nowhere.duckdb", postgres_url),
            "no store at")
+
+
+NUL = """
+from patterns import Table
+Table("events", "w").append([{"n": 1, "text": "fine"}, {"n": 2, "text": "a\\x00b"}])
+"""
+
+
+def test_a_copy_that_fails_leaves_the_target_as_it_was(tmp_path: Path,
+                                                       postgres_url: str) -> None:
+    good = _app(tmp_path / "moving")
+    ok(patterns("run", good))
+    ok(patterns("store", "copy", good / ".patterns" / "store.duckdb", postgres_url))
+    before = _dump(postgres_url)
+    # A text with a NUL character: DuckDB keeps it, PostgreSQL cannot.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "graph.yml").write_text("title: Bad\nfunctions:\n  - node_file: nul.py\n"
+                                   "stores:\n  - table: events\n")
+    (bad / "nul.py").write_text(textwrap.dedent(NUL))
+    ok(patterns("run", bad))
+    failed(patterns("store", "copy", bad / ".patterns" / "store.duckdb", postgres_url,
+                    "--force"), "table 'events'", "nothing was written")
+    assert _dump(postgres_url) == before  # cleared, half copied, then all rolled back
