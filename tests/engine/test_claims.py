@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from patterns.engine.claims import ClaimLost, Claims, recover_lost_runs
+from patterns.engine.engine import Engine
 from patterns.store import open_store
 from patterns.store.interface import Store
 from patterns.store.model import Checkpoint, RunRecord, TableOp
@@ -99,3 +101,30 @@ def test_a_duckdb_store_grants_every_claim_and_fences_nothing(tmp_path: Path) ->
     finally:
         claims.close()
         store.close()
+
+
+def test_a_second_engine_leaves_a_live_engines_runs_alone_and_refuses_its_node(
+        app_runner: Any, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATTERNS_STORE", postgres_url)
+    first = app_runner({"make.py": "from patterns import Table\n"
+                                   "Table('out', 'w').append({'x': 1})\n"}, ["out"])
+    engine = first.engine
+    # The first engine is running node make (its record says running, it holds the lease).
+    lease = engine.claims.claim("make")
+    assert lease is not None
+    with engine.store.transaction() as tx:
+        tx.runs.insert(RunRecord(id="LIVE1", node_id="make", node_title="make",
+                                 trigger="manual", status="running", queued_at=NOW,
+                                 started_at=NOW))
+    second = Engine(first.app)  # another engine opens the same store
+    try:
+        with second.store.read() as view:
+            live = view.runs.get("LIVE1")
+            assert live is not None and live.status == "running"  # not ended as lost
+        record, _ = second.run_node(first.app.node("make"), "manual")
+        assert record.status == "failed" and "running on another engine" in record.error
+        engine.claims.drop("make")
+        record, _ = second.run_node(first.app.node("make"), "manual")
+        assert record.status == "succeeded"
+    finally:
+        second.close()

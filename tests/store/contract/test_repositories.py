@@ -160,3 +160,31 @@ def test_the_commit_log(store: Store) -> None:
         assert [c.table for c in view.commits.since(first.seq)] == ["u"]
         last = view.commits.last_per_table()
     assert set(last) == {"t", "quiet", "u"} and last["u"] >= last["t"]
+
+
+def test_runs_of_live_nodes_are_spared_and_an_item_starts_once(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.runs.insert(run("RUN-A", "a", "running"))
+        tx.runs.insert(run("RUN-B", "b", "running", 1))
+        assert tx.runs.fail_running("lost", T0, except_nodes={"a"}) == 1  # a's engine lives
+        item = tx.queue.enqueue("a", "manual")
+        assert item is not None
+        assert tx.queue.mark_started(item.id, "RUN-A")
+        assert not tx.queue.mark_started(item.id, "RUN-C")  # another engine was first
+    with store.read() as view:
+        assert view.runs.latest_status() == {"a": "running", "b": "failed"}
+        assert [i.run_id for i in view.queue.items()] == ["RUN-A"]
+
+
+def test_leases(store: Store) -> None:
+    """A store several processes write hands a lease to one holder at a time; a store of
+    one process grants every lease and has none live."""
+    with store.transaction() as tx:
+        mine = tx.leases.acquire("node:a", "engine-1", 30)
+        assert mine is not None and tx.leases.holds(mine)
+        other = tx.leases.acquire("node:a", "engine-2", 30)
+        live = [lease.name for lease in tx.leases.live("node:")]
+    if store.capabilities.concurrent_processes:
+        assert other is None and live == ["node:a"]
+    else:
+        assert other is not None and live == []
