@@ -1,10 +1,14 @@
-"""``python -m bench [--small] [NAME ...]``: run the benchmarks, one JSON line per figure."""
+"""``python -m bench [--small] [--store STORE] [NAME ...]``: run the benchmarks, one JSON
+line per figure (each naming the store it ran on)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
+
+from bench import stores
 
 #: Benchmark modules in bench/, in the order of the benchmarks issue.
 BENCHMARKS = ["append_list", "append_record", "consume", "run_overhead", "stream_new_rows",
@@ -18,15 +22,31 @@ def main(argv: list[str] | None = None) -> int:
                         help="small sizes: a smoke run of seconds (what CI runs)")
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"only these benchmarks (of: {', '.join(BENCHMARKS)})")
+    parser.add_argument("--store", default="duckdb", metavar="STORE",
+                        help="duckdb (default), postgresql://USER@HOST:PORT/DB (a new "
+                             "database per benchmark) or postgresql-temp (a throwaway "
+                             "server); on PostgreSQL the store benchmarks run: "
+                             f"{', '.join(stores.ON_POSTGRES)}")
     args = parser.parse_args(argv)
     unknown = set(args.names) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmark {', '.join(sorted(unknown))}; "
                      f"known: {', '.join(BENCHMARKS)}")
-    for name in args.names or BENCHMARKS:
-        module = importlib.import_module(f"bench.{name}")
-        for figure in module.run(args.small):
-            print(figure.line(), flush=True)
+    if not stores.valid(args.store):
+        parser.error(f"unknown store {args.store!r}: give duckdb, a postgresql:// URL or "
+                     f"{stores.TEMP}")
+    names = args.names or (BENCHMARKS if args.store == "duckdb" else stores.ON_POSTGRES)
+    if args.store != "duckdb" and set(names) - set(stores.ON_POSTGRES):
+        parser.error(f"on PostgreSQL only the store benchmarks run: "
+                     f"{', '.join(stores.ON_POSTGRES)}")
+    with stores.store_for_each(args.store) as fresh:
+        for name in names:
+            fresh(name)
+            module = importlib.import_module(f"bench.{name}")
+            for figure in module.run(args.small):
+                doc = json.loads(figure.line())
+                doc["store"] = stores.backend(args.store)
+                print(json.dumps(doc), flush=True)
     return 0
 
 

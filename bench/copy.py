@@ -23,6 +23,7 @@ from bench.common import (
     run_node,
     timed,
 )
+from bench.stores import stored_rows
 
 COPIER = """
 from patterns import Table
@@ -70,8 +71,7 @@ def run(small: bool) -> list[Figure]:
             base.append(timed(lambda: _copy_by_hand(con)))
             assert con.execute("SELECT count(*) FROM dst").fetchall()[0][0] == n
             seconds, _ = run_node(engine, engine.app.node(f"copy_{k}.py"))
-            dst = engine.store.table(f"dst_{k}")
-            assert dst is not None and engine.store.count(dst) == n
+            assert stored_rows(engine.store, f"dst_{k}") == n
             platform.append(seconds)
         con.close()
     return [Figure(

@@ -33,6 +33,7 @@ log = logging.getLogger("patterns.claims")
 DEFAULT_LEASE_SECONDS = 30.0
 NODE = "node:"
 ENGINE = "engine:"
+_NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 class ClaimLost(StoreError):
@@ -84,7 +85,12 @@ class Claims:
             self._held[node_id] = lease
 
     def claim(self, node_id: str) -> Lease | None:
-        """The node's lease, taken in a transaction of its own."""
+        """The node's lease, taken in a transaction of its own (a store of one process
+        grants it without one: no cost per run)."""
+        if not self.shared:
+            sole = Lease(NODE + node_id, self.engine_id, 1, _NEVER)
+            self.hold(node_id, sole)
+            return sole
         with self.store.transaction() as tx:
             lease = self.take(tx, node_id)
         if lease is not None:
