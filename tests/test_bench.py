@@ -36,3 +36,16 @@ def test_records_made_column_wise_are_the_records_made_as_dicts() -> None:
     made = arrow_table(7, 1000)
     assert made.equals(pa.Table.from_pylist(record_list(7, 1000)))
     assert made.slice(3, 1).to_pylist() == record_list(10, 1)
+
+
+@pytest.mark.slow
+def test_the_store_benchmarks_run_on_postgresql(postgres_url: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "--small", "--store", postgres_url,
+                           "consume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (figure,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert figure["bench"] == "consume" and figure["store"] == "postgresql"
+    assert figure["value"] > 0
+    refused = subprocess.run([sys.executable, "-m", "bench", "--store", "oracle://x"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "unknown store 'oracle://x'" in refused.stderr
