@@ -1,4 +1,5 @@
-"""The engine: the single writer of a store, running nodes of one app.
+"""The engine: runs the nodes of one app on its store (one engine per DuckDB store;
+several may share a PostgreSQL store, see :mod:`patterns.engine.claims`).
 
 It wires the store, the data plane and the launcher together and keeps the run records.
 ``patterns run`` embeds one for a pass over the app (see :mod:`patterns.engine.reactive`).

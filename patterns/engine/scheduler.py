@@ -16,6 +16,11 @@ A node with a cron trigger runs on its schedule only (not when its inputs get ro
 one run of a node at a time; different nodes run in parallel up to ``workers``.
 A node that has never run gets one first run when the app is first served (``trigger:
 manual`` nodes run only when asked).
+
+Several engines may serve one store (PostgreSQL): a queue item starts in the transaction
+that also takes its node's lease (:mod:`patterns.engine.claims`), so an item starts once and
+a node runs on one engine at a time; each engine notices the others' commits, and every third
+of a lease ends the runs of engines whose leases expired and queues them again.
 """
 
 from __future__ import annotations
