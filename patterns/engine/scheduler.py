@@ -76,6 +76,7 @@ class Scheduler:
         self._queue_changed = True  # look at the queue (else only when something is due)
         self._next_due = 0.0
         self._schedule_cache: dict[str, Schedule] | None = None
+        self._schedule_generation = 0  # moved by reload(); a read begun before it is not kept
         self._busy: dict[str, tuple[QueueItem, Future[Any]]] = {}  # node id -> running item
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -269,10 +270,15 @@ class Scheduler:
 
     def _schedules(self) -> dict[str, Schedule]:
         """The cron schedules (kept in memory; only this scheduler changes them)."""
-        if self._schedule_cache is None:
-            with self.engine.store.read() as view:
-                self._schedule_cache = view.schedules.all()
-        return self._schedule_cache
+        cached = self._schedule_cache
+        if cached is not None:
+            return cached
+        generation = self._schedule_generation
+        with self.engine.store.read() as view:
+            schedules = view.schedules.all()
+        if generation == self._schedule_generation:  # no reload() raced this read
+            self._schedule_cache = schedules
+        return schedules
 
     def _fire_schedules(self) -> bool:
         """Queue the runs of due cron slots; whether any was queued."""
@@ -338,6 +344,7 @@ class Scheduler:
         """graph.yml changed (hot reload): schedules follow it; queued runs are kept."""
         with self.engine.store.transaction() as tx:
             self._sync_schedules(tx, dt.datetime.now(dt.UTC), fire_missed=False)
+        self._schedule_generation += 1
         self._schedule_cache = None
         with self._wake:
             self._dirty = self._queue_changed = True
