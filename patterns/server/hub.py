@@ -128,7 +128,8 @@ class AppService:
         self.engine.responder = self.responses.respond
         self.scheduler = Scheduler(self.engine, workers=workers)
         self.webhooks = WebhookIntake(self.engine.store, on_commit=self._committed,
-                                      app=lambda: self.app)
+                                      app=lambda: self.app,
+                                      folder=Path(self.engine.home).parent)
         self._reload_lock = threading.RLock()
         self.install_lock = threading.Lock()  # uploads of new versions, one at a time
         self._tokens: dict[str, str] | None = None
