@@ -60,7 +60,7 @@ ROTATE_BYTES = 4 * 1024 * 1024
 #: The key of a webhook node's state that holds its last committed journal offset.
 OFFSET_KEY = "patterns_journal_offset"
 #: A test hook: ``commit`` holds every store commit of journaled records (acks go on),
-#: ``replay`` holds the replay after its first commit; either forever (until killed).
+#: ``replay`` holds the replay after its first store transaction; until the intake stops.
 PAUSE = os.environ.get("PATTERNS_INTAKE_PAUSE", "")
 
 
@@ -346,8 +346,6 @@ class WebhookIntake:
                 self._failure = None
                 self._cond.notify_all()
             self.on_commit()
-            if PAUSE == "replay" and any(chunk.data is None for chunk in batch):
-                self._hold("after the first commit of the replay")
             self._rotate()
 
     def _hold(self, where: str) -> None:
@@ -396,6 +394,8 @@ class WebhookIntake:
         ops = {table: [TableOp("append", data=_data(table, cs))]
                for table, cs in by_table.items()}
         self._commit(node_id, ops, end, app)
+        if PAUSE == "replay" and any(chunk.data is None for chunk in chunks):
+            self._hold("after the first commit of the replay")
 
     def _commit_entry(self, entry: Entry, app: Any) -> None:
         if entry.end <= self._offsets.get(entry.node_id, 0):
