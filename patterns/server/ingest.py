@@ -74,8 +74,7 @@ async def ingest(hub: Hub, app: str, token: str, request: Request) -> Response:
         for record in records:
             record["patterns_request_key"] = key
     try:
-        count = await asyncio.wrap_future(
-            svc.webhooks.submit(node.id, str(node.webhook_table), records))
+        count = await svc.webhooks.submit_async(node.id, str(node.webhook_table), records)
     except BadRecords as exc:
         if key is not None:
             svc.responses.forget(key)

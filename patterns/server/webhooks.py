@@ -55,6 +55,8 @@ log = logging.getLogger("patterns.server")
 MAX_GROUP = 1000
 #: Most records committed to the store in one transaction.
 MAX_BATCH = 50_000
+#: How long the committer waits for more records before a commit (answers do not wait).
+COMMIT_LINGER = 0.025
 #: The journal is rotated (committed records dropped) once its file is this large.
 ROTATE_BYTES = 4 * 1024 * 1024
 #: The key of a webhook node's state that holds its last committed journal offset.
@@ -72,12 +74,50 @@ class Unavailable(Exception):
     """The intake cannot take records now (the store or the journal's disk fails)."""
 
 
+class Answer:
+    """A request's outcome (its record count, or an exception), set by the writer thread and
+    handed to whoever waits: an event loop gets every answer of a group in one call, so a
+    group wakes the loop once, not once per request."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[int] | Future[int] = (
+            loop.create_future() if loop is not None else Future())
+        self.outcome: int | BaseException | None = None
+
+    def set_result(self, count: int) -> None:
+        self.outcome = count
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.outcome = exc
+
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def deliver(self) -> None:
+        """Set the future (on the loop's thread, for an asyncio future)."""
+        if self.future.done():
+            return
+        outcome = self.outcome
+        if outcome is None:  # (a bug: never leave a request waiting)
+            outcome = Unavailable("the webhook intake failed; nothing was acknowledged")
+        if isinstance(outcome, BaseException):
+            self.future.set_exception(outcome)
+        else:
+            self.future.set_result(outcome)
+
+
+def _deliver(answers: list[Answer]) -> None:
+    for answer in answers:
+        answer.deliver()
+
+
 @dataclass
 class Submission:
     node_id: str
     table: str
     records: list[dict[str, Any]]
-    done: Future[int] = field(default_factory=Future)
+    done: Answer = field(default_factory=Answer)
 
 
 @dataclass
@@ -116,6 +156,8 @@ class WebhookIntake:
         self._cond = threading.Condition()
         self._append_lock = threading.Lock()  # appends and rotations, one at a time
         self._pending: list[Chunk] = []  # journaled, not committed, in journal order
+        self._pending_records = 0
+        self._readers = 0  # settle() calls waiting
         self._inflight: dict[str, int] = {}  # table -> pending chunks
         self._journaled = 0  # offset of the end of the last record journaled
         self._committed = 0  # every record up to here is committed
@@ -145,6 +187,7 @@ class WebhookIntake:
         self._pending = _chunks(todo)
         for chunk in self._pending:
             self._inflight[chunk.table] = self._inflight.get(chunk.table, 0) + 1
+            self._pending_records += chunk.count()
         self.journal.entries = []
         self._journaled = self.journal.end
         self._committed = self._pending[0].start if self._pending else self.journal.end
@@ -172,9 +215,34 @@ class WebhookIntake:
         self.journal.close()
 
     def submit(self, node_id: str, table: str, records: list[dict[str, Any]]) -> Future[int]:
+        """Journal ``records``; the future's result is their count once they are durable."""
         submission = Submission(node_id, table, records)
         self._queue.put(submission)
-        return submission.done
+        future = submission.done.future
+        assert isinstance(future, Future)
+        return future
+
+    def submit_async(self, node_id: str, table: str,
+                     records: list[dict[str, Any]]) -> asyncio.Future[int]:
+        """:meth:`submit` for the running event loop (call it on the loop's thread)."""
+        answer = Answer(asyncio.get_running_loop())
+        self._queue.put(Submission(node_id, table, records, answer))
+        future = answer.future
+        assert isinstance(future, asyncio.Future)
+        return future
+
+    @staticmethod
+    def _answer(group: list[Submission]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Answer]] = {}
+        for submission in group:
+            answer = submission.done
+            if answer.loop is None:
+                answer.deliver()
+            else:
+                by_loop.setdefault(answer.loop, []).append(answer)
+        for loop, answers in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # (the loop closed: nobody waits)
+                loop.call_soon_threadsafe(_deliver, answers)
 
     def settled(self) -> bool:
         """True when every acknowledged record is committed (or the store is failing)."""
@@ -184,8 +252,13 @@ class WebhookIntake:
         """Wait until the records acknowledged so far are committed (or the store fails)."""
         with self._cond:
             target = self._journaled
-            self._cond.wait_for(lambda: self._committed >= target or self._failure is not None
-                                or self._stopping, timeout)
+            self._readers += 1
+            self._cond.notify_all()
+            try:
+                self._cond.wait_for(lambda: self._committed >= target
+                                    or self._failure is not None or self._stopping, timeout)
+            finally:
+                self._readers -= 1
 
     # ------------------------------------------------------------------ the writer
     def _write_loop(self) -> None:
@@ -205,11 +278,9 @@ class WebhookIntake:
                 group.append(more)
             try:
                 self._write(group)
-            except Exception as exc:  # (a bug: never leave a request waiting)
+            except Exception:  # (a bug: never leave a request waiting)
                 log.exception("webhook intake failed")
-                for submission in group:
-                    if not submission.done.done():
-                        submission.done.set_exception(Unavailable(str(exc)))
+            self._answer(group)
             if stopping:
                 return
 
@@ -245,6 +316,7 @@ class WebhookIntake:
                                                    submission.table, submission.records))
                         start = end
                     self._pending.append(chunk)
+                    self._pending_records += chunk.count()
                     self._inflight[chunk.table] = self._inflight.get(chunk.table, 0) + 1
                 self._journaled = self.journal.end
                 self._cond.notify_all()
@@ -313,6 +385,7 @@ class WebhookIntake:
                 self._cond.wait_for(lambda: bool(self._pending) or self._stopping)
                 if not self._pending:
                     return
+                self._linger()
                 batch: list[Chunk] = []
                 count = 0
                 for chunk in self._pending:
@@ -341,12 +414,24 @@ class WebhookIntake:
                 del self._pending[:len(batch)]
                 for chunk in batch:
                     self._inflight[chunk.table] -= 1
+                    self._pending_records -= chunk.count()
                 self._committed = (self._pending[0].start if self._pending
                                    else self._journaled)
                 self._failure = None
                 self._cond.notify_all()
             self.on_commit()
             self._rotate()
+
+    def _linger(self) -> None:
+        """Wait a moment for more records (fewer, larger commits; the answers do not wait
+        for commits), unless the batch is full, the intake stops or a reader waits."""
+        deadline = time.monotonic() + COMMIT_LINGER
+        while (not self._stopping and not self._readers
+               and self._pending_records < MAX_BATCH):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _hold(self, where: str) -> None:
         log.warning("webhook intake paused %s (PATTERNS_INTAKE_PAUSE)", where)
