@@ -8,8 +8,9 @@ the start of the journal's life, not of the file: it only grows, across rotation
 restarts, so the store can keep "everything of node N up to offset X is committed" and a
 replay skips exactly what was committed.
 
-:meth:`Journal.append` writes a group of records with one ``write`` and one ``fsync`` (the
-caller batches the requests that arrived during the previous fsync: group commit). A record
+:meth:`Journal.write` writes a group of records with one ``write``; :meth:`Journal.sync`
+makes everything written so far durable with one ``fdatasync``, while the next group may be
+written meanwhile (group commit: requests arriving during an fsync ride on the next one). A record
 cut short by a crash (a torn tail) fails its length or checksum check when the journal is
 opened; it and anything after it are dropped and the file is cut back: it was never
 acknowledged, since an acknowledgement waits for the fsync that covers the whole record.
@@ -65,7 +66,8 @@ class Journal:
         has seen committed; a journal that was lost or deleted starts past it, so an old
         offset is never reused."""
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the file's size and position
+        self._sync_lock = threading.Lock()  # syncs and rotations
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.fchmod(self._fd, 0o600)
@@ -74,7 +76,7 @@ class Journal:
             self._replace(floor, b"")
             return
         os.ftruncate(self._fd, size)  # a torn tail goes (it was never acknowledged)
-        self._size = size
+        self._size = self._synced = size
         if self.end < floor and not self.entries:
             self._replace(floor, b"")
 
@@ -120,8 +122,19 @@ class Journal:
 
     # ------------------------------------------------------------------ writing
     def append(self, records: list[bytes]) -> list[int]:
-        """Write ``records`` (from :func:`encode`) and fsync them; their end offsets. On a
-        failure nothing was written (the file is cut back) and a StoreError says why."""
+        """:meth:`write` and :meth:`sync`: ``records`` durable; their end offsets."""
+        ends = self.write(records)
+        try:
+            self.sync()
+        except StoreError:
+            self.discard_unsynced()
+            raise
+        return ends
+
+    def write(self, records: list[bytes]) -> list[int]:
+        """Write ``records`` (from :func:`encode`) after the last ones, not yet durable
+        (:meth:`sync`); their end offsets. On a failure nothing was written (the file is cut
+        back) and a StoreError says why."""
         blob = b"".join(records)
         with self._lock:
             at = self._size
@@ -129,7 +142,6 @@ class Journal:
                 written = os.pwrite(self._fd, blob, at)
                 if written != len(blob):
                     raise OSError(errno.ENOSPC, "short write")
-                os.fdatasync(self._fd)
             except OSError as exc:
                 with contextlib.suppress(OSError):  # (else a torn tail, dropped at open)
                     os.ftruncate(self._fd, at)
@@ -141,10 +153,31 @@ class Journal:
                 ends.append(end)
             return ends
 
+    def sync(self) -> int:
+        """Make everything written so far durable (one fdatasync, while more may be written
+        meanwhile: group commit); the offset up to which the journal is now durable."""
+        with self._sync_lock:
+            with self._lock:
+                size, end = self._size, self.end
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                raise _journal_error(self.path, exc) from exc
+            self._synced = max(self._synced, size)
+            return end
+
+    def discard_unsynced(self) -> None:
+        """Cut the file back to what the last successful :meth:`sync` covered (after a
+        failed sync: those records were never acknowledged)."""
+        with self._sync_lock, self._lock:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._synced)
+            self._size = self._synced
+
     def rotate(self, keep_from: int) -> None:
         """Replace the file by one holding only the records from offset ``keep_from`` on
         (everything before it is committed to the store)."""
-        with self._lock:
+        with self._sync_lock, self._lock:
             if keep_from <= self.base:
                 return
             tail = b""
@@ -169,9 +202,10 @@ class Journal:
         old, self._fd = self._fd, os.open(self.path, os.O_RDWR)
         os.close(old)
         self.base, self._size = base, _HEADER.size + len(tail)
+        self._synced = self._size
 
     def close(self) -> None:
-        with self._lock:
+        with self._sync_lock, self._lock:
             os.close(self._fd)
 
 

@@ -118,6 +118,7 @@ class Submission:
     table: str
     records: list[dict[str, Any]]
     done: Answer = field(default_factory=Answer)
+    written: bool = False  # in the journal: answered once the fsync covers it
 
 
 @dataclass
@@ -155,7 +156,10 @@ class WebhookIntake:
         self._queue: queue_mod.Queue[Submission | None] = queue_mod.Queue()
         self._cond = threading.Condition()
         self._append_lock = threading.Lock()  # appends and rotations, one at a time
+        #: written to the journal, not yet covered by an fsync (nor answered)
+        self._unsynced: list[tuple[Chunk, list[Submission]]] = []
         self._pending: list[Chunk] = []  # journaled, not committed, in journal order
+        self._closing = False  # the writer is done: the syncer ends once all is synced
         self._pending_records = 0
         self._readers = 0  # settle() calls waiting
         self._inflight: dict[str, int] = {}  # table -> pending chunks
@@ -192,6 +196,7 @@ class WebhookIntake:
         self._journaled = self.journal.end
         self._committed = self._pending[0].start if self._pending else self.journal.end
         for target, name in ((self._write_loop, "patterns-intake"),
+                             (self._sync_loop, "patterns-intake-sync"),
                              (self._commit_loop, "patterns-commit")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -204,13 +209,17 @@ class WebhookIntake:
         self._queue.put(None)
         self._threads[0].join()
         with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._threads[1].join()
+        with self._cond:
             self._stopping = True
             self._cond.notify_all()
         self._release.set()
-        self._threads[1].join()
+        self._threads[2].join()
         assert self.journal is not None
         with contextlib.suppress(PatternsError), self._append_lock, self._cond:
-            if not self._pending:
+            if not self._pending and not self._unsynced:
                 self.journal.rotate(self.journal.end)
         self.journal.close()
 
@@ -236,6 +245,8 @@ class WebhookIntake:
         by_loop: dict[asyncio.AbstractEventLoop, list[Answer]] = {}
         for submission in group:
             answer = submission.done
+            if not answer.done():
+                continue  # (written: the syncer answers it)
             if answer.loop is None:
                 answer.deliver()
             else:
@@ -278,8 +289,11 @@ class WebhookIntake:
                 group.append(more)
             try:
                 self._write(group)
-            except Exception:  # (a bug: never leave a request waiting)
+            except Exception as exc:  # (a bug: never leave a request waiting)
                 log.exception("webhook intake failed")
+                for submission in group:
+                    if not submission.done.done() and not submission.written:
+                        submission.done.set_exception(Unavailable(str(exc)))
             self._answer(group)
             if stopping:
                 return
@@ -300,7 +314,7 @@ class WebhookIntake:
         with self._append_lock:
             start = self.journal.end
             try:
-                ends = self.journal.append(blobs)
+                ends = self.journal.write(blobs)
             except StoreError as exc:
                 self._columns = before
                 for _, subs in checked:
@@ -308,21 +322,63 @@ class WebhookIntake:
                         submission.done.set_exception(Unavailable(str(exc)))
                 return
             at = iter(ends)
+            for chunk, subs in checked:
+                for submission in subs:
+                    end = next(at)
+                    chunk.entries.append(Entry(start, end, submission.node_id,
+                                               submission.table, submission.records))
+                    submission.written = True
+                    start = end
             with self._cond:
-                for chunk, subs in checked:
-                    for submission in subs:
-                        end = next(at)
-                        chunk.entries.append(Entry(start, end, submission.node_id,
-                                                   submission.table, submission.records))
-                        start = end
+                for chunk, _ in checked:
+                    self._inflight[chunk.table] = self._inflight.get(chunk.table, 0) + 1
+                self._unsynced.extend(checked)
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ the syncer
+    def _sync_loop(self) -> None:
+        """fsync what the writer wrote (one fsync for all of it), then answer it and hand it
+        to the committer."""
+        assert self.journal is not None
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._unsynced) or self._closing)
+                if not self._unsynced:
+                    return
+            try:
+                end = self.journal.sync()
+            except StoreError as exc:
+                self._sync_failed(exc)
+                continue
+            with self._cond:
+                done = [w for w in self._unsynced if w[0].end <= end]
+                del self._unsynced[:len(done)]
+                for chunk, _ in done:
                     self._pending.append(chunk)
                     self._pending_records += chunk.count()
-                    self._inflight[chunk.table] = self._inflight.get(chunk.table, 0) + 1
-                self._journaled = self.journal.end
+                if done:  # (what it answers: a record written meanwhile waits its turn)
+                    self._journaled = max(self._journaled, done[-1][0].end)
                 self._cond.notify_all()
-        for _, subs in checked:
-            for submission in subs:
+            answered = [submission for _, subs in done for submission in subs]
+            for submission in answered:
                 submission.done.set_result(len(submission.records))
+            self._answer(answered)
+
+    def _sync_failed(self, exc: StoreError) -> None:
+        """The fsync failed: what it was to cover is cut off the journal and refused."""
+        assert self.journal is not None
+        log.error("webhook intake: the journal's fsync failed (%s); the requests it was to "
+                  "cover are refused", exc)
+        with self._append_lock:
+            self.journal.discard_unsynced()
+            with self._cond:
+                failed, self._unsynced = self._unsynced, []
+                for chunk, _ in failed:
+                    self._inflight[chunk.table] -= 1
+        refused = [submission for _, subs in failed for submission in subs]
+        for submission in refused:
+            submission.done.set_exception(Unavailable(str(exc)))
+        self._answer(refused)
 
     def _check(self, group: list[Submission]) -> list[tuple[Chunk, list[Submission]]]:
         """The group's requests that fit their tables, in chunks of one node and table with
@@ -442,7 +498,8 @@ class WebhookIntake:
         if self.journal.size() < ROTATE_BYTES:
             return
         with self._append_lock, self._cond:
-            keep = self._pending[0].start if self._pending else self.journal.end
+            keep = (self._pending[0].start if self._pending else
+                    self._unsynced[0][0].start if self._unsynced else self.journal.end)
             try:
                 self.journal.rotate(keep)
             except PatternsError as exc:  # (kept as it is: rotated again later)
