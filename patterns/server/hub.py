@@ -25,7 +25,8 @@ from patterns.engine.scheduler import Scheduler
 from patterns.errors import ConfigError
 from patterns.graph.loader import load_app
 from patterns.graph.model import App, Node
-from patterns.server.webhooks import Responses, WebhookIntake
+from patterns.server.answers import Responses
+from patterns.server.webhooks import WebhookIntake
 from patterns.store.model import RunRecord
 
 log = logging.getLogger("patterns.server")

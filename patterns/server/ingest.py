@@ -13,9 +13,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from patterns.graph.manifest import jsonable
+from patterns.server.answers import BadRecords
 from patterns.server.bodies import BadBody, BodyLimits, parse_records
 from patterns.server.hub import Hub
-from patterns.server.webhooks import BadRecords
 
 DEFAULT_MAX_BODY = 1_000_000
 DEFAULT_RESPONSE_TIMEOUT = 30.0

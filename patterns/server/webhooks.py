@@ -3,8 +3,9 @@
 A request's records are first checked against their table as the requests before them
 leave it (a record that does not fit is a 400, nothing written), then appended to the intake
 journal (:mod:`patterns.server.journal`) and fsync'd; the 2xx is sent once that fsync covers
-them. One writer thread takes every request waiting and writes them with one fsync (group
-commit: the requests that arrive during an fsync ride on the next one). A committer thread
+them. A writer thread takes every request waiting, checks them and writes them at once; a
+syncer thread fsyncs everything written so far, then answers it (group commit: the requests
+that arrive during an fsync are written meanwhile and ride on the next one). A committer thread
 commits what is journaled to the store behind the acknowledgements, in large batches (one
 store transaction per webhook node per batch), each carrying the journal offset it reaches
 in the node's state, in the same transaction as the rows. At start, the journal is
@@ -16,11 +17,7 @@ rotated. Reads through the server's API wait for what was acknowledged before th
 If the store cannot commit (its disk is full...), the acknowledged records stay in the
 journal, the committer retries, and new requests are refused with a 503 until a commit works
 again; if the journal itself cannot be written, the request is a 503 and nothing was
-acknowledged.
-
-Response webhooks (``respond: true``): each record carries ``patterns_request_key``; the
-request is held open until a node calls ``respond_to_request(key, payload)`` or the timeout
-passes (504).
+acknowledged. (Answers and response webhooks: :mod:`patterns.server.answers`.)
 """
 
 from __future__ import annotations
@@ -42,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from patterns.engine.session import store_rules
 from patterns.errors import PatternsError, StoreError
+from patterns.server.answers import Answer, BadRecords, Unavailable, deliver_all
 from patterns.server.journal import FILE_NAME, Entry, Journal, encode
 from patterns.store.interface import Store
 from patterns.store.model import Checkpoint, StoreRules, TableOp, TableOptions
@@ -64,52 +62,6 @@ OFFSET_KEY = "patterns_journal_offset"
 #: A test hook: ``commit`` holds every store commit of journaled records (acks go on),
 #: ``replay`` holds the replay after its first store transaction; until the intake stops.
 PAUSE = os.environ.get("PATTERNS_INTAKE_PAUSE", "")
-
-
-class BadRecords(Exception):
-    """The records of a request cannot be stored (a type or a field name the table refuses)."""
-
-
-class Unavailable(Exception):
-    """The intake cannot take records now (the store or the journal's disk fails)."""
-
-
-class Answer:
-    """A request's outcome (its record count, or an exception), set by the writer thread and
-    handed to whoever waits: an event loop gets every answer of a group in one call, so a
-    group wakes the loop once, not once per request."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self.loop = loop
-        self.future: asyncio.Future[int] | Future[int] = (
-            loop.create_future() if loop is not None else Future())
-        self.outcome: int | BaseException | None = None
-
-    def set_result(self, count: int) -> None:
-        self.outcome = count
-
-    def set_exception(self, exc: BaseException) -> None:
-        self.outcome = exc
-
-    def done(self) -> bool:
-        return self.outcome is not None
-
-    def deliver(self) -> None:
-        """Set the future (on the loop's thread, for an asyncio future)."""
-        if self.future.done():
-            return
-        outcome = self.outcome
-        if outcome is None:  # (a bug: never leave a request waiting)
-            outcome = Unavailable("the webhook intake failed; nothing was acknowledged")
-        if isinstance(outcome, BaseException):
-            self.future.set_exception(outcome)
-        else:
-            self.future.set_result(outcome)
-
-
-def _deliver(answers: list[Answer]) -> None:
-    for answer in answers:
-        answer.deliver()
 
 
 @dataclass
@@ -253,7 +205,7 @@ class WebhookIntake:
                 by_loop.setdefault(answer.loop, []).append(answer)
         for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # (the loop closed: nobody waits)
-                loop.call_soon_threadsafe(_deliver, answers)
+                loop.call_soon_threadsafe(deliver_all, answers)
 
     def settled(self) -> bool:
         """True when every acknowledged record is committed (or the store is failing)."""
@@ -619,55 +571,3 @@ def _data(table: str, chunks: list[Chunk]) -> pa.Table:
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             pass
     return records_to_arrow([r for c in chunks for e in c.entries for r in e.records], table)
-
-
-class Responses:
-    """Requests of response webhooks waiting for ``respond_to_request``."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
-        self._lock = threading.Lock()
-
-    def expect(self, loop: asyncio.AbstractEventLoop) -> tuple[str, asyncio.Future[Any]]:
-        key = secrets.token_urlsafe(18)
-        future: asyncio.Future[Any] = loop.create_future()
-        with self._lock:
-            self._waiting[key] = (loop, future)
-        return key, future
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._waiting.pop(key, None)
-
-    def respond(self, key: str, payload: Any) -> None:
-        """Called by a node (through the data plane) with a record's request key. The first
-        answer to a request wins; an answer for a request no longer waiting (answered
-        already — the records of one request share its key —, timed out, or from before a
-        restart) is dropped with a warning, never an error: the node's run must not fail
-        over it, or it would meet the same record again at every run."""
-        with self._lock:
-            waiting = self._waiting.pop(key, None)
-        if waiting is None:
-            log.warning("respond_to_request: no request is waiting for key %r (answered "
-                        "already, timed out, or from before a restart); the answer is dropped",
-                        key)
-            return
-        loop, future = waiting
-
-        def answer() -> None:
-            if not future.done():
-                future.set_result(payload)
-
-        loop.call_soon_threadsafe(answer)
-
-    def close(self) -> None:
-        with self._lock:
-            waiting, self._waiting = dict(self._waiting), {}
-        for loop, future in waiting.values():
-            def cancel(f: asyncio.Future[Any] = future) -> None:
-                if not f.done():
-                    f.cancel()
-            try:
-                loop.call_soon_threadsafe(cancel)
-            except RuntimeError:
-                continue
