@@ -106,3 +106,47 @@ def test_a_full_disk_writes_nothing_and_says_so(tmp_path: Path) -> None:
     assert "refused: the disk of the intake journal" in done.stdout and "is full" in done.stdout
     entries = Journal(tmp_path / "intake.journal").entries
     assert [e.records for e in entries] == [[{"n": 1}], [{"n": 2}]]
+
+
+def test_a_replayed_request_the_table_now_refuses_is_set_aside_never_dropped(
+        tmp_path: Path) -> None:
+    # The journal holds two acknowledged requests; since they were checked, their table got
+    # an int column that the first one's text does not fit. The replay commits the second,
+    # keeps the first in intake-rejected.jsonl (0600), and a second start does neither again.
+    import json
+
+    import pyarrow as pa
+
+    from patterns.server.webhooks import OFFSET_KEY, WebhookIntake
+    from patterns.store.duckdb import DuckDBStore
+    from patterns.store.model import Checkpoint, TableOp
+
+    folder = tmp_path / ".patterns"
+    store = DuckDBStore(folder / "store.duckdb")
+    try:
+        store.commit(Checkpoint(run_id="r1", node_id="writer", ops={
+            "events": [TableOp("append", data=pa.table({"amount": [1]}))]}))
+        journal = Journal(folder / "intake.journal")
+        ends = journal.append([encode("hook", "events", [{"amount": "lots"}]),
+                               encode("hook", "events", [{"amount": 2}])])
+        journal.close()
+        for _ in range(2):
+            intake = WebhookIntake(store, on_commit=lambda: None, folder=folder)
+            intake.start()
+            intake.settle(30)
+            intake.stop()
+        with store.read() as view:
+            assert view.memory.state("hook")[OFFSET_KEY] == ends[-1]
+        table = store.table("events")
+        assert table is not None
+        with store.read() as view:
+            rows = view.scan(table).read_all()
+        assert sorted(rows.column("amount").to_pylist()) == [1, 2]
+    finally:
+        store.close()
+    rejected = folder / "intake-rejected.jsonl"
+    lines = [json.loads(line) for line in rejected.read_text().splitlines()]
+    assert [(x["table"], x["records"]) for x in lines] == [("events", [{"amount": "lots"}])]
+    assert "field 'amount'" in lines[0]["error"]
+    assert stat.S_IMODE(rejected.stat().st_mode) == 0o600
+    assert Journal(folder / "intake.journal").entries == []  # rotated at stop
