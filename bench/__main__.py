@@ -12,7 +12,7 @@ from bench import stores
 
 #: Benchmark modules in bench/, in the order of the benchmarks issue.
 BENCHMARKS = ["append_list", "append_record", "consume", "run_overhead", "stream_new_rows",
-              "stream_memory", "webhooks", "load_vs_dlt", "copy", "table_pages", "pg_store",
+              "stream_memory", "webhooks", "load_vs_dlt", "copy", "pipeline", "table_pages", "pg_store",
               "dask_scaling"]
 
 

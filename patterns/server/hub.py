@@ -25,7 +25,8 @@ from patterns.engine.scheduler import Scheduler
 from patterns.errors import ConfigError
 from patterns.graph.loader import load_app
 from patterns.graph.model import App, Node
-from patterns.server.webhooks import Responses, WebhookIntake
+from patterns.server.answers import Responses
+from patterns.server.webhooks import WebhookIntake
 from patterns.store.model import RunRecord
 
 log = logging.getLogger("patterns.server")
@@ -128,7 +129,8 @@ class AppService:
         self.engine.responder = self.responses.respond
         self.scheduler = Scheduler(self.engine, workers=workers)
         self.webhooks = WebhookIntake(self.engine.store, on_commit=self._committed,
-                                      app=lambda: self.app)
+                                      app=lambda: self.app,
+                                      folder=Path(self.engine.home).parent)
         self._reload_lock = threading.RLock()
         self.install_lock = threading.Lock()  # uploads of new versions, one at a time
         self._tokens: dict[str, str] | None = None

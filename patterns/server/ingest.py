@@ -1,6 +1,8 @@
 """Webhook requests over HTTP: ``POST /webhooks/{app}/{token}``, parsed and checked here,
-then committed by the app's :class:`~patterns.server.webhooks.WebhookIntake` before the
-answer (see docs/server.md). :class:`WebhookFastPath` serves them ahead of the API's router."""
+then journaled by the app's :class:`~patterns.server.webhooks.WebhookIntake` before the
+answer (see docs/server.md). :class:`WebhookFastPath` serves them ahead of the API's router,
+and holds an API request about an app until the webhook records acknowledged before it are
+committed (so a client reads what it was told is stored)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from patterns.graph.manifest import jsonable
+from patterns.server.answers import BadRecords
 from patterns.server.bodies import BadBody, BodyLimits, parse_records
 from patterns.server.hub import Hub
-from patterns.server.webhooks import BadRecords
 
 DEFAULT_MAX_BODY = 1_000_000
 DEFAULT_RESPONSE_TIMEOUT = 30.0
@@ -29,14 +31,24 @@ class WebhookFastPath:
         self.hub = hub
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if scope["type"] == "http":
             parts = scope["path"].split("/")
-            if len(parts) == 4 and parts[1] == "webhooks" and parts[2] and parts[3]:
+            if (scope["method"] == "POST" and len(parts) == 4 and parts[1] == "webhooks"
+                    and parts[2] and parts[3]):
                 request = Request(scope, receive)
                 response = await ingest(self.hub, parts[2], parts[3], request)
                 await response(scope, receive, send)
                 return
+            if len(parts) > 4 and parts[1:4] == ["api", "v1", "apps"]:
+                await settle(self.hub, parts[4])
         await self.app(scope, receive, send)
+
+
+async def settle(hub: Hub, app: str) -> None:
+    """Wait until the app's acknowledged webhook records are committed (at once if so)."""
+    svc = hub.apps.get(app)
+    if svc is not None and not svc.webhooks.settled():
+        await asyncio.to_thread(svc.webhooks.settle)
 
 
 async def ingest(hub: Hub, app: str, token: str, request: Request) -> Response:
@@ -62,13 +74,12 @@ async def ingest(hub: Hub, app: str, token: str, request: Request) -> Response:
         for record in records:
             record["patterns_request_key"] = key
     try:
-        count = await asyncio.wrap_future(
-            svc.webhooks.submit(node.id, str(node.webhook_table), records))
+        count = await svc.webhooks.submit_async(node.id, str(node.webhook_table), records)
     except BadRecords as exc:
         if key is not None:
             svc.responses.forget(key)
         return _error(400, f"the records do not fit the table, nothing was written: {exc}")
-    except Exception as exc:
+    except Exception as exc:  # (Unavailable: the store or the journal fails)
         if key is not None:
             svc.responses.forget(key)
         return _error(503, f"the records could not be stored, nothing was written: {exc}")

@@ -1,42 +1,67 @@
-"""Webhook intake: records from HTTP requests, committed before the request is answered.
+"""Webhook intake: a request's records journaled, acknowledged, then committed behind.
 
-Requests are committed in groups: one committer thread takes every request waiting, turns
-their records into one Arrow table per webhook table and commits them in **one store
-transaction**; each request is answered (2xx) only after that transaction commits. Under
-load, the requests that arrive while a commit is in progress form the next group, so the
-cost of a commit is shared and throughput follows the load; alone, a request waits for one
-commit only.
+A request's records are first checked against their table as the requests before them
+leave it (a record that does not fit is a 400, nothing written), then appended to the intake
+journal (:mod:`patterns.server.journal`) and fsync'd; the 2xx is sent once that fsync covers
+them. A writer thread takes every request waiting, checks them and writes them at once; a
+syncer thread fsyncs everything written so far, then answers it (group commit: the requests
+that arrive during an fsync are written meanwhile and ride on the next one). A committer thread
+commits what is journaled to the store behind the acknowledgements, in large batches (one
+store transaction per webhook node per batch), each carrying the journal offset it reaches
+in the node's state, in the same transaction as the rows. At start, the journal is
+replayed: what is past a node's committed offset is committed, so every acknowledged record
+lands exactly once whatever was killed when. Committed records leave the journal as it is
+rotated. Reads through the server's API wait for what was acknowledged before them
+(:meth:`WebhookIntake.settle`), so a client that got a 2xx then reads the table sees its rows.
 
-Response webhooks (``respond: true``): each record carries ``patterns_request_key``; the
-request is held open until a node calls ``respond_to_request(key, payload)`` or the timeout
-passes (504).
+If the store cannot commit (its disk is full...), the acknowledged records stay in the
+journal, the committer retries, and new requests are refused with a 503 until a commit works
+again; if the journal itself cannot be written, the request is a 503 and nothing was
+acknowledged. (Answers and response webhooks: :mod:`patterns.server.answers`.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import os
 import queue as queue_mod
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from patterns.engine.session import store_rules
-from patterns.errors import DiskFullError, PatternsError
+from patterns.errors import PatternsError, StoreError
+from patterns.server.answers import Answer, BadRecords, Unavailable, deliver_all
+from patterns.server.journal import FILE_NAME, Entry, Journal, encode
 from patterns.store.interface import Store
-from patterns.store.model import Checkpoint, TableOp
+from patterns.store.model import Checkpoint, StoreRules, TableOp, TableOptions
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger("patterns.server")
 
-#: Most requests committed in one transaction.
+#: Most requests journaled with one fsync.
 MAX_GROUP = 1000
-
-
-class BadRecords(Exception):
-    """The records of a request cannot be stored (a type or a field name the table refuses)."""
+#: Most records committed to the store in one transaction.
+MAX_BATCH = 50_000
+#: How long the committer waits for more records before a commit (answers do not wait).
+COMMIT_LINGER = 0.025
+#: The journal is rotated (committed records dropped) once its file is this large.
+ROTATE_BYTES = 4 * 1024 * 1024
+#: The key of a webhook node's state that holds its last committed journal offset.
+OFFSET_KEY = "patterns_journal_offset"
+#: A test hook: ``commit`` holds every store commit of journaled records (acks go on),
+#: ``replay`` holds the replay after its first store transaction; until the intake stops.
+PAUSE = os.environ.get("PATTERNS_INTAKE_PAUSE", "")
 
 
 @dataclass
@@ -44,41 +69,167 @@ class Submission:
     node_id: str
     table: str
     records: list[dict[str, Any]]
-    done: Future[int] = field(default_factory=Future)
+    done: Answer = field(default_factory=Answer)
+    written: bool = False  # in the journal: answered once the fsync covers it
+
+
+@dataclass
+class Chunk:
+    """Journaled records of one node and table, waiting for the store: their checked
+    Arrow data (None after a replay: made from the records when committed)."""
+
+    node_id: str
+    table: str
+    entries: list[Entry]
+    data: pa.Table | None = None
+
+    @property
+    def start(self) -> int:
+        return self.entries[0].start
+
+    @property
+    def end(self) -> int:
+        return self.entries[-1].end
+
+    def count(self) -> int:
+        return sum(len(e.records) for e in self.entries)
 
 
 class WebhookIntake:
+    """The journal, its writer thread and its committer thread, for one app's webhooks."""
+
     def __init__(self, store: Store, on_commit: Callable[[], None],
-                 app: Callable[[], Any] | None = None) -> None:
+                 app: Callable[[], Any] | None = None, *, folder: Path) -> None:
         self.store = store
         self.on_commit = on_commit
         self.app = app  # the app now (its tables' contracts and settings.max_columns)
+        self.folder = folder  # where the journal lives: beside the store file
+        self.journal: Journal | None = None
         self._queue: queue_mod.Queue[Submission | None] = queue_mod.Queue()
-        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._append_lock = threading.Lock()  # appends and rotations, one at a time
+        #: written to the journal, not yet covered by an fsync (nor answered)
+        self._unsynced: list[tuple[Chunk, list[Submission]]] = []
+        self._pending: list[Chunk] = []  # journaled, not committed, in journal order
+        self._closing = False  # the writer is done: the syncer ends once all is synced
+        self._pending_records = 0
+        self._readers = 0  # settle() calls waiting
+        self._inflight: dict[str, int] = {}  # table -> pending chunks
+        self._journaled = 0  # offset of the end of the last record journaled
+        self._committed = 0  # every record up to here is committed
+        self._offsets: dict[str, int] = {}  # node -> its committed offset (as in the store)
+        self._failure: Exception | None = None
+        self._stopping = False
+        self._release = threading.Event()  # ends a PATTERNS_INTAKE_PAUSE hold
+        #: table -> its columns once the pending records land, and its options
+        self._columns: dict[str, tuple[dict[str, str], TableOptions]] = {}
+        self._rules: tuple[Any, dict[str, StoreRules]] = (None, {})
+        self._threads: list[threading.Thread] = []
 
+    # ------------------------------------------------------------------ life
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._commit_loop, name="patterns-webhooks",
-                                        daemon=True)
-        self._thread.start()
+        """Open the journal, queue what it holds past the store's offsets (the replay), and
+        start taking requests."""
+        nodes = set(self._webhook_ids())
+        self._offsets = self._read_offsets(nodes)
+        self.journal = Journal(self.folder / FILE_NAME,
+                               floor=max(self._offsets.values(), default=0))
+        self._offsets.update(self._read_offsets(
+            {e.node_id for e in self.journal.entries} - nodes))
+        todo = [e for e in self.journal.entries if e.end > self._offsets.get(e.node_id, 0)]
+        if todo:
+            log.info("webhook intake: replaying %d journaled request(s) not yet committed",
+                     len(todo))
+        self._pending = _chunks(todo)
+        for chunk in self._pending:
+            self._inflight[chunk.table] = self._inflight.get(chunk.table, 0) + 1
+            self._pending_records += chunk.count()
+        self.journal.entries = []
+        self._journaled = self.journal.end
+        self._committed = self._pending[0].start if self._pending else self.journal.end
+        for target, name in ((self._write_loop, "patterns-intake"),
+                             (self._sync_loop, "patterns-intake-sync"),
+                             (self._commit_loop, "patterns-commit")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
-        """Commit what is waiting, then stop."""
+        """Journal and answer what is waiting, commit what is journaled, then stop."""
+        if not self._threads:
+            return
         self._queue.put(None)
-        if self._thread is not None:
-            self._thread.join()
+        self._threads[0].join()
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._threads[1].join()
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._release.set()
+        self._threads[2].join()
+        assert self.journal is not None
+        with contextlib.suppress(PatternsError), self._append_lock, self._cond:
+            if not self._pending and not self._unsynced:
+                self.journal.rotate(self.journal.end)
+        self.journal.close()
 
     def submit(self, node_id: str, table: str, records: list[dict[str, Any]]) -> Future[int]:
+        """Journal ``records``; the future's result is their count once they are durable."""
         submission = Submission(node_id, table, records)
         self._queue.put(submission)
-        return submission.done
+        future = submission.done.future
+        assert isinstance(future, Future)
+        return future
 
-    def _commit_loop(self) -> None:
-        stopping = False
-        while not stopping:
+    def submit_async(self, node_id: str, table: str,
+                     records: list[dict[str, Any]]) -> asyncio.Future[int]:
+        """:meth:`submit` for the running event loop (call it on the loop's thread)."""
+        answer = Answer(asyncio.get_running_loop())
+        self._queue.put(Submission(node_id, table, records, answer))
+        future = answer.future
+        assert isinstance(future, asyncio.Future)
+        return future
+
+    @staticmethod
+    def _answer(group: list[Submission]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Answer]] = {}
+        for submission in group:
+            answer = submission.done
+            if not answer.done():
+                continue  # (written: the syncer answers it)
+            if answer.loop is None:
+                answer.deliver()
+            else:
+                by_loop.setdefault(answer.loop, []).append(answer)
+        for loop, answers in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # (the loop closed: nobody waits)
+                loop.call_soon_threadsafe(deliver_all, answers)
+
+    def settled(self) -> bool:
+        """True when every acknowledged record is committed (or the store is failing)."""
+        return self._committed >= self._journaled or self._failure is not None
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the records acknowledged so far are committed (or the store fails)."""
+        with self._cond:
+            target = self._journaled
+            self._readers += 1
+            self._cond.notify_all()
+            try:
+                self._cond.wait_for(lambda: self._committed >= target
+                                    or self._failure is not None or self._stopping, timeout)
+            finally:
+                self._readers -= 1
+
+    # ------------------------------------------------------------------ the writer
+    def _write_loop(self) -> None:
+        while True:
             first = self._queue.get()
             if first is None:
-                break
-            group = [first]
+                return
+            group, stopping = [first], False
             while len(group) < MAX_GROUP:
                 try:
                     more = self._queue.get_nowait()
@@ -88,102 +239,336 @@ class WebhookIntake:
                     stopping = True
                     break
                 group.append(more)
-            self._commit(group)
-
-    def _commit(self, group: list[Submission]) -> None:
-        try:
-            self._commit_group(group)
-        except Exception:
-            if len(group) == 1:
-                self._commit_alone(group[0])
-            else:
-                # One request's records may not fit with the others or the table, or the
-                # store failed: commit each alone, so a bad request fails only itself.
+            try:
+                self._write(group)
+            except Exception as exc:  # (a bug: never leave a request waiting)
+                log.exception("webhook intake failed")
                 for submission in group:
-                    self._commit_alone(submission)
-        else:
-            for submission in group:
-                submission.done.set_result(len(submission.records))
-        self.on_commit()
+                    if not submission.done.done() and not submission.written:
+                        submission.done.set_exception(Unavailable(str(exc)))
+            self._answer(group)
+            if stopping:
+                return
 
-    def _commit_group(self, group: list[Submission]) -> None:
+    def _write(self, group: list[Submission]) -> None:
+        failure = self._failure
+        if failure is not None:
+            for submission in group:
+                submission.done.set_exception(Unavailable(
+                    f"the store cannot commit now ({failure}); try again later"))
+            return
+        before = dict(self._columns)
+        checked = self._check(group)
+        if not checked:
+            return
+        blobs = [encode(s.node_id, s.table, s.records) for _, subs in checked for s in subs]
+        assert self.journal is not None
+        with self._append_lock:
+            start = self.journal.end
+            try:
+                ends = self.journal.write(blobs)
+            except StoreError as exc:
+                self._columns = before
+                for _, subs in checked:
+                    for submission in subs:
+                        submission.done.set_exception(Unavailable(str(exc)))
+                return
+            at = iter(ends)
+            for chunk, subs in checked:
+                for submission in subs:
+                    end = next(at)
+                    chunk.entries.append(Entry(start, end, submission.node_id,
+                                               submission.table, submission.records))
+                    submission.written = True
+                    start = end
+            with self._cond:
+                for chunk, _ in checked:
+                    self._inflight[chunk.table] = self._inflight.get(chunk.table, 0) + 1
+                self._unsynced.extend(checked)
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ the syncer
+    def _sync_loop(self) -> None:
+        """fsync what the writer wrote (one fsync for all of it), then answer it and hand it
+        to the committer."""
+        assert self.journal is not None
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._unsynced) or self._closing)
+                if not self._unsynced:
+                    return
+            try:
+                end = self.journal.sync()
+            except StoreError as exc:
+                self._sync_failed(exc)
+                continue
+            with self._cond:
+                done = [w for w in self._unsynced if w[0].end <= end]
+                del self._unsynced[:len(done)]
+                for chunk, _ in done:
+                    self._pending.append(chunk)
+                    self._pending_records += chunk.count()
+                if done:  # (what it answers: a record written meanwhile waits its turn)
+                    self._journaled = max(self._journaled, done[-1][0].end)
+                self._cond.notify_all()
+            answered = [submission for _, subs in done for submission in subs]
+            for submission in answered:
+                submission.done.set_result(len(submission.records))
+            self._answer(answered)
+
+    def _sync_failed(self, exc: StoreError) -> None:
+        """The fsync failed: what it was to cover is cut off the journal and refused."""
+        assert self.journal is not None
+        log.error("webhook intake: the journal's fsync failed (%s); the requests it was to "
+                  "cover are refused", exc)
+        with self._append_lock:
+            self.journal.discard_unsynced()
+            with self._cond:
+                failed, self._unsynced = self._unsynced, []
+                for chunk, _ in failed:
+                    self._inflight[chunk.table] -= 1
+        refused = [submission for _, subs in failed for submission in subs]
+        for submission in refused:
+            submission.done.set_exception(Unavailable(str(exc)))
+        self._answer(refused)
+
+    def _check(self, group: list[Submission]) -> list[tuple[Chunk, list[Submission]]]:
+        """The group's requests that fit their tables, in chunks of one node and table with
+        their checked data; each one that does not fit is failed (a 400), alone."""
+        by_key: dict[tuple[str, str], list[Submission]] = {}
+        for submission in group:
+            by_key.setdefault((submission.node_id, submission.table), []).append(submission)
+        checked: list[tuple[Chunk, list[Submission]]] = []
+        for (node_id, table), subs in by_key.items():
+            try:
+                data = self._conform(table, [r for s in subs for r in s.records])
+                checked.append((Chunk(node_id, table, [], data), subs))
+                continue
+            except StoreError as exc:
+                for submission in subs:
+                    submission.done.set_exception(Unavailable(str(exc)))
+                continue
+            except PatternsError:
+                pass  # one of them does not fit: which?
+            for submission in subs:  # one by one: a bad request fails only itself
+                try:
+                    data = self._conform(table, submission.records)
+                except StoreError as exc:
+                    submission.done.set_exception(Unavailable(str(exc)))
+                except PatternsError as exc:  # (a DataError or a NodeError: the records)
+                    submission.done.set_exception(BadRecords(str(exc)))
+                else:
+                    checked.append((Chunk(node_id, table, [], data), [submission]))
+        return checked
+
+    def _conform(self, table: str, records: list[dict[str, Any]]) -> pa.Table:
+        """``records`` made to fit ``table`` as the journaled records before them leave it
+        (what the store's commit will do to them), or a PatternsError saying why not."""
+        from patterns.sdk._convert import records_to_arrow
+        from patterns.store.conform import MAX_COLUMNS, conform, project
+        from patterns.store.tables import check_fits, table_rules
+
+        known = self._columns.get(table) if self._inflight.get(table) else None
+        if known is None:  # nothing of it waits for the store: the store has it right
+            with self.store.read() as view:
+                meta = view.tables.get(table)
+            known = (meta.kinds(), meta.options) if meta is not None else ({}, TableOptions())
+        columns, options = known
+        app = self.app() if self.app is not None else None
+        if self._rules[0] is not app:
+            self._rules = (app, store_rules(app) if app is not None else {})
+        declared = self._rules[1].get(table)
+        max_columns = (app.settings.max_columns if app is not None else None) or MAX_COLUMNS
+        rules = table_rules(table, options, declared, max_columns, infer_timestamps=True)
+        data = conform(table, columns, records_to_arrow(records, table), rules)
+        check_fits(table, columns, data)
+        self._columns[table] = (project(columns, data, rules), options)
+        return data
+
+    # ------------------------------------------------------------------ the committer
+    def _commit_loop(self) -> None:
+        delay = 0.1
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending) or self._stopping)
+                if not self._pending:
+                    return
+                self._linger()
+                batch: list[Chunk] = []
+                count = 0
+                for chunk in self._pending:
+                    if batch and count + chunk.count() > MAX_BATCH:
+                        break
+                    batch.append(chunk)
+                    count += chunk.count()
+            if PAUSE == "commit":
+                self._hold("before committing journaled records to the store")
+            try:
+                self._commit_batch(batch)
+            except Exception as exc:
+                if self._failure is None:
+                    log.error("webhook intake: the store cannot commit (%s); the records stay "
+                              "in the journal, new requests get a 503 until a commit works", exc)
+                with self._cond:
+                    self._failure = exc
+                    self._cond.notify_all()
+                    if self._stopping:
+                        return
+                    self._cond.wait(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.1
+            with self._cond:
+                del self._pending[:len(batch)]
+                for chunk in batch:
+                    self._inflight[chunk.table] -= 1
+                    self._pending_records -= chunk.count()
+                self._committed = (self._pending[0].start if self._pending
+                                   else self._journaled)
+                self._failure = None
+                self._cond.notify_all()
+            self.on_commit()
+            self._rotate()
+
+    def _linger(self) -> None:
+        """Wait a moment for more records (fewer, larger commits; the answers do not wait
+        for commits), unless the batch is full, the intake stops or a reader waits."""
+        deadline = time.monotonic() + COMMIT_LINGER
+        while (not self._stopping and not self._readers
+               and self._pending_records < MAX_BATCH):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
+
+    def _hold(self, where: str) -> None:
+        log.warning("webhook intake paused %s (PATTERNS_INTAKE_PAUSE)", where)
+        self._release.wait()
+
+    def _rotate(self) -> None:
+        assert self.journal is not None
+        if self.journal.size() < ROTATE_BYTES:
+            return
+        with self._append_lock, self._cond:
+            keep = (self._pending[0].start if self._pending else
+                    self._unsynced[0][0].start if self._unsynced else self.journal.end)
+            try:
+                self.journal.rotate(keep)
+            except PatternsError as exc:  # (kept as it is: rotated again later)
+                log.warning("webhook intake: the journal could not be rotated: %s", exc)
+
+    def _commit_batch(self, batch: list[Chunk]) -> None:
+        """Commit ``batch``, one transaction per node; a node's records that the store
+        refuses are committed request by request (a request refused alone is set aside)."""
+        app = self.app() if self.app is not None else None
+        by_node: dict[str, list[Chunk]] = {}
+        for chunk in batch:
+            by_node.setdefault(chunk.node_id, []).append(chunk)
+        for node_id, chunks in by_node.items():
+            done = self._offsets.get(node_id, 0)
+            todo = [c if c.entries[0].end > done else
+                    Chunk(node_id, c.table, [e for e in c.entries if e.end > done])
+                    for c in chunks if c.end > done]
+            if not todo:
+                continue
+            try:
+                self._commit_node(node_id, todo, app)
+            except StoreError:
+                raise
+            except PatternsError:  # the records: find the ones the store refuses
+                for chunk in todo:
+                    for entry in chunk.entries:
+                        self._commit_entry(entry, app)
+
+    def _commit_node(self, node_id: str, chunks: list[Chunk], app: Any) -> None:
+        by_table: dict[str, list[Chunk]] = {}
+        for chunk in chunks:
+            by_table.setdefault(chunk.table, []).append(chunk)
+        end = max(chunk.end for chunk in chunks)
+        ops = {table: [TableOp("append", data=_data(table, cs))]
+               for table, cs in by_table.items()}
+        self._commit(node_id, ops, end, app)
+        if PAUSE == "replay" and any(chunk.data is None for chunk in chunks):
+            self._hold("after the first commit of the replay")
+
+    def _commit_entry(self, entry: Entry, app: Any) -> None:
+        if entry.end <= self._offsets.get(entry.node_id, 0):
+            return
         from patterns.sdk._convert import records_to_arrow
 
-        by_table: dict[str, list[dict[str, Any]]] = {}
-        node_of: dict[str, str] = {}
-        for submission in group:
-            by_table.setdefault(submission.table, []).extend(submission.records)
-            node_of[submission.table] = submission.node_id
-        ops = {table: [TableOp("append", data=records_to_arrow(records, table))]
-               for table, records in by_table.items()}
-        node_id = next(iter(node_of.values())) if len(node_of) == 1 else "webhooks"
-        app = self.app() if self.app is not None else None
+        try:
+            data = records_to_arrow(entry.records, entry.table)
+            self._commit(entry.node_id, {entry.table: [TableOp("append", data=data)]},
+                         entry.end, app)
+        except StoreError:
+            raise
+        except PatternsError as exc:
+            self._set_aside(entry, str(exc))
+            self._commit(entry.node_id, {}, entry.end, app)
+
+    def _commit(self, node_id: str, ops: dict[str, list[TableOp]], end: int, app: Any) -> None:
+        """One store transaction: the rows and the node's journal offset they reach."""
         self.store.commit(Checkpoint(
-            run_id=f"webhook-{secrets.token_hex(8)}", node_id=node_id, ops=ops, wakes=True,
+            run_id=f"webhook-{secrets.token_hex(8)}", node_id=node_id, ops=ops,
+            state={OFFSET_KEY: end}, wakes=True,
             rules=store_rules(app) if app is not None else {},
             max_columns=app.settings.max_columns if app is not None else None,
             infer_timestamps=True))
+        self._offsets[node_id] = end
 
-    def _commit_alone(self, submission: Submission) -> None:
+    def _set_aside(self, entry: Entry, error: str) -> None:
+        """An acknowledged request the store refuses (its table changed under it since it
+        was checked): kept in ``intake-rejected.jsonl`` beside the journal, never dropped."""
+        path = self.folder / "intake-rejected.jsonl"
+        line = json.dumps({"node": entry.node_id, "table": entry.table, "error": error,
+                           "records": entry.records, "at": time.time()}, default=str)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            self._commit_group([submission])
-        except DiskFullError as exc:  # not the request's fault: a 503, nothing written
-            submission.done.set_exception(exc)
-        except PatternsError as exc:  # (a DataError or a NodeError: the records)
-            submission.done.set_exception(BadRecords(str(exc)))  # the request's own fault
-        except Exception as exc:  # the store failed (a full disk...): nothing was written
-            submission.done.set_exception(exc)
+            os.write(fd, line.encode("utf-8", "surrogatepass") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        log.error("webhook intake: %d record(s) for table %r were acknowledged but the store "
+                  "refuses them now (%s); they are kept in %s", len(entry.records), entry.table,
+                  error, path)
+
+    # ------------------------------------------------------------------ the store
+    def _webhook_ids(self) -> list[str]:
+        app = self.app() if self.app is not None else None
+        return [n.id for n in app.nodes if n.kind == "webhook"] if app is not None else []
+
+    def _read_offsets(self, nodes: set[str]) -> dict[str, int]:
+        if not nodes:
+            return {}
+        with self.store.read() as view:
+            return {node: int(view.memory.state(node).get(OFFSET_KEY) or 0) for node in nodes}
+
+
+def _chunks(entries: list[Entry]) -> list[Chunk]:
+    """Replayed entries in chunks of one node and table, in journal order."""
+    chunks: list[Chunk] = []
+    for entry in entries:
+        last = chunks[-1] if chunks else None
+        if (last is not None and last.node_id == entry.node_id and last.table == entry.table
+                and last.count() + len(entry.records) <= MAX_BATCH):
+            last.entries.append(entry)
         else:
-            submission.done.set_result(len(submission.records))
+            chunks.append(Chunk(entry.node_id, entry.table, [entry]))
+    return chunks
 
 
-class Responses:
-    """Requests of response webhooks waiting for ``respond_to_request``."""
+def _data(table: str, chunks: list[Chunk]) -> pa.Table:
+    """The chunks' rows as one Arrow table: their checked data, or made from the records."""
+    import pyarrow as pa
 
-    def __init__(self) -> None:
-        self._waiting: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
-        self._lock = threading.Lock()
+    from patterns.sdk._convert import records_to_arrow
 
-    def expect(self, loop: asyncio.AbstractEventLoop) -> tuple[str, asyncio.Future[Any]]:
-        key = secrets.token_urlsafe(18)
-        future: asyncio.Future[Any] = loop.create_future()
-        with self._lock:
-            self._waiting[key] = (loop, future)
-        return key, future
-
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._waiting.pop(key, None)
-
-    def respond(self, key: str, payload: Any) -> None:
-        """Called by a node (through the data plane) with a record's request key. The first
-        answer to a request wins; an answer for a request no longer waiting (answered
-        already — the records of one request share its key —, timed out, or from before a
-        restart) is dropped with a warning, never an error: the node's run must not fail
-        over it, or it would meet the same record again at every run."""
-        with self._lock:
-            waiting = self._waiting.pop(key, None)
-        if waiting is None:
-            log.warning("respond_to_request: no request is waiting for key %r (answered "
-                        "already, timed out, or from before a restart); the answer is dropped",
-                        key)
-            return
-        loop, future = waiting
-
-        def answer() -> None:
-            if not future.done():
-                future.set_result(payload)
-
-        loop.call_soon_threadsafe(answer)
-
-    def close(self) -> None:
-        with self._lock:
-            waiting, self._waiting = dict(self._waiting), {}
-        for loop, future in waiting.values():
-            def cancel(f: asyncio.Future[Any] = future) -> None:
-                if not f.done():
-                    f.cancel()
-            try:
-                loop.call_soon_threadsafe(cancel)
-            except RuntimeError:
-                continue
+    parts = [chunk.data for chunk in chunks]
+    if all(part is not None for part in parts):
+        try:
+            # (one chunk: the store inserts many small ones at half the speed)
+            return pa.concat_tables([p for p in parts if p is not None],
+                                    promote_options="permissive").combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    return records_to_arrow([r for c in chunks for e in c.entries for r in e.records], table)

@@ -1,0 +1,225 @@
+"""The webhook intake journal: where a request's records are made durable before its 2xx.
+
+One file, ``.patterns/intake.journal`` (mode 0600): a 16-byte header (``PTNJRNL1`` and the
+journal offset its first record starts at, a little-endian u64), then records, each a
+length (u32), a CRC-32 of the payload (u32) and the payload (UTF-8 JSON: the webhook node,
+its table and the request's records). A record's **offset** is where it ends, counted from
+the start of the journal's life, not of the file: it only grows, across rotations and
+restarts, so the store can keep "everything of node N up to offset X is committed" and a
+replay skips exactly what was committed.
+
+:meth:`Journal.write` writes a group of records with one ``write``; :meth:`Journal.sync`
+makes everything written so far durable with one ``fdatasync``, while the next group may be
+written meanwhile (group commit: requests arriving during an fsync ride on the next one). A record
+cut short by a crash (a torn tail) fails its length or checksum check when the journal is
+opened; it and anything after it are dropped and the file is cut back: it was never
+acknowledged, since an acknowledgement waits for the fsync that covers the whole record.
+:meth:`Journal.rotate` replaces the file by one holding only the records not yet committed
+(written to a temporary file, fsync'd and renamed over, so a crash leaves one or the other).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from patterns.errors import DiskFullError, StoreError
+
+MAGIC = b"PTNJRNL1"
+_HEADER = struct.Struct("<8sQ")
+_RECORD = struct.Struct("<II")
+#: The largest payload a record may have (a webhook body is capped far below this).
+MAX_PAYLOAD = 256 * 1024 * 1024
+FILE_NAME = "intake.journal"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journaled request: its records and where it starts and ends in the journal."""
+
+    start: int
+    end: int
+    node_id: str
+    table: str
+    records: list[dict[str, Any]]
+
+
+def encode(node_id: str, table: str, records: list[dict[str, Any]]) -> bytes:
+    payload = json.dumps({"n": node_id, "t": table, "r": records}, separators=(",", ":"),
+                         ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return _RECORD.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+class Journal:
+    """The intake journal file; every method is safe to call from several threads."""
+
+    def __init__(self, path: Path, floor: int = 0) -> None:
+        """Open (or create) the journal at ``path``. ``floor``: the highest offset the store
+        has seen committed; a journal that was lost or deleted starts past it, so an old
+        offset is never reused."""
+        self.path = path
+        self._lock = threading.Lock()  # the file's size and position
+        self._sync_lock = threading.Lock()  # syncs and rotations
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.fchmod(self._fd, 0o600)
+        self.base, self.entries, size = self._scan(floor)
+        if size < _HEADER.size:
+            self._replace(floor, b"")
+            return
+        os.ftruncate(self._fd, size)  # a torn tail goes (it was never acknowledged)
+        self._size = self._synced = size
+        if self.end < floor and not self.entries:
+            self._replace(floor, b"")
+
+    @property
+    def end(self) -> int:
+        """The offset just past the last record."""
+        return self.base + self._size - _HEADER.size
+
+    def size(self) -> int:
+        return self._size
+
+    # ------------------------------------------------------------------ reading
+    def _scan(self, floor: int) -> tuple[int, list[Entry], int]:
+        """The header's base, the whole records, and the byte length they fill."""
+        data = b""
+        with open(self._fd, "rb", closefd=False) as f:
+            data = f.read()
+        if len(data) < _HEADER.size:
+            return floor, [], 0
+        magic, base = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise StoreError(f"{self.path} is not an intake journal (it starts with "
+                             f"{data[:8]!r}); move it away and start again (records in it "
+                             f"were never committed)")
+        entries: list[Entry] = []
+        pos = _HEADER.size
+        while pos + _RECORD.size <= len(data):
+            length, crc = _RECORD.unpack_from(data, pos)
+            start, stop = pos + _RECORD.size, pos + _RECORD.size + length
+            if length > MAX_PAYLOAD or stop > len(data):
+                break
+            payload = data[start:stop]
+            if zlib.crc32(payload) != crc:
+                break
+            try:
+                doc = json.loads(payload.decode("utf-8", "surrogatepass"))
+            except ValueError:
+                break
+            entries.append(Entry(base + pos - _HEADER.size, base + stop - _HEADER.size,
+                                 str(doc["n"]), str(doc["t"]), list(doc["r"])))
+            pos = stop
+        return base, entries, pos
+
+    # ------------------------------------------------------------------ writing
+    def append(self, records: list[bytes]) -> list[int]:
+        """:meth:`write` and :meth:`sync`: ``records`` durable; their end offsets."""
+        ends = self.write(records)
+        try:
+            self.sync()
+        except StoreError:
+            self.discard_unsynced()
+            raise
+        return ends
+
+    def write(self, records: list[bytes]) -> list[int]:
+        """Write ``records`` (from :func:`encode`) after the last ones, not yet durable
+        (:meth:`sync`); their end offsets. On a failure nothing was written (the file is cut
+        back) and a StoreError says why."""
+        blob = b"".join(records)
+        with self._lock:
+            at = self._size
+            try:
+                written = os.pwrite(self._fd, blob, at)
+                if written != len(blob):
+                    raise OSError(errno.ENOSPC, "short write")
+            except OSError as exc:
+                with contextlib.suppress(OSError):  # (else a torn tail, dropped at open)
+                    os.ftruncate(self._fd, at)
+                raise _journal_error(self.path, exc) from exc
+            self._size = at + len(blob)
+            ends, end = [], self.base + at - _HEADER.size
+            for record in records:
+                end += len(record)
+                ends.append(end)
+            return ends
+
+    def sync(self) -> int:
+        """Make everything written so far durable (one fdatasync, while more may be written
+        meanwhile: group commit); the offset up to which the journal is now durable."""
+        with self._sync_lock:
+            with self._lock:
+                size, end = self._size, self.end
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                raise _journal_error(self.path, exc) from exc
+            self._synced = max(self._synced, size)
+            return end
+
+    def discard_unsynced(self) -> None:
+        """Cut the file back to what the last successful :meth:`sync` covered (after a
+        failed sync: those records were never acknowledged)."""
+        with self._sync_lock, self._lock:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._synced)
+            self._size = self._synced
+
+    def rotate(self, keep_from: int) -> None:
+        """Replace the file by one holding only the records from offset ``keep_from`` on
+        (everything before it is committed to the store)."""
+        with self._sync_lock, self._lock:
+            if keep_from <= self.base:
+                return
+            tail = b""
+            if keep_from < self.end:
+                tail = os.pread(self._fd, self.end - keep_from,
+                                _HEADER.size + keep_from - self.base)
+            self._replace(keep_from, tail)
+
+    def _replace(self, base: int, tail: bytes) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, _HEADER.pack(MAGIC, base) + tail)
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise _journal_error(self.path, exc) from exc
+        os.close(fd)
+        os.replace(tmp, self.path)
+        _sync_dir(self.path.parent)
+        old, self._fd = self._fd, os.open(self.path, os.O_RDWR)
+        os.close(old)
+        self.base, self._size = base, _HEADER.size + len(tail)
+        self._synced = self._size
+
+    def close(self) -> None:
+        with self._sync_lock, self._lock:
+            os.close(self._fd)
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _journal_error(path: Path, exc: OSError) -> StoreError:
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return DiskFullError(f"the disk of the intake journal {path} is full "
+                             f"({exc.strerror or exc})")
+    return StoreError(f"the intake journal {path} could not be written "
+                      f"({exc.strerror or exc})")

@@ -1,0 +1,152 @@
+"""The intake journal file on its own: records come back as written, offsets only grow (across
+rotations and a lost file), a torn tail is dropped, the file is private, a full disk writes
+nothing."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from patterns.errors import StoreError
+from patterns.server.journal import Journal, encode
+
+
+def test_records_come_back_with_growing_offsets_and_the_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / ".patterns" / "intake.journal"
+    journal = Journal(path)
+    ends = journal.append([encode("hook", "events", [{"n": 1}]),
+                           encode("hook", "events", [{"n": 2, "s": "é\ud800"}])])
+    more = journal.append([encode("other", "clicks", [{"n": 3}, {"n": 4}])])
+    journal.close()
+    assert ends[0] < ends[1] < more[0]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = Journal(path)
+    assert [(e.node_id, e.table, e.records, e.end) for e in again.entries] == [
+        ("hook", "events", [{"n": 1}], ends[0]),
+        ("hook", "events", [{"n": 2, "s": "é\ud800"}], ends[1]),
+        ("other", "clicks", [{"n": 3}, {"n": 4}], more[0])]
+    assert again.end == more[0]
+
+
+def test_a_torn_tail_is_dropped_and_writing_goes_on_after_the_last_whole_record(
+        tmp_path: Path) -> None:
+    path = tmp_path / "intake.journal"
+    journal = Journal(path)
+    (end,) = journal.append([encode("hook", "events", [{"n": 1}])])
+    journal.close()
+    whole = path.read_bytes()
+    torn = encode("hook", "events", [{"n": 2}])
+    for cut in (3, 8, len(torn) - 1):  # the length, the checksum, the payload cut short
+        path.write_bytes(whole + torn[:cut])
+        reopened = Journal(path)
+        assert [e.records for e in reopened.entries] == [[{"n": 1}]]
+        assert path.stat().st_size == len(whole)
+        reopened.close()
+    flipped = bytearray(whole + torn)
+    flipped[-2] ^= 0xFF  # a whole record whose bytes are wrong
+    path.write_bytes(bytes(flipped))
+    reopened = Journal(path)
+    assert [e.records for e in reopened.entries] == [[{"n": 1}]]
+    (next_end,) = reopened.append([encode("hook", "events", [{"n": 3}])])
+    reopened.close()
+    assert next_end > end
+    assert [e.records for e in Journal(path).entries] == [[{"n": 1}], [{"n": 3}]]
+
+
+def test_rotation_keeps_what_is_not_committed_and_offsets_never_go_back(tmp_path: Path) -> None:
+    path = tmp_path / "intake.journal"
+    journal = Journal(path)
+    ends = journal.append([encode("hook", "events", [{"n": i}]) for i in range(5)])
+    journal.rotate(ends[2])  # the first three are committed
+    assert [e.records[0]["n"] for e in Journal(path).entries] == [3, 4]
+    assert journal.end == ends[-1]
+    (after,) = journal.append([encode("hook", "events", [{"n": 5}])])
+    assert after > ends[-1]
+    journal.rotate(journal.end)
+    journal.close()
+    assert Journal(path).entries == [] and Journal(path).end == after
+    path.unlink()  # lost: a new journal starts past what the store has committed
+    assert Journal(path, floor=after).end == after
+
+
+def test_a_file_that_is_not_a_journal_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "intake.journal"
+    path.write_bytes(b"something else entirely")
+    with pytest.raises(StoreError, match="is not an intake journal"):
+        Journal(path)
+
+
+def test_a_full_disk_writes_nothing_and_says_so(tmp_path: Path) -> None:
+    # A child process whose files may not grow past 64 KiB: the append fails, the file is
+    # cut back to what it held, and the next append that fits works.
+    script = textwrap.dedent(f"""
+        import resource, sys
+        from pathlib import Path
+        from patterns.errors import DiskFullError
+        from patterns.server.journal import Journal, encode
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+        journal = Journal(Path({str(tmp_path / "intake.journal")!r}))
+        journal.append([encode("hook", "events", [{{"n": 1}}])])
+        size = journal.size()
+        try:
+            journal.append([encode("hook", "events", [{{"pad": "x" * 100000}}])])
+        except DiskFullError as exc:
+            print("refused:", exc)
+        assert journal.size() == size
+        journal.append([encode("hook", "events", [{{"n": 2}}])])
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "refused: the disk of the intake journal" in done.stdout and "is full" in done.stdout
+    entries = Journal(tmp_path / "intake.journal").entries
+    assert [e.records for e in entries] == [[{"n": 1}], [{"n": 2}]]
+
+
+def test_a_replayed_request_the_table_now_refuses_is_set_aside_never_dropped(
+        tmp_path: Path) -> None:
+    # The journal holds two acknowledged requests; since they were checked, their table got
+    # an int column that the first one's text does not fit. The replay commits the second,
+    # keeps the first in intake-rejected.jsonl (0600), and a second start does neither again.
+    import json
+
+    import pyarrow as pa
+
+    from patterns.server.webhooks import OFFSET_KEY, WebhookIntake
+    from patterns.store.duckdb import DuckDBStore
+    from patterns.store.model import Checkpoint, TableOp
+
+    folder = tmp_path / ".patterns"
+    store = DuckDBStore(folder / "store.duckdb")
+    try:
+        store.commit(Checkpoint(run_id="r1", node_id="writer", ops={
+            "events": [TableOp("append", data=pa.table({"amount": [1]}))]}))
+        journal = Journal(folder / "intake.journal")
+        ends = journal.append([encode("hook", "events", [{"amount": "lots"}]),
+                               encode("hook", "events", [{"amount": 2}])])
+        journal.close()
+        for _ in range(2):
+            intake = WebhookIntake(store, on_commit=lambda: None, folder=folder)
+            intake.start()
+            intake.settle(30)
+            intake.stop()
+        with store.read() as view:
+            assert view.memory.state("hook")[OFFSET_KEY] == ends[-1]
+        table = store.table("events")
+        assert table is not None
+        with store.read() as view:
+            rows = view.scan(table).read_all()
+        assert sorted(rows.column("amount").to_pylist()) == [1, 2]
+    finally:
+        store.close()
+    rejected = folder / "intake-rejected.jsonl"
+    lines = [json.loads(line) for line in rejected.read_text().splitlines()]
+    assert [(x["table"], x["records"]) for x in lines] == [("events", [{"amount": "lots"}])]
+    assert "field 'amount'" in lines[0]["error"]
+    assert stat.S_IMODE(rejected.stat().st_mode) == 0o600
+    assert Journal(folder / "intake.journal").entries == []  # rotated at stop
