@@ -102,6 +102,24 @@ class StatusOut(BaseModel):
     stores: dict[str, int]
 
 
+class StreamOut(BaseModel):
+    """One node's stream over one table and how far behind it is."""
+
+    node: str
+    node_title: str
+    table: str
+    #: Rows of the table's current version the node has not read yet (None: the table has
+    #: no rows yet, or lives in an outside database).
+    behind: int | None
+    #: Rows of the table's current version.
+    rows: int | None
+    #: Whether the node has read from it (False: its next run starts from the first row).
+    started: bool
+    #: The table version the position is on (another than the table's: it starts over).
+    on_version: int | None = None
+    order_by: str | None = None
+
+
 class ChartOut(BaseModel):
     node: str
     table: str | None
@@ -228,10 +246,13 @@ def studio_router(hub: Hub) -> APIRouter:
     @router.get("/apps/{app}/tables/{table}/page", response_model=PageOut)
     def table_page(app: str, table: str, sort: str | None = None, desc: bool = False,
                    where: str | None = None, op: str = "eq", value: str | None = None,
-                   after: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> PageOut:
+                   after: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                   version: int | None = None) -> PageOut:
         """One page of rows: sorted on ``sort`` (``desc`` for descending; by id otherwise),
         filtered by ``where`` ``op`` ``value`` (op: eq ne gt gte lt lte contains null
-        notnull), starting after the cursor ``after`` (the ``next`` of the page before)."""
+        notnull), starting after the cursor ``after`` (the ``next`` of the page before);
+        of the table's version ``version`` (one of its ``versions`` still kept) or the
+        current one."""
         from patterns.server.table_pages import PageQuery, read_page
 
         svc = service(app)
@@ -239,6 +260,8 @@ def studio_router(hub: Hub) -> APIRouter:
         ask = PageQuery(sort=sort, descending=desc, where=where, op=op, value=value,
                         after=after, limit=limit)
         with svc.engine.store.read() as view:
+            if version is not None and version != meta.version:
+                meta = _version(view, meta, version)
             rows, following = read_page(view, meta, ask)
             total = view.tables.count(meta)
         return PageOut(table=table, version=meta.version, total=total, rows=rows,
@@ -266,6 +289,17 @@ def studio_router(hub: Hub) -> APIRouter:
                  "parquet": "application/vnd.apache.parquet"}[format]
         return FileResponse(path, media_type=media, filename=path.name,
                             background=BackgroundTask(shutil.rmtree, folder, True))
+
+    @router.get("/apps/{app}/streams", response_model=list[StreamOut])
+    def streams(app: str, node: str | None = None, table: str | None = None
+                ) -> list[StreamOut]:
+        """Each node's stream over each table it reads (``node``, ``table``: only those),
+        with how many rows of the table it has not read yet. Reset one with ``POST
+        /apps/{app}/nodes/{node}/streams/{table}/reset``."""
+        svc = service(app)
+        wanted = node_of(svc, node).id if node is not None else None
+        return [s for s in stream_lags(svc) if (wanted is None or s.node == wanted)
+                and (table is None or s.table == table)]
 
     # ---------------------------------------------------------------- charts
     @router.get("/apps/{app}/charts/{node}", response_model=ChartOut)
@@ -316,6 +350,32 @@ def snapshot(svc: AppService) -> tuple[dict[str, str], dict[str, int]]:
             with contextlib.suppress(Exception):  # (a table being replaced this instant)
                 counts[meta.name] = view.tables.count(meta)
     return status, counts
+
+
+def stream_lags(svc: AppService) -> list[StreamOut]:
+    """Every (node, table it reads) of the app, and its stored position's lag."""
+    from patterns.store.pages import behind_sql
+
+    titles = {n.id: n.title for n in svc.app.nodes}
+    pairs = {(n.id, t) for n in svc.app.nodes for t in n.reads()}
+    out: list[StreamOut] = []
+    with svc.engine.store.read() as view:
+        positions = {(n, t): p for n, t, p in view.memory.all_positions()}
+        metas = {m.name: m for m in view.tables.all()}
+        for node_id, table in sorted(pairs | {k for k in positions if k[0] in titles}):
+            pos = positions.get((node_id, table))
+            meta = metas.get(table)
+            behind = rows = None
+            if meta is not None and not (pos is not None and pos.external):
+                rows = view.tables.count(meta)
+                found = view.query(*behind_sql(meta, pos)).read_all()
+                behind = int(found.column(0)[0].as_py())
+            out.append(StreamOut(node=node_id, node_title=titles[node_id], table=table,
+                                 behind=behind, rows=rows,
+                                 started=pos is not None and (pos.started or pos.hi is not None),
+                                 on_version=pos.version if pos else None,
+                                 order_by=pos.order_by if pos else None))
+    return out
 
 
 def current_problems(svc: AppService) -> list[ProblemOut]:
@@ -401,6 +461,19 @@ def _table(svc: AppService, name: str) -> Any:
         raise HTTPException(404, f"no table '{name}' in app '{svc.slug}' (or it has no rows "
                                  f"yet)")
     return found
+
+
+def _version(view: Any, meta: Any, number: int) -> Any:
+    """``meta`` as of its version ``number``; a 404 saying which versions are kept if that
+    one is not (a version's rows are dropped once no reader needs them)."""
+    versions = view.tables.versions(meta.name)
+    found = next((v for v in versions if v.version == number), None)
+    if found is None or not found.available:
+        kept = ", ".join(str(v.version) for v in versions if v.available) or "none"
+        why = "was dropped" if found is not None else "does not exist"
+        raise HTTPException(404, f"version {number} of table '{meta.name}' {why}; the versions "
+                                 f"whose rows are kept: {kept}")
+    return view.tables.as_of(meta, found)
 
 
 def _parameter(decl: Any) -> dict[str, Any]:

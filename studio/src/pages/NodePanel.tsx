@@ -4,6 +4,7 @@ import { useApi } from "../hooks";
 import type { LogLine, NodeInfo, Problem, Run } from "../types";
 import { ErrorBox, Link, Status, seconds, when } from "../ui";
 import { CodeEditor } from "./CodeEditor";
+import { Streams } from "./Streams";
 
 interface Source { file: string; language: string; text: string }
 interface Save { saved: boolean; problems: Problem[] }
@@ -175,7 +176,7 @@ export function coerce(value: string, type: string | null | undefined): unknown 
   return value;
 }
 
-/** The node's state (view, reset) and a reset for each stream it reads. */
+/** The node's state (view, reset) and its streams (how far each is; reset). */
 function StateAndStreams({ app, node }: { app: string; node: NodeInfo }) {
   const base = `/apps/${enc(app)}/nodes/${enc(node.id)}`;
   const state = useApi<Record<string, unknown>>(`${base}/state`);
@@ -202,13 +203,12 @@ function StateAndStreams({ app, node }: { app: string; node: NodeInfo }) {
       <div className="actions">
         <button disabled={empty} onClick={() => act(`${base}/state`, "DELETE",
           `Clear the state of ${node.title}? Its next run starts without it.`, "State cleared.")}>Reset state</button>
-        {node.reads.map((t) => (
-          <button key={t} onClick={() => act(`${base}/streams/${enc(t)}/reset`, "POST",
-            `Make ${node.title} read ${t} from the start again at its next run?`, `The stream on ${t} starts over.`)}
-            aria-label={`Reset the stream on ${t}`}>Reset stream {t}</button>
-        ))}
       </div>
       {note && <p role="status" className="note">{note}</p>}
+      {node.reads.length > 0 && <>
+        <h3>Streams</h3>
+        <Streams app={app} node={node.id} label="Streams" />
+      </>}
     </>
   );
 }
