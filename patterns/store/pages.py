@@ -48,7 +48,8 @@ def page_sql(meta: TableMeta, ask: PageRequest, id_name: str) -> tuple[str, list
                 raise ConfigError(f"the filter '{ask.where} {OPERATORS[ask.op]}' needs a value")
             clauses.append(f"{col} {OPERATORS[ask.op]} ?")
             params.append(ask.value)
-    cursor = list(ask.after) if ask.after else None
+    # (a cursor may end with the rank hint of a kept order, patterns.store.page_orders)
+    cursor = [v for v in ask.after if not isinstance(v, dict)] if ask.after else None
     if ask.sort is None:
         order = f"{ident}"
         if cursor is not None:
