@@ -9,7 +9,7 @@ import sys
 #: Benchmark modules in bench/, in the order of the benchmarks issue.
 BENCHMARKS = ["append_list", "append_record", "consume", "run_overhead", "stream_new_rows",
               "stream_memory", "webhooks", "load_vs_dlt", "copy", "table_pages", "pg_store",
-              "dask_scaling"]
+              "dask_scaling", "studio_first_load", "studio_status_latency"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,8 @@ from patterns.graph.manifest import jsonable
 from patterns.server.hub import AppService, Hub
 from patterns.server.lookup import app_node, app_service
 
-EVENT_SECONDS = 0.25
+EVENT_SECONDS = 0.1
+RECOUNT_SECONDS = 2.0
 PING_SECONDS = 15.0
 MAX_SOURCE = 2_000_000
 CHART_ROWS = 5_000
@@ -169,7 +170,8 @@ def studio_router(hub: Hub) -> APIRouter:
         """Each node's last run status (``nodes``) and each table's row count (``stores``).
         Asked with ``Accept: text/event-stream`` (as a browser's EventSource does): server-sent
         events, a ``status`` event at once and whenever either changes (checked every
-        0.25 s), until the client goes; otherwise the current status once, as JSON."""
+        0.1 s; tables counted again only after a commit), until the client goes; otherwise
+        the current status once, as JSON."""
         svc = service(app)
         if "text/event-stream" not in request.headers.get("accept", ""):
             status, counts = await asyncio.to_thread(snapshot, svc)
@@ -178,8 +180,9 @@ def studio_router(hub: Hub) -> APIRouter:
         async def body() -> AsyncIterator[bytes]:
             last: Any = None
             quiet = 0.0
+            counted: tuple[int, float, dict[str, int]] | None = None
             while not await request.is_disconnected():
-                status, counts = await asyncio.to_thread(snapshot, svc)
+                status, counts, counted = await asyncio.to_thread(live_snapshot, svc, counted)
                 now = {"nodes": status, "stores": counts}
                 if now != last:
                     last, quiet = now, 0.0
@@ -352,6 +355,22 @@ def snapshot(svc: AppService) -> tuple[dict[str, str], dict[str, int]]:
     return status, counts
 
 
+def live_snapshot(svc: AppService, counted: tuple[int, float, dict[str, int]] | None
+                  ) -> tuple[dict[str, str], dict[str, int], tuple[int, float, dict[str, int]]]:
+    """:func:`snapshot`, counting the tables again only after a commit since ``counted``
+    (the last commit's number, when, and the counts then) or every :data:`RECOUNT_SECONDS`
+    (a change made outside a commit, e.g. an admin's reset, shows within that)."""
+    import time
+
+    seq = svc.engine.store.last_commit()
+    if counted is not None and counted[0] == seq and \
+            time.monotonic() - counted[1] < RECOUNT_SECONDS:
+        with svc.engine.store.read() as view:
+            return view.runs.latest_status(), counted[2], counted
+    status, counts = snapshot(svc)
+    return status, counts, (seq, time.monotonic(), counts)
+
+
 def stream_lags(svc: AppService) -> list[StreamOut]:
     """Every (node, table it reads) of the app, and its stored position's lag."""
     from patterns.store.pages import behind_sql
@@ -378,17 +397,35 @@ def stream_lags(svc: AppService) -> list[StreamOut]:
     return out
 
 
-def current_problems(svc: AppService) -> list[ProblemOut]:
-    """What validation finds in the app's files now (empty when they are valid)."""
-    from patterns.graph.loader import load_app
+#: The last validation of each app's files: (their names, sizes and times, its problems).
+_VALIDATED: dict[Path, tuple[Any, list[ProblemOut]]] = {}
 
+
+def current_problems(svc: AppService) -> list[ProblemOut]:
+    """What validation finds in the app's files now (empty when they are valid); validated
+    again only when a file changed (loading 100 nodes takes a few hundred milliseconds, which
+    the canvas's first load should not wait for each time)."""
+    from patterns.graph.loader import load_app
+    from patterns.server.bundle import app_files
+
+    files = sorted(app_files(svc.root))
+    stamp = []
+    for rel in files:
+        with contextlib.suppress(OSError):
+            found = (svc.root / rel).stat()
+            stamp.append((rel.as_posix(), found.st_size, found.st_mtime_ns))
+    known = _VALIDATED.get(svc.root)
+    if known is not None and known[0] == stamp:
+        return list(known[1])
+    problems: list[ProblemOut] = []
     try:
         load_app(svc.root)
     except GraphError as exc:
-        return [_problem(p) for p in exc.problems]
+        problems = [_problem(p) for p in exc.problems]
     except PatternsError as exc:
-        return [ProblemOut(file="graph.yml", message=str(exc))]
-    return []
+        problems = [ProblemOut(file="graph.yml", message=str(exc))]
+    _VALIDATED[svc.root] = (stamp, problems)
+    return list(problems)
 
 
 def _validate_with(root: Path, rel_file: str, text: str) -> list[ProblemOut]:

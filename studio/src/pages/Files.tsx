@@ -3,7 +3,7 @@ import { ApiError, enc, send } from "../api";
 import { navigate, useApi } from "../hooks";
 import type { Problem } from "../types";
 import { ErrorBox, Link } from "../ui";
-import { CodeEditor } from "./CodeEditor";
+import { CodeEditor } from "../lazy";
 
 interface Source { file: string; language: string; text: string }
 

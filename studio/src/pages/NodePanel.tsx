@@ -3,7 +3,7 @@ import { api, ApiError, enc, send } from "../api";
 import { useApi } from "../hooks";
 import type { LogLine, NodeInfo, Problem, Run } from "../types";
 import { ErrorBox, Link, Status, seconds, when } from "../ui";
-import { CodeEditor } from "./CodeEditor";
+import { CodeEditor } from "../lazy";
 import { Streams } from "./Streams";
 
 interface Source { file: string; language: string; text: string }
