@@ -2,19 +2,8 @@ import { useState } from "react";
 import { ApiError, enc, send } from "../api";
 import { useApi } from "../hooks";
 import { ErrorBox, Link } from "../ui";
+import { lagText, type StreamLag } from "../cells";
 
-export interface StreamLag {
-  node: string; node_title: string; table: string; behind: number | null; rows: number | null;
-  started: boolean; on_version: number | null; order_by: string | null;
-}
-
-/** How far a stream is, in words: "12 rows behind", "up to date", "not started". */
-export function lagText(s: StreamLag): string {
-  if (s.behind === null) return "no rows to read yet";
-  const rows = `${s.behind.toLocaleString()} ${s.behind === 1 ? "row" : "rows"} behind`;
-  if (!s.started) return `not started (${rows})`;
-  return s.behind === 0 ? "up to date (0 rows behind)" : rows;
-}
 
 /** The streams of a node (`node`) or over a table (`table`), each with its lag and a reset. */
 export function Streams({ app, node, table, label }: { app: string; node?: string; table?: string; label: string }) {

@@ -5,8 +5,11 @@ import { initialPaging, pageNumber, pageQuery, paging } from "../paging";
 import type { Graph, Page, TableInfo } from "../types";
 import { ErrorBox, Link, when } from "../ui";
 import { Streams } from "./Streams";
+import { cell } from "../cells";
 
 const LIMIT = 50;
+/** Past this many columns the table says how to get around it. */
+const WIDE = 40;
 const OPS: [string, string][] = [["contains", "contains"], ["eq", "="], ["ne", "≠"], ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"], ["null", "is empty"], ["notnull", "is not empty"]];
 
 export function TableList({ app }: { app: string }) {
@@ -27,11 +30,6 @@ export function TableList({ app }: { app: string }) {
   );
 }
 
-function cell(value: unknown): string {
-  if (value === null || value === undefined) return "";
-  const text = typeof value === "object" ? JSON.stringify(value) : String(value);
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
-}
 
 export function TableView({ app, table }: { app: string; table: string }) {
   const base = `/apps/${enc(app)}/tables/${enc(table)}`;
@@ -85,6 +83,9 @@ export function TableView({ app, table }: { app: string; table: string }) {
         <button type="submit">Filter</button>
       </form>
       <ErrorBox error={page.error} />
+      {info.data && info.data.columns.length > WIDE && (
+        <p role="note" className="note">{info.data.columns.length} columns: the rows scroll sideways in their box (Shift + wheel), the schema above lists them all, and a click on a column's name sorts on it.</p>
+      )}
       <div className="pager" aria-label="Pages">
         <button onClick={() => dispatch({ type: "previous" })} disabled={pageNumber(state) === 1}>Previous</button>
         <span>Page {pageNumber(state)}{page.data ? ` · ${page.data.rows.length} rows shown` : ""}</span>
