@@ -56,6 +56,10 @@ class GraphNodeOut(BaseModel):
     problems: list[ProblemOut] = Field(default_factory=list)
     #: What the node needs before it runs (it is skipped until then); see NodeOut.
     needs_configuration: list[ProblemOut] = Field(default_factory=list)
+    #: The component or subgraph node it runs inside (None: top level), and a component's or
+    #: subgraph's own nodes (the canvas shows them as a group to expand).
+    parent: str | None = None
+    members: list[str] = Field(default_factory=list)
 
 
 class GraphStoreOut(BaseModel):
@@ -154,8 +158,9 @@ def studio_router(hub: Hub) -> APIRouter:
                                                                 n.rel_file)],
             needs_configuration=[ProblemOut(file=p.file, line=p.line, message=p.message,
                                             fix=p.fix, node=p.node)
-                                 for p in n.needs_configuration])
-            for n in svc.app.nodes if n.parent is None]  # a component shows as one node
+                                 for p in n.needs_configuration],
+            parent=n.parent, members=list(n.members))
+            for n in svc.app.nodes]
         stores = [GraphStoreOut(name=s.name, id=s.id, display=_display(s.display),
                                 rows=counts.get(s.name)) for s in svc.app.stores]
         return GraphOut(slug=svc.slug, title=svc.app.title, nodes=nodes, stores=stores,
