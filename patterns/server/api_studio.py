@@ -83,15 +83,23 @@ class SourceOut(BaseModel):
     file: str
     language: str
     text: str
+    #: A hash of the file as read: give it back as ``base`` when saving, to be told (409) if
+    #: the file changed since.
+    version: str = ""
 
 
 class SourceIn(BaseModel):
     text: str
+    #: The ``version`` the edit started from; the save is refused (409) if the file is no
+    #: longer that version. Without it, the file is overwritten whatever it holds.
+    base: str | None = None
 
 
 class SaveOut(BaseModel):
     saved: bool
     problems: list[ProblemOut] = Field(default_factory=list)
+    #: The file's version once saved (the ``base`` of the next save).
+    version: str | None = None
 
 
 class PageOut(BaseModel):
@@ -208,8 +216,7 @@ def studio_router(hub: Hub) -> APIRouter:
         n = node_of(svc, node)
         if n.file is None or n.rel_file is None:
             raise HTTPException(404, f"node {n.label} has no file of its own")
-        return SourceOut(file=n.rel_file, language=_language(n.rel_file),
-                         text=Path(n.file).read_text(encoding="utf-8", errors="replace"))
+        return _source(n.rel_file, Path(n.file))
 
     @router.put("/apps/{app}/nodes/{node}/source", response_model=SaveOut)
     def save_source(app: str, node: str, body: SourceIn) -> SaveOut:
@@ -222,7 +229,7 @@ def studio_router(hub: Hub) -> APIRouter:
             raise HTTPException(404, f"node {n.label} has no file of its own")
         if len(body.text.encode()) > MAX_SOURCE:
             raise HTTPException(413, f"the file is larger than {MAX_SOURCE} bytes")
-        return _save(svc, n.rel_file, body.text)
+        return _save(svc, n.rel_file, body.text, body.base)
 
     # ---------------------------------------------------------------- the app's files
     @router.get("/apps/{app}/files", response_model=list[str])
@@ -238,8 +245,7 @@ def studio_router(hub: Hub) -> APIRouter:
         target = svc.root / _app_path(path)
         if not target.is_file():
             raise HTTPException(404, f"no file '{path}' in app '{svc.slug}'")
-        return SourceOut(file=path, language=_language(path),
-                         text=target.read_text(encoding="utf-8", errors="replace"))
+        return _source(path, target)
 
     @router.put("/apps/{app}/files/{path:path}", response_model=SaveOut)
     def save_file(app: str, path: str, body: SourceIn) -> SaveOut:
@@ -248,7 +254,7 @@ def studio_router(hub: Hub) -> APIRouter:
         svc = service(app)
         if len(body.text.encode()) > MAX_SOURCE:
             raise HTTPException(413, f"the file is larger than {MAX_SOURCE} bytes")
-        return _save(svc, _app_path(path).as_posix(), body.text)
+        return _save(svc, _app_path(path).as_posix(), body.text, body.base)
 
     # ---------------------------------------------------------------- tables
     @router.get("/apps/{app}/tables/{table}/page", response_model=PageOut)
@@ -269,7 +275,7 @@ def studio_router(hub: Hub) -> APIRouter:
                         after=after, limit=limit)
         with svc.engine.store.read() as view:
             if version is not None and version != meta.version:
-                meta = _version(view, meta, version)
+                meta = _table_version(view, meta, version)
             rows, following = read_page(view, meta, ask)
             total = view.tables.count(meta)
         return PageOut(table=table, version=meta.version, total=total, rows=rows,
@@ -455,9 +461,28 @@ def _validate_with(root: Path, rel_file: str, text: str) -> list[ProblemOut]:
     return []
 
 
-def _save(svc: AppService, rel_file: str, text: str) -> SaveOut:
-    """Validate the app with ``text`` in ``rel_file``; if valid, write it and reload."""
+def _file_version(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _source(rel_file: str, path: Path) -> SourceOut:
+    data = path.read_bytes()
+    return SourceOut(file=rel_file, language=_language(rel_file), version=_file_version(data),
+                     text=data.decode("utf-8", errors="replace"))
+
+
+def _save(svc: AppService, rel_file: str, text: str, base: str | None = None) -> SaveOut:
+    """Validate the app with ``text`` in ``rel_file``; if valid, write it and reload. With
+    ``base``, a file that is no longer that version is a 409 (changed since it was opened)."""
     with svc.install_lock:
+        target = svc.root / rel_file
+        if base is not None and target.is_file() and _file_version(target.read_bytes()) != base:
+            raise HTTPException(409, f"{rel_file} changed on disk since you opened it (another "
+                                     f"editor, a save from another tab, or an upload): nothing "
+                                     f"was saved; reload it to see the change, or save again "
+                                     f"to overwrite it with your text")
         problems = _validate_with(svc.root, rel_file, text)
         if problems:
             return SaveOut(saved=False, problems=problems)
@@ -467,7 +492,7 @@ def _save(svc: AppService, rel_file: str, text: str) -> SaveOut:
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, target)
         svc.reload()
-    return SaveOut(saved=True)
+    return SaveOut(saved=True, version=_file_version(text.encode("utf-8")))
 
 
 TEXT_FILES = (".py", ".sql", ".json", ".md", ".yml", ".yaml", ".txt", ".csv")
@@ -505,7 +530,7 @@ def _table(svc: AppService, name: str) -> Any:
     return found
 
 
-def _version(view: Any, meta: Any, number: int) -> Any:
+def _table_version(view: Any, meta: Any, number: int) -> Any:
     """``meta`` as of its version ``number``; a 404 saying which versions are kept if that
     one is not (a version's rows are dropped once no reader needs them)."""
     versions = view.tables.versions(meta.name)

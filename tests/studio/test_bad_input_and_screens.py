@@ -24,6 +24,10 @@ functions:
   - node_file: bigcell.py
     id: cell0001
     title: Write a huge cell
+  - node_file: edit.py
+    id: edit0001
+    title: Edited twice
+    trigger: manual
   - node_file: by_n.json
     id: chart001
     title: Wide by first column
@@ -47,6 +51,9 @@ FILES = {
     "bigcell.py": """
         from patterns import Table
         Table("cells", "w").append({"n": 1, "text": "x" * 5_000_000})
+    """,
+    "edit.py": """
+        print("first")
     """,
     "by_n.json": """
         {"mark": "bar", "encoding": {"x": {"field": "c001", "type": "ordinal"},
@@ -130,6 +137,41 @@ def test_a_cell_of_5_mb_of_text(open_page: Any, server: Server) -> None:
     expect(cell).to_contain_text("download")
     assert len(cell.inner_text()) < 1_000
     assert overflow(page) == 0
+
+
+def test_a_save_over_a_file_changed_on_disk_is_refused(open_page: Any, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    source = server.get("/apps/bad/nodes/edit0001/source")
+    path = server.roots[0] / "edit.py"
+    # over HTTP: the version the edit began from no longer matches
+    path.write_text('print("changed on disk")\n')
+    refused = server.http.put(server.api("/apps/bad/nodes/edit0001/source"), timeout=30,
+                              json={"text": 'print("mine")\n', "base": source["version"]})
+    assert refused.status_code == 409 and "edit.py changed on disk" in refused.json()["error"]
+    assert path.read_text() == 'print("changed on disk")\n'  # nothing lost
+    # in the Studio: open, change on disk, save -> the message, then reload shows the disk's
+    page = open_page()
+    page.goto(f"{server.url}/apps/bad/nodes/edit0001")
+    expect(page.locator(".cm-content")).to_contain_text("changed on disk")
+    path.write_text('print("changed again")\n')
+    page.locator(".cm-content").click()
+    page.keyboard.press("End")
+    page.keyboard.type("  # mine")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("edit.py changed on disk since you opened it")
+    assert path.read_text() == 'print("changed again")\n'
+    page.get_by_role("button", name="Reload from disk").click()
+    expect(page.locator(".cm-content")).to_contain_text("changed again")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    # an edit of the reloaded file saves, and a second one after it too (its new version)
+    for word in ("one", "two"):
+        page.locator(".cm-content").click()
+        page.keyboard.press("Control+End")
+        page.keyboard.type(f"# {word}\n")
+        page.get_by_role("button", name="Save", exact=True).click()
+        expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+        server.wait_for(lambda word=word: f"# {word}" in path.read_text(), what="the save")
 
 
 @pytest.mark.parametrize("screen", list(SCREENS))

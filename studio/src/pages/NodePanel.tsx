@@ -6,8 +6,21 @@ import { ErrorBox, Link, Status, seconds, when } from "../ui";
 import { CodeEditor } from "../lazy";
 import { Streams } from "./Streams";
 
-interface Source { file: string; language: string; text: string }
-interface Save { saved: boolean; problems: Problem[] }
+interface Source { file: string; language: string; text: string; version?: string }
+interface Save { saved: boolean; problems: Problem[]; version?: string | null }
+
+/** A save refused because the file changed on disk since it was opened: reload it (the edit
+ * is dropped) or save again over it. */
+export function Conflict({ error, onReload, onOverwrite }: { error: ApiError | null; onReload: () => void; onOverwrite: () => void }) {
+  if (!error || error.status !== 409) return null;
+  return (
+    <div role="alert" className="error">
+      {error.message}{" "}
+      <button onClick={onReload}>Reload from disk</button>{" "}
+      <button onClick={onOverwrite}>Save mine over it</button>
+    </div>
+  );
+}
 
 /** Follows one run's output over server-sent events until it ends. */
 export function LiveLog({ app, run, onEnd }: { app: string; run: string | null; onEnd?: () => void }) {
@@ -57,11 +70,14 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
     if (following === null && runs.data && runs.data[0]) setFollowing(runs.data[0].id);
   }, [runs.data, following]);
 
-  const save = async () => {
+  const [opened, setOpened] = useState<string | null>(null); // the version the edit began from
+  useEffect(() => { setOpened(source.data?.version ?? null); }, [source.data]);
+  const save = async (overwrite = false) => {
     if (!source.data || draft === null) return;
     setError(null);
     try {
-      const result = await send<Save>(`${base}/source`, "PUT", { text: draft });
+      const result = await send<Save>(`${base}/source`, "PUT", overwrite || !opened ? { text: draft } : { text: draft, base: opened });
+      if (result.saved && result.version) setOpened(result.version);
       setProblems(result.problems.filter((p) => p.file === source.data!.file || p.node === info.data?.id));
       setMessage(result.saved ? "Saved." : `Not saved: ${result.problems.length} problem(s). The server keeps the previous file.`);
       if (result.saved) onSaved();
@@ -131,7 +147,7 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
             </form>
           )}
           {message && <p role="status" className="note">{message}</p>}
-          <ErrorBox error={error} />
+          <ErrorBox error={error?.status === 409 ? null : error} />
           {hasFile && (
             <>
               <h3>Code <span className="muted">{source.data?.file}</span></h3>
@@ -144,7 +160,9 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
                   {problems.map((p, i) => <li key={i}>line {p.line ?? "?"}: {p.message}{p.fix ? ` — ${p.fix}` : ""}</li>)}
                 </ul>
               )}
-              <button onClick={save} disabled={draft === null}>Save</button>
+              <button onClick={() => save()} disabled={draft === null}>Save</button>
+              <Conflict error={error} onReload={() => { setError(null); setDraft(null); setProblems([]); setMessage(null); source.reload(); }}
+                onOverwrite={() => save(true)} />
             </>
           )}
           {(n.kind === "python" || n.kind === "sql") && <StateAndStreams app={app} node={n} />}
