@@ -58,12 +58,13 @@ def run(small: bool) -> list[Figure]:
             before = {r["id"] for r in _succeeded(http, api)}
             mark = page.evaluate("() => window.__seen.length")
             http.post(f"{api}/nodes/quick001/trigger", json={}, timeout=30).raise_for_status()
-            run_id = _wait(lambda: next((r["id"] for r in _succeeded(http, api)
-                                         if r["id"] not in before), None), 60, "the run to end")
+            run_id = _wait(lambda before=before: next((r["id"] for r in _succeeded(http, api)
+                                                       if r["id"] not in before), None),
+                           60, "the run to end")
             ended = _ended_ms(http, api, run_id)
-            shown = _wait(lambda: next((t for s, t in page.evaluate("() => window.__seen")[mark:]
-                                        if s == "succeeded"), None), 10,
-                          "the canvas to show succeeded")
+            shown = _wait(lambda mark=mark: next(
+                (t for s, t in page.evaluate("() => window.__seen")[mark:] if s == "succeeded"),
+                None), 10, "the canvas to show succeeded")
             lags.append(shown - ended)
         context.close()
     return [Figure(bench="studio_status_latency",

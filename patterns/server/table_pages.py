@@ -54,7 +54,7 @@ def decode_cursor(text: str) -> list[Any]:
     if plain is None or len(plain) not in (1, 2) or len(values) - len(plain) > 1:
         raise ConfigError("the page cursor is not one this server gave; start again from "
                           "the first page")
-    return values
+    return list(values)
 
 
 def read_page(view: Transaction, meta: TableMeta, ask: PageQuery

@@ -93,19 +93,22 @@ def _order(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest, ke
         building = _building.setdefault(key, threading.Lock())
     with building:  # (two pages asked at once build the order once)
         with _lock:
-            found = _orders.get(key)
-        if found is None:
-            ident = q(meta.physical_id)
-            order = (f"{q(ask.sort)} {'DESC' if ask.descending else 'ASC'} NULLS LAST, {ident}"
-                     if ask.sort else ident)
-            found = cur.execute(f"SELECT rowid FROM {table} ORDER BY {order}"
-                                ).fetchnumpy()["rowid"]
-            with _lock:
-                _orders[key] = found
-                while len(_orders) > KEEP:
-                    _orders.popitem(last=False)
-                _building.pop(key, None)
-    return found
+            kept = _orders.get(key)
+        if kept is not None:
+            return kept
+        import numpy as np
+
+        ident = q(meta.physical_id)
+        order = (f"{q(ask.sort)} {'DESC' if ask.descending else 'ASC'} NULLS LAST, {ident}"
+                 if ask.sort else ident)
+        made = np.asarray(cur.execute(f"SELECT rowid FROM {table} ORDER BY {order}"
+                                      ).fetchnumpy()["rowid"], dtype=np.int64)
+        with _lock:
+            _orders[key] = made
+            while len(_orders) > KEEP:
+                _orders.popitem(last=False)
+            _building.pop(key, None)
+        return made
 
 
 def _in_order(rows: pa.Table, chosen: np.ndarray[Any, Any], start: int, token: str,
