@@ -12,6 +12,7 @@ ties. Baseline, in the same run on the same store: the same page by ``OFFSET`` (
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bench.common import FILL_NODE, Figure, bench_engine, fill, percentile, timed
@@ -21,7 +22,7 @@ LIMIT = 50
 
 
 def run(small: bool) -> list[Figure]:
-    from patterns.server.table_pages import PageQuery, encode_cursor, read_page
+    from patterns.server.table_pages import PageQuery, decode_cursor, encode_cursor, read_page
     from patterns.store.reads import scan_sql, select_list
     from patterns.store.tables import q, qualified
 
@@ -45,7 +46,15 @@ def run(small: bool) -> list[Figure]:
             row = store.arrow(f"SELECT {select_list(meta)}, {ident} AS __k FROM "
                               f"{qualified(meta.physical)} ORDER BY {order} LIMIT 1 "
                               f"OFFSET {middle}").to_pylist()[0]
-            cursor = encode_cursor([row[sort], row["__k"]] if sort else [row["__k"]])
+            top = PageQuery(sort=sort, descending=sort is not None, limit=LIMIT)
+            started = time.perf_counter()
+            _, following = page(top)  # (the first page of this sort: the store sorts once)
+            first_ask = time.perf_counter() - started
+            # The cursor the Studio holds after paging to the middle row: the row's sort
+            # value and id, and its place in the store's kept order (from the first page's).
+            hint = [v for v in decode_cursor(following or "") if isinstance(v, dict)]
+            values = [row[sort], row["__k"]] if sort else [row["__k"]]
+            cursor = encode_cursor(values + [{**h, "at": middle + 1} for h in hint])
             ask = PageQuery(sort=sort, descending=sort is not None, after=cursor, limit=LIMIT)
             first, _ = page(ask)
             assert len(first) == LIMIT
@@ -53,10 +62,18 @@ def run(small: bool) -> list[Figure]:
             offset_sql = (scan_sql(meta, limit=LIMIT, offset=middle + 1) if sort is None else
                           f"SELECT {select_list(meta)} FROM {qualified(meta.physical)} "
                           f"ORDER BY {order} LIMIT {LIMIT} OFFSET {middle + 1}")
+            expected = store.arrow(offset_sql).to_pylist()
+            assert [r["id"] for r in first] == [r["id"] for r in expected], (first[:2], expected[:2])
             by_offset = [timed(lambda sql=offset_sql: store.arrow(sql)) for _ in range(REPS)]
+            plain = PageQuery(sort=sort, descending=sort is not None,
+                              after=encode_cursor(values), limit=LIMIT)
+            by_sql = [timed(lambda ask=plain: page(ask)) for _ in range(5)]
+            note = ("target: <= 200 ms on 10,000,000 rows; baseline: the same page by OFFSET; "
+                    f"the first page of this order took {first_ask * 1000:,.0f} ms (the store "
+                    f"sorts the row ids once per table state and order); the same deep page "
+                    f"by keyset SQL alone: p95 {percentile(by_sql, 95) * 1000:,.0f} ms")
             figures.append(Figure(
                 bench="table_pages", figure=f"a deep page, {label}: p95",
                 value=percentile(keyset, 95) * 1000, baseline=percentile(by_offset, 95) * 1000,
-                unit="ms", target="", size=n,
-                note="target: <= 200 ms on 10,000,000 rows; baseline: the same page by OFFSET"))
+                unit="ms", target="", size=n, note=note))
     return figures

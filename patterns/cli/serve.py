@@ -66,4 +66,7 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
 
 
 def register(group: click.Group) -> None:
+    from patterns.cli.studio import studio
+
     group.add_command(serve)
+    group.add_command(studio)

@@ -389,7 +389,7 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         with svc.engine.store.read() as view:
             found = view.tables.versions(table)
         return [VersionOut(**jsonable({k: getattr(v, k) for k in VersionOut.model_fields
-                                       if hasattr(v, k)}))
+                                       if hasattr(v, k)}), readable=v.available)
                 for v in found]
 
     @router.get("/apps/{app}/tables/{table}/rows", response_model=RowsOut)

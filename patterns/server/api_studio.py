@@ -25,8 +25,9 @@ from patterns.errors import GraphError, PatternsError
 from patterns.graph.manifest import jsonable
 from patterns.server.hub import AppService, Hub
 from patterns.server.lookup import app_node, app_service
+from patterns.server.studio_live import StreamOut, live_snapshot, snapshot, stream_lags
 
-EVENT_SECONDS = 0.25
+EVENT_SECONDS = 0.1
 PING_SECONDS = 15.0
 MAX_SOURCE = 2_000_000
 CHART_ROWS = 5_000
@@ -55,6 +56,10 @@ class GraphNodeOut(BaseModel):
     problems: list[ProblemOut] = Field(default_factory=list)
     #: What the node needs before it runs (it is skipped until then); see NodeOut.
     needs_configuration: list[ProblemOut] = Field(default_factory=list)
+    #: The component or subgraph node it runs inside (None: top level), and a component's or
+    #: subgraph's own nodes (the canvas shows them as a group to expand).
+    parent: str | None = None
+    members: list[str] = Field(default_factory=list)
 
 
 class GraphStoreOut(BaseModel):
@@ -78,15 +83,23 @@ class SourceOut(BaseModel):
     file: str
     language: str
     text: str
+    #: A hash of the file as read: give it back as ``base`` when saving, to be told (409) if
+    #: the file changed since.
+    version: str = ""
 
 
 class SourceIn(BaseModel):
     text: str
+    #: The ``version`` the edit started from; the save is refused (409) if the file is no
+    #: longer that version. Without it, the file is overwritten whatever it holds.
+    base: str | None = None
 
 
 class SaveOut(BaseModel):
     saved: bool
     problems: list[ProblemOut] = Field(default_factory=list)
+    #: The file's version once saved (the ``base`` of the next save).
+    version: str | None = None
 
 
 class PageOut(BaseModel):
@@ -135,8 +148,9 @@ def studio_router(hub: Hub) -> APIRouter:
                                                                 n.rel_file)],
             needs_configuration=[ProblemOut(file=p.file, line=p.line, message=p.message,
                                             fix=p.fix, node=p.node)
-                                 for p in n.needs_configuration])
-            for n in svc.app.nodes if n.parent is None]  # a component shows as one node
+                                 for p in n.needs_configuration],
+            parent=n.parent, members=list(n.members))
+            for n in svc.app.nodes]
         stores = [GraphStoreOut(name=s.name, id=s.id, display=_display(s.display),
                                 rows=counts.get(s.name)) for s in svc.app.stores]
         return GraphOut(slug=svc.slug, title=svc.app.title, nodes=nodes, stores=stores,
@@ -151,7 +165,8 @@ def studio_router(hub: Hub) -> APIRouter:
         """Each node's last run status (``nodes``) and each table's row count (``stores``).
         Asked with ``Accept: text/event-stream`` (as a browser's EventSource does): server-sent
         events, a ``status`` event at once and whenever either changes (checked every
-        0.25 s), until the client goes; otherwise the current status once, as JSON."""
+        0.1 s; tables counted again only after a commit), until the client goes; otherwise
+        the current status once, as JSON."""
         svc = service(app)
         if "text/event-stream" not in request.headers.get("accept", ""):
             status, counts = await asyncio.to_thread(snapshot, svc)
@@ -160,8 +175,9 @@ def studio_router(hub: Hub) -> APIRouter:
         async def body() -> AsyncIterator[bytes]:
             last: Any = None
             quiet = 0.0
+            counted: tuple[int, float, dict[str, int]] | None = None
             while not await request.is_disconnected():
-                status, counts = await asyncio.to_thread(snapshot, svc)
+                status, counts, counted = await asyncio.to_thread(live_snapshot, svc, counted)
                 now = {"nodes": status, "stores": counts}
                 if now != last:
                     last, quiet = now, 0.0
@@ -182,8 +198,7 @@ def studio_router(hub: Hub) -> APIRouter:
         n = node_of(svc, node)
         if n.file is None or n.rel_file is None:
             raise HTTPException(404, f"node {n.label} has no file of its own")
-        return SourceOut(file=n.rel_file, language=_language(n.rel_file),
-                         text=Path(n.file).read_text(encoding="utf-8", errors="replace"))
+        return _source(n.rel_file, Path(n.file))
 
     @router.put("/apps/{app}/nodes/{node}/source", response_model=SaveOut)
     def save_source(app: str, node: str, body: SourceIn) -> SaveOut:
@@ -196,7 +211,7 @@ def studio_router(hub: Hub) -> APIRouter:
             raise HTTPException(404, f"node {n.label} has no file of its own")
         if len(body.text.encode()) > MAX_SOURCE:
             raise HTTPException(413, f"the file is larger than {MAX_SOURCE} bytes")
-        return _save(svc, n.rel_file, body.text)
+        return _save(svc, n.rel_file, body.text, body.base)
 
     # ---------------------------------------------------------------- the app's files
     @router.get("/apps/{app}/files", response_model=list[str])
@@ -212,8 +227,7 @@ def studio_router(hub: Hub) -> APIRouter:
         target = svc.root / _app_path(path)
         if not target.is_file():
             raise HTTPException(404, f"no file '{path}' in app '{svc.slug}'")
-        return SourceOut(file=path, language=_language(path),
-                         text=target.read_text(encoding="utf-8", errors="replace"))
+        return _source(path, target)
 
     @router.put("/apps/{app}/files/{path:path}", response_model=SaveOut)
     def save_file(app: str, path: str, body: SourceIn) -> SaveOut:
@@ -222,16 +236,19 @@ def studio_router(hub: Hub) -> APIRouter:
         svc = service(app)
         if len(body.text.encode()) > MAX_SOURCE:
             raise HTTPException(413, f"the file is larger than {MAX_SOURCE} bytes")
-        return _save(svc, _app_path(path).as_posix(), body.text)
+        return _save(svc, _app_path(path).as_posix(), body.text, body.base)
 
     # ---------------------------------------------------------------- tables
     @router.get("/apps/{app}/tables/{table}/page", response_model=PageOut)
     def table_page(app: str, table: str, sort: str | None = None, desc: bool = False,
                    where: str | None = None, op: str = "eq", value: str | None = None,
-                   after: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> PageOut:
+                   after: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                   version: int | None = None) -> PageOut:
         """One page of rows: sorted on ``sort`` (``desc`` for descending; by id otherwise),
         filtered by ``where`` ``op`` ``value`` (op: eq ne gt gte lt lte contains null
-        notnull), starting after the cursor ``after`` (the ``next`` of the page before)."""
+        notnull), starting after the cursor ``after`` (the ``next`` of the page before);
+        of the table's version ``version`` (one of its ``versions`` still kept) or the
+        current one."""
         from patterns.server.table_pages import PageQuery, read_page
 
         svc = service(app)
@@ -239,6 +256,8 @@ def studio_router(hub: Hub) -> APIRouter:
         ask = PageQuery(sort=sort, descending=desc, where=where, op=op, value=value,
                         after=after, limit=limit)
         with svc.engine.store.read() as view:
+            if version is not None and version != meta.version:
+                meta = _table_version(view, meta, version)
             rows, following = read_page(view, meta, ask)
             total = view.tables.count(meta)
         return PageOut(table=table, version=meta.version, total=total, rows=rows,
@@ -266,6 +285,17 @@ def studio_router(hub: Hub) -> APIRouter:
                  "parquet": "application/vnd.apache.parquet"}[format]
         return FileResponse(path, media_type=media, filename=path.name,
                             background=BackgroundTask(shutil.rmtree, folder, True))
+
+    @router.get("/apps/{app}/streams", response_model=list[StreamOut])
+    def streams(app: str, node: str | None = None, table: str | None = None
+                ) -> list[StreamOut]:
+        """Each node's stream over each table it reads (``node``, ``table``: only those),
+        with how many rows of the table it has not read yet. Reset one with ``POST
+        /apps/{app}/nodes/{node}/streams/{table}/reset``."""
+        svc = service(app)
+        wanted = node_of(svc, node).id if node is not None else None
+        return [s for s in stream_lags(svc) if (wanted is None or s.node == wanted)
+                and (table is None or s.table == table)]
 
     # ---------------------------------------------------------------- charts
     @router.get("/apps/{app}/charts/{node}", response_model=ChartOut)
@@ -307,28 +337,35 @@ def studio_router(hub: Hub) -> APIRouter:
 
 
 # ---------------------------------------------------------------------- helpers
-def snapshot(svc: AppService) -> tuple[dict[str, str], dict[str, int]]:
-    """Each node's last run status (``running`` while it runs) and each table's rows."""
-    with svc.engine.store.read() as view:
-        status = view.runs.latest_status()
-        counts: dict[str, int] = {}
-        for meta in view.tables.all():
-            with contextlib.suppress(Exception):  # (a table being replaced this instant)
-                counts[meta.name] = view.tables.count(meta)
-    return status, counts
+#: The last validation of each app's files: (their names, sizes and times, its problems).
+_VALIDATED: dict[Path, tuple[Any, list[ProblemOut]]] = {}
 
 
 def current_problems(svc: AppService) -> list[ProblemOut]:
-    """What validation finds in the app's files now (empty when they are valid)."""
+    """What validation finds in the app's files now (empty when they are valid); validated
+    again only when a file changed (loading 100 nodes takes a few hundred milliseconds, which
+    the canvas's first load should not wait for each time)."""
     from patterns.graph.loader import load_app
+    from patterns.server.bundle import app_files
 
+    files = sorted(app_files(svc.root))
+    stamp = []
+    for rel in files:
+        with contextlib.suppress(OSError):
+            found = (svc.root / rel).stat()
+            stamp.append((rel.as_posix(), found.st_size, found.st_mtime_ns))
+    known = _VALIDATED.get(svc.root)
+    if known is not None and known[0] == stamp:
+        return list(known[1])
+    problems: list[ProblemOut] = []
     try:
         load_app(svc.root)
     except GraphError as exc:
-        return [_problem(p) for p in exc.problems]
+        problems = [_problem(p) for p in exc.problems]
     except PatternsError as exc:
-        return [ProblemOut(file="graph.yml", message=str(exc))]
-    return []
+        problems = [ProblemOut(file="graph.yml", message=str(exc))]
+    _VALIDATED[svc.root] = (stamp, problems)
+    return list(problems)
 
 
 def _validate_with(root: Path, rel_file: str, text: str) -> list[ProblemOut]:
@@ -353,9 +390,28 @@ def _validate_with(root: Path, rel_file: str, text: str) -> list[ProblemOut]:
     return []
 
 
-def _save(svc: AppService, rel_file: str, text: str) -> SaveOut:
-    """Validate the app with ``text`` in ``rel_file``; if valid, write it and reload."""
+def _file_version(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _source(rel_file: str, path: Path) -> SourceOut:
+    data = path.read_bytes()
+    return SourceOut(file=rel_file, language=_language(rel_file), version=_file_version(data),
+                     text=data.decode("utf-8", errors="replace"))
+
+
+def _save(svc: AppService, rel_file: str, text: str, base: str | None = None) -> SaveOut:
+    """Validate the app with ``text`` in ``rel_file``; if valid, write it and reload. With
+    ``base``, a file that is no longer that version is a 409 (changed since it was opened)."""
     with svc.install_lock:
+        target = svc.root / rel_file
+        if base is not None and target.is_file() and _file_version(target.read_bytes()) != base:
+            raise HTTPException(409, f"{rel_file} changed on disk since you opened it (another "
+                                     f"editor, a save from another tab, or an upload): nothing "
+                                     f"was saved; reload it to see the change, or save again "
+                                     f"to overwrite it with your text")
         problems = _validate_with(svc.root, rel_file, text)
         if problems:
             return SaveOut(saved=False, problems=problems)
@@ -365,7 +421,7 @@ def _save(svc: AppService, rel_file: str, text: str) -> SaveOut:
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, target)
         svc.reload()
-    return SaveOut(saved=True)
+    return SaveOut(saved=True, version=_file_version(text.encode("utf-8")))
 
 
 TEXT_FILES = (".py", ".sql", ".json", ".md", ".yml", ".yaml", ".txt", ".csv")
@@ -401,6 +457,19 @@ def _table(svc: AppService, name: str) -> Any:
         raise HTTPException(404, f"no table '{name}' in app '{svc.slug}' (or it has no rows "
                                  f"yet)")
     return found
+
+
+def _table_version(view: Any, meta: Any, number: int) -> Any:
+    """``meta`` as of its version ``number``; a 404 saying which versions are kept if that
+    one is not (a version's rows are dropped once no reader needs them)."""
+    versions = view.tables.versions(meta.name)
+    found = next((v for v in versions if v.version == number), None)
+    if found is None or not found.available:
+        kept = ", ".join(str(v.version) for v in versions if v.available) or "none"
+        why = "was dropped" if found is not None else "does not exist"
+        raise HTTPException(404, f"version {number} of table '{meta.name}' {why}; the versions "
+                                 f"whose rows are kept: {kept}")
+    return view.tables.as_of(meta, found)
 
 
 def _parameter(decl: Any) -> dict[str, Any]:

@@ -38,7 +38,10 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
           allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = (),
           sandbox: bool = True, executor: str | None = None,
           data_plane_host: str | None = None,
-          announce: Callable[[str], None] = print) -> None:
+          announce: Callable[[str], None] = print,
+          ready: Callable[[str, str, list[str]], None] | None = None) -> None:
+    """(``ready``: called with the URL, the token and the apps' slugs once the server
+    answers; ``patterns studio`` opens the browser there.)"""
     import uvicorn
     from fastapi import FastAPI
 
@@ -90,6 +93,8 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
             announce("  listening beyond loopback over plain HTTP: the token crosses the "
                      "network in clear; put a TLS proxy in front (and --allow-host its name)")
         watcher = _watch(hub) if reload else None
+        if ready is not None:
+            ready(url, token, list(hub.apps))
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from patterns.store.model import TableMeta
 
 ID = "__patterns_page_id"
+RANK = ID + "_rank"  # (patterns.store.page_orders.RANK_SUFFIX)
 #: Text longer than this is cut in a page (a 5 MB cell would make every page of its table
 #: megabytes); the download has it whole.
 MAX_CELL = 10_000
@@ -49,10 +50,11 @@ def decode_cursor(text: str) -> list[Any]:
     except ValueError:
         raise ConfigError(f"the page cursor {text[:40]!r} is not one this server gave; "
                           f"start again from the first page") from None
-    if not isinstance(values, list) or len(values) not in (1, 2):
+    plain = [v for v in values if not isinstance(v, dict)] if isinstance(values, list) else None
+    if plain is None or len(plain) not in (1, 2) or len(values) - len(plain) > 1:
         raise ConfigError("the page cursor is not one this server gave; start again from "
                           "the first page")
-    return values
+    return list(values)
 
 
 def read_page(view: Transaction, meta: TableMeta, ask: PageQuery
@@ -78,9 +80,15 @@ def read_page(view: Transaction, meta: TableMeta, ask: PageQuery
     if more:
         last = rows[-1]
         ident = jsonable(last[ID])
-        following = encode_cursor([jsonable(last[ask.sort]), ident] if ask.sort else [ident])
+        values = [jsonable(last[ask.sort]), ident] if ask.sort else [ident]
+        rank = last.get(RANK)
+        if rank:  # (the place of the next row in the store's kept order of a big table)
+            token, at = str(rank).split(":")
+            values.append({"at": int(at) + 1, "of": token})
+        following = encode_cursor(values)
     for row in rows:
         row.pop(ID, None)
+        row.pop(RANK, None)
         for key, value in row.items():
             if isinstance(value, str) and len(value) > MAX_CELL:
                 row[key] = (f"{value[:MAX_CELL]}… (cut: {len(value):,} characters in all; "

@@ -70,10 +70,14 @@ class DuckDBView(MetadataViews):
         return self._reader(sql, list(params) if params else [], mark_json=True)
 
     def page(self, meta: TableMeta, ask: PageRequest, id_name: str) -> pa.Table:
+        from patterns.store.page_orders import ordered_page
         from patterns.store.pages import page_sql
 
         sql, params = page_sql(meta, ask, id_name)
         try:
+            kept = ordered_page(self.cursor, meta, ask, id_name)  # (a big table: fast)
+            if kept is not None:
+                return kept
             rel = self.cursor.sql(sql, params=params) if params else self.cursor.sql(sql)
             return rel.to_arrow_table()
         except (duckdb.ConversionException, duckdb.BinderException) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from patterns.errors import ConfigError
+from patterns.positions import StreamPosition
 from patterns.store.interface import PageRequest
 from patterns.store.model import TableMeta
 from patterns.store.reads import select_list
@@ -47,7 +48,8 @@ def page_sql(meta: TableMeta, ask: PageRequest, id_name: str) -> tuple[str, list
                 raise ConfigError(f"the filter '{ask.where} {OPERATORS[ask.op]}' needs a value")
             clauses.append(f"{col} {OPERATORS[ask.op]} ?")
             params.append(ask.value)
-    cursor = list(ask.after) if ask.after else None
+    # (a cursor may end with the rank hint of a kept order, patterns.store.page_orders)
+    cursor = [v for v in ask.after if not isinstance(v, dict)] if ask.after else None
     if ask.sort is None:
         order = f"{ident}"
         if cursor is not None:
@@ -73,3 +75,22 @@ def page_sql(meta: TableMeta, ask: PageRequest, id_name: str) -> tuple[str, list
     sql = (f"SELECT {select_list(meta)}, {ident} AS {q(id_name)} FROM "
            f"{qualified(meta.physical)}{where} ORDER BY {order} LIMIT {int(ask.limit) + 1}")
     return sql, params
+
+
+def behind_sql(meta: TableMeta, position: StreamPosition | None) -> tuple[str, list[Any]]:
+    """A one-row, one-column SELECT: how many rows of ``meta``'s current version a stream at
+    ``position`` has not delivered yet (the rest of its pass, then every row committed after
+    the pass). No position, or one on another version, has every row ahead of it."""
+    from patterns.store.reads import stream_sql
+
+    table = qualified(meta.physical)
+    ident = q(meta.physical_id)
+    if position is None or position.version != meta.version:
+        return f"SELECT count(*) AS behind FROM {table}", []
+    after, params = (f" WHERE {ident} > ?", [position.hi]) if position.hi is not None else ("", [])
+    later = f"(SELECT count(*) FROM {table}{after})"
+    if position.done:
+        return f"SELECT {later} AS behind", params
+    rest, rest_params = stream_sql(meta, position)
+    return (f"SELECT (SELECT count(*) FROM ({rest}) AS pass) + {later} AS behind",
+            [*rest_params, *params])

@@ -9,6 +9,15 @@ export class ApiError extends Error {
 
 export const REQUEST_HEADER = "X-Patterns-Request";
 
+/** The answer public/prefetch.js started for `path` before this script ran, once. */
+function takePrefetched(path: string): Promise<Response> | null {
+  const w = window as unknown as { __patternsPrefetch?: { path: string; response: Promise<Response> } };
+  const early = w.__patternsPrefetch;
+  if (!early || early.path !== path) return null;
+  delete w.__patternsPrefetch;
+  return early.response;
+}
+
 export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   const method = (init.method ?? "GET").toUpperCase();
   const headers = new Headers(init.headers);
@@ -18,7 +27,8 @@ export async function api<T>(path: string, init: RequestInit = {}): Promise<T> {
   }
   let response: Response;
   try {
-    response = await fetch(`/api/v1${path}`, { ...init, headers, credentials: "same-origin" });
+    const early = method === "GET" ? takePrefetched(path) : null;
+    response = await (early ?? fetch(`/api/v1${path}`, { ...init, headers, credentials: "same-origin" }));
   } catch (err) {
     throw new ApiError(0, `the server did not answer (${String(err)}); is patterns serve running?`);
   }

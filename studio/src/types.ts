@@ -7,6 +7,10 @@ export interface GraphNode {
   status: string | null; problems: Problem[]; parameters: Parameter[];
   /** What the node needs before it runs (a parameter value, a secret, a storage's connection). */
   needs_configuration?: Problem[];
+  /** The component or subgraph node it runs inside (null: top level). */
+  parent?: string | null;
+  /** A component or subgraph node's member nodes. */
+  members?: string[];
 }
 export interface GraphStore { name: string; id: string | null; display: Display | null; rows: number | null }
 export interface DocCard { title?: string; markdown?: string; display?: Display; [k: string]: unknown }

@@ -1,5 +1,5 @@
 """Under `patterns serve` (nodes in the sandbox), a component shows as one node in the API and
-the Studio's graph, triggering it runs its nodes, and what they write wakes the nodes
+the Studio's graph (its members listed under it), triggering it runs its nodes, and what they write wakes the nodes
 downstream across the boundary."""
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ def test_a_component_is_one_node_that_runs_its_members(tmp_path: Path, serve: An
     assert importer["kind"] == "component" and len(importer["members"]) == 1
     assert importer["writes"] == ["customers_raw"]
     assert {p["name"] for p in importer["parameters"]} == {"path", "format"}
-    graph = server.get(f"/apps/{SLUG}/graph")
-    assert [n["id"] for n in graph["nodes"]] == [n["id"] for n in nodes]
+    graph = server.get(f"/apps/{SLUG}/graph")  # (members too: the canvas expands a component)
+    assert [n["id"] for n in graph["nodes"] if n["parent"] is None] == [n["id"] for n in nodes]
+    assert [n["id"] for n in graph["nodes"] if n["parent"] == "importer"] == \
+        importer["members"]
     assert server.get(f"/apps/{SLUG}/nodes/{importer['members'][0]}")["title"] == \
         "file-import / import_file"
     response = server.post(f"/apps/{SLUG}/nodes/importer/trigger")

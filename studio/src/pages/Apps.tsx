@@ -6,7 +6,7 @@ import { Canvas } from "./Canvas";
 import { NodePanel } from "./NodePanel";
 import { TableList, TableView } from "./Tables";
 import { RunList, RunView } from "./Runs";
-import { ChartView, DashboardView, DocView } from "./Charts";
+import { ChartView, DashboardView, DocView } from "../lazy";
 import { Webhooks } from "./Admin";
 import { FileList, FileView } from "./Files";
 

@@ -1,7 +1,7 @@
 import { useMemo, useState, type FormEvent, type KeyboardEvent } from "react";
-import { Background, Controls, Handle, Position, ReactFlow, type Node, type NodeProps } from "@xyflow/react";
+import { BaseEdge, Background, Controls, Handle, Position, ReactFlow, type Edge as FlowEdge, type EdgeProps, type Node, type NodeProps } from "@xyflow/react";
 import { useEvents, navigate } from "../hooks";
-import { layout } from "../layout";
+import { layout, type Point } from "../layout";
 import { renderMarkdown } from "../markdown";
 import type { Graph, GraphNode, GraphStore, DocCard } from "../types";
 import { enc, send } from "../api";
@@ -10,7 +10,11 @@ import { Status } from "../ui";
 
 interface Live { nodes: Record<string, string>; stores: Record<string, number> }
 
-type CardData = { app?: string; node?: GraphNode; store?: GraphStore; doc?: DocCard; status?: string | null; rows?: number | null; selected?: boolean };
+type CardData = {
+  app?: string; node?: GraphNode; store?: GraphStore; doc?: DocCard; status?: string | null; rows?: number | null; selected?: boolean;
+  /** (a component or subgraph) expand or collapse it on the canvas */
+  toggle?: () => void; width?: number; height?: number;
+};
 
 /** The inputs and Run button of a form card (a node with `display: {style: form}`). */
 function CardForm({ app, node }: { app: string; node: GraphNode }) {
@@ -59,6 +63,10 @@ function NodeCard({ data }: NodeProps<Node<CardData>>) {
         )}
       </div>
       {form && data.app && <CardForm app={data.app} node={n} />}
+      {data.toggle && (n.members?.length ?? 0) > 0 && (
+        <button className="small nodrag" onClick={(e) => { e.stopPropagation(); data.toggle!(); }}
+          aria-label={`Expand ${n.title}`}>▸ {n.members!.length} inside</button>
+      )}
       <Handle type="source" position={Position.Right} />
     </div>
   );
@@ -87,35 +95,75 @@ function DocCardView({ data }: NodeProps<Node<CardData>>) {
   );
 }
 
-const TYPES = { node: NodeCard, store: StoreCard, doc: DocCardView };
+/** The frame of an expanded component or subgraph, behind its members' cards. */
+function GroupFrame({ data }: NodeProps<Node<CardData>>) {
+  const n = data.node!;
+  return (
+    <div className="group-frame" style={{ width: data.width, height: data.height }} data-testid={`group-${n.id}`}>
+      <div className="group-title">
+        <span>{n.kind} {n.title}</span>
+        <button className="small nodrag" onClick={(e) => { e.stopPropagation(); data.toggle?.(); }} aria-label={`Collapse ${n.title}`}>▾ collapse</button>
+      </div>
+    </div>
+  );
+}
+
+/** An edge along the route the layout gave it (between the cards of the ranks it crosses). */
+function RoutedEdge({ sourceX, sourceY, targetX, targetY, data, markerEnd, style }: EdgeProps<FlowEdge<{ points?: Point[] }>>) {
+  const points = [{ x: sourceX, y: sourceY }, ...(data?.points ?? []), { x: targetX, y: targetY }];
+  let path = `M ${points[0].x} ${points[0].y}`;
+  for (let i = 1; i < points.length; i++) {
+    const a = points[i - 1], b = points[i];
+    const mid = (a.x + b.x) / 2;
+    path += ` C ${mid} ${a.y}, ${mid} ${b.y}, ${b.x} ${b.y}`;
+  }
+  return <BaseEdge path={path} markerEnd={markerEnd} style={style} />;
+}
+
+const TYPES = { node: NodeCard, store: StoreCard, doc: DocCardView, frame: GroupFrame };
+const EDGE_TYPES = { routed: RoutedEdge };
 
 export function Canvas({ app, graph, selected }: { app: string; graph: Graph | null; selected?: string }) {
   const [live, setLive] = useState<Live | null>(null);
   useEvents(graph ? `/apps/${enc(app)}/events` : null, { status: (d) => setLive(d as Live) });
-  const placed = useMemo(() => (graph ? layout(graph) : null), [graph]);
+  const [expanded, setExpanded] = useState<ReadonlySet<string>>(new Set());
+  const toggle = (id: string) => setExpanded((now) => {
+    const next = new Set(now);
+    if (next.has(id)) next.delete(id); else next.add(id);
+    return next;
+  });
+  const placed = useMemo(() => (graph ? layout(graph, expanded) : null), [graph, expanded]);
   const nodes = useMemo<Node<CardData>[]>(() => {
     if (!graph || !placed) return [];
-    const at = Object.fromEntries(placed.cards.map((c) => [c.id, c]));
-    return [
-      ...graph.nodes.map((n) => ({
-        id: `n:${n.id}`, type: "node", position: { x: at[`n:${n.id}`].x, y: at[`n:${n.id}`].y },
-        data: { app, node: n, status: live ? live.nodes[n.id] ?? null : n.status, selected: n.id === selected },
-        ariaLabel: `${n.kind} node ${n.title}`,
-      })),
-      ...graph.stores.map((s) => ({
-        id: `s:${s.name}`, type: "store", position: { x: at[`s:${s.name}`].x, y: at[`s:${s.name}`].y },
-        data: { store: s, rows: live ? live.stores[s.name] ?? null : s.rows }, ariaLabel: `table ${s.name}`,
-      })),
-      ...graph.docs.map((d, i) => ({
-        id: `d:${i}`, type: "doc", position: { x: at[`d:${i}`].x, y: at[`d:${i}`].y }, data: { doc: d },
-        ariaLabel: `notes ${d.title ?? i}`,
-      })),
-    ];
+    const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+    const stores = new Map(graph.stores.map((s) => [s.name, s]));
+    return placed.cards.map((c): Node<CardData> => {
+      const position = { x: c.x, y: c.y };
+      const key = c.id.slice(2);
+      if (c.kind === "group") {
+        const n = byId.get(key)!;
+        return { id: c.id, type: "frame", position, zIndex: -1, selectable: false, focusable: false,
+          data: { node: n, toggle: () => toggle(n.id), width: c.width, height: c.height }, ariaLabel: `${n.kind} ${n.title}, expanded` };
+      }
+      if (c.kind === "node") {
+        const n = byId.get(key)!;
+        return { id: c.id, type: "node", position,
+          data: { app, node: n, status: live ? live.nodes[n.id] ?? null : n.status, selected: n.id === selected, toggle: () => toggle(n.id) },
+          ariaLabel: `${n.kind} node ${n.title}` };
+      }
+      if (c.kind === "store") {
+        const s = stores.get(key)!;
+        return { id: c.id, type: "store", position, data: { store: s, rows: live ? live.stores[s.name] ?? null : s.rows }, ariaLabel: `table ${s.name}` };
+      }
+      const d = graph.docs[Number(key)];
+      return { id: c.id, type: "doc", position, data: { doc: d }, ariaLabel: `notes ${d.title ?? key}` };
+    });
   }, [app, graph, placed, live, selected]);
-  const edges = useMemo(() => placed?.edges.map((e) => ({ ...e, animated: false })) ?? [], [placed]);
+  const edges = useMemo(() => placed?.edges.map((e) => ({ ...e, type: "routed", data: { points: e.points }, animated: false })) ?? [], [placed]);
   if (!graph) return <div className="canvas loading">Loading the graph…</div>;
   const open = (_: unknown, node: Node<CardData>) => {
     const base = `/apps/${enc(app)}`;
+    if (node.type === "frame") return;
     if (node.data.node?.kind === "chart") navigate(`${base}/charts/${enc(node.data.node.id)}`);
     else if (node.data.node) navigate(`${base}/nodes/${enc(node.data.node.id)}`);
     else if (node.data.store) navigate(`${base}/tables/${enc(node.data.store.name)}`);
@@ -130,8 +178,8 @@ export function Canvas({ app, graph, selected }: { app: string; graph: Graph | n
   };
   return (
     <div className="canvas" aria-label="App graph" onKeyDown={onKey}>
-      {/* (a new key when the panel opens or closes: the view fits the canvas's new width) */}
-      <ReactFlow key={selected ? "beside-panel" : "full"} nodes={nodes} edges={edges} nodeTypes={TYPES} onNodeClick={open} fitView
+      {/* (a new key when the panel opens or closes, or a group opens or closes: the view fits again) */}
+      <ReactFlow key={`${selected ? "beside-panel" : "full"}:${[...expanded].join(",")}`} nodes={nodes} edges={edges} nodeTypes={TYPES} edgeTypes={EDGE_TYPES} onNodeClick={open} fitView
         nodesDraggable={false} nodesConnectable={false} minZoom={0.1}
         proOptions={{ hideAttribution: true }}>
         <Background />

@@ -1,11 +1,12 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { ApiError, enc, send } from "../api";
 import { navigate, useApi } from "../hooks";
 import type { Problem } from "../types";
 import { ErrorBox, Link } from "../ui";
-import { CodeEditor } from "./CodeEditor";
+import { CodeEditor } from "../lazy";
+import { Conflict } from "./NodePanel";
 
-interface Source { file: string; language: string; text: string }
+interface Source { file: string; language: string; text: string; version?: string }
 
 const languageOf = (path: string) =>
   path.endsWith(".py") ? "python" : path.endsWith(".sql") ? "sql" : path.endsWith(".json") ? "json"
@@ -40,10 +41,14 @@ export function FileView({ app, path }: { app: string; path: string }) {
   const [problems, setProblems] = useState<Problem[]>([]);
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
-  const save = async () => {
+  const [opened, setOpened] = useState<string | null>(null); // the version the edit began from
+  useEffect(() => { setOpened(file.data?.version ?? null); }, [file.data]);
+  const save = async (overwrite = false) => {
     setError(null);
     try {
-      const result = await send<{ saved: boolean; problems: Problem[] }>(url, "PUT", { text: draft ?? file.data?.text ?? "" });
+      const text = draft ?? file.data?.text ?? "";
+      const result = await send<{ saved: boolean; problems: Problem[]; version?: string | null }>(url, "PUT", overwrite || !opened ? { text } : { text, base: opened });
+      if (result.saved && result.version) setOpened(result.version);
       setProblems(result.problems.filter((p) => p.file === path || p.file.endsWith(`/${path}`)));
       setMessage(result.saved ? "Saved." : `Not saved: ${result.problems.map((p) => `${p.file}${p.line ? `:${p.line}` : ""}: ${p.message}`).join("; ")}`);
     } catch (e) {
@@ -57,9 +62,11 @@ export function FileView({ app, path }: { app: string; path: string }) {
       {(file.data || isNew) && (
         <CodeEditor text={file.data?.text ?? ""} language={file.data?.language ?? languageOf(path)} problems={problems} onChange={setDraft} />
       )}
-      <button onClick={save} disabled={draft === null}>Save</button>
+      <button onClick={() => save()} disabled={draft === null}>Save</button>
       {message && <p role="status" className="note">{message}</p>}
-      <ErrorBox error={error} />
+      {error?.status === 409
+        ? <Conflict error={error} onReload={() => { setError(null); setDraft(null); setProblems([]); setMessage(null); file.reload(); }} onOverwrite={() => save(true)} />
+        : <ErrorBox error={error} />}
     </section>
   );
 }

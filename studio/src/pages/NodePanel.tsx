@@ -3,10 +3,24 @@ import { api, ApiError, enc, send } from "../api";
 import { useApi } from "../hooks";
 import type { LogLine, NodeInfo, Problem, Run } from "../types";
 import { ErrorBox, Link, Status, seconds, when } from "../ui";
-import { CodeEditor } from "./CodeEditor";
+import { CodeEditor } from "../lazy";
+import { Streams } from "./Streams";
 
-interface Source { file: string; language: string; text: string }
-interface Save { saved: boolean; problems: Problem[] }
+interface Source { file: string; language: string; text: string; version?: string }
+interface Save { saved: boolean; problems: Problem[]; version?: string | null }
+
+/** A save refused because the file changed on disk since it was opened: reload it (the edit
+ * is dropped) or save again over it. */
+export function Conflict({ error, onReload, onOverwrite }: { error: ApiError | null; onReload: () => void; onOverwrite: () => void }) {
+  if (!error || error.status !== 409) return null;
+  return (
+    <div role="alert" className="error">
+      {error.message}{" "}
+      <button onClick={onReload}>Reload from disk</button>{" "}
+      <button onClick={onOverwrite}>Save mine over it</button>
+    </div>
+  );
+}
 
 /** Follows one run's output over server-sent events until it ends. */
 export function LiveLog({ app, run, onEnd }: { app: string; run: string | null; onEnd?: () => void }) {
@@ -56,11 +70,14 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
     if (following === null && runs.data && runs.data[0]) setFollowing(runs.data[0].id);
   }, [runs.data, following]);
 
-  const save = async () => {
+  const [opened, setOpened] = useState<string | null>(null); // the version the edit began from
+  useEffect(() => { setOpened(source.data?.version ?? null); }, [source.data]);
+  const save = async (overwrite = false) => {
     if (!source.data || draft === null) return;
     setError(null);
     try {
-      const result = await send<Save>(`${base}/source`, "PUT", { text: draft });
+      const result = await send<Save>(`${base}/source`, "PUT", overwrite || !opened ? { text: draft } : { text: draft, base: opened });
+      if (result.saved && result.version) setOpened(result.version);
       setProblems(result.problems.filter((p) => p.file === source.data!.file || p.node === info.data?.id));
       setMessage(result.saved ? "Saved." : `Not saved: ${result.problems.length} problem(s). The server keeps the previous file.`);
       if (result.saved) onSaved();
@@ -130,7 +147,7 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
             </form>
           )}
           {message && <p role="status" className="note">{message}</p>}
-          <ErrorBox error={error} />
+          <ErrorBox error={error?.status === 409 ? null : error} />
           {hasFile && (
             <>
               <h3>Code <span className="muted">{source.data?.file}</span></h3>
@@ -143,7 +160,9 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
                   {problems.map((p, i) => <li key={i}>line {p.line ?? "?"}: {p.message}{p.fix ? ` — ${p.fix}` : ""}</li>)}
                 </ul>
               )}
-              <button onClick={save} disabled={draft === null}>Save</button>
+              <button onClick={() => save()} disabled={draft === null}>Save</button>
+              <Conflict error={error} onReload={() => { setError(null); setDraft(null); setProblems([]); setMessage(null); source.reload(); }}
+                onOverwrite={() => save(true)} />
             </>
           )}
           {(n.kind === "python" || n.kind === "sql") && <StateAndStreams app={app} node={n} />}
@@ -175,7 +194,7 @@ export function coerce(value: string, type: string | null | undefined): unknown 
   return value;
 }
 
-/** The node's state (view, reset) and a reset for each stream it reads. */
+/** The node's state (view, reset) and its streams (how far each is; reset). */
 function StateAndStreams({ app, node }: { app: string; node: NodeInfo }) {
   const base = `/apps/${enc(app)}/nodes/${enc(node.id)}`;
   const state = useApi<Record<string, unknown>>(`${base}/state`);
@@ -202,13 +221,12 @@ function StateAndStreams({ app, node }: { app: string; node: NodeInfo }) {
       <div className="actions">
         <button disabled={empty} onClick={() => act(`${base}/state`, "DELETE",
           `Clear the state of ${node.title}? Its next run starts without it.`, "State cleared.")}>Reset state</button>
-        {node.reads.map((t) => (
-          <button key={t} onClick={() => act(`${base}/streams/${enc(t)}/reset`, "POST",
-            `Make ${node.title} read ${t} from the start again at its next run?`, `The stream on ${t} starts over.`)}
-            aria-label={`Reset the stream on ${t}`}>Reset stream {t}</button>
-        ))}
       </div>
       {note && <p role="status" className="note">{note}</p>}
+      {node.reads.length > 0 && <>
+        <h3>Streams</h3>
+        <Streams app={app} node={node.id} label="Streams" />
+      </>}
     </>
   );
 }

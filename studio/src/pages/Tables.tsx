@@ -3,9 +3,13 @@ import { enc } from "../api";
 import { useApi } from "../hooks";
 import { initialPaging, pageNumber, pageQuery, paging } from "../paging";
 import type { Graph, Page, TableInfo } from "../types";
-import { ErrorBox, Link } from "../ui";
+import { ErrorBox, Link, when } from "../ui";
+import { Streams } from "./Streams";
+import { cell } from "../cells";
 
 const LIMIT = 50;
+/** Past this many columns the table says how to get around it. */
+const WIDE = 40;
 const OPS: [string, string][] = [["contains", "contains"], ["eq", "="], ["ne", "≠"], ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"], ["null", "is empty"], ["notnull", "is not empty"]];
 
 export function TableList({ app }: { app: string }) {
@@ -26,17 +30,17 @@ export function TableList({ app }: { app: string }) {
   );
 }
 
-function cell(value: unknown): string {
-  if (value === null || value === undefined) return "";
-  const text = typeof value === "object" ? JSON.stringify(value) : String(value);
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
-}
 
 export function TableView({ app, table }: { app: string; table: string }) {
   const base = `/apps/${enc(app)}/tables/${enc(table)}`;
   const info = useApi<TableInfo>(base);
   const [state, dispatch] = useReducer(paging, initialPaging);
-  const page = useApi<Page>(`${base}/page?${pageQuery(state, LIMIT)}`);
+  const [shown, setShown] = useState<Version | null>(null);
+  const page = useApi<Page>(`${base}/page?${pageQuery(state, LIMIT)}${shown ? `&version=${shown.version}` : ""}`);
+  const showVersion = (v: Version | null) => {
+    setShown(v);
+    dispatch({ type: "filter", filter: state.filter }); // (back to the first page)
+  };
   useEffect(() => { if (page.data) dispatch({ type: "loaded", next: page.data.next }); }, [page.data]);
   const [column, setColumn] = useState("");
   const [op, setOp] = useState("contains");
@@ -61,7 +65,14 @@ export function TableView({ app, table }: { app: string; table: string }) {
         </details>
       )}
       <Neighbours app={app} table={table} />
-      <Versions path={`${base}/versions`} />
+      <h3>Streams</h3>
+      <Streams app={app} table={table} label="Streams consuming this table" />
+      <Versions path={`${base}/versions`} current={info.data?.version ?? null} onShow={showVersion} />
+      {shown && (
+        <p role="status" className="note">Showing version {shown.version} (began {when(shown.created_at)}
+          {shown.reason ? `, ${shown.reason}` : ""}{shown.run_id ? ` by run ${shown.run_id}` : ""}), not the current one.{" "}
+          <button onClick={() => showVersion(null)}>Back to the current version</button></p>
+      )}
       <form className="filter" onSubmit={filter} aria-label="Filter rows">
         <label>Column <select value={column} onChange={(e) => setColumn(e.target.value)}>
           <option value="">(no filter)</option>
@@ -72,6 +83,9 @@ export function TableView({ app, table }: { app: string; table: string }) {
         <button type="submit">Filter</button>
       </form>
       <ErrorBox error={page.error} />
+      {info.data && info.data.columns.length > WIDE && (
+        <p role="note" className="note">{info.data.columns.length} columns: the rows scroll sideways in their box (Shift + wheel), the schema above lists them all, and a click on a column's name sorts on it.</p>
+      )}
       <div className="pager" aria-label="Pages">
         <button onClick={() => dispatch({ type: "previous" })} disabled={pageNumber(state) === 1}>Previous</button>
         <span>Page {pageNumber(state)}{page.data ? ` · ${page.data.rows.length} rows shown` : ""}</span>
@@ -94,7 +108,7 @@ export function TableView({ app, table }: { app: string; table: string }) {
 
 interface Version { version: number; created_at: string | null; run_id: string | null; reason: string | null; readable: boolean }
 
-function Versions({ path }: { path: string }) {
+function Versions({ path, current, onShow }: { path: string; current: number | null; onShow: (v: Version | null) => void }) {
   const [open, setOpen] = useState(false);
   const versions = useApi<Version[]>(open ? path : null);
   return (
@@ -102,10 +116,13 @@ function Versions({ path }: { path: string }) {
       <summary>Versions</summary>
       <ErrorBox error={versions.error} />
       <table className="grid" aria-label="Versions">
-        <thead><tr><th>Version</th><th>Began</th><th>Why</th><th>By run</th><th>Readable</th></tr></thead>
+        <thead><tr><th>Version</th><th>Began</th><th>Why</th><th>By run</th><th>Rows</th></tr></thead>
         <tbody>{versions.data?.map((v) => (
           <tr key={v.version}><td>{v.version}</td><td>{v.created_at ? new Date(v.created_at).toLocaleString() : "—"}</td>
-            <td>{v.reason ?? "—"}</td><td>{v.run_id ?? "—"}</td><td>{v.readable ? "yes" : "no (dropped)"}</td></tr>
+            <td>{v.reason ?? "—"}</td><td>{v.run_id ?? "—"}</td>
+            <td>{v.version === current ? <button onClick={() => onShow(null)} aria-label={`Show rows of version ${v.version} (current)`}>Show rows</button>
+              : v.readable ? <button onClick={() => onShow(v)} aria-label={`Show rows of version ${v.version}`}>Show rows</button>
+                : "dropped"}</td></tr>
         ))}</tbody>
       </table>
     </details>
