@@ -7,7 +7,8 @@ row past the cursor: no index of DuckDB's serves a range in order, and a text id
 :data:`MIN_ROWS` rows and a page with no filter, the store sorts the table's ``rowid`` s once
 per (table version and contents, sort column, direction) — the very order of the keyset SQL,
 ``sort NULLS LAST, id`` — and keeps that array (8 bytes a row; the :data:`KEEP` most recently
-used). A page is then a slice of it, fetched by ``rowid`` (which DuckDB looks up by row
+used), made when the user pages past the first page (the first page is the keyset SQL's,
+as fast as a slice). A page is then a slice of it, fetched by ``rowid`` (which DuckDB looks up by row
 group), and its rows carry their rank so the next page's cursor can say where it starts.
 
 A cursor's rank is only used while the table is as it was when the order was made (the
@@ -67,13 +68,23 @@ def ordered_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReque
     key = repr((where, meta.physical, meta.last_id, meta.last_commit, count, ask.sort,
                 ask.descending))
     token = hashlib.sha1(key.encode()).hexdigest()[:12]
-    start = 0
-    if ask.after:
+    if not ask.after:
+        # The first page: the keyset SQL is as fast as a kept order's slice, so an order is
+        # only made when the user pages on (the sort of 10,000,000 rows takes seconds).
+        order = _kept(key)
+        if order is None:
+            return None
+        start = 0
+    else:
+        order = _order(cur, meta, ask, key, table)
         hint = hint_of(ask.after)
-        if hint is None or hint.get("of") != token or not isinstance(hint.get("at"), int):
-            return None  # (a cursor of another order, or the table changed: the SQL's way)
-        start = hint["at"]
-    order = _order(cur, meta, ask, key, table)
+        if hint is not None and hint.get("of") == token and isinstance(hint.get("at"), int):
+            start = hint["at"]
+        else:  # (a cursor of the SQL's first page, another order, or the table changed)
+            found = _place_after(cur, meta, ask, table, order)
+            if found is None:
+                return None  # (the cursor's row is gone: the SQL's way, always right)
+            start = found
     chosen = order[start:start + int(ask.limit) + 1]
     rows = cur.sql(f"SELECT {select_list(meta)}, {q(meta.physical_id)} AS {q(id_name)}, "
                    f"rowid AS __patterns_rowid FROM {table} WHERE rowid IN "
@@ -81,15 +92,41 @@ def ordered_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReque
     return _in_order(rows, chosen, start, token, id_name)
 
 
-def _order(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest, key: str,
-           table: str) -> np.ndarray[Any, Any]:
-    from patterns.store.tables import q
-
+def _kept(key: str) -> np.ndarray[Any, Any] | None:
     with _lock:
         found = _orders.get(key)
         if found is not None:
             _orders.move_to_end(key)
-            return found
+        return found
+
+
+def _place_after(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest,
+                 table: str, order: np.ndarray[Any, Any]) -> int | None:
+    """Where the page after a keyset cursor starts in ``order``: one past the cursor's row,
+    found by its id; None when that row is no longer in the table."""
+    import numpy as np
+
+    from patterns.store.tables import q
+
+    values = [v for v in (ask.after or []) if not isinstance(v, dict)]
+    if not values:
+        return None
+    found = cur.execute(f"SELECT rowid FROM {table} WHERE {q(meta.physical_id)} = ?",
+                        [values[-1]]).fetchall()
+    if not found:
+        return None
+    places = np.flatnonzero(order == int(found[0][0]))
+    return int(places[0]) + 1 if len(places) else None
+
+
+def _order(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest, key: str,
+           table: str) -> np.ndarray[Any, Any]:
+    from patterns.store.tables import q
+
+    found = _kept(key)
+    if found is not None:
+        return found
+    with _lock:
         building = _building.setdefault(key, threading.Lock())
     with building:  # (two pages asked at once build the order once)
         with _lock:
