@@ -22,6 +22,7 @@ from patterns.cli.context import (
     SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
+    AppGroup,
     StoreAt,
     confirm,
     door,
@@ -362,7 +363,7 @@ def _log_line(raw: str) -> dict[str, str]:
     return line
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def state() -> None:
     """Look at or clear a node's state (what State() keeps between runs)."""
 
@@ -404,7 +405,7 @@ def state_reset(app_dir: Path, node_key: str, yes: bool, store_path: StoreAt | N
     click.secho(f"state of node {node.label} cleared", fg="green")
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def stream() -> None:
     """Replay what a node consumes from a table."""
 

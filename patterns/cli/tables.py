@@ -19,6 +19,7 @@ from patterns.cli.context import (
     SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
+    AppGroup,
     StoreAt,
     confirm,
     door,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 TABLE_ARGUMENT = click.argument("table_name", metavar="TABLE")
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def table() -> None:
     """Look at and manage the app's tables."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from patterns.errors import ConfigError
+from patterns.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -57,13 +57,15 @@ def known_table(desk: Desk, name: str) -> TableMeta:
         meta = view.tables.get(name)
         if meta is not None:
             return meta
-        names = ", ".join(t.name for t in view.tables.all()) or "none yet"
+        present = [t.name for t in view.tables.all()]
+        names = ", ".join(present) or "none yet"
     app = desk.app
     if app is not None and any(s.name == name for s in app.stores):
         raise ConfigError(f"table '{name}' has no data yet: no run has written it; "
                           f"run the app first with `patterns run {app.root}`")
     title = f" of app '{app.title}'" if app is not None else ""
-    raise ConfigError(f"no table '{name}' in the store{title}: its tables are {names}")
+    hint = did_you_mean(name, [*present, *(s.name for s in app.stores)] if app else present)
+    raise ConfigError(f"no table '{name}' in the store{title}{hint}: its tables are {names}")
 
 
 def tables(desk: Desk) -> list[dict[str, Any]]:
