@@ -105,10 +105,10 @@ def runs(app_dir: Path, node_key: str | None, limit: int, store_path: StoreAt | 
         view.add_row(_local(started, "%H:%M:%S" if _day(started) == today else "%m-%d %H:%M"),
                      escape(r.node_title), r.trigger, f"[{style}]{r.status}[/]",
                      f"{sum((r.rows_read or {}).values())}→{sum((r.rows_written or {}).values())}",
-                     f"{r.seconds:.2f}s" if r.seconds is not None else "-", r.id[-8:],
+                     f"{r.seconds:.2f}s" if r.seconds is not None else "-", r.short_id,
                      *((f"[red]{error}[/]",) if wide else ()))
         if error and not wide:
-            errors.append(f"  {r.id[-8:]} {escape(r.node_title)}: [red]{error}[/]")
+            errors.append(f"  {r.short_id} {escape(r.node_title)}: [red]{error}[/]")
     console.print(view)
     if errors:
         console.print("errors:\n" + "\n".join(errors))
@@ -173,7 +173,7 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
 
     console = _console()
     style = STATUS_STYLE.get(record.status, "default")
-    console.print(f"[dim]run {record.id} of {escape(record.node_title)} "
+    console.print(f"[dim]run {record.short_id} of {escape(record.node_title)} "
                   f"({record.trigger}, {_local(record.started_at or record.queued_at)})[/] "
                   f"[{style}]{record.status}[/]", highlight=False)
     if not lines:
@@ -325,6 +325,7 @@ def _print_events(events: Any, as_json: bool) -> None:
     from rich.markup import escape
 
     from patterns.cli.console import STATUS_STYLE, output_line
+    from patterns.store.model import short_run_id
 
     console = _console()
     for event in events:
@@ -337,7 +338,7 @@ def _print_events(events: Any, as_json: bool) -> None:
             continue
         if event.kind == "start":
             console.print(f"[cyan]▶ {escape(run.title)}[/] "
-                          f"[dim]({run.trigger}, run {run.run})[/]")
+                          f"[dim]({run.trigger}, run {short_run_id(run.run)})[/]")
         elif event.kind == "out" and event.line is not None:
             line = event.line
             console.print(output_line(run.title, line.get("s", "stdout"), line.get("x", ""),

@@ -290,6 +290,8 @@ def versions(app_dir: Path, table_name: str, store_path: StoreAt | None, as_json
     from rich.console import Console
     from rich.table import Table
 
+    from patterns.store.model import short_run_id
+
     view = Table(title=f"{table_name}: {len(docs)} version(s)")
     for col in ("version", "created", "reason", "run", "kept"):
         view.add_column(col)
@@ -297,7 +299,7 @@ def versions(app_dir: Path, table_name: str, store_path: StoreAt | None, as_json
         mark = " [green](current)[/]" if doc["current"] else ""
         view.add_row(f"{doc['version']}{mark}",
                      doc["created_at"].astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-                     str(doc["reason"]), str(doc["run_id"] or "-"),
+                     str(doc["reason"]), short_run_id(doc["run_id"]) if doc["run_id"] else "-",
                      "yes" if doc["available"] else "[dim]dropped[/]")
     Console(highlight=False).print(view)
 

@@ -272,8 +272,8 @@ def log(desk: Desk, node_id: str | None = None, run_key: str | None = None,
 
 
 def _find_run(view: Transaction, desk: Desk, key: str, root: str) -> RunRecord:
-    """A run by its id, the start of its id, or its end (the 8 characters `patterns run`
-    shows)."""
+    """A run by its id, its short id (its end: what every command shows), or the start of
+    its id."""
     wanted = key.strip().upper()
     ids = view.runs.matching(wanted, 6)
     if wanted in ids:
@@ -282,9 +282,11 @@ def _find_run(view: Transaction, desk: Desk, key: str, root: str) -> RunRecord:
         raise ConfigError(f"no run '{key}' in app '{_title(desk)}': `patterns runs {root}` "
                           f"lists the runs and their ids")
     if len(ids) > 1:
-        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
-        raise ConfigError(f"run '{key}' matches more than one run ({shown}): give more of "
-                          f"its id")
+        from patterns.store.model import short_run_id
+
+        shown = ", ".join(short_run_id(i) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+        raise ConfigError(f"run '{key}' matches more than one run ({shown}): give one of "
+                          f"these short ids (`patterns runs {root}` shows each run's)")
     record = view.runs.get(ids[0])
     assert record is not None
     return record
