@@ -28,6 +28,7 @@ from patterns.cli.context import (
     door,
     load,
     print_json,
+    readable_app,
 )
 from patterns.cli.remote import record_from_json, server_for
 from patterns.errors import ConfigError
@@ -65,7 +66,7 @@ def _day(when: Any) -> dt.date | None:
 def runs(app_dir: Path, node_key: str | None, limit: int, store_path: StoreAt | None,
          server_url: str | None, as_json: bool) -> None:
     """The run history, newest first: status, trigger, rows, time and error."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     node = app.node(node_key) if node_key else None
     remote = server_for(app, server_url) if server_url else None
     if remote is not None:
@@ -136,7 +137,7 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
     from patterns.engine.livelog import live_log_path
     from patterns.errors import StoreBusyError
 
-    app = load(app_dir)
+    app = readable_app(app_dir)
     node = app.node(node_key) if node_key else None
     remote = server_for(app, server_url) if server_url else None
     live_path = live_log_path(store_path_for(app, store_path))
@@ -376,7 +377,7 @@ def state() -> None:
 @JSON_OPTION
 def state_show(app_dir: Path, node_key: str, store_path: StoreAt | None, as_json: bool) -> None:
     """Print the state document of NODE (a file or an id)."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     node = app.node(node_key)
     with door(app, store_path) as opened:
         doc = opened.call("state", node_id=node.id)

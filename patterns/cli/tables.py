@@ -25,6 +25,7 @@ from patterns.cli.context import (
     door,
     load,
     print_json,
+    readable_app,
 )
 from patterns.cli.remote import server_for
 from patterns.cli.rows import FORMATS
@@ -49,7 +50,7 @@ def table() -> None:
 @JSON_OPTION
 def list_tables(app_dir: Path, store_path: StoreAt | None, as_json: bool) -> None:
     """The app's tables: version, rows, columns and last commit."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     with door(app, store_path) as opened:
         docs: list[dict[str, Any]] = opened.call("tables")
     if as_json:
@@ -85,7 +86,7 @@ def list_tables(app_dir: Path, store_path: StoreAt | None, as_json: bool) -> Non
 def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
          version: int | None, store_path: StoreAt | None, server_url: str | None) -> None:
     """Print rows of TABLE, oldest first."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     remote = server_for(app, server_url) if server_url and version is None else None
     if remote is not None:
         _show_remote(remote, table_name, fmt, limit, offset)
@@ -156,7 +157,7 @@ def export(app_dir: Path, table_name: str, fmt: str | None, output: Path, versio
     fmt = fmt or _format_of(output)
     if str(output) == "-" and fmt == "parquet":
         raise ConfigError("parquet cannot go to stdout: give a file with --output")
-    app = load(app_dir)
+    app = readable_app(app_dir)
     with door(app, store_path) as opened:
         scan, schema, batches = opened.rows(table_name, version)
         if str(output) == "-":
@@ -281,7 +282,7 @@ def alter(app_dir: Path, table_name: str, column: str, type_name: str, yes: bool
 @JSON_OPTION
 def versions(app_dir: Path, table_name: str, store_path: StoreAt | None, as_json: bool) -> None:
     """The versions of TABLE: when and why each began, and which are kept."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     with door(app, store_path) as opened:
         docs: list[dict[str, Any]] = opened.call("versions", name=table_name)
     if as_json:
