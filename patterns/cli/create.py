@@ -33,10 +33,10 @@ def create_app(directory: Path, title: str | None) -> None:
 
     graph_file = make(directory, title)
     click.secho(f"created {graph_file}", fg="green")
-    click.echo("next:\n"
-               f"  patterns create node {directory} hello.py   # a node writing a table\n"
-               f"  patterns run {directory}                    # run it\n"
-               f"  patterns table list {directory}             # see what it wrote")
+    click.echo(f"next, in the app's folder (cd {directory}):\n"
+               "  patterns create node hello.py   # a node writing a table\n"
+               "  patterns run                    # run it\n"
+               "  patterns table list             # see what it wrote")
 
 
 NODE_TYPES = ("function", "table", "webhook", "component")
