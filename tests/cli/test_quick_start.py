@@ -1,0 +1,61 @@
+"""The README's quick start, run exactly as written (its commands are read from README.md, so
+the two cannot drift), and `patterns` alone: a short overview of the commands, exit 0."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cli.conftest import ok, patterns
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def quick_start() -> str:
+    """The first bash block under "## Quick start" in README.md."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Quick start"):]
+    found = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert found, "README.md has no bash block under ## Quick start"
+    return found.group(1)
+
+
+def test_the_readme_quick_start_works_as_written(tmp_path: Path) -> None:
+    script = quick_start()
+    assert script.startswith("source .venv/bin/activate")  # how `patterns` gets on PATH
+    # The user's checkout: a .venv whose activate puts this Python's `patterns` on PATH.
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "patterns").is_file(), "install the project: pip install -e ."
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "activate").write_text(f'export PATH="{bin_dir}:$PATH"\n')
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "120",
+           "PATTERNS_HOME": str(tmp_path / "home")}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stdout.strip().splitlines()[-1]  # the table the last command names
+    assert '"message": "hello from greet.py"' in last
+    assert (tmp_path / "hello" / "graph.yml").is_file()
+
+
+def test_the_readme_says_how_to_get_patterns_on_path_and_install_it() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert "source .venv/bin/activate" in text
+    assert re.search(r"pip install /path/to/this/repository", text)
+
+
+def test_patterns_alone_prints_an_overview_of_the_commands() -> None:
+    result = ok(patterns())
+    out = result.stdout
+    assert out.startswith("Patterns: build and run data apps")
+    assert "Usage:" in out and "Error" not in out + result.stderr
+    for name in ("create", "remove", "run", "serve", "runs", "logs", "table", "validate",
+                 "download"):
+        assert re.search(rf"^  {name} +\S", out, re.M), name
+    assert len(out.splitlines()) < 45  # an overview, not the whole reference
+    assert "patterns COMMAND --help" in out
+    assert ok(patterns("--help")).stdout != out  # --help is still click's full help
