@@ -321,13 +321,13 @@ def _secret_value(name: str, value: str | None, from_stdin: bool, from_file: IO[
         return text
     if value is not None:
         return value
-    try:
+    if terminal:
         return str(click.prompt(f"value of {name}", hide_input=True))
-    except click.Abort:  # end of input: nothing piped in and no terminal to ask on
-        if terminal:
-            raise
+    line = sys.stdin.readline() if sys.stdin is not None else ""  # a value piped in
+    if not line.strip("\r\n"):
         raise ConfigError(f"there is no terminal to ask for the value of {name} on: pipe it "
-                          f"in with `--stdin`, or give `--from-file FILE`") from None
+                          f"in with `--stdin`, or give `--from-file FILE`")
+    return line.rstrip("\r\n")
 
 
 def _set_remote_secret(server_url: str, name: str, value: str) -> None:
