@@ -104,9 +104,11 @@ def readable_app(app_dir: Path) -> App:
 
 def stand_in_app(app_dir: Path) -> App:
     """An App with what can be read of a graph.yml that does not load: its title, slug,
-    the ids and files of its functions and the names of its stores."""
+    the ids (written, or derived from the file as the loader derives them) and files of its
+    functions and the names of its stores."""
     import yaml
 
+    from patterns.graph.ids import derived_id
     from patterns.graph.loader import GRAPH_FILE, find_graph_file, slugify
     from patterns.graph.model import App, Node, NodeInterface, Settings, StoreDecl
 
@@ -120,10 +122,11 @@ def stand_in_app(app_dir: Path) -> App:
     title = str(doc.get("title") or root.name)
     nodes = []
     for entry in _entries(doc.get("functions")):
-        node_id = entry.get("id")
+        rel = entry.get("node_file") if isinstance(entry.get("node_file"), str) else None
+        source = rel or entry.get("webhook")
+        node_id = entry.get("id") or (derived_id(str(source)) if source else None)
         if not isinstance(node_id, str):
             continue
-        rel = entry.get("node_file") if isinstance(entry.get("node_file"), str) else None
         nodes.append(Node(
             id=node_id, kind="python", title=str(entry.get("title") or rel or node_id),
             file=root / rel if rel else None, rel_file=rel, line=0, trigger=None, inputs={},

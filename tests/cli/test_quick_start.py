@@ -59,3 +59,45 @@ def test_patterns_alone_prints_an_overview_of_the_commands() -> None:
     assert len(out.splitlines()) < 45  # an overview, not the whole reference
     assert "patterns COMMAND --help" in out
     assert ok(patterns("--help")).stdout != out  # --help is still click's full help
+
+
+def test_the_project_builds_without_build_tool_warnings() -> None:
+    """setuptools reads pyproject.toml without a deprecation warning (the license is an SPDX
+    string, not the old table form), so `scripts/example` shows none."""
+    check = ("import warnings\n"
+             "from setuptools.config.pyprojecttoml import apply_configuration\n"
+             "from setuptools.dist import Distribution\n"
+             "with warnings.catch_warnings(record=True) as caught:\n"
+             "    warnings.simplefilter('always')\n"
+             "    apply_configuration(Distribution(), 'pyproject.toml')\n"
+             "print(len(caught)); [print(w.message) for w in caught]\n")
+    result = subprocess.run([sys.executable, "-c", check], cwd=README.parent,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "0", result.stdout
+
+
+def test_scripts_example_says_what_it_does_and_where_the_secrets_are(tmp_path: Path) -> None:
+    """The example script's secret step, run as written (with this Python's `patterns` as
+    the script's .venv/bin/patterns): it says where it stored the example's secrets."""
+    script = (README.parent / "scripts" / "example").read_text()
+    steps = [line[len("step "):].strip('"') for line in script.splitlines()
+             if line.startswith("step ")]
+    assert len(steps) >= 5 and any("virtualenv" in s for s in steps)
+    start = script.index('step "saving the example')
+    section = script[start:script.index("\nstep ", start + 1)]
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("patterns", "python"):
+        (bin_dir / name).symlink_to(Path(sys.executable).parent / name)
+    home = tmp_path / "home"
+    prelude = "step() { printf '\\n==> %s\\n' \"$*\"; }\n"
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", prelude + section],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PATTERNS_HOME": str(home)}, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "==> saving the example's secrets" in result.stdout
+    assert f"saved secrets demo_token and connection.demo_api, encrypted, in " \
+           f"{home / 'secrets.enc'}" in result.stdout
+    listed = ok(patterns("list", "secrets", env={"PATTERNS_HOME": str(home)})).stdout.split()
+    assert listed == ["connection.demo_api", "demo_token"]
