@@ -22,13 +22,13 @@ def overview() -> str:
     from patterns.cli.main import cli
 
     commands = cli.commands
-    width = max(len(name) for name in commands) + 2
+    width = max(len(name) for name in commands) + 2  # the summaries fit 80 columns
     placed = {name for _, names in SECTIONS for name in names}
     sections = [*SECTIONS,
                 ("More", tuple(sorted(set(commands) - placed - set(HIDDEN))))]
     lines = ["Patterns: build and run data apps of Python and SQL nodes, locally.", "",
-             "Usage: patterns COMMAND [APP] [ARGS]...   (APP: the app's folder; left out, "
-             "the app holding the current folder)"]
+             "Usage: patterns COMMAND [APP] [ARGS]...",
+             "  APP is the app's folder; left out, the app holding the current folder."]
     for title, names in sections:
         present = [n for n in names if n in commands]
         if not present:
@@ -37,8 +37,9 @@ def overview() -> str:
         for name in present:
             summary = commands[name].get_short_help_str(limit=76 - width)
             lines.append(f"  {name:<{width}}{summary}")
-    lines += ["", "First steps:  patterns create app hello && cd hello && "
-                  "patterns create node greet.py && patterns run",
-              "More:         patterns COMMAND --help, and docs/cli.md"]
+    lines += ["", "First steps:",
+              "  patterns create app hello && cd hello",
+              "  patterns create node greet.py && patterns run",
+              "", "Each command's options: patterns COMMAND --help (and docs/cli.md)."]
     return "\n".join(lines)
 

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import ok, patterns
+from tests.cli.terminal import Terminal
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -48,17 +51,21 @@ def test_the_readme_says_how_to_get_patterns_on_path_and_install_it() -> None:
     assert re.search(r"pip install /path/to/this/repository", text)
 
 
-def test_patterns_alone_prints_an_overview_of_the_commands() -> None:
-    result = ok(patterns())
-    out = result.stdout
+@pytest.mark.parametrize("columns", [80, 200])
+def test_patterns_alone_prints_an_overview_of_the_commands(tmp_path: Path, columns: int) -> None:
+    term = Terminal(cwd=tmp_path, env={"COLUMNS": str(columns)})
+    term.expect("(and docs/cli.md).")
+    assert term.wait() == 0
+    out = term.seen.replace("\r\n", "\n")
     assert out.startswith("Patterns: build and run data apps")
-    assert "Usage:" in out and "Error" not in out + result.stderr
+    assert "Usage:" in out and "Error" not in out
     for name in ("create", "remove", "run", "serve", "runs", "logs", "table", "validate",
                  "download"):
         assert re.search(rf"^  {name} +\S", out, re.M), name
-    assert len(out.splitlines()) < 45  # an overview, not the whole reference
-    assert "patterns COMMAND --help" in out
-    assert ok(patterns("--help")).stdout != out  # --help is still click's full help
+    lines = out.splitlines()
+    assert len(lines) < 45 and max(map(len, lines)) <= 80  # a short overview, 80 columns
+    assert ok(patterns()).stdout == out.rstrip("\n") + "\n"  # the same when piped
+    assert ok(patterns("--help")).stdout != ok(patterns()).stdout  # --help: click's help
 
 
 def test_the_project_builds_without_build_tool_warnings() -> None:
