@@ -31,7 +31,7 @@ from patterns.cli.context import (
     readable_app,
 )
 from patterns.cli.remote import record_from_json, server_for
-from patterns.errors import ConfigError
+from patterns.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from patterns.graph.model import App, Node
@@ -449,8 +449,10 @@ def _stream_table(node: Node, key: str, positions: dict[str, Any]) -> str:
     reads = [t.port if node.store_for(t.port) == t.port else f"{t.port} (table "
              f"{node.store_for(t.port)})" for t in node.interface.tables if t.mode == "r"]
     valid = ", ".join(reads) or "none: it reads no table"
-    raise ConfigError(f"node {node.label} does not read a table '{key}': the tables it reads "
-                      f"are {valid}")
+    hint = did_you_mean(key, [*(t.port for t in node.interface.tables if t.mode == "r"),
+                              *node.reads(), *positions])
+    raise ConfigError(f"node {node.label} does not read a table '{key}'{hint}: the tables it "
+                      f"reads are {valid}")
 
 
 def register(group: click.Group) -> None:

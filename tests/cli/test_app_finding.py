@@ -110,3 +110,5 @@ def test_misspelled_tables_and_nodes_get_a_did_you_mean(small_app: Path) -> None
            "no node 'gen.pyy'", "did you mean 'gen.py'?")
     failed(patterns("runs", "--node", "consum.py", cwd=small_app), "did you mean 'consume.py'?")
     failed(patterns("remove", "table", "bluk", "-y", cwd=small_app), "did you mean 'bulk'?")
+    failed(patterns("stream", "reset", "consume.py", "sourc", "-y", cwd=small_app),
+           "does not read a table 'sourc'", "did you mean 'source'?")
