@@ -7,6 +7,7 @@ errors print one line per problem) and exits 1; a traceback reaching a user is a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -94,3 +95,13 @@ class QueryError(StoreError):
 
 class ComponentError(ConfigError):
     """A component named by ``uses:`` is not installed, or cannot be installed."""
+
+
+def did_you_mean(wanted: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to a misspelled ``wanted``, else ''."""
+    import difflib
+
+    options = [str(c) for c in choices if c]
+    close = difflib.get_close_matches(wanted, options, n=1, cutoff=0.6) or \
+        difflib.get_close_matches(wanted.lower(), options, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

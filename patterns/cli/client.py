@@ -16,6 +16,7 @@ from patterns.cli.context import (
     JSON_OPTION,
     STORE_OPTION,
     StoreAt,
+    confirm,
     load,
     print_json,
 )
@@ -170,8 +171,7 @@ def upload(app_dir: Path, server_url: str | None, force: bool, yes: bool) -> Non
         raise ConfigError(f"the app on the server changed since you last downloaded or "
                           f"uploaded it (server {their_version}, yours {base}): `patterns "
                           f"download` it first, or upload with --force to overwrite")
-    if not yes and not click.confirm("upload this version?", default=True):
-        raise SystemExit(1)
+    confirm(yes, "upload this version?", default=True)
     # The server refuses if its version moved on since we looked (someone else uploaded).
     params = {"force": "true"} if force else {"base": base or their_version}
     result = remote.request("POST", "/upload", data=zip_app(app.root), params=params).json()
@@ -182,30 +182,44 @@ def upload(app_dir: Path, server_url: str | None, force: bool, yes: bool) -> Non
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[APP] | SLUG [DIR]")
+@click.option("--app", "slug", metavar="SLUG",
+              help="Fetch the server's app SLUG into DIR (default: ./SLUG), a folder that "
+                   "need not hold an app yet.")
 @SERVER_OPTION
 @click.option("--force", "-f", is_flag=True,
               help="SLUG form: overwrite local files that differ from the server's.")
-def download(args: tuple[str, ...], server_url: str | None, force: bool) -> None:
+def download(args: tuple[str, ...], slug: str | None, server_url: str | None,
+             force: bool) -> None:
     """Download the server's version of an app.
 
     \b
-      patterns download [APP]       the app in folder APP (default: here), from the server
-                                    serving it; files that differ are overwritten
-      patterns download SLUG [DIR]  the app SLUG of the server (--server, PATTERNS_SERVER,
-                                    else this machine's on port 8000) into DIR (default:
-                                    ./SLUG); a file that differs is kept unless --force
+      patterns download [APP]            the app in folder APP (default: the app holding
+                                         the current folder), from the server serving it;
+                                         files that differ are overwritten
+      patterns download --app SLUG [DIR] the app SLUG of the server (--server,
+      patterns download SLUG [DIR]       PATTERNS_SERVER, else this machine's on port 8000)
+                                         into DIR (default: ./SLUG), made if need be; a file
+                                         that differs is kept unless --force
 
     No local file is ever deleted."""
     from patterns.graph.loader import GRAPH_FILE
 
-    first = Path(args[0]) if args else Path(".")
+    if slug is not None:
+        if len(args) > 1:
+            raise ConfigError("give `patterns download --app SLUG [DIR]`: one folder at most")
+        _download_slug(slug, Path(args[0]) if args else Path(slug), server_url, force)
+        return
     if len(args) > 2:
-        raise ConfigError("give `patterns download [APP]` or `patterns download SLUG [DIR]`")
+        raise ConfigError("give `patterns download [APP]` or `patterns download --app SLUG "
+                          "[DIR]`")
+    first = Path(args[0]) if args else Path(".")
     if args and (len(args) == 2 or not (first / GRAPH_FILE).is_file()):
         _download_slug(args[0], Path(args[1]) if len(args) == 2 else Path(args[0]),
                        server_url, force)
         return
-    app = load(first)
+    from patterns.cli.context import nearest_app
+
+    app = load(nearest_app(first))
     remote = _needs_server(app, server_url)
     theirs, version = _download(remote)
     changed = 0

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from patterns.cli.context import APP_ARGUMENT, JSON_OPTION, load, print_json
+from patterns.cli.context import APP_ARGUMENT, JSON_OPTION, confirm, load, print_json
 from patterns.errors import ConfigError
 
 HOSTED = ("there are no accounts or organizations here: Patterns runs locally; `patterns "
@@ -184,9 +184,8 @@ def delete(app_dir: Path, force: bool) -> None:
     if not data.exists():
         click.secho(f"the app has no data to delete ({data} does not exist)", dim=True)
         return
-    if not force and not click.confirm(f"delete every table, run and state of app "
-                                       f"'{app.title}' ({data})?", default=False):
-        raise SystemExit(1)
+    confirm(force, f"delete every table, run and state of app '{app.title}' ({data})?",
+            flag="--force")
     shutil.rmtree(data)
     click.secho(f"deleted the data of app '{app.title}'; its files are kept", fg="green")
 

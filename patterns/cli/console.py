@@ -43,7 +43,7 @@ class ConsoleReporter:
         if not self.quiet:
             with self._lock:
                 self.console.print(f"[cyan]▶ {escape(run.node_title)}[/] "
-                                   f"[dim]({run.trigger}, run {run.id[-8:]})[/]")
+                                   f"[dim]({run.trigger}, run {run.short_id})[/]")
 
     def run_output(self, run: RunRecord, stream: str, line: str,
                    level: str | None = None) -> None:
@@ -76,6 +76,6 @@ def runs_table(runs: list[RunRecord], title: str | None = None) -> Table:
         table.add_row(
             escape(run.node_title), run.trigger, f"[{style}]{run.status}[/]",
             str(sum((run.rows_read or {}).values())), str(sum((run.rows_written or {}).values())),
-            f"{run.seconds:.2f}s" if run.seconds is not None else "-", run.id,
+            f"{run.seconds:.2f}s" if run.seconds is not None else "-", run.short_id,
         )
     return table

@@ -15,6 +15,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from patterns.cli.app_folder import (
+    APP_ARGUMENT,
+    APP_REQUIRED,
+    AppGroup,
+    nearest_app,
+    readable_app,
+)
+
+__all__ = ["APP_ARGUMENT", "APP_REQUIRED", "AppGroup", "nearest_app", "readable_app"]
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -28,11 +38,6 @@ T = TypeVar("T")
 #: Where a command's store is: a file, or a database server's URL.
 StoreAt = Path | str
 
-APP_ARGUMENT = click.argument("app_dir", metavar="[APP]", default=".", required=False,
-                              type=click.Path(file_okay=True, path_type=Path))
-#: The app folder when more arguments follow it (so it cannot be left out).
-APP_REQUIRED = click.argument("app_dir", metavar="APP",
-                              type=click.Path(file_okay=True, path_type=Path))
 def _store_location(ctx: click.Context, param: click.Parameter, value: str | None
                     ) -> StoreAt | None:
     """``--store``: a file path or ``duckdb://PATH`` (a Path), or a PostgreSQL URL (kept as
@@ -196,25 +201,28 @@ class Doorway:
             time.sleep(0.1)
 
 
-def confirm(yes: bool, question: str) -> None:
-    """Ask before a destructive change unless ``--yes`` was given; abort (exit 1) on no."""
-    if not yes:
-        click.confirm(question, abort=True)
+def confirm(yes: bool, question: str, *, flag: str = "-y", default: bool = False) -> None:
+    """Ask before a destructive change unless ``--yes`` was given; abort (exit 1) on no.
+    An answer may come piped in; with no terminal and nothing piped (a script, a cron job),
+    refuse, changing nothing, and name the flag that skips the question."""
+    if yes:
+        return
+    try:
+        answer = click.confirm(question, default=default)
+    except click.Abort:  # end of input: Ctrl-D at a terminal, or nobody to answer
+        if can_ask():
+            raise
+        from patterns.errors import ConfigError
+
+        raise ConfigError(f"there is no terminal to answer \"{question}\", so nothing was "
+                          f"changed: give {flag} to go ahead without asking") from None
+    if not answer:
+        raise click.Abort()
+
+
+def can_ask() -> bool:
+    """Whether a question can be answered: stdin is a terminal."""
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 YES_OPTION = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-
-
-def nearest_app(start: Path) -> Path:
-    """The app folder holding ``start`` (a file or folder): the nearest folder upwards with a
-    graph.yml, as the original devkit found it."""
-    from patterns.errors import ConfigError
-    from patterns.graph.loader import GRAPH_FILE
-
-    here = start.resolve()
-    for folder in [here, *here.parents] if here.is_dir() else here.parents:
-        if (folder / GRAPH_FILE).is_file():
-            return folder
-    raise ConfigError(f"{start} is not inside an app (no {GRAPH_FILE} in it or any folder "
-                      f"above it): give the app folder, e.g. `--app my_app`, or run the "
-                      f"command inside the app")

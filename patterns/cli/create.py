@@ -7,17 +7,19 @@ the user's comments and layout. Secret values are never printed: not when set, n
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
+from typing import IO
 
 import click
 
-from patterns.cli.context import APP_REQUIRED, JSON_OPTION, print_json
+from patterns.cli.context import APP_REQUIRED, JSON_OPTION, AppGroup, print_json
 from patterns.errors import ConfigError
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def create() -> None:
     """Create an app, or add a node, table, webhook or secret."""
 
@@ -31,10 +33,10 @@ def create_app(directory: Path, title: str | None) -> None:
 
     graph_file = make(directory, title)
     click.secho(f"created {graph_file}", fg="green")
-    click.echo("next:\n"
-               f"  patterns create node {directory} hello.py   # a node writing a table\n"
-               f"  patterns run {directory}                    # run it\n"
-               f"  patterns table list {directory}             # see what it wrote")
+    click.echo(f"next, in the app's folder (cd {directory}):\n"
+               "  patterns create node hello.py   # a node writing a table\n"
+               "  patterns run                    # run it\n"
+               "  patterns table list             # see what it wrote")
 
 
 NODE_TYPES = ("function", "table", "webhook", "component")
@@ -68,7 +70,8 @@ def create_node(args: tuple[str, ...], explicit_app: Path | None, node_type: str
 
     A .py node appends a record to a table, a .sql node's SELECT makes its output table; it
     is registered under `functions:` in graph.yml with a new id, and its table under
-    `stores:`. An existing file is never overwritten."""
+    `stores:`. A file that exists already is registered as it is (never overwritten), with
+    the tables it declares."""
     if component:
         node_type, args = "component", (*args, component)
     if len(args) not in (1, 2):
@@ -137,8 +140,8 @@ def _create_function(app_dir: Path, file: str, node_id: str | None, trigger: str
     if rel in _graph_names(root, "functions", "node_file"):
         raise ConfigError(f"{rel} is already a node of this app: pick another file name")
     if path.exists():
-        raise ConfigError(f"{path} already exists: pick another name, or add it to graph.yml "
-                          f"under `functions:` as `- node_file: {rel}`")
+        _register_existing(app_dir, root, rel, node_id, trigger, title)
+        return
     table = re.sub(r"\W+", "_", path.stem).strip("_").lower() or "node"
     table = f"{table}_records"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +156,32 @@ def _create_function(app_dir: Path, file: str, node_id: str | None, trigger: str
     if table not in _graph_names(root, "stores", "table", "stream"):
         add_store(root, table)
     click.secho(f"created {rel} (node {new_id}, writes table {table})", fg="green")
+    click.echo(f"next: patterns run {app_dir} --node {rel}")
+
+
+def _register_existing(app_dir: Path, root: Path, rel: str, node_id: str | None,
+                       trigger: str | None, title: str | None) -> None:
+    """Register a node file that exists already, with the tables it declares that graph.yml
+    does not have yet."""
+    from patterns.graph.edit import add_node, add_store
+    from patterns.graph.interface import discover_python
+    from patterns.graph.sql_interface import discover_sql
+
+    sql = rel.endswith(".sql")
+    interface, _ = (discover_sql if sql else discover_python)(root / rel, rel)
+    outputs = None
+    ports = [t.port for t in interface.tables]
+    if sql and "output_table" in ports:  # a bare SELECT: its table is named after the file
+        table = re.sub(r"\W+", "_", Path(rel).stem).strip("_").lower() or "node"
+        outputs = {"output_table": table}
+        ports = [table if p == "output_table" else p for p in ports]
+    new_id = add_node(root, rel, id=node_id, trigger=trigger, title=title, outputs=outputs)
+    have = _graph_names(root, "stores", "table", "stream")
+    added = [p for p in ports if p not in have]
+    for name in dict.fromkeys(added):
+        add_store(root, name)
+    tables = f"; added table(s) {', '.join(dict.fromkeys(added))}" if added else ""
+    click.secho(f"registered {rel} (node {new_id}){tables}", fg="green")
     click.echo(f"next: patterns run {app_dir} --node {rel}")
 
 
@@ -244,18 +273,24 @@ def create_webhook(app_dir: Path, table_name: str) -> None:
 @create.command("secret")
 @click.argument("name")
 @click.argument("value", required=False)
+@click.option("--stdin", "from_stdin", is_flag=True,
+              help="Read the value from standard input (one trailing newline dropped).")
+@click.option("--from-file", "from_file", type=click.File("r", encoding="utf-8"),
+              metavar="FILE", help="Read the value from FILE (one trailing newline dropped).")
 @click.option("--server", "server_url", envvar="PATTERNS_SERVER", metavar="URL",
               help="Store it on this server instead (env PATTERNS_SERVER).")
-def create_secret(name: str, value: str | None, server_url: str | None) -> None:
+def create_secret(name: str, value: str | None, from_stdin: bool, from_file: IO[str] | None,
+                  server_url: str | None) -> None:
     """Store a secret; its value is never shown.
 
-    VALUE is asked for (hidden) when left out. graph.yml refers to the secret as
-    ${{ NAME }} in parameter_values; a connection is a secret named connection.NAME holding a
-    JSON object of credentials. Secrets live encrypted in $PATTERNS_HOME (default ~/.patterns)."""
+    VALUE is asked for (hidden) when left out, or read with --stdin or --from-file FILE, so
+    it stays out of the shell's history. graph.yml refers to the secret as ${{ NAME }} in
+    parameter_values; a connection is a secret named connection.NAME holding a JSON object
+    of credentials. Secrets live encrypted in $PATTERNS_HOME (default ~/.patterns)."""
+    from patterns.cli.context import can_ask
     from patterns.engine.secrets import SecretStore
 
-    if value is None:
-        value = click.prompt(f"value of {name}", hide_input=True)
+    value = _secret_value(name, value, from_stdin, from_file, can_ask())
     if server_url:
         _set_remote_secret(server_url, name, value)
         click.secho(f"secret {name} saved on {server_url}; use it in parameter_values as "
@@ -267,6 +302,32 @@ def create_secret(name: str, value: str | None, server_url: str | None) -> None:
     verb = "replaced" if replaced else "saved"
     click.secho(f"secret {name} {verb} in {store.home}; use it in parameter_values as "
                 f"${{{{ {name} }}}}", fg="green")
+
+
+def _secret_value(name: str, value: str | None, from_stdin: bool, from_file: IO[str] | None,
+                  terminal: bool) -> str:
+    """The secret's value from exactly one place: VALUE, --stdin, --from-file or a prompt."""
+    given = [v for v, on in (("VALUE", value is not None), ("--stdin", from_stdin),
+                             ("--from-file", from_file is not None)) if on]
+    if len(given) > 1:
+        raise ConfigError(f"give the value of {name} one way, not {' and '.join(given)}")
+    if from_stdin or from_file is not None:
+        text: str = (sys.stdin if from_file is None else from_file).read()
+        text = text[:-1] if text.endswith("\n") else text
+        text = text[:-1] if text.endswith("\r") else text
+        if not text:
+            where = "standard input" if from_stdin else f"{getattr(from_file, 'name', 'FILE')}"
+            raise ConfigError(f"{where} is empty: nothing was saved for secret {name}")
+        return text
+    if value is not None:
+        return value
+    if terminal:
+        return str(click.prompt(f"value of {name}", hide_input=True))
+    line = sys.stdin.readline() if sys.stdin is not None else ""  # a value piped in
+    if not line.strip("\r\n"):
+        raise ConfigError(f"there is no terminal to ask for the value of {name} on: pipe it "
+                          f"in with `--stdin`, or give `--from-file FILE`")
+    return line.rstrip("\r\n")
 
 
 def _set_remote_secret(server_url: str, name: str, value: str) -> None:
@@ -286,7 +347,7 @@ def _set_remote_secret(server_url: str, name: str, value: str) -> None:
         raise ConfigError(server_error(response))
 
 
-@click.group("list")
+@click.group("list", cls=AppGroup)
 def list_group() -> None:
     """List what Patterns keeps outside apps."""
 

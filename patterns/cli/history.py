@@ -22,14 +22,16 @@ from patterns.cli.context import (
     SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
+    AppGroup,
     StoreAt,
     confirm,
     door,
     load,
     print_json,
+    readable_app,
 )
 from patterns.cli.remote import record_from_json, server_for
-from patterns.errors import ConfigError
+from patterns.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from patterns.graph.model import App, Node
@@ -64,7 +66,7 @@ def _day(when: Any) -> dt.date | None:
 def runs(app_dir: Path, node_key: str | None, limit: int, store_path: StoreAt | None,
          server_url: str | None, as_json: bool) -> None:
     """The run history, newest first: status, trigger, rows, time and error."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     node = app.node(node_key) if node_key else None
     remote = server_for(app, server_url) if server_url else None
     if remote is not None:
@@ -104,10 +106,10 @@ def runs(app_dir: Path, node_key: str | None, limit: int, store_path: StoreAt | 
         view.add_row(_local(started, "%H:%M:%S" if _day(started) == today else "%m-%d %H:%M"),
                      escape(r.node_title), r.trigger, f"[{style}]{r.status}[/]",
                      f"{sum((r.rows_read or {}).values())}→{sum((r.rows_written or {}).values())}",
-                     f"{r.seconds:.2f}s" if r.seconds is not None else "-", r.id[-8:],
+                     f"{r.seconds:.2f}s" if r.seconds is not None else "-", r.short_id,
                      *((f"[red]{error}[/]",) if wide else ()))
         if error and not wide:
-            errors.append(f"  {r.id[-8:]} {escape(r.node_title)}: [red]{error}[/]")
+            errors.append(f"  {r.short_id} {escape(r.node_title)}: [red]{error}[/]")
     console.print(view)
     if errors:
         console.print("errors:\n" + "\n".join(errors))
@@ -135,7 +137,7 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
     from patterns.engine.livelog import live_log_path
     from patterns.errors import StoreBusyError
 
-    app = load(app_dir)
+    app = readable_app(app_dir)
     node = app.node(node_key) if node_key else None
     remote = server_for(app, server_url) if server_url else None
     live_path = live_log_path(store_path_for(app, store_path))
@@ -172,7 +174,7 @@ def logs(app_dir: Path, node_key: str | None, run_key: str | None, follow: bool,
 
     console = _console()
     style = STATUS_STYLE.get(record.status, "default")
-    console.print(f"[dim]run {record.id} of {escape(record.node_title)} "
+    console.print(f"[dim]run {record.short_id} of {escape(record.node_title)} "
                   f"({record.trigger}, {_local(record.started_at or record.queued_at)})[/] "
                   f"[{style}]{record.status}[/]", highlight=False)
     if not lines:
@@ -324,6 +326,7 @@ def _print_events(events: Any, as_json: bool) -> None:
     from rich.markup import escape
 
     from patterns.cli.console import STATUS_STYLE, output_line
+    from patterns.store.model import short_run_id
 
     console = _console()
     for event in events:
@@ -336,7 +339,7 @@ def _print_events(events: Any, as_json: bool) -> None:
             continue
         if event.kind == "start":
             console.print(f"[cyan]▶ {escape(run.title)}[/] "
-                          f"[dim]({run.trigger}, run {run.run})[/]")
+                          f"[dim]({run.trigger}, run {short_run_id(run.run)})[/]")
         elif event.kind == "out" and event.line is not None:
             line = event.line
             console.print(output_line(run.title, line.get("s", "stdout"), line.get("x", ""),
@@ -362,7 +365,7 @@ def _log_line(raw: str) -> dict[str, str]:
     return line
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def state() -> None:
     """Look at or clear a node's state (what State() keeps between runs)."""
 
@@ -374,7 +377,7 @@ def state() -> None:
 @JSON_OPTION
 def state_show(app_dir: Path, node_key: str, store_path: StoreAt | None, as_json: bool) -> None:
     """Print the state document of NODE (a file or an id)."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     node = app.node(node_key)
     with door(app, store_path) as opened:
         doc = opened.call("state", node_id=node.id)
@@ -404,7 +407,7 @@ def state_reset(app_dir: Path, node_key: str, yes: bool, store_path: StoreAt | N
     click.secho(f"state of node {node.label} cleared", fg="green")
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def stream() -> None:
     """Replay what a node consumes from a table."""
 
@@ -446,8 +449,10 @@ def _stream_table(node: Node, key: str, positions: dict[str, Any]) -> str:
     reads = [t.port if node.store_for(t.port) == t.port else f"{t.port} (table "
              f"{node.store_for(t.port)})" for t in node.interface.tables if t.mode == "r"]
     valid = ", ".join(reads) or "none: it reads no table"
-    raise ConfigError(f"node {node.label} does not read a table '{key}': the tables it reads "
-                      f"are {valid}")
+    hint = did_you_mean(key, [*(t.port for t in node.interface.tables if t.mode == "r"),
+                              *node.reads(), *positions])
+    raise ConfigError(f"node {node.label} does not read a table '{key}'{hint}: the tables it "
+                      f"reads are {valid}")
 
 
 def register(group: click.Group) -> None:

@@ -12,10 +12,11 @@ from typing import Any
 
 import click
 
+from patterns.cli.app_folder import AppGroup
 from patterns.errors import GraphError, PatternsError
 
 
-class PatternsGroup(click.Group):
+class PatternsGroup(AppGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -40,14 +41,21 @@ def report_error(exc: PatternsError) -> None:
     click.secho(f"error: {exc}", fg="red", err=True)
 
 
-@click.group(cls=PatternsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PatternsGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             invoke_without_command=True)
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.version_option(package_name="patterns-local", prog_name="patterns")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Patterns: build and run data apps of Python and SQL nodes, locally."""
+    """Patterns: build and run data apps of Python and SQL nodes, locally.
+
+    APP is the app's folder; left out, it is the app holding the current folder."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    if ctx.invoked_subcommand is None:
+        from patterns.cli.overview import overview
+
+        click.echo(overview())
 
 
 def _register() -> None:
@@ -57,13 +65,14 @@ def _register() -> None:
         components,
         create,
         history,
+        remove,
         run,
         serve,
         store_copy,
         tables,
     )
 
-    for module in (run, serve, create, tables, history, client, store_copy):
+    for module in (run, serve, create, remove, tables, history, client, store_copy):
         module.register(cli)
     components.register(cli)
     compat.register(cli)

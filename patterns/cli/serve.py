@@ -57,7 +57,9 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
 
-    roots = [d.resolve() for d in (app_dirs or (Path("."),))]
+    from patterns.cli.app_folder import nearest_app
+
+    roots = [nearest_app(d) for d in (app_dirs or (Path("."),))]
     run_server(roots, host=host, port=port, store=store, auth_token=auth_token,
                reload=reload, workers=workers, drain_seconds=drain_seconds,
                allow_hosts=allow_hosts, allow_origins=allow_origins,

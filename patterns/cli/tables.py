@@ -19,11 +19,13 @@ from patterns.cli.context import (
     SERVER_OPTION,
     STORE_OPTION,
     YES_OPTION,
+    AppGroup,
     StoreAt,
     confirm,
     door,
     load,
     print_json,
+    readable_app,
 )
 from patterns.cli.remote import server_for
 from patterns.cli.rows import FORMATS
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
 TABLE_ARGUMENT = click.argument("table_name", metavar="TABLE")
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def table() -> None:
     """Look at and manage the app's tables."""
 
@@ -48,7 +50,7 @@ def table() -> None:
 @JSON_OPTION
 def list_tables(app_dir: Path, store_path: StoreAt | None, as_json: bool) -> None:
     """The app's tables: version, rows, columns and last commit."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     with door(app, store_path) as opened:
         docs: list[dict[str, Any]] = opened.call("tables")
     if as_json:
@@ -84,7 +86,7 @@ def list_tables(app_dir: Path, store_path: StoreAt | None, as_json: bool) -> Non
 def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
          version: int | None, store_path: StoreAt | None, server_url: str | None) -> None:
     """Print rows of TABLE, oldest first."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     remote = server_for(app, server_url) if server_url and version is None else None
     if remote is not None:
         _show_remote(remote, table_name, fmt, limit, offset)
@@ -155,7 +157,7 @@ def export(app_dir: Path, table_name: str, fmt: str | None, output: Path, versio
     fmt = fmt or _format_of(output)
     if str(output) == "-" and fmt == "parquet":
         raise ConfigError("parquet cannot go to stdout: give a file with --output")
-    app = load(app_dir)
+    app = readable_app(app_dir)
     with door(app, store_path) as opened:
         scan, schema, batches = opened.rows(table_name, version)
         if str(output) == "-":
@@ -280,7 +282,7 @@ def alter(app_dir: Path, table_name: str, column: str, type_name: str, yes: bool
 @JSON_OPTION
 def versions(app_dir: Path, table_name: str, store_path: StoreAt | None, as_json: bool) -> None:
     """The versions of TABLE: when and why each began, and which are kept."""
-    app = load(app_dir)
+    app = readable_app(app_dir)
     with door(app, store_path) as opened:
         docs: list[dict[str, Any]] = opened.call("versions", name=table_name)
     if as_json:
@@ -289,6 +291,8 @@ def versions(app_dir: Path, table_name: str, store_path: StoreAt | None, as_json
     from rich.console import Console
     from rich.table import Table
 
+    from patterns.store.model import short_run_id
+
     view = Table(title=f"{table_name}: {len(docs)} version(s)")
     for col in ("version", "created", "reason", "run", "kept"):
         view.add_column(col)
@@ -296,7 +300,7 @@ def versions(app_dir: Path, table_name: str, store_path: StoreAt | None, as_json
         mark = " [green](current)[/]" if doc["current"] else ""
         view.add_row(f"{doc['version']}{mark}",
                      doc["created_at"].astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-                     str(doc["reason"]), str(doc["run_id"] or "-"),
+                     str(doc["reason"]), short_run_id(doc["run_id"]) if doc["run_id"] else "-",
                      "yes" if doc["available"] else "[dim]dropped[/]")
     Console(highlight=False).print(view)
 

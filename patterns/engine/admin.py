@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from patterns.errors import ConfigError
+from patterns.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -57,13 +57,15 @@ def known_table(desk: Desk, name: str) -> TableMeta:
         meta = view.tables.get(name)
         if meta is not None:
             return meta
-        names = ", ".join(t.name for t in view.tables.all()) or "none yet"
+        present = [t.name for t in view.tables.all()]
+        names = ", ".join(present) or "none yet"
     app = desk.app
     if app is not None and any(s.name == name for s in app.stores):
         raise ConfigError(f"table '{name}' has no data yet: no run has written it; "
                           f"run the app first with `patterns run {app.root}`")
     title = f" of app '{app.title}'" if app is not None else ""
-    raise ConfigError(f"no table '{name}' in the store{title}: its tables are {names}")
+    hint = did_you_mean(name, [*present, *(s.name for s in app.stores)] if app else present)
+    raise ConfigError(f"no table '{name}' in the store{title}{hint}: its tables are {names}")
 
 
 def tables(desk: Desk) -> list[dict[str, Any]]:
@@ -270,8 +272,8 @@ def log(desk: Desk, node_id: str | None = None, run_key: str | None = None,
 
 
 def _find_run(view: Transaction, desk: Desk, key: str, root: str) -> RunRecord:
-    """A run by its id, the start of its id, or its end (the 8 characters `patterns run`
-    shows)."""
+    """A run by its id, its short id (its end: what every command shows), or the start of
+    its id."""
     wanted = key.strip().upper()
     ids = view.runs.matching(wanted, 6)
     if wanted in ids:
@@ -280,9 +282,11 @@ def _find_run(view: Transaction, desk: Desk, key: str, root: str) -> RunRecord:
         raise ConfigError(f"no run '{key}' in app '{_title(desk)}': `patterns runs {root}` "
                           f"lists the runs and their ids")
     if len(ids) > 1:
-        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
-        raise ConfigError(f"run '{key}' matches more than one run ({shown}): give more of "
-                          f"its id")
+        from patterns.store.model import short_run_id
+
+        shown = ", ".join(short_run_id(i) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+        raise ConfigError(f"run '{key}' matches more than one run ({shown}): give one of "
+                          f"these short ids (`patterns runs {root}` shows each run's)")
     record = view.runs.get(ids[0])
     assert record is not None
     return record

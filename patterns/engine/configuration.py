@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from patterns.engine.secrets import SecretStore
 from patterns.engine.storages import resolve
-from patterns.errors import ConfigError, Problem
+from patterns.errors import ConfigError, Problem, did_you_mean
 from patterns.graph.model import App, Node
 from patterns.graph.parameters import is_reference, parse_reference
 
@@ -58,8 +58,12 @@ def _secrets(node: Node, secrets: SecretStore, rel: str) -> list[Problem]:
         if secrets.get(key) is not None:
             continue
         example = "'{\"api_key\": \"...\"}'" if kind == "connection" else "VALUE"
+        hint = did_you_mean(key, secrets.names())
+        fix = f"set it with `patterns create secret {key} {example}`"
+        if hint:
+            fix = f"correct the name in graph.yml{hint}, or {fix}"
         problems.append(Problem(
             rel, node.value_lines.get(name) or node.line,
             f"node {node.label}: parameter '{name}' refers to {kind} '{ref}', which is not set",
-            f"set it with `patterns create secret {key} {example}`", node.label))
+            fix, node.label))
     return problems

@@ -277,3 +277,29 @@ def _move_trailing_comment(sequence: CommentedSeq, item: CommentedMap) -> None:
 
 def _quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
+
+
+def remove_node(app_dir: Path, node_id: str) -> dict[str, Any]:
+    """Take the function with id ``node_id`` out of ``functions:``; returns its entry as it
+    was (its file and tables are left alone)."""
+    document = _GraphDocument(app_dir)
+    functions = document.sequence("functions")
+    for index, entry in enumerate(functions):
+        if str(_get(entry, "id")) == node_id:
+            gone = dict(entry) if isinstance(entry, CommentedMap) else {}
+            del functions[index]
+            document.save()
+            return gone
+    raise ConfigError(f"no function with id '{node_id}' in {document.path}")
+
+
+def remove_store(app_dir: Path, name: str) -> None:
+    """Take ``- table: name`` (or a legacy ``- stream: name``) out of ``stores:``."""
+    document = _GraphDocument(app_dir)
+    stores = document.sequence("stores")
+    for index, entry in enumerate(stores):
+        if name in (_get(entry, "table"), _get(entry, "stream")):
+            del stores[index]
+            document.save()
+            return
+    raise ConfigError(f"no table '{name}' under `stores:` in {document.path}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from patterns.errors import ConfigError, Problem
+from patterns.errors import ConfigError, Problem, did_you_mean
 
 TableMode = Literal["r", "w"]
 NodeKind = Literal["python", "sql", "chart", "subgraph", "webhook", "component"]
@@ -247,7 +247,10 @@ class App:
             ", ".join(f"{n.id} ({n.rel_file or n.label})" for n in self.nodes)
             or "none: add a function to graph.yml"
         )
-        raise ConfigError(f"no node '{key}' in app '{self.title}': valid nodes are {valid}")
+        hint = did_you_mean(key, [k for n in self.nodes
+                                  for k in (n.id, n.rel_file, n.title, n.webhook_table) if k])
+        raise ConfigError(f"no node '{key}' in app '{self.title}'{hint}: valid nodes are "
+                          f"{valid}")
 
     def store(self, name: str) -> StoreDecl:
         for store in self.stores:
@@ -255,7 +258,8 @@ class App:
                 return store
         valid = ", ".join(s.name for s in self.stores) or "none"
         raise ConfigError(
-            f"no store '{name}' in app '{self.title}': valid stores are {valid}; "
+            f"no store '{name}' in app '{self.title}'"
+            f"{did_you_mean(name, [s.name for s in self.stores])}: valid stores are {valid}; "
             f"add `- table: {name}` under `stores:` in graph.yml"
         )
 

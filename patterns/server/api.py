@@ -48,6 +48,8 @@ class AppOut(BaseModel):
 
 class RunOut(BaseModel):
     id: str
+    #: The id as the CLI and Studio show it (its last 8 characters; the API takes it too).
+    short_id: str = ""
     node_id: str
     node_title: str
     trigger: str

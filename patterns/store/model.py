@@ -247,6 +247,11 @@ class RunRecord:
     traceback: str | None = None
 
     @property
+    def short_id(self) -> str:
+        """The run's id as shown everywhere: see :func:`short_run_id`."""
+        return short_run_id(self.id)
+
+    @property
     def seconds(self) -> float | None:
         if self.started_at is None or self.ended_at is None:
             return None
@@ -258,4 +263,16 @@ class RunRecord:
             if doc[key] is not None:
                 doc[key] = doc[key].isoformat()
         doc["seconds"] = self.seconds
+        doc["short_id"] = self.short_id
         return doc
+
+
+#: How many characters of a run id are shown (the end of its random part).
+SHORT_RUN_ID = 8
+
+
+def short_run_id(run_id: str) -> str:
+    """The short form of a run id, shown wherever runs are and accepted by ``--run``: its
+    last 8 characters. A run id is a ULID, 10 characters of time then 16 random ones, so
+    runs of the same moment share their start; their ends differ (40 random bits)."""
+    return run_id[-SHORT_RUN_ID:]

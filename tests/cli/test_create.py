@@ -19,7 +19,8 @@ def graph(app: Path) -> dict[str, Any]:
 def test_create_app_then_a_node_that_runs(tmp_path: Path) -> None:
     app = tmp_path / "shop"
     result = ok(patterns("create", "app", app, "--title", "My Shop"))
-    assert "next:" in result.stdout and f"patterns run {app}" in result.stdout
+    assert f"next, in the app's folder (cd {app})" in result.stdout
+    assert "patterns run " in result.stdout
     assert graph(app) == {"title": "My Shop", "functions": [], "stores": []}
     failed(patterns("create", "app", app), "already exists")
 
@@ -57,8 +58,8 @@ def test_create_node_refuses_to_overwrite_and_bad_input(tmp_path: Path) -> None:
     app = tmp_path / "app"
     ok(patterns("create", "app", app))
     (app / "mine.py").write_text("print('my own code')\n")
-    failed(patterns("create", "node", app, "mine.py"), "already exists")
-    assert (app / "mine.py").read_text() == "print('my own code')\n"
+    assert "registered mine.py" in ok(patterns("create", "node", app, "mine.py")).stdout
+    assert (app / "mine.py").read_text() == "print('my own code')\n"  # never overwritten
 
     ok(patterns("create", "node", app, "a.py"))
     failed(patterns("create", "node", app, "a.py"), "already a node")
@@ -68,7 +69,7 @@ def test_create_node_refuses_to_overwrite_and_bad_input(tmp_path: Path) -> None:
     failed(patterns("create", "node", app, "d.txt"), "not a .py or .sql file")
     failed(patterns("create", "node", app, "../outside.py"), "outside the app folder")
     assert sorted(p.name for p in app.glob("*.py")) == ["a.py", "mine.py"]  # nothing left behind
-    assert len(graph(app)["functions"]) == 1
+    assert len(graph(app)["functions"]) == 2  # mine.py and a.py
     failed(patterns("create", "node", tmp_path / "nowhere", "x.py"), "no graph.yml")
 
 
