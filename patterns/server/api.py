@@ -27,6 +27,7 @@ from patterns.server.ingest import WebhookFastPath, ingest, read_body
 from patterns.server.lookup import app_node, app_service
 from patterns.server.security import Access, WebSafety
 from patterns.store.interface import QueueItem
+from patterns.store.model import RunStatus
 
 log = logging.getLogger("patterns.server")
 
@@ -51,7 +52,9 @@ class RunOut(BaseModel):
     node_id: str
     node_title: str
     trigger: str
-    status: str
+    status: RunStatus = Field(description="cancelled: stopped on purpose (Ctrl-C in `patterns "
+                                          "run`, POST .../cancel, a server stopping); see "
+                                          "docs/concepts.md, Run statuses")
     attempt: int
     queued_at: str | None = None
     started_at: str | None = None
@@ -272,7 +275,7 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
 
     # ---------------------------------------------------------------- runs
     @router.get("/apps/{app}/runs", response_model=list[RunOut])
-    def list_runs(app: str, node: str | None = None, status: str | None = None,
+    def list_runs(app: str, node: str | None = None, status: RunStatus | None = None,
                   limit: int = Query(50, ge=1, le=1000)) -> list[RunOut]:
         svc = service(app)
         node_id = node_of(svc, node).id if node else None
