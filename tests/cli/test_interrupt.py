@@ -49,7 +49,7 @@ NOISE = ("Traceback", "Flight", "grpc", "gRPC", "unavailable", "Connection refus
 class Terminal:
     """``patterns ARGS`` in a pseudo-terminal; what it prints is collected as it comes."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
 
@@ -57,9 +57,10 @@ class Terminal:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-        env = {**os.environ, "NO_COLOR": "1", "TERM": "xterm"}
+        full_env = {**os.environ, "NO_COLOR": "1", "TERM": "xterm", **(env or {})}
         self.proc = subprocess.Popen([*COMMAND, *args], stdin=slave, stdout=slave,
-                                     stderr=slave, preexec_fn=controlling_terminal, env=env,
+                                     stderr=slave, preexec_fn=controlling_terminal,
+                                     env=full_env,
                                      close_fds=True)
         os.close(slave)
         self.master = master
@@ -122,14 +123,14 @@ def gone(pid: int, timeout: float = 10) -> bool:
     return False
 
 
-def last_run(root: Path) -> dict[str, object]:
-    runs = json.loads(ok(patterns("runs", root, "--json", "--limit", "1")).stdout)
+def last_run(root: Path, env: dict[str, str] | None = None) -> dict[str, object]:
+    runs = json.loads(ok(patterns("runs", root, "--json", "--limit", "1", env=env)).stdout)
     assert runs, "no run recorded"
     return dict(runs[0])
 
 
-def out_rows(root: Path) -> int:
-    tables = json.loads(ok(patterns("table", "list", root, "--json")).stdout)
+def out_rows(root: Path, env: dict[str, str] | None = None) -> int:
+    tables = json.loads(ok(patterns("table", "list", root, "--json", env=env)).stdout)
     return sum(int(t["rows"]) for t in tables if t["name"] == "out")
 
 
@@ -175,3 +176,16 @@ def test_a_second_ctrl_c_exits_at_once_and_loses_nothing(tmp_path: Path) -> None
     run = last_run(root)
     assert run["status"] in ("cancelled", "failed"), run
     assert out_rows(root) == 0
+
+
+def test_ctrl_c_on_a_postgresql_store_records_the_run_as_cancelled(tmp_path: Path,
+                                                                   postgres_url: str) -> None:
+    root = slow_app(tmp_path / "app")
+    env = {"PATTERNS_STORE": postgres_url}
+    term = Terminal("run", str(root), env=env)
+    term.wait_for("sleeping")
+    term.ctrl_c()
+    assert term.wait(60) == 130, term.text()
+    run = last_run(root, env)
+    assert run["status"] == "cancelled", run
+    assert out_rows(root, env) == 0
