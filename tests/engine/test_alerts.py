@@ -158,6 +158,7 @@ functions:
       time_limit_seconds: 1
       alerts:
         webhook: {url}
+        command: [sh, -c, 'echo "$PATTERNS_ALERT_EVENT $PATTERNS_ALERT_RUN_ID" > alerted.txt']
         when: [timed_out]
         quiet_minutes: 0
 stores:
@@ -176,6 +177,8 @@ def test_a_time_out_alerts_and_a_failing_delivery_is_logged_not_fatal(tmp_path: 
         assert result.returncode == 1  # (the run's own outcome, nothing of the alert's)
         body = broken.wait_for(1)[0]
         assert body["event"] == "timed_out" and "time limit" in body["text"]
+        # (a command given as a list: the program and its arguments, no shell around them)
+        assert (root / "alerted.txt").read_text().split() == ["timed_out", body["run_id"]]
         assert "not delivered" in result.stderr and "answered 500" in result.stderr
         assert "Traceback" not in result.stderr
     finally:
