@@ -59,7 +59,10 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         max_runs: int, quiet: bool, sandbox: bool, executor: str | None,
         data_plane_host: str | None, as_json: bool) -> None:
     """Run the app: nodes with no inputs, then every node whose inputs got new rows,
-    until nothing is left to do."""
+    until nothing is left to do.
+
+    Ctrl-C stops: the running nodes are cancelled and rolled back to their last checkpoint
+    (status `cancelled`), and the command exits 130; a second Ctrl-C exits at once."""
     from rich.console import Console
 
     from patterns.cli.console import ConsoleReporter, runs_table
@@ -96,8 +99,12 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         if launcher is not None:
             launcher.close()
         raise
+    from patterns.cli.interrupt import EXIT_INTERRUPTED, stop_on_interrupt
+
     with engine:
-        result = ReactivePass(engine, max_runs=max_runs, workers=workers).run(only=node)
+        run_pass = ReactivePass(engine, max_runs=max_runs, workers=workers)
+        with stop_on_interrupt(run_pass, lambda text: console.print(f"[yellow]{text}[/]")):
+            result = run_pass.run(only=node)
     elapsed = time.monotonic() - started
     if as_json:
         print_json({"ok": result.ok, "seconds": elapsed, "runs": [r.to_json() for r in result.runs],
@@ -120,7 +127,7 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
                     console.print(failed.traceback.rstrip(), markup=False, highlight=False)
         if result.stopped:
             console.print(f"[red]{result.stopped}[/]")
-    sys.exit(0 if result.ok else 1)
+    sys.exit(EXIT_INTERRUPTED if result.interrupted else 0 if result.ok else 1)
 
 
 def hold_store(app: App, store_path: StoreAt | None, reporter: Reporter, console: Console,

@@ -49,7 +49,6 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         self.loopback_only = _is_loopback(host)
         self._sessions: dict[str, RunSession] = {}
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._admin_token: str | None = None
         self._desk: Callable[[], Desk] | None = None
 
@@ -88,9 +87,10 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         return f"grpc://{_bracketed(self.bind_host)}:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve, name="patterns-dataplane",
-                                        daemon=True)
-        self._thread.start()
+        """Nothing to do: the server answers from its construction. (pyarrow's blocking
+        ``serve()`` is never called: it shuts the server down on SIGINT, which would cut a
+        Ctrl-C'd ``patterns run`` or a draining ``patterns serve`` off from its running
+        nodes, who would then print transport errors instead of being stopped cleanly.)"""
 
     def stop(self) -> None:
         self.shutdown()

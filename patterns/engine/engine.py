@@ -19,6 +19,7 @@ from typing import Any
 
 from patterns import wire
 from patterns.engine.admin import Desk
+from patterns.engine.alerts import Alerts
 from patterns.engine.claims import Claims, live_nodes
 from patterns.engine.configuration import check_configuration
 from patterns.engine.dataplane import DataPlane
@@ -107,6 +108,10 @@ class Engine:
         self.dataplane.start()
         #: Answers response webhooks (the server sets it): ``responder(request_key, payload)``.
         self.responder: Callable[[str, Any], None] | None = None
+        #: Alerts about run ends (settings.alerts), sent in the background.
+        self.alerts = Alerts(app=lambda: self.app, store=self.store,
+                             state_file=Path(self.home).parent / "alerts.json",
+                             masker=lambda: self._masker([]), secret=self.secrets.get)
         self._active: dict[str, RunSession] = {}  # runs between their start and end
         self._cancelled: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -177,6 +182,7 @@ class Engine:
             return [(run_id, session.node) for run_id, session in self._active.items()]
 
     def close(self) -> None:
+        self.alerts.close()  # (the alerts of the last runs go out before the store closes)
         withdraw(self.home, self.announced)
         self._recorder.shutdown()
         self.launcher.close()
@@ -443,6 +449,7 @@ class Engine:
     def _finished(self, record: RunRecord) -> None:
         self.live.end(record)
         self.reporter.run_finished(record)
+        self.alerts.run_ended(record)
 
     def _masker(self, resolved: list[Any]) -> Masker:
         """What a run must not leak: the values its parameters got from references, and

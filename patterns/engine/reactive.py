@@ -41,6 +41,8 @@ class PassResult:
     runs: list[RunRecord] = field(default_factory=list)
     skipped: list[tuple[Node, str]] = field(default_factory=list)
     stopped: str | None = None
+    #: The pass was stopped from outside (Ctrl-C): its running nodes were cancelled.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -67,6 +69,14 @@ class ReactivePass:
         self.app = engine.app
         self.workers = workers or max(2, os.cpu_count() or 2)
         self.max_runs = max_runs
+        self._stopping: str | None = None
+
+    def stop(self, reason: str) -> int:
+        """Stop the pass (Ctrl-C; any thread): nothing more starts, and every run in
+        progress is cancelled (its process group killed, rolled back to its last checkpoint,
+        recorded as ``cancelled`` with ``reason``). How many runs were cancelled."""
+        self._stopping = reason
+        return sum(self.engine.cancel(run_id, reason) for run_id in self.engine.running_runs())
 
     def run(self, only: Node | None = None,
             params: dict[str, dict[str, Any]] | None = None) -> PassResult:
@@ -101,15 +111,28 @@ class ReactivePass:
                     queued.append(Queued(node, "manual" if node.trigger is None else "schedule"))
         with ThreadPoolExecutor(self.workers, thread_name_prefix="patterns-run") as pool:
             while True:
+                if self._stopping is not None:  # (again each round: a run that was
+                    # just starting when the pass was stopped is cancelled too)
+                    result.interrupted = True
+                    result.stopped = ("stopped: nothing more was started, and the runs in "
+                                      "progress were cancelled")
+                    queued.clear()
+                    for future in [f for f in running if f.cancel()]:  # not started yet
+                        running.pop(future)
+                    self.stop(self._stopping)
+                    if not running:
+                        break
                 busy = {n.id for n in running.values()}
                 waiting = {q.node.id for q in queued}
-                for node in self._out_of_date(nodes, scope, failed | busy | waiting):
+                stopping = self._stopping is not None
+                for node in [] if stopping else self._out_of_date(nodes, scope,
+                                                                   failed | busy | waiting):
                     queued.append(Queued(node, "upstream"))
                     waiting.add(node.id)
                 now = time.time()
                 for item in list(queued):
                     node = item.node
-                    if node.id in busy or item.not_before > now:
+                    if stopping or node.id in busy or item.not_before > now:
                         continue
                     if len(result.runs) + len(running) >= self.max_runs:
                         result.stopped = (
@@ -125,7 +148,7 @@ class ReactivePass:
                                          item.attempt)
                     running[future] = node
                 if not running:
-                    if not queued and only is None:
+                    if not queued and only is None and not stopping:
                         queued = [Queued(n, "first run") for n in self._never_run(nodes, failed)]
                     if not queued:
                         break
@@ -145,7 +168,7 @@ class ReactivePass:
                         delay = session.requests.wait_seconds or 0.0
                         queued.append(Queued(node, "continuation", time.time() + delay))
                     elif record.status != "succeeded":
-                        retry = self._retry(node, record)
+                        retry = None if self._stopping else self._retry(node, record)
                         if retry is None:
                             failed.add(node.id)
                         else:

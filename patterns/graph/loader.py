@@ -19,11 +19,12 @@ from patterns.errors import GraphError, Problem
 from patterns.graph.bindings import check_bindings, check_duplicates
 from patterns.graph.functions import FunctionContext, build_node
 from patterns.graph.limits import MAX_GRAPH_BYTES, read_text_limited
-from patterns.graph.model import App, Settings, StorageDecl, StoreDecl
+from patterns.graph.model import AlertSettings, App, Settings, StorageDecl, StoreDecl
 from patterns.graph.nesting import expand_nested
 from patterns.graph.parameter_values import check_parameters
 from patterns.graph.spec import (
     EXTRA_SETTINGS,
+    AlertsSpec,
     GraphSpec,
     SettingsSpec,
     StorageSpec,
@@ -173,6 +174,8 @@ class _Loading:
                 changes["retries_count"] = spec.retries.count
             if "backoff_seconds" in retries_given:
                 changes["retries_backoff_seconds"] = spec.retries.backoff_seconds
+        if "alerts" in given:
+            changes["alerts"] = alert_settings(spec.alerts)
         extra = dict(base.extra)
         extra.update({name: getattr(spec, name) for name in EXTRA_SETTINGS if name in given})
         return replace(base, **changes, extra=extra)
@@ -259,3 +262,13 @@ class _Loading:
 
 def _problem_order(problem: Problem) -> tuple[bool, str, int]:
     return (problem.file != GRAPH_FILE, problem.file, problem.line or 0)
+
+
+def alert_settings(spec: AlertsSpec | None) -> AlertSettings | None:
+    """``settings.alerts`` as the engine uses it (None: ``false``, no alerts)."""
+    if spec is None:
+        return None
+    command = spec.command if isinstance(spec.command, str) or spec.command is None \
+        else tuple(spec.command)
+    return AlertSettings(webhook=spec.webhook, command=command, when=tuple(spec.when),
+                         quiet_minutes=spec.quiet_minutes)

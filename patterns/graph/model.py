@@ -86,6 +86,20 @@ class NodeInterface:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Where a node's alerts go (``settings.alerts``; see :mod:`patterns.engine.alerts`)."""
+
+    #: An http(s) URL, or a ``${{ secret }}`` reference to one.
+    webhook: str | None = None
+    #: A shell command (a string), or a program and its arguments (a list).
+    command: str | tuple[str, ...] | None = None
+    #: Which run ends alert: ``failed``, ``timed_out``, ``recovered``.
+    when: tuple[str, ...] = ("failed", "timed_out", "recovered")
+    #: At most one alert per node this often (0: every one); the rest are counted.
+    quiet_minutes: float = 15
+
+
+@dataclass(frozen=True)
 class Settings:
     """Run settings of an app, or of one node (the app's with the node's overrides)."""
 
@@ -98,6 +112,8 @@ class Settings:
     #: The most columns a table may have (past it, an append or webhook is refused).
     max_columns: int = 1000
     timezone: str = "UTC"
+    #: Where alerts about this node's runs go; None: nowhere.
+    alerts: AlertSettings | None = None
     #: Settings read by later parts (webhook_headers, webhook_query, response_timeout_seconds,
     #: max_body_bytes). Unknown keys never get here: they are problems.
     extra: Mapping[str, Any] = field(default_factory=dict, hash=False)

@@ -104,6 +104,41 @@ class RetriesSpec(BaseModel):
     backoff_seconds: NonNegativeFloat = 10
 
 
+class AlertsSpec(BaseModel):
+    """``settings.alerts`` (see docs/graph-yml.md, "Alerts" and :mod:`patterns.engine.alerts`)."""
+
+    model_config = _CONFIG
+
+    webhook: str | None = None
+    command: str | list[str] | None = None
+    when: list[Literal["failed", "timed_out", "recovered"]] = ["failed", "timed_out", "recovered"]
+    quiet_minutes: NonNegativeFloat = 15
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        from patterns.graph.parameters import is_reference
+
+        if value is None or is_reference(value):  # ${{ secret }}: checked when it is sent
+            return value
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL: give the webhook's full "
+                             f"address (https://hooks.slack.com/services/..., a Discord "
+                             f"webhook URL...) or a secret holding it, ${{{{ slack_url }}}}")
+        return value.strip()
+
+    @field_validator("command")
+    @classmethod
+    def _some_command(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and not (value.strip() if isinstance(value, str) else value):
+            raise ValueError("is empty: give a shell command, or a list of program and "
+                             "arguments")
+        return value
+
+
 class SettingsSpec(BaseModel):
     model_config = _CONFIG
 
@@ -120,6 +155,21 @@ class SettingsSpec(BaseModel):
     max_body_bytes: PositiveInt | None = None
     max_records_per_request: PositiveInt | None = None
     max_fields_per_record: PositiveInt | None = None
+    #: ``false`` (or null) on a node: no alerts for it, whatever the app's settings say.
+    alerts: AlertsSpec | None = None
+
+    @field_validator("alerts", mode="before")
+    @classmethod
+    def _false_is_none(cls, value: Any) -> Any:
+        return None if value is False else value
+
+    @field_validator("alerts")
+    @classmethod
+    def _somewhere_to_send(cls, value: AlertsSpec | None) -> AlertsSpec | None:
+        if value is not None and value.webhook is None and value.command is None:
+            raise ValueError("says neither where to send alerts nor what to run: add "
+                             "`webhook: URL` and/or `command: ...`")
+        return value
 
     @field_validator("retries", mode="before")
     @classmethod

@@ -19,14 +19,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from patterns.errors import GraphError, PatternsError
 from patterns.graph.manifest import jsonable
+from patterns.server.error_bodies import error_response
 from patterns.server.hub import AppService, Hub, loop_listener
 from patterns.server.ingest import WebhookFastPath, ingest, read_body
 from patterns.server.lookup import app_node, app_service
 from patterns.server.security import Access, WebSafety
 from patterns.store.interface import QueueItem
+from patterns.store.model import RunStatus
 
 log = logging.getLogger("patterns.server")
 
@@ -53,7 +56,9 @@ class RunOut(BaseModel):
     node_id: str
     node_title: str
     trigger: str
-    status: str
+    status: RunStatus = Field(description="cancelled: stopped on purpose (Ctrl-C in `patterns "
+                                          "run`, POST .../cancel, a server stopping); see "
+                                          "docs/concepts.md, Run statuses")
     attempt: int
     queued_at: str | None = None
     started_at: str | None = None
@@ -184,13 +189,14 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     """The server's ASGI app; ``access`` says who may use it (checked by :class:`WebSafety`,
     outermost, ahead of the webhooks' fast path too)."""
     api = FastAPI(title="Patterns", version="1", openapi_url="/api/v1/openapi.json",
-                  docs_url="/api/v1/docs", redoc_url=None)
+                  docs_url=None, redoc_url=None)  # (the docs page: mount_api_docs, offline)
     api.add_middleware(WebhookFastPath, hub=hub)
     api.add_middleware(WebSafety, access=access)
 
-    @api.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    # (Starlette's HTTPException, FastAPI's parent: the router's own 404 and 405 too)
+    @api.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(request, exc)
 
     @api.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -274,7 +280,7 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
 
     # ---------------------------------------------------------------- runs
     @router.get("/apps/{app}/runs", response_model=list[RunOut])
-    def list_runs(app: str, node: str | None = None, status: str | None = None,
+    def list_runs(app: str, node: str | None = None, status: RunStatus | None = None,
                   limit: int = Query(50, ge=1, le=1000)) -> list[RunOut]:
         svc = service(app)
         node_id = node_of(svc, node).id if node else None
@@ -518,7 +524,10 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         documents the endpoint and serves it when the fast path is not in front.)"""
         return await ingest(hub, app, token, request)
 
+    from patterns.server.api_docs import mount_api_docs
     from patterns.server.studio import mount_studio
+
+    mount_api_docs(api)
 
     mount_studio(api)  # last: its catch-all route serves the Studio's pages
     return api

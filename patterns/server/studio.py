@@ -43,6 +43,19 @@ def mount_studio(api: FastAPI, dist: Path = DIST) -> None:
     """Add the Studio's routes to the FastAPI app (after every other route)."""
     from fastapi import HTTPException
     from fastapi.responses import FileResponse, HTMLResponse, Response
+    from starlette.convertors import Convertor, register_url_convertor
+
+    class PagePath(Convertor[str]):
+        """A path of the Studio's pages: anything (as ``{path:path}``) outside ``api/``
+        and ``webhooks/``."""
+
+        regex = r"(?!api/|webhooks/).*"
+
+        def convert(self, value: str) -> str:
+            return value
+
+        def to_string(self, value: str) -> str:
+            return value
 
     root = dist.resolve()
 
@@ -57,7 +70,11 @@ def mount_studio(api: FastAPI, dist: Path = DIST) -> None:
     def home() -> Response:
         return page()
 
-    @api.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    # The pages' paths: any but the API's and the webhooks' (a POST to an unknown /api/...
+    # path is then a 404 of the router, not a 405 of this GET-only route).
+    register_url_convertor("page", PagePath())
+
+    @api.api_route("/{path:page}", methods=["GET", "HEAD"], include_in_schema=False)
     def studio_file(path: str) -> Response:
         if path.startswith(RESERVED):
             raise HTTPException(404, f"nothing at /{path}")
@@ -70,3 +87,4 @@ def mount_studio(api: FastAPI, dist: Path = DIST) -> None:
         if "/" not in path and top.parent == root and top.is_file() and top.name != "index.html":
             return FileResponse(top, headers={**ASSET_HEADERS, "Cache-Control": "no-cache"})
         return page()
+

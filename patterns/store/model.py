@@ -224,6 +224,13 @@ def dumps(doc: Any) -> str:
     return json.dumps(doc, default=str, separators=(",", ":"))
 
 
+#: Every status a run can have (docs/concepts.md, "Run statuses"): ``cancelled`` is a run
+#: stopped on purpose (Ctrl-C in ``patterns run``, the API's cancel, a server stopping).
+RunStatus = Literal["queued", "running", "succeeded", "failed", "timed_out", "cancelled"]
+RUN_STATUSES: tuple[RunStatus, ...] = ("queued", "running", "succeeded", "failed", "timed_out",
+                                       "cancelled")
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One run of a node as the store keeps it."""
@@ -232,7 +239,7 @@ class RunRecord:
     node_id: str
     node_title: str
     trigger: str
-    status: str  # queued | running | succeeded | failed | timed_out | cancelled
+    status: str  # one of RUN_STATUSES
     queued_at: Any
     started_at: Any = None
     ended_at: Any = None
