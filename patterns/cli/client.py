@@ -63,7 +63,7 @@ def trigger(args: tuple[str, ...], explicit_app: Path | None, node_id: str | Non
         return
     from rich.console import Console
 
-    from patterns.cli.console import ConsoleReporter, runs_table
+    from patterns.cli.console import ConsoleReporter, print_runs
     from patterns.cli.run import hold_store
 
     console = Console(stderr=as_json, highlight=False)
@@ -75,7 +75,7 @@ def trigger(args: tuple[str, ...], explicit_app: Path | None, node_id: str | Non
         print_json(records[0].to_json() if len(records) == 1 else
                    [r.to_json() for r in records])
     else:
-        console.print(runs_table(records))
+        print_runs(console, records)
     if any(r.status != "succeeded" for r in records):
         raise SystemExit(1)
 

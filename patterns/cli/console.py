@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from patterns.store.model import RunRecord
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red",
@@ -67,15 +68,27 @@ class ConsoleReporter:
                 self.console.print(f"[dim]environment | {escape(line)}[/]", highlight=False,
                                    soft_wrap=True)
 
-def runs_table(runs: list[RunRecord], title: str | None = None) -> Table:
-    table = Table(title=title, show_lines=False)
-    for col in ("node", "trigger", "status", "rows in", "rows out", "time", "run"):
-        table.add_column(col, justify="right" if col in ("rows in", "rows out", "time") else "left")
+def print_runs(console: Console, runs: Sequence[RunRecord], *, title: str | None = None,
+               started: bool = False, full: bool = False, full_hint: str | None = None) -> None:
+    """Runs as a table (``patterns run``'s summary, ``patterns runs``): the columns that
+    matter always whole, the error cut to fit or below the table."""
+    from rich.text import Text
+
+    from patterns.cli.render import Col, duration, number, print_table, when
+
+    columns = [*((Col("started", "key"),) if started else ()), Col("node", "key"),
+               Col("trigger"), Col("status", "key"), Col("read", "number"),
+               Col("written", "number"), Col("time", "number"), Col("run", "key"),
+               Col("error", "long")]
+    rows = []
     for run in runs:
-        style = STATUS_STYLE.get(run.status, "default")
-        table.add_row(
-            escape(run.node_title), run.trigger, f"[{style}]{run.status}[/]",
-            str(sum((run.rows_read or {}).values())), str(sum((run.rows_written or {}).values())),
-            f"{run.seconds:.2f}s" if run.seconds is not None else "-", run.id,
-        )
-    return table
+        error = Text((run.error or "").strip(), style="red")
+        rows.append([*((when(run.started_at or run.queued_at),) if started else ()),
+                     run.node_title, run.trigger,
+                     Text(run.status, style=STATUS_STYLE.get(run.status, "default")),
+                     number(sum((run.rows_read or {}).values())),
+                     number(sum((run.rows_written or {}).values())), duration(run.seconds),
+                     run.id[-8:], error])
+    at = 1 if started else 0
+    print_table(console, columns, rows, title=title, full=full, full_hint=full_hint,
+                label=(len(columns) - 2, at))

@@ -49,20 +49,19 @@ def _local(when: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return when.astimezone().strftime(fmt) if isinstance(when, dt.datetime) else "-"
 
 
-def _day(when: Any) -> dt.date | None:
-    return when.astimezone().date() if isinstance(when, dt.datetime) else None
-
 
 @click.command()
 @APP_ARGUMENT
 @NODE_OPTION
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
               help="Show at most this many runs.")
+@click.option("--full", is_flag=True,
+              help="Errors whole, below the table (default: their first line, cut to fit).")
 @STORE_OPTION
 @SERVER_OPTION
 @JSON_OPTION
-def runs(app_dir: Path, node_key: str | None, limit: int, store_path: StoreAt | None,
-         server_url: str | None, as_json: bool) -> None:
+def runs(app_dir: Path, node_key: str | None, limit: int, full: bool,
+         store_path: StoreAt | None, server_url: str | None, as_json: bool) -> None:
     """The run history, newest first: status, trigger, rows, time and error."""
     app = load(app_dir)
     node = app.node(node_key) if node_key else None
@@ -77,40 +76,19 @@ def runs(app_dir: Path, node_key: str | None, limit: int, store_path: StoreAt | 
     if as_json:
         print_json([r.to_json() for r in records])
         return
-    from rich import box
-    from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
-    from patterns.cli.console import STATUS_STYLE
+    from patterns.cli.console import print_runs
+    from patterns.cli.render import make_console
 
-    console = Console(highlight=False)
+    console = make_console()
     if not records:
         console.print(f"[dim]no runs yet: run the app with `patterns run {escape(str(app.root))}`"
                       f"[/]")
         return
-    wide = console.width >= 120  # room for errors in the table; else they follow it
-    view = Table(title=f"{app.title}: last {len(records)} run(s)", box=box.SIMPLE_HEAD)
-    for col in ("started", "node", "trigger", "status", "rows", "time", "run",
-                *(("error",) if wide else ())):
-        view.add_column(col, justify="right" if col in ("rows", "time") else "left",
-                        no_wrap=True, overflow="ellipsis")
-    today = dt.datetime.now().astimezone().date()
-    errors: list[str] = []
-    for r in records:
-        style = STATUS_STYLE.get(r.status, "default")
-        error = escape(((r.error or "").strip().splitlines() or [""])[0])
-        started = r.started_at or r.queued_at
-        view.add_row(_local(started, "%H:%M:%S" if _day(started) == today else "%m-%d %H:%M"),
-                     escape(r.node_title), r.trigger, f"[{style}]{r.status}[/]",
-                     f"{sum((r.rows_read or {}).values())}→{sum((r.rows_written or {}).values())}",
-                     f"{r.seconds:.2f}s" if r.seconds is not None else "-", r.id[-8:],
-                     *((f"[red]{error}[/]",) if wide else ()))
-        if error and not wide:
-            errors.append(f"  {r.id[-8:]} {escape(r.node_title)}: [red]{error}[/]")
-    console.print(view)
-    if errors:
-        console.print("errors:\n" + "\n".join(errors))
+    print_runs(console, records, title=f"{app.title}: last {len(records)} run(s)", full=full,
+               started=True, full_hint="errors are cut to their first line: `--full` shows "
+                                       "them whole, `patterns logs --run RUN` the output")
 
 
 @click.command()

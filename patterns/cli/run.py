@@ -60,9 +60,10 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         data_plane_host: str | None, as_json: bool) -> None:
     """Run the app: nodes with no inputs, then every node whose inputs got new rows,
     until nothing is left to do."""
-    from rich.console import Console
+    from rich.markup import escape
 
-    from patterns.cli.console import ConsoleReporter, runs_table
+    from patterns.cli.console import ConsoleReporter, print_runs
+    from patterns.cli.render import duration, make_console
     from patterns.engine.reactive import ReactivePass
 
     overrides = parse_params(params)
@@ -85,7 +86,7 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         check_available()
         launcher = sandboxed_launcher(app.root, app.node_roots())
     node = app.node(node_key) if node_key else None
-    console = Console(stderr=as_json, highlight=False)
+    console = make_console(stderr=as_json)
     for warning in app.warnings:  # keys the original format ignored (see patterns validate)
         console.print(f"warning: {warning}", style="yellow", markup=False)
     reporter = ConsoleReporter(console, quiet=quiet or as_json)
@@ -106,18 +107,18 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
                                 for n, why in result.skipped]})
     else:
         if result.runs:
-            console.print(runs_table(result.runs, title=f"{len(result.runs)} run(s) in "
-                                                        f"{elapsed:.2f}s"))
+            print_runs(console, result.runs,
+                       title=f"{len(result.runs)} run(s) in {duration(elapsed)}")
         else:
             console.print("[dim]nothing to run: every node is up to date[/]")
         for skipped, why in result.skipped:
             console.print(f"[dim]skipped {skipped.rel_file or skipped.id}: {why}[/]")
         for failed in result.runs:
-            if failed.status != "succeeded":
-                console.print(f"\n[red bold]{failed.node_title} {failed.status}[/]: "
-                              f"[red]{failed.error or ''}[/]")
-                if failed.traceback:
-                    console.print(failed.traceback.rstrip(), markup=False, highlight=False)
+            # (its traceback was in its live output, unless --quiet kept that quiet: then here)
+            if failed.status != "succeeded" and failed.traceback and quiet:
+                console.print(f"\n[red bold]{escape(failed.node_title)} {failed.status}[/] "
+                              f"[dim](run {failed.id[-8:]})[/]")
+                console.print(failed.traceback.rstrip(), markup=False, highlight=False)
         if result.stopped:
             console.print(f"[red]{result.stopped}[/]")
     sys.exit(0 if result.ok else 1)
