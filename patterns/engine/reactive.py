@@ -95,16 +95,21 @@ class ReactivePass:
             if not configured.configured:
                 raise EngineError(f"node {only.label} {needs_configuration(configured)}")
             queued.append(Queued(only, "manual"))
-        else:
+        else:  # (why each runs is its trigger: a first run, or a source is always out of date)
+            with self.engine.store.read() as view:
+                succeeded = view.runs.seen_commits(succeeded_only=True)
             for node in nodes:
                 if not node.reads() and node.trigger != "manual":
-                    queued.append(Queued(node, "manual" if node.trigger is None else "schedule"))
+                    queued.append(Queued(node, "out of date" if node.id in succeeded
+                                         else "first run"))
         with ThreadPoolExecutor(self.workers, thread_name_prefix="patterns-run") as pool:
             while True:
                 busy = {n.id for n in running.values()}
                 waiting = {q.node.id for q in queued}
+                # (stale when the pass began: out of date; woken by a run of this pass: upstream)
+                why = "upstream" if result.runs or running else "out of date"
                 for node in self._out_of_date(nodes, scope, failed | busy | waiting):
-                    queued.append(Queued(node, "upstream"))
+                    queued.append(Queued(node, why))
                     waiting.add(node.id)
                 now = time.time()
                 for item in list(queued):
