@@ -25,6 +25,7 @@ from patterns.cli.context import (
     StoreAt,
     confirm,
     door,
+    has_store,
     load,
     print_json,
 )
@@ -69,9 +70,13 @@ def runs(app_dir: Path, node_key: str | None, limit: int, full: bool,
     if remote is not None:
         query = {"limit": limit, **({"node": node.id} if node else {})}
         docs = remote.get("/runs", params=query)
+        upcoming = _remote_schedules(remote)
     else:
         with door(app, store_path) as opened:
             docs = opened.call("runs", node_id=node.id if node else None, limit=limit)
+            upcoming = opened.call("schedules")
+    if node is not None:
+        upcoming = [u for u in upcoming if u["node_id"] == node.id]
     records = [record_from_json(doc) for doc in docs]
     if as_json:
         print_json([r.to_json() for r in records])
@@ -89,6 +94,76 @@ def runs(app_dir: Path, node_key: str | None, limit: int, full: bool,
     print_runs(console, records, title=f"{app.title}: last {len(records)} run(s)", full=full,
                started=True, full_hint="errors are cut to their first line: `--full` shows "
                                        "them whole, `patterns logs --run RUN` the output")
+    if upcoming:
+        soon = ", ".join(f"{u['node']} {_next_text(u)}" for u in upcoming[:3])
+        more = f" (and {len(upcoming) - 3} more: `patterns schedule`)" if len(upcoming) > 3 else ""
+        console.print(f"[dim]next scheduled: {escape(soon)}{more}[/]")
+
+
+@click.command()
+@APP_ARGUMENT
+@STORE_OPTION
+@SERVER_OPTION
+@JSON_OPTION
+def schedule(app_dir: Path, store_path: StoreAt | None, server_url: str | None,
+             as_json: bool) -> None:
+    """The nodes with a cron trigger and when each runs next, soonest first.
+
+    While the app is served, the server's own next slot; otherwise the next slot from now
+    (when the node would run if the app were served)."""
+    app = load(app_dir)
+    remote = server_for(app, server_url) if server_url else None
+    if remote is not None:
+        upcoming = _remote_schedules(remote)
+    elif not has_store(app, store_path):  # never run: every slot counts from now
+        from patterns.engine.schedules import next_runs
+
+        upcoming = [r.to_json() for r in next_runs(app, {})]
+    else:
+        with door(app, store_path) as opened:
+            upcoming = opened.call("schedules")
+    if as_json:
+        print_json(upcoming)
+        return
+    from patterns.cli.render import Col, make_console, print_table, when
+
+    console = make_console()
+    if not upcoming:
+        console.print("[dim]no node has a cron trigger: give one with `trigger: \"0 6 * * *\"` "
+                      "in graph.yml (or `patterns create node --trigger`)[/]")
+        return
+    columns = [Col("node", "key"), Col("cron", "key"), Col("timezone"), Col("next run", "key"),
+               Col("in", "key"), Col("note", "long")]
+    rows = [[u["node"], u["cron"], u["timezone"], when(u["next_run"]), _until(u["next_run"]),
+             "missed while the server was stopped: runs when it starts" if u.get("due")
+             else ""] for u in upcoming]
+    print_table(console, columns, rows, title=f"{app.title}: {len(upcoming)} scheduled node(s)",
+                label=(0,))
+    if not all(u.get("kept", True) for u in upcoming):
+        console.print("[dim]the app is not served: the times are when each node would run "
+                      "if it were (`patterns serve`)[/]")
+
+
+def _remote_schedules(remote: Any) -> list[dict[str, Any]]:
+    """The served app's cron nodes and their next runs, from its node list."""
+    found = [{"node_id": n["id"], "node": n["title"], "cron": n["trigger"],
+              "timezone": "", "next_run": n["next_run"], "kept": True, "due": False}
+             for n in remote.get("/nodes") if n.get("next_run")]
+    return sorted(found, key=lambda u: str(u["next_run"]))
+
+
+def _until(at: str) -> str:
+    from patterns.cli.render import duration
+
+    seconds = (dt.datetime.fromisoformat(at) - dt.datetime.now(dt.UTC)).total_seconds()
+    return "due" if seconds <= 0 else f"{duration(seconds)}"
+
+
+def _next_text(upcoming: dict[str, Any]) -> str:
+    from patterns.cli.render import when
+
+    return f"at {when(upcoming['next_run'])} (in {_until(upcoming['next_run'])})" \
+        if _until(upcoming["next_run"]) != "due" else "due"
 
 
 @click.command()
@@ -429,5 +504,5 @@ def _stream_table(node: Node, key: str, positions: dict[str, Any]) -> str:
 
 
 def register(group: click.Group) -> None:
-    for command in (runs, logs, state, stream):
+    for command in (runs, schedule, logs, state, stream):
         group.add_command(command)

@@ -126,7 +126,9 @@ def print_table(console: Console, columns: Sequence[Col], rows: Sequence[Sequenc
     cells = [[_text(v) for v in row] for row in rows]
     widths = [max([len(c.name), len(c.note)] + [r[i].cell_len for r in cells])
               for i, c in enumerate(columns)]
-    long_at = [i for i, c in enumerate(columns) if c.kind == "long"]
+    empty = {i for i, c in enumerate(columns)  # (a long column with nothing in it: left out)
+             if c.kind == "long" and not any(r[i].plain.strip() for r in cells)}
+    long_at = [i for i, c in enumerate(columns) if c.kind == "long" and i not in empty]
     below: list[int] = []
     room = console.width
     if long_at and not piped:
@@ -136,7 +138,7 @@ def print_table(console: Console, columns: Sequence[Col], rows: Sequence[Sequenc
             below = long_at
     view = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold",
                  show_edge=False, padding=(0, 1, 0, 0))
-    shown = [i for i in range(len(columns)) if i not in below]
+    shown = [i for i in range(len(columns)) if i not in below and i not in empty]
     for i in shown:
         col = columns[i]
         header = _text(col.name, "bold")
