@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -11,6 +14,9 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from rich.text import Text
+
+    from patterns.engine.events import Running
     from patterns.store.model import RunRecord
 
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red",
@@ -32,15 +38,70 @@ def output_line(node_title: str, stream: str, text: str, level: str | None = Non
     return f"[dim]{stamp}{escape(node_title)} |[/] {body}"
 
 
+class LiveStatus:
+    """In a terminal, under the scrolling output: a line per running node (elapsed time and
+    rows written so far, from the engine) and the environment being built (uv's latest
+    line); redrawn four times a second, gone when the work is done."""
+
+    def __init__(self, running: Callable[[], list[Running]]) -> None:
+        self.running = running
+        self.environment: tuple[str, float] | None = None  # (uv's latest line, since)
+
+    def __rich__(self) -> Text:
+        from rich.text import Text
+
+        from patterns.cli.render import number
+
+        now = time.time()
+        lines = Text()
+        if self.environment is not None:
+            line, since = self.environment
+            lines.append(f"◌ building the environment {_elapsed(now - since)}: ", "cyan")
+            lines.append(line + "\n", "dim")
+        for run in sorted(self.running(), key=lambda r: r.started_at):
+            lines.append(f"◌ {run.node_title}", "yellow")
+            lines.append(f"  {_elapsed(now - run.started_at)}  "
+                         f"{number(run.rows_written)} row(s) written\n", "dim")
+        lines.rstrip()
+        return lines
+
+
+def _elapsed(seconds: float) -> str:
+    """Elapsed time that does not flicker: tenths of a second, then minutes."""
+    from patterns.cli.render import duration
+
+    return f"{seconds:.1f}s" if seconds < 60 else duration(seconds)
+
+
 class ConsoleReporter:
-    """Prints each run's output as it happens, prefixed by its node."""
+    """Prints each run's output as it happens, prefixed by its node; with :meth:`live`, in
+    a terminal, a live status of the running nodes below it."""
 
     def __init__(self, console: Console, *, quiet: bool = False) -> None:
         self.console = console
         self.quiet = quiet
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self.status: LiveStatus | None = None
+
+    @contextlib.contextmanager
+    def live(self, running: Callable[[], list[Running]]) -> Iterator[None]:
+        """Show the live status while in the block, if the console is a terminal."""
+        if not self.console.is_terminal:
+            yield
+            return
+        from rich.live import Live
+
+        self.status = LiveStatus(running)
+        try:
+            with Live(self.status, console=self.console, refresh_per_second=4, transient=True,
+                      redirect_stdout=False, redirect_stderr=False):
+                yield
+        finally:
+            self.status = None
 
     def run_started(self, run: RunRecord) -> None:
+        if self.status is not None:
+            self.status.environment = None
         if not self.quiet:
             with self._lock:
                 self.console.print(f"[cyan]▶ {escape(run.node_title)}[/] "
@@ -63,6 +124,9 @@ class ConsoleReporter:
                 self.console.print(f"  [red]{escape(run.error)}[/]")
 
     def progress(self, line: str) -> None:
+        if self.status is not None:
+            since = self.status.environment[1] if self.status.environment else time.time()
+            self.status.environment = (line, since)
         if not self.quiet:
             with self._lock:
                 self.console.print(f"[dim]environment | {escape(line)}[/]", highlight=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -97,7 +98,8 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         if launcher is not None:
             launcher.close()
         raise
-    with engine:
+    live = reporter.live(engine.running_now) if not as_json else contextlib.nullcontext()
+    with engine, live:
         result = ReactivePass(engine, max_runs=max_runs, workers=workers).run(only=node)
     elapsed = time.monotonic() - started
     if as_json:

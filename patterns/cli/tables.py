@@ -199,13 +199,45 @@ def export(app_dir: Path, table_name: str, fmt: str | None, output: Path, versio
     app = load(app_dir)
     with door(app, store_path) as opened:
         scan, schema, batches = opened.rows(table_name, version)
+        if str(output) != "-":
+            current = opened.call("table", name=table_name)
+            total = current["rows"] if scan.version == current["version"] else None
+            batches = _with_progress(batches, total, f"exporting {table_name}")
         if str(output) == "-":
             count = _write(fmt, sys.stdout, None, scan, schema, batches)
         else:
             count = _write_file(fmt, output, scan, schema, batches)
     if str(output) != "-":
-        click.secho(f"exported {count} row(s) of {table_name} (version {scan.version}) "
+        click.secho(f"exported {count:,} row(s) of {table_name} (version {scan.version}) "
                     f"to {output}", fg="green", err=True)
+
+
+def _with_progress(batches: Iterator[pa.RecordBatch], total: int | None, what: str
+                   ) -> Iterator[pa.RecordBatch]:
+    """``batches``, with a progress bar on stderr when it is a terminal (rows, rate, time
+    left); nothing when it is not."""
+    from patterns.cli.render import make_console
+
+    console = make_console(stderr=True)
+    if not console.is_terminal:
+        yield from batches
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("rows"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(what, total=total)
+        for batch in batches:
+            yield batch
+            progress.advance(task, batch.num_rows)
 
 
 def _format_of(output: Path) -> str:
