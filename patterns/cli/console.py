@@ -14,6 +14,7 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from rich.live import Live
     from rich.text import Text
 
     from patterns.engine.events import Running
@@ -82,6 +83,7 @@ class ConsoleReporter:
         self.quiet = quiet
         self._lock = threading.RLock()
         self.status: LiveStatus | None = None
+        self._live: Live | None = None
 
     @contextlib.contextmanager
     def live(self, running: Callable[[], list[Running]]) -> Iterator[None]:
@@ -94,14 +96,20 @@ class ConsoleReporter:
         self.status = LiveStatus(running)
         try:
             with Live(self.status, console=self.console, refresh_per_second=4, transient=True,
-                      redirect_stdout=False, redirect_stderr=False):
+                      redirect_stdout=False, redirect_stderr=False) as self._live:
                 yield
         finally:
-            self.status = None
+            self.status = self._live = None
+
+    def _redraw(self) -> None:
+        """Show a change now (a run started, uv said something), not at the next tick."""
+        if self._live is not None:
+            self._live.refresh()
 
     def run_started(self, run: RunRecord) -> None:
         if self.status is not None:
             self.status.environment = None
+            self._redraw()
         if not self.quiet:
             with self._lock:
                 self.console.print(f"[cyan]▶ {escape(run.node_title)}[/] "
@@ -127,6 +135,7 @@ class ConsoleReporter:
         if self.status is not None:
             since = self.status.environment[1] if self.status.environment else time.time()
             self.status.environment = (line, since)
+            self._redraw()
         if not self.quiet:
             with self._lock:
                 self.console.print(f"[dim]environment | {escape(line)}[/]", highlight=False,

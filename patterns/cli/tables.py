@@ -222,22 +222,20 @@ def _with_progress(batches: Iterator[pa.RecordBatch], total: int | None, what: s
     if not console.is_terminal:
         yield from batches
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("rows"), TimeElapsedColumn(), TimeRemainingColumn(),
+    from patterns.cli.render import number
+
+    of = f" of {number(total)}" if total is not None else ""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
-        task = progress.add_task(what, total=total)
+        task = progress.add_task(f"{what}: 0{of} rows", total=total)
+        done = 0
         for batch in batches:
             yield batch
-            progress.advance(task, batch.num_rows)
+            done += batch.num_rows
+            progress.update(task, advance=batch.num_rows,
+                            description=f"{what}: {number(done)}{of} rows")
 
 
 def _format_of(output: Path) -> str:
