@@ -63,7 +63,13 @@ def _local(when: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
 @JSON_OPTION
 def runs(app_dir: Path, node_key: str | None, limit: int, full: bool,
          store_path: StoreAt | None, server_url: str | None, as_json: bool) -> None:
-    """The run history, newest first: status, trigger, rows, time and error."""
+    """The run history, newest first: status, trigger, rows, time and error.
+
+    The trigger says why a run ran: first run, out of date (new rows in a table it reads
+    since its last run; a node that reads no table always is), upstream (woken by another
+    run of the same pass), manual, schedule, webhook, retry, continuation. In a terminal the
+    error is cut to fit (whole with --full, below the table); piped, nothing is cut. The
+    next runs of cron nodes follow the table (all of them: `patterns schedule`)."""
     app = load(app_dir)
     node = app.node(node_key) if node_key else None
     remote = server_for(app, server_url) if server_url else None

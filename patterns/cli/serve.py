@@ -49,6 +49,9 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
     """Serve apps: run nodes when their inputs get new rows, on their cron schedules and when
     asked; take webhooks; answer the REST API (/api/v1). Ctrl-C stops cleanly.
 
+    Each run's end is logged here (node, status, why it ran, rows written, time), a failure
+    with its error line and the command that shows its output; --quiet leaves them out.
+
     The API needs the server's token, even on loopback (so no web page you visit can drive
     it): the CLI on this machine uses it by itself, a browser logs in with the URL printed
     at start."""

@@ -96,7 +96,11 @@ def list_tables(app_dir: Path, schema: bool, store_path: StoreAt | None, as_json
 def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
          columns: str | None, vertical: bool | None, version: int | None,
          store_path: StoreAt | None, server_url: str | None) -> None:
-    """Print rows of TABLE, oldest first, with each column's type."""
+    """Print rows of TABLE, oldest first, with each column's type.
+
+    In a terminal, a row wider than the screen is shown as one block per row, each value
+    whole (--vertical always, --horizontal never: values are then cut to fit). Piped, the
+    table is plain text and nothing is cut; --format jsonl or csv for programs."""
     app = load(app_dir)
     remote = server_for(app, server_url) if server_url and version is None else None
     wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
