@@ -130,13 +130,20 @@ def print_records(console: Console, names: Sequence[str], kinds: Sequence[str],
                for batch in batches for row in zip(*pylists(batch), strict=True)]
     columns = [Col(name, "number" if kind in NUMERIC_KINDS else "text", note=kind)
                for name, kind in zip(names, kinds, strict=True)]
+    widest = [max([len(c.name), len(c.note)] + [r[i].cell_len for r in records])
+              for i, c in enumerate(columns)]
+    natural = sum(min(w, TEXT_MAX if c.kind == "text" else w) + 2
+                  for w, c in zip(widest, columns, strict=True))
+    piped = is_piped(console)
     if vertical is None:
-        natural = sum(min(max([len(c.name), len(c.note)] + [r[i].cell_len for r in records]),
-                          TEXT_MAX if c.kind == "text" else 10**6) + 2
-                      for i, c in enumerate(columns))
-        vertical = not is_piped(console) and natural > console.width
+        vertical = not piped and natural > console.width
     if not vertical:
         print_table(console, columns, records)
+        cut = natural > console.width or any(
+            w > TEXT_MAX for w, c in zip(widest, columns, strict=True) if c.kind == "text")
+        if cut and not piped:
+            console.print(Text("values are cut to fit: --vertical shows them whole",
+                               style="dim"))
         return len(records)
     _print_vertical(console, columns, records)
     return len(records)

@@ -96,6 +96,7 @@ def test_table_show_columns_and_layout_flags(app: Path) -> None:
     assert re.search(r"n\s+int\s+0", vertical.text) and "── record 1 " in vertical.text
     wide = in_terminal("table", "show", app, "events", "--horizontal", columns=80)
     assert "record 1" not in wide.text and "…" in wide.text  # cut to fit, by request
+    assert "values are cut to fit: --vertical shows them whole" in wide.text
     assert all(len(line) <= 80 for line in wide.lines)
     csv = ok(patterns("table", "show", app, "events", "--columns", "n,name", "--format", "csv"))
     assert csv.stdout.splitlines()[:2] == ["n,name", "0,event 0"]
