@@ -64,19 +64,20 @@ def trigger(args: tuple[str, ...], explicit_app: Path | None, node_id: str | Non
         return
     from rich.console import Console
 
-    from patterns.cli.console import ConsoleReporter, runs_table
+    from patterns.cli.console import ConsoleReporter, print_runs
     from patterns.cli.run import hold_store
 
     console = Console(stderr=as_json, highlight=False)
     reporter = ConsoleReporter(console, quiet=as_json)
     targets = app.entry_members(node) if node.members else [node]  # a component: its first
-    with hold_store(app, store_path, reporter, console) as engine:  # waits for another run
+    with hold_store(app, store_path, reporter, console) as engine, \
+            reporter.live(engine.running_now):  # (hold_store waits for another run)
         records = [engine.run_node(t, "manual", overrides or None)[0] for t in targets]
     if as_json:
         print_json(records[0].to_json() if len(records) == 1 else
                    [r.to_json() for r in records])
     else:
-        console.print(runs_table(records))
+        print_runs(console, records)
     if any(r.status != "succeeded" for r in records):
         raise SystemExit(1)
 

@@ -141,14 +141,12 @@ def list_components(app_dir: Path | None, as_json: bool) -> None:
         click.secho("no components installed: `patterns component add PATH` adds one",
                     dim=True)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from patterns.cli.render import Col, make_console, print_table
 
-    table = Table("uses", "version", "title", "source")
-    for row in rows:
-        table.add_row(str(row["uses"]), str(row["version"]), str(row["title"] or ""),
-                      str(row["source"]))
-    Console().print(table)
+    print_table(make_console(), [Col("uses", "key"), Col("version", "key"), Col("title"),
+                                 Col("source", "long")],
+                [[str(r["uses"]), str(r["version"]), str(r["title"] or ""), str(r["source"])]
+                 for r in rows], label=(0,))
 
 
 def register(group: click.Group) -> None:

@@ -26,6 +26,7 @@ from patterns.cli.context import (
     StoreAt,
     confirm,
     door,
+    has_store,
     load,
     print_json,
     readable_app,
@@ -51,68 +52,126 @@ def _local(when: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return when.astimezone().strftime(fmt) if isinstance(when, dt.datetime) else "-"
 
 
-def _day(when: Any) -> dt.date | None:
-    return when.astimezone().date() if isinstance(when, dt.datetime) else None
-
 
 @click.command()
 @APP_ARGUMENT
 @NODE_OPTION
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1),
               help="Show at most this many runs.")
+@click.option("--full", is_flag=True,
+              help="Errors whole, below the table (default: their first line, cut to fit).")
 @STORE_OPTION
 @SERVER_OPTION
 @JSON_OPTION
-def runs(app_dir: Path, node_key: str | None, limit: int, store_path: StoreAt | None,
-         server_url: str | None, as_json: bool) -> None:
-    """The run history, newest first: status, trigger, rows, time and error."""
+def runs(app_dir: Path, node_key: str | None, limit: int, full: bool,
+         store_path: StoreAt | None, server_url: str | None, as_json: bool) -> None:
+    """The run history, newest first: status, trigger, rows, time and error.
+
+    The trigger says why a run ran: first run, out of date (new rows in a table it reads
+    since its last run; a node that reads no table always is), upstream (woken by another
+    run of the same pass), manual, schedule, webhook, retry, continuation. In a terminal the
+    error is cut to fit (whole with --full, below the table); piped, nothing is cut. The
+    next runs of cron nodes follow the table (all of them: `patterns schedule`)."""
     app = readable_app(app_dir)
     node = app.node(node_key) if node_key else None
     remote = server_for(app, server_url) if server_url else None
     if remote is not None:
         query = {"limit": limit, **({"node": node.id} if node else {})}
         docs = remote.get("/runs", params=query)
+        upcoming = _remote_schedules(remote)
     else:
         with door(app, store_path) as opened:
             docs = opened.call("runs", node_id=node.id if node else None, limit=limit)
+            upcoming = opened.call("schedules")
+    if node is not None:
+        upcoming = [u for u in upcoming if u["node_id"] == node.id]
     records = [record_from_json(doc) for doc in docs]
     if as_json:
         print_json([r.to_json() for r in records])
         return
-    from rich import box
-    from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
-    from patterns.cli.console import STATUS_STYLE
+    from patterns.cli.console import print_runs
+    from patterns.cli.render import make_console
 
-    console = Console(highlight=False)
+    console = make_console()
     if not records:
         console.print(f"[dim]no runs yet: run the app with `patterns run {escape(str(app.root))}`"
                       f"[/]")
         return
-    wide = console.width >= 120  # room for errors in the table; else they follow it
-    view = Table(title=f"{app.title}: last {len(records)} run(s)", box=box.SIMPLE_HEAD)
-    for col in ("started", "node", "trigger", "status", "rows", "time", "run",
-                *(("error",) if wide else ())):
-        view.add_column(col, justify="right" if col in ("rows", "time") else "left",
-                        no_wrap=True, overflow="ellipsis")
-    today = dt.datetime.now().astimezone().date()
-    errors: list[str] = []
-    for r in records:
-        style = STATUS_STYLE.get(r.status, "default")
-        error = escape(((r.error or "").strip().splitlines() or [""])[0])
-        started = r.started_at or r.queued_at
-        view.add_row(_local(started, "%H:%M:%S" if _day(started) == today else "%m-%d %H:%M"),
-                     escape(r.node_title), r.trigger, f"[{style}]{r.status}[/]",
-                     f"{sum((r.rows_read or {}).values())}→{sum((r.rows_written or {}).values())}",
-                     f"{r.seconds:.2f}s" if r.seconds is not None else "-", r.short_id,
-                     *((f"[red]{error}[/]",) if wide else ()))
-        if error and not wide:
-            errors.append(f"  {r.short_id} {escape(r.node_title)}: [red]{error}[/]")
-    console.print(view)
-    if errors:
-        console.print("errors:\n" + "\n".join(errors))
+    print_runs(console, records, title=f"{app.title}: last {len(records)} run(s)", full=full,
+               started=True, full_hint="errors are cut to their first line: `--full` shows "
+                                       "them whole, `patterns logs --run RUN` the output")
+    if upcoming:
+        soon = ", ".join(f"{u['node']} {_next_text(u)}" for u in upcoming[:3])
+        more = f" (and {len(upcoming) - 3} more: `patterns schedule`)" if len(upcoming) > 3 else ""
+        console.print(f"[dim]next scheduled: {escape(soon)}{more}[/]")
+
+
+@click.command()
+@APP_ARGUMENT
+@STORE_OPTION
+@SERVER_OPTION
+@JSON_OPTION
+def schedule(app_dir: Path, store_path: StoreAt | None, server_url: str | None,
+             as_json: bool) -> None:
+    """The nodes with a cron trigger and when each runs next, soonest first.
+
+    While the app is served, the server's own next slot; otherwise the next slot from now
+    (when the node would run if the app were served)."""
+    app = load(app_dir)
+    remote = server_for(app, server_url) if server_url else None
+    if remote is not None:
+        upcoming = _remote_schedules(remote)
+    elif not has_store(app, store_path):  # never run: every slot counts from now
+        from patterns.engine.schedules import next_runs
+
+        upcoming = [r.to_json() for r in next_runs(app, {})]
+    else:
+        with door(app, store_path) as opened:
+            upcoming = opened.call("schedules")
+    if as_json:
+        print_json(upcoming)
+        return
+    from patterns.cli.render import Col, make_console, print_table, when
+
+    console = make_console()
+    if not upcoming:
+        console.print("[dim]no node has a cron trigger: give one with `trigger: \"0 6 * * *\"` "
+                      "in graph.yml (or `patterns create node --trigger`)[/]")
+        return
+    columns = [Col("node", "key"), Col("cron", "key"), Col("timezone"), Col("next run", "key"),
+               Col("in", "key"), Col("note", "long")]
+    rows = [[u["node"], u["cron"], u["timezone"], when(u["next_run"]), _until(u["next_run"]),
+             "missed while the server was stopped: runs when it starts" if u.get("due")
+             else ""] for u in upcoming]
+    print_table(console, columns, rows, title=f"{app.title}: {len(upcoming)} scheduled node(s)",
+                label=(0,))
+    if not all(u.get("kept", True) for u in upcoming):
+        console.print("[dim]the app is not served: the times are when each node would run "
+                      "if it were (`patterns serve`)[/]")
+
+
+def _remote_schedules(remote: Any) -> list[dict[str, Any]]:
+    """The served app's cron nodes and their next runs, from its node list."""
+    found = [{"node_id": n["id"], "node": n["title"], "cron": n["trigger"],
+              "timezone": "", "next_run": n["next_run"], "kept": True, "due": False}
+             for n in remote.get("/nodes") if n.get("next_run")]
+    return sorted(found, key=lambda u: str(u["next_run"]))
+
+
+def _until(at: str) -> str:
+    from patterns.cli.render import duration
+
+    seconds = (dt.datetime.fromisoformat(at) - dt.datetime.now(dt.UTC)).total_seconds()
+    return "due" if seconds <= 0 else f"{duration(seconds)}"
+
+
+def _next_text(upcoming: dict[str, Any]) -> str:
+    from patterns.cli.render import when
+
+    return f"at {when(upcoming['next_run'])} (in {_until(upcoming['next_run'])})" \
+        if _until(upcoming["next_run"]) != "due" else "due"
 
 
 @click.command()
@@ -456,5 +515,5 @@ def _stream_table(node: Node, key: str, positions: dict[str, Any]) -> str:
 
 
 def register(group: click.Group) -> None:
-    for command in (runs, logs, state, stream):
+    for command in (runs, schedule, logs, state, stream):
         group.add_command(command)

@@ -19,7 +19,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from rich.table import Table as RichTable
+    from rich.console import Console
+    from rich.text import Text
+
+    from patterns.cli.render import Col
 
 FORMATS = ("csv", "jsonl", "parquet")
 
@@ -111,15 +114,57 @@ def write_parquet(path: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch
     return count
 
 
-def rich_table(names: Sequence[str], batches: Iterable[pa.RecordBatch], *,
-               title: str | None = None, width: int = 40) -> RichTable:
-    from rich.markup import escape
-    from rich.table import Table
+NUMERIC_KINDS = ("int", "float")
 
-    table = Table(title=title, show_lines=False)
-    for name in names:
-        table.add_column(escape(name), overflow="ellipsis", max_width=width)
-    for batch in batches:
-        for row in zip(*pylists(batch), strict=True):
-            table.add_row(*(escape(cell(v)) if v is not None else "[dim]null[/]" for v in row))
-    return table
+
+def print_records(console: Console, names: Sequence[str], kinds: Sequence[str],
+                  batches: Iterable[pa.RecordBatch], *, vertical: bool | None = None) -> int:
+    """Rows as a table (one style with every command's, see :mod:`patterns.cli.render`), each
+    column's type under its name; or, with ``vertical`` (by default: when a row is wider
+    than the terminal), one block per row, each value whole. The number of rows printed."""
+    from rich.text import Text
+
+    from patterns.cli.render import TEXT_MAX, Col, is_piped, print_table
+
+    records = [[Text("null", style="dim") if v is None else Text(cell(v)) for v in row]
+               for batch in batches for row in zip(*pylists(batch), strict=True)]
+    columns = [Col(name, "number" if kind in NUMERIC_KINDS else "text", note=kind)
+               for name, kind in zip(names, kinds, strict=True)]
+    widest = [max([len(c.name), len(c.note)] + [r[i].cell_len for r in records])
+              for i, c in enumerate(columns)]
+    natural = sum(min(w, TEXT_MAX if c.kind == "text" else w) + 2
+                  for w, c in zip(widest, columns, strict=True))
+    piped = is_piped(console)
+    if vertical is None:
+        vertical = not piped and natural > console.width
+    if not vertical:
+        print_table(console, columns, records)
+        cut = natural > console.width or any(
+            w > TEXT_MAX for w, c in zip(widest, columns, strict=True) if c.kind == "text")
+        if cut and not piped:
+            console.print(Text("values are cut to fit: --vertical shows them whole",
+                               style="dim"))
+        return len(records)
+    _print_vertical(console, columns, records)
+    return len(records)
+
+
+def _print_vertical(console: Console, columns: Sequence[Col], records: list[list[Text]]
+                    ) -> None:
+    """One block per record: name, type and the whole value on a line (wrapped to fit)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from patterns.cli.render import emit
+
+    name_width = max((len(c.name) for c in columns), default=0)
+    kind_width = max((len(c.note) for c in columns), default=0)
+    for n, record in enumerate(records, 1):
+        console.print(Text(f"── record {n} ", style="dim") + Text("─" * 10, style="dim"))
+        grid = Table.grid(padding=(0, 2, 0, 0))
+        grid.add_column(no_wrap=True, min_width=name_width, style="bold")
+        grid.add_column(no_wrap=True, min_width=kind_width, style="dim")
+        grid.add_column(overflow="fold")
+        for col, value in zip(columns, record, strict=True):
+            grid.add_row(col.name, col.note, value)
+        emit(console, grid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -63,9 +64,10 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
 
     Ctrl-C stops: the running nodes are cancelled and rolled back to their last checkpoint
     (status `cancelled`), and the command exits 130; a second Ctrl-C exits at once."""
-    from rich.console import Console
+    from rich.markup import escape
 
-    from patterns.cli.console import ConsoleReporter, runs_table
+    from patterns.cli.console import ConsoleReporter, print_runs
+    from patterns.cli.render import duration, make_console
     from patterns.engine.reactive import ReactivePass
 
     overrides = parse_params(params)
@@ -88,7 +90,7 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         check_available()
         launcher = sandboxed_launcher(app.root, app.node_roots())
     node = app.node(node_key) if node_key else None
-    console = Console(stderr=as_json, highlight=False)
+    console = make_console(stderr=as_json)
     for warning in app.warnings:  # keys the original format ignored (see patterns validate)
         console.print(f"warning: {warning}", style="yellow", markup=False)
     reporter = ConsoleReporter(console, quiet=quiet or as_json)
@@ -101,7 +103,8 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
         raise
     from patterns.cli.interrupt import EXIT_INTERRUPTED, stop_on_interrupt
 
-    with engine:
+    live = reporter.live(engine.running_now) if not as_json else contextlib.nullcontext()
+    with engine, live:
         run_pass = ReactivePass(engine, max_runs=max_runs, workers=workers)
         with stop_on_interrupt(run_pass, lambda text: console.print(f"[yellow]{text}[/]")):
             result = run_pass.run(only=node)
@@ -113,18 +116,18 @@ def run(app_dir: Path, node_key: str | None, params: tuple[str, ...], store_path
                                 for n, why in result.skipped]})
     else:
         if result.runs:
-            console.print(runs_table(result.runs, title=f"{len(result.runs)} run(s) in "
-                                                        f"{elapsed:.2f}s"))
+            print_runs(console, result.runs,
+                       title=f"{len(result.runs)} run(s) in {duration(elapsed)}")
         else:
             console.print("[dim]nothing to run: every node is up to date[/]")
         for skipped, why in result.skipped:
             console.print(f"[dim]skipped {skipped.rel_file or skipped.id}: {why}[/]")
         for failed in result.runs:
-            if failed.status != "succeeded":
-                console.print(f"\n[red bold]{failed.node_title} {failed.status}[/]: "
-                              f"[red]{failed.error or ''}[/]")
-                if failed.traceback:
-                    console.print(failed.traceback.rstrip(), markup=False, highlight=False)
+            # (its traceback was in its live output, unless --quiet kept that quiet: then here)
+            if failed.status != "succeeded" and failed.traceback and quiet:
+                console.print(f"\n[red bold]{escape(failed.node_title)} {failed.status}[/] "
+                              f"[dim](run {failed.short_id})[/]")
+                console.print(failed.traceback.rstrip(), markup=False, highlight=False)
         if result.stopped:
             console.print(f"[red]{result.stopped}[/]")
     sys.exit(EXIT_INTERRUPTED if result.interrupted else 0 if result.ok else 1)

@@ -37,15 +37,20 @@ from patterns.cli.executor_options import DATA_PLANE_HOST_OPTION, EXECUTOR_OPTIO
 @click.option("--no-sandbox", "no_sandbox", is_flag=True, envvar="PATTERNS_NO_SANDBOX",
               help="Run node code without the OS sandbox (bubblewrap), as the server's user: "
                    "it can then read the store and every secret (env PATTERNS_NO_SANDBOX=1).")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Do not log each run's end and failure (start, stop and problems only).")
 @EXECUTOR_OPTION
 @DATA_PLANE_HOST_OPTION
 def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
           auth_token: str | None, allow_hosts: tuple[str, ...],
           allow_origins: tuple[str, ...], reload: bool, workers: int | None,
-          drain_seconds: float, no_sandbox: bool, executor: str | None,
+          drain_seconds: float, no_sandbox: bool, quiet: bool, executor: str | None,
           data_plane_host: str | None) -> None:
     """Serve apps: run nodes when their inputs get new rows, on their cron schedules and when
     asked; take webhooks; answer the REST API (/api/v1). Ctrl-C stops cleanly.
+
+    Each run's end is logged here (node, status, why it ran, rows written, time), a failure
+    with its error line and the command that shows its output; --quiet leaves them out.
 
     The API needs the server's token, even on loopback (so no web page you visit can drive
     it): the CLI on this machine uses it by itself, a browser logs in with the URL printed
@@ -56,6 +61,8 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
+    if quiet:  # (each run's end: patterns.server.hub.log_end)
+        logging.getLogger("patterns.server.runs").setLevel(logging.ERROR)
 
     from patterns.cli.app_folder import nearest_app
 

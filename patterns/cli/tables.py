@@ -46,30 +46,37 @@ def table() -> None:
 
 @table.command("list")
 @APP_ARGUMENT
+@click.option("--schema", is_flag=True, help="Also each table's columns and their types.")
 @STORE_OPTION
 @JSON_OPTION
-def list_tables(app_dir: Path, store_path: StoreAt | None, as_json: bool) -> None:
+def list_tables(app_dir: Path, schema: bool, store_path: StoreAt | None, as_json: bool) -> None:
     """The app's tables: version, rows, columns and last commit."""
     app = readable_app(app_dir)
     with door(app, store_path) as opened:
         docs: list[dict[str, Any]] = opened.call("tables")
+        kinds = {d["name"]: opened.call("table", name=d["name"])["columns"]
+                 for d in docs if schema and d["exists"]}
     if as_json:
+        for doc in docs:
+            if doc["name"] in kinds:
+                doc["schema"] = kinds[doc["name"]]
         print_json(docs)
         return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.text import Text
 
-    view = Table(title=f"{escape(app.title)}: {len(docs)} table(s)")
-    for col in ("table", "version", "rows", "columns", "last commit"):
-        view.add_column(col, justify="right" if col in ("version", "rows", "columns") else "left")
-    for doc in docs:
-        when = doc["last_commit"]
-        view.add_row(escape(doc["name"]), str(doc["version"] or "-"), str(doc["rows"]),
-                     str(doc["columns"]),
-                     when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when
-                     else "[dim]not written yet[/]")
-    Console(highlight=False).print(view)
+    from patterns.cli.render import Col, make_console, number, print_table, when
+
+    columns = [Col("table", "key"), Col("version", "number"), Col("rows", "number"),
+               Col("columns", "number"), Col("last commit", "key"),
+               *((Col("schema", "long"),) if schema else ())]
+    view = [[doc["name"], number(doc["version"]), number(doc["rows"]), number(doc["columns"]),
+             when(doc["last_commit"]) if doc["last_commit"] else Text("not written yet",
+                                                                      style="dim"),
+             *((", ".join(f"{c['name']} {c['kind']}" for c in kinds.get(doc["name"], [])),)
+               if schema else ())]
+            for doc in docs]
+    print_table(make_console(), columns, view, title=f"{app.title}: {len(docs)} table(s)",
+                label=(0,), full_hint="schemas are cut to fit: `--json` has them whole")
 
 
 @table.command("show")
@@ -80,38 +87,71 @@ def list_tables(app_dir: Path, store_path: StoreAt | None, as_json: bool) -> Non
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0),
               help="Print at most this many rows.")
 @click.option("--offset", default=0, type=click.IntRange(min=0), help="Skip this many rows.")
+@click.option("--columns", "columns", metavar="NAME,...",
+              help="Only these columns, in this order (comma-separated).")
+@click.option("--vertical/--horizontal", "vertical", default=None,
+              help="One block per row, each value whole (default: when a row is wider than "
+                   "the terminal), or one line per row.")
 @click.option("--version", "version", type=int, help="Read this version (default: current).")
 @STORE_OPTION
 @SERVER_OPTION
 def show(app_dir: Path, table_name: str, fmt: str, limit: int, offset: int,
-         version: int | None, store_path: StoreAt | None, server_url: str | None) -> None:
-    """Print rows of TABLE, oldest first."""
+         columns: str | None, vertical: bool | None, version: int | None,
+         store_path: StoreAt | None, server_url: str | None) -> None:
+    """Print rows of TABLE, oldest first, with each column's type.
+
+    In a terminal, a row wider than the screen is shown as one block per row, each value
+    whole (--vertical always, --horizontal never: values are then cut to fit). Piped, the
+    table is plain text and nothing is cut; --format jsonl or csv for programs."""
     app = readable_app(app_dir)
     remote = server_for(app, server_url) if server_url and version is None else None
+    wanted = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     if remote is not None:
-        _show_remote(remote, table_name, fmt, limit, offset)
+        _show_remote(remote, table_name, fmt, limit, offset, wanted, vertical)
         return
     with door(app, store_path) as opened:
         current = opened.call("table", name=table_name)
-        scan, _, batches = opened.rows(table_name, version, limit=limit, offset=offset)
+        scan, schema, batches = opened.rows(table_name, version, limit=limit, offset=offset)
+        names = _chosen(table_name, scan.names, wanted)
+        if wanted is not None:
+            batches = (b.select(names) for b in batches)
         if fmt == "jsonl":
             rows.write_jsonl(sys.stdout, batches, scan.json_columns)
         elif fmt == "csv":
-            rows.write_csv(sys.stdout, scan.names, batches)
+            rows.write_csv(sys.stdout, names, batches)
         else:
-            from rich.console import Console
+            from patterns.cli.render import make_console, number
+            from patterns.store.columns import kind_of_arrow
 
+            known = {c["name"]: c["kind"] for c in current["columns"]}
+            kinds = [known.get(n) or kind_of_arrow(schema.field(n).type, schema.field(n))
+                     for n in names]
             total = current["rows"] if scan.version == current["version"] else None
-            shown = rows.rich_table(scan.names, batches)
-            of = f" of {total}" if total is not None else ""
-            summary = (f"rows {offset + 1} to {offset + shown.row_count}{of}" if shown.row_count
+            console = make_console()
+            shown = rows.print_records(console, names, kinds, batches, vertical=vertical)
+            of = f" of {number(total)}" if total is not None else ""
+            summary = (f"rows {number(offset + 1)} to {number(offset + shown)}{of}" if shown
                        else f"no rows here{of}")
-            console = Console(highlight=False)
-            console.print(shown)
             console.print(f"[dim]{current['name']} version {scan.version}: {summary}[/]")
 
 
-def _show_remote(remote: Any, table_name: str, fmt: str, limit: int, offset: int) -> None:
+def _chosen(table_name: str, names: list[str], wanted: list[str] | None) -> list[str]:
+    """The columns ``--columns`` asks for, each checked against the table's."""
+    if wanted is None:
+        return names
+    import difflib
+
+    for name in wanted:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(f"table {table_name} has no column '{name}': {hint}its columns "
+                              f"are {', '.join(names)}")
+    return wanted
+
+
+def _show_remote(remote: Any, table_name: str, fmt: str, limit: int, offset: int,
+                 wanted: list[str] | None, vertical: bool | None) -> None:
     """Rows from the server's API, printed as ``show`` prints local ones."""
     import json
 
@@ -120,24 +160,29 @@ def _show_remote(remote: Any, table_name: str, fmt: str, limit: int, offset: int
     page = remote.get(f"/tables/{table_name}/rows",
                       params={"limit": max(limit, 1), "offset": offset})
     records = page["rows"][:limit]
+    names = _chosen(table_name, list(records[0]) if records else [], wanted) \
+        if records else wanted or []
+    records = [{n: r.get(n) for n in names} for r in records]
     if fmt == "jsonl":
         for record in records:
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
-    names = list(records[0]) if records else []
     flat = [{k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()}
             for r in records]
     batch = pa.Table.from_pylist(flat).to_batches() if flat else []
     if fmt == "csv":
         rows.write_csv(sys.stdout, names, batch)
         return
-    from rich.console import Console
+    from patterns.cli.render import make_console, number
+    from patterns.store.columns import kind_of_arrow
 
-    shown = rows.rich_table(names, batch)
-    summary = (f"rows {offset + 1} to {offset + shown.row_count} of {page['total']}"
-               if shown.row_count else f"no rows here of {page['total']}")
-    console = Console(highlight=False)
-    console.print(shown)
+    kinds = ([kind_of_arrow(f.type, f) for f in batch[0].schema] if batch
+             else ["" for _ in names])
+    console = make_console()
+    shown = rows.print_records(console, names, kinds, batch, vertical=vertical)
+    total = number(page["total"])
+    summary = (f"rows {number(offset + 1)} to {number(offset + shown)} of {total}"
+               if shown else f"no rows here of {total}")
     console.print(f"[dim]{table_name} version {page['version']}: {summary} "
                   f"(from {remote.url})[/]")
 
@@ -160,13 +205,43 @@ def export(app_dir: Path, table_name: str, fmt: str | None, output: Path, versio
     app = readable_app(app_dir)
     with door(app, store_path) as opened:
         scan, schema, batches = opened.rows(table_name, version)
+        if str(output) != "-":
+            current = opened.call("table", name=table_name)
+            total = current["rows"] if scan.version == current["version"] else None
+            batches = _with_progress(batches, total, f"exporting {table_name}")
         if str(output) == "-":
             count = _write(fmt, sys.stdout, None, scan, schema, batches)
         else:
             count = _write_file(fmt, output, scan, schema, batches)
     if str(output) != "-":
-        click.secho(f"exported {count} row(s) of {table_name} (version {scan.version}) "
+        click.secho(f"exported {count:,} row(s) of {table_name} (version {scan.version}) "
                     f"to {output}", fg="green", err=True)
+
+
+def _with_progress(batches: Iterator[pa.RecordBatch], total: int | None, what: str
+                   ) -> Iterator[pa.RecordBatch]:
+    """``batches``, with a progress bar on stderr when it is a terminal (rows, rate, time
+    left); nothing when it is not."""
+    from patterns.cli.render import make_console
+
+    console = make_console(stderr=True)
+    if not console.is_terminal:
+        yield from batches
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from patterns.cli.render import number
+
+    of = f" of {number(total)}" if total is not None else ""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task(f"{what}: 0{of} rows", total=total)
+        done = 0
+        for batch in batches:
+            yield batch
+            done += batch.num_rows
+            progress.update(task, advance=batch.num_rows,
+                            description=f"{what}: {number(done)}{of} rows")
 
 
 def _format_of(output: Path) -> str:
@@ -288,21 +363,20 @@ def versions(app_dir: Path, table_name: str, store_path: StoreAt | None, as_json
     if as_json:
         print_json(docs)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
+    from patterns.cli.render import Col, make_console, print_table, when
     from patterns.store.model import short_run_id
 
-    view = Table(title=f"{table_name}: {len(docs)} version(s)")
-    for col in ("version", "created", "reason", "run", "kept"):
-        view.add_column(col)
-    for doc in docs:
-        mark = " [green](current)[/]" if doc["current"] else ""
-        view.add_row(f"{doc['version']}{mark}",
-                     doc["created_at"].astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-                     str(doc["reason"]), short_run_id(doc["run_id"]) if doc["run_id"] else "-",
-                     "yes" if doc["available"] else "[dim]dropped[/]")
-    Console(highlight=False).print(view)
+    columns = [Col("version", "key"), Col("created", "key"), Col("reason", "long"),
+               Col("run", "key"), Col("kept", "key")]
+    view = [[Text(str(doc["version"])) + (Text(" (current)", style="green") if doc["current"]
+                                          else Text("")),
+             when(doc["created_at"]), str(doc["reason"]), short_run_id(doc["run_id"]) if doc["run_id"] else "-",
+             "yes" if doc["available"] else Text("dropped", style="dim")]
+            for doc in docs]
+    print_table(make_console(), columns, view, title=f"{table_name}: {len(docs)} version(s)",
+                label=(0,))
 
 
 def register(group: click.Group) -> None:

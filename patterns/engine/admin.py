@@ -241,6 +241,17 @@ def runs(desk: Desk, node_id: str | None = None, limit: int = 20) -> list[dict[s
     return [(_lost(r) if desk.engineless else r).to_json() for r in records]
 
 
+def schedules(desk: Desk) -> list[dict[str, Any]]:
+    """Each cron node's next run (see :mod:`patterns.engine.schedules`)."""
+    from patterns.engine.schedules import next_runs
+
+    if desk.app is None:
+        return []
+    with desk.store.read() as view:
+        kept = view.schedules.all()
+    return [r.to_json() for r in next_runs(desk.app, kept)]
+
+
 def _lost(record: RunRecord) -> RunRecord:
     """A run read ``running`` from a store no engine holds: its engine died, as the next
     engine to open the store will record."""
@@ -339,4 +350,5 @@ ACTIONS: dict[str, Callable[..., Any]] = {
     "reset_table": reset_table, "count_where": count_where, "delete_rows": delete_rows,
     "alter_column": alter_column, "webhook_tokens": webhook_tokens, "runs": runs, "log": log, "state": state,
     "reset_state": reset_state, "positions": positions, "reset_stream": reset_stream,
+    "schedules": schedules,
 }

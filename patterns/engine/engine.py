@@ -25,7 +25,7 @@ from patterns.engine.configuration import check_configuration
 from patterns.engine.dataplane import DataPlane
 from patterns.engine.engine_file import announce, withdraw
 from patterns.engine.environments import Environments
-from patterns.engine.events import Reporter, SilentReporter
+from patterns.engine.events import Reporter, Running, SilentReporter
 from patterns.engine.launcher import Exit, LogCapture, ProcessLauncher
 from patterns.engine.launching import Launcher, RunRequest
 from patterns.engine.livelog import LiveLog, live_log_path
@@ -426,6 +426,13 @@ class Engine:
             cancelled = session.run_id in self._cancelled
         return fresh_start(self.dataplane, session, config, params, cancelled,
                            INLINE_RUN_INFO_BYTES)
+
+    def running_now(self) -> list[Running]:
+        """The runs in progress: node, start and rows sent so far (for a live display)."""
+        with self._lock:
+            sessions = list(self._active.values())
+        return [Running(s.run_id, s.node.title, s.started_at,
+                        max(s.rows_sent, sum(s.rows_written.values()))) for s in sessions]
 
     def running_runs(self) -> list[str]:
         with self._lock:

@@ -3,9 +3,22 @@ tests each plug in their own :class:`Reporter`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from patterns.store.model import RunRecord
+
+
+@dataclass(frozen=True)
+class Running:
+    """A run in progress, as a live display shows it (:meth:`Engine.running_now`)."""
+
+    run_id: str
+    node_title: str
+    #: When it started (``time.time()``).
+    started_at: float
+    #: Rows the node has sent to its tables so far (committed or not yet).
+    rows_written: int
 
 
 class Reporter(Protocol):

@@ -92,6 +92,8 @@ class ReactivePass:
         starts = [] if only is None else self.app.entry_members(only) if only.members else [only]
         scope = ({i for s in starts for i in self._downstream_closure(s)}
                  if only else {n.id for n in nodes})
+        with self.engine.store.read() as view:  # (a node never run has its first run)
+            succeeded = view.runs.seen_commits(succeeded_only=True)
         failed: set[str] = set()
         running: dict[Future[tuple[RunRecord, RunSession | None]], Node] = {}
         queued: list[Queued] = []
@@ -105,10 +107,11 @@ class ReactivePass:
             if not configured.configured:
                 raise EngineError(f"node {only.label} {needs_configuration(configured)}")
             queued.append(Queued(only, "manual"))
-        else:
+        else:  # (why each runs is its trigger: a first run, or a source is always out of date)
             for node in nodes:
                 if not node.reads() and node.trigger != "manual":
-                    queued.append(Queued(node, "manual" if node.trigger is None else "schedule"))
+                    queued.append(Queued(node, "out of date" if node.id in succeeded
+                                         else "first run"))
         with ThreadPoolExecutor(self.workers, thread_name_prefix="patterns-run") as pool:
             while True:
                 if self._stopping is not None:  # (again each round: a run that was
@@ -125,9 +128,13 @@ class ReactivePass:
                 busy = {n.id for n in running.values()}
                 waiting = {q.node.id for q in queued}
                 stopping = self._stopping is not None
+                # (woken by a run of this pass: upstream; stale when the pass began: out of
+                # date, or its first run if it never succeeded)
+                woken = bool(result.runs or running)
                 for node in [] if stopping else self._out_of_date(nodes, scope,
                                                                    failed | busy | waiting):
-                    queued.append(Queued(node, "upstream"))
+                    queued.append(Queued(node, "upstream" if woken else "out of date"
+                                         if node.id in succeeded else "first run"))
                     waiting.add(node.id)
                 now = time.time()
                 for item in list(queued):

@@ -61,6 +61,8 @@ class RunSession:
     requests: Requests = field(default_factory=Requests)
     rows_read: dict[str, int] = field(default_factory=dict)
     rows_written: dict[str, int] = field(default_factory=dict)
+    #: Rows sent to tables so far, committed or staged (what a live display shows).
+    rows_sent: int = 0
     checkpoints: int = 0
     finished: bool = False
     #: Answers a response webhook's request (set by the server; None in ``patterns run``).
@@ -186,6 +188,7 @@ class RunSession:
                 self._columns[store] = {}
             if data is not None and op in ("append", "upsert", "replace"):
                 data = self._conformed(store, op, data)
+                self.rows_sent += data.num_rows
             ops = cp.ops.setdefault(store, [])
             keys = tuple(unique_on) if unique_on else None
             if op == "append" and ops and ops[-1].kind == "append" and data is not None:

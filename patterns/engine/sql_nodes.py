@@ -64,6 +64,7 @@ def run_sql_node(session: RunSession, limit: float, say: Callable[[str], None]) 
             raise NodeError(f"{node.rel_file}: the template renders no SQL statement; write a "
                             f"SELECT, or INSERT INTO {{{{ Table(\"t\", \"w\") }}}} ...")
         session.stage_sql(planned)
+        _count_reads(session)
         before = dict(session.rows_written)
         session.checkpoint(None, {}, timeout=limit - (time.monotonic() - started))
     except CommitTimeout:
@@ -79,6 +80,18 @@ def run_sql_node(session: RunSession, limit: float, say: Callable[[str], None]) 
         added = session.rows_written.get(store, 0) - before.get(store, 0)
         say(f"{store}: {added} row(s) written")
     return Exit(0)
+
+
+def _count_reads(session: RunSession) -> None:
+    """The rows a SQL node reads: each table it reads from the store, whole, as of now (the
+    statements scan the current version; a WHERE still reads every row)."""
+    reads = {store for store, mode in session.ports.values() if mode == "r"}
+    with session.store.read() as view:
+        for store in sorted(reads):
+            meta = view.tables.get(store)
+            if meta is not None:
+                session.rows_read[store] = session.rows_read.get(store, 0) + \
+                    view.tables.count(meta)
 
 
 def _rendered(session: RunSession) -> Source:

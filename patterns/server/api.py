@@ -99,6 +99,10 @@ class NodeOut(BaseModel):
                     "configuration is not run; the rest of the app is.")
     #: The nodes a component or subgraph node runs (their ids; GET them by id).
     members: list[str] = []
+    next_run: str | None = Field(
+        None, description="For a node with a cron trigger: when it runs next (ISO 8601, "
+                          "UTC); a time already past fires as soon as the scheduler can. "
+                          "Null for other nodes.")
 
 
 class QueuedOut(BaseModel):
@@ -239,6 +243,7 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         svc = service(app)
         with svc.engine.store.read() as view:
             last = {r.node_id: r for r in reversed(view.runs.recent(None, 1000))}
+            upcoming = _next_runs(svc.app, view)
         # A component or subgraph shows as one node, with the latest run of its members.
         for n in svc.app.nodes:
             if n.parent is not None and n.id in last:
@@ -247,7 +252,8 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
                     top = svc.app.node(top.parent)
                 if top.id not in last or last[top.id].started_at < last[n.id].started_at:
                     last[top.id] = last[n.id]
-        return [_node_out(n, last.get(n.id)) for n in svc.app.nodes if n.parent is None]
+        return [_node_out(n, last.get(n.id), upcoming.get(n.id)) for n in svc.app.nodes
+                if n.parent is None]
 
     @router.get("/apps/{app}/nodes/{node}", response_model=NodeOut)
     def get_node(app: str, node: str) -> NodeOut:
@@ -255,7 +261,8 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         n = node_of(svc, node)
         with svc.engine.store.read() as view:
             runs = view.runs.recent(n.id, 1)
-        return _node_out(n, runs[0] if runs else None)
+            upcoming = _next_runs(svc.app, view)
+        return _node_out(n, runs[0] if runs else None, upcoming.get(n.id))
 
     @router.post("/apps/{app}/nodes/{node}/trigger", response_model=QueuedOut, status_code=202)
     def trigger(app: str, node: str, body: TriggerIn | None = None) -> QueuedOut:
@@ -553,7 +560,14 @@ def _queued_out(item: QueueItem) -> QueuedOut:
                      run_id=item.run_id)
 
 
-def _node_out(node: Any, last: Any) -> NodeOut:
+def _next_runs(app: Any, view: Any) -> dict[str, str]:
+    """Each cron node's next run (ISO 8601), by node id."""
+    from patterns.engine.schedules import next_runs
+
+    return {r.node_id: r.at.isoformat() for r in next_runs(app, view.schedules.all())}
+
+
+def _node_out(node: Any, last: Any, next_run: str | None = None) -> NodeOut:
     params = [jsonable({"name": p.name, "type": getattr(p, "type", None),
                         "default": getattr(p, "default", None),
                         "description": getattr(p, "description", None)})
@@ -564,7 +578,7 @@ def _node_out(node: Any, last: Any) -> NodeOut:
                    needs_configuration=[
                        ConfigurationOut(file=p.file, line=p.line, message=p.message, fix=p.fix)
                        for p in getattr(node, "needs_configuration", ())],
-                   members=list(node.members))
+                   members=list(node.members), next_run=next_run)
 
 
 def _table_out(view: Any, info: Any) -> TableOut:

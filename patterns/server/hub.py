@@ -30,6 +30,9 @@ from patterns.server.webhooks import WebhookIntake
 from patterns.store.model import RunRecord
 
 log = logging.getLogger("patterns.server")
+#: One line per run's end, and per failure its first error line (`patterns serve --quiet`
+#: silences it).
+runs_log = logging.getLogger("patterns.server.runs")
 
 
 @dataclass
@@ -46,9 +49,10 @@ class ServerReporter:
     """Keeps each running run's output in memory for live log streams (server-sent events),
     and tells the scheduler about commits."""
 
-    def __init__(self) -> None:
+    def __init__(self, app_root: Path | None = None) -> None:
         self.live: dict[str, LiveRun] = {}
         self._lock = threading.Lock()
+        self.app_root = app_root
 
     def run_started(self, run: RunRecord) -> None:
         with self._lock:
@@ -69,6 +73,7 @@ class ServerReporter:
             listener("line", event)
 
     def run_finished(self, run: RunRecord) -> None:
+        log_end(run, self.app_root)
         with self._lock:
             live = self.live.pop(run.id, None)
         if live is None:
@@ -97,6 +102,22 @@ class ServerReporter:
                 live.listeners.remove(listener)
 
 
+def log_end(run: RunRecord, app_root: Path | None) -> None:
+    """The run's end as one line of the server's log: node, status, why it ran, rows and
+    time; for a failure, its first error line and how to see the rest."""
+    written = sum((run.rows_written or {}).values())
+    secs = f"{run.seconds:.2f}s" if run.seconds is not None else "-"
+    what = (f"{run.node_title} {run.status} ({run.trigger}): {written:,} row(s) written in "
+            f"{secs}, run {run.short_id}")
+    if run.status == "succeeded":
+        runs_log.info("%s", what)
+        return
+    first = ((run.error or "").strip().splitlines() or ["no error message"])[0]
+    where = f" {app_root}" if app_root is not None else ""
+    runs_log.warning("%s: %s (`patterns logs%s --run %s` shows its output)", what, first,
+                     where, run.short_id)
+
+
 def slug_of(app: App) -> str:
     raw = str(getattr(app, "slug", None) or app.root.name)
     return re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-") or "app"
@@ -111,7 +132,7 @@ class AppService:
         self.root = root.resolve()
         self.app = load_app(self.root)
         self.slug = slug_of(self.app)
-        self.reporter = ServerReporter()
+        self.reporter = ServerReporter(self.root)
         launcher, data_plane_host = executor_launcher(executor, data_plane_host)
         if launcher is None and sandbox:
             launcher = sandboxed_launcher(self.root, self.app.node_roots())

@@ -19,7 +19,7 @@ def test_runs_newest_first_with_status_trigger_rows_and_error(app: Path) -> None
     runs = runs_of(app)
     assert [(r["node_title"], r["status"], r["trigger"]) for r in runs] == [
         ("broken", "failed", "manual"), ("consume", "succeeded", "upstream"),
-        ("gen", "succeeded", "manual")]
+        ("gen", "succeeded", "first run")]
     assert "ValueError: boom" in str(runs[0]["error"])
     assert runs[1]["rows_read"] == {"events": 5} and runs[1]["rows_written"] == {"copied": 5}
     assert [r["node_id"] for r in runs_of(app, "--node", "gen.py")] == ["gen00001"]

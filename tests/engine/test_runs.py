@@ -168,7 +168,7 @@ def test_failed_runs_are_retried_with_backoff(app_runner: Any) -> None:
     """}, [], settings={"retries": {"count": 3, "backoff_seconds": 0.05}})
     result = app.run()
     assert [(r.trigger, r.status, r.attempt) for r in result.runs] == [
-        ("manual", "failed", 1), ("retry", "failed", 2), ("retry", "succeeded", 3)]
+        ("first run", "failed", 1), ("retry", "failed", 2), ("retry", "succeeded", 3)]
     assert result.ok
 
 

@@ -78,6 +78,7 @@ def test_select_makes_a_new_version_of_the_output_table_and_wakes_readers(
     assert [r.node_id for r in result.runs] == ["gen", "query", "reader"]
     query_run = result.runs[1]
     assert (query_run.status, query_run.rows_written) == ("succeeded", {"out": 2})
+    assert query_run.rows_read == {"events": 9}  # (every row the SELECT scanned)
     rows = app.rows("out")
     assert [(r["kind"], r["n"], r["total"]) for r in rows] == [("a", 5, 30.0), ("b", 4, 24.0)]
     assert all(len(r["patterns_id"]) == 26 for r in rows)
