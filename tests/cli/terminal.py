@@ -10,6 +10,7 @@ import select
 import struct
 import subprocess
 import termios
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +39,15 @@ class Screen:
 
 
 def spawn(args: tuple[Any, ...], columns: int, cwd: Path | None, env: dict[str, str] | None,
-          new_session: bool = True) -> tuple[subprocess.Popen[bytes], int]:
+          controlling: bool = False) -> tuple[subprocess.Popen[bytes], int]:
     """``patterns ARGS...`` with a terminal of ``columns`` columns as its stdin, stdout and
-    stderr; the process and the terminal's other end."""
+    stderr (and, ``controlling``, as its controlling terminal: Ctrl-C typed there is a
+    SIGINT, a password prompt reads it); the process and the terminal's other end."""
+
+    def controlling_terminal() -> None:  # (in the child)
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     full_env = {k: v for k, v in os.environ.items()
@@ -48,7 +55,8 @@ def spawn(args: tuple[Any, ...], columns: int, cwd: Path | None, env: dict[str, 
     full_env.update({"TERM": "xterm-256color", **(env or {})})
     proc = subprocess.Popen([*COMMAND, *map(str, args)], stdin=slave, stdout=slave,
                             stderr=slave, cwd=cwd, env=full_env, close_fds=True,
-                            start_new_session=new_session)
+                            start_new_session=not controlling,
+                            preexec_fn=controlling_terminal if controlling else None)
     os.close(slave)
     return proc, master
 
@@ -85,30 +93,51 @@ def in_terminal(*args: Any, columns: int, cwd: Path | None = None,
 
 class Terminal:
     """A command in a pseudo-terminal that a test talks to, as a user at a terminal does
-    (answers a question, presses Ctrl-C)."""
+    (answers a question, presses Ctrl-C); what it prints is collected as it comes."""
 
-    def __init__(self, *args: object, cwd: Path, env: dict[str, str] | None = None,
-                 columns: int = 80) -> None:
+    def __init__(self, *args: object, cwd: Path | None = None,
+                 env: dict[str, str] | None = None, columns: int = 80) -> None:
         self.proc, self.fd = spawn(args, columns, cwd, {"NO_COLOR": "1", **(env or {})},
-                                   new_session=False)
-        self.seen = ""
+                                   controlling=True)
+        self._output = ""
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:  # (the terminal closed: every process using it is gone)
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._output += chunk.decode(errors="replace")
+
+    @property
+    def seen(self) -> str:
+        """Everything printed so far, escapes taken out."""
+        with self._lock:
+            return _ESCAPES.sub("", self._output.replace("\r\n", "\n"))
 
     def expect(self, text: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         while text not in self.seen:
-            assert time.monotonic() < deadline, f"no {text!r} in {self.seen!r}"
-            ready, _, _ = select.select([self.fd], [], [], 0.2)
-            if ready:
-                try:
-                    self.seen += _ESCAPES.sub("", os.read(self.fd, 4096).decode(errors="replace"))
-                except OSError:  # the command ended
-                    assert text in self.seen, f"no {text!r} in {self.seen!r}"
+            assert self.proc.poll() is None or text in self.seen, \
+                f"ended without {text!r}:\n{self.seen}"
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.seen}"
+            time.sleep(0.05)
         return self.seen
 
     def send(self, text: str) -> None:
         os.write(self.fd, text.encode())
 
-    def wait(self) -> int:
-        code = self.proc.wait(timeout=60)
+    def ctrl_c(self) -> None:
+        self.send("\x03")
+
+    def wait(self, timeout: float = 60) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout=5)  # (what it wrote last drains from the terminal)
         os.close(self.fd)
         return code

@@ -7,19 +7,14 @@ exactly as it does to a user's command.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
-import struct
-import subprocess
-import termios
 import textwrap
-import threading
 import time
 from pathlib import Path
 
-from tests.cli.conftest import COMMAND, ok, patterns
+from tests.cli.conftest import ok, patterns
+from tests.cli.terminal import Terminal
 
 GRAPH = """
 title: slow app
@@ -44,60 +39,6 @@ time.sleep(300)
 #: What must never reach the user when a run is stopped.
 NOISE = ("Traceback", "Flight", "grpc", "gRPC", "unavailable", "Connection refused",
          "EngineError")
-
-
-class Terminal:
-    """``patterns ARGS`` in a pseudo-terminal; what it prints is collected as it comes."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-
-        def controlling_terminal() -> None:  # (in the child: the pty becomes its terminal)
-            os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        full_env = {**os.environ, "NO_COLOR": "1", "TERM": "xterm", **(env or {})}
-        self.proc = subprocess.Popen([*COMMAND, *args], stdin=slave, stdout=slave,
-                                     stderr=slave, preexec_fn=controlling_terminal,
-                                     env=full_env,
-                                     close_fds=True)
-        os.close(slave)
-        self.master = master
-        self.output = ""
-        self._lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 4096)
-            except OSError:
-                return
-            if not chunk:
-                return
-            with self._lock:
-                self.output += chunk.decode(errors="replace")
-
-    def text(self) -> str:
-        with self._lock:
-            return self.output.replace("\r\n", "\n")
-
-    def wait_for(self, fragment: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while fragment not in self.text():
-            assert self.proc.poll() is None, f"ended early:\n{self.text()}"
-            assert time.monotonic() < deadline, f"no {fragment!r} in:\n{self.text()}"
-            time.sleep(0.05)
-
-    def ctrl_c(self) -> None:
-        os.write(self.master, b"\x03")
-
-    def wait(self, timeout: float) -> int:
-        code = self.proc.wait(timeout)
-        time.sleep(0.2)  # (the last of the output, already written, drains from the pty)
-        os.close(self.master)
-        return code
 
 
 def slow_app(root: Path) -> Path:
@@ -137,12 +78,12 @@ def out_rows(root: Path, env: dict[str, str] | None = None) -> int:
 def test_ctrl_c_cancels_the_running_node_and_rolls_it_back(tmp_path: Path) -> None:
     root = slow_app(tmp_path / "app")
     term = Terminal("run", str(root))
-    term.wait_for("sleeping")
-    pid = node_pid(term.text())
+    term.expect("sleeping")
+    pid = node_pid(term.seen)
     pressed = time.monotonic()
     term.ctrl_c()
     code = term.wait(60)
-    text = term.text()
+    text = term.seen
     assert code == 130, text
     assert time.monotonic() - pressed < 30, "the node was left to finish its sleep"
     assert "stopping" in text and "Ctrl-C again" in text, text
@@ -161,12 +102,12 @@ def test_ctrl_c_cancels_the_running_node_and_rolls_it_back(tmp_path: Path) -> No
 def test_a_second_ctrl_c_exits_at_once_and_loses_nothing(tmp_path: Path) -> None:
     root = slow_app(tmp_path / "app")
     term = Terminal("run", str(root))
-    term.wait_for("sleeping")
-    pid = node_pid(term.text())
+    term.expect("sleeping")
+    pid = node_pid(term.seen)
     term.ctrl_c()
     term.ctrl_c()
     code = term.wait(30)
-    text = term.text()
+    text = term.seen
     assert code in (130, -2), text  # (-2: the second press came as Python was exiting)
     for noise in NOISE:
         assert noise not in text, text
@@ -183,9 +124,9 @@ def test_ctrl_c_on_a_postgresql_store_records_the_run_as_cancelled(tmp_path: Pat
     root = slow_app(tmp_path / "app")
     env = {"PATTERNS_STORE": postgres_url}
     term = Terminal("run", str(root), env=env)
-    term.wait_for("sleeping")
+    term.expect("sleeping")
     term.ctrl_c()
-    assert term.wait(60) == 130, term.text()
+    assert term.wait(60) == 130, term.seen
     run = last_run(root, env)
     assert run["status"] == "cancelled", run
     assert out_rows(root, env) == 0

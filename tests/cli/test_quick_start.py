@@ -53,7 +53,7 @@ def test_the_readme_says_how_to_get_patterns_on_path_and_install_it() -> None:
 
 @pytest.mark.parametrize("columns", [80, 200])
 def test_patterns_alone_prints_an_overview_of_the_commands(tmp_path: Path, columns: int) -> None:
-    term = Terminal(cwd=tmp_path, env={"COLUMNS": str(columns)})
+    term = Terminal(cwd=tmp_path, columns=columns)
     term.expect("(and docs/cli.md).")
     assert term.wait() == 0
     out = term.seen.replace("\r\n", "\n")
