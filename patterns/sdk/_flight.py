@@ -38,6 +38,11 @@ class FlightEngineClient:
         try:
             reply = self._channel.request(body, data)
         except ChannelClosed as exc:
+            # This request is lost (it may or may not have been carried out: the node is
+            # told, as when Flight breaks); whatever follows, the error report among it,
+            # goes over Flight.
+            self._channel.close()
+            self._channel = None
             raise errors.EngineError(f"the engine did not answer: {exc}") from None
         if "error" in reply:
             raise _translate(str(reply["error"]))
