@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
 WRITES = """
 from patterns import Table
 Table("out", "w").append([{"n": i} for i in range(100)])
