@@ -49,8 +49,8 @@ def serve(sock: socket.socket, answer: Answer) -> None:
                 reply = {"error": wire.error_message(
                     "protocol", f"a bad request on the control channel: "
                                 f"{type(exc).__name__}: {exc}")}
-            except Exception as exc:  # the engine's own failure: the node is told, we go on
-                log.exception("a run's request on its control channel failed")
+            except Exception as exc:  # the engine's own failure (a store that failed): the
+                # node is told, and its run fails with this message, as over Flight
                 reply = {"error": wire.error_message(
                     "EngineError", f"the engine failed: {type(exc).__name__}: {exc}")}
             try:
