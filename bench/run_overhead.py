@@ -14,6 +14,7 @@ than wall time.
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 import time
@@ -50,9 +51,20 @@ def _python_pass(n: int) -> tuple[list[float], float]:
     return times, (_cpu(resource.RUSAGE_CHILDREN) - cpu) / n
 
 
+def _worker_cpu(launcher: object) -> float:
+    """CPU seconds the warm worker has used so far, its reaped children's included."""
+    total = 0.0
+    for worker in getattr(launcher, "_workers", {}).values():
+        with open(f"/proc/{worker.proc.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 class _Cpu:
     """CPU seconds per run: the engine's process, and the node side (the warm worker, its
-    spares and runs: counted once the engine has closed and waited for the worker)."""
+    spares and runs: counted once the engine has closed and waited for the worker, less
+    what the worker had used before the first timed run)."""
 
     engine = 0.0
     nodes = 0.0
@@ -71,6 +83,9 @@ def _runs(n: int, warm: bool, cpu: _Cpu | None = None) -> list[float]:
             assert record.status == "succeeded", record.error
             times = []
             own, children = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
+            # (the worker's CPU so far, its start-up imports among it, is no run's: it is
+            # counted with the children only when the worker ends)
+            children += _worker_cpu(engine.launcher) if warm else 0.0
             for _ in range(n):
                 start = time.perf_counter()
                 record, _ = engine.run_node(node, "manual")
