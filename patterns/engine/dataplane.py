@@ -131,18 +131,44 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
                                            "was cancelled)"))
         return session
 
-    # ------------------------------------------------------------------ Flight methods
-    def do_put(self, context: Any, descriptor: flight.FlightDescriptor,
-               reader: flight.MetadataRecordBatchReader, writer: Any) -> None:
-        cmd = wire.decode(descriptor.command)
-        session = self._session(cmd.get("token"))
-        data = reader.read_all()
+    def serve_channel(self, sock: socket.socket) -> None:
+        """Answer a local run's requests on its control channel (see
+        :mod:`patterns.engine.channel`) until the run's process closes it."""
+        from patterns.engine.channel import serve
+
+        serve(sock, self.channel_request)
+
+    def channel_request(self, body: dict[str, Any], data: bytes) -> Any:
+        """One request from a run's control channel: an action (``{"action": NAME, ...}``)
+        or a write (``{"put": {...}}`` with its Arrow data), as the Flight methods answer
+        them; errors are raised as the Flight ones are."""
+        put = body.get("put")
+        if isinstance(put, dict):
+            session = self._session(put.get("token"))
+            reader = pa.ipc.open_stream(data)
+            self._staged(session, put, reader.read_all())
+            return {}
+        session = self._session(body.get("token"))
+        handler = _ACTIONS.get(str(body.get("action")))
+        if handler is None:
+            raise flight.FlightServerError(
+                wire.error_message("protocol", f"unknown action {body.get('action')}"))
+        return _guard(lambda: handler(session, body))
+
+    def _staged(self, session: RunSession, cmd: dict[str, Any], data: pa.Table) -> None:
         _guard(lambda: session.stage(cmd["port"], cmd["op"], data, cmd.get("unique_on"), None))
         checkpoint = cmd.get("checkpoint")
         if checkpoint is not None:  # the node's last writes came with its checkpoint
             # (an error of the commit names no record of these writes: the node must not
             # blame the line that appended them)
             _guard(lambda: _checkpoint(session, checkpoint), records=False)
+
+    # ------------------------------------------------------------------ Flight methods
+    def do_put(self, context: Any, descriptor: flight.FlightDescriptor,
+               reader: flight.MetadataRecordBatchReader, writer: Any) -> None:
+        cmd = wire.decode(descriptor.command)
+        session = self._session(cmd.get("token"))
+        self._staged(session, cmd, reader.read_all())
 
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
         cmd = wire.decode(ticket.ticket)

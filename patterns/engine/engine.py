@@ -106,6 +106,9 @@ class Engine:
         self.environments = environments or Environments()
         self.dataplane = DataPlane.from_settings(data_plane_host)
         self.dataplane.start()
+        serve_channels = getattr(self.launcher, "serve_channels", None)
+        if serve_channels is not None:  # a local launcher: runs get a control channel
+            serve_channels(self.dataplane.serve_channel)
         #: Answers response webhooks (the server sets it): ``responder(request_key, payload)``.
         self.responder: Callable[[str, Any], None] | None = None
         #: Alerts about run ends (settings.alerts), sent in the background.

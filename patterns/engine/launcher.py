@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -128,13 +129,22 @@ class ProcessLauncher:
         self._runs: dict[str, int | None] = {}  # run id -> its pid (None: still starting)
         self._cancelled: set[str] = set()  # asked to stop before they had a process
         self._lock = threading.Lock()
+        self._channel: Callable[[socket.socket], None] | None = None
+
+    def serve_channels(self, serve: Callable[[socket.socket], None]) -> None:
+        """Give each run forked by a warm worker a control channel (see
+        :mod:`patterns.engine.channel`) whose engine end ``serve`` answers, on a thread of its
+        own, until the run closes it. Set by the engine for its own runs, before
+        :meth:`prepare`: their spare processes then make no Flight connection ahead of time
+        (a run connects when it first reads)."""
+        self._channel = serve
 
     def prepare(self, engine_uri: str, python: str | None = None) -> None:
         """Start the warm worker for ``python`` now, in the background, so that the first
         run does not wait for its imports; its spare processes connect to ``engine_uri``
         (the data plane) ahead of their runs."""
         if self.warm:
-            self._worker(python or self.python, engine_uri)
+            self._worker(python or self.python, None if self._channel else engine_uri)
 
     def run(self, request: RunRequest) -> Exit:
         """Carry out ``request`` in a process of this machine (see :meth:`run_process`)."""
@@ -237,6 +247,10 @@ class ProcessLauncher:
             ending.done.wait(30)
         # The node may have left children holding its pipes: end them all.
         child.kill(running=False)
+        channel = getattr(child, "channel", None)
+        if channel is not None:  # (its thread ends, whoever still holds the run's end)
+            with contextlib.suppress(OSError):
+                channel.shutdown(socket.SHUT_RDWR)
         for reader in readers:
             reader.join(timeout=5)
         return Exit(ending.code, timed_out)
@@ -245,14 +259,27 @@ class ProcessLauncher:
                err_w: int) -> _Child:
         if self.warm:
             config_r = _config_pipe(config)
+            channel = socket.socketpair() if self._channel is not None else None
             try:
-                uri = json.loads(config).get("uri")
-                return self._worker(python, uri).spawn(cwd, env, (out_w, err_w, config_r))
+                uri = None if channel else json.loads(config).get("uri")
+                fds = (out_w, err_w, config_r, *([channel[1].fileno()] if channel else []))
+                child = self._worker(python, uri).spawn(cwd, env, fds)
             except WarmWorkerError as exc:
                 log.warning("starting the run without a warm worker: %s", exc)
                 self._discard(python)
+                if channel is not None:
+                    channel[0].close()
+            else:
+                if channel is not None:
+                    assert self._channel is not None
+                    child.channel = channel[0]
+                    threading.Thread(target=self._channel, args=(channel[0],), daemon=True,
+                                     name="patterns-run-channel").start()
+                return child
             finally:
                 os.close(config_r)
+                if channel is not None:
+                    channel[1].close()
         command = [python, "-m", "patterns.sdk._runner"]
         if self.sandbox is not None:
             command = self.sandbox.command(python, command[1:], per_run=True)

@@ -94,7 +94,9 @@ class WarmWorker:
     def alive(self) -> bool:
         return self.proc.poll() is None and self._error is None
 
-    def spawn(self, cwd: Path, env: Mapping[str, str], fds: tuple[int, int, int]) -> _WarmChild:
+    def spawn(self, cwd: Path, env: Mapping[str, str], fds: tuple[int, ...]) -> _WarmChild:
+        """Fork the run's process: ``fds`` are its stdout, stderr, config pipe and (maybe)
+        control channel."""
         if not self._ready.wait(self.START_TIMEOUT):
             raise WarmWorkerError(f"the warm worker for {self.python} is not ready after "
                                   f"{self.START_TIMEOUT:g} s")
@@ -135,6 +137,8 @@ class _WarmChild:
         self.pid = pid
         self.isolated = isolated
         self.code: int | None = None
+        #: The engine's end of the run's control channel, if it has one.
+        self.channel: socket.socket | None = None
 
     def kill(self, running: bool) -> None:
         if not self.isolated:

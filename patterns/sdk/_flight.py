@@ -9,19 +9,49 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from patterns import errors, wire
+from patterns.sdk._channel import MAX_INLINE_DATA, ChannelClient, ChannelClosed
 from patterns.sdk._context import PortInfo, RunInfo, TableInfo
 
 
 class FlightEngineClient:
     def __init__(self, uri: str, token: str, run_info: str | None = None, *,
-                 connection: flight.FlightClient | None = None) -> None:
-        self._client = connection if connection is not None else flight.connect(uri)
+                 connection: flight.FlightClient | None = None,
+                 channel: ChannelClient | None = None) -> None:
+        """``channel``: the run's control channel (a local run's; see
+        :mod:`patterns.sdk._channel`), for actions and small writes; Flight connects to
+        ``uri`` when first needed."""
+        self._uri = uri
+        self._connection = connection
+        self._channel = channel
         self._token = token
         self._run_info = run_info  # sent along by the engine, to spare the first round trip
 
+    @property
+    def _client(self) -> flight.FlightClient:
+        if self._connection is None:
+            self._connection = flight.connect(self._uri)
+        return self._connection
+
     # ------------------------------------------------------------------ plumbing
+    def _over_channel(self, body: dict[str, Any], data: bytes | memoryview = b"") -> Any:
+        assert self._channel is not None
+        try:
+            reply = self._channel.request(body, data)
+        except ChannelClosed as exc:
+            # This request is lost (it may or may not have been carried out: the node is
+            # told, as when Flight breaks); whatever follows, the error report among it,
+            # goes over Flight.
+            self._channel.close()
+            self._channel = None
+            raise errors.EngineError(f"the engine did not answer: {exc}") from None
+        if "error" in reply:
+            raise _translate(str(reply["error"]))
+        return reply.get("result")
+
     def _action(self, name: str, **body: Any) -> Any:
         body["token"] = self._token
+        if self._channel is not None:
+            return self._over_channel({**body, "action": name})
         try:
             results = list(self._client.do_action(flight.Action(name, wire.encode(body))))
         except flight.FlightError as exc:
@@ -57,6 +87,12 @@ class FlightEngineClient:
 
     def _put(self, cmd: dict[str, Any], data: pa.Table) -> None:
         cmd["token"] = self._token
+        if self._channel is not None and data.nbytes <= MAX_INLINE_DATA:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, data.schema) as stream:
+                stream.write_table(data)
+            self._over_channel({"put": cmd}, memoryview(sink.getvalue()))
+            return
         descriptor = flight.FlightDescriptor.for_command(wire.encode(cmd))
         try:
             writer, _ = self._client.do_put(descriptor, data.schema)
@@ -110,7 +146,10 @@ class FlightEngineClient:
         self._action("report_error", error=error, traceback=traceback)
 
     def close(self) -> None:
-        self._client.close()
+        if self._connection is not None:
+            self._connection.close()
+        if self._channel is not None:
+            self._channel.close()
 
 
 def preconnect(uri: str) -> flight.FlightClient:
@@ -140,7 +179,7 @@ def _batches(reader: flight.FlightStreamReader) -> Iterator[pa.RecordBatch]:
         raise _translate(exc) from None
 
 
-def _translate(exc: Exception) -> errors.PatternsError:
+def _translate(exc: Exception | str) -> errors.PatternsError:
     parsed = wire.parse_error(str(exc))
     if parsed is None:
         return errors.EngineError(f"the engine did not answer: {exc}")

@@ -42,8 +42,14 @@ def main(connection: Any = None, config: dict[str, Any] | None = None) -> int:
     _interleave_stderr()
     connected = connection if connection is not None and connection[0] == config["uri"] \
         else None
+    channel = None
+    if isinstance(config.get("channel_fd"), int):  # a local run's control channel
+        from patterns.sdk._channel import ChannelClient
+
+        channel = ChannelClient(config["channel_fd"])
     client = FlightEngineClient(config["uri"], config["token"], config.get("run_info"),
-                                connection=connected[1] if connected else None)
+                                connection=connected[1] if connected else None,
+                                channel=channel)
     run = NodeRun(client)
     current_run.set(run)
     sys.path.insert(0, str(app_root))

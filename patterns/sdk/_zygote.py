@@ -5,10 +5,11 @@ milliseconds. The engine instead starts this process once per environment
 (``python -m patterns.sdk._zygote SOCKET [ENGINE_URI] [--isolate]``; ``SOCKET`` is a path
 to listen on, or ``fd:N``, a listening socket it inherits); it imports all of that, then
 waits. For each run the engine connects to ``SOCKET`` and sends one request line (JSON:
-``cwd`` and ``env``) together with three descriptors (``SCM_RIGHTS``): the run's stdout and
-stderr pipe ends, and a pipe holding the run's config (its token among it), which only the
-run's process reads, so the token never passes through the zygote's memory nor into any
-environment. The zygote answers ``{"pid": N}`` at once and ``{"exit": CODE}`` when that
+``cwd`` and ``env``) together with three or four descriptors (``SCM_RIGHTS``): the run's
+stdout and stderr pipe ends, a pipe holding the run's config (its token among it), which
+only the run's process reads, so the token never passes through the zygote's memory nor
+into any environment, and for a run of the engine's own machine its control channel (see
+:mod:`patterns.sdk._channel`). The zygote answers ``{"pid": N}`` at once and ``{"exit": CODE}`` when that
 process ends, on the same connection; ``kill`` sent on it (or closing it) ends the run.
 
 With ``--isolate`` (inside the sandbox, see :mod:`patterns.engine.sandbox`) the zygote and
@@ -164,9 +165,9 @@ class Zygote:
         del self.pending[conn]
         line = bytes(buffer).split(b"\n", 1)[0]
         try:
-            if len(fds) != 3:
-                raise ValueError(f"expected the run's stdout, stderr and config, got "
-                                 f"{len(fds)} descriptors")
+            if len(fds) not in (3, 4):
+                raise ValueError(f"expected the run's stdout, stderr, config and (maybe) "
+                                 f"control channel, got {len(fds)} descriptors")
             pid = self.hand_to_spare(line, fds) or self.fork_for(json.loads(line), fds, conn)
         except Exception as exc:  # a bad request or a failed fork: tell the engine, go on
             _send(conn, {"error": f"{type(exc).__name__}: {exc}"})
@@ -300,8 +301,10 @@ class Zygote:
         os.dup2(fds[0], 1)
         os.dup2(fds[1], 2)
         config = read_config(fds[2])
-        for fd in fds:
+        for fd in fds[:3]:
             os.close(fd)
+        if len(fds) > 3:  # the run's control channel (see patterns.sdk._channel)
+            config["channel_fd"] = fds[3]
         cwd = request["cwd"]
         os.chdir(cwd)
         os.environ.clear()
@@ -426,7 +429,7 @@ def _preconnect(uri: str | None) -> tuple[str, Any] | None:
 
 
 def _receive(channel: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
-    """The spare's run: one request line and its two descriptors, acknowledged; None at
+    """The spare's run: one request line and its descriptors, acknowledged; None at
     EOF."""
     buffer, fds = bytearray(), []
     while b"\n" not in buffer:

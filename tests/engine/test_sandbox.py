@@ -382,3 +382,45 @@ def test_an_app_with_its_own_requirements_runs_in_its_environment_sandboxed(
     # above it are made empty, to hold it).
     assert result["envs"] == [Path(result["python"]).parents[1].name]
     assert result["home"] == ["envs"]
+
+
+def test_a_run_cannot_reach_another_runs_control_channel(
+        sandboxed: Callable[..., Sandboxed]) -> None:
+    """Each run's control channel (patterns/sdk/_channel.py) is a descriptor it inherits: a
+    run in the same sandbox finds no way to another run's, and both commit through their
+    own."""
+    app = sandboxed({
+        "victim.py": """
+            import time
+            from patterns import Table
+            time.sleep(6)
+            Table("mine", "w").append({"n": 1})
+            """,
+        "attack.py": node("""
+            me = int(os.readlink("/proc/self"))
+            reached = []
+            for pid in (p for p in os.listdir("/proc") if p.isdigit() and int(p) != me):
+                try:
+                    fds = os.listdir(f"/proc/{pid}/fd")
+                except OSError:
+                    continue
+                for fd in fds:
+                    try:
+                        os.close(os.open(f"/proc/{pid}/fd/{fd}", os.O_RDWR))
+                        reached.append(f"{pid}/{fd}")
+                    except OSError:
+                        pass
+            result["reached"] = reached
+            """, "out")},
+        ["out", "mine"])
+    victim = threading.Thread(target=app.run, args=("victim.py",))
+    victim.start()
+    try:
+        wait_until(lambda: any(pid is not None for pid in app.engine.launcher._runs.values()),
+                   30, "the victim's process to start")
+        record = app.run("attack.py")
+        assert record.status == "succeeded", record.error
+    finally:
+        victim.join()
+    assert app.result("out")["reached"] == []
+    assert app.engine.store.arrow('SELECT n FROM main."mine"').to_pylist() == [{"n": 1}]

@@ -1,0 +1,113 @@
+"""The run's control channel: a Unix socket the engine hands to a local run's process.
+
+A run forked by a warm worker on the engine's own machine gets, besides its output pipes
+and its config, one end of a socket pair whose other end the engine serves (see
+:mod:`patterns.engine.channel`). Small requests (actions such as a checkpoint, and writes
+of at most :data:`MAX_INLINE_DATA` bytes of Arrow data) go over it instead of the Arrow
+Flight data plane: no gRPC connection to make per process, no HTTP/2 framing per call.
+Reads, and larger writes, still go over Flight (connected on first use), as do all the
+requests of a run on another machine (a Dask worker), which has no channel.
+
+The channel is inherited, never found: no path leads to it, so no other process (another
+run, inside the sandbox or not) can reach it, and every request on it still carries the
+run's token. One frame is a header (two unsigned 32-bit lengths, network order) followed
+by a JSON body and, for a write, an Arrow IPC stream; the engine answers each request with
+one frame holding ``{"result": ...}`` or ``{"error": "<a wire.error_message>"}``.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from typing import Any
+
+from patterns import wire
+
+HEADER = struct.Struct("!II")
+#: The largest JSON body a side accepts (a state document travels in it).
+MAX_BODY = 64 << 20
+#: Writes up to this size travel on the channel; larger ones go over Flight.
+MAX_INLINE_DATA = 4 << 20
+#: The largest Arrow payload the engine accepts on the channel.
+MAX_DATA = MAX_INLINE_DATA + (1 << 20)
+
+
+class ChannelClosed(ConnectionError):
+    """The other side closed the channel, or sent something that is not a frame."""
+
+
+def send_frame(sock: socket.socket, body: dict[str, Any], data: bytes | memoryview = b"") -> None:
+    payload = wire.encode(body)
+    head = HEADER.pack(len(payload), len(data))
+    if len(data) > 65536:
+        sock.sendall(head + payload)
+        sock.sendall(data)
+    else:
+        sock.sendall(b"".join((head, payload, data)))
+
+
+def recv_frame(sock: socket.socket, *, max_data: int = MAX_DATA
+               ) -> tuple[dict[str, Any], bytes] | None:
+    """One frame: its body and its data; None if the channel closes before a frame starts.
+    Raises :class:`ChannelClosed` for a frame cut short or one that breaks the format."""
+    head = _recv_exactly(sock, HEADER.size, at_start=True)
+    if head is None:
+        return None
+    size, data_size = HEADER.unpack(head)
+    if size > MAX_BODY or data_size > max_data:
+        raise ChannelClosed(f"a frame of {size} + {data_size} bytes is larger than allowed")
+    raw = _recv_exactly(sock, size, at_start=False)
+    data = _recv_exactly(sock, data_size, at_start=False) if data_size else b""
+    assert raw is not None and data is not None
+    try:
+        body = wire.decode(raw)
+    except (ValueError, TypeError):
+        raise ChannelClosed("a frame's body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ChannelClosed("a frame's body is not a JSON object")
+    return body, data
+
+
+def _recv_exactly(sock: socket.socket, size: int, *, at_start: bool) -> bytes | None:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            if at_start and got == 0:
+                return None
+            raise ChannelClosed("the channel closed in the middle of a frame")
+        got += n
+    return bytes(buffer)
+
+
+class ChannelClient:
+    """The node's end: one request at a time (a lock keeps the node's threads apart)."""
+
+    def __init__(self, fd: int) -> None:
+        self._sock = socket.socket(fileno=fd)
+        self._sock.set_inheritable(False)  # (the node's own subprocesses never get it)
+        self._lock = threading.Lock()
+        self.broken: str | None = None
+
+    def request(self, body: dict[str, Any], data: bytes | memoryview = b"") -> dict[str, Any]:
+        """The engine's answer to ``body`` (``{"result": ...}`` or ``{"error": ...}``);
+        ChannelClosed if the engine is gone or the channel was broken before."""
+        with self._lock:
+            if self.broken is not None:
+                raise ChannelClosed(self.broken)
+            try:
+                send_frame(self._sock, body, data)
+                reply = recv_frame(self._sock)
+            except OSError as exc:
+                self.broken = f"the engine's control channel broke: {exc}"
+                raise ChannelClosed(self.broken) from None
+            if reply is None:
+                self.broken = "the engine closed the control channel"
+                raise ChannelClosed(self.broken)
+            return reply[0]
+
+    def close(self) -> None:
+        self._sock.close()
