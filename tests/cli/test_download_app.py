@@ -40,4 +40,5 @@ def test_download_an_app_that_is_not_here_yet(tmp_path: Path, serve) -> None:  #
                           timeout=30).json()
     assert one["id"] == runs[0]["id"]
     listed = json.loads(ok(patterns("runs", served, "--json", "--server", server.url)).stdout)
-    assert listed[0]["short_id"] == runs[0]["short_id"]
+    # (the trigger's run may have woken others since: the run is listed, not necessarily first)
+    assert runs[0]["short_id"] in [r["short_id"] for r in listed]

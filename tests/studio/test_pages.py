@@ -109,6 +109,7 @@ def test_run_from_a_form_card_on_the_canvas(page: Any, studio_app: Server) -> No
     page.goto(f"{studio_app.url}{APP}")
     form = page.get_by_role("form", name="Run Slow steps")
     form.get_by_label("label").fill("from-the-card")
+    expect(form.get_by_label("label")).to_have_value("from-the-card")
     form.get_by_role("button", name="Run").click()
     card = page.get_by_test_id("node-slow0001")
     expect(card.get_by_text("running")).to_be_visible()

@@ -16,9 +16,15 @@ type CardData = {
   toggle?: () => void; width?: number; height?: number;
 };
 
+/** What was typed into each form card (by app and node), kept outside the card: the canvas
+ * may mount its cards again (a new graph, a layout change) while the user types. */
+const drafts = new Map<string, Record<string, string>>();
+
 /** The inputs and Run button of a form card (a node with `display: {style: form}`). */
 function CardForm({ app, node }: { app: string; node: GraphNode }) {
-  const [values, setValues] = useState<Record<string, string>>({});
+  const draftKey = `${app}\u0000${node.id}`;
+  const [values, setDrafted] = useState<Record<string, string>>(() => drafts.get(draftKey) ?? {});
+  const setValues = (next: Record<string, string>) => { drafts.set(draftKey, next); setDrafted(next); };
   const [note, setNote] = useState<string | null>(null);
   const run = async (e: FormEvent) => {
     e.preventDefault();
