@@ -148,3 +148,23 @@ def test_a_stream_stopped_midway_goes_on_exactly_once_after_the_upgrade(
         assert all(ms == id_ms(i) for i, ms in pairs)
         ids = [i for i, _ in pairs]
         assert ids[:len(ids_before[table])] == ids_before[table]
+
+
+def test_a_field_named_like_the_hidden_column_does_not_reach_it(tmp_path: Path) -> None:
+    path = tmp_path / "store.duckdb"
+    store = open_store(path)
+    try:
+        append(store, "t", [{"n": 1, ID_MS: 5}])
+        assert [sorted(r) for r in rows_of(store, "t")] == [["n", "patterns_id"]]
+    finally:
+        store.close()
+    (pairs,) = ms_columns(path).values()
+    assert [ms for _, ms in pairs] == [id_ms(pairs[0][0])]
+
+
+def rows_of(store: Store, table: str) -> list[dict[str, Any]]:
+    with store.read() as view:
+        meta = view.tables.get(table)
+        assert meta is not None
+        found: list[dict[str, Any]] = view.scan(meta).read_all().to_pylist()
+    return found
