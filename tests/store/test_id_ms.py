@@ -121,7 +121,7 @@ def test_a_stream_stopped_midway_goes_on_exactly_once_after_the_upgrade(
         for table, limit in (("t", 5), ("h", 2)):
             delivered[table], positions[table] = consume(store, table, None, limit=limit)
             assert not positions[table].done
-        store.commit(Checkpoint(run_id="r", node_id="reader", positions=positions))
+        store.commit(Checkpoint(run_id="r", node_id="reader", positions=dict(positions)))
     finally:
         store.close()
     ids_before = {t: [i for i, _ in pairs] for t, pairs in ms_columns(path).items()}
