@@ -277,8 +277,11 @@ class DuckDBStore:
             if version in done:
                 continue
             with self._transaction() as tx:
-                for sql in statements:
-                    tx.execute(sql)
+                for step in statements:
+                    if isinstance(step, str):
+                        tx.execute(step)
+                    else:
+                        step(tx)
                 tx.execute(f"INSERT INTO {META}.migrations VALUES (?, ?, ?)",
                            [version, name, utcnow()])
 

@@ -32,6 +32,19 @@ def encode(value: int, length: int) -> str:
     return bytes(reversed(chars)).decode()
 
 
+def id_ms(ulid: str) -> int:
+    """The millisecond a ULID was made in (its first 10 characters): what the hidden column
+    :data:`~patterns.store.model.ID_MS` holds for the row with that id."""
+    return decode(ulid[:10])
+
+
+#: The same in SQL (DuckDB and PostgreSQL), for ``column`` holding ULIDs.
+def id_ms_sql(column: str) -> str:
+    digits = [f"(strpos('{ALPHABET.decode()}', substr({column}, {i + 1}, 1)) - 1) * "
+              f"{32 ** (9 - i)}" for i in range(10)]
+    return "CAST(" + " + ".join(digits) + " AS BIGINT)"
+
+
 def decode(text: str) -> int:
     value = 0
     for ch in text.upper():
@@ -77,6 +90,11 @@ class UlidSequence:
         self._next_low += n
         prefix = encode(self._ms, 10) + encode(self._hi, 6)
         return _block_array(prefix.encode(), start, n)
+
+    @property
+    def ms(self) -> int:
+        """The millisecond of the ids of the last block (every id of a block shares it)."""
+        return self._ms
 
     def last(self) -> str | None:
         if self._ms == 0:

@@ -2,17 +2,58 @@
 
 Metadata changes only through a new entry at the end of :data:`MIGRATIONS`; an applied
 migration is never edited. The store applies the missing ones in order when it opens, each in
-its own transaction, and records them in ``patterns_meta.migrations``.
+its own transaction, and records them in ``patterns_meta.migrations``. A step is a statement,
+or a function of the transaction's cursor for a change that depends on the data (migration 3
+changes every table version).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
 
 META = "patterns_meta"
 DATA = "patterns_data"
 
 # No PRIMARY KEY constraints: DuckDB checks them eagerly within a transaction, which breaks
 # updating one row twice in a checkpoint. The store keeps keys unique itself.
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+Step = str | Callable[["duckdb.DuckDBPyConnection"], None]
+
+
+def add_id_ms(cur: duckdb.DuckDBPyConnection) -> None:
+    """Give every stored table version the hidden ``_patterns_id_ms`` column (the millisecond
+    of each row's id; see :data:`patterns.store.model.ID_MS`), computed from the ids its rows
+    already have: the version is copied, in its order, into a table with the column (new row
+    groups, whose zone maps cover it), which takes its name. The id column is a version's
+    first column. Ids, and so stream positions, do not change."""
+    from patterns.store.ids import id_ms_sql
+    from patterns.store.model import ID_MS
+
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    tables = cur.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? AND NOT temporary "
+        "ORDER BY table_name", [DATA]).fetchall()
+    for (table,) in tables:
+        columns = cur.execute(
+            "SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
+            "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+            [DATA, table]).fetchall()
+        defs = [f"{q(n)} {t}{'' if nullable else ' NOT NULL'}" for n, t, nullable in columns]
+        defs.append(f"{q(ID_MS)} BIGINT NOT NULL")
+        new = f"{table}__with_id_ms"
+        cur.execute(f"CREATE TABLE {DATA}.{q(new)} ({', '.join(defs)})")
+        cur.execute(f"INSERT INTO {DATA}.{q(new)} SELECT *, {id_ms_sql(q(columns[0][0]))} "
+                    f"FROM {DATA}.{q(table)} ORDER BY rowid")
+        cur.execute(f"DROP TABLE {DATA}.{q(table)}")
+        cur.execute(f"ALTER TABLE {DATA}.{q(new)} RENAME TO {q(table)}")
+
+
+MIGRATIONS: list[tuple[int, str, list[Step]]] = [
     (1, "tables, versions, commits, runs, logs, state, stream positions", [
         f"CREATE SCHEMA IF NOT EXISTS {DATA}",
         # One row per table: its current version and the facts a commit needs.
@@ -102,5 +143,6 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             node_id VARCHAR NOT NULL,
             token VARCHAR NOT NULL,
             created_at TIMESTAMPTZ NOT NULL)""",
-    ]),
+    ]),    (3, "the hidden _patterns_id_ms column of every table version (streams skip row groups)",
+     [add_id_ms]),
 ]

@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 from patterns.positions import StreamPosition
-from patterns.store.model import TableMeta
+from patterns.store.ids import id_ms
+from patterns.store.model import ID_MS, TableMeta
 from patterns.store.tables import SQL_TYPES, q, qualified
 
 #: Rows per Arrow batch handed to readers.
@@ -57,9 +58,25 @@ def pass_is_empty(pos: StreamPosition) -> bool:
     return pos.hi is None or pos.hi == pos.lo
 
 
-def stream_sql(meta: TableMeta, pos: StreamPosition) -> tuple[str, list[Any]]:
+def stream_sql(meta: TableMeta, pos: StreamPosition, *, by_ms: bool = True
+               ) -> tuple[str, list[Any]]:
+    """The query of a pass from ``pos`` on. With ``by_ms`` (DuckDB), the id's millisecond
+    (:data:`~patterns.store.model.ID_MS`) bounds the pass first: DuckDB skips the row groups
+    outside it by their zone maps (a text column's keep only an 8-byte prefix, which ids
+    committed in the same second share); the ids themselves then decide exactly.
+    PostgreSQL finds the range by its primary key's index instead."""
     idc = q(meta.physical_id)
-    where, params = [f"{idc} <= ?"], [pos.hi]
+    where: list[str] = []
+    params: list[Any] = []
+    if by_ms and pos.hi is not None:
+        where.append(f"{q(ID_MS)} <= ?")
+        params.append(id_ms(pos.hi))
+        after = pos.id if pos.started and pos.order_by is None else pos.lo
+        if after is not None:
+            where.append(f"{q(ID_MS)} >= ?")
+            params.append(id_ms(after))
+    where.append(f"{idc} <= ?")
+    params.append(pos.hi)
     if pos.lo is not None:
         where.append(f"{idc} > ?")
         params.append(pos.lo)

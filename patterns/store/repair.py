@@ -17,7 +17,7 @@ import sqlglot.expressions as exp
 
 from patterns.errors import NodeError, PatternsError
 from patterns.store.columns import Column, kind_from_hint
-from patterns.store.model import TableMeta
+from patterns.store.model import ID_MS, TableMeta
 from patterns.store.tables import SQL_TYPES, TableWriter, q, qualified
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def alter_column(writer: TableWriter, meta: TableMeta, column: str, type_name: s
 
 def _stored(meta: TableMeta) -> list[str]:
     """The physical columns of a version, in order."""
-    names = [meta.physical_id]
+    names = [meta.physical_id, ID_MS]
     if meta.created_column:
         names.append(meta.created_column)
     return names + [c.name for c in meta.columns]

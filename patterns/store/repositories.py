@@ -35,7 +35,7 @@ from patterns.store.interface import (
     WebhookRepository,
 )
 from patterns.store.migrations import DATA, META
-from patterns.store.model import RunRecord, TableMeta, TableOptions, dumps
+from patterns.store.model import ID_MS, RunRecord, TableMeta, TableOptions, dumps
 from patterns.store.tables import qualified
 
 
@@ -379,7 +379,7 @@ class Tables:
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             [DATA, version.physical])
-        platform = {meta.physical_id, meta.created_column}
+        platform = {meta.physical_id, meta.created_column, ID_MS}
         columns = tuple(Column(str(n), _KINDS.get(str(kind).upper(), "text"))
                         for n, kind in found if n not in platform)
         return replace(meta, version=version.version, physical=version.physical,

@@ -33,7 +33,7 @@ import sqlglot.expressions as exp  # part first from two threads at once can fai
 from patterns.errors import NodeError
 from patterns.store.columns import PARSED_FROM_TEXT, widen
 from patterns.store.migrations import DATA
-from patterns.store.model import DEFAULT_ID, HIDDEN_ID, SqlWrite, TableMeta
+from patterns.store.model import DEFAULT_ID, HIDDEN_ID, ID_MS, SqlWrite, TableMeta
 from patterns.store.tables import (
     SQL_TYPES,
     Field,
@@ -146,10 +146,10 @@ def _update(writer: TableWriter, meta: TableMeta, write: SqlWrite) -> tuple[Tabl
     try:
         table = qualified(meta.physical)
         writer.cur.execute(
-            f"UPDATE {table} SET {q(idc)} = n.pid FROM (SELECT m.mark, i.pid FROM (SELECT "
+            f"UPDATE {table} SET {q(idc)} = n.pid, {q(ID_MS)} = ? FROM (SELECT m.mark, i.pid FROM (SELECT "
             f"{q(idc)} AS mark, row_number() OVER (ORDER BY {q(idc)}) - 1 AS o FROM {table} "
             f"WHERE starts_with({q(idc)}, '{_ID_MARK}')) m JOIN {ids} i ON i.o = m.o) n "
-            f"WHERE {table}.{q(idc)} = n.mark")
+            f"WHERE {table}.{q(idc)} = n.mark", [writer.ids.ms])
     finally:
         with contextlib.suppress(duckdb.Error):
             writer.cur.unregister(ids)
@@ -214,7 +214,7 @@ def _materialize(cur: duckdb.DuckDBPyConnection, sql: str, write: SqlWrite, meta
     relation = f"__patterns_sql_{next(_names)}"
     cur.execute(f"CREATE TEMP TABLE {relation} AS {sql}", params)
     rows = relation_rows(cur, relation)
-    drop = {DEFAULT_ID, HIDDEN_ID, meta.physical_id, meta.created_column}
+    drop = {DEFAULT_ID, HIDDEN_ID, ID_MS, meta.physical_id, meta.created_column}
     if platform:  # rows copied from another table get this table's own ids
         rows = replace(rows, fields=tuple(f for f in rows.fields if f.name not in drop))
     return rows

@@ -2,7 +2,8 @@
 
 Each table version is a physical table ``patterns_data."<name>__v<n>"``; the user-facing name
 is a view in ``main`` over the current version, so ``SELECT * FROM messages`` works in any
-DuckDB client. Rows get their ``patterns_id`` here, at commit, from the store's ULID sequence.
+DuckDB client. Rows get their ``patterns_id`` here, at commit, from the store's ULID sequence,
+and the hidden ``_patterns_id_ms`` (:data:`~patterns.store.model.ID_MS`) with it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from patterns.store.migrations import DATA, META
 from patterns.store.model import (
     DEFAULT_ID,
     HIDDEN_ID,
+    ID_MS,
     StoreRules,
     TableMeta,
     TableOp,
@@ -78,12 +80,14 @@ class Field:
 class Rows:
     """Rows to add to a table: ``source`` names a relation of the open transaction (a
     registered Arrow table or a temporary table) holding ``fields``; ``with_ids`` when it
-    also carries each row's new id (``__pid``) and position (``__ord``)."""
+    also carries each row's new id (``__pid``) and position (``__ord``), ids of one block
+    whose millisecond is ``ids_ms``."""
 
     source: str
     fields: tuple[Field, ...]
     count: int
     with_ids: bool = False
+    ids_ms: int = 0
 
 
 def arrow_fields(schema: pa.Schema) -> tuple[Field, ...]:
@@ -148,7 +152,7 @@ class TableWriter:
     def new_version(self, meta: TableMeta, *, reason: str) -> TableMeta:
         version = meta.version + 1
         physical = physical_name(meta.name, version)
-        cols = [f"{q(meta.physical_id)} VARCHAR NOT NULL"]
+        cols = [f"{q(meta.physical_id)} VARCHAR NOT NULL", f"{q(ID_MS)} BIGINT NOT NULL"]
         if meta.created_column:
             cols.append(f"{q(meta.created_column)} TIMESTAMPTZ")
         cols += [f"{q(c.name)} {SQL_TYPES[c.kind]}" for c in meta.columns]
@@ -233,7 +237,8 @@ class TableWriter:
         staging = f"__patterns_stage_{next(_staging_names)}"
         self.cur.register(staging, data)
         try:
-            return self.add_rows(meta, Rows(staging, fields, n, with_ids=True),
+            return self.add_rows(meta, Rows(staging, fields, n, with_ids=True,
+                                            ids_ms=self.ids.ms),
                                  upsert=op.kind == "upsert", unique_on=op.unique_on)
         finally:
             with contextlib.suppress(duckdb.Error):  # fails in an aborted transaction
@@ -269,7 +274,7 @@ class TableWriter:
 
     def _strip_platform_columns(self, meta: TableMeta, data: pa.Table) -> pa.Table:
         """A record copied from another table carries its ids: the new table assigns its own."""
-        drop = {DEFAULT_ID, HIDDEN_ID, meta.physical_id}
+        drop = {DEFAULT_ID, HIDDEN_ID, ID_MS, meta.physical_id}
         if meta.created_column:
             drop.add(meta.created_column)
         names = [n for n in data.column_names if n in drop]
@@ -317,19 +322,22 @@ class TableWriter:
         n = rows.count
         ids = f"__patterns_ids_{next(_staging_names)}"
         numbered = rows.source
+        ids_ms = rows.ids_ms
         if not rows.with_ids:  # ids join the rows in the order they were made
             self.cur.register(ids, pa.table({"__ord": pa.array(np.arange(n, dtype=np.int64)),
                                              "__pid": self.ids.block(n)}))
+            ids_ms = self.ids.ms
             numbered = (f"(SELECT s.*, i.__pid, i.__ord FROM (SELECT *, row_number() OVER "
                         f"(ORDER BY rowid) - 1 AS __n FROM {rows.source}) s "
                         f"JOIN {ids} i ON i.__ord = s.__n)")
         try:
-            target_cols = [meta.physical_id]
-            select = ["__pid"]
+            target_cols = [meta.physical_id, ID_MS]
+            select = ["__pid", "?::BIGINT"]  # (one block of ids: one millisecond)
+            params: list[Any] = [ids_ms]
             if meta.created_column:
                 target_cols.append(meta.created_column)
                 select.append("?::TIMESTAMPTZ")
-            params: list[Any] = [self.now] if meta.created_column else []
+                params.append(self.now)
             for f in rows.fields:
                 col = meta.column(f.name)
                 assert col is not None

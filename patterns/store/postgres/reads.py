@@ -176,7 +176,7 @@ def scan(con: Connection, meta: TableMeta, *, limit: int | None = None,
 def stream(con: Connection, meta: TableMeta, position: StreamPosition
            ) -> pa.RecordBatchReader:
     """The rows of a stream pass from ``position`` on, with the hidden id column."""
-    sql, params = neutral.stream_sql(meta, position)
+    sql, params = neutral.stream_sql(meta, position, by_ms=False)
     # (a column widened mid-pass is read as it was: int and date casts exist in PostgreSQL)
     sql = sql.replace("TRY_CAST(", "CAST(")
     return copy_arrow(con, bind(con, sql, params), table_columns(meta, with_hidden_id=True))
