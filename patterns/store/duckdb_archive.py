@@ -10,9 +10,9 @@ import pyarrow as pa
 
 from patterns.store.archive import SqlArchive
 from patterns.store.duckdb_view import DuckDBConnection, DuckDBView
-from patterns.store.ids import UlidSequence
+from patterns.store.ids import UlidSequence, id_ms_sql
 from patterns.store.migrations import DATA, META
-from patterns.store.model import TableMeta
+from patterns.store.model import ID_MS, TableMeta
 from patterns.store.reads import BATCH_ROWS
 from patterns.store.repositories import Tables
 from patterns.store.tables import TableWriter, physical_name, q, qualified
@@ -41,13 +41,16 @@ class DuckDBArchive(SqlArchive):
         names = [n for n in rows.schema.names if n in have]
         if not names:
             return 0
-        cols = ", ".join(q(n) for n in names)
         # (JSON text as DuckDB writes it: PostgreSQL's has spaces after its separators)
-        values = ", ".join(f"json({q(n)})" if have[n] == "JSON" else q(n) for n in names)
+        values = [f"json({q(n)})" if have[n] == "JSON" else q(n) for n in names]
+        if ID_MS in have and ID_MS not in names:  # (from a store without it: PostgreSQL's)
+            names.append(ID_MS)
+            values.append(id_ms_sql(q(made.physical_id)))
+        cols = ", ".join(q(n) for n in names)
         self.cur.register("__patterns_copy", rows)
         try:
             self.cur.execute(f"INSERT INTO {qualified(made.physical)} ({cols}) "
-                             f"SELECT {values} FROM __patterns_copy")
+                             f"SELECT {', '.join(values)} FROM __patterns_copy")
         finally:
             self.cur.unregister("__patterns_copy")
         found = self.cur.execute(f"SELECT count(*) FROM {qualified(made.physical)}").fetchone()
