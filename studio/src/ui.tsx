@@ -2,6 +2,13 @@ import type { MouseEvent, ReactNode } from "react";
 import { ApiError } from "./api";
 import { navigate } from "./hooks";
 
+/** The short form of a run id shown everywhere (as the CLI and API's `short_id`): its last
+ * 8 characters, the random end of the ULID (its start is the time, shared by runs of the same
+ * moment). `--run` and the API accept it. */
+export function shortRunId(id: string): string {
+  return id.slice(-8);
+}
+
 export function Link({ to, children, className, label }: { to: string; children: ReactNode; className?: string; label?: string }) {
   const go = (e: MouseEvent) => {
     if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;

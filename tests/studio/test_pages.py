@@ -191,7 +191,12 @@ def test_runs_list_and_a_failed_run(page: Any, studio_app: Server) -> None:
     expect(table).to_contain_text("Broken node")
     page.get_by_label("Status").select_option("failed")
     expect(table.locator("tr")).to_have_count(1)
+    failed = next(r for r in studio_app.runs("studio-test", "brok0001")
+                  if r["status"] == "failed")
+    # the run's short id, as the CLI shows it and `--run` takes it (not its time prefix)
+    expect(table.get_by_role("link")).to_have_text(failed["short_id"])
     table.get_by_role("link").click()
+    expect(page.get_by_role("heading", name=f"Run {failed['short_id']}")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("the API said no")
     expect(page.get_by_role("group").locator("pre")).to_contain_text(
         'RuntimeError: the API said no')

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState, type FormEvent } from "react";
 import { api, ApiError, enc, send } from "../api";
 import { useApi } from "../hooks";
 import type { LogLine, NodeInfo, Problem, Run } from "../types";
-import { ErrorBox, Link, Status, seconds, when } from "../ui";
+import { ErrorBox, Link, Status, seconds, when, shortRunId } from "../ui";
 import { CodeEditor } from "../lazy";
 import { Streams } from "./Streams";
 
@@ -175,7 +175,7 @@ export function NodePanel({ app, node, onSaved }: { app: string; node: string; o
             <tbody>
               {runs.data?.map((r) => (
                 <tr key={r.id}>
-                  <td><Link to={`/apps/${enc(app)}/runs/${enc(r.id)}`}>{r.id.slice(0, 10)}</Link></td>
+                  <td><Link to={`/apps/${enc(app)}/runs/${enc(r.id)}`}>{shortRunId(r.id)}</Link></td>
                   <td><Status status={r.status} /></td><td>{r.trigger}</td><td>{when(r.queued_at)}</td><td>{seconds(r.seconds)}</td>
                 </tr>
               ))}

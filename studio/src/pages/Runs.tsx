@@ -2,7 +2,7 @@ import { useState } from "react";
 import { enc, send, ApiError } from "../api";
 import { navigate, useApi } from "../hooks";
 import type { Graph, LogLine, Run } from "../types";
-import { ErrorBox, Link, Status, seconds, when } from "../ui";
+import { ErrorBox, Link, Status, seconds, when, shortRunId } from "../ui";
 import { LiveLog } from "./NodePanel";
 
 const SINCE: [string, string][] = [["", "any time"], ["3600", "in the last hour"], ["86400", "in the last day"], ["604800", "in the last week"]];
@@ -48,7 +48,7 @@ export function RunList({ app, search }: { app: string; search: URLSearchParams 
         <thead><tr><th>Run</th><th>Node</th><th>Status</th><th>Trigger</th><th>Queued</th><th>Time</th></tr></thead>
         <tbody>{shown.map((r) => (
           <tr key={r.id}>
-            <td><Link to={`/apps/${enc(app)}/runs/${enc(r.id)}`}>{r.id.slice(0, 10)}</Link></td>
+            <td><Link to={`/apps/${enc(app)}/runs/${enc(r.id)}`}>{shortRunId(r.id)}</Link></td>
             <td>{r.node_title}</td><td><Status status={r.status} /></td><td>{r.trigger}</td><td>{when(r.queued_at)}</td><td>{seconds(r.seconds)}</td>
           </tr>))}</tbody>
       </table>
@@ -83,7 +83,7 @@ export function RunView({ app, run }: { app: string; run: string }) {
   };
   return (
     <section className="page">
-      <h2>Run {run.slice(0, 10)}</h2>
+      <h2>Run {shortRunId(run)}</h2>
       <ErrorBox error={info.error} />
       {r && (
         <>

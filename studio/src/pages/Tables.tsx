@@ -3,7 +3,7 @@ import { enc } from "../api";
 import { useApi } from "../hooks";
 import { initialPaging, pageNumber, pageQuery, paging } from "../paging";
 import type { Graph, Page, TableInfo } from "../types";
-import { ErrorBox, Link, when } from "../ui";
+import { ErrorBox, Link, when, shortRunId } from "../ui";
 import { Streams } from "./Streams";
 import { cell } from "../cells";
 
@@ -70,7 +70,7 @@ export function TableView({ app, table }: { app: string; table: string }) {
       <Versions path={`${base}/versions`} current={info.data?.version ?? null} onShow={showVersion} />
       {shown && (
         <p role="status" className="note">Showing version {shown.version} (began {when(shown.created_at)}
-          {shown.reason ? `, ${shown.reason}` : ""}{shown.run_id ? ` by run ${shown.run_id}` : ""}), not the current one.{" "}
+          {shown.reason ? `, ${shown.reason}` : ""}{shown.run_id ? ` by run ${shortRunId(shown.run_id)}` : ""}), not the current one.{" "}
           <button onClick={() => showVersion(null)}>Back to the current version</button></p>
       )}
       <form className="filter" onSubmit={filter} aria-label="Filter rows">
@@ -119,7 +119,7 @@ function Versions({ path, current, onShow }: { path: string; current: number | n
         <thead><tr><th>Version</th><th>Began</th><th>Why</th><th>By run</th><th>Rows</th></tr></thead>
         <tbody>{versions.data?.map((v) => (
           <tr key={v.version}><td>{v.version}</td><td>{v.created_at ? new Date(v.created_at).toLocaleString() : "—"}</td>
-            <td>{v.reason ?? "—"}</td><td>{v.run_id ?? "—"}</td>
+            <td>{v.reason ?? "—"}</td><td>{v.run_id ? shortRunId(v.run_id) : "—"}</td>
             <td>{v.version === current ? <button onClick={() => onShow(null)} aria-label={`Show rows of version ${v.version} (current)`}>Show rows</button>
               : v.readable ? <button onClick={() => onShow(v)} aria-label={`Show rows of version ${v.version}`}>Show rows</button>
                 : "dropped"}</td></tr>
