@@ -230,13 +230,19 @@ class Engine:
             error=f"node {node.label} is running on another engine of this store "
                   f"({self.store.capabilities.location}); it was not run beside it. Run it "
                   f"again once that run has ended")
+        self._end_unstarted(failed, on_end)
+        return failed
+
+    def _end_unstarted(self, failed: RunRecord,
+                       on_end: Callable[[Transaction, RunRecord, RunSession | None], None] | None,
+                       ) -> None:
+        """Record a run that ended before its node started, and tell whoever listens."""
         with self.store.transaction() as tx:
             tx.runs.insert(failed)
             if on_end is not None:
                 on_end(tx, failed, None)
         self._started(failed)
         self._finished(failed)
-        return failed
 
     def _claim_lost(self, node_id: str) -> None:
         """The heartbeat found this engine's lease on ``node_id`` taken over: its run stops
@@ -267,12 +273,7 @@ class Engine:
         except ConfigError as exc:
             failed = replace(record, status="failed", ended_at=now,
                              error=self._masker([])(str(exc)))
-            with self.store.transaction() as tx:
-                tx.runs.insert(failed)
-                if on_end is not None:
-                    on_end(tx, failed, None)
-            self._started(failed)
-            self._finished(failed)
+            self._end_unstarted(failed, on_end)
             return failed, None
         # Everything the run leaves behind (output, error, traceback, record) is masked with
         # this, in the engine, as it arrives: the node process is not trusted to mask.
