@@ -108,6 +108,9 @@ def test_two_engines_share_a_store_and_one_takes_over_when_the_other_is_killed(
                what="the reader to see every record")
     # Then a big batch, and the engine running the reader is killed mid-run.
     send(a, 1000, 600)
+    # (an API read waits until the engine has committed what its webhooks acknowledged: the
+    # intake journal is on its own machine, so only committed records can pass to the other)
+    a.runs("shared", "tally.py")
     holder = a.wait_for(lambda: _holder(postgres_url, "tally001"), timeout=60,
                         what="a run of the reader to start")
     victim = ids[holder]

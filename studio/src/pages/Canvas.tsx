@@ -1,4 +1,4 @@
-import { useMemo, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useMemo, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent } from "react";
 import { BaseEdge, Background, Controls, Handle, Position, ReactFlow, type Edge as FlowEdge, type EdgeProps, type Node, type NodeProps } from "@xyflow/react";
 import { useEvents, navigate } from "../hooks";
 import { layout, type Point } from "../layout";
@@ -19,12 +19,16 @@ type CardData = {
 /** What was typed into each form card (by app and node), kept outside the card: the canvas
  * may mount its cards again (a new graph, a layout change) while the user types. */
 const drafts = new Map<string, Record<string, string>>();
+const draftListeners = new Set<() => void>();
+const NO_DRAFT: Record<string, string> = {};
+const onDrafts = (listener: () => void) => { draftListeners.add(listener); return () => { draftListeners.delete(listener); }; };
 
-/** The inputs and Run button of a form card (a node with `display: {style: form}`). */
+/** The inputs and Run button of a form card (a node with `display: {style: form}`). Every
+ * mounted copy of a card shows the same draft (React Flow may hold two while it measures). */
 function CardForm({ app, node }: { app: string; node: GraphNode }) {
   const draftKey = `${app}\u0000${node.id}`;
-  const [values, setDrafted] = useState<Record<string, string>>(() => drafts.get(draftKey) ?? {});
-  const setValues = (next: Record<string, string>) => { drafts.set(draftKey, next); setDrafted(next); };
+  const values = useSyncExternalStore(onDrafts, () => drafts.get(draftKey) ?? NO_DRAFT);
+  const setValues = (next: Record<string, string>) => { drafts.set(draftKey, next); draftListeners.forEach((l) => l()); };
   const [note, setNote] = useState<string | null>(null);
   const run = async (e: FormEvent) => {
     e.preventDefault();
