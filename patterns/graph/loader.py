@@ -31,9 +31,21 @@ from patterns.graph.spec import (
     StoreSpec,
     validate_part,
 )
-from patterns.graph.yaml_lines import LineMap, read_yaml
+from patterns.graph.yaml_lines import LineMap, YamlDocument, read_yaml
 
 GRAPH_FILE = "graph.yml"
+
+
+def read_graph_document(path: Path, rel: str) -> YamlDocument:
+    """A graph.yml (or component manifest) read within its size limit and parsed with its
+    lines; GraphError when it cannot be read or is not YAML."""
+    text, problems = read_text_limited(path, rel, MAX_GRAPH_BYTES, rel)
+    if text is None:
+        raise GraphError(problems)
+    document = read_yaml(text, rel)
+    if document.data is None and document.problems:
+        raise GraphError(document.problems)
+    return document
 
 
 def load_app(path: str | Path, param_overrides: Mapping[str, str] | None = None) -> App:
@@ -41,12 +53,7 @@ def load_app(path: str | Path, param_overrides: Mapping[str, str] | None = None)
     graph_file = find_graph_file(Path(path))
     root = graph_file.parent.resolve()
     rel = graph_file.name
-    text, problems = read_text_limited(graph_file, rel, MAX_GRAPH_BYTES, rel)
-    if text is None:
-        raise GraphError(problems)
-    document = read_yaml(text, rel)
-    if document.data is None and document.problems:
-        raise GraphError(document.problems)
+    document = read_graph_document(graph_file, rel)
     ctx = _Loading(root=root, rel=rel, lines=document.lines, problems=list(document.problems))
     app = ctx.build(document.data if document.data is not None else {}, param_overrides or {})
     if ctx.problems:

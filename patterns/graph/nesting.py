@@ -118,17 +118,10 @@ def _inner_app(loading: _Loading, entry: NodeEntry) -> tuple[App, str, Path | No
 def _load_inner(manifest: Path, values: Mapping[str, Any]) -> App:
     """Load the graph of ``manifest``, with ``values`` for its nodes' parameters; the
     component's own keys (version, tags, icon) set aside."""
-    from patterns.graph.limits import MAX_GRAPH_BYTES, read_text_limited
-    from patterns.graph.loader import _Loading
-    from patterns.graph.yaml_lines import read_yaml
+    from patterns.graph.loader import _Loading, read_graph_document
 
     rel = manifest.name
-    text, problems = read_text_limited(manifest, rel, MAX_GRAPH_BYTES, rel)
-    if text is None:
-        raise GraphError(problems)
-    document = read_yaml(text, rel)
-    if document.data is None and document.problems:
-        raise GraphError(document.problems)
+    document = read_graph_document(manifest, rel)
     data = dict(document.data) if isinstance(document.data, dict) else {}
     for key in MANIFEST_KEYS:
         data.pop(key, None)
