@@ -90,6 +90,6 @@ def run(small: bool) -> list[Figure]:
         assert out is not None and engine.store.count(out) == n * reps
     return [Figure(
         "load_vs_dlt", "load a generator until committed", n / median(platform),
-        n / median(base), "records/s", ">= 10", n,
+        n / median(base), "records/s", ">= 12", n,
         f"median of {reps}; node: append(record) per generated record, the run trigger to "
         f"recorded; baseline: dlt pipeline.run into DuckDB, loader_file_format=parquet")]

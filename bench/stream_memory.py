@@ -50,7 +50,7 @@ def run(small: bool) -> list[Figure]:
     (big, start), (baseline, _) = _peaks(rows), _peaks(rows // 10)
     return [Figure(
         "stream_memory", "peak RSS of a node consuming a stream", big, baseline, "MB",
-        "<= 1.3", rows,
+        "<= 1.1", rows,
         f"baseline: the same node over {rows // 10:,} rows; ru_maxrss of the node process, "
         f"which is forked from the warm worker and so includes its imports on both sides "
         f"({start:.0f} MB when the node code starts)")]
