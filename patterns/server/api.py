@@ -25,7 +25,7 @@ from patterns.errors import GraphError, PatternsError
 from patterns.graph.manifest import jsonable
 from patterns.server.error_bodies import error_response
 from patterns.server.hub import AppService, Hub, loop_listener
-from patterns.server.ingest import WebhookFastPath, ingest, read_body
+from patterns.server.ingest import WebhookFastPath, WebhookResponse, read_body
 from patterns.server.lookup import app_node, app_service
 from patterns.server.security import Access, WebSafety
 from patterns.store.interface import QueueItem
@@ -190,8 +190,9 @@ class IngestOut(BaseModel):
 
 # ---------------------------------------------------------------------- the application
 def create_app(hub: Hub, access: Access) -> FastAPI:
-    """The server's ASGI app; ``access`` says who may use it (checked by :class:`WebSafety`,
-    outermost, ahead of the webhooks' fast path too)."""
+    """The server's API app; ``access`` says who may use it (checked by :class:`WebSafety`,
+    its outermost middleware). ``patterns serve`` puts :class:`WebhookFront` around it,
+    which serves webhook requests itself after the same Host check."""
     api = FastAPI(title="Patterns", version="1", openapi_url="/api/v1/openapi.json",
                   docs_url=None, redoc_url=None)  # (the docs page: mount_api_docs, offline)
     api.add_middleware(WebhookFastPath, hub=hub)
@@ -525,11 +526,11 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     @api.post("/webhooks/{app}/{token}", response_model=IngestOut, include_in_schema=True,
               responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut},
                          413: {"model": ErrorOut}, 504: {"model": ErrorOut}})
-    async def webhook(app: str, token: str, request: Request) -> Response:
+    async def webhook(app: str, token: str) -> Response:
         """Records from the JSON body, committed before the answer (see docs/server.md).
-        (Requests are served by :class:`WebhookFastPath` ahead of the router; this route
-        documents the endpoint and serves it when the fast path is not in front.)"""
-        return await ingest(hub, app, token, request)
+        (Requests are served by :class:`WebhookFront` ahead of the whole app; this route
+        documents the endpoint and serves it when that front is not in place.)"""
+        return WebhookResponse(hub, app, token)
 
     from patterns.server.api_docs import mount_api_docs
     from patterns.server.studio import mount_studio

@@ -155,6 +155,7 @@ class AppService:
         self._reload_lock = threading.RLock()
         self.install_lock = threading.Lock()  # uploads of new versions, one at a time
         self._tokens: dict[str, str] | None = None
+        self._routes: tuple[App, tuple[tuple[bytes, Node], ...]] | None = None
 
     def start(self) -> None:
         self.scheduler.start()
@@ -180,6 +181,7 @@ class AppService:
             self.engine.app = load_app(self.root)
             self.app = self.engine.app  # with the nodes that need configuration marked
             self._tokens = None  # webhooks may have come or gone
+            self._routes = None
             self.scheduler.reload()
 
     def secrets_changed(self) -> None:
@@ -204,11 +206,20 @@ class AppService:
     def webhook_by_token(self, token: str) -> Node | None:
         import hmac
 
+        routes = self._routes  # (asked on every webhook request: kept until the app changes)
+        if routes is None or routes[0] is not self.app:
+            app = self.app
+            tokens = self.webhook_tokens()
+            nodes = {n.id: n for n in app.nodes if n.kind == "webhook"}
+            routes = self._routes = (app, tuple((known.encode(), nodes[node_id])
+                                                for node_id, known in tokens.items()
+                                                if node_id in nodes))
         given = token.encode("utf-8", "surrogatepass")
-        for node_id, known in self.webhook_tokens().items():
-            if hmac.compare_digest(known.encode(), given):
-                return self.webhook_nodes().get(node_id)
-        return None
+        found = None
+        for known_bytes, node in routes[1]:  # (each compared in constant time, all of them)
+            if hmac.compare_digest(known_bytes, given):
+                found = node
+        return found
 
 
 class Hub:

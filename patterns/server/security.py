@@ -233,12 +233,9 @@ class WebSafety:
         headers = _headers(scope)
         hosts = headers.get("host", [])
         host_header = hosts[0].strip().lower() if len(hosts) == 1 else ""
-        host = _host_name(host_header)
-        if not host or not self._host_ok(host):
-            return 403, (f"this server does not answer to the Host {host_header or '(none)'!r}"
-                         f" (a web page using DNS rebinding would look like this): use "
-                         f"http://127.0.0.1:PORT, or start the server with --allow-host "
-                         f"{host or 'NAME'} if that name is really yours")
+        refused = host_refusal(host_header, self._host_ok)
+        if refused is not None:
+            return refused
         path: str = scope["path"]
         parts = path.split("/")
         if len(parts) == 4 and parts[1] == "webhooks" and parts[2] and parts[3]:
@@ -287,6 +284,18 @@ class WebSafety:
                                 (b"referrer-policy", b"no-referrer"),
                                 (b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
+
+
+def host_refusal(host_header: str, allowed: Callable[[str], bool]) -> tuple[int, str] | None:
+    """(403, why) unless ``host_header`` (the request's one Host, lower-cased; "" when it
+    has none or several) names this server by ``allowed``."""
+    host = _host_name(host_header)
+    if host and allowed(host):
+        return None
+    return 403, (f"this server does not answer to the Host {host_header or '(none)'!r}"
+                 f" (a web page using DNS rebinding would look like this): use "
+                 f"http://127.0.0.1:PORT, or start the server with --allow-host "
+                 f"{host or 'NAME'} if that name is really yours")
 
 
 def _headers(scope: Scope) -> dict[str, list[str]]:

@@ -47,6 +47,7 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
 
     from patterns.server.api import create_app
     from patterns.server.hub import AppService, Hub
+    from patterns.server.ingest import WebhookFront
     from patterns.server.security import Access, is_loopback, server_token, token_file
 
     if auth_token:
@@ -108,7 +109,8 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
             announce("stopped")
 
     api.router.lifespan_context = lifespan
-    config = uvicorn.Config(api, log_level="warning", lifespan="on", access_log=False,
+    # (webhook requests are served ahead of the API's stack: patterns/server/ingest.py)
+    config = uvicorn.Config(WebhookFront(api, hub, access), log_level="warning", lifespan="on", access_log=False,
                             timeout_graceful_shutdown=max(1, int(drain_seconds)))
     # uvicorn handles SIGINT/SIGTERM (a graceful stop), then raises the signal again with the
     # handlers it found: make those no-ops, so a clean stop exits 0.

@@ -54,7 +54,7 @@ MAX_GROUP = 1000
 #: Most records committed to the store in one transaction.
 MAX_BATCH = 50_000
 #: How long the committer waits for more records before a commit (answers do not wait).
-COMMIT_LINGER = 0.025
+COMMIT_LINGER = 0.1
 #: The journal is rotated (committed records dropped) once its file is this large.
 ROTATE_BYTES = 4 * 1024 * 1024
 #: The key of a webhook node's state that holds its last committed journal offset.
@@ -105,7 +105,9 @@ class WebhookIntake:
         self.app = app  # the app now (its tables' contracts and settings.max_columns)
         self.folder = folder  # where the journal lives: beside the store file
         self.journal: Journal | None = None
-        self._queue: queue_mod.Queue[Submission | None] = queue_mod.Queue()
+        self._queue: queue_mod.Queue[list[Submission] | None] = queue_mod.Queue()
+        #: an event loop -> the submissions its requests made since it last handed them over
+        self._handoff: dict[asyncio.AbstractEventLoop, list[Submission]] = {}
         self._cond = threading.Condition()
         self._append_lock = threading.Lock()  # appends and rotations, one at a time
         #: written to the journal, not yet covered by an fsync (nor answered)
@@ -178,19 +180,29 @@ class WebhookIntake:
     def submit(self, node_id: str, table: str, records: list[dict[str, Any]]) -> Future[int]:
         """Journal ``records``; the future's result is their count once they are durable."""
         submission = Submission(node_id, table, records)
-        self._queue.put(submission)
+        self._queue.put([submission])
         future = submission.done.future
         assert isinstance(future, Future)
         return future
 
     def submit_async(self, node_id: str, table: str,
                      records: list[dict[str, Any]]) -> asyncio.Future[int]:
-        """:meth:`submit` for the running event loop (call it on the loop's thread)."""
-        answer = Answer(asyncio.get_running_loop())
-        self._queue.put(Submission(node_id, table, records, answer))
+        """:meth:`submit` for the running event loop (call it on the loop's thread). The
+        requests a loop takes in one pass reach the writer together, in one hand-over (a
+        thread wake-up per pass, not per request)."""
+        loop = asyncio.get_running_loop()
+        answer = Answer(loop)
+        waiting = self._handoff.get(loop)
+        if waiting is None:
+            waiting = self._handoff[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        waiting.append(Submission(node_id, table, records, answer))
         future = answer.future
         assert isinstance(future, asyncio.Future)
         return future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put(self._handoff.pop(loop))
 
     @staticmethod
     def _answer(group: list[Submission]) -> None:
@@ -229,7 +241,7 @@ class WebhookIntake:
             first = self._queue.get()
             if first is None:
                 return
-            group, stopping = [first], False
+            group, stopping = list(first), False
             while len(group) < MAX_GROUP:
                 try:
                     more = self._queue.get_nowait()
@@ -238,7 +250,7 @@ class WebhookIntake:
                 if more is None:
                     stopping = True
                     break
-                group.append(more)
+                group.extend(more)
             try:
                 self._write(group)
             except Exception as exc:  # (a bug: never leave a request waiting)
