@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from patterns.errors import DiskFullError, StoreError
 
 MAGIC = b"PTNJRNL1"
@@ -53,8 +55,12 @@ class Entry:
 
 
 def encode(node_id: str, table: str, records: list[dict[str, Any]]) -> bytes:
-    payload = json.dumps({"n": node_id, "t": table, "r": records}, separators=(",", ":"),
-                         ensure_ascii=False).encode("utf-8", "surrogatepass")
+    doc = {"n": node_id, "t": table, "r": records}
+    try:  # (a tenth of json's time; the same JSON values)
+        payload = orjson.dumps(doc)
+    except orjson.JSONEncodeError:  # an int past 64 bits, a lone surrogate: json writes them
+        payload = json.dumps(doc, separators=(",", ":"),
+                             ensure_ascii=False).encode("utf-8", "surrogatepass")
     return _RECORD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
