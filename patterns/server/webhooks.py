@@ -51,6 +51,8 @@ log = logging.getLogger("patterns.server")
 
 #: Most requests journaled with one fsync.
 MAX_GROUP = 1000
+#: Longest the writer gathers requests while an fsync runs (it writes them once it ends).
+GATHER_WAIT = 0.05
 #: Most records committed to the store in one transaction.
 MAX_BATCH = 50_000
 #: How long the committer waits for more records before a commit (answers do not wait).
@@ -114,6 +116,7 @@ class WebhookIntake:
         self._unsynced: list[tuple[Chunk, list[Submission]]] = []
         self._pending: list[Chunk] = []  # journaled, not committed, in journal order
         self._closing = False  # the writer is done: the syncer ends once all is synced
+        self._syncing = False  # an fsync runs (the writer gathers requests meanwhile)
         self._pending_records = 0
         self._readers = 0  # settle() calls waiting
         self._inflight: dict[str, int] = {}  # table -> pending chunks
@@ -242,6 +245,9 @@ class WebhookIntake:
             if first is None:
                 return
             group, stopping = list(first), False
+            with self._cond:  # (what arrives while an fsync runs waits for the next one
+                # anyway: gathered, it is checked and written once, not once per hand-over)
+                self._cond.wait_for(lambda: not self._syncing, GATHER_WAIT)
             while len(group) < MAX_GROUP:
                 try:
                     more = self._queue.get_nowait()
@@ -309,12 +315,17 @@ class WebhookIntake:
                 self._cond.wait_for(lambda: bool(self._unsynced) or self._closing)
                 if not self._unsynced:
                     return
+                self._syncing = True
             try:
                 end = self.journal.sync()
             except StoreError as exc:
+                with self._cond:
+                    self._syncing = False
+                    self._cond.notify_all()
                 self._sync_failed(exc)
                 continue
             with self._cond:
+                self._syncing = False
                 done = [w for w in self._unsynced if w[0].end <= end]
                 del self._unsynced[:len(done)]
                 for chunk, _ in done:
