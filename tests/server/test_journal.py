@@ -33,6 +33,18 @@ def test_records_come_back_with_growing_offsets_and_the_file_is_private(tmp_path
     assert again.end == more[0]
 
 
+def test_values_come_back_as_they_were_whichever_encoder_wrote_them(tmp_path: Path) -> None:
+    # (orjson writes most records; json the ones it refuses: an int past 64 bits here)
+    records = [{"big": 2**70, "neg": -(2**64), "f": -0.0, "tiny": 5e-324, "t": "é\U0001F600",
+                "nested": {"a": [1, 2.5, None, True]}}, {"n": 1, "s": "x"}]
+    journal = Journal(tmp_path / "intake.journal")
+    journal.append([encode("hook", "events", records[:1]), encode("hook", "events",
+                                                                   records[1:])])
+    journal.close()
+    again = [r for e in Journal(tmp_path / "intake.journal").entries for r in e.records]
+    assert again == records and repr(again) == repr(records)
+
+
 def test_a_torn_tail_is_dropped_and_writing_goes_on_after_the_last_whole_record(
         tmp_path: Path) -> None:
     path = tmp_path / "intake.journal"
