@@ -19,6 +19,7 @@ import asyncio
 import functools
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
@@ -183,9 +184,8 @@ def _host_header(scope: Scope) -> str:
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     """The body, or None past ``limit`` bytes (a larger Content-Length: before reading)."""
     for name, value in scope["headers"]:
-        if name == b"content-length":
-            if value.isdigit() and int(value) > limit:
-                return None
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            return None
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -228,7 +228,7 @@ async def read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _capture(extra: dict[str, Any], request: Request, records: list[dict[str, Any]]) -> None:
+def _capture(extra: Mapping[str, Any], request: Request, records: list[dict[str, Any]]) -> None:
     """Query-string values and chosen headers, as the webhook's settings ask."""
     if extra.get("webhook_query"):
         query = dict(request.query_params)
