@@ -5,7 +5,8 @@ leave it (a record that does not fit is a 400, nothing written), then appended t
 journal (:mod:`patterns.server.journal`) and fsync'd; the 2xx is sent once that fsync covers
 them. A writer thread takes every request waiting, checks them and writes them at once; a
 syncer thread fsyncs everything written so far, then answers it (group commit: the requests
-that arrive during an fsync are written meanwhile and ride on the next one). A committer thread
+that arrive during an fsync are gathered, then checked and written as one group when it ends,
+and ride on the next one). A committer thread
 commits what is journaled to the store behind the acknowledgements, in large batches (one
 store transaction per webhook node per batch), each carrying the journal offset it reaches
 in the node's state, in the same transaction as the rows. At start, the journal is
