@@ -1,12 +1,14 @@
 """Webhook requests served ahead of the API's stack (patterns/server/ingest.py, WebhookFront)
 against a real server on loopback: a client that goes away mid-body stores nothing and the
 server goes on; keep-alive connections carry many requests, each answered once and stored
-once; answers have the API's shape."""
+once; answers have the API's shape; the API app alone still serves its webhook route."""
 
 from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,44 @@ def test_keep_alive_requests_are_each_answered_and_stored_once(tmp_path: Path,
             assert status == 400 and "NaN is not JSON" in doc["error"], doc
     stored = sorted(r["n"] for r in server.rows("front", "events"))
     assert stored == [i for i in range(40) if i % 5]
+
+
+def test_the_api_app_alone_still_serves_its_documented_webhook_route(tmp_path: Path,
+                                                                    monkeypatch: Any) -> None:
+    """(``create_app`` without the front ``patterns serve`` puts around it: the route in the
+    OpenAPI document serves the request the same way.)"""
+    import uvicorn
+
+    from patterns.server.api import create_app
+    from patterns.server.hub import AppService, Hub
+    from patterns.server.security import Access
+
+    monkeypatch.setenv("PATTERNS_HOME", str(tmp_path / "home"))
+    hub = Hub()
+    hub.add(AppService(write_app(tmp_path / "front", GRAPH, {})))
+    hub.start()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(create_app(hub, Access.build("t0ken", "127.0.0.1")),
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        (hook,) = requests.get(f"{url}/api/v1/apps/front/webhooks", timeout=30,
+                               headers={"Authorization": "Bearer t0ken"}).json()
+        answer = requests.post(url + hook["path"], json=[{"n": 1}, {"n": 2}], timeout=30)
+        assert answer.status_code == 200 and answer.json() == {"ok": True, "records": 2}
+        bad = requests.post(url + hook["path"], data=b'{"n": NaN}', timeout=30)
+        assert bad.status_code == 400 and "NaN is not JSON" in bad.json()["error"]
+        rows = requests.get(f"{url}/api/v1/apps/front/tables/events/rows", timeout=30,
+                            headers={"Authorization": "Bearer t0ken"}).json()["rows"]
+        assert sorted(r["n"] for r in rows) == [1, 2]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        hub.stop(0)
