@@ -204,8 +204,10 @@ def _cookie(header: str, name: str) -> str | None:
 
 # ---------------------------------------------------------------------- the middleware
 class WebSafety:
-    """ASGI middleware, outermost: Host, Origin, token and request-shape checks (above),
-    and the login URL."""
+    """ASGI middleware, outermost of the API app: Host, Origin, token and request-shape
+    checks (above), and the login URL. (``patterns serve`` serves webhook requests ahead of
+    it, in :class:`patterns.server.ingest.WebhookFront`, after the same Host check:
+    :func:`host_refusal`.)"""
 
     def __init__(self, app: Any, access: Access) -> None:
         self.app = app
