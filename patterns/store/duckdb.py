@@ -31,7 +31,7 @@ from patterns.store.interface import Archive, Capabilities, Transaction
 from patterns.store.migrations import META, MIGRATIONS
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
 from patterns.store.repositories import Memory, Tables
-from patterns.store.tables import TableWriter, prune_versions, q
+from patterns.store.tables import TableWriter, id_compression, prune_versions, q
 
 T = TypeVar("T")
 
@@ -157,6 +157,11 @@ class DuckDBStore:
                 self._last_seq = int(self._con.execute(
                     f"SELECT coalesce(max(seq), 0) FROM {META}.commits").fetchall()[0][0])
         self.ids = UlidSequence()
+        #: How new table versions store their ids (see :func:`id_compression`).
+        self.id_compression = ""
+        if not read_only:
+            with self._con.cursor() as cur:
+                self.id_compression = id_compression(cur)
         for (last_id,) in self._con.execute(
                 f"SELECT last_id FROM {META}.tables WHERE last_id IS NOT NULL").fetchall():
             self.ids.advance_past(last_id)
@@ -366,7 +371,8 @@ class DuckDBStore:
         query."""
         now = utcnow()
         writer = TableWriter(cur, self.ids, now, cp.run_id, rules=cp.rules,
-                             max_columns=cp.max_columns, infer_timestamps=cp.infer_timestamps)
+                             max_columns=cp.max_columns, infer_timestamps=cp.infer_timestamps,
+                             id_compression=self.id_compression)
         touched: dict[str, _Progress] = {}
         for name, op in cp.sequence():  # in staging order: a statement sees earlier ops
             progress = touched.get(name)

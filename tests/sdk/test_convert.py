@@ -1,0 +1,105 @@
+"""Appended records become Arrow the same way whichever path converts them: records that all
+have the same fields (converted column by column) get the types and values they would get
+among records whose fields differ (converted as one struct); what a column's type is never
+depends on whether some record lacks a field; and a long list converted a slice at a time
+makes the very table (types, values, the record an error names) it would at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from patterns.errors import NodeError
+from patterns.sdk import _convert
+from patterns.sdk._convert import records_to_arrow
+from tests.sdk.test_roundtrip import COLUMN_TYPES, tables
+
+mixed = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+                  st.floats(allow_nan=True), st.text(max_size=5),
+                  st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date(2200, 1, 1)),
+                  st.datetimes(min_value=dt.datetime(1900, 1, 1),
+                               max_value=dt.datetime(2200, 1, 1)),
+                  st.times(), st.binary(max_size=3), st.uuids(),
+                  st.decimals(allow_nan=False, allow_infinity=False, places=2),
+                  st.lists(st.integers(-5, 5), max_size=3),
+                  st.dictionaries(st.sampled_from("xyz"), st.integers(-5, 5), max_size=2))
+
+
+@st.composite
+def same_fields(draw: Any) -> list[dict[str, Any]]:
+    """Records that all have the same fields: one type per field, or any mix of values."""
+    fields = draw(st.dictionaries(st.text("abcdefgh", min_size=1, max_size=6),
+                                  st.sampled_from([*sorted(COLUMN_TYPES), "mixed"]),
+                                  min_size=1, max_size=5))
+    values = {kind: COLUMN_TYPES.get(kind, mixed) for kind in fields.values()}
+    return [{name: draw(st.one_of(st.none(), values[kind])) for name, kind in fields.items()}
+            for _ in range(draw(st.integers(1, 6)))]
+
+
+def converted(records: list[dict[str, Any]]) -> pa.Table | str:
+    try:
+        return records_to_arrow(records, "t")
+    except NodeError as exc:
+        return str(exc)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=same_fields())
+# Arrow alone would make these a float column (1.0 for True) and a date column (dropping
+# the time of day): both paths must not.
+@example(records=[{"a": 1.5}, {"a": True}])
+@example(records=[{"a": dt.date(2024, 5, 1)}, {"a": dt.datetime(2024, 5, 1, 12, 30)}])
+# ... and this a date column holding 1970-01-01 for the 0.
+@example(records=[{"a": dt.date(2024, 5, 1)}, {"a": 0}])
+def test_records_with_the_same_fields_convert_as_among_other_records(
+        records: list[dict[str, Any]]) -> None:
+    alone = converted(records)
+    # The same records followed by one without any field take the general path.
+    among = converted([*records, {}])
+    if isinstance(alone, str) or isinstance(among, str):
+        assert alone == among
+        return
+    assert alone.schema == among.schema
+    assert repr(alone.to_pylist()) == repr(among.slice(0, len(records)).to_pylist())  # (NaN)
+
+
+def test_a_value_that_cannot_be_stored_is_named_on_either_path() -> None:
+    for records in ([{"a": 1, "b": {1, 2}}, {"a": 2, "b": [3]}],
+                    [{"a": 1, "b": [3]}, {"a": 2, "b": {1, 2}}]):
+        with pytest.raises(NodeError, match=r"record \d, field 'b'.*set"):
+            records_to_arrow(records, "t")
+
+
+def at_once(records: list[dict[str, Any]]) -> pa.Table | str:
+    saved = _convert.SLICE_ROWS
+    _convert.SLICE_ROWS = len(records) + 1
+    try:
+        return converted(records)
+    finally:
+        _convert.SLICE_ROWS = saved
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=st.one_of(same_fields(), tables()), slice_rows=st.integers(1, 3))
+@example(records=[{"a": {"x": 1}}, {"a": {"y": 1}}], slice_rows=1)  # (not one struct: JSON)
+@example(records=[{"a": 1}, {"a": "x"}], slice_rows=1)  # (int and text: text)
+@example(records=[{"a": 1}, {"a": {1, 2}}], slice_rows=1)  # (refused: record 1, not 0)
+def test_a_long_list_converts_in_slices_as_it_would_at_once(
+        records: list[dict[str, Any]], slice_rows: int) -> None:
+    whole = at_once(records)
+    saved = _convert.SLICE_ROWS
+    _convert.SLICE_ROWS = slice_rows
+    try:
+        sliced = converted(records)
+    finally:
+        _convert.SLICE_ROWS = saved
+    if isinstance(whole, str) or isinstance(sliced, str):
+        assert sliced == whole
+        return
+    assert sliced.schema == whole.schema
+    assert repr(sliced.to_pylist()) == repr(whole.to_pylist())
