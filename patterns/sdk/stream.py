@@ -93,6 +93,9 @@ class Stream:
                     if self._generation != generation:
                         break
                     self._record_position()
+                    # (this batch's records go before the next batch's are made)
+                    self._batch, self._rows = None, None
+                    del records, rows
             finally:
                 ahead.close()
             if self._generation != generation:
