@@ -232,6 +232,7 @@ class Scheduler:
             tx.queue.release(item.id)
             return
         tx.queue.remove(item.id)
+        self._queue_readers(tx, node, record)
         now = dt.datetime.now(dt.UTC)
         settings = node.settings
         requested = session is not None and session.requests.new_run \
@@ -249,17 +250,37 @@ class Scheduler:
                              parameters=item.parameters)
 
     # ------------------------------------------------------------------ wake-ups
+    def _woken_by_rows(self) -> list[Node]:
+        """The nodes that run when a table they read gets rows (cron nodes run on their
+        schedule only)."""
+        return [n for n in self.app.nodes if n.kind in RUNNABLE_KINDS and n.reads()
+                and n.trigger is None and n.configured]
+
+    def _queue_readers(self, tx: Transaction, node: Node, record: RunRecord) -> None:
+        """Queue the readers of what a run wrote, in the transaction that records its end
+        (which commits its last rows): a pipeline's next stage is waiting as soon as its
+        rows are visible, without a look for out-of-date nodes and a turn at the store's
+        commit lock of its own first. (A reader that is running gets its next run when it
+        ends, as :meth:`_wake_out_of_date` would give it.)"""
+        written = {table for table, n in (record.rows_written or {}).items() if n}
+        if not written:
+            return
+        for reader in self._woken_by_rows():
+            if reader.id != node.id and written.intersection(reader.reads()):
+                tx.queue.enqueue(reader.id, "upstream", coalesce=True)
+
     def _wake_out_of_date(self) -> bool:
         """Queue the nodes whose inputs got rows; whether any was queued."""
-        nodes = [n for n in self.app.nodes  # cron nodes run on their schedule only
-                 if n.kind in RUNNABLE_KINDS and n.reads() and n.trigger is None
-                 and n.id not in self._busy and n.configured]
+        nodes = [n for n in self._woken_by_rows() if n.id not in self._busy]
         if not nodes:
             return False
         with self.engine.store.read() as view:
             # Per node, the commit its latest finished run started after (any outcome: a
             # node that failed on some rows is not re-run for them until more arrive).
             stale = with_new_rows(view, nodes, view.runs.seen_commits(succeeded_only=False))
+            if stale:  # (one already waiting in the queue needs no write transaction)
+                waiting = {item.node_id for item in view.queue.items(started=False)}
+                stale = [n for n in stale if n.id not in waiting]
         if not stale:
             return False
         added = False

@@ -8,17 +8,20 @@ rows committed later, whatever their order value, come in a later pass.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from patterns.positions import StreamPosition
+from patterns.sdk._read_ahead import read_ahead
 from patterns.sdk.table import arrow_records, json_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from patterns.sdk._json_columns import JoinedJson
     from patterns.sdk.table import Table
 
 _HIDDEN_ID = "_patterns_id"
@@ -32,8 +35,8 @@ class Stream:
         self._port = table.name
         self._order_by = order_by
         self._starting_value = starting_value
-        self._batch: pa.RecordBatch | None = None
-        self._index = -1
+        self._batch: pa.RecordBatch | None = None  # the batch being delivered, and
+        self._rows: Iterator[dict[str, Any]] | None = None  # the iterator over its records
         self._id_field = "patterns_id"
         # Any earlier stream on this port hands over its progress: one position per port.
         self._run.adopt_stream(self._port, self)
@@ -59,44 +62,57 @@ class Stream:
 
         After ``rollback()``, ``rewind()`` or ``seek()`` a running loop carries on from the
         stream's new position."""
+        run = self._run
+        now = time.monotonic
         while True:
             self._record_position()
-            self._batch, self._index = None, -1
+            self._batch, self._rows = None, None
             generation = self._generation
-            doc, batches = self._run.client.stream(
+            doc, batches = run.client.stream(
                 self._port, self._pos.to_json() if self._pos is not None else None,
                 self._order_by, self._starting_value)
             self._pos = StreamPosition.from_json(doc)
             if doc.get("empty"):
                 self._save()
                 return
-            for batch in batches:
-                yield from self._deliver(batch, generation)
-                if self._generation != generation:
-                    break
+            ahead = read_ahead(batches, _joined)
+            try:
+                for batch, ready in ahead:
+                    records = self._records(batch, ready)
+                    # The position is folded from how far this iterator has gone (see
+                    # _record_position): the loop below does only what it must per record.
+                    rows = iter(records)
+                    self._batch, self._rows = batch, rows
+                    for record in rows:
+                        yield record
+                        # (the caller asked for the next record: this one is done)
+                        if self._generation != generation:
+                            break
+                        if now() >= run.next_auto_checkpoint:
+                            run.auto_checkpoint()
+                    if self._generation != generation:
+                        break
+                    self._record_position()
+                    # (this batch's records go before the next batch's are made)
+                    self._batch, self._rows = None, None
+                    del records, rows
+            finally:
+                ahead.close()
             if self._generation != generation:
                 continue  # the position was moved under the loop: read from there
             self._record_position()
-            self._batch, self._index = None, -1
+            self._batch, self._rows = None, None
             assert self._pos is not None
             self._pos = self._pos.finished()
             self._save()
 
-    def _deliver(self, batch: pa.RecordBatch, generation: int) -> Iterator[dict[str, Any]]:
+    def _records(self, batch: pa.RecordBatch,
+                 ready: dict[str, JoinedJson]) -> list[dict[str, Any]]:
         hidden = _HIDDEN_ID in batch.schema.names
         self._id_field = _HIDDEN_ID if hidden else self._id_name(batch)
         # (the hidden id is for the position only: it never becomes a field of the records)
         shown = batch.drop_columns([_HIDDEN_ID]) if hidden else batch
-        records = arrow_records(shown, json_columns(batch.schema))
-        run = self._run
-        for i, record in enumerate(records):
-            if time.monotonic() >= run.next_auto_checkpoint:
-                run.auto_checkpoint()  # the previous record is done: a consistent point
-            if self._generation != generation:
-                return
-            self._batch = batch
-            self._index = i
-            yield record
+        return arrow_records(shown, json_columns(batch.schema), ready)
 
     def _id_name(self, batch: pa.RecordBatch) -> str:
         meta = batch.schema.metadata or {}
@@ -120,8 +136,11 @@ class Stream:
     # ------------------------------------------------------------------ position
     def _record_position(self) -> None:
         """Fold the last delivered record into the position (idempotent)."""
-        batch, i = self._batch, self._index
-        if batch is None or i < 0 or self._pos is None:
+        batch, rows = self._batch, self._rows
+        if batch is None or rows is None or self._pos is None:
+            return
+        i = batch.num_rows - operator.length_hint(rows) - 1  # (the last record handed out)
+        if i < 0:
             return
         order_by = self._pos.order_by  # the order of the pass being read
         self._pos = self._pos.delivered(batch.column(self._id_field)[i].as_py(),
@@ -136,7 +155,7 @@ class Stream:
         self._moved(_position(self._run.positions.get(self._port)))
 
     def _moved(self, pos: StreamPosition | None) -> None:
-        self._batch, self._index = None, -1
+        self._batch, self._rows = None, None
         self._pos = pos
         self._generation += 1
 
@@ -161,6 +180,14 @@ class Stream:
         self._moved(StreamPosition.seek(value))
         self._starting_value = None
         self._save()
+
+
+def _joined(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, JoinedJson]]:
+    """A batch and its JSON columns joined, ready to parse (Arrow's part, on the read-ahead
+    thread)."""
+    from patterns.sdk._json_columns import joined
+
+    return batch, {col: joined(batch.column(col)) for col in json_columns(batch.schema)}
 
 
 def _position(doc: Any) -> StreamPosition | None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import gc
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from patterns.errors import NodeError
@@ -16,6 +14,7 @@ from patterns.sdk._runtime import NodeRun
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from patterns.sdk._json_columns import JoinedJson
     from patterns.sdk.schema import Schema, TableVersion
     from patterns.sdk.stream import Stream
 
@@ -346,63 +345,26 @@ def json_columns(schema: pa.Schema) -> list[str]:
     return [c for c in raw.decode().split(",") if c] if raw else []
 
 
-def arrow_records(data: pa.Table | pa.RecordBatch, json_cols: list[str]
-                  ) -> list[dict[str, Any]]:
+def arrow_records(data: pa.Table | pa.RecordBatch, json_cols: list[str],
+                  ready: Mapping[str, JoinedJson] | None = None) -> list[dict[str, Any]]:
     """Rows as dicts (see :mod:`patterns.sdk._rows`), with the values of JSON columns
-    parsed (dicts and lists again).
+    parsed (dicts and lists again; see :mod:`patterns.sdk._json_columns`). ``ready``: JSON
+    columns already joined, by name (by a read-ahead thread).
 
     The garbage collector is held off while they are made: a batch's tens of thousands of
     new dicts would otherwise set it off every 700 of them, to rescan them all again (half
     the time of reading a million rows); it runs as usual afterwards."""
+    from patterns.sdk._json_columns import parse_column, parsed
     from patterns.sdk._rows import rows
 
     paused = gc.isenabled()
     gc.disable()
     try:
-        return rows(data, {col: _parse_json_column(data.column(col)) for col in json_cols})
+        return rows(data, {col: parsed(ready[col]) if ready and col in ready
+                           else parse_column(data.column(col)) for col in json_cols})
     finally:
         if paused:
             gc.enable()
-
-
-def _parse_json_column(column: pa.Array | pa.ChunkedArray) -> list[Any]:
-    """Every JSON text of ``column`` parsed (null: None), by one ``json.loads`` of them all
-    joined into an array, at a third of the cost of a call per value; a column that does not
-    join up (a value that is not one JSON text) is parsed value by value, which names it."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = len(column)
-    try:
-        texts = pc.fill_null(column, "null")
-        if isinstance(texts, pa.ChunkedArray):
-            texts = texts.combine_chunks()
-        joined = pc.binary_join(
-            pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), texts), ",")[0].as_py()
-        # (orjson turns an integer past 64 bits into a float: where one may be, json parses;
-        # Arrow's regex engine looks for one at a sixth of the cost of Python's)
-        long_number = pc.any(pc.match_substring_regex(texts, "[0-9]{19}")).as_py()
-        loaders = _json_loaders()[-1:] if long_number else _json_loaders()
-        for loads in loaders:
-            with contextlib.suppress(ValueError):
-                values = loads(f"[{joined}]")
-                if isinstance(values, list) and len(values) == n:
-                    return values
-    except (ValueError, pa.ArrowException):
-        pass
-    return [None if v is None else json.loads(v) for v in column.to_pylist()]
-
-
-@functools.cache
-def _json_loaders() -> tuple[Callable[[str], Any], ...]:
-    """``orjson.loads`` (a third faster on a batch of records' JSON) where installed, then
-    ``json.loads``, which parses what orjson refuses (NaN, lone surrogates) to the values it
-    always did."""
-    try:
-        import orjson
-    except ImportError:
-        return (json.loads,)
-    return (orjson.loads, json.loads)
 
 
 def records_of(records: list[dict[str, Any]], json_cols: list[str]) -> list[dict[str, Any]]:

@@ -143,3 +143,60 @@ def test_cron_times_follow_the_timezone() -> None:
     summer = next_fire("0 9 * * *", "Europe/Paris", dt.datetime(2026, 7, 1, 12, tzinfo=dt.UTC))
     assert summer == dt.datetime(2026, 7, 2, 7, 0, tzinfo=dt.UTC)  # 09:00 CEST
     assert next_fire("@hourly", "UTC", after) == dt.datetime(2026, 1, 15, 13, tzinfo=dt.UTC)
+
+
+PIPELINE = """
+title: Stages
+functions:
+  - node_file: load.py
+    id: load0001
+    trigger: manual
+  - node_file: idle.py
+    id: idle0001
+    trigger: manual
+  - node_file: next.py
+    id: next0001
+  - node_file: other.py
+    id: other001
+stores:
+  - table: loaded
+  - table: unused
+"""
+
+PIPELINE_FILES = {
+    "load.py": "from patterns import Table\nTable('loaded', 'w').append({'n': 1})\n",
+    "idle.py": "from patterns import Table\nTable('loaded', 'w')\n",
+    "next.py": "from patterns import Table\nfor r in Table('loaded').as_stream():\n    pass\n",
+    "other.py": "from patterns import Table\nfor r in Table('unused').as_stream():\n    pass\n",
+}
+
+
+def test_a_run_that_wrote_rows_queues_their_readers_with_its_end(tmp_path: Path) -> None:
+    # The scheduler's loop is not started: only the end of the run itself can queue the
+    # reader, in the transaction that commits the rows.
+    engine = Engine(load_app(write_app(tmp_path / "stages", PIPELINE, PIPELINE_FILES)))
+    scheduler = Scheduler(engine)
+    try:
+        def ended(node_id: str) -> Any:
+            with engine.store.read() as view:
+                return [r for r in view.runs.recent(node_id, 10) if r.ended_at is not None]
+
+        scheduler.trigger(engine.app.node("idle.py"))  # (declares the table, writes no row)
+        scheduler._start_due()
+        deadline = time.time() + 60
+        while not ended("idle0001") and time.time() < deadline:
+            time.sleep(0.05)
+        with engine.store.read() as view:
+            assert view.queue.items() == []  # nothing written: nothing to wake
+        scheduler.trigger(engine.app.node("load.py"))
+        scheduler._start_due()
+        while not ended("load0001") and time.time() < deadline:
+            time.sleep(0.05)
+        (run,) = ended("load0001")
+        assert run.status == "succeeded" and run.rows_written == {"loaded": 1}
+        with engine.store.read() as view:
+            waiting = [(i.node_id, i.trigger) for i in view.queue.items()]
+        assert waiting == [("next0001", "upstream")]
+    finally:
+        scheduler.stop(drain_seconds=5)
+        engine.close()
