@@ -81,10 +81,7 @@ def ordered_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReque
         if hint is not None and hint.get("of") == token and isinstance(hint.get("at"), int):
             start = hint["at"]
         else:  # (a cursor of the SQL's first page, another order, or the table changed)
-            found = _place_after(cur, meta, ask, table, order)
-            if found is None:
-                return None  # (the cursor's row is gone: the SQL's way, always right)
-            start = found
+            start = _place_after(cur, meta, ask, table, order)
     chosen = order[start:start + int(ask.limit) + 1]
     rows = cur.sql(f"SELECT {select_list(meta)}, {q(meta.physical_id)} AS {q(id_name)}, "
                    f"rowid AS __patterns_rowid FROM {table} WHERE rowid IN "
@@ -101,22 +98,28 @@ def _kept(key: str) -> np.ndarray[Any, Any] | None:
 
 
 def _place_after(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest,
-                 table: str, order: np.ndarray[Any, Any]) -> int | None:
-    """Where the page after a keyset cursor starts in ``order``: one past the cursor's row,
-    found by its id; None when that row is no longer in the table."""
-    import numpy as np
+                 table: str, order: np.ndarray[Any, Any]) -> int:
+    """Where the page after a keyset cursor starts in ``order``: the first place whose row
+    is past the cursor. The keyset SQL's own condition (:func:`~patterns.store.pages.
+    past_cursor`) is false and then true along the order, so a bisection finds it, looking
+    up one row by ``rowid`` a step (24 steps for 10,000,000 rows, a millisecond or two each;
+    finding the cursor's row by its id instead reads the whole id column). The cursor's row
+    need not be in the table any more."""
+    from patterns.store.pages import past_cursor
 
-    from patterns.store.tables import q
-
-    values = [v for v in (ask.after or []) if not isinstance(v, dict)]
-    if not values:
-        return None
-    found = cur.execute(f"SELECT rowid FROM {table} WHERE {q(meta.physical_id)} = ?",
-                        [values[-1]]).fetchall()
-    if not found:
-        return None
-    places = np.flatnonzero(order == int(found[0][0]))
-    return int(places[0]) + 1 if len(places) else None
+    condition, params = past_cursor(meta, ask)
+    if condition is None:
+        return 0
+    probe = f"SELECT coalesce({condition}, false) FROM {table} WHERE rowid = ?"
+    low, high = 0, len(order)
+    while low < high:
+        middle = (low + high) // 2
+        found = cur.execute(probe, [*params, int(order[middle])]).fetchall()
+        if found and found[0][0]:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _order(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest, key: str,
