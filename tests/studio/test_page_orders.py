@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from patterns.server.table_pages import PageQuery, decode_cursor, read_page
+from patterns.server.table_pages import PageQuery, decode_cursor, encode_cursor, read_page
 from patterns.store import page_orders
 
 ROWS = 3_000
@@ -79,3 +79,49 @@ def test_a_cursor_from_before_a_change_still_gives_the_right_rows(runner: Any) -
             "SELECT n FROM big ORDER BY score NULLS LAST, patterns_id LIMIT 50 OFFSET 50"
         ).read_all().column("n").to_pylist()
     assert [r["n"] for r in page] == expected
+
+
+def sql_rows(runner: Any, sql: str) -> list[dict[str, Any]]:
+    with runner.engine.store.read() as view:
+        return list(view.query(sql).read_all().to_pylist())
+
+
+@pytest.mark.parametrize(("sort", "descending"), [(None, False), ("score", False),
+                                                  ("score", True)])
+def test_a_deep_page_after_a_cursor_without_its_place_is_the_full_sorts(
+        runner: Any, sort: str | None, descending: bool) -> None:
+    # A cursor with no place in the kept order (the second page of a sort, or any cursor
+    # the keyset SQL gave) is placed by bisecting the order: the page must be the rows a
+    # full ORDER BY ... OFFSET gives, ties (broken by id) and rows with no score included.
+    order = (f"score {'DESC' if descending else 'ASC'} NULLS LAST, patterns_id" if sort
+             else "patterns_id")
+    page_orders._orders.clear()
+    for at in (0, 1_234, 2_999 - 50, 2_750):  # (2_750: among the rows with no score)
+        (row,) = sql_rows(runner, f"SELECT n, score, patterns_id FROM big ORDER BY {order} "
+                                  f"LIMIT 1 OFFSET {at}")
+        values = [row["score"], row["patterns_id"]] if sort else [row["patterns_id"]]
+        with runner.engine.store.read() as view:
+            page, after = read_page(view, view.tables.get("big"), PageQuery(
+                sort=sort, descending=descending, after=encode_cursor(values), limit=60))
+        expected = sql_rows(runner, f"SELECT n FROM big ORDER BY {order} LIMIT 60 "
+                                    f"OFFSET {at + 1}")
+        assert [r["n"] for r in page] == [r["n"] for r in expected], at
+        if after is not None:  # (the page came from the kept order: its cursor has a place)
+            assert any(isinstance(v, dict) for v in decode_cursor(after))
+        else:
+            assert at + 1 + len(page) == ROWS
+
+
+def test_a_cursor_whose_row_is_not_in_the_table_pages_as_the_keyset_sql_does(
+        runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # between two scores, and an id before every id: the rows past it in the sort order
+    cursor = encode_cursor([3.5, "0"])
+    pages = []
+    for least in (1_000, 10**9):  # the kept order, then the keyset SQL alone
+        monkeypatch.setattr(page_orders, "MIN_ROWS", least)
+        with runner.engine.store.read() as view:
+            pages.append(read_page(view, view.tables.get("big"), PageQuery(
+                sort="score", descending=True, after=cursor, limit=80))[0])
+    kept, by_sql = pages
+    assert [r["n"] for r in kept] == [r["n"] for r in by_sql]
+    assert [r["score"] for r in kept] == [3] * 80
