@@ -12,9 +12,10 @@ as fast as a slice). A page is then a slice of it, fetched by ``rowid`` (which D
 group), and its rows carry their rank so the next page's cursor can say where it starts.
 
 A cursor's rank is only used while the table is as it was when the order was made (the
-order's token is in the cursor); otherwise the page falls back to the keyset SQL, which is
-always right, just slower. Filtered pages always use the SQL (a filter usually leaves few
-rows).
+order's token is in the cursor). A cursor without one (the first page's, which the keyset
+SQL served, or one from before the table changed) is placed in the order by bisection on the
+keyset SQL's own condition, a row looked up by ``rowid`` a step. Filtered pages always use
+the SQL (a filter usually leaves few rows).
 """
 
 from __future__ import annotations
