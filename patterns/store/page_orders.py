@@ -79,8 +79,9 @@ def ordered_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReque
     else:
         order = _order(cur, meta, ask, key, table)
         hint = hint_of(ask.after)
-        if hint is not None and hint.get("of") == token and isinstance(hint.get("at"), int):
-            start = hint["at"]
+        at = hint.get("at") if hint is not None and hint.get("of") == token else None
+        if isinstance(at, int) and 0 <= at <= len(order):
+            start = at
         else:  # (a cursor of the SQL's first page, another order, or the table changed)
             start = _place_after(cur, meta, ask, table, order)
     chosen = order[start:start + int(ask.limit) + 1]

@@ -125,3 +125,19 @@ def test_a_cursor_whose_row_is_not_in_the_table_pages_as_the_keyset_sql_does(
     kept, by_sql = pages
     assert [r["n"] for r in kept] == [r["n"] for r in by_sql]
     assert [r["score"] for r in kept] == [3] * 80
+
+
+def test_a_cursor_with_a_place_out_of_the_order_is_placed_by_its_values(runner: Any) -> None:
+    ask = PageQuery(sort="score", limit=70)
+    _, cursors = walk(runner, ask)
+    values = decode_cursor(cursors[3])
+    hint = next(v for v in values if isinstance(v, dict))
+    pages = []
+    for at in (hint["at"], -5, ROWS + 10):  # (a place edited by hand is not trusted)
+        changed = [v if not isinstance(v, dict) else {**v, "at": at} for v in values]
+        with runner.engine.store.read() as view:
+            pages.append(read_page(view, view.tables.get("big"), PageQuery(
+                sort="score", after=encode_cursor(changed), limit=70))[0])
+    assert [r["n"] for r in pages[1]] == [r["n"] for r in pages[0]]
+    assert [r["n"] for r in pages[2]] == [r["n"] for r in pages[0]]
+    assert len(pages[0]) == 70
