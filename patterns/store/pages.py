@@ -21,8 +21,14 @@ OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<
              "contains": "contains", "null": "null", "notnull": "notnull"}
 
 
-def page_sql(meta: TableMeta, ask: PageRequest, id_name: str) -> tuple[str, list[Any]]:
-    """The SELECT for one page (one row more than asked, to know if another follows)."""
+def page_sql(meta: TableMeta, ask: PageRequest, id_name: str, *, by_rowid: bool = False
+             ) -> tuple[str, list[Any]]:
+    """The SELECT for one page (one row more than asked, to know if another follows).
+
+    ``by_rowid`` (DuckDB): the top-N picks the page's ``rowid`` s reading only the sort, id
+    and filter columns, and the page's rows are then read by ``rowid``, in one statement
+    (one snapshot). DuckDB's top-N otherwise reads every column of every row it passes: on
+    10,000,000 rows the first page took three times as long."""
     names = meta.visible_names()
     for column, what in ((ask.sort, "sort on"), (ask.where, "filter on")):
         if column is not None and column not in names:
@@ -53,9 +59,12 @@ def page_sql(meta: TableMeta, ask: PageRequest, id_name: str) -> tuple[str, list
         clauses.append(beyond)
         params.extend(beyond_params)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = (f"SELECT {select_list(meta)}, {ident} AS {q(id_name)} FROM "
-           f"{qualified(meta.physical)}{where} ORDER BY {page_order(meta, ask)} LIMIT {int(ask.limit) + 1}")
-    return sql, params
+    table, order, limit = qualified(meta.physical), page_order(meta, ask), int(ask.limit) + 1
+    select = f"SELECT {select_list(meta)}, {ident} AS {q(id_name)} FROM {table}"
+    if by_rowid:
+        return (f"{select} WHERE rowid IN (SELECT rowid FROM {table}{where} ORDER BY {order} "
+                f"LIMIT {limit}) ORDER BY {order}"), params
+    return f"{select}{where} ORDER BY {order} LIMIT {limit}", params
 
 
 def page_order(meta: TableMeta, ask: PageRequest) -> str:

@@ -141,3 +141,22 @@ def test_a_cursor_with_a_place_out_of_the_order_is_placed_by_its_values(runner: 
     assert [r["n"] for r in pages[1]] == [r["n"] for r in pages[0]]
     assert [r["n"] for r in pages[2]] == [r["n"] for r in pages[0]]
     assert len(pages[0]) == 70
+
+
+@pytest.mark.parametrize(("where", "op", "value"), [(None, "eq", None), ("score", "gte", "2"),
+                                                     ("score", "null", None)])
+def test_pages_read_by_rowid_are_the_plain_keyset_sqls(runner: Any, where: str | None,
+                                                       op: str, value: str | None) -> None:
+    # (the DuckDB store's keyset SQL picks the page's rowids first, then reads their rows)
+    from patterns.store.interface import PageRequest
+    from patterns.store.pages import page_sql
+
+    with runner.engine.store.read() as view:
+        meta = view.tables.get("big")
+        for after in (None, [3, "0"], [None, "0"]):
+            ask = PageRequest(sort="score", descending=True, where=where, op=op, value=value,
+                              after=after, limit=90)
+            plain, by_rowid = (view.query(*page_sql(meta, ask, "k", by_rowid=b)).read_all()
+                               for b in (False, True))
+            assert by_rowid.column("n").to_pylist() == plain.column("n").to_pylist()
+            assert plain.num_rows in (0, 91)
