@@ -73,7 +73,7 @@ class DuckDBView(MetadataViews):
         from patterns.store.page_orders import ordered_page
         from patterns.store.pages import page_sql
 
-        sql, params = page_sql(meta, ask, id_name)
+        sql, params = page_sql(meta, ask, id_name, by_rowid=True)
         try:
             kept = ordered_page(self.cursor, meta, ask, id_name)  # (a big table: fast)
             if kept is not None:

@@ -21,8 +21,14 @@ OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<
              "contains": "contains", "null": "null", "notnull": "notnull"}
 
 
-def page_sql(meta: TableMeta, ask: PageRequest, id_name: str) -> tuple[str, list[Any]]:
-    """The SELECT for one page (one row more than asked, to know if another follows)."""
+def page_sql(meta: TableMeta, ask: PageRequest, id_name: str, *, by_rowid: bool = False
+             ) -> tuple[str, list[Any]]:
+    """The SELECT for one page (one row more than asked, to know if another follows).
+
+    ``by_rowid`` (DuckDB): the top-N picks the page's ``rowid`` s reading only the sort, id
+    and filter columns, and the page's rows are then read by ``rowid``, in one statement
+    (one snapshot). DuckDB's top-N otherwise reads every column of every row it passes: on
+    10,000,000 rows the first page took three times as long."""
     names = meta.visible_names()
     for column, what in ((ask.sort, "sort on"), (ask.where, "filter on")):
         if column is not None and column not in names:
@@ -48,33 +54,48 @@ def page_sql(meta: TableMeta, ask: PageRequest, id_name: str) -> tuple[str, list
                 raise ConfigError(f"the filter '{ask.where} {OPERATORS[ask.op]}' needs a value")
             clauses.append(f"{col} {OPERATORS[ask.op]} ?")
             params.append(ask.value)
+    beyond, beyond_params = past_cursor(meta, ask)
+    if beyond is not None:
+        clauses.append(beyond)
+        params.extend(beyond_params)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    table, order, limit = qualified(meta.physical), page_order(meta, ask), int(ask.limit) + 1
+    select = f"SELECT {select_list(meta)}, {ident} AS {q(id_name)} FROM {table}"
+    if by_rowid:
+        return (f"{select} WHERE rowid IN (SELECT rowid FROM {table}{where} ORDER BY {order} "
+                f"LIMIT {limit}) ORDER BY {order}"), params
+    return f"{select}{where} ORDER BY {order} LIMIT {limit}", params
+
+
+def page_order(meta: TableMeta, ask: PageRequest) -> str:
+    """The ORDER BY of a page: the sort column (no value last either way), then the id."""
+    ident = q(meta.physical_id)
+    if ask.sort is None:
+        return ident
+    return f"{q(ask.sort)} {'DESC' if ask.descending else 'ASC'} NULLS LAST, {ident}"
+
+
+def past_cursor(meta: TableMeta, ask: PageRequest) -> tuple[str | None, list[Any]]:
+    """The condition a row past ``ask.after`` meets in the page's order (None: no cursor),
+    and its parameters: true exactly for the rows after the cursor's, so it is false and
+    then true along the order (:mod:`patterns.store.page_orders` bisects on it)."""
     # (a cursor may end with the rank hint of a kept order, patterns.store.page_orders)
     cursor = [v for v in ask.after if not isinstance(v, dict)] if ask.after else None
+    if cursor is None:
+        return None, []
+    ident = q(meta.physical_id)
     if ask.sort is None:
-        order = f"{ident}"
-        if cursor is not None:
-            clauses.append(f"{ident} > ?")
-            params.append(cursor[-1])
-    else:
-        col = q(ask.sort)
-        direction, beyond = ("DESC", "<") if ask.descending else ("ASC", ">")
-        order = f"{col} {direction} NULLS LAST, {ident}"
-        if cursor is not None:
-            if len(cursor) != 2:
-                raise ConfigError("the page cursor belongs to another sort; start again from "
-                                  "the first page")
-            value, last_id = cursor
-            if value is None:
-                clauses.append(f"({col} IS NULL AND {ident} > ?)")
-                params.append(last_id)
-            else:
-                clauses.append(f"({col} {beyond} ? OR ({col} = ? AND {ident} > ?) "
-                               f"OR {col} IS NULL)")
-                params.extend([value, value, last_id])
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = (f"SELECT {select_list(meta)}, {ident} AS {q(id_name)} FROM "
-           f"{qualified(meta.physical)}{where} ORDER BY {order} LIMIT {int(ask.limit) + 1}")
-    return sql, params
+        return f"{ident} > ?", [cursor[-1]]
+    if len(cursor) != 2:
+        raise ConfigError("the page cursor belongs to another sort; start again from the "
+                          "first page")
+    col = q(ask.sort)
+    value, last_id = cursor
+    if value is None:
+        return f"({col} IS NULL AND {ident} > ?)", [last_id]
+    beyond = "<" if ask.descending else ">"
+    return (f"({col} {beyond} ? OR ({col} = ? AND {ident} > ?) OR {col} IS NULL)",
+            [value, value, last_id])
 
 
 def behind_sql(meta: TableMeta, position: StreamPosition | None) -> tuple[str, list[Any]]:

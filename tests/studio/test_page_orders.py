@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from patterns.server.table_pages import PageQuery, decode_cursor, read_page
+from patterns.server.table_pages import PageQuery, decode_cursor, encode_cursor, read_page
 from patterns.store import page_orders
 
 ROWS = 3_000
@@ -79,3 +79,84 @@ def test_a_cursor_from_before_a_change_still_gives_the_right_rows(runner: Any) -
             "SELECT n FROM big ORDER BY score NULLS LAST, patterns_id LIMIT 50 OFFSET 50"
         ).read_all().column("n").to_pylist()
     assert [r["n"] for r in page] == expected
+
+
+def sql_rows(runner: Any, sql: str) -> list[dict[str, Any]]:
+    with runner.engine.store.read() as view:
+        return list(view.query(sql).read_all().to_pylist())
+
+
+@pytest.mark.parametrize(("sort", "descending"), [(None, False), ("score", False),
+                                                  ("score", True)])
+def test_a_deep_page_after_a_cursor_without_its_place_is_the_full_sorts(
+        runner: Any, sort: str | None, descending: bool) -> None:
+    # A cursor with no place in the kept order (the second page of a sort, or any cursor
+    # the keyset SQL gave) is placed by bisecting the order: the page must be the rows a
+    # full ORDER BY ... OFFSET gives, ties (broken by id) and rows with no score included.
+    order = (f"score {'DESC' if descending else 'ASC'} NULLS LAST, patterns_id" if sort
+             else "patterns_id")
+    page_orders._orders.clear()
+    for at in (0, 1_234, 2_999 - 50, 2_750):  # (2_750: among the rows with no score)
+        (row,) = sql_rows(runner, f"SELECT n, score, patterns_id FROM big ORDER BY {order} "
+                                  f"LIMIT 1 OFFSET {at}")
+        values = [row["score"], row["patterns_id"]] if sort else [row["patterns_id"]]
+        with runner.engine.store.read() as view:
+            page, after = read_page(view, view.tables.get("big"), PageQuery(
+                sort=sort, descending=descending, after=encode_cursor(values), limit=60))
+        expected = sql_rows(runner, f"SELECT n FROM big ORDER BY {order} LIMIT 60 "
+                                    f"OFFSET {at + 1}")
+        assert [r["n"] for r in page] == [r["n"] for r in expected], at
+        if after is not None:  # (the page came from the kept order: its cursor has a place)
+            assert any(isinstance(v, dict) for v in decode_cursor(after))
+        else:
+            assert at + 1 + len(page) == ROWS
+
+
+def test_a_cursor_whose_row_is_not_in_the_table_pages_as_the_keyset_sql_does(
+        runner: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # between two scores, and an id before every id: the rows past it in the sort order
+    cursor = encode_cursor([3.5, "0"])
+    pages = []
+    for least in (1_000, 10**9):  # the kept order, then the keyset SQL alone
+        monkeypatch.setattr(page_orders, "MIN_ROWS", least)
+        with runner.engine.store.read() as view:
+            pages.append(read_page(view, view.tables.get("big"), PageQuery(
+                sort="score", descending=True, after=cursor, limit=80))[0])
+    kept, by_sql = pages
+    assert [r["n"] for r in kept] == [r["n"] for r in by_sql]
+    assert [r["score"] for r in kept] == [3] * 80
+
+
+def test_a_cursor_with_a_place_out_of_the_order_is_placed_by_its_values(runner: Any) -> None:
+    ask = PageQuery(sort="score", limit=70)
+    _, cursors = walk(runner, ask)
+    values = decode_cursor(cursors[3])
+    hint = next(v for v in values if isinstance(v, dict))
+    pages = []
+    for at in (hint["at"], -5, ROWS + 10):  # (a place edited by hand is not trusted)
+        changed = [v if not isinstance(v, dict) else {**v, "at": at} for v in values]
+        with runner.engine.store.read() as view:
+            pages.append(read_page(view, view.tables.get("big"), PageQuery(
+                sort="score", after=encode_cursor(changed), limit=70))[0])
+    assert [r["n"] for r in pages[1]] == [r["n"] for r in pages[0]]
+    assert [r["n"] for r in pages[2]] == [r["n"] for r in pages[0]]
+    assert len(pages[0]) == 70
+
+
+@pytest.mark.parametrize(("where", "op", "value"), [(None, "eq", None), ("score", "gte", "2"),
+                                                     ("score", "null", None)])
+def test_pages_read_by_rowid_are_the_plain_keyset_sqls(runner: Any, where: str | None,
+                                                       op: str, value: str | None) -> None:
+    # (the DuckDB store's keyset SQL picks the page's rowids first, then reads their rows)
+    from patterns.store.interface import PageRequest
+    from patterns.store.pages import page_sql
+
+    with runner.engine.store.read() as view:
+        meta = view.tables.get("big")
+        for after in (None, [3, "0"], [None, "0"]):
+            ask = PageRequest(sort="score", descending=True, where=where, op=op, value=value,
+                              after=after, limit=90)
+            plain, by_rowid = (view.query(*page_sql(meta, ask, "k", by_rowid=b)).read_all()
+                               for b in (False, True))
+            assert by_rowid.column("n").to_pylist() == plain.column("n").to_pylist()
+            assert plain.num_rows in (0, 91)
