@@ -70,3 +70,9 @@ class DuckDBArchive(SqlArchive):
         self.cur.execute(f"CREATE SEQUENCE {META}.commit_seq START {last + 1}")
         for meta in Tables(self.con).all():
             self._writer._refresh_view(meta)
+        # The copied ids may share their blocks' keys (a store from before migration 4, or
+        # PostgreSQL's, whose rows got their millisecond above): streams bound passes up to
+        # the last of them inclusively.
+        self.cur.execute(
+            f"UPDATE {META}.id_keys SET shared_up_to = (SELECT max(i) FROM (SELECT "
+            f"shared_up_to AS i UNION ALL SELECT last_id FROM {META}.tables) AS ids)")
