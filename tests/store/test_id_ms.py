@@ -290,3 +290,34 @@ def test_a_pass_after_a_huge_commit_does_not_read_it_again(tmp_path: Path) -> No
         store.close()
     assert again >= huge
     assert read < huge // 2  # (at most the row group the new rows share with the last)
+
+
+def test_a_copied_store_bounds_passes_inclusively_up_to_the_ids_it_took_in(
+        tmp_path: Path) -> None:
+    """``patterns store copy`` cannot tell ids that share keys (an old store's) from others:
+    the copy moves ``shared_up_to`` past every id it took in, and a stream's stored position
+    goes on in the copy with nothing lost."""
+    from patterns.store.copy import copy_store
+
+    source = open_store(tmp_path / "source.duckdb")
+    try:
+        assert isinstance(source, DuckDBStore)
+        source.ids = OldSequence(int(time.time() * 1000))  # type: ignore[assignment]
+        append(source, "t", [{"n": 0}])
+        got, first = consume(source, "t", None)
+        assert got == [0]
+        append(source, "t", [{"n": 1}, {"n": 2}])  # (the same key as the first)
+        source.commit(Checkpoint(run_id="r", node_id="reader", positions={"t": first}))
+        copy = open_store(tmp_path / "copy.duckdb")
+        try:
+            assert isinstance(copy, DuckDBStore) and copy.shared_keys is None
+            copy_store(source, copy)
+            assert copy.shared_keys == meta_of(copy, "t").last_id
+            with copy.read() as view:
+                stored = view.memory.positions("reader")["t"]
+            assert stored == first
+            assert consume(copy, "t", stored)[0] == [1, 2]
+        finally:
+            copy.close()
+    finally:
+        source.close()
