@@ -1,4 +1,4 @@
-"""``python -m bench [--small] [--store STORE] [NAME ...]``: run the benchmarks, one JSON
+"""``python -m bench [--small] [--large] [--store STORE] [NAME ...]``: run the benchmarks, one JSON
 line per figure (each naming the store it ran on)."""
 
 from __future__ import annotations
