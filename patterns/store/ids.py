@@ -52,8 +52,17 @@ def id_ms(ulid: str) -> int:
 
 #: The same in SQL (DuckDB and PostgreSQL), for ``column`` holding ULIDs.
 def id_ms_sql(column: str) -> str:
+    return _prefix_sql(column, 10)
+
+
+def id_key_sql(column: str) -> str:
+    """:func:`id_key` in SQL (DuckDB and PostgreSQL), for ``column`` holding ULIDs."""
+    return _prefix_sql(column, 13)
+
+
+def _prefix_sql(column: str, length: int) -> str:
     digits = [f"(strpos('{ALPHABET.decode()}', substr({column}, {i + 1}, 1)) - 1) * "
-              f"{32 ** (9 - i)}" for i in range(10)]
+              f"{32 ** (length - 1 - i)}" for i in range(length)]
     return "CAST(" + " + ".join(digits) + " AS BIGINT)"
 
 
