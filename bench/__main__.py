@@ -1,4 +1,4 @@
-"""``python -m bench [--small] [--store STORE] [NAME ...]``: run the benchmarks, one JSON
+"""``python -m bench [--small] [--large] [--store STORE] [NAME ...]``: run the benchmarks, one JSON
 line per figure (each naming the store it ran on)."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 
 from bench import stores
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--small", action="store_true",
                         help="small sizes: a smoke run of seconds (what CI runs)")
+    parser.add_argument("--large", action="store_true",
+                        help="also the large sizes that take minutes to fill (stream_new_rows "
+                             "at 20,000,000 rows)")
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"only these benchmarks (of: {', '.join(BENCHMARKS)})")
     parser.add_argument("--store", default="duckdb", metavar="STORE",
@@ -39,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.store != "duckdb" and set(names) - set(stores.ON_POSTGRES):
         parser.error(f"on PostgreSQL only the store benchmarks run: "
                      f"{', '.join(stores.ON_POSTGRES)}")
+    if args.large:
+        os.environ["BENCH_LARGE"] = "1"
     with stores.store_for_each(args.store) as fresh:
         for name in names:
             fresh(name)

@@ -33,6 +33,15 @@ def node_env() -> dict[str, str]:
     on its path (nothing of the run: its config comes by :func:`_config_pipe`)."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    # glibc's malloc, as a long stream needs it: gRPC's threads receive each batch into
+    # arenas of their own, and the main thread frees it there, so every arena's heap grew
+    # with what it had once held (up to 16 arenas on 2 cores); and the mmap threshold, left
+    # to move, rises once a big block is freed, so later big blocks (a batch's column lists
+    # and JSON text) came from those heaps too. Two arenas, and the thresholds fixed at
+    # glibc's defaults (128 KB), keep a node's peak where the first batches put it
+    # (consuming 5M rows: 327 MB before, 251 MB after; bench/RESULTS.md).
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    env.setdefault("MALLOC_TRIM_THRESHOLD_", "131072")
     # The node process imports this very copy of patterns, installed or not.
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)

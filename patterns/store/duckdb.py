@@ -165,6 +165,21 @@ class DuckDBStore:
         for (last_id,) in self._con.execute(
                 f"SELECT last_id FROM {META}.tables WHERE last_id IS NOT NULL").fetchall():
             self.ids.advance_past(last_id)
+        self.shared_keys = self._shared_keys()
+
+    def _shared_keys(self) -> str | None:
+        """The last id that may share its block's key with later ids (migration 4; see
+        :func:`~patterns.store.reads.stream_sql`)."""
+        from patterns.store.reads import EVERY_KEY_SHARED
+
+        try:
+            found = self._con.execute(f"SELECT shared_up_to FROM {META}.id_keys").fetchall()
+        except duckdb.CatalogException:  # (a store opened read-only, before migration 4)
+            return EVERY_KEY_SHARED
+        return str(found[0][0]) if found and found[0][0] is not None else None
+
+    def _view(self, cur: duckdb.DuckDBPyConnection) -> DuckDBView:
+        return DuckDBView(cur, shared_keys=self.shared_keys)
 
     # ------------------------------------------------------------------ connection
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -212,14 +227,14 @@ class DuckDBStore:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         with self._transaction() as cur:
-            yield DuckDBView(cur)
+            yield self._view(cur)
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:
         """A view of what is committed (each statement sees the latest commit)."""
         cur = self.cursor()
         try:
-            yield DuckDBView(cur)
+            yield self._view(cur)
         finally:
             cur.close()
 
@@ -230,13 +245,16 @@ class DuckDBStore:
         from patterns.store.duckdb_archive import DuckDBArchive
 
         if write:
-            with self._transaction() as cur:
-                yield DuckDBArchive(DuckDBView(cur))
+            try:
+                with self._transaction() as cur:
+                    yield DuckDBArchive(self._view(cur))
+            finally:
+                self.shared_keys = self._shared_keys()
             return
         cur = self.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")
-            yield DuckDBArchive(DuckDBView(cur))
+            yield DuckDBArchive(self._view(cur))
         finally:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
@@ -246,7 +264,7 @@ class DuckDBStore:
     def autocommit(self) -> Iterator[Transaction]:
         cur = self.cursor()
         try:
-            yield DuckDBView(cur)
+            yield self._view(cur)
         except BaseException as exc:
             full = disk_full(exc)
             if full is not None:
@@ -259,7 +277,7 @@ class DuckDBStore:
                     ) -> pa.RecordBatchReader:
         cur = self.cursor()
         try:
-            reader = read(DuckDBView(cur))
+            reader = read(self._view(cur))
         except BaseException:
             cur.close()
             raise
@@ -339,7 +357,7 @@ class DuckDBStore:
                         faults.point("commit.begin")
                         result = self._apply(cur, cp, cached=True)
                         if also is not None:
-                            also(DuckDBView(cur), result)
+                            also(self._view(cur), result)
                         faults.point("commit.end")
                     except duckdb.InterruptException as exc:
                         why = ("asked to stop" if stop is not None and stop.is_set() else
@@ -427,7 +445,7 @@ class DuckDBStore:
             cur.execute("BEGIN TRANSACTION")
             try:
                 self._apply(cur, cp)
-                return read(DuckDBView(cur))
+                return read(self._view(cur))
             finally:
                 cur.execute("ROLLBACK")
                 cur.close()

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from patterns.store.archive import SqlArchive
 from patterns.store.duckdb_view import DuckDBConnection, DuckDBView
-from patterns.store.ids import UlidSequence, id_ms_sql
+from patterns.store.ids import UlidSequence, id_key_sql
 from patterns.store.migrations import DATA, META
 from patterns.store.model import ID_MS, TableMeta
 from patterns.store.reads import BATCH_ROWS
@@ -44,8 +44,11 @@ class DuckDBArchive(SqlArchive):
         # (JSON text as DuckDB writes it: PostgreSQL's has spaces after its separators)
         values = [f"json({q(n)})" if have[n] == "JSON" else q(n) for n in names]
         if ID_MS in have and ID_MS not in names:  # (from a store without it: PostgreSQL's)
+            # Each id's key, as this store writes it; an id made before blocks had keys
+            # gets its first 13 characters too, which lie between its millisecond and the
+            # key of any later id: the inclusive bounds of such ids (see finish) hold.
             names.append(ID_MS)
-            values.append(id_ms_sql(q(made.physical_id)))
+            values.append(id_key_sql(q(made.physical_id)))
         cols = ", ".join(q(n) for n in names)
         self.cur.register("__patterns_copy", rows)
         try:
@@ -70,3 +73,9 @@ class DuckDBArchive(SqlArchive):
         self.cur.execute(f"CREATE SEQUENCE {META}.commit_seq START {last + 1}")
         for meta in Tables(self.con).all():
             self._writer._refresh_view(meta)
+        # The copied ids may share their blocks' keys (made before migration 4, here or in
+        # the PostgreSQL store they come from): streams bound passes up to the last of them
+        # inclusively.
+        self.cur.execute(
+            f"UPDATE {META}.id_keys SET shared_up_to = (SELECT max(i) FROM (SELECT "
+            f"shared_up_to AS i UNION ALL SELECT last_id FROM {META}.tables) AS ids)")

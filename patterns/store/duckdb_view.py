@@ -17,7 +17,7 @@ from patterns.errors import DataError, QueryError
 from patterns.positions import StreamPosition
 from patterns.store.interface import LeaseRepository, PageRequest
 from patterns.store.model import TableMeta
-from patterns.store.reads import BATCH_ROWS, scan_sql, stream_sql
+from patterns.store.reads import BATCH_ROWS, EVERY_KEY_SHARED, scan_sql, stream_sql
 from patterns.store.repositories import MetadataViews
 from patterns.store.sole_leases import SoleLeases
 
@@ -46,8 +46,12 @@ def first_line(exc: BaseException) -> str:
 class DuckDBView(MetadataViews):
     """The :class:`~patterns.store.interface.Transaction` of a DuckDB store."""
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cur: duckdb.DuckDBPyConnection, *,
+                 shared_keys: str | None = EVERY_KEY_SHARED) -> None:
+        """``shared_keys``: the store's last id that may share its block's key with later
+        ids (see :func:`~patterns.store.reads.stream_sql`; by default: any id may)."""
         self.cursor = cur
+        self.shared_keys = shared_keys
         super().__init__(DuckDBConnection(cur))
         self.leases: LeaseRepository = SoleLeases()
 
@@ -56,7 +60,7 @@ class DuckDBView(MetadataViews):
         return self._reader(scan_sql(meta, limit=limit, offset=offset), [])
 
     def stream(self, meta: TableMeta, position: StreamPosition) -> pa.RecordBatchReader:
-        return self._reader(*stream_sql(meta, position))
+        return self._reader(*stream_sql(meta, position, shared_keys=self.shared_keys))
 
     def query(self, sql: str, params: Sequence[Any] | None = None, *,
               integer_division: bool = False,

@@ -145,4 +145,11 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
             created_at TIMESTAMPTZ NOT NULL)""",
     ]),    (3, "the hidden _patterns_id_ms column of every table version (streams skip row groups)",
      [add_id_ms]),
+    (4, "every block of ids has a key of its own; the last id made before that", [
+        # Ids up to ``shared_up_to`` may share their first 13 characters (and the hidden
+        # column holds their millisecond); every later block of ids has its own key. One
+        # row; NULL: no id shares its key (see docs/store.md).
+        f"CREATE TABLE {META}.id_keys (shared_up_to VARCHAR)",
+        f"INSERT INTO {META}.id_keys SELECT max(last_id) FROM {META}.tables",
+    ]),
 ]

@@ -14,10 +14,13 @@ from patterns.store.columns import Column
 
 HIDDEN_ID = "_patterns_id"
 DEFAULT_ID = "patterns_id"
-#: A hidden BIGINT column of every DuckDB table version: the millisecond of the row's id
-#: (its first 10 characters). Ids grow in commit order, so this grows too; a stream pass
-#: filters on it first, and DuckDB's zone maps skip the row groups committed before the
-#: pass (they keep only an 8-byte prefix of a text column). See docs/store.md.
+#: A hidden BIGINT column of every DuckDB table version: the key of the row's id
+#: (:func:`~patterns.store.ids.id_key`: millisecond * 2**15 + block number, one value per
+#: block of ids), or, for ids made before blocks had keys (up to ``id_keys.shared_up_to``),
+#: the id's millisecond, which is smaller than every key. Ids grow in commit order, so this
+#: grows too; a stream pass filters on it first, and DuckDB's zone maps skip the row groups
+#: committed before the pass (they keep only an 8-byte prefix of a text column). The name is
+#: the column's first meaning (migration 3). See docs/store.md.
 ID_MS = "_patterns_id_ms"
 
 OpKind = Literal["append", "upsert", "replace", "truncate", "reset", "init", "sql", "delete",

@@ -14,12 +14,15 @@ from dataclasses import replace
 from typing import Any
 
 from patterns.positions import StreamPosition
-from patterns.store.ids import id_ms
+from patterns.store.ids import id_key, id_ms
 from patterns.store.model import ID_MS, TableMeta
 from patterns.store.tables import SQL_TYPES, q, qualified
 
 #: Rows per Arrow batch handed to readers.
 BATCH_ROWS = 65_536
+#: ``shared_keys`` of :func:`stream_sql` when it is not known which ids share their block's
+#: key with later ones: greater than every id, so every lower bound is inclusive.
+EVERY_KEY_SHARED = "~"
 
 
 def select_list(meta: TableMeta, *, with_hidden_id: bool = False) -> str:
@@ -58,23 +61,34 @@ def pass_is_empty(pos: StreamPosition) -> bool:
     return pos.hi is None or pos.hi == pos.lo
 
 
-def stream_sql(meta: TableMeta, pos: StreamPosition, *, by_ms: bool = True
-               ) -> tuple[str, list[Any]]:
-    """The query of a pass from ``pos`` on. With ``by_ms`` (DuckDB), the id's millisecond
-    (:data:`~patterns.store.model.ID_MS`) bounds the pass first: DuckDB skips the row groups
-    outside it by their zone maps (a text column's keep only an 8-byte prefix, which ids
-    committed in the same second share); the ids themselves then decide exactly.
-    PostgreSQL finds the range by its primary key's index instead."""
+def stream_sql(meta: TableMeta, pos: StreamPosition, *, by_ms: bool = True,
+               shared_keys: str | None = EVERY_KEY_SHARED) -> tuple[str, list[Any]]:
+    """The query of a pass from ``pos`` on. With ``by_ms`` (DuckDB), the key of the id's
+    block (:data:`~patterns.store.model.ID_MS`) bounds the pass first: DuckDB skips the row
+    groups outside it by their zone maps (a text column's keep only an 8-byte prefix, which
+    ids committed in the same second share); the ids themselves then decide exactly.
+    PostgreSQL finds the range by its primary key's index instead.
+
+    ``shared_keys`` is the last id that may share its key with later ids (made before
+    blocks had keys of their own; None: no id does): a finished pass ``lo`` after it
+    starts strictly after ``lo``'s key, so a pass never reads the commit before it."""
     idc = q(meta.physical_id)
     where: list[str] = []
     params: list[Any] = []
     if by_ms and pos.hi is not None:
         where.append(f"{q(ID_MS)} <= ?")
-        params.append(id_ms(pos.hi))
-        after = pos.id if pos.started and pos.order_by is None else pos.lo
+        params.append(id_key(pos.hi))  # (an id's key is at least its millisecond)
+        mid_pass = pos.started and pos.order_by is None
+        after = pos.id if mid_pass else pos.lo
         if after is not None:
-            where.append(f"{q(ID_MS)} >= ?")
-            params.append(id_ms(after))
+            if shared_keys is not None and after <= shared_keys:
+                where.append(f"{q(ID_MS)} >= ?")  # (rows of later commits may share it)
+                params.append(id_ms(after))
+            else:
+                # Every later block has a greater key; a finished pass ends on its table's
+                # last id, so nothing after it shares its block.
+                where.append(f"{q(ID_MS)} >= ?" if mid_pass else f"{q(ID_MS)} > ?")
+                params.append(id_key(after))
     where.append(f"{idc} <= ?")
     params.append(pos.hi)
     if pos.lo is not None:

@@ -149,7 +149,7 @@ def _update(writer: TableWriter, meta: TableMeta, write: SqlWrite) -> tuple[Tabl
             f"UPDATE {table} SET {q(idc)} = n.pid, {q(ID_MS)} = ? FROM (SELECT m.mark, i.pid FROM (SELECT "
             f"{q(idc)} AS mark, row_number() OVER (ORDER BY {q(idc)}) - 1 AS o FROM {table} "
             f"WHERE starts_with({q(idc)}, '{_ID_MARK}')) m JOIN {ids} i ON i.o = m.o) n "
-            f"WHERE {table}.{q(idc)} = n.mark", [writer.ids.ms])
+            f"WHERE {table}.{q(idc)} = n.mark", [writer.ids.key])
     finally:
         with contextlib.suppress(duckdb.Error):
             writer.cur.unregister(ids)

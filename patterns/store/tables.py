@@ -82,7 +82,7 @@ class Rows:
     """Rows to add to a table: ``source`` names a relation of the open transaction (a
     registered Arrow table or a temporary table) holding ``fields``; ``with_ids`` when it
     also carries each row's new id (``__pid``) and position (``__ord``), ids of one block
-    whose millisecond is ``ids_ms``."""
+    whose key (:data:`~patterns.store.model.ID_MS`) is ``ids_ms``."""
 
     source: str
     fields: tuple[Field, ...]
@@ -245,7 +245,7 @@ class TableWriter:
         self.cur.register(staging, data)
         try:
             return self.add_rows(meta, Rows(staging, fields, n, with_ids=True,
-                                            ids_ms=self.ids.ms),
+                                            ids_ms=self.ids.key),
                                  upsert=op.kind == "upsert", unique_on=op.unique_on)
         finally:
             with contextlib.suppress(duckdb.Error):  # fails in an aborted transaction
@@ -333,13 +333,13 @@ class TableWriter:
         if not rows.with_ids:  # ids join the rows in the order they were made
             self.cur.register(ids, pa.table({"__ord": pa.array(np.arange(n, dtype=np.int64)),
                                              "__pid": self.ids.block(n)}))
-            ids_ms = self.ids.ms
+            ids_ms = self.ids.key
             numbered = (f"(SELECT s.*, i.__pid, i.__ord FROM (SELECT *, row_number() OVER "
                         f"(ORDER BY rowid) - 1 AS __n FROM {rows.source}) s "
                         f"JOIN {ids} i ON i.__ord = s.__n)")
         try:
             target_cols = [meta.physical_id, ID_MS]
-            select = ["__pid", "?::BIGINT"]  # (one block of ids: one millisecond)
+            select = ["__pid", "?::BIGINT"]  # (one block of ids: one key)
             params: list[Any] = [ids_ms]
             if meta.created_column:
                 target_cols.append(meta.created_column)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from patterns.store.ids import ALPHABET, UlidSequence, decode, encode
+from patterns.store.ids import ALPHABET, UlidSequence, decode, encode, id_key, id_ms
 
 
 def test_blocks_are_valid_ulids_increasing_across_blocks() -> None:
@@ -24,4 +24,26 @@ def test_a_sequence_reopened_after_an_id_continues_past_it() -> None:
     seq = UlidSequence(after=later)  # a clock behind the stored ids
     first = seq.block(2).to_pylist()
     assert first[0] > later and first == sorted(first)
-    assert decode(first[0]) == decode(later) + 1
+    # Its block numbers used up (ZZZ), the sequence moves on to the next millisecond.
+    assert id_ms(first[0]) == id_ms(later) + 1 and id_key(first[0]) > id_key(later)
+    earlier = encode(int(time.time() * 1000) + 3_600_000, 10) + "00500000" + encode(41, 8)
+    seq = UlidSequence(after=earlier)
+    (after,) = seq.block(1).to_pylist()
+    assert after > earlier and id_key(after) == id_key(earlier) + 1 == seq.key
+
+
+def test_every_block_has_a_key_of_its_own_that_grows() -> None:
+    """A stream bounds a finished pass strictly by its last id's key: no later block, even in
+    the same millisecond, may share it, and every id of a block has it."""
+    seq = UlidSequence()
+    blocks = [seq.block(n).to_pylist() for n in (1, 5, 1, 300, 2) * 200]
+    keys = [seq.key]
+    for ids in blocks:
+        assert {id_key(i) for i in ids} == {id_key(ids[0])}
+    firsts = [id_key(ids[0]) for ids in blocks]
+    assert firsts == sorted(firsts) and len(set(firsts)) == len(firsts)
+    assert keys == [firsts[-1]]
+    # (a thousand blocks, some of them in one millisecond)
+    assert len({id_ms(ids[0]) for ids in blocks}) < len(blocks)
+    # The key is the id's first 13 characters: its millisecond, then the block number.
+    assert all(id_key(ids[0]) >> 15 == id_ms(ids[0]) for ids in blocks)
