@@ -49,8 +49,9 @@ def test_ids_are_stored_small_and_read_filter_and_stream_after_reopening(
     append_numbers(store, "t", N, N)
     store.close()
 
-    # Ids take a few bytes a row on disk: uncompressed, 600,000 of them are 15.6 MB.
-    assert path.stat().st_size < 8_000_000, path.stat().st_size
+    # Ids take a few bytes a row on disk: uncompressed, 600,000 of them alone are 15.6 MB
+    # (the file also holds the numbers, the hidden key column and free blocks).
+    assert path.stat().st_size < 10_000_000, path.stat().st_size
     assert id_compressions(path, "t") == {"ZSTD"}
 
     store = open_store(path)
