@@ -29,6 +29,8 @@ from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
 from patterns.store.ids import UlidSequence
 from patterns.store.interface import Archive, Capabilities, Transaction
 from patterns.store.migrations import META, MIGRATIONS
+from patterns.positions import StreamPosition
+from patterns.store.duckdb_memory import NodeMemory
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
 from patterns.store.repositories import Memory, Tables
 from patterns.store.tables import TableWriter, prune_versions, q
@@ -148,6 +150,8 @@ class DuckDBStore:
         self._watchdog = _Watchdog()
         #: Each table's facts as the last commit left them (see :meth:`commit`).
         self._committed_tables: dict[str, TableMeta] = {}
+        #: Nodes' state and positions as committed, once read (see :meth:`memory`).
+        self._memory = NodeMemory()
         if not read_only:
             self._migrate()
             self.keep_private()
@@ -207,7 +211,9 @@ class DuckDBStore:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         with self._transaction() as cur:
-            yield DuckDBView(cur)
+            view = DuckDBView(cur)
+            view.memory = self._memory.forgetting(view.memory)  # (a reset from outside)
+            yield view
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:
@@ -226,6 +232,8 @@ class DuckDBStore:
 
         if write:
             with self._transaction() as cur:
+                self._committed_tables.clear()  # (a copy into this store changes them all)
+                self._memory.clear()
                 yield DuckDBArchive(DuckDBView(cur))
             return
         cur = self.cursor()
@@ -289,10 +297,27 @@ class DuckDBStore:
     # (DuckDB's own conveniences, for tests and benchmarks; the code above the store reads
     # through :meth:`read`.)
     def table(self, name: str, cur: duckdb.DuckDBPyConnection | None = None) -> TableMeta | None:
+        """The table's committed facts: as the last commit left them (this store is the
+        only writer of its tables), else read (in ``cur``'s transaction, if given)."""
         if cur is None:
+            known = self._committed_tables.get(name)
+            if known is not None:
+                return known
             with self.cursor() as own:
                 return self.table(name, own)
         return Tables(DuckDBConnection(cur)).get(name)
+
+    def memory(self, node_id: str) -> tuple[dict[str, Any], dict[str, StreamPosition]]:
+        """The node's state and positions as committed, read once and then kept up to date
+        by this store's commits (their only writer besides write transactions, which
+        forget what they change)."""
+        with self.commit_lock:  # (no commit or write transaction between read and keep)
+            found = self._memory.get(node_id)
+            if found is None:
+                with self.read() as view:
+                    found = view.memory.memory(node_id)
+                self._memory.keep(node_id, found)
+        return found
 
     def tables(self) -> list[TableMeta]:
         with self.read() as view:
@@ -348,9 +373,11 @@ class DuckDBStore:
                             self._watchdog.unwatch(watch)
             except BaseException:
                 self._committed_tables.clear()  # not sure what the store holds: read it again
+                self._memory.clear()
                 raise
             # Committed: these are now the tables' facts, for the next commit to start from.
             self._committed_tables.update(result.tables)
+            self._memory.committed(cp)
             self._last_seq = max(self._last_seq, result.seq)
             return result
 
