@@ -24,13 +24,13 @@ import pyarrow as pa
 
 from patterns import private_files
 from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyError, StoreError
+from patterns.positions import StreamPosition
 from patterns.store import faults
+from patterns.store.duckdb_memory import NodeMemory
 from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
 from patterns.store.ids import UlidSequence
 from patterns.store.interface import Archive, Capabilities, Transaction
 from patterns.store.migrations import META, MIGRATIONS
-from patterns.positions import StreamPosition
-from patterns.store.duckdb_memory import NodeMemory
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
 from patterns.store.repositories import Memory, Tables
 from patterns.store.tables import TableWriter, prune_versions, q
