@@ -50,6 +50,9 @@ class _Progress:
     version."""
 
     meta: TableMeta
+    #: As the commit found it, as its row says (only what changed is updated); None for
+    #: a table the commit made.
+    found: TableMeta | None
     added: int = 0
     new_version: bool = False
 
@@ -401,10 +404,11 @@ class DuckDBStore:
                 table = self._committed_tables.get(name) if cached else None
                 if table is None:
                     table = self.table(name, cur)
+                found = table
                 if table is None:
                     init = next((o.options for o in cp.ops[name] if o.kind == "init"), None)
                     table = writer.create(name, init or TableOptions())
-                progress = touched[name] = _Progress(table)
+                progress = touched[name] = _Progress(table, found)
             before = progress.meta.version
             progress.meta, n = writer.apply(progress.meta, op)
             faults.point(f"commit.{op.kind}")
@@ -428,7 +432,7 @@ class DuckDBStore:
                                 [seq, *facts])
             if progress.new_version and cp.keep_versions:
                 prune_versions(cur, table, cp.keep_versions)
-            writer.save(table, seq if changed else None)
+            writer.save(table, seq if changed else None, before=progress.found)
             rows[name] = added
             metas[name] = replace(table, last_commit=seq) if changed and seq else table
         memory = Memory(DuckDBConnection(cur))

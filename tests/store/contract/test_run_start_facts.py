@@ -13,7 +13,7 @@ import pytest
 from patterns.positions import StreamPosition
 from patterns.sdk._convert import records_to_arrow
 from patterns.store.interface import Store, Transaction
-from patterns.store.model import Checkpoint, CommitResult, TableOp
+from patterns.store.model import Checkpoint, CommitResult, TableOp, TableOptions
 
 from .conftest import StoreFactory, append, meta_of
 
@@ -74,6 +74,17 @@ def test_table_facts_follow_appends_new_versions_and_a_reopened_store(
     append(store, "t", [{"a": 2, "b": "new column"}])
     assert store.table("t") == meta_of(store, "t")
     assert [c.name for c in store.table("t").columns] == ["a", "b"]  # type: ignore[union-attr]
+    # (each commit sets only the columns of the table's row that changed: read back after
+    # a reopen, the row says what the commits left)
+    store.commit(Checkpoint(run_id="r", node_id="n", ops={"t": [TableOp(
+        "init", options=TableOptions(unique_on=("a",), schema_hints={"b": "text"}))]}))
+    assert store.table("t") == meta_of(store, "t")
+    assert store.table("t").unique_on == ("a",)  # type: ignore[union-attr]
+    store.close()
+    store = store_factory()
+    assert store.table("t") == meta_of(store, "t")
+    assert store.table("t").unique_on == ("a",)  # type: ignore[union-attr]
+    append(store, "t", [{"a": 3, "b": "x"}])
     store.commit(Checkpoint(run_id="r", node_id="n", ops={"t": [TableOp("reset")]}))
     assert store.table("t") == meta_of(store, "t")
     last = meta_of(store, "t")
