@@ -512,10 +512,18 @@ class _StartRecord:
         if not self.ok:
             tx.runs.insert(final)
             return
-        if not tx.runs.update(final.id, status=final.status, ended_at=final.ended_at,
-                              exit_code=final.exit_code, error=final.error,
-                              traceback=final.traceback, rows_read=final.rows_read,
-                              rows_written=final.rows_written, checkpoints=final.checkpoints):
+        # Only what changed since the start (each column set costs the statement time).
+        start = self.record
+        ended = {"status": final.status, "ended_at": final.ended_at,
+                 "exit_code": final.exit_code, "error": final.error,
+                 "traceback": final.traceback, "rows_read": final.rows_read or {},
+                 "rows_written": final.rows_written or {}, "checkpoints": final.checkpoints}
+        was = {"status": start.status, "ended_at": start.ended_at,
+               "exit_code": start.exit_code, "error": start.error,
+               "traceback": start.traceback, "rows_read": start.rows_read or {},
+               "rows_written": start.rows_written or {}, "checkpoints": start.checkpoints}
+        changed = {k: v for k, v in ended.items() if k == "status" or v != was[k]}
+        if not tx.runs.update(final.id, **changed):
             tx.runs.insert(final)  # (not visible to this transaction: never lose it)
 
 

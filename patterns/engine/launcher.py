@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
+from patterns.engine.run_threads import RUN_THREADS
 from patterns.engine.warm_worker import WarmWorker, WarmWorkerError, kill_group, node_env
 
 if TYPE_CHECKING:
@@ -231,16 +233,15 @@ class ProcessLauncher:
         if on_start is not None:
             on_start(child.pid)
         ending = _Ending()
+        # (on threads kept from earlier runs: see patterns.engine.run_threads)
         readers = [
-            threading.Thread(target=_pump, daemon=True,
-                             args=(os.fdopen(fd, "rb"), stream, capture, on_line, ending))
+            RUN_THREADS.start(functools.partial(_pump, os.fdopen(fd, "rb"), stream, capture,
+                                                on_line, ending))
             for fd, stream in ((out_r, "stdout"), (err_r, "stderr"))
         ]
-        for reader in readers:
-            reader.start()
         # The run is over when its process says so (a forked run announces its exit code on
         # stdout before its address space is torn down) or when it has ended.
-        threading.Thread(target=lambda: ending.set(child.wait(None)), daemon=True).start()
+        RUN_THREADS.start(lambda: ending.set(child.wait(None)))
         timed_out = not ending.done.wait(time_limit)
         if timed_out:
             child.kill(running=True)
@@ -273,8 +274,7 @@ class ProcessLauncher:
                 if channel is not None:
                     assert self._channel is not None
                     child.channel = channel[0]
-                    threading.Thread(target=self._channel, args=(channel[0],), daemon=True,
-                                     name="patterns-run-channel").start()
+                    RUN_THREADS.start(functools.partial(self._channel, channel[0]))
                 return child
             finally:
                 os.close(config_r)

@@ -133,8 +133,7 @@ class RunSession:
 
     # ------------------------------------------------------------------ info
     def run_info(self) -> dict[str, Any]:
-        with self.store.read() as view:
-            state, positions = view.memory.memory(self.node.id)
+        state, positions = self.store.memory(self.node.id)
         store_to_port = {store: port for port, (store, _) in self.ports.items()}
         return {
             "run_id": self.run_id,
@@ -300,8 +299,7 @@ class RunSession:
 
     # ------------------------------------------------------------------ reads
     def _table(self, store: str) -> TableMeta | None:
-        with self.store.read() as view:
-            return view.tables.get(store)
+        return self.store.table(store)
 
     def _with_staged(self, read: Callable[[Transaction], Any]) -> Any:
         cp = self._staged

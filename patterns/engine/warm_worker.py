@@ -117,7 +117,8 @@ class WarmWorker:
             conn.connect(self.path)
             request = json.dumps({"cwd": str(cwd), "env": dict(env)}).encode() + b"\n"
             socket.send_fds(conn, [request], list(fds))
-            reply = _read_message(conn, timeout=30)
+            messages = _Messages(conn)
+            reply = messages.read(timeout=30)
         except OSError as exc:
             conn.close()
             raise WarmWorkerError(f"the warm worker for {self.python} did not answer: "
@@ -126,7 +127,7 @@ class WarmWorker:
             conn.close()
             why = reply.get("error") if reply else "it closed the connection"
             raise WarmWorkerError(f"the warm worker for {self.python} could not fork: {why}")
-        return _WarmChild(conn, int(reply["pid"]), isolated=self.sandbox is not None)
+        return _WarmChild(messages, int(reply["pid"]), isolated=self.sandbox is not None)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -141,8 +142,9 @@ class WarmWorker:
 
 
 class _WarmChild:
-    def __init__(self, conn: socket.socket, pid: int, *, isolated: bool = False) -> None:
-        self.conn = conn
+    def __init__(self, messages: _Messages, pid: int, *, isolated: bool = False) -> None:
+        self.messages = messages
+        self.conn = messages.conn
         self.pid = pid
         self.isolated = isolated
         self.code: int | None = None
@@ -160,7 +162,7 @@ class _WarmChild:
 
     def wait(self, timeout: float | None) -> int | None:
         try:
-            message = _read_message(self.conn, timeout)
+            message = self.messages.read(timeout)
         except TimeoutError:
             return None
         except OSError:
@@ -175,18 +177,27 @@ class _WarmChild:
         return int(message["exit"])
 
 
-def _read_message(conn: socket.socket, timeout: float | None) -> dict[str, Any] | None:
-    """One JSON line from ``conn``; None if it closes first. Reads byte-exact, so a later
-    message on the same connection is not consumed."""
-    conn.settimeout(timeout)
-    data = bytearray()
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(1)
-        if not chunk:
-            return None
-        data.extend(chunk)
-    message: dict[str, Any] = json.loads(data)
-    return message
+class _Messages:
+    """The JSON lines the warm worker sends on a run's connection (its pid, then its exit),
+    read as they come: what arrives past one line is kept for the next (one ``recv`` per
+    message, not one per byte)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self._buffer = bytearray()
+
+    def read(self, timeout: float | None) -> dict[str, Any] | None:
+        """The next message; None if the connection closes first."""
+        self.conn.settimeout(timeout)
+        while b"\n" not in self._buffer:
+            chunk = self.conn.recv(4096)
+            if not chunk:
+                return None
+            self._buffer.extend(chunk)
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        message: dict[str, Any] = json.loads(line)
+        return message
 
 
 def kill_group(pid: int, *, running: bool = False) -> None:

@@ -133,6 +133,9 @@ class Zygote:
                     conn, _ = self.listener.accept()
                     self.pending[conn] = (bytearray(), [])
                     self.selector.register(conn, selectors.EVENT_READ, "request")
+                    # (the engine sends its request as it connects: read it now rather
+                    # than after another turn of the loop)
+                    self.read_request(conn, socket.MSG_DONTWAIT)
                 elif key.data == "request":
                     self.read_request(key.fileobj)  # type: ignore[arg-type]
                 elif key.data == "run":
@@ -148,10 +151,12 @@ class Zygote:
             if self.spare is None:
                 self.fork_spare()
 
-    def read_request(self, conn: socket.socket) -> None:
+    def read_request(self, conn: socket.socket, flags: int = 0) -> None:
         buffer, fds = self.pending[conn]
         try:
-            data, new_fds, _, _ = socket.recv_fds(conn, 65536, 4)
+            data, new_fds, _, _ = socket.recv_fds(conn, 65536, 4, flags)
+        except BlockingIOError:  # (nothing yet: the loop comes back when there is)
+            return
         except OSError:
             data, new_fds = b"", []
         fds.extend(new_fds)

@@ -24,7 +24,9 @@ import pyarrow as pa
 
 from patterns import private_files
 from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyError, StoreError
+from patterns.positions import StreamPosition
 from patterns.store import faults
+from patterns.store.duckdb_memory import NodeMemory
 from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
 from patterns.store.ids import UlidSequence
 from patterns.store.interface import Archive, Capabilities, Transaction
@@ -48,6 +50,9 @@ class _Progress:
     version."""
 
     meta: TableMeta
+    #: As the commit found it, as its row says (only what changed is updated); None for
+    #: a table the commit made.
+    found: TableMeta | None
     added: int = 0
     new_version: bool = False
 
@@ -148,6 +153,8 @@ class DuckDBStore:
         self._watchdog = _Watchdog()
         #: Each table's facts as the last commit left them (see :meth:`commit`).
         self._committed_tables: dict[str, TableMeta] = {}
+        #: Nodes' state and positions as committed, once read (see :meth:`memory`).
+        self._memory = NodeMemory()
         if not read_only:
             self._migrate()
             self.keep_private()
@@ -227,7 +234,9 @@ class DuckDBStore:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         with self._transaction() as cur:
-            yield self._view(cur)
+            view = self._view(cur)
+            view.memory = self._memory.forgetting(view.memory)  # (a reset from outside)
+            yield view
 
     @contextmanager
     def read(self) -> Iterator[Transaction]:
@@ -247,6 +256,8 @@ class DuckDBStore:
         if write:
             try:
                 with self._transaction() as cur:
+                    self._committed_tables.clear()  # (a copy into this store changes them all)
+                    self._memory.clear()
                     yield DuckDBArchive(self._view(cur))
             finally:
                 self.shared_keys = self._shared_keys()
@@ -312,10 +323,27 @@ class DuckDBStore:
     # (DuckDB's own conveniences, for tests and benchmarks; the code above the store reads
     # through :meth:`read`.)
     def table(self, name: str, cur: duckdb.DuckDBPyConnection | None = None) -> TableMeta | None:
+        """The table's committed facts: as the last commit left them (this store is the
+        only writer of its tables), else read (in ``cur``'s transaction, if given)."""
         if cur is None:
+            known = self._committed_tables.get(name)
+            if known is not None:
+                return known
             with self.cursor() as own:
                 return self.table(name, own)
         return Tables(DuckDBConnection(cur)).get(name)
+
+    def memory(self, node_id: str) -> tuple[dict[str, Any], dict[str, StreamPosition]]:
+        """The node's state and positions as committed, read once and then kept up to date
+        by this store's commits (their only writer besides write transactions, which
+        forget what they change)."""
+        with self.commit_lock:  # (no commit or write transaction between read and keep)
+            found = self._memory.get(node_id)
+            if found is None:
+                with self.read() as view:
+                    found = view.memory.memory(node_id)
+                self._memory.keep(node_id, found)
+        return found
 
     def tables(self) -> list[TableMeta]:
         with self.read() as view:
@@ -371,9 +399,11 @@ class DuckDBStore:
                             self._watchdog.unwatch(watch)
             except BaseException:
                 self._committed_tables.clear()  # not sure what the store holds: read it again
+                self._memory.clear()
                 raise
             # Committed: these are now the tables' facts, for the next commit to start from.
             self._committed_tables.update(result.tables)
+            self._memory.committed(cp)
             self._last_seq = max(self._last_seq, result.seq)
             return result
 
@@ -398,10 +428,11 @@ class DuckDBStore:
                 table = self._committed_tables.get(name) if cached else None
                 if table is None:
                     table = self.table(name, cur)
+                found = table
                 if table is None:
                     init = next((o.options for o in cp.ops[name] if o.kind == "init"), None)
                     table = writer.create(name, init or TableOptions())
-                progress = touched[name] = _Progress(table)
+                progress = touched[name] = _Progress(table, found)
             before = progress.meta.version
             progress.meta, n = writer.apply(progress.meta, op)
             faults.point(f"commit.{op.kind}")
@@ -425,7 +456,7 @@ class DuckDBStore:
                                 [seq, *facts])
             if progress.new_version and cp.keep_versions:
                 prune_versions(cur, table, cp.keep_versions)
-            writer.save(table, seq if changed else None)
+            writer.save(table, seq if changed else None, before=progress.found)
             rows[name] = added
             metas[name] = replace(table, last_commit=seq) if changed and seq else table
         memory = Memory(DuckDBConnection(cur))

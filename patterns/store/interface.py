@@ -321,6 +321,13 @@ class Store(Protocol):
         """The store's rows whole: a snapshot to read, or (``write``) one transaction to
         write, committed when the block ends."""
     def last_commit(self) -> int: ...
+    def table(self, name: str) -> TableMeta | None:
+        """Table ``name``'s facts as committed (None: no such table). An embedded store,
+        the only writer of its tables, answers from what its last commit left, with no
+        query (what a run asks at every start and write)."""
+    def memory(self, node_id: str) -> tuple[dict[str, Any], dict[str, StreamPosition]]:
+        """A node's state and stream positions as committed (what a run starts from); an
+        embedded store answers from memory once it has read them. Not to be changed."""
     def view_name(self, table: str) -> str:
         """How SQL names the table's current version."""
     def close(self) -> None: ...

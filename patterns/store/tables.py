@@ -389,15 +389,25 @@ class TableWriter:
         self.cur.execute(f"CREATE OR REPLACE VIEW main.{q(meta.name)} AS "
                          f"SELECT {cols} FROM {qualified(meta.physical)}")
 
-    def save(self, meta: TableMeta, seq: int | None) -> None:
+    def save(self, meta: TableMeta, seq: int | None, *, before: TableMeta | None = None) -> None:
+        """The table's row as ``meta`` says; ``before``: what the row held, so only what
+        changed is set (an append changes its last id and commit: each column set costs)."""
+        facts = _facts(meta)
+        if before is not None:
+            was = _facts(before)
+            facts = {k: v for k, v in facts.items() if v != was[k]}
+        sets = "".join(f"{k} = ?, " for k in facts)
         self.cur.execute(
-            f"UPDATE {META}.tables SET version = ?, physical = ?, columns = ?, unique_on = ?, "
-            f"options = ?, last_id = ?, last_commit = coalesce(?, last_commit), updated_at = ? "
-            f"WHERE name = ?",
-            [meta.version, meta.physical, dumps([c.to_json() for c in meta.columns]),
-             dumps(list(meta.unique_on)) if meta.unique_on else None,
-             dumps(meta.options.to_json()), meta.last_id, seq, self.now, meta.name],
-        )
+            f"UPDATE {META}.tables SET {sets}last_commit = coalesce(?, last_commit), "
+            f"updated_at = ? WHERE name = ?", [*facts.values(), seq, self.now, meta.name])
+
+
+def _facts(meta: TableMeta) -> dict[str, Any]:
+    """The columns of a table's row that a commit may change, as stored."""
+    return {"version": meta.version, "physical": meta.physical,
+            "columns": dumps([c.to_json() for c in meta.columns]),
+            "unique_on": dumps(list(meta.unique_on)) if meta.unique_on else None,
+            "options": dumps(meta.options.to_json()), "last_id": meta.last_id}
 
 
 def table_rules(table: str, options: TableOptions, declared: StoreRules | None,

@@ -254,3 +254,31 @@ def test_what_a_process_does_after_its_final_checkpoint_is_kept(app_runner: Any)
     stored = app.stored_run(dies.id)
     assert stored is not None and (stored.status, stored.exit_code) == ("succeeded", 4)
     assert sorted(r["n"] for r in app.rows("out")) == [1, 2]
+
+
+def test_runs_in_turn_keep_their_own_output_on_kept_threads(app_runner: Any) -> None:
+    """The threads that read a run's output, wait for its exit and serve its control
+    channel are kept for the next runs (patterns/engine/run_threads.py): each run's log
+    still holds its own lines only, stderr included, and the engine's threads do not grow
+    with the number of runs."""
+    import threading
+
+    app = app_runner({
+        "speak.py": """
+            import os, sys
+            from patterns import State, Table
+            n = State().get_value("n", 0) + 1
+            State().set_value("n", n)
+            print(f"run {n} out")
+            os.write(2, f"run {n} raw stderr\\n".encode())  # (the stderr pipe itself)
+            Table("out", "w").append({"n": n})
+        """,
+    }, ["out"])
+    records = [app.run_node("speak") for _ in range(3)]
+    threads = threading.active_count()
+    records += [app.run_node("speak") for _ in range(12)]
+    for n, record in enumerate(records, start=1):
+        assert record.status == "succeeded", record.error
+        assert sorted(log_lines(app, record)) == [f"run {n} out", f"run {n} raw stderr"]
+    assert threading.active_count() <= threads + 1
+    assert [r["n"] for r in app.rows("out")] == list(range(1, 16))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 
 from patterns.errors import CommitTimeout, PatternsError, StoreError
+from patterns.positions import StreamPosition
 from patterns.store.ids import UlidSequence
 from patterns.store.interface import Capabilities, Transaction
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOp, TableOptions
@@ -312,6 +313,11 @@ class PostgresStore:
     def table(self, name: str) -> TableMeta | None:
         with self.read() as v:
             return v.tables.get(name)
+
+    def memory(self, node_id: str) -> tuple[dict[str, Any], dict[str, StreamPosition]]:
+        """(Read each time: other engines of the store commit too.)"""
+        with self.read() as v:
+            return v.memory.memory(node_id)
 
     def reset_table(self, name: str, run_id: str | None = None,
                     keep_versions: int | None = None) -> TableMeta:
