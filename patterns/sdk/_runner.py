@@ -67,6 +67,7 @@ def main(connection: Any = None, config: dict[str, Any] | None = None) -> int:
         sys.stderr.write(trimmed)
         sys.stderr.flush()
         with contextlib.suppress(Exception):
+            run.settle()  # (no write of the sender's thread may share the connection)
             client.report_error(message, trimmed)
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
         return code or EXIT_ERROR
