@@ -68,7 +68,7 @@ def median(values: list[float]) -> float:
 
 def spread(values: list[float]) -> str:
     """The range of a figure's repetitions, in seconds: what to compare two runs' noise by."""
-    return f"{min(values):.2f}–{max(values):.2f} s"
+    return f"{min(values):.2f}-{max(values):.2f} s"
 
 
 def timed(fn: Callable[[], Any]) -> float:
