@@ -47,9 +47,11 @@ class Sender:
     def wait(self, *, quiet: bool = False) -> None:
         """Return once no write is in flight; raise the error of the last one unless
         ``quiet`` (the node is failing or rolling back anyway: that write is moot)."""
-        thread, self._thread = self._thread, None
+        thread = self._thread
         if thread is not None:
-            thread.join()
+            thread.join()  # (a second thread waiting meanwhile joins it too)
+            if self._thread is thread:
+                self._thread = None
         error, self._error = self._error, None
         if error is not None and not quiet:
             raise error
