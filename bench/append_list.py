@@ -10,7 +10,7 @@ into a DuckDB file of its own.
 
 from __future__ import annotations
 
-from bench.common import Figure, median, time_appends
+from bench.common import Figure, median, spread, time_appends
 
 GRAPH = """
 title: Append a list
@@ -37,10 +37,11 @@ print("BENCH-REPORT " + json.dumps({"made_s": made}))
 
 
 def run(small: bool) -> list[Figure]:
-    n, reps = (20_000, 3) if small else (1_000_000, 3)
+    n, reps = (20_000, 3) if small else (1_000_000, 5)
     platform, base, made = time_appends("append_list.py", NODE, GRAPH, n, reps)
     return [Figure(
         "append_list", "append(list) until committed", n / median(platform), n / median(base),
         "records/s", ">= 0.8", n,
-        f"median of {reps}; baseline: from_pylist + insert into DuckDB, same process; making "
-        f"the records ({median(made):.2f} s in the node) is left out of both")]
+        f"median of {reps} (platform {spread(platform)}, baseline {spread(base)}); baseline: "
+        f"from_pylist + insert into DuckDB, same process; making the records "
+        f"({median(made):.2f} s in the node) is left out of both")]

@@ -7,7 +7,7 @@ Making the records is timed in the node and left out of both sides.
 
 from __future__ import annotations
 
-from bench.common import Figure, median, time_appends
+from bench.common import Figure, median, spread, time_appends
 
 GRAPH = """
 title: Append records one by one
@@ -35,10 +35,11 @@ print("BENCH-REPORT " + json.dumps({"made_s": made}))
 
 
 def run(small: bool) -> list[Figure]:
-    n, reps = (20_000, 3) if small else (1_000_000, 3)
+    n, reps = (20_000, 3) if small else (1_000_000, 5)
     platform, base, made = time_appends("append_record.py", NODE, GRAPH, n, reps)
     return [Figure(
         "append_record", "append(record) in a loop until committed", n / median(platform),
         n / median(base), "records/s", ">= 0.6", n,
-        f"median of {reps}; baseline: from_pylist + insert into DuckDB, same process; making "
-        f"the records ({median(made):.2f} s in the node) is left out of both")]
+        f"median of {reps} (platform {spread(platform)}, baseline {spread(base)}); baseline: "
+        f"from_pylist + insert into DuckDB, same process; making the records "
+        f"({median(made):.2f} s in the node) is left out of both")]

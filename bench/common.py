@@ -66,6 +66,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def spread(values: list[float]) -> str:
+    """The range of a figure's repetitions, in seconds: what to compare two runs' noise by."""
+    return f"{min(values):.2f}-{max(values):.2f} s"
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()

@@ -13,6 +13,7 @@ stderr and to the run record, and the process exits 1.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -52,6 +53,10 @@ def main(connection: Any = None, config: dict[str, Any] | None = None) -> int:
                                 channel=channel)
     run = NodeRun(client)
     current_run.set(run)
+    # Node code makes records by the thousand: collect the youngest objects every
+    # GC_YOUNG allocations rather than Python's 700, so a record appended is seldom
+    # scanned before it is converted and freed (a tenth of an append loop's CPU).
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
     sys.path.insert(0, str(app_root))
     sys.argv = [str(node_file)]
     try:
@@ -67,6 +72,7 @@ def main(connection: Any = None, config: dict[str, Any] | None = None) -> int:
         sys.stderr.write(trimmed)
         sys.stderr.flush()
         with contextlib.suppress(Exception):
+            run.settle()  # (no write of the sender's thread may share the connection)
             client.report_error(message, trimmed)
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
         return code or EXIT_ERROR
@@ -120,6 +126,10 @@ def run_node_file(app_root: Path, node_file: Path, *, package: bool = False) -> 
     runpy.run_module(".".join((APP_PACKAGE, *relative.parts)), run_name="__main__",
                      alter_sys=True)
 
+
+#: The node's threshold of young-object allocations between collections (Python's: 700).
+#: Cycles are still collected; at most this many young objects wait for it.
+GC_YOUNG = 10_000
 
 STDERR_MARK = "\x1f"
 LOG_MARK = "\x1e"  # LOG_MARK + level + LOG_MARK + text: a line of a ``logging`` record

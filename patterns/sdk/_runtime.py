@@ -2,8 +2,9 @@
 
 Records appended by node code are buffered per table, converted to Arrow every
 :data:`CONVERT_ROWS` records (the dicts are then free to go: fewer live objects for the garbage
-collector to rescan) and shipped to the engine as Arrow batches (every :data:`FLUSH_ROWS`
-records, and before any checkpoint or read of that table).
+collector to rescan) and shipped to the engine as Arrow batches: every :data:`FLUSH_ROWS`
+records on a thread of their own while node code goes on (:mod:`patterns.sdk._sender`), and
+before any checkpoint or read of that table.
 State changes and stream positions stay here until a checkpoint sends them, with the
 checkpoint, in one message: the engine commits them together with the staged writes.
 """
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from patterns.errors import NodeError
 from patterns.sdk._context import EngineClient, PortInfo, RunInfo
+from patterns.sdk._sender import InOrder, Sender
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,7 +34,10 @@ _SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 
 class NodeRun:
     def __init__(self, client: EngineClient, *, offline: bool = False) -> None:
-        self.client = client
+        self._sender = Sender()
+        self._direct = client  # (the sender's; everything else goes through self.client)
+        #: Every call waits for the batch the sender has in flight (requests stay in order).
+        self.client: EngineClient = InOrder(client, self._sender)  # type: ignore[assignment]
         self.offline = offline
         self.info: RunInfo = client.run_info()
         self._buffers: dict[str, list[dict[str, Any]]] = {}
@@ -124,9 +129,11 @@ class NodeRun:
         self._last_site[port] = (code, frame.f_lasti)
         self._sites.setdefault(port, []).append((index, (code.co_filename, frame.f_lineno)))
 
-    def _site_of(self, port: str, index: int) -> tuple[str, int] | None:
+    def _site_of(self, port: str, index: int,
+                 sites: list[tuple[int, tuple[str, int]]] | None = None
+                 ) -> tuple[str, int] | None:
         found = None
-        for start, site in self._sites.get(port, []):
+        for start, site in self._sites.get(port, []) if sites is None else sites:
             if start > index:
                 break
             found = site
@@ -159,6 +166,7 @@ class NodeRun:
         self.client.write(port, "init", None, options=options)
 
     def flush(self, port: str | None = None) -> None:
+        self._sender.wait()  # (its error is named already: not by the sites below)
         ports = [port] if port is not None else list(self._buffers)
         for p in ports:
             try:
@@ -177,7 +185,24 @@ class NodeRun:
             self._converted.setdefault(port, []).append(table)
             self._converted_rows[port] = self._converted_rows.get(port, 0) + table.num_rows
         if self._converted_rows.get(port, 0) >= FLUSH_ROWS:
-            self.flush(port)
+            self._ship_in_background(port)
+
+    def _ship_in_background(self, port: str) -> None:
+        """Ship what is buffered for ``port`` on the sender's thread, node code going on
+        meanwhile; a record the engine refuses is named by its file and line then, and
+        raised by the node's next request to the engine."""
+        self._sender.wait()  # (the one before it refused a record: raise, keeping these)
+        pieces = self._take(port)
+        sites = self._sites.pop(port, [])
+        self._last_site.pop(port, None)
+        client = self._direct
+
+        def ship() -> None:
+            for offset, data in pieces:
+                with self._naming_sites(port, offset, sites=sites):
+                    client.write(port, "append", data)
+
+        self._sender.submit(ship)
 
     def _convert_buffer(self, port: str) -> pa.Table | None:
         from patterns.sdk._convert import records_to_arrow
@@ -217,18 +242,19 @@ class NodeRun:
         return pieces
 
     @contextlib.contextmanager
-    def _naming_sites(self, port: str, offset: int = 0, *,
-                      unknown_record: bool = True) -> Iterator[None]:
+    def _naming_sites(self, port: str, offset: int = 0, *, unknown_record: bool = True,
+                      sites: list[tuple[int, tuple[str, int]]] | None = None
+                      ) -> Iterator[None]:
         """A record refused while what is buffered for ``port`` is shipped is named by the
         user's file and line that appended it (``offset``: the index of the shipped
         table's first record; ``unknown_record``: also an error that names no record, by
-        the first line)."""
+        the first line; ``sites``: the sites of what is shipped, if no longer the port's)."""
         try:
             yield
         except NodeError as exc:
             if exc.record is None and not unknown_record:
                 raise
-            site = self._site_of(port, offset + (exc.record or 0))
+            site = self._site_of(port, offset + (exc.record or 0), sites)
             if site is None:
                 raise
             where = f"{os.path.relpath(site[0])}, line {site[1]}"
@@ -274,6 +300,7 @@ class NodeRun:
         self.next_auto_checkpoint = time.monotonic() + self._auto_every
         if self.offline:
             return
+        self._sender.wait()  # (its error is named already: not by the sites below)
         # The last buffer to ship goes with the checkpoint itself: one round trip, not two.
         pending = [p for p in {**self._converted, **self._buffers}
                    if self._buffers.get(p) or self._converted.get(p)]
@@ -304,6 +331,7 @@ class NodeRun:
 
     def rollback(self) -> None:
         """Back to the last checkpoint: drop buffered and staged writes, state, positions."""
+        self._sender.wait(quiet=True)  # (a write in flight is dropped with the rest)
         self._buffers.clear()
         self._converted.clear()
         self._converted_rows.clear()
@@ -318,6 +346,10 @@ class NodeRun:
             stream._rolled_back()
         for port, options in self.options_sent.items():  # init() outlives a rollback
             self.client.write(port, "init", None, options=options)
+
+    def settle(self) -> None:
+        """Wait for the write in flight, whatever became of it (the node is failing)."""
+        self._sender.wait(quiet=True)
 
     # ------------------------------------------------------------------ time
     def seconds_left(self) -> float:

@@ -52,6 +52,11 @@ def assert_failed_cleanly(app: Any, *fragments: str) -> Any:
      'for i in range(5):\n    t.append({"n": i})\n', ["field 'tags'", "set", "bad.py, line 6"]),
     ('for i in range(15_000):\n    t.append({"n": i})\nt.append({"n": float("nan")})\n'
      't.flush()\n', ["NaN", "integers", "appended at bad.py, line 6"]),
+    # A batch shipped while the node goes on appending (every 50,000 records): its bad
+    # record fails the run at the node's next request, named by the line that appended it.
+    ('for i in range(30_000):\n    t.append({"n": i})\nt.append({"n": float("nan")})\n'
+     'for i in range(60_000):\n    t.append({"n": i})\n',
+     ["NaN", "integers", "appended at bad.py, line 6"]),
     ('t.append({"n": 1})\nt.append([{"n": 2}, None])\n', ["not a dict", "NoneType",
                                                          "bad.py, line 5"]),
 ])
