@@ -301,6 +301,11 @@ class Engine:
         session.start_recorded = start
         session.at_final = lambda tx, result: self._end_with_final_checkpoint(
             tx, result, record, session, capture, start, on_end)
+
+        def shown(stream: str, line: str, level: str | None) -> None:
+            start.before_shown()  # (a run seen running is recorded running)
+            self.reporter.run_output(record, stream, line, level)
+
         config = {"uri": self.dataplane.uri, "token": session.token,
                   "app_root": str(node.root or self.app.root), "node_file": node.rel_file,
                   "run_id": run_id}
@@ -321,8 +326,7 @@ class Engine:
                     run_id=run_id, node_id=node.id, node_file=node.rel_file or node.id,
                     app_root=self.app.root, config=config, time_limit=limit,
                     capture=capture,
-                    on_line=lambda stream, line, level: self.reporter.run_output(
-                        record, stream, line, level),
+                    on_line=shown,
                     python=python,
                     relaunch=lambda: self._relaunch(session, config, params)))
         except Exception as exc:  # the engine's own failure (no process, no file...): the

@@ -12,7 +12,9 @@ transaction that ends a shorter run inserts its whole record (start and end) ins
 keeps every guarantee:
 
 - a checkpoint that is not the run's last writes the start first (at once, if it is still
-  waiting): no commit of a run is ever in the store without the run's record;
+  waiting): no commit of a run is ever in the store without the run's record; so does the
+  run's first line of output before it is passed on: a run anyone has seen running is
+  recorded running (and failed, if its engine dies);
 - the final checkpoint inserts the record in its own transaction: the run, its writes and
   its end are committed together, or none of them;
 - an engine killed before the start was written leaves no record, but nothing of the run
@@ -86,14 +88,23 @@ class StartRecord:
                 self._state = _DONE
             self._settled.set()
 
+    def before_shown(self) -> None:
+        """Before anything of the run is shown (its first output line, passed on to the
+        CLI, the server's clients and Studio) or committed: its record is in the store, as
+        it is once the run has lasted (a run seen running is recorded running, and is
+        recorded failed if its engine dies). Nothing to do once written or left to the
+        run's end."""
+        if not self._settled.is_set():
+            self.write()
+            self._settled.wait()
+
     def before_checkpoint(self, final: bool) -> None:
         """Before each of the run's checkpoints: one that is not its last needs the record
         in the store first; the last inserts it in its own transaction if it is not."""
         if final:
             self.leave_to_end()
         else:
-            self.write()
-            self._settled.wait()
+            self.before_shown()
 
     def after_failed_final(self) -> None:
         """The final checkpoint did not commit, and the run goes on: record its start now,
