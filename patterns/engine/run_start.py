@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +37,9 @@ from patterns.store.model import RunRecord
 
 log = logging.getLogger(__name__)
 
-#: Seconds a run runs before its start is recorded on its own (see the module's text).
-START_RECORD_AFTER = 0.1
+#: Seconds a run runs before its start is recorded on its own (see the module's text);
+#: ``PATTERNS_START_RECORD_AFTER`` sets it (tests widen the window to kill an engine in it).
+START_RECORD_AFTER = float(os.environ.get("PATTERNS_START_RECORD_AFTER") or 0.1)
 
 # What became of the start record: waiting for its time, being written, written (or failed:
 # the end writes the whole record), or left to the run's end.
@@ -58,12 +60,11 @@ class StartRecord:
         #: Set once the start's fate is known: written, failed, or left to the end.
         self._settled = threading.Event()
 
-    def write_soon(self, executor: ThreadPoolExecutor, after: float = START_RECORD_AFTER,
-                   ) -> None:
-        """Write the start on ``executor`` ``after`` seconds from now, unless the run has
-        committed or ended by then. (One thread serves every run: all wait the same time,
+    def write_soon(self, executor: ThreadPoolExecutor) -> None:
+        """Write the start on ``executor`` :data:`START_RECORD_AFTER` seconds from now,
+        unless the run has committed or ended by then. (One thread serves every run: all wait the same time,
         in the order they started, so no run's wait delays another's.)"""
-        deadline = time.monotonic() + after
+        deadline = time.monotonic() + START_RECORD_AFTER
         executor.submit(self._write_at, deadline)
 
     def _write_at(self, deadline: float) -> None:
