@@ -21,6 +21,9 @@ keeps every guarantee:
   either (it had not committed); the scheduler's queue item of the run is found started
   by a dead engine and runs again, and the lost attempt is recorded then as failed
   (:func:`record_unrecorded`), as a written start would have been.
+
+Only on a store one engine holds (DuckDB): on one several engines share (PostgreSQL) every
+start is written at once, as the recovery of one engine's runs by another needs.
 """
 
 from __future__ import annotations
@@ -64,7 +67,11 @@ class StartRecord:
         """Write the start on ``executor`` :data:`START_RECORD_AFTER` seconds from now,
         unless the run has committed or ended by then. (One thread serves every run: all wait the same time,
         in the order they started, so no run's wait delays another's.)"""
-        deadline = time.monotonic() + START_RECORD_AFTER
+        # A store several engines share records every start at once, as before: another
+        # engine's recovery must never find a run of a live engine unrecorded (its end
+        # would then insert a record that engine has already inserted).
+        shared = self.store.capabilities.concurrent_processes
+        deadline = time.monotonic() + (0.0 if shared else START_RECORD_AFTER)
         executor.submit(self._write_at, deadline)
 
     def _write_at(self, deadline: float) -> None:
@@ -143,12 +150,14 @@ class StartRecord:
             tx.runs.insert(final)  # (not visible to this transaction: never lose it)
 
 
-def record_unrecorded(tx: Transaction, run_id: str, node_id: str, node_title: str,
-                      trigger: str, attempt: int, queued_at: dt.datetime | None, error: str,
-                      at: dt.datetime) -> None:
+def record_unrecorded(tx: Transaction, store: Store, run_id: str, node_id: str,
+                      node_title: str, trigger: str, attempt: int,
+                      queued_at: dt.datetime | None, error: str, at: dt.datetime) -> None:
     """A run whose engine died before its start was recorded: record it as failed with
-    ``error`` (its start time is its id's), unless it is recorded."""
-    if tx.runs.get(run_id) is not None:
+    ``error`` (its start time is its id's), unless it is recorded. (Not on a store several
+    engines share: they record every start at once, and an engine found dead there may yet
+    end its run.)"""
+    if store.capabilities.concurrent_processes or tx.runs.get(run_id) is not None:
         return
     from patterns.store.ids import id_ms
 

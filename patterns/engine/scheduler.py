@@ -348,7 +348,7 @@ class Scheduler:
         for item in interrupted:  # (died before its start was recorded: run_start.py)
             if item.run_id:
                 node = self._node(item.node_id)
-                record_unrecorded(tx, item.run_id, item.node_id,
+                record_unrecorded(tx, self.engine.store, item.run_id, item.node_id,
                                   node.title if node else item.node_id, item.trigger,
                                   item.attempt, item.enqueued_at, ENGINE_DIED, now)
         tx.runs.add_error(again, "; it runs again")
