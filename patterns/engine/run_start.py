@@ -65,8 +65,8 @@ class StartRecord:
 
     def write_soon(self, executor: ThreadPoolExecutor) -> None:
         """Write the start on ``executor`` :data:`START_RECORD_AFTER` seconds from now,
-        unless the run has committed or ended by then. (One thread serves every run: all wait the same time,
-        in the order they started, so no run's wait delays another's.)"""
+        unless the run has committed or ended by then. (One thread serves every run: all
+        wait the same time, in the order they started, so no run's wait delays another's.)"""
         # A store several engines share records every start at once, as before: another
         # engine's recovery must never find a run of a live engine unrecorded (its end
         # would then insert a record that engine has already inserted).
