@@ -31,6 +31,7 @@ from patterns.engine.launching import Launcher, RunRequest
 from patterns.engine.livelog import LiveLog, live_log_path
 from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
+from patterns.engine.run_start import StartRecord
 from patterns.engine.secrets import SecretStore
 from patterns.engine.session import RunSession, store_rules
 from patterns.engine.storages import ExternalTable, external_tables
@@ -118,7 +119,7 @@ class Engine:
         self._active: dict[str, RunSession] = {}  # runs between their start and end
         self._cancelled: dict[str, str] = {}
         self._lock = threading.Lock()
-        #: Writes the start records of runs, while their processes start.
+        #: Writes the start records of runs that last (patterns/engine/run_start.py).
         self._recorder = ThreadPoolExecutor(1, thread_name_prefix="patterns-recorder")
         if app.requirements_file is None:
             # Warm up while the rest starts. Apps with requirements build their environment
@@ -293,12 +294,18 @@ class Engine:
         self.dataplane.register(session)
         capture = LogCapture(mask=mask,
                              sink=lambda line: self.live.output(run_id, line))
-        # The run's start is recorded while its process starts (not before, on the
-        # recorder thread): its final checkpoint, which also records its end, waits for it.
-        start = _StartRecord(self.store, record)
-        session.start_recorded = start.written
+        # The run's start is recorded on the recorder thread once the run has lasted a
+        # moment (patterns/engine/run_start.py): a shorter run's final checkpoint records
+        # it whole, with its end.
+        start = StartRecord(self.store, record)
+        session.start_recorded = start
         session.at_final = lambda tx, result: self._end_with_final_checkpoint(
             tx, result, record, session, capture, start, on_end)
+
+        def shown(stream: str, line: str, level: str | None) -> None:
+            start.before_shown()  # (a run seen running is recorded running)
+            self.reporter.run_output(record, stream, line, level)
+
         config = {"uri": self.dataplane.uri, "token": session.token,
                   "app_root": str(node.root or self.app.root), "node_file": node.rel_file,
                   "run_id": run_id}
@@ -314,13 +321,12 @@ class Engine:
                 start.write()
                 exit_ = self._run_sql(session, record, capture, limit)
             else:
-                start.write_soon(self._recorder)  # while the process starts
+                start.write_soon(self._recorder)  # unless the run is over by then
                 exit_ = self.launcher.run(RunRequest(
                     run_id=run_id, node_id=node.id, node_file=node.rel_file or node.id,
                     app_root=self.app.root, config=config, time_limit=limit,
                     capture=capture,
-                    on_line=lambda stream, line, level: self.reporter.run_output(
-                        record, stream, line, level),
+                    on_line=shown,
                     python=python,
                     relaunch=lambda: self._relaunch(session, config, params)))
         except Exception as exc:  # the engine's own failure (no process, no file...): the
@@ -335,7 +341,7 @@ class Engine:
             self.dataplane.unregister(session)
             with self._lock:
                 self._active.pop(run_id, None)
-            start.settle()
+            start.leave_to_end()
         session.close()  # whatever was staged after the last checkpoint is dropped
         cancelled = self._cancelled.pop(run_id, None)
         if session.ended is not None:  # recorded with the final checkpoint
@@ -363,7 +369,7 @@ class Engine:
 
     def _end_with_final_checkpoint(
             self, tx: Transaction, result: CommitResult, record: RunRecord, session: RunSession,
-            capture: LogCapture, start: _StartRecord,
+            capture: LogCapture, start: StartRecord,
             on_end: Callable[[Transaction, RunRecord, RunSession | None], None] | None,
     ) -> tuple[RunRecord, str]:
         """In the transaction of the run's final checkpoint: the run's end, as succeeded
@@ -471,60 +477,6 @@ class Engine:
         except ConfigError:  # (an unreadable secret store: the run fails on its references)
             stored = []
         return masker_for(tuple(secret_strings([*resolved, *stored])))
-
-
-class _StartRecord:
-    """A run's record as it starts (status ``running``), written once its process has
-    started, off the critical path; its end then updates it (or inserts the whole record
-    if the run never got that far)."""
-
-    def __init__(self, store: Store, record: RunRecord) -> None:
-        self.store = store
-        self.record = record
-        self.ok = False
-        self._submitted = False
-        #: Set once the start has been written (or will not be): the end waits for it.
-        self.written = threading.Event()
-
-    def write_soon(self, executor: ThreadPoolExecutor) -> None:
-        executor.submit(self.write)
-        self._submitted = True
-
-    def settle(self) -> None:
-        """Once the run is over: wait for a write under way, or give up on one never
-        asked for (the end then writes the whole record)."""
-        if self._submitted:
-            self.written.wait()
-        self.written.set()
-
-    def write(self) -> None:
-        try:
-            with self.store.autocommit() as tx:
-                tx.runs.insert(self.record)
-            self.ok = True
-        except Exception as exc:  # the run goes on; its end writes the whole record
-            log.warning("could not record the start of run %s (its end will): %s",
-                        self.record.id, exc)
-        finally:
-            self.written.set()
-
-    def record_end(self, tx: Transaction, final: RunRecord) -> None:
-        if not self.ok:
-            tx.runs.insert(final)
-            return
-        # Only what changed since the start (each column set costs the statement time).
-        start = self.record
-        ended = {"status": final.status, "ended_at": final.ended_at,
-                 "exit_code": final.exit_code, "error": final.error,
-                 "traceback": final.traceback, "rows_read": final.rows_read or {},
-                 "rows_written": final.rows_written or {}, "checkpoints": final.checkpoints}
-        was = {"status": start.status, "ended_at": start.ended_at,
-               "exit_code": start.exit_code, "error": start.error,
-               "traceback": start.traceback, "rows_read": start.rows_read or {},
-               "rows_written": start.rows_written or {}, "checkpoints": start.checkpoints}
-        changed = {k: v for k, v in ended.items() if k == "status" or v != was[k]}
-        if not tx.runs.update(final.id, **changed):
-            tx.runs.insert(final)  # (not visible to this transaction: never lose it)
 
 
 def _outcome(code: int | None, timed_out: bool, session: RunSession,

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 from patterns.engine.claims import recover_lost_runs
 from patterns.engine.engine import ENGINE_DIED, Engine, new_run_id
 from patterns.engine.reactive import RUNNABLE_KINDS, with_new_rows
+from patterns.engine.run_start import record_unrecorded
 from patterns.engine.session import RunSession
 from patterns.graph.model import Node
 from patterns.store.interface import QueueItem, Schedule, Transaction
@@ -341,8 +342,15 @@ class Scheduler:
     def _recover_lost(self, tx: Transaction) -> bool:
         """Runs whose engine died (none holds their node's lease) end as failed and their
         queue items wait again; whether there were any."""
-        interrupted = recover_lost_runs(tx, ENGINE_DIED, dt.datetime.now(dt.UTC))
+        now = dt.datetime.now(dt.UTC)
+        interrupted = recover_lost_runs(tx, ENGINE_DIED, now)
         again = [item.run_id for item in interrupted if item.run_id]
+        for item in interrupted:  # (died before its start was recorded: run_start.py)
+            if item.run_id:
+                node = self._node(item.node_id)
+                record_unrecorded(tx, self.engine.store, item.run_id, item.node_id,
+                                  node.title if node else item.node_id, item.trigger,
+                                  item.attempt, item.enqueued_at, ENGINE_DIED, now)
         tx.runs.add_error(again, "; it runs again")
         return bool(interrupted)
 

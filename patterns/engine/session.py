@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from patterns.engine.external_reads import ExternalReads
+from patterns.engine.run_start import StartRecord
 from patterns.engine.storages import ExternalTable
 from patterns.errors import EngineError, NodeError, QueryError
 from patterns.graph.model import Node
@@ -77,8 +78,9 @@ class RunSession:
     #: Run in each checkpoint's commit transaction before anything else it does: raises
     #: (and the commit is rolled back) once the engine no longer holds the node's lease.
     fence: Callable[[Transaction], None] | None = None
-    #: Set once the run's start is recorded (or will not be); None: nothing to wait for.
-    start_recorded: threading.Event | None = None
+    #: The run's start record (patterns/engine/run_start.py): before a checkpoint, it is
+    #: written, or left to the final one; None: nothing to wait for.
+    start_recorded: StartRecord | None = None
     #: The run is over (:meth:`close`): nothing more is staged or committed.
     closed: bool = False
     #: graph.yml's rules of the app's tables (contracts, schemas) and settings.max_columns.
@@ -264,10 +266,11 @@ class RunSession:
         checkpoint also records the run's end, in the same transaction (:attr:`at_final`)."""
         with self._lock:
             self._open()
-            # The run's record is written before any of its commits (the transaction of
-            # the final one, which ends the run, would not see a record inserted later).
-            if self.start_recorded is not None:
-                self.start_recorded.wait()
+            # The run's record is written before any of its commits, or inserted whole by
+            # the final one (which ends the run).
+            start = self.start_recorded
+            if start is not None:
+                start.before_checkpoint(final)
             cp = self._staging()
             cp.wakes = self.requests.trigger_downstream
             cp.state = dict(state) if state is not None else None
@@ -285,9 +288,14 @@ class RunSession:
                 if at_final is not None:
                     ended.append(at_final(tx, result))
 
-            result = self.store.commit(
-                cp, timeout=timeout, stop=self.stop,
-                also=None if at_final is None and fence is None else also)
+            try:
+                result = self.store.commit(
+                    cp, timeout=timeout, stop=self.stop,
+                    also=None if at_final is None and fence is None else also)
+            except BaseException:
+                if final and start is not None:
+                    start.after_failed_final()  # the run goes on: it shows as running
+                raise
             self._staged = None
             self.checkpoints += 1
             if final:
