@@ -12,7 +12,6 @@ from patterns import errors, wire
 from patterns.sdk._channel import MAX_INLINE_DATA, ChannelClient, ChannelClosed
 from patterns.sdk._context import PortInfo, RunInfo, TableInfo
 
-
 #: gRPC's options for a node's connection to the engine. Without BDP probing, a stream's
 #: receive window stays at gRPC's 64 KB lookahead instead of growing with the measured
 #: bandwidth: the engine can then be a batch or so ahead of the node's read, not tens of

@@ -112,7 +112,10 @@ class Stream:
                         if self._generation != generation:
                             break
                         self._record_position()
-                        self._batch, self._rows = None, None  # (before the next batch's)
+                        # (this batch goes before the next is taken: the thread reads one
+                        # more only then, so two batches at most are held)
+                        self._batch, self._rows = None, None
+                        del ready
                 finally:
                     ahead.close()
                 if self._generation != generation:
