@@ -14,7 +14,7 @@ from patterns.sdk._context import PortInfo, RunInfo, TableInfo
 
 #: gRPC's options for a node's connection to the engine. Without BDP probing, a stream's
 #: receive window stays at gRPC's 64 KB lookahead instead of growing with the measured
-#: bandwidth: the engine can then be a batch or so ahead of the node's read, not tens of
+#: bandwidth: the engine can then be a batch or so ahead of the node's read, not a dozen of
 #: them. Consuming a long stream, the batches the engine had sent and the node not yet
 #: read (received into the node's malloc heap) were what grew its memory with the stream's
 #: length: 19 MB held steady instead of 50-130 MB that went up and down (bench/RESULTS.md,
