@@ -3,21 +3,19 @@
 A consumer node runs ``for r in stream.consume_records()`` over the whole of ``src`` (filled
 untimed with ``benchrecords``) and prints its own peak RSS (``ru_maxrss``) at the end. The
 same node over 10x fewer rows, in the same run, is the baseline: with memory bounded by the
-batch and not the table, the two peaks are about the same.
+batch and not the table, the two peaks are about the same. Each figure is the median of
+:data:`REPS` nodes run one after the other over the same table: with one node each, two
+quiet runs of the same commit gave 1.16 and 1.09 (bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
-from bench.common import FILL_NODE, Figure, bench_engine, fill, report, run_node
+from bench.common import FILL_NODE, Figure, bench_engine, fill, median, report, run_node
 
-GRAPH = """
-title: Stream memory
-functions:
-  - node_file: fill.py
-  - node_file: consume.py
-stores:
-  - table: src
-"""
+#: Consuming nodes per size; the figure is their median.
+REPS = 3
+GRAPH = "title: Stream memory\nfunctions:\n  - node_file: fill.py\n" + "".join(
+    f"  - node_file: consume_{k}.py\n" for k in range(REPS)) + "stores:\n  - table: src\n"
 CONSUMER = """
 import json
 import resource
@@ -36,13 +34,18 @@ print("BENCH-REPORT " + json.dumps({"rows": n, "peak_mb": peak_kb / 1024,
 
 
 def _peaks(rows: int) -> tuple[float, float]:
-    """The node's peak RSS at its end and at its start, in MB."""
-    with bench_engine({"fill.py": FILL_NODE, "consume.py": CONSUMER}, GRAPH) as engine:
+    """The nodes' median peak RSS at their end and at their start, in MB."""
+    nodes = {"fill.py": FILL_NODE, **{f"consume_{k}.py": CONSUMER for k in range(REPS)}}
+    peaks, starts = [], []
+    with bench_engine(nodes, GRAPH) as engine:
         fill(engine, 0, rows)
-        _, run_id = run_node(engine, engine.app.node("consume.py"))
-        done = report(engine, run_id)
-    assert done["rows"] == rows, (done, rows)
-    return float(done["peak_mb"]), float(done["start_mb"])
+        for k in range(REPS):
+            _, run_id = run_node(engine, engine.app.node(f"consume_{k}.py"))
+            done = report(engine, run_id)
+            assert done["rows"] == rows, (done, rows)
+            peaks.append(float(done["peak_mb"]))
+            starts.append(float(done["start_mb"]))
+    return median(peaks), median(starts)
 
 
 def run(small: bool) -> list[Figure]:
@@ -51,6 +54,7 @@ def run(small: bool) -> list[Figure]:
     return [Figure(
         "stream_memory", "peak RSS of a node consuming a stream", big, baseline, "MB",
         "<= 1.1", rows,
-        f"baseline: the same node over {rows // 10:,} rows; ru_maxrss of the node process, "
+        f"median of {REPS} nodes each; baseline: the same node over {rows // 10:,} rows; "
+        f"ru_maxrss of the node process, "
         f"which is forked from the warm worker and so includes its imports on both sides "
         f"({start:.0f} MB when the node code starts)")]

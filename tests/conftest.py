@@ -98,6 +98,7 @@ class AppRunner:
         session = RunSession(run_id=f"test-{node}", node=n, store=self.engine.store,
                              parameters={}, time_limit_seconds=600)
         self.engine.dataplane.register(session)
+        self.session = session  # (the engine's side of the run, for tests to look at)
         client = FlightEngineClient(self.engine.dataplane.uri, session.token)
         run = NodeRun(client)
         token = current_run.set(run)

@@ -12,6 +12,15 @@ from patterns import errors, wire
 from patterns.sdk._channel import MAX_INLINE_DATA, ChannelClient, ChannelClosed
 from patterns.sdk._context import PortInfo, RunInfo, TableInfo
 
+#: gRPC's options for a node's connection to the engine. Without BDP probing, a stream's
+#: receive window stays at gRPC's 64 KB lookahead instead of growing with the measured
+#: bandwidth: the engine can then be a batch or so ahead of the node's read, not a dozen of
+#: them. Consuming a long stream, the batches the engine had sent and the node not yet
+#: read (received into the node's malloc heap) were what grew its memory with the stream's
+#: length: 19 MB held steady instead of 50-130 MB that went up and down (bench/RESULTS.md,
+#: i15-consume); loopback's latency keeps 64 KB windows far faster than a node reads.
+GRPC_OPTIONS = [("grpc.http2.bdp_probe", 0)]
+
 
 class FlightEngineClient:
     def __init__(self, uri: str, token: str, run_info: str | None = None, *,
@@ -29,7 +38,7 @@ class FlightEngineClient:
     @property
     def _client(self) -> flight.FlightClient:
         if self._connection is None:
-            self._connection = flight.connect(self._uri)
+            self._connection = flight.connect(self._uri, generic_options=GRPC_OPTIONS)
         return self._connection
 
     # ------------------------------------------------------------------ plumbing
@@ -155,7 +164,7 @@ class FlightEngineClient:
 def preconnect(uri: str) -> flight.FlightClient:
     """A client to the engine at ``uri`` with its connection already made (a ``ping``
     answered), for a warm worker to hand to its next run."""
-    client = flight.connect(uri)
+    client = flight.connect(uri, generic_options=GRPC_OPTIONS)
     list(client.do_action(flight.Action("ping", b"")))
     return client
 

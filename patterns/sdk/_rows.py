@@ -33,10 +33,14 @@ def rows(data: pa.Table | pa.RecordBatch,
     names = tuple(data.schema.names)
     columns = [parsed[name] if parsed and name in parsed else column_values(data.column(i))
                for i, name in enumerate(names)]
-    if len(set(names)) != len(names):  # (a later column wins, as in to_pylist)
-        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    return made(names, columns, data.num_rows)
+
+
+def made(names: tuple[str, ...], columns: Sequence[list[Any]],
+         num_rows: int) -> list[dict[str, Any]]:
+    """The dicts of ``num_rows`` rows whose values are ``columns`` (one list a name)."""
     if not names:
-        return [{} for _ in range(data.num_rows)]
+        return [{} for _ in range(num_rows)]
     return _maker(names)(columns)
 
 
@@ -55,7 +59,8 @@ def column_values(column: pa.Array | pa.ChunkedArray) -> list[Any]:
 @functools.lru_cache(maxsize=256)
 def _maker(names: tuple[str, ...]) -> Maker:
     """A function making each row's dict from the columns' values (``names``: their keys)."""
-    if len(names) > MAX_COMPILED_COLUMNS:
+    if len(names) > MAX_COMPILED_COLUMNS or len(set(names)) != len(names):
+        # (with two columns of one name, the later one wins, as in to_pylist)
         return lambda columns: [dict(zip(names, row, strict=True))
                                 for row in zip(*columns, strict=True)]
     values = [f"v{i}" for i in range(len(names))]

@@ -9,19 +9,19 @@ rows committed later, whatever their order value, come in a later pass.
 from __future__ import annotations
 
 import operator
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from patterns.positions import StreamPosition
+from patterns.sdk._batch_records import ReadyBatch, ready_batch, slice_records
 from patterns.sdk._read_ahead import read_ahead
-from patterns.sdk.table import arrow_records, json_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from patterns.sdk._json_columns import JoinedJson
     from patterns.sdk.table import Table
 
 _HIDDEN_ID = "_patterns_id"
@@ -35,9 +35,13 @@ class Stream:
         self._port = table.name
         self._order_by = order_by
         self._starting_value = starting_value
-        self._batch: pa.RecordBatch | None = None  # the batch being delivered, and
-        self._rows: Iterator[dict[str, Any]] | None = None  # the iterator over its records
+        self._batch: pa.RecordBatch | None = None  # the batch being delivered,
+        self._rows: Iterator[dict[str, Any]] | None = None  # the iterator over a slice of
+        self._end = 0  # its records, and the row of the batch that slice ends before
         self._id_field = "patterns_id"
+        #: Set when the loop handing out records must look up: the position was moved
+        #: (rollback, rewind, seek) or the run's automatic checkpoint is due (by _Alarm).
+        self._attention = False
         # Any earlier stream on this port hands over its progress: one position per port.
         self._run.adopt_stream(self._port, self)
         self._pos: StreamPosition | None = _position(self._run.positions.get(self._port))
@@ -64,60 +68,66 @@ class Stream:
         stream's new position."""
         run = self._run
         now = time.monotonic
-        while True:
-            self._record_position()
-            self._batch, self._rows = None, None
-            generation = self._generation
-            doc, batches = run.client.stream(
-                self._port, self._pos.to_json() if self._pos is not None else None,
-                self._order_by, self._starting_value)
-            self._pos = StreamPosition.from_json(doc)
-            if doc.get("empty"):
-                self._save()
-                return
-            ahead = read_ahead(batches, _joined)
-            try:
-                for batch, ready in ahead:
-                    records = self._records(batch, ready)
-                    # The position is folded from how far this iterator has gone (see
-                    # _record_position): the loop below does only what it must per record.
-                    rows = iter(records)
-                    self._batch, self._rows = batch, rows
-                    for record in rows:
-                        yield record
-                        # (the caller asked for the next record: this one is done)
+        alarm: _Alarm | None = None
+        try:
+            while True:
+                self._record_position()
+                self._batch, self._rows = None, None
+                generation = self._generation
+                doc, batches = run.client.stream(
+                    self._port, self._pos.to_json() if self._pos is not None else None,
+                    self._order_by, self._starting_value)
+                self._pos = StreamPosition.from_json(doc)
+                if doc.get("empty"):
+                    self._save()
+                    return
+                if alarm is None and not run.offline:
+                    alarm = _Alarm(self)
+                ahead = read_ahead(batches, _ready)
+                try:
+                    for ready in ahead:
+                        self._batch, self._rows, self._id_field = ready.batch, None, ready.id_field
+                        for k in range(ready.slices):
+                            records = slice_records(ready, k)
+                            # The position is folded from how far this iterator has gone
+                            # (see _record_position): the loop below does only what it must
+                            # per record.
+                            rows = iter(records)
+                            self._rows, self._end = rows, k * ready.step + len(records)
+                            del records  # (the iterator holds them until the slice is done)
+                            for record in rows:
+                                yield record
+                                # (the caller asked for the next record: this one is done)
+                                if self._attention:  # moved, or a checkpoint is due
+                                    self._attention = False
+                                    if self._generation != generation:
+                                        break
+                                    if now() >= run.next_auto_checkpoint:
+                                        run.auto_checkpoint()
+                            if self._generation != generation:
+                                break
+                            del rows
+                            if now() >= run.next_auto_checkpoint:
+                                run.auto_checkpoint()
                         if self._generation != generation:
                             break
-                        if now() >= run.next_auto_checkpoint:
-                            run.auto_checkpoint()
-                    if self._generation != generation:
-                        break
-                    self._record_position()
-                    # (this batch's records go before the next batch's are made)
-                    self._batch, self._rows = None, None
-                    del records, rows
-            finally:
-                ahead.close()
-            if self._generation != generation:
-                continue  # the position was moved under the loop: read from there
-            self._record_position()
-            self._batch, self._rows = None, None
-            assert self._pos is not None
-            self._pos = self._pos.finished()
-            self._save()
-
-    def _records(self, batch: pa.RecordBatch,
-                 ready: dict[str, JoinedJson]) -> list[dict[str, Any]]:
-        hidden = _HIDDEN_ID in batch.schema.names
-        self._id_field = _HIDDEN_ID if hidden else self._id_name(batch)
-        # (the hidden id is for the position only: it never becomes a field of the records)
-        shown = batch.drop_columns([_HIDDEN_ID]) if hidden else batch
-        return arrow_records(shown, json_columns(batch.schema), ready)
-
-    def _id_name(self, batch: pa.RecordBatch) -> str:
-        meta = batch.schema.metadata or {}
-        raw = meta.get(b"patterns.id_column")
-        return raw.decode() if raw else "patterns_id"
+                        self._record_position()
+                        # (this batch goes before the next is taken: the thread reads one
+                        # more only then, so two batches at most are held)
+                        self._batch, self._rows = None, None
+                        del ready
+                finally:
+                    ahead.close()
+                if self._generation != generation:
+                    continue  # the position was moved under the loop: read from there
+                self._record_position()
+                self._batch, self._rows = None, None
+                assert self._pos is not None
+                self._pos = self._pos.finished()
+                self._save()
+        finally:
+            if alarm is not None:
+                alarm.stop()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return self.consume_records()
@@ -139,7 +149,7 @@ class Stream:
         batch, rows = self._batch, self._rows
         if batch is None or rows is None or self._pos is None:
             return
-        i = batch.num_rows - operator.length_hint(rows) - 1  # (the last record handed out)
+        i = self._end - operator.length_hint(rows) - 1  # (the last record handed out)
         if i < 0:
             return
         order_by = self._pos.order_by  # the order of the pass being read
@@ -158,6 +168,7 @@ class Stream:
         self._batch, self._rows = None, None
         self._pos = pos
         self._generation += 1
+        self._attention = True
 
     def checkpoint(self) -> None:
         """Commit the run so far: this stream's position, every staged write, the state."""
@@ -182,12 +193,30 @@ class Stream:
         self._save()
 
 
-def _joined(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, JoinedJson]]:
-    """A batch and its JSON columns joined, ready to parse (Arrow's part, on the read-ahead
-    thread)."""
-    from patterns.sdk._json_columns import joined
+def _ready(batch: pa.RecordBatch) -> ReadyBatch:
+    """Arrow's part of making a batch's records (on the read-ahead thread)."""
+    return ready_batch(batch, _HIDDEN_ID)
 
-    return batch, {col: joined(batch.column(col)) for col in json_columns(batch.schema)}
+
+class _Alarm:
+    """Raises a stream's ``_attention`` whenever its run's automatic checkpoint is due, so
+    the loop handing out records reads a flag per record rather than the clock; the loop
+    then checkpoints between two records as before. A thread of its own, while the stream
+    is consumed: it sleeps until the checkpoint is due (30 s by default)."""
+
+    def __init__(self, stream: Stream) -> None:
+        run, stopped = stream._run, threading.Event()
+
+        def watch() -> None:
+            while not stopped.wait(max(0.05, run.next_auto_checkpoint - time.monotonic())):
+                if time.monotonic() >= run.next_auto_checkpoint:
+                    stream._attention = True
+
+        self._stopped = stopped
+        threading.Thread(target=watch, name="patterns-checkpoint-alarm", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped.set()
 
 
 def _position(doc: Any) -> StreamPosition | None:

@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import math
 import threading
+import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -160,8 +161,30 @@ def test_a_loop_left_early_leaves_no_reading_thread(app: Any) -> None:
     with app.sdk("reader"):
         for _ in zip(range(10), Table("events").as_stream().consume_records(), strict=False):
             pass
+    names = {"patterns-read-ahead", "patterns-checkpoint-alarm"}
     deadline = 50
-    while any(t.name == "patterns-read-ahead" for t in threading.enumerate()) and deadline:
+    while any(t.name in names for t in threading.enumerate()) and deadline:
         threading.Event().wait(0.1)
         deadline -= 1
-    assert not any(t.name == "patterns-read-ahead" for t in threading.enumerate())
+    assert not any(t.name in names for t in threading.enumerate())
+
+
+def test_an_automatic_checkpoint_comes_between_two_records_of_a_slice(app_runner: Any) -> None:
+    # Records are made a slice (thousands) at a time; a slow loop still checkpoints when the
+    # interval has passed, between two records, and a failure after it loses only what came
+    # after.
+    app = app_runner(NODES, ["events"], settings={"checkpoint_seconds": 0.2})
+    write(app, numbered(1_000))
+    got: list[int] = []
+    with pytest.raises(RuntimeError), app.sdk("reader"):
+        records = Table("events").as_stream().consume_records()
+        deadline = time.monotonic() + 30
+        while app.session.checkpoints == 0 and time.monotonic() < deadline:
+            got.append(next(records)["n"])
+            threading.Event().wait(0.02)  # (a slow node: 20 ms a record)
+        raise RuntimeError(f"the node failed after record {got[-1]}")
+    assert app.session.checkpoints == 1 and 1 < len(got) < 1_000
+    with app.sdk("reader"):
+        rest = [r["n"] for r in Table("events").as_stream().consume_records()]
+    # (the checkpoint came as the loop asked for got[-1]: it holds the records before it)
+    assert rest == list(range(got[-1], 1_000))
