@@ -153,6 +153,7 @@ def _update(writer: TableWriter, meta: TableMeta, write: SqlWrite) -> tuple[Tabl
     finally:
         with contextlib.suppress(duckdb.Error):
             writer.cur.unregister(ids)
+    writer.stored_out_of_order(meta, writer.ids.last())  # (the new ids lie where the rows were)
     return replace(meta, last_id=writer.ids.last()), changed
 
 
