@@ -134,7 +134,8 @@ def test_a_copied_store_sorts_passes_over_what_it_took_in(tmp_path: Path) -> Non
         copy_store(source, copy)
         first = plan(copy, "t", None)
         assert first.sorts and first.n == [0, 2, 3, 11]
-        got, pos = consume(copy, "t", None)
+        assert consume(copy, "t", None)[0] == [0, 2, 3, 11]
+        pos = consume(copy, "t", None)[1]
         append(copy, "t", [{"n": 4}])
         assert plan(copy, "t", pos).brief == (False, [4])
     finally:
