@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from patterns import wire
+from patterns.engine.stream_start import WithData
 from patterns.sdk._channel import ChannelClosed, recv_frame, send_frame
 
 log = logging.getLogger("patterns.engine")
@@ -41,8 +42,12 @@ def serve(sock: socket.socket, answer: Answer) -> None:
                 return
             if frame is None:
                 return
+            data: bytes | memoryview = b""
             try:
-                reply = {"result": answer(*frame)}
+                answered = answer(*frame)
+                if isinstance(answered, WithData):  # (a stream pass's first batch)
+                    answered, data = answered.result, answered.data
+                reply = {"result": answered}
             except flight.FlightError as exc:  # (what Flight would have sent the node)
                 reply = {"error": str(exc)}
             except (pa.ArrowException, KeyError, TypeError, ValueError) as exc:
@@ -54,7 +59,7 @@ def serve(sock: socket.socket, answer: Answer) -> None:
                 reply = {"error": wire.error_message(
                     "EngineError", f"the engine failed: {type(exc).__name__}: {exc}")}
             try:
-                send_frame(sock, reply)
+                send_frame(sock, reply, data if "result" in reply else b"")
             except OSError:  # the process is gone
                 return
 

@@ -35,6 +35,7 @@ from patterns import wire
 from patterns.engine import admin
 from patterns.engine.admin import Desk
 from patterns.engine.session import RunSession
+from patterns.engine.stream_start import ParkedReads, first_batch
 from patterns.errors import PatternsError
 
 
@@ -51,6 +52,7 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         self._lock = threading.Lock()
         self._admin_token: str | None = None
         self._desk: Callable[[], Desk] | None = None
+        self._parked = ParkedReads()  # (passes begun on a control channel)
 
     @classmethod
     def from_settings(cls, host: str | None = None) -> DataPlane:
@@ -121,6 +123,7 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
     def unregister(self, session: RunSession) -> None:
         with self._lock:
             self._sessions.pop(session.token, None)
+        self._parked.drop(session.token)
 
     def _session(self, token: Any) -> RunSession:
         with self._lock:
@@ -148,12 +151,25 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
             reader = pa.ipc.open_stream(data)
             self._staged(session, put, reader.read_all())
             return {}
+        get = body.get("get")
+        if isinstance(get, dict):  # a stream pass: its first batch here, the rest over Flight
+            session = self._session(get.get("token"))
+            pos, schema, batches = self._stream(session, get)
+            return first_batch(session.token, pos, schema, _retyped(schema, batches),
+                               self._parked)
         session = self._session(body.get("token"))
         handler = _ACTIONS.get(str(body.get("action")))
         if handler is None:
             raise flight.FlightServerError(
                 wire.error_message("protocol", f"unknown action {body.get('action')}"))
         return _guard(lambda: handler(session, body))
+
+    @staticmethod
+    def _stream(session: RunSession, cmd: dict[str, Any]
+                ) -> tuple[dict[str, Any], pa.Schema, Iterator[pa.RecordBatch]]:
+        pos, schema, batches = _guard(lambda: session.stream(
+            cmd["port"], cmd.get("position"), cmd.get("order_by"), cmd.get("starting_value")))
+        return pos, schema, batches
 
     def _staged(self, session: RunSession, cmd: dict[str, Any], data: pa.Table) -> None:
         _guard(lambda: session.stage(cmd["port"], cmd["op"], data, cmd.get("unique_on"), None))
@@ -180,9 +196,11 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
             schema, batches = _guard(lambda: session.read(cmd["port"]))
         elif kind == "sql":
             schema, batches = _guard(lambda: session.read_sql(cmd["sql"], cmd.get("params")))
+        elif kind == "rest":  # of a pass begun on the control channel (see stream_start)
+            schema, batches = self._parked.take(session.token, cmd.get("id"))
+            return flight.GeneratorStream(schema, batches)
         elif kind == "stream":
-            pos, schema, batches = _guard(lambda: session.stream(
-                cmd["port"], cmd.get("position"), cmd.get("order_by"), cmd.get("starting_value")))
+            pos, schema, batches = self._stream(session, cmd)
             schema = schema.with_metadata({**(schema.metadata or {}),
                                            b"patterns.position": wire.encode(pos)})
         else:

@@ -31,6 +31,9 @@ MAX_BODY = 64 << 20
 MAX_INLINE_DATA = 4 << 20
 #: The largest Arrow payload the engine accepts on the channel.
 MAX_DATA = MAX_INLINE_DATA + (1 << 20)
+#: The largest Arrow payload a node accepts in an answer (a stream pass's first batch, at
+#: most 64 MB: patterns.engine.stream_start.MAX_INLINE_BYTES, and its IPC framing).
+MAX_REPLY_DATA = 80 << 20
 
 
 class ChannelClosed(ConnectionError):
@@ -95,19 +98,25 @@ class ChannelClient:
     def request(self, body: dict[str, Any], data: bytes | memoryview = b"") -> dict[str, Any]:
         """The engine's answer to ``body`` (``{"result": ...}`` or ``{"error": ...}``);
         ChannelClosed if the engine is gone or the channel was broken before."""
+        return self.exchange(body, data)[0]
+
+    def exchange(self, body: dict[str, Any], data: bytes | memoryview = b""
+                 ) -> tuple[dict[str, Any], bytes]:
+        """:meth:`request`, and the Arrow data that came with the answer (a stream pass's
+        first batch, see :mod:`patterns.engine.stream_start`)."""
         with self._lock:
             if self.broken is not None:
                 raise ChannelClosed(self.broken)
             try:
                 send_frame(self._sock, body, data)
-                reply = recv_frame(self._sock)
+                reply = recv_frame(self._sock, max_data=MAX_REPLY_DATA)
             except OSError as exc:
                 self.broken = f"the engine's control channel broke: {exc}"
                 raise ChannelClosed(self.broken) from None
             if reply is None:
                 self.broken = "the engine closed the control channel"
                 raise ChannelClosed(self.broken)
-            return reply[0]
+            return reply
 
     def close(self) -> None:
         self._sock.close()

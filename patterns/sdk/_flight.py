@@ -121,14 +121,42 @@ class FlightEngineClient:
 
     def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
                starting_value: Any) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
-        reader = self._get({"kind": "stream", "port": port, "position": position,
-                            "order_by": order_by, "starting_value": starting_value})
+        cmd = {"kind": "stream", "port": port, "position": position, "order_by": order_by,
+               "starting_value": starting_value}
+        if self._channel is not None:
+            return self._stream_on_channel(cmd)
+        reader = self._get(cmd)
         try:
             schema = reader.schema
         except flight.FlightError as exc:
             raise _translate(exc) from None
         pos = wire.decode((schema.metadata or {})[b"patterns.position"])
         return pos, _batches(reader)
+
+    def _stream_on_channel(self, cmd: dict[str, Any]
+                           ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
+        """A pass begun on the control channel: its position and first batch come in the
+        answer, the rest (if any) over Flight (patterns.engine.stream_start)."""
+        assert self._channel is not None
+        cmd["token"] = self._token
+        try:
+            reply, data = self._channel.exchange({"get": cmd})
+        except ChannelClosed as exc:
+            self._channel.close()
+            self._channel = None
+            raise errors.EngineError(f"the engine did not answer: {exc}") from None
+        if "error" in reply:
+            raise _translate(str(reply["error"]))
+        result = reply["result"]
+        first = list(pa.ipc.open_stream(data)) if data else []
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            while first:
+                yield first.pop(0)
+            if result.get("rest") is not None:
+                yield from _batches(self._get({"kind": "rest", "id": result["rest"]}))
+
+        return dict(result["position"]), batches()
 
     def checkpoint(self, state: Mapping[str, Any] | None,
                    positions: Mapping[str, Mapping[str, Any]], *, final: bool,

@@ -65,6 +65,7 @@ class DuckDBArchive(SqlArchive):
         for physical in self.data_tables():
             self.cur.execute(f"DROP TABLE {qualified(physical)}")
         self.clear_meta()
+        self.cur.execute(f"DELETE FROM {META}.id_order")
 
     def finish(self) -> None:
         found = self.cur.execute(f"SELECT coalesce(max(seq), 0) FROM {META}.commits").fetchone()
@@ -79,3 +80,8 @@ class DuckDBArchive(SqlArchive):
         self.cur.execute(
             f"UPDATE {META}.id_keys SET shared_up_to = (SELECT max(i) FROM (SELECT "
             f"shared_up_to AS i UNION ALL SELECT last_id FROM {META}.tables) AS ids)")
+        # The copied versions hold their rows in the order the source handed them out
+        # (PostgreSQL's is no order): passes over them sort, up to their last ids.
+        self.cur.execute(f"DELETE FROM {META}.id_order")
+        self.cur.execute(f"INSERT INTO {META}.id_order SELECT name, version, last_id FROM "
+                         f"{META}.tables WHERE last_id IS NOT NULL")

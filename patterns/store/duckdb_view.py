@@ -60,7 +60,17 @@ class DuckDBView(MetadataViews):
         return self._reader(scan_sql(meta, limit=limit, offset=offset), [])
 
     def stream(self, meta: TableMeta, position: StreamPosition) -> pa.RecordBatchReader:
-        return self._reader(*stream_sql(meta, position, shared_keys=self.shared_keys))
+        return self._reader(*self.stream_query(meta, position))
+
+    def stream_query(self, meta: TableMeta, position: StreamPosition) -> tuple[str, list[Any]]:
+        """The SQL of a pass from ``position``, and its parameters."""
+        from patterns.store.tables import stored_in_order
+
+        # (a pass in id order over rows stored in id order needs no sort: its first batch
+        # comes at once, and the engine holds no sorted copy of the pass)
+        ordered = position.order_by is None and stored_in_order(self.cursor, meta, position.lo)
+        return stream_sql(meta, position, shared_keys=self.shared_keys,
+                          in_storage_order=ordered)
 
     def query(self, sql: str, params: Sequence[Any] | None = None, *,
               integer_division: bool = False,

@@ -152,4 +152,17 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
         f"CREATE TABLE {META}.id_keys (shared_up_to VARCHAR)",
         f"INSERT INTO {META}.id_keys SELECT max(last_id) FROM {META}.tables",
     ]),
+    (5, "table versions whose rows may be stored out of id order, and up to which id", [
+        # A version with no row here stores its rows in id order (appends add them at the
+        # end, in order), so a stream pass needs no sort. A SQL UPDATE gives rows new ids
+        # where they lie, and a copied version keeps its source's order: ids up to
+        # ``unordered_up_to`` may lie anywhere, every later one is stored after them, in
+        # order (see docs/store.md). Versions made before this migration: up to their last id.
+        f"""CREATE TABLE {META}.id_order (
+            name VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            unordered_up_to VARCHAR NOT NULL)""",
+        f"INSERT INTO {META}.id_order SELECT name, version, last_id FROM {META}.tables "
+        f"WHERE last_id IS NOT NULL",
+    ]),
 ]

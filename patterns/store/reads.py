@@ -62,7 +62,8 @@ def pass_is_empty(pos: StreamPosition) -> bool:
 
 
 def stream_sql(meta: TableMeta, pos: StreamPosition, *, by_ms: bool = True,
-               shared_keys: str | None = EVERY_KEY_SHARED) -> tuple[str, list[Any]]:
+               shared_keys: str | None = EVERY_KEY_SHARED,
+               in_storage_order: bool = False) -> tuple[str, list[Any]]:
     """The query of a pass from ``pos`` on. With ``by_ms`` (DuckDB), the key of the id's
     block (:data:`~patterns.store.model.ID_MS`) bounds the pass first: DuckDB skips the row
     groups outside it by their zone maps (a text column's keep only an 8-byte prefix, which
@@ -71,7 +72,11 @@ def stream_sql(meta: TableMeta, pos: StreamPosition, *, by_ms: bool = True,
 
     ``shared_keys`` is the last id that may share its key with later ids (made before
     blocks had keys of their own; None: no id does): a finished pass ``lo`` after it
-    starts strictly after ``lo``'s key, so a pass never reads the commit before it."""
+    starts strictly after ``lo``'s key, so a pass never reads the commit before it.
+
+    ``in_storage_order``: the pass's rows are stored in id order (DuckDB:
+    :func:`~patterns.store.tables.stored_in_order`), so a pass in id order reads them as they
+    lie, with no sort before its first row."""
     idc = q(meta.physical_id)
     where: list[str] = []
     params: list[Any] = []
@@ -126,6 +131,7 @@ def stream_sql(meta: TableMeta, pos: StreamPosition, *, by_ms: bool = True,
             # (a parameter compares in the column's type: ISO text binds to timestamps)
             params += [pos.v, pos.v, pos.id]
     order = f"{ocol} NULLS LAST, {idc}" if ocol else idc
+    sorted_by = "" if in_storage_order and not ocol else f" ORDER BY {order}"
     sql = (f"SELECT {select_list(meta, with_hidden_id=True)} FROM {qualified(meta.physical)} "
-           f"WHERE {' AND '.join(where)} ORDER BY {order}")
+           f"WHERE {' AND '.join(where)}{sorted_by}")
     return sql, params

@@ -153,7 +153,10 @@ def _update(writer: TableWriter, meta: TableMeta, write: SqlWrite) -> tuple[Tabl
     finally:
         with contextlib.suppress(duckdb.Error):
             writer.cur.unregister(ids)
-    return replace(meta, last_id=writer.ids.last()), changed
+    last = writer.ids.last()
+    assert last is not None  # (a block of ids was just drawn)
+    writer.stored_out_of_order(meta, last)  # (the new ids lie where the rows were)
+    return replace(meta, last_id=last), changed
 
 
 def _delete(writer: TableWriter, meta: TableMeta, write: SqlWrite) -> tuple[TableMeta, int]:

@@ -383,6 +383,15 @@ class TableWriter:
                     self.cur.unregister(ids)
         return count
 
+    def stored_out_of_order(self, meta: TableMeta, up_to: str) -> None:
+        """Rows of ``meta``'s version with ids up to ``up_to`` may now lie anywhere in its
+        storage (new ids given in place); later ones are added after them, in order. See
+        :func:`stored_in_order`."""
+        self.cur.execute(f"DELETE FROM {META}.id_order WHERE name = ? AND version = ?",
+                         [meta.name, meta.version])
+        self.cur.execute(f"INSERT INTO {META}.id_order VALUES (?, ?, ?)",
+                         [meta.name, meta.version, up_to])
+
     def _refresh_view(self, meta: TableMeta) -> None:
         # (a table with no fields yet and no visible id still needs a column to select)
         cols = ", ".join(q(c) for c in meta.visible_names() or [meta.physical_id])
@@ -408,6 +417,18 @@ def _facts(meta: TableMeta) -> dict[str, Any]:
             "columns": dumps([c.to_json() for c in meta.columns]),
             "unique_on": dumps(list(meta.unique_on)) if meta.unique_on else None,
             "options": dumps(meta.options.to_json()), "last_id": meta.last_id}
+
+
+def stored_in_order(cur: duckdb.DuckDBPyConnection, meta: TableMeta,
+                    after: str | None) -> bool:
+    """Whether the rows of ``meta``'s version with ids greater than ``after`` (None: all of
+    them) lie in its storage in id order, so a scan without ``ORDER BY`` hands them out in
+    that order (DuckDB keeps insertion order). Appends add rows at the end in id order, and
+    deletes leave the rest in place; what gives rows new ids in place (a SQL ``UPDATE``), or
+    a copy of the version, records how far that reaches (migration 5)."""
+    found = cur.execute(f"SELECT unordered_up_to FROM {META}.id_order WHERE name = ? AND "
+                        f"version = ?", [meta.name, meta.version]).fetchall()
+    return not found or (after is not None and after >= str(found[0][0]))
 
 
 def table_rules(table: str, options: TableOptions, declared: StoreRules | None,

@@ -68,6 +68,7 @@ def to_old_layout(path: Path) -> None:
             con.execute(f'ALTER TABLE {DATA}."{table}" DROP COLUMN "{ID_MS}"')
         con.execute(f"DELETE FROM {META}.migrations WHERE version >= 3")
         con.execute(f"DROP TABLE {META}.id_keys")
+        con.execute(f"DROP TABLE IF EXISTS {META}.id_order")
         left = con.execute("SELECT count(*) FROM duckdb_columns() WHERE column_name = ?",
                            [ID_MS]).fetchall()
         assert left == [(0,)]
