@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from patterns.engine.claims import recover_lost_runs
 from patterns.engine.engine import ENGINE_DIED, Engine, new_run_id
-from patterns.engine.reactive import RUNNABLE_KINDS, with_new_rows
+from patterns.engine.reactive import RUNNABLE_KINDS, default_workers, with_new_rows
 from patterns.engine.session import RunSession
 from patterns.graph.model import Node
 from patterns.store.interface import QueueItem, Schedule, Transaction
@@ -69,7 +68,7 @@ def is_cron(trigger: str | None) -> bool:
 class Scheduler:
     def __init__(self, engine: Engine, *, workers: int | None = None) -> None:
         self.engine = engine
-        self.workers = workers or max(2, os.cpu_count() or 2)
+        self.workers = workers or default_workers()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="patterns-run")
         self._wake = threading.Condition()
         self._dirty = True  # something committed: look for out-of-date nodes
@@ -84,6 +83,7 @@ class Scheduler:
         #: runs of dead engines next
         self._seen_commit = 0
         self._next_sweep = 0.0
+        engine.on_run_commit = self._run_committed
 
     @property
     def app(self) -> Any:
@@ -120,6 +120,13 @@ class Scheduler:
                 self._dirty = True
             else:
                 self._queue_changed = True
+            self._wake.notify_all()
+
+    def _run_committed(self) -> None:
+        """A run committed rows (a checkpoint; its last one also queued their readers):
+        look now, rather than when the run's process has ended."""
+        with self._wake:
+            self._dirty = self._queue_changed = True
             self._wake.notify_all()
 
     # ------------------------------------------------------------------ asking for runs
