@@ -64,6 +64,7 @@ class Stream:
         stream's new position."""
         run = self._run
         now = time.monotonic
+        finished = False  # a pass was finished in this loop
         while True:
             self._record_position()
             self._batch, self._rows = None, None
@@ -75,6 +76,8 @@ class Stream:
             if doc.get("empty"):
                 self._save()
                 return
+            if finished:  # (rows came while the pass before was read: hand on what is done)
+                run.pass_checkpoint()
             ahead = read_ahead(batches, _joined)
             try:
                 for batch, ready in ahead:
@@ -105,6 +108,7 @@ class Stream:
             assert self._pos is not None
             self._pos = self._pos.finished()
             self._save()
+            finished = True
 
     def _records(self, batch: pa.RecordBatch,
                  ready: dict[str, JoinedJson]) -> list[dict[str, Any]]:
