@@ -39,7 +39,7 @@ from patterns.engine.engine import ENGINE_DIED, Engine, new_run_id
 from patterns.engine.reactive import RUNNABLE_KINDS, default_workers, with_new_rows
 from patterns.engine.session import RunSession
 from patterns.graph.model import Node
-from patterns.store.interface import QueueItem, Schedule, Transaction
+from patterns.store.interface import Lease, QueueItem, Schedule, Transaction
 from patterns.store.model import RunRecord
 
 log = logging.getLogger("patterns.scheduler")
@@ -198,19 +198,27 @@ class Scheduler:
 
     def _start(self, item: QueueItem, node: Node) -> None:
         run_id = new_run_id()
-        claims = self.engine.claims
         try:
-            # The item and the node's lease are taken together, or neither (another engine
-            # of the store took the item, or is running the node).
             with self.engine.store.transaction() as tx:
-                if not tx.queue.mark_started(item.id, run_id):
-                    raise _Taken
-                lease = claims.take(tx, node.id)
-                if lease is None:
-                    raise _Taken
+                lease = self._take(tx, item, node, run_id)
         except _Taken:
             return
-        claims.hold(node.id, lease)
+        self._submit(item, node, run_id, lease)
+
+    def _take(self, tx: Transaction, item: QueueItem, node: Node, run_id: str) -> Lease:
+        """In ``tx``: the item marked started by ``run_id`` and the node's lease taken,
+        together, or neither (:class:`_Taken`: another engine of the store took the item, or
+        is running the node)."""
+        if not tx.queue.mark_started(item.id, run_id):
+            raise _Taken
+        lease = self.engine.claims.take(tx, node.id)
+        if lease is None:
+            raise _Taken
+        return lease
+
+    def _submit(self, item: QueueItem, node: Node, run_id: str, lease: Lease) -> None:
+        """Run the started ``item`` (its transaction has committed)."""
+        self.engine.claims.hold(node.id, lease)
 
         def ended(tx: Transaction, record: RunRecord, session: RunSession | None) -> None:
             self._ended(tx, item, node, record, session)
@@ -285,11 +293,36 @@ class Scheduler:
             # Per node, the commit its latest finished run started after (any outcome: a
             # node that failed on some rows is not re-run for them until more arrive).
             stale = with_new_rows(view, nodes, view.runs.seen_commits(succeeded_only=False))
+            waiting: set[str] = set()
             if stale:  # (one already waiting in the queue needs no write transaction)
                 waiting = {item.node_id for item in view.queue.items(started=False)}
                 stale = [n for n in stale if n.id not in waiting]
         if not stale:
             return False
+        # With nothing else waiting, a free worker and no other engine on the store, a stale
+        # node's item is queued and started in one transaction: one turn at the store's
+        # commit lock, which data commits may hold for a while, instead of two.
+        free = 0 if waiting or self.engine.claims.shared else self.workers - len(self._busy)
+        added = False
+        starting: list[tuple[QueueItem, Node, str, Lease]] = []
+        try:
+            with self.engine.store.transaction() as tx:
+                for node in stale:
+                    item = tx.queue.enqueue(node.id, "upstream", coalesce=True)
+                    if item is None:
+                        continue
+                    added = True
+                    if len(starting) < free:
+                        run_id = new_run_id()
+                        starting.append((item, node, run_id, self._take(tx, item, node, run_id)))
+        except _Taken:  # (a store of one process grants every lease: not expected)
+            return self._wake_queued(stale)
+        for started in starting:
+            self._submit(*started)
+        return added
+
+    def _wake_queued(self, stale: list[Node]) -> bool:
+        """Queue ``stale`` nodes' runs (started by :meth:`_start_due`)."""
         added = False
         with self.engine.store.transaction() as tx:
             for node in stale:
