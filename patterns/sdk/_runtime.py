@@ -32,7 +32,7 @@ _SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 
 #: How long after its last checkpoint a stream's run commits at the end of a pass that
 #: more rows follow (see :meth:`NodeRun.pass_checkpoint`).
-PASS_CHECKPOINT_SECONDS = float(os.environ.get("PATTERNS_PASS_CHECKPOINT", "0.25"))
+PASS_CHECKPOINT_SECONDS = 0.25
 
 
 class NodeRun:
