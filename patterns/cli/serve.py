@@ -30,7 +30,7 @@ from patterns.cli.executor_options import DATA_PLANE_HOST_OPTION, EXECUTOR_OPTIO
                    "https://studio.example.com (repeatable).")
 @click.option("--reload", is_flag=True, help="Reload an app when its files change.")
 @click.option("--workers", type=int, default=None,
-              help="Runs at once per app (default: the number of cores, at least 2).")
+              help="Runs at once per app (default: the number of cores, at least 4).")
 @click.option("--drain-seconds", default=30.0, show_default=True,
               help="On stop, how long running nodes get to finish before they are stopped "
                    "(rolled back, and run again at the next start).")

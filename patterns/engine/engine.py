@@ -112,6 +112,8 @@ class Engine:
             serve_channels(self.dataplane.serve_channel)
         #: Answers response webhooks (the server sets it): ``responder(request_key, payload)``.
         self.responder: Callable[[str, Any], None] | None = None
+        #: Called after a run's commit that added rows (the server's scheduler sets it).
+        self.on_run_commit: Callable[[], None] | None = None
         #: Alerts about run ends (settings.alerts), sent in the background.
         self.alerts = Alerts(app=lambda: self.app, store=self.store,
                              state_file=Path(self.home).parent / "alerts.json",
@@ -286,7 +288,7 @@ class Engine:
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder,
                              rules=rules, app=self.app, external=external,
-                             fence=self.claims.fence(node.id))
+                             fence=self.claims.fence(node.id), on_commit=self.on_run_commit)
         with self._lock:
             self._active[run_id] = session
         self._started(record)

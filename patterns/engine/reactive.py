@@ -29,6 +29,15 @@ from patterns.store.interface import Transaction
 from patterns.store.model import RunRecord
 
 RUNNABLE_KINDS = ("python", "sql")
+#: The fewest runs at once by default, whatever the cores: the stages of a pipeline run
+#: side by side (each waits on the others' commits much of the time; with one slot per core
+#: on two cores, the third stage of a four-node pipeline waited for a free slot).
+MIN_WORKERS = 4
+
+
+def default_workers() -> int:
+    """Runs at once when no number is given: one per core, at least :data:`MIN_WORKERS`."""
+    return max(MIN_WORKERS, os.cpu_count() or 1)
 
 
 def needs_configuration(node: Node) -> str:
@@ -67,7 +76,7 @@ class ReactivePass:
                  max_runs: int = 1000) -> None:
         self.engine = engine
         self.app = engine.app
-        self.workers = workers or max(2, os.cpu_count() or 2)
+        self.workers = workers or default_workers()
         self.max_runs = max_runs
         self._stopping: str | None = None
 

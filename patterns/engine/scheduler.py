@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,11 +36,11 @@ from zoneinfo import ZoneInfo
 
 from patterns.engine.claims import recover_lost_runs
 from patterns.engine.engine import ENGINE_DIED, Engine, new_run_id
-from patterns.engine.reactive import RUNNABLE_KINDS, with_new_rows
+from patterns.engine.reactive import RUNNABLE_KINDS, default_workers, with_new_rows
 from patterns.engine.run_start import record_unrecorded
 from patterns.engine.session import RunSession
 from patterns.graph.model import Node
-from patterns.store.interface import QueueItem, Schedule, Transaction
+from patterns.store.interface import Lease, QueueItem, Schedule, Transaction
 from patterns.store.model import RunRecord
 
 log = logging.getLogger("patterns.scheduler")
@@ -70,7 +69,7 @@ def is_cron(trigger: str | None) -> bool:
 class Scheduler:
     def __init__(self, engine: Engine, *, workers: int | None = None) -> None:
         self.engine = engine
-        self.workers = workers or max(2, os.cpu_count() or 2)
+        self.workers = workers or default_workers()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="patterns-run")
         self._wake = threading.Condition()
         self._dirty = True  # something committed: look for out-of-date nodes
@@ -85,6 +84,7 @@ class Scheduler:
         #: runs of dead engines next
         self._seen_commit = 0
         self._next_sweep = 0.0
+        engine.on_run_commit = self._run_committed
 
     @property
     def app(self) -> Any:
@@ -121,6 +121,13 @@ class Scheduler:
                 self._dirty = True
             else:
                 self._queue_changed = True
+            self._wake.notify_all()
+
+    def _run_committed(self) -> None:
+        """A run committed rows (a checkpoint; its last one also queued their readers):
+        look now, rather than when the run's process has ended."""
+        with self._wake:
+            self._dirty = self._queue_changed = True
             self._wake.notify_all()
 
     # ------------------------------------------------------------------ asking for runs
@@ -192,19 +199,27 @@ class Scheduler:
 
     def _start(self, item: QueueItem, node: Node) -> None:
         run_id = new_run_id()
-        claims = self.engine.claims
         try:
-            # The item and the node's lease are taken together, or neither (another engine
-            # of the store took the item, or is running the node).
             with self.engine.store.transaction() as tx:
-                if not tx.queue.mark_started(item.id, run_id):
-                    raise _Taken
-                lease = claims.take(tx, node.id)
-                if lease is None:
-                    raise _Taken
+                lease = self._take(tx, item, node, run_id)
         except _Taken:
             return
-        claims.hold(node.id, lease)
+        self._submit(item, node, run_id, lease)
+
+    def _take(self, tx: Transaction, item: QueueItem, node: Node, run_id: str) -> Lease:
+        """In ``tx``: the item marked started by ``run_id`` and the node's lease taken,
+        together, or neither (:class:`_Taken`: another engine of the store took the item, or
+        is running the node)."""
+        if not tx.queue.mark_started(item.id, run_id):
+            raise _Taken
+        lease = self.engine.claims.take(tx, node.id)
+        if lease is None:
+            raise _Taken
+        return lease
+
+    def _submit(self, item: QueueItem, node: Node, run_id: str, lease: Lease) -> None:
+        """Run the started ``item`` (its transaction has committed)."""
+        self.engine.claims.hold(node.id, lease)
 
         def ended(tx: Transaction, record: RunRecord, session: RunSession | None) -> None:
             self._ended(tx, item, node, record, session)
@@ -279,11 +294,36 @@ class Scheduler:
             # Per node, the commit its latest finished run started after (any outcome: a
             # node that failed on some rows is not re-run for them until more arrive).
             stale = with_new_rows(view, nodes, view.runs.seen_commits(succeeded_only=False))
+            waiting: set[str] = set()
             if stale:  # (one already waiting in the queue needs no write transaction)
                 waiting = {item.node_id for item in view.queue.items(started=False)}
                 stale = [n for n in stale if n.id not in waiting]
         if not stale:
             return False
+        # With nothing else waiting, a free worker and no other engine on the store, a stale
+        # node's item is queued and started in one transaction: one turn at the store's
+        # commit lock, which data commits may hold for a while, instead of two.
+        free = 0 if waiting or self.engine.claims.shared else self.workers - len(self._busy)
+        added = False
+        starting: list[tuple[QueueItem, Node, str, Lease]] = []
+        try:
+            with self.engine.store.transaction() as tx:
+                for node in stale:
+                    item = tx.queue.enqueue(node.id, "upstream", coalesce=True)
+                    if item is None:
+                        continue
+                    added = True
+                    if len(starting) < free:
+                        run_id = new_run_id()
+                        starting.append((item, node, run_id, self._take(tx, item, node, run_id)))
+        except _Taken:  # (a store of one process grants every lease: not expected)
+            return self._wake_queued(stale)
+        for started in starting:
+            self._submit(*started)
+        return added
+
+    def _wake_queued(self, stale: list[Node]) -> bool:
+        """Queue ``stale`` nodes' runs (started by :meth:`_start_due`)."""
         added = False
         with self.engine.store.transaction() as tx:
             for node in stale:

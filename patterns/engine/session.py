@@ -75,6 +75,9 @@ class RunSession:
     #: once that transaction has committed.
     at_final: Callable[[Transaction, CommitResult], tuple[RunRecord, str]] | None = None
     ended: tuple[RunRecord, str] | None = None
+    #: Called after each of the run's commits that added rows (once that transaction has
+    #: committed): the server's scheduler starts the readers then, not at the run's end.
+    on_commit: Callable[[], None] | None = None
     #: Run in each checkpoint's commit transaction before anything else it does: raises
     #: (and the commit is rolled back) once the engine no longer holds the node's lease.
     fence: Callable[[Transaction], None] | None = None
@@ -304,6 +307,8 @@ class RunSession:
                     self.ended = ended[0]
             for store, n in result.rows_added.items():
                 self.rows_written[store] = self.rows_written.get(store, 0) + n
+            if self.on_commit is not None and any(result.rows_added.values()):
+                self.on_commit()
 
     # ------------------------------------------------------------------ reads
     def _table(self, store: str) -> TableMeta | None:

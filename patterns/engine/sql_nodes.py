@@ -42,6 +42,10 @@ from patterns.store.model import SqlAction, SqlWrite, TableOp
 
 if TYPE_CHECKING:
     from patterns.engine.session import RunSession
+    from patterns.store.interface import Transaction
+    from patterns.store.model import CommitResult, RunRecord
+
+    AtFinal = Callable[[Transaction, CommitResult], tuple[RunRecord, str]]
 
 #: What a write statement may be, by sqlglot's name for it.
 _ACTIONS: dict[str, SqlAction] = {
@@ -65,8 +69,15 @@ def run_sql_node(session: RunSession, limit: float, say: Callable[[str], None]) 
                             f"SELECT, or INSERT INTO {{{{ Table(\"t\", \"w\") }}}} ...")
         session.stage_sql(planned)
         _count_reads(session)
+        stores = sorted({s for s, _ in planned})
         before = dict(session.rows_written)
-        session.checkpoint(None, {}, timeout=limit - (time.monotonic() - started))
+        at_final = session.at_final
+        if at_final is not None:
+            session.at_final = _saying_rows(at_final, stores, say)
+        # The final checkpoint: it records the run's end, and queues the readers of what it
+        # wrote, in its own transaction (as a Python run's last checkpoint does).
+        session.checkpoint(None, {}, timeout=limit - (time.monotonic() - started),
+                           final=at_final is not None)
     except CommitTimeout:
         session.rollback()
         return Exit(None, timed_out=True)
@@ -75,11 +86,24 @@ def run_sql_node(session: RunSession, limit: float, say: Callable[[str], None]) 
         session.requests.error = str(exc)
         say(f"error: {exc}")
         return Exit(1)
-    session.finished = True
-    for store in {s for s, _ in planned}:
-        added = session.rows_written.get(store, 0) - before.get(store, 0)
-        say(f"{store}: {added} row(s) written")
+    if at_final is None:  # (a session without a run record to end: say it here)
+        session.finished = True
+        for store in stores:
+            added = session.rows_written.get(store, 0) - before.get(store, 0)
+            say(f"{store}: {added} row(s) written")
     return Exit(0)
+
+
+def _saying_rows(at_final: AtFinal, stores: list[str], say: Callable[[str], None]) -> AtFinal:
+    """``at_final`` that first says the rows each of ``stores`` got (the lines are in the
+    log saved with the run's end)."""
+
+    def ended(tx: Transaction, result: CommitResult) -> tuple[RunRecord, str]:
+        for store in stores:
+            say(f"{store}: {result.rows_added.get(store, 0)} row(s) written")
+        return at_final(tx, result)
+
+    return ended
 
 
 def _count_reads(session: RunSession) -> None:

@@ -32,6 +32,11 @@ FLUSH_ROWS = 50_000
 _SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+#: How long after its last checkpoint a stream's run commits at the end of a pass that
+#: more rows follow (see :meth:`NodeRun.pass_checkpoint`).
+PASS_CHECKPOINT_SECONDS = 0.25
+
+
 class NodeRun:
     def __init__(self, client: EngineClient, *, offline: bool = False) -> None:
         self._sender = Sender()
@@ -55,6 +60,7 @@ class NodeRun:
         self.options_sent: dict[str, Mapping[str, Any]] = {}
         self._auto_every = self.info.checkpoint_seconds
         self.next_auto_checkpoint = time.monotonic() + self._auto_every
+        self.last_checkpoint = time.monotonic()  # (or the run's start)
 
     # ------------------------------------------------------------------ ports
     def port(self, name: str, mode: str) -> PortInfo:
@@ -296,8 +302,18 @@ class NodeRun:
         if time.monotonic() >= self.next_auto_checkpoint and not self.offline:
             self.checkpoint()
 
+    def pass_checkpoint(self) -> None:
+        """Called by a stream that finished a pass and found rows committed since, before
+        it delivers them: commit what the run did so far, if :data:`PASS_CHECKPOINT_SECONDS`
+        have passed since the last checkpoint (so a run that keeps up with a busy upstream
+        hands its output on as it goes, instead of only at its end)."""
+        if time.monotonic() >= self.last_checkpoint + PASS_CHECKPOINT_SECONDS \
+                and not self.offline:
+            self.checkpoint()
+
     def checkpoint(self, *, final: bool = False) -> None:
-        self.next_auto_checkpoint = time.monotonic() + self._auto_every
+        self.last_checkpoint = time.monotonic()
+        self.next_auto_checkpoint = self.last_checkpoint + self._auto_every
         if self.offline:
             return
         self._sender.wait()  # (its error is named already: not by the sites below)

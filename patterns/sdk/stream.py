@@ -69,6 +69,7 @@ class Stream:
         run = self._run
         now = time.monotonic
         alarm: _Alarm | None = None
+        finished = False  # a pass was finished in this loop
         try:
             while True:
                 self._record_position()
@@ -81,6 +82,8 @@ class Stream:
                 if doc.get("empty"):
                     self._save()
                     return
+                if finished:  # (rows came while the pass before was read: hand on what is done)
+                    run.pass_checkpoint()
                 if alarm is None and not run.offline:
                     alarm = _Alarm(self)
                 ahead = read_ahead(batches, _ready)
@@ -125,6 +128,7 @@ class Stream:
                 assert self._pos is not None
                 self._pos = self._pos.finished()
                 self._save()
+                finished = True
         finally:
             if alarm is not None:
                 alarm.stop()
