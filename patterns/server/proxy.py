@@ -11,7 +11,7 @@ costs tens of microseconds).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import socket
 import h11
 
 from patterns.server.security import Receive, Scope, Send
@@ -28,22 +28,48 @@ async def forward(socket_path: str, scope: Scope, receive: Receive, send: Send,
     read already (then ``receive`` is used only to notice a disconnect)."""
     from patterns.server.ingest import send_json
 
+    # (the socket itself, not streams: when the server answers before it has read the whole
+    # request — a 404, a 413 — and closes, a stream's failed write would drop the answer;
+    # the socket still reads it)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
     try:
-        reader, writer = await asyncio.open_unix_connection(socket_path)
-    except OSError as exc:
-        await send_json(send, 503, {"error": f"the server is not answering ({exc.strerror}); "
-                                             f"try again in a moment"})
-        return
-    try:
-        await _relay(reader, writer, scope, receive, send, body)
+        try:
+            await loop.sock_connect(sock, socket_path)
+        except OSError as exc:
+            await send_json(send, 503, {"error": f"the server is not answering "
+                                                 f"({exc.strerror}); try again in a moment"})
+            return
+        await _relay(_Upstream(loop, sock), scope, receive, send, body)
     finally:
-        writer.close()
-        with contextlib.suppress(OSError, ConnectionError):
-            await writer.wait_closed()
+        sock.close()
 
 
-async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, scope: Scope,
-                 receive: Receive, send: Send, body: bytes | None) -> None:
+class _Upstream:
+    """The connection to the server: writes stop quietly once it has closed its side."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.open = True
+
+    async def write(self, data: bytes | None) -> None:
+        if data and self.open:
+            try:
+                await self.loop.sock_sendall(self.sock, data)
+            except OSError:
+                self.open = False  # (it answered already: the answer is still read)
+
+    async def read(self) -> bytes:
+        try:
+            return await self.loop.sock_recv(self.sock, _READ)
+        except OSError:
+            return b""
+
+
+async def _relay(upstream: _Upstream, scope: Scope, receive: Receive, send: Send,
+                 body: bytes | None) -> None:
     conn = h11.Connection(h11.CLIENT)
     headers = [(name, value) for name, value in scope["headers"] if name not in _HOP]
     if body is not None:
@@ -55,12 +81,14 @@ async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sco
     target = scope.get("raw_path") or scope["path"].encode("utf-8")
     if scope.get("query_string"):
         target += b"?" + scope["query_string"]
-    writer.write(conn.send(h11.Request(method=scope["method"], target=target, headers=headers,
-                                       http_version="1.1" if has_host else "1.0")) or b"")
-    if body is not None:
-        if body:
-            writer.write(conn.send(h11.Data(data=body)) or b"")
+    request = h11.Request(method=scope["method"], target=target, headers=headers,
+                          http_version="1.1" if has_host else "1.0")
+    if body is not None:  # (one write: the request and its body)
+        await upstream.write((conn.send(request) or b"") + (
+            conn.send(h11.Data(data=body)) or b"" if body else b"") + (
+            conn.send(h11.EndOfMessage()) or b""))
     else:
+        await upstream.write(conn.send(request))
         framed = any(n in (b"content-length", b"transfer-encoding") for n, _ in headers)
         while True:
             message = await receive()
@@ -68,15 +96,13 @@ async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sco
                 return  # the client went away
             chunk = message.get("body", b"")
             if chunk and framed:
-                writer.write(conn.send(h11.Data(data=chunk)) or b"")
-                await writer.drain()
+                await upstream.write(conn.send(h11.Data(data=chunk)))
             if not message.get("more_body", False):
                 break
-    writer.write(conn.send(h11.EndOfMessage()) or b"")
-    await writer.drain()
+        await upstream.write(conn.send(h11.EndOfMessage()))
     gone = asyncio.ensure_future(_disconnected(receive))
     try:
-        await _answer(conn, reader, send, gone)
+        await _answer(conn, upstream, send, gone)
     finally:
         gone.cancel()
 
@@ -86,7 +112,7 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
-async def _answer(conn: h11.Connection, reader: asyncio.StreamReader, send: Send,
+async def _answer(conn: h11.Connection, upstream: _Upstream, send: Send,
                   gone: asyncio.Future[None]) -> None:
     """Relay the server's answer; stop when the client goes away."""
     from patterns.server.ingest import send_json
@@ -95,7 +121,7 @@ async def _answer(conn: h11.Connection, reader: asyncio.StreamReader, send: Send
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            read = asyncio.ensure_future(reader.read(_READ))
+            read = asyncio.ensure_future(upstream.read())
             await asyncio.wait({read, gone}, return_when=asyncio.FIRST_COMPLETED)
             if not read.done():
                 read.cancel()
