@@ -145,11 +145,12 @@ class Acceptor:
         self._waiting: list[tuple[AppIntake, bytes, asyncio.Future[None]]] = []
         self._flushing = False
         self._configured = asyncio.Event()
+        self._tasks: set[asyncio.Future[None]] = set()  # (kept: the loop holds weak refs)
 
     # ------------------------------------------------------------------ the channel
     async def connect(self) -> None:
         reader, self._writer = await asyncio.open_unix_connection(sock=self.control)
-        asyncio.ensure_future(self._read(reader))
+        self._tasks.add(asyncio.ensure_future(self._read(reader)))
         await self._configured.wait()
         ends = {slug: app.journal.end for slug, app in self.apps.items()}
         await self.ask({"t": "durable", "ends": ends})  # (what a killed one left: queued)
@@ -214,11 +215,14 @@ class Acceptor:
         self._waiting.append((app, blob, done))
         if not self._flushing:
             self._flushing = True
-            asyncio.ensure_future(self._flush())
+            task = asyncio.ensure_future(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         await done
 
     async def _flush(self) -> None:
-        """Write what waits, fsync it (while more gathers), tell the server, answer it."""
+        """Write what waits and fsync it (while more gathers); then tell the server and
+        answer it, while the next group is written and fsync'd (the replies come in order)."""
         loop = asyncio.get_running_loop()
         try:
             while self._waiting:
@@ -235,26 +239,35 @@ class Acceptor:
                         _fail([done for _, done in items], exc)
                 failed = await loop.run_in_executor(None, _sync_all,
                                                     [app for app, _ in written])
-                for i, exc in failed.items():  # (not durable: cut off and refused)
+                for i, error in failed.items():  # (not durable: cut off and refused)
                     app, futures = written[i]
                     app.journal.discard_unsynced()
-                    _fail(futures, exc)
+                    _fail(futures, error)
                     written[i] = (app, [])
                 ends = {app.slug: app.journal.end for app, futures in written if futures}
-                try:
-                    reply = await self.ask({"t": "durable", "ends": ends}) if ends else {}
-                    error = reply.get("error")
-                except Unavailable as exc:
-                    error = str(exc)
-                for _, futures in written:
-                    if error:
-                        _fail(futures, Unavailable(error))
-                    else:
-                        for done in futures:
-                            if not done.done():
-                                done.set_result(None)
+                if ends:
+                    task = asyncio.ensure_future(self._queued(ends, written))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
         finally:
             self._flushing = False
+
+    async def _queued(self, ends: dict[str, int],
+                      written: list[tuple[AppIntake, list[asyncio.Future[None]]]]) -> None:
+        """Tell the server what is durable; once it has queued it, answer the requests."""
+        error: str | None
+        try:
+            reply = await self.ask({"t": "durable", "ends": ends})
+            error = reply.get("error")
+        except Unavailable as exc:
+            error = str(exc)
+        for _, futures in written:
+            if error:
+                _fail(futures, Unavailable(error))
+            else:
+                for done in futures:
+                    if not done.done():
+                        done.set_result(None)
 
     # ------------------------------------------------------------------ requests
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

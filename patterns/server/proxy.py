@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
+
 import h11
 
 from patterns.server.security import Receive, Scope, Send
@@ -121,8 +123,9 @@ async def _answer(conn: h11.Connection, upstream: _Upstream, send: Send,
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            read = asyncio.ensure_future(upstream.read())
-            await asyncio.wait({read, gone}, return_when=asyncio.FIRST_COMPLETED)
+            read: asyncio.Future[bytes] = asyncio.ensure_future(upstream.read())
+            waits: set[asyncio.Future[Any]] = {read, gone}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             if not read.done():
                 read.cancel()
                 return  # the client went away: the server's side is closed with it

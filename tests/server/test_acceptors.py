@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -103,7 +102,7 @@ def test_records_acked_by_an_acceptor_killed_after_its_fsync_land_once(
     url = hook(server)
     before = acceptors(server)
     assert len(before) == 2
-    acked = [0] + post_many(url, range(1, 41))
+    acked = [0, *post_many(url, range(1, 41))]
     assert segment_bytes(root) > 0  # the acceptors journaled them (nothing committed yet)
     server.wait_for(lambda: any("paused before committing" in line for line in server.output),
                     60, "the committer to hold")
