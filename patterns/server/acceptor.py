@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import logging
 import math
@@ -31,6 +32,7 @@ import os
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,14 @@ from patterns.server.ingest import (
     _read_body,
     send_json,
 )
-from patterns.server.journal import Journal, encode, segment_file, take_segment_lock
+from patterns.server.journal import (
+    END,
+    Journal,
+    encode,
+    end_file,
+    segment_file,
+    take_segment_lock,
+)
 from patterns.server.proxy import forward
 from patterns.server.security import Access, Receive, Scope, Send, host_refusal
 
@@ -76,9 +85,15 @@ class AppIntake:
         self.lock = take_segment_lock(folder, segment)
         self.journal = Journal(folder / segment_file(segment), floor=floor)
         self.journal.entries = []
+        #: where this segment is durable up to, for the server to read (read-your-writes)
+        self._end_fd = os.open(folder / end_file(segment), os.O_RDWR | os.O_CREAT, 0o600)
         self.hooks: tuple[tuple[bytes, Hook], ...] = ()
         self.tables: dict[str, dict[str, str]] = {}
         self.failing: str | None = None
+
+    def publish(self) -> None:
+        """Say how far the segment is durable (before the requests in it are answered)."""
+        os.pwrite(self._end_fd, END.pack(self.journal.end), 0)
 
     def hook(self, token: str) -> Hook | None:
         given = token.encode("utf-8", "surrogatepass")
@@ -138,6 +153,7 @@ class Acceptor:
         self.socket_path = socket_path
         self.apps: dict[str, AppIntake] = {}
         self.access = Access(token="")
+        self._host_ok: Callable[[str], bool] = self.access.host_allowed
         self.server: Any = None  # the uvicorn server (told to stop when the channel closes)
         self._writer: asyncio.StreamWriter | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -152,6 +168,8 @@ class Acceptor:
         reader, self._writer = await asyncio.open_unix_connection(sock=self.control)
         self._tasks.add(asyncio.ensure_future(self._read(reader)))
         await self._configured.wait()
+        for app in self.apps.values():
+            app.publish()
         ends = {slug: app.journal.end for slug, app in self.apps.items()}
         await self.ask({"t": "durable", "ends": ends})  # (what a killed one left: queued)
 
@@ -186,7 +204,10 @@ class Acceptor:
                     app.journal.rotate(int(keep))
 
     def _configure(self, msg: dict[str, Any]) -> None:
-        self.access = Access(token="", bound=msg["bound"], hosts=frozenset(msg["hosts"]))
+        access = Access(token="", bound=msg["bound"], hosts=frozenset(msg["hosts"]))
+        if access != self.access:  # (parsing an address costs microseconds: one Host repeats)
+            self.access = access
+            self._host_ok = functools.lru_cache(maxsize=256)(access.host_allowed)
         for slug, doc in msg["apps"].items():
             app = self.apps.get(slug)
             if app is None:
@@ -244,30 +265,19 @@ class Acceptor:
                     app.journal.discard_unsynced()
                     _fail(futures, error)
                     written[i] = (app, [])
-                ends = {app.slug: app.journal.end for app, futures in written if futures}
-                if ends:
-                    task = asyncio.ensure_future(self._queued(ends, written))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                ends = {}
+                for app, futures in written:
+                    if futures:
+                        app.publish()
+                        ends[app.slug] = app.journal.end
+                if ends:  # (the server queues them for its store: no need to wait for it)
+                    self._send({"t": "durable", "ends": ends})
+                for _, futures in written:
+                    for done in futures:
+                        if not done.done():
+                            done.set_result(None)
         finally:
             self._flushing = False
-
-    async def _queued(self, ends: dict[str, int],
-                      written: list[tuple[AppIntake, list[asyncio.Future[None]]]]) -> None:
-        """Tell the server what is durable; once it has queued it, answer the requests."""
-        error: str | None
-        try:
-            reply = await self.ask({"t": "durable", "ends": ends})
-            error = reply.get("error")
-        except Unavailable as exc:
-            error = str(exc)
-        for _, futures in written:
-            if error:
-                _fail(futures, Unavailable(error))
-            else:
-                for done in futures:
-                    if not done.done():
-                        done.set_result(None)
 
     # ------------------------------------------------------------------ requests
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -287,7 +297,7 @@ class Acceptor:
 
     async def _webhook(self, app: AppIntake, hook: Hook, scope: Scope, receive: Receive,
                        send: Send) -> None:
-        refused = host_refusal(_host_header(scope), self.access.host_allowed)
+        refused = host_refusal(_host_header(scope), self._host_ok)
         if refused is not None:
             await send_json(send, refused[0], {"error": refused[1]})
             return

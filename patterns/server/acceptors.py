@@ -46,9 +46,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("patterns.server")
 
 FRAME = struct.Struct("<I")
-#: How often what the acceptors know is checked for changes (the store failing, a table's
-#: columns, a webhook's settings; a reload is pushed at once, not on this tick).
+#: How often what the acceptors know is checked for changes (the store failing, a
+#: webhook's settings; a reload is pushed at once, not on this tick).
 TICK = 0.25
+#: How often the webhooks' tables' columns are read again (a table not described yet: at
+#: every tick). Reading them costs a store read, too much for every tick under load.
+TABLES_EVERY = 2.0
 #: Longest a reload waits for every acceptor to confirm it knows the new app.
 CONFIRM_WAIT = 2.0
 #: Longest the start waits for an acceptor to be ready.
@@ -85,6 +88,7 @@ class Acceptors:
         self._override: dict[str, App] = {}  # an app being reloaded -> its new App
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._tables_read = 0.0  # (monotonic) when the tables' columns were last read
 
     # ------------------------------------------------------------------ life
     def start(self) -> None:
@@ -176,10 +180,11 @@ class Acceptors:
                 return
             body = stream.read(FRAME.unpack(head)[0])
             msg = orjson.loads(body)
-            if msg["t"] == "durable":
-                self._send(slot, {"t": "reply", "id": msg["id"],
-                                  "error": self._take(slot, msg["ends"])})
-                slot.ready.set()
+            if msg["t"] == "durable":  # (answered already, unless it asks: at its start)
+                error = self._take(slot, msg["ends"])
+                if "id" in msg:
+                    self._send(slot, {"t": "reply", "id": msg["id"], "error": error})
+                    slot.ready.set()
             elif msg["t"] == "configured":
                 with self._cond:
                     slot.confirmed = max(slot.confirmed, int(msg["v"]))
@@ -255,11 +260,18 @@ class Acceptors:
 
     def _describe(self) -> dict[str, Any]:
         """Per app: its plain webhooks by token, their tables' columns, the store failing."""
-        return {slug: describe_app(svc, self._override.get(slug))
+        now = time.monotonic()
+        fresh = now - self._tables_read >= TABLES_EVERY
+        if fresh:
+            self._tables_read = now
+        return {slug: describe_app(svc, self._override.get(slug),
+                                   None if fresh else self._sent.get(slug, {}).get("tables"))
                 for slug, svc in self.hub.apps.items()}
 
 
-def describe_app(svc: AppService, app: App | None = None) -> dict[str, Any]:
+def describe_app(svc: AppService, app: App | None = None,
+                 known: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """(``known``: the tables' columns as last read, kept for the tables it has.)"""
     from patterns.engine.session import store_rules
     from patterns.store.conform import MAX_COLUMNS
     from patterns.store.tables import table_rules
@@ -278,15 +290,17 @@ def describe_app(svc: AppService, app: App | None = None) -> dict[str, Any]:
     max_columns = app.settings.max_columns or MAX_COLUMNS
     tables: dict[str, dict[str, str]] = {}
     names = {h["table"] for h in hooks.values()}
-    if names:
+    if known is not None and names <= set(known):
+        tables = {name: known[name] for name in names}
+    elif names:
         with svc.engine.store.read() as view:
             for name in names:
                 meta = view.tables.get(name)
                 if meta is None:
                     continue
                 rule = table_rules(name, meta.options, rules.get(name), max_columns)
-                if rule.contract == "refuse" and not rule.declared:
-                    tables[name] = meta.kinds()
+                simple = rule.contract == "refuse" and not rule.declared
+                tables[name] = meta.kinds() if simple else {}  # ({}: the server checks)
     return {"folder": str(svc.webhooks.folder), "hooks": hooks, "tables": tables,
             "failing": svc.webhooks.failure()}
 

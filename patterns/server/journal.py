@@ -262,6 +262,24 @@ def segment_file(segment: str) -> str:
     return f"intake-{segment}.journal"
 
 
+#: A segment's ``.end`` file: the offset up to which its acceptor has made it durable.
+END = struct.Struct("<Q")
+
+
+def end_file(segment: str) -> str:
+    return f"intake-{segment}.end"
+
+
+def durable_end(folder: Path, segment: str) -> int | None:
+    """What a segment's acceptor last said it is durable up to (None: it never said)."""
+    try:
+        with open(folder / end_file(segment), "rb") as f:
+            data = f.read(END.size)
+    except OSError:
+        return None
+    return END.unpack(data)[0] if len(data) == END.size else None
+
+
 def segment_of(path: Path) -> str:
     return path.name.removeprefix("intake-").removesuffix(".journal")
 

@@ -46,6 +46,7 @@ from patterns.server.journal import (
     SEGMENT_GLOB,
     Entry,
     Journal,
+    durable_end,
     encode,
     read_range,
     segment_file,
@@ -139,6 +140,7 @@ class WebhookIntake:
         self._offsets: dict[tuple[str, str], int] = {}
         #: an acceptor's segment -> the offset up to which it is queued (read)
         self._segments: dict[str, int] = {}
+        self._segment_lock = threading.Lock()  # (reads of segments, one at a time)
         self._failure: Exception | None = None
         self._stopping = False
         self._release = threading.Event()  # ends a PATTERNS_INTAKE_PAUSE hold
@@ -198,19 +200,32 @@ class WebhookIntake:
                    default=0)
 
     def take_segment(self, segment: str, end: int) -> None:
-        """An acceptor made its segment durable up to ``end`` (and answers the requests in
-        it once this returns): queue its new records for the store."""
-        start = self._segments.get(segment, self.segment_floor(segment))
-        if end <= start:
-            return
-        entries = read_range(self.folder / segment_file(segment), start, end)
-        self._offsets.update(self._read_offsets(
-            {e.node_id for e in entries} - {n for n, _ in self._offsets}))
-        with self._cond:
-            for chunk in _chunks(entries, segment):
-                self._queue_chunk(chunk)
-            self._segments[segment] = end
-            self._cond.notify_all()
+        """An acceptor made its segment durable up to ``end`` (it answers the requests in it
+        once it is): queue its new records for the store."""
+        with self._segment_lock:
+            start = self._segments.setdefault(segment, self.segment_floor(segment))
+            if end <= start:
+                return
+            entries = read_range(self.folder / segment_file(segment), start, end)
+            self._offsets.update(self._read_offsets(
+                {e.node_id for e in entries} - {n for n, _ in self._offsets}))
+            with self._cond:
+                for chunk in _chunks(entries, segment):
+                    self._queue_chunk(chunk)
+                self._segments[segment] = end
+                self._cond.notify_all()
+
+    def _catch_up(self) -> None:
+        """Queue what every acceptor has acknowledged so far (each says in its segment's
+        ``.end`` file how far it is durable, before it answers): so a read waits for it."""
+        for segment in list(self._segments):
+            end = durable_end(self.folder, segment)
+            if end is None or end <= self._segments[segment]:
+                continue
+            try:
+                self.take_segment(segment, end)
+            except PatternsError as exc:  # (kept in the segment: replayed at the next start)
+                log.error("webhook intake: segment %s cannot be read: %s", segment, exc)
 
     def segment_kept(self, segment: str) -> int:
         """Where ``segment`` may be cut: every record before it is committed."""
@@ -293,10 +308,14 @@ class WebhookIntake:
 
     def settled(self) -> bool:
         """True when every acknowledged record is committed (or the store is failing)."""
+        if self._segments:
+            self._catch_up()
         return self._committed() >= self._queued or self._failure is not None
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until the records acknowledged so far are committed (or the store fails)."""
+        if self._segments:
+            self._catch_up()
         with self._cond:
             target = self._queued
             self._readers += 1
