@@ -5,9 +5,10 @@ parsed, checked and journaled on more than one core (docs/server.md, "Acceptors"
 A plain webhook request whose token it knows and whose records fit their table as the server
 last described it is served here: the body parsed and checked, the records appended to this
 acceptor's own journal segment of the app (``.patterns/intake-a1.journal``...) with group
-commit, and answered 2xx once that segment's fsync covers them **and** the server has queued
-them for its store (the acceptor tells it the offset its segment is durable up to, and waits
-for the reply: so a read through the API after the 2xx waits for them). Every other request —
+commit, and answered 2xx once that segment's fsync covers them. Before answering, the
+acceptor writes the offset its segment is durable up to into the segment's ``.end`` file and
+tells the server (not waiting for it): a read through the API first queues what every
+``.end`` file covers, so it waits for every record acknowledged before it. Every other request —
 the API, Studio, a response webhook, a token it does not know, records that would add a column
 or need the table's contract — goes, as it came, to the server process over its private Unix
 socket (:mod:`patterns.server.proxy`), which answers it as it would without acceptors.

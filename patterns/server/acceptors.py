@@ -4,12 +4,13 @@ the store, starting one again when it dies, and stopping them first on a stop.
 
 Each acceptor ``aK`` has, per app, its own journal segment (``.patterns/intake-aK.journal``)
 and one channel (a socket pair) to this process, served by a thread here. When an acceptor
-says "my segment of app X is durable up to offset E", that thread reads the new records from
-the segment and queues them in the app's :class:`~patterns.server.webhooks.WebhookIntake`
-(the same committer as the server's own journal: each commit keeps, in the same store
-transaction as the rows, the node's offset in every segment), then replies; only then does
-the acceptor answer 2xx. At start the server replays every segment it finds before any
-acceptor starts.
+says "my segment of app X is durable up to offset E" (after its fsync; it answers its
+requests meanwhile), that thread reads the new records from the segment and queues them in
+the app's :class:`~patterns.server.webhooks.WebhookIntake` (the same committer as the
+server's own journal: each commit keeps, in the same store transaction as the rows, the
+node's offset in every segment). A read through the API queues, first, what every segment's
+``.end`` file says is durable (:meth:`WebhookIntake.settle`). At start the server replays
+every segment it finds before any acceptor starts.
 
 What an acceptor is told (a webhook's token, node, table and limits; its table's columns;
 whether the store fails) is sent again whenever it changes, checked every :data:`TICK`
