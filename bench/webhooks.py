@@ -27,6 +27,8 @@ from typing import Any
 from bench.common import PYTHON, Figure, percentile
 
 CLIENTS = 32
+#: `patterns serve --acceptors`: processes taking requests (BENCH_ACCEPTORS overrides).
+ACCEPTORS = int(os.environ.get("BENCH_ACCEPTORS", "2"))
 
 GRAPH = """
 title: Ingest
@@ -166,7 +168,7 @@ def _patterns(seconds: float) -> tuple[dict[str, Any], list[int]]:
         (root / "graph.yml").write_text(GRAPH)
         env = {**os.environ, "PATTERNS_HOME": str(Path(tmp) / "home")}
         proc = subprocess.Popen([PYTHON, "-m", "patterns.cli.main", "serve", str(root),
-                                 "--port", "0"], stdout=subprocess.PIPE,
+                                 "--port", "0", "--acceptors", str(ACCEPTORS)], stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, env=env)
         try:
             url = _wait_for_line(proc, r"on (http://\S+)")
@@ -201,7 +203,8 @@ def run(small: bool) -> list[Figure]:
                              f"{len(stored) - len(set(stored))} stored twice")
     ours_rps = ours["requests"] / ours["seconds"]
     base_rps = base["requests"] / base["seconds"]
-    note = f"{CLIENTS} clients, {seconds:g} s; every 2xx record stored once ({len(acked)})"
+    note = (f"{CLIENTS} clients, {seconds:g} s, {ACCEPTORS} acceptor(s); every 2xx record "
+            f"stored once ({len(acked)})")
     return [
         Figure("webhooks", "webhook ingest throughput", ours_rps, base_rps, "req/s", ">= 0.5",
                int(seconds), note),

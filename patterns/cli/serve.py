@@ -31,6 +31,11 @@ from patterns.cli.executor_options import DATA_PLANE_HOST_OPTION, EXECUTOR_OPTIO
 @click.option("--reload", is_flag=True, help="Reload an app when its files change.")
 @click.option("--workers", type=int, default=None,
               help="Runs at once per app (default: the number of cores, at least 4).")
+@click.option("--acceptors", type=click.IntRange(0, 64), default=0, envvar="PATTERNS_ACCEPTORS",
+              show_default=True,
+              help="Processes that take requests on the port beside the server, serving "
+                   "webhooks on more cores (the rest goes to the server); 0: the server takes "
+                   "them all (env PATTERNS_ACCEPTORS).")
 @click.option("--drain-seconds", default=30.0, show_default=True,
               help="On stop, how long running nodes get to finish before they are stopped "
                    "(rolled back, and run again at the next start).")
@@ -45,7 +50,7 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
           auth_token: str | None, allow_hosts: tuple[str, ...],
           allow_origins: tuple[str, ...], reload: bool, workers: int | None,
           drain_seconds: float, no_sandbox: bool, quiet: bool, executor: str | None,
-          data_plane_host: str | None) -> None:
+          data_plane_host: str | None, acceptors: int) -> None:
     """Serve apps: run nodes when their inputs get new rows, on their cron schedules and when
     asked; take webhooks; answer the REST API (/api/v1). Ctrl-C stops cleanly.
 
@@ -71,6 +76,7 @@ def serve(app_dirs: tuple[Path, ...], host: str, port: int, store: str | None,
                reload=reload, workers=workers, drain_seconds=drain_seconds,
                allow_hosts=allow_hosts, allow_origins=allow_origins,
                sandbox=not no_sandbox, executor=executor, data_plane_host=data_plane_host,
+               acceptors=acceptors,
                announce=lambda line: click.echo(line, err=False))
 
 

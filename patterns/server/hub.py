@@ -156,6 +156,8 @@ class AppService:
         self.install_lock = threading.Lock()  # uploads of new versions, one at a time
         self._tokens: dict[str, str] | None = None
         self._routes: tuple[App, tuple[tuple[bytes, Node], ...]] | None = None
+        #: called with the new App before a reload takes effect (the acceptors learn it)
+        self.on_reload: Callable[[AppService, App], None] | None = None
 
     def start(self) -> None:
         self.scheduler.start()
@@ -178,7 +180,10 @@ class AppService:
         """graph.yml or node code changed: load the app again (if it is valid; otherwise keep
         the old one and raise its problems); queued runs are kept."""
         with self._reload_lock:
-            self.engine.app = load_app(self.root)
+            app = load_app(self.root)
+            if self.on_reload is not None:
+                self.on_reload(self, app)
+            self.engine.app = app
             self.app = self.engine.app  # with the nodes that need configuration marked
             self._tokens = None  # webhooks may have come or gone
             self._routes = None

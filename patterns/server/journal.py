@@ -24,9 +24,11 @@ import contextlib
 import errno
 import json
 import os
+import re
 import struct
 import threading
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,16 @@ import orjson
 from patterns.errors import DiskFullError, StoreError
 
 MAGIC = b"PTNJRNL1"
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 _HEADER = struct.Struct("<8sQ")
 _RECORD = struct.Struct("<II")
 #: The largest payload a record may have (a webhook body is capped far below this).
 MAX_PAYLOAD = 256 * 1024 * 1024
 FILE_NAME = "intake.journal"
+#: An acceptor process's own journal (a segment), named by the segment (``a1``, ``a2``...).
+SEGMENT_GLOB = "intake-*.journal"
+#: Longest a new server waits for an acceptor of a dead one to let go of its segment.
+LOCK_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,10 @@ class Journal:
             self._replace(floor, b"")
             return
         os.ftruncate(self._fd, size)  # a torn tail goes (it was never acknowledged)
+        # (whole records a killed process wrote but did not fsync are kept: made durable
+        # now, before anything may commit them and record their offsets)
+        with contextlib.suppress(OSError):
+            os.fdatasync(self._fd)
         self._size = self._synced = size
         if self.end < floor and not self.entries:
             self._replace(floor, b"")
@@ -107,23 +118,7 @@ class Journal:
             raise StoreError(f"{self.path} is not an intake journal (it starts with "
                              f"{data[:8]!r}); move it away and start again (records in it "
                              f"were never committed)")
-        entries: list[Entry] = []
-        pos = _HEADER.size
-        while pos + _RECORD.size <= len(data):
-            length, crc = _RECORD.unpack_from(data, pos)
-            start, stop = pos + _RECORD.size, pos + _RECORD.size + length
-            if length > MAX_PAYLOAD or stop > len(data):
-                break
-            payload = data[start:stop]
-            if zlib.crc32(payload) != crc:
-                break
-            try:
-                doc = json.loads(payload.decode("utf-8", "surrogatepass"))
-            except ValueError:
-                break
-            entries.append(Entry(base + pos - _HEADER.size, base + stop - _HEADER.size,
-                                 str(doc["n"]), str(doc["t"]), list(doc["r"])))
-            pos = stop
+        entries, pos = _parse(data, _HEADER.size, base - _HEADER.size)
         return base, entries, pos
 
     # ------------------------------------------------------------------ writing
@@ -213,6 +208,111 @@ class Journal:
     def close(self) -> None:
         with self._sync_lock, self._lock:
             os.close(self._fd)
+
+
+def _parse(data: bytes, pos: int, shift: int) -> tuple[list[Entry], int]:
+    """The whole records in ``data`` from byte ``pos`` on (offset = byte + ``shift``), and
+    the byte just past the last of them."""
+    entries: list[Entry] = []
+    while pos + _RECORD.size <= len(data):
+        length, crc = _RECORD.unpack_from(data, pos)
+        start, stop = pos + _RECORD.size, pos + _RECORD.size + length
+        if length > MAX_PAYLOAD or stop > len(data):
+            break
+        payload = data[start:stop]
+        if zlib.crc32(payload) != crc:
+            break
+        try:  # (orjson reads an int past 64 bits as a float: json reads those)
+            doc = (orjson.loads(payload) if _LONG_NUMBER.search(payload) is None
+                   else json.loads(payload.decode("utf-8", "surrogatepass")))
+        except ValueError:  # (orjson's error is one: a lone surrogate, json wrote it)
+            try:
+                doc = json.loads(payload.decode("utf-8", "surrogatepass"))
+            except ValueError:
+                break
+        entries.append(Entry(pos + shift, stop + shift, str(doc["n"]), str(doc["t"]),
+                             list(doc["r"])))
+        pos = stop
+    return entries, pos
+
+
+def read_range(path: Path, start: int, end: int) -> list[Entry]:
+    """The records between offsets ``start`` and ``end`` of the journal at ``path``, which
+    another process writes (durable up to ``end``: it said so); a StoreError if they are
+    not all there."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(_HEADER.size)
+            magic, base = _HEADER.unpack(header) if len(header) == _HEADER.size else (b"", 0)
+            if magic != MAGIC or not base <= start <= end:
+                raise StoreError(f"the intake journal {path} does not hold offsets {start} "
+                                 f"to {end} (it starts at {base})")
+            f.seek(_HEADER.size + start - base)
+            data = f.read(end - start)
+    except OSError as exc:
+        raise _journal_error(path, exc) from exc
+    entries, pos = _parse(data, 0, start)
+    if pos != end - start:
+        raise StoreError(f"the intake journal {path} is damaged between offsets "
+                         f"{start + pos} and {end}")
+    return entries
+
+
+def segment_file(segment: str) -> str:
+    return f"intake-{segment}.journal"
+
+
+#: A segment's ``.end`` file: the offset up to which its acceptor has made it durable.
+END = struct.Struct("<Q")
+
+
+def end_file(segment: str) -> str:
+    return f"intake-{segment}.end"
+
+
+def durable_end(folder: Path, segment: str) -> int | None:
+    """What a segment's acceptor last said it is durable up to (None: it never said)."""
+    try:
+        with open(folder / end_file(segment), "rb") as f:
+            data = f.read(END.size)
+    except OSError:
+        return None
+    return END.unpack(data)[0] if len(data) == END.size else None
+
+
+def segment_of(path: Path) -> str:
+    return path.name.removeprefix("intake-").removesuffix(".journal")
+
+
+def take_segment_lock(folder: Path, segment: str, wait: float = LOCK_WAIT) -> int:
+    """Hold the lock of a segment (one writer at a time: an acceptor for its life, the
+    server while it replays); the file descriptor that holds it."""
+    import fcntl
+    import time
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"intake-{segment}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise StoreError(f"the intake journal segment {segment} in {folder} is held "
+                                 f"by another process (an acceptor of a server still "
+                                 f"running?); stop it and start again") from None
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def segment_lock(folder: Path, segment: str) -> Iterator[None]:
+    fd = take_segment_lock(folder, segment)
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def _sync_dir(folder: Path) -> None:

@@ -37,11 +37,13 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
           workers: int | None = None, drain_seconds: float = 30.0,
           allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = (),
           sandbox: bool = True, executor: str | None = None,
-          data_plane_host: str | None = None,
+          data_plane_host: str | None = None, acceptors: int = 0,
           announce: Callable[[str], None] = print,
           ready: Callable[[str, str, list[str]], None] | None = None) -> None:
     """(``ready``: called with the URL, the token and the apps' slugs once the server
-    answers; ``patterns studio`` opens the browser there.)"""
+    answers; ``patterns studio`` opens the browser there. ``acceptors``: processes taking
+    requests on the listening socket, webhooks served in them, the rest passed to this one
+    over a private Unix socket (0: this process takes them all; docs/server.md).)"""
     import uvicorn
     from fastapi import FastAPI
 
@@ -79,10 +81,22 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
         listener.close()
         raise
     api = create_app(hub, access)
+    pool, sockets = None, [listener]
+    if acceptors > 0:
+        from patterns.server.acceptors import Acceptors, socket_dir
+
+        folder = socket_dir()
+        private = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        private.bind(os.path.join(folder, "server.sock"))
+        private.listen(2048)
+        sockets = [private]  # (the acceptors take the listener's connections)
+        pool = Acceptors(hub, listener, acceptors, access, os.path.join(folder, "server.sock"))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         hub.start()
+        if pool is not None:
+            pool.start()
         for svc in hub.apps.values():
             _write_server_file(svc.root, url)
         announce(f"serving {len(hub.apps)} app(s) on {url}")
@@ -102,6 +116,8 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
             if watcher is not None:
                 watcher.set()
             announce("stopping: draining running nodes")
+            if pool is not None:
+                pool.stop(drain_seconds)
             hub.stop(drain_seconds)
             for svc in hub.apps.values():
                 with contextlib.suppress(OSError):
@@ -110,15 +126,20 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
 
     api.router.lifespan_context = lifespan
     # (webhook requests are served ahead of the API's stack: patterns/server/ingest.py)
-    config = uvicorn.Config(WebhookFront(api, hub, access), log_level="warning", lifespan="on", access_log=False,
+    config = uvicorn.Config(WebhookFront(api, hub, access), log_level="warning",
+                            lifespan="on", access_log=False,
                             timeout_graceful_shutdown=max(1, int(drain_seconds)))
     # uvicorn handles SIGINT/SIGTERM (a graceful stop), then raises the signal again with the
     # handlers it found: make those no-ops, so a clean stop exits 0.
     previous = {sig: signal.signal(sig, lambda *_: None)
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        uvicorn.Server(config).run(sockets=[listener])
+        uvicorn.Server(config).run(sockets=sockets)
     finally:
+        if pool is not None:
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -41,7 +41,18 @@ from typing import TYPE_CHECKING, Any
 from patterns.engine.session import store_rules
 from patterns.errors import PatternsError, StoreError
 from patterns.server.answers import Answer, BadRecords, Unavailable, deliver_all
-from patterns.server.journal import FILE_NAME, Entry, Journal, encode
+from patterns.server.journal import (
+    FILE_NAME,
+    SEGMENT_GLOB,
+    Entry,
+    Journal,
+    durable_end,
+    encode,
+    read_range,
+    segment_file,
+    segment_lock,
+    segment_of,
+)
 from patterns.store.interface import Store
 from patterns.store.model import Checkpoint, StoreRules, TableOp, TableOptions
 
@@ -85,6 +96,9 @@ class Chunk:
     table: str
     entries: list[Entry]
     data: pa.Table | None = None
+    #: the journal it is in: "" the server's own, else an acceptor's segment (``a1``...)
+    segment: str = ""
+    seq: int = 0  # its place in the queue to the store (settle() waits by it)
 
     @property
     def start(self) -> int:
@@ -121,9 +135,12 @@ class WebhookIntake:
         self._pending_records = 0
         self._readers = 0  # settle() calls waiting
         self._inflight: dict[str, int] = {}  # table -> pending chunks
-        self._journaled = 0  # offset of the end of the last record journaled
-        self._committed = 0  # every record up to here is committed
-        self._offsets: dict[str, int] = {}  # node -> its committed offset (as in the store)
+        self._queued = 0  # seq of the last chunk acknowledged and queued for the store
+        #: (node, journal segment) -> its committed offset (as in the store)
+        self._offsets: dict[tuple[str, str], int] = {}
+        #: an acceptor's segment -> the offset up to which it is queued (read)
+        self._segments: dict[str, int] = {}
+        self._segment_lock = threading.Lock()  # (reads of segments, one at a time)
         self._failure: Exception | None = None
         self._stopping = False
         self._release = threading.Event()  # ends a PATTERNS_INTAKE_PAUSE hold
@@ -138,27 +155,88 @@ class WebhookIntake:
         start taking requests."""
         nodes = set(self._webhook_ids())
         self._offsets = self._read_offsets(nodes)
-        self.journal = Journal(self.folder / FILE_NAME,
-                               floor=max(self._offsets.values(), default=0))
-        self._offsets.update(self._read_offsets(
-            {e.node_id for e in self.journal.entries} - nodes))
-        todo = [e for e in self.journal.entries if e.end > self._offsets.get(e.node_id, 0)]
-        if todo:
-            log.info("webhook intake: replaying %d journaled request(s) not yet committed",
-                     len(todo))
-        self._pending = _chunks(todo)
-        for chunk in self._pending:
-            self._inflight[chunk.table] = self._inflight.get(chunk.table, 0) + 1
-            self._pending_records += chunk.count()
+        self.journal = Journal(self.folder / FILE_NAME, floor=self.segment_floor(""))
+        self._replay("", self.journal.entries)
         self.journal.entries = []
-        self._journaled = self.journal.end
-        self._committed = self._pending[0].start if self._pending else self.journal.end
+        for path in sorted(self.folder.glob(SEGMENT_GLOB)):  # (acceptors' segments)
+            segment = segment_of(path)
+            with segment_lock(self.folder, segment):  # (no acceptor of a dead server writes)
+                journal = Journal(path, floor=self.segment_floor(segment))
+                self._replay(segment, journal.entries)
+                self._segments[segment] = journal.end
+                journal.close()
         for target, name in ((self._write_loop, "patterns-intake"),
                              (self._sync_loop, "patterns-intake-sync"),
                              (self._commit_loop, "patterns-commit")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def _replay(self, segment: str, entries: list[Entry]) -> None:
+        """Queue what a journal (segment) holds past its nodes' committed offsets."""
+        self._offsets.update(self._read_offsets(
+            {e.node_id for e in entries} - {n for n, _ in self._offsets}))
+        todo = [e for e in entries if e.end > self._offsets.get((e.node_id, segment), 0)]
+        if todo:
+            log.info("webhook intake: replaying %d journaled request(s) not yet committed%s",
+                     len(todo), f" (segment {segment})" if segment else "")
+        for chunk in _chunks(todo, segment):
+            self._queue_chunk(chunk)
+
+    def _queue_chunk(self, chunk: Chunk) -> None:
+        """``chunk`` (acknowledged) joins the queue to the store (call with _cond held, or
+        before the threads start)."""
+        self._queued += 1
+        chunk.seq = self._queued
+        self._pending.append(chunk)
+        self._pending_records += chunk.count()
+        if chunk.data is None:  # (the writer counted its own chunks when it wrote them)
+            self._inflight[chunk.table] = self._inflight.get(chunk.table, 0) + 1
+
+    def segment_floor(self, segment: str) -> int:
+        """The highest offset of ``segment`` the store has seen committed (a new journal
+        of it starts there, so an old offset is never reused)."""
+        return max((off for (_, seg), off in self._offsets.items() if seg == segment),
+                   default=0)
+
+    def take_segment(self, segment: str, end: int) -> None:
+        """An acceptor made its segment durable up to ``end`` (it answers the requests in it
+        once it is): queue its new records for the store."""
+        with self._segment_lock:
+            start = self._segments.setdefault(segment, self.segment_floor(segment))
+            if end <= start:
+                return
+            entries = read_range(self.folder / segment_file(segment), start, end)
+            self._offsets.update(self._read_offsets(
+                {e.node_id for e in entries} - {n for n, _ in self._offsets}))
+            with self._cond:
+                for chunk in _chunks(entries, segment):
+                    self._queue_chunk(chunk)
+                self._segments[segment] = end
+                self._cond.notify_all()
+
+    def _catch_up(self) -> None:
+        """Queue what every acceptor has acknowledged so far (each says in its segment's
+        ``.end`` file how far it is durable, before it answers): so a read waits for it."""
+        for segment in list(self._segments):
+            end = durable_end(self.folder, segment)
+            if end is None or end <= self._segments[segment]:
+                continue
+            try:
+                self.take_segment(segment, end)
+            except PatternsError as exc:  # (kept in the segment: replayed at the next start)
+                log.error("webhook intake: segment %s cannot be read: %s", segment, exc)
+
+    def segment_kept(self, segment: str) -> int:
+        """Where ``segment`` may be cut: every record before it is committed."""
+        with self._cond:
+            return min((c.start for c in self._pending if c.segment == segment),
+                       default=self._segments.get(segment, self.segment_floor(segment)))
+
+    def failure(self) -> str | None:
+        """Why the store cannot commit now (None when it can)."""
+        failure = self._failure
+        return None if failure is None else str(failure)
 
     def stop(self) -> None:
         """Journal and answer what is waiting, commit what is journaled, then stop."""
@@ -223,18 +301,27 @@ class WebhookIntake:
             with contextlib.suppress(RuntimeError):  # (the loop closed: nobody waits)
                 loop.call_soon_threadsafe(deliver_all, answers)
 
+    def _committed(self) -> int:
+        """The seq up to which every queued chunk is committed."""
+        pending = self._pending
+        return pending[0].seq - 1 if pending else self._queued
+
     def settled(self) -> bool:
         """True when every acknowledged record is committed (or the store is failing)."""
-        return self._committed >= self._journaled or self._failure is not None
+        if self._segments:
+            self._catch_up()
+        return self._committed() >= self._queued or self._failure is not None
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until the records acknowledged so far are committed (or the store fails)."""
+        if self._segments:
+            self._catch_up()
         with self._cond:
-            target = self._journaled
+            target = self._queued
             self._readers += 1
             self._cond.notify_all()
             try:
-                self._cond.wait_for(lambda: self._committed >= target
+                self._cond.wait_for(lambda: self._committed() >= target
                                     or self._failure is not None or self._stopping, timeout)
             finally:
                 self._readers -= 1
@@ -329,11 +416,8 @@ class WebhookIntake:
                 self._syncing = False
                 done = [w for w in self._unsynced if w[0].end <= end]
                 del self._unsynced[:len(done)]
-                for chunk, _ in done:
-                    self._pending.append(chunk)
-                    self._pending_records += chunk.count()
-                if done:  # (what it answers: a record written meanwhile waits its turn)
-                    self._journaled = max(self._journaled, done[-1][0].end)
+                for chunk, _ in done:  # (a record written meanwhile waits its turn)
+                    self._queue_chunk(chunk)
                 self._cond.notify_all()
             answered = [submission for _, subs in done for submission in subs]
             for submission in answered:
@@ -447,8 +531,6 @@ class WebhookIntake:
                 for chunk in batch:
                     self._inflight[chunk.table] -= 1
                     self._pending_records -= chunk.count()
-                self._committed = (self._pending[0].start if self._pending
-                                   else self._journaled)
                 self._failure = None
                 self._cond.notify_all()
             self.on_commit()
@@ -474,7 +556,8 @@ class WebhookIntake:
         if self.journal.size() < ROTATE_BYTES:
             return
         with self._append_lock, self._cond:
-            keep = (self._pending[0].start if self._pending else
+            own = [c for c in self._pending if not c.segment]
+            keep = (own[0].start if own else
                     self._unsynced[0][0].start if self._unsynced else self.journal.end)
             try:
                 self.journal.rotate(keep)
@@ -489,10 +572,13 @@ class WebhookIntake:
         for chunk in batch:
             by_node.setdefault(chunk.node_id, []).append(chunk)
         for node_id, chunks in by_node.items():
-            done = self._offsets.get(node_id, 0)
-            todo = [c if c.entries[0].end > done else
-                    Chunk(node_id, c.table, [e for e in c.entries if e.end > done])
-                    for c in chunks if c.end > done]
+            todo = []
+            for c in chunks:
+                done = self._offsets.get((node_id, c.segment), 0)
+                if c.end > done:
+                    todo.append(c if c.entries[0].end > done else Chunk(
+                        node_id, c.table, [e for e in c.entries if e.end > done],
+                        segment=c.segment))
             if not todo:
                 continue
             try:
@@ -502,43 +588,50 @@ class WebhookIntake:
             except PatternsError:  # the records: find the ones the store refuses
                 for chunk in todo:
                     for entry in chunk.entries:
-                        self._commit_entry(entry, app)
+                        self._commit_entry(entry, chunk.segment, app)
 
     def _commit_node(self, node_id: str, chunks: list[Chunk], app: Any) -> None:
         by_table: dict[str, list[Chunk]] = {}
         for chunk in chunks:
             by_table.setdefault(chunk.table, []).append(chunk)
-        end = max(chunk.end for chunk in chunks)
+        ends: dict[str, int] = {}
+        for chunk in chunks:
+            ends[chunk.segment] = max(ends.get(chunk.segment, 0), chunk.end)
         ops = {table: [TableOp("append", data=_data(table, cs))]
                for table, cs in by_table.items()}
-        self._commit(node_id, ops, end, app)
+        self._commit(node_id, ops, ends, app)
         if PAUSE == "replay" and any(chunk.data is None for chunk in chunks):
             self._hold("after the first commit of the replay")
 
-    def _commit_entry(self, entry: Entry, app: Any) -> None:
-        if entry.end <= self._offsets.get(entry.node_id, 0):
+    def _commit_entry(self, entry: Entry, segment: str, app: Any) -> None:
+        if entry.end <= self._offsets.get((entry.node_id, segment), 0):
             return
         from patterns.sdk._convert import records_to_arrow
 
         try:
             data = records_to_arrow(entry.records, entry.table)
             self._commit(entry.node_id, {entry.table: [TableOp("append", data=data)]},
-                         entry.end, app)
+                         {segment: entry.end}, app)
         except StoreError:
             raise
         except PatternsError as exc:
             self._set_aside(entry, str(exc))
-            self._commit(entry.node_id, {}, entry.end, app)
+            self._commit(entry.node_id, {}, {segment: entry.end}, app)
 
-    def _commit(self, node_id: str, ops: dict[str, list[TableOp]], end: int, app: Any) -> None:
-        """One store transaction: the rows and the node's journal offset they reach."""
+    def _commit(self, node_id: str, ops: dict[str, list[TableOp]], ends: dict[str, int],
+                app: Any) -> None:
+        """One store transaction: the rows and the journal offsets they reach (the node's
+        offset in every journal segment, as its state)."""
+        offsets = {seg: off for (node, seg), off in self._offsets.items() if node == node_id}
+        offsets.update(ends)
         self.store.commit(Checkpoint(
             run_id=f"webhook-{secrets.token_hex(8)}", node_id=node_id, ops=ops,
-            state={OFFSET_KEY: end}, wakes=True,
-            rules=store_rules(app) if app is not None else {},
+            state={offset_key(seg): off for seg, off in sorted(offsets.items())},
+            wakes=True, rules=store_rules(app) if app is not None else {},
             max_columns=app.settings.max_columns if app is not None else None,
             infer_timestamps=True))
-        self._offsets[node_id] = end
+        for seg, off in ends.items():
+            self._offsets[(node_id, seg)] = off
 
     def _set_aside(self, entry: Entry, error: str) -> None:
         """An acknowledged request the store refuses (its table changed under it since it
@@ -561,15 +654,27 @@ class WebhookIntake:
         app = self.app() if self.app is not None else None
         return [n.id for n in app.nodes if n.kind == "webhook"] if app is not None else []
 
-    def _read_offsets(self, nodes: set[str]) -> dict[str, int]:
+    def _read_offsets(self, nodes: set[str]) -> dict[tuple[str, str], int]:
+        """Each node's committed offset in each journal segment, as its state keeps them."""
         if not nodes:
             return {}
+        found: dict[tuple[str, str], int] = {}
         with self.store.read() as view:
-            return {node: int(view.memory.state(node).get(OFFSET_KEY) or 0) for node in nodes}
+            for node in nodes:
+                found[(node, "")] = 0
+                for key, value in view.memory.state(node).items():
+                    if key == OFFSET_KEY or key.startswith(OFFSET_KEY + "@"):
+                        found[(node, key[len(OFFSET_KEY) + 1:])] = int(value or 0)
+        return found
 
 
-def _chunks(entries: list[Entry]) -> list[Chunk]:
-    """Replayed entries in chunks of one node and table, in journal order."""
+def offset_key(segment: str) -> str:
+    """The state key holding a node's committed offset in a journal segment."""
+    return f"{OFFSET_KEY}@{segment}" if segment else OFFSET_KEY
+
+
+def _chunks(entries: list[Entry], segment: str = "") -> list[Chunk]:
+    """Journaled entries in chunks of one node and table, in journal order."""
     chunks: list[Chunk] = []
     for entry in entries:
         last = chunks[-1] if chunks else None
@@ -577,7 +682,7 @@ def _chunks(entries: list[Entry]) -> list[Chunk]:
                 and last.count() + len(entry.records) <= MAX_BATCH):
             last.entries.append(entry)
         else:
-            chunks.append(Chunk(entry.node_id, entry.table, [entry]))
+            chunks.append(Chunk(entry.node_id, entry.table, [entry], segment=segment))
     return chunks
 
 

@@ -1,0 +1,393 @@
+"""An acceptor process: takes requests on the server's listening socket beside the other
+acceptors (the kernel hands each new connection to one of them), so webhook requests are
+parsed, checked and journaled on more than one core (docs/server.md, "Acceptors").
+
+A plain webhook request whose token it knows and whose records fit their table as the server
+last described it is served here: the body parsed and checked, the records appended to this
+acceptor's own journal segment of the app (``.patterns/intake-a1.journal``...) with group
+commit, and answered 2xx once that segment's fsync covers them. Before answering, the
+acceptor writes the offset its segment is durable up to into the segment's ``.end`` file and
+tells the server (not waiting for it): a read through the API first queues what every
+``.end`` file covers, so it waits for every record acknowledged before it. Every other request —
+the API, Studio, a response webhook, a token it does not know, records that would add a column
+or need the table's contract — goes, as it came, to the server process over its private Unix
+socket (:mod:`patterns.server.proxy`), which answers it as it would without acceptors.
+
+The server sends what the acceptor needs over a socket pair (frames: a u32 length and JSON):
+the webhooks (token, node, table, limits), their tables' columns, whether the store is
+failing, where each segment may be cut. The acceptor ends when that channel closes (the
+server stopped or was killed); a kill of the server also kills it (``PR_SET_PDEATHSIG``).
+
+Run as ``python -m patterns.server.acceptor SEGMENT LISTENER_FD CONTROL_FD SOCKET_PATH``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import logging
+import math
+import os
+import socket
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from patterns.server.answers import Unavailable
+from patterns.server.bodies import BadBody, BodyLimits, parse_records
+from patterns.server.ingest import (
+    DEFAULT_MAX_BODY,
+    _Gone,
+    _host_header,
+    _read_body,
+    send_json,
+)
+from patterns.server.journal import (
+    END,
+    Journal,
+    encode,
+    end_file,
+    segment_file,
+    take_segment_lock,
+)
+from patterns.server.proxy import forward
+from patterns.server.security import Access, Receive, Scope, Send, host_refusal
+
+log = logging.getLogger("patterns.server")
+
+FRAME = struct.Struct("<I")
+_INT64 = (-(2**63), 2**63 - 1)
+#: A segment is cut (its committed records dropped) once its file is this large.
+ROTATE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A plain webhook this acceptor serves."""
+
+    node_id: str
+    table: str
+    max_body: int
+    limits: BodyLimits
+
+
+class AppIntake:
+    """One app's webhooks and its journal segment, in this acceptor."""
+
+    def __init__(self, slug: str, folder: Path, segment: str, floor: int) -> None:
+        self.slug = slug
+        self.lock = take_segment_lock(folder, segment)
+        self.journal = Journal(folder / segment_file(segment), floor=floor)
+        self.journal.entries = []
+        #: where this segment is durable up to, for the server to read (read-your-writes)
+        self._end_fd = os.open(folder / end_file(segment), os.O_RDWR | os.O_CREAT, 0o600)
+        self.hooks: tuple[tuple[bytes, Hook], ...] = ()
+        self.tables: dict[str, dict[str, str]] = {}
+        self.failing: str | None = None
+
+    def publish(self) -> None:
+        """Say how far the segment is durable (before the requests in it are answered)."""
+        os.pwrite(self._end_fd, END.pack(self.journal.end), 0)
+
+    def hook(self, token: str) -> Hook | None:
+        given = token.encode("utf-8", "surrogatepass")
+        found = None
+        for known, hook in self.hooks:  # (each compared in constant time, all of them)
+            if hmac.compare_digest(known, given):
+                found = hook
+        return found
+
+    def configure(self, doc: dict[str, Any]) -> None:
+        self.hooks = tuple(
+            (token.encode(), Hook(h["node"], h["table"],
+                                  int(h["extra"].get("max_body_bytes") or DEFAULT_MAX_BODY),
+                                  BodyLimits.of(h["extra"])))
+            for token, h in doc["hooks"].items())
+        self.tables = doc["tables"]
+        self.failing = doc["failing"]
+
+
+def fits(records: list[dict[str, Any]], columns: dict[str, str] | None) -> bool:
+    """True when every value is one the table's column takes as it is (so the store's commit
+    cannot refuse it): flat records, no new column. Anything else goes to the server, which
+    checks it against the table as the requests before it leave it."""
+    if not columns:
+        return False
+    for record in records:
+        for name, value in record.items():
+            kind = columns.get(name)
+            if kind is None:
+                return False
+            if value is None:
+                continue
+            cls = type(value)
+            if cls is str:
+                if kind != "text":
+                    return False
+            elif cls is bool:
+                if kind != "bool":
+                    return False
+            elif cls is int:
+                if kind != "int" or not _INT64[0] <= value <= _INT64[1]:
+                    return False
+            elif cls is float:
+                if kind != "float" or not math.isfinite(value):
+                    return False
+            else:
+                return False
+    return True
+
+
+class Acceptor:
+    """The acceptor's ASGI app, its journal segments and its channel to the server."""
+
+    def __init__(self, segment: str, control: socket.socket, socket_path: str) -> None:
+        self.segment = segment
+        self.control = control
+        self.socket_path = socket_path
+        self.apps: dict[str, AppIntake] = {}
+        self.access = Access(token="")
+        self._host_ok: Callable[[str], bool] = self.access.host_allowed
+        self.server: Any = None  # the uvicorn server (told to stop when the channel closes)
+        self._writer: asyncio.StreamWriter | None = None
+        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next = 0
+        self._waiting: list[tuple[AppIntake, bytes, asyncio.Future[None]]] = []
+        self._flushing = False
+        self._configured = asyncio.Event()
+        self._tasks: set[asyncio.Future[None]] = set()  # (kept: the loop holds weak refs)
+
+    # ------------------------------------------------------------------ the channel
+    async def connect(self) -> None:
+        reader, self._writer = await asyncio.open_unix_connection(sock=self.control)
+        self._tasks.add(asyncio.ensure_future(self._read(reader)))
+        await self._configured.wait()
+        for app in self.apps.values():
+            app.publish()
+        ends = {slug: app.journal.end for slug, app in self.apps.items()}
+        await self.ask({"t": "durable", "ends": ends})  # (what a killed one left: queued)
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                size = FRAME.unpack(await reader.readexactly(FRAME.size))[0]
+                self._message(orjson.loads(await reader.readexactly(size)))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        for reply in self._replies.values():
+            if not reply.done():
+                reply.set_exception(Unavailable("the server is stopping"))
+        if self.server is not None:
+            self.server.should_exit = True
+        else:
+            os._exit(0)
+
+    def _message(self, msg: dict[str, Any]) -> None:
+        kind = msg["t"]
+        if kind == "reply":
+            reply = self._replies.pop(msg["id"], None)
+            if reply is not None and not reply.done():
+                reply.set_result(msg)
+        elif kind == "config":
+            self._configure(msg)
+            self._send({"t": "configured", "v": msg["v"]})
+        elif kind == "kept":
+            for slug, keep in msg["apps"].items():
+                app = self.apps.get(slug)
+                if app is not None and app.journal.size() >= ROTATE_BYTES and not self._flushing:
+                    app.journal.rotate(int(keep))
+
+    def _configure(self, msg: dict[str, Any]) -> None:
+        access = Access(token="", bound=msg["bound"], hosts=frozenset(msg["hosts"]))
+        if access != self.access:  # (parsing an address costs microseconds: one Host repeats)
+            self.access = access
+            self._host_ok = functools.lru_cache(maxsize=256)(access.host_allowed)
+        for slug, doc in msg["apps"].items():
+            app = self.apps.get(slug)
+            if app is None:
+                app = self.apps[slug] = AppIntake(slug, Path(doc["folder"]), self.segment,
+                                                  int(doc["floor"]))
+            app.configure(doc)
+        self._configured.set()
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        assert self._writer is not None
+        body = orjson.dumps(msg)
+        self._writer.write(FRAME.pack(len(body)) + body)
+
+    async def ask(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Send ``msg`` and wait for the server's reply."""
+        self._next += 1
+        reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[self._next] = reply
+        self._send({**msg, "id": self._next})
+        return await reply
+
+    # ------------------------------------------------------------------ group commit
+    async def journal(self, app: AppIntake, blob: bytes) -> None:
+        """``blob`` in the app's segment, durable, and queued by the server."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((app, blob, done))
+        if not self._flushing:
+            self._flushing = True
+            task = asyncio.ensure_future(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await done
+
+    async def _flush(self) -> None:
+        """Write what waits and fsync it (while more gathers); then tell the server and
+        answer it, while the next group is written and fsync'd (the replies come in order)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                by_app: dict[AppIntake, list[tuple[bytes, asyncio.Future[None]]]] = {}
+                for app, blob, done in group:
+                    by_app.setdefault(app, []).append((blob, done))
+                written: list[tuple[AppIntake, list[asyncio.Future[None]]]] = []
+                for app, items in by_app.items():
+                    try:
+                        app.journal.write([blob for blob, _ in items])
+                        written.append((app, [done for _, done in items]))
+                    except Exception as exc:
+                        _fail([done for _, done in items], exc)
+                failed = await loop.run_in_executor(None, _sync_all,
+                                                    [app for app, _ in written])
+                for i, error in failed.items():  # (not durable: cut off and refused)
+                    app, futures = written[i]
+                    app.journal.discard_unsynced()
+                    _fail(futures, error)
+                    written[i] = (app, [])
+                ends = {}
+                for app, futures in written:
+                    if futures:
+                        app.publish()
+                        ends[app.slug] = app.journal.end
+                if ends:  # (the server queues them for its store: no need to wait for it)
+                    self._send({"t": "durable", "ends": ends})
+                for _, futures in written:
+                    for done in futures:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._flushing = False
+
+    # ------------------------------------------------------------------ requests
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            parts = scope["path"].split("/")
+            if len(parts) == 4 and parts[1] == "webhooks" and parts[2] and parts[3]:
+                app = self.apps.get(parts[2])
+                hook = app.hook(parts[3]) if app is not None else None
+                if app is not None and hook is not None:
+                    await self._webhook(app, hook, scope, receive, send)
+                    return
+        if scope["type"] == "http":
+            await forward(self.socket_path, scope, receive, send)
+        elif scope["type"] == "websocket":  # (the API has none: as the server answers)
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _webhook(self, app: AppIntake, hook: Hook, scope: Scope, receive: Receive,
+                       send: Send) -> None:
+        refused = host_refusal(_host_header(scope), self._host_ok)
+        if refused is not None:
+            await send_json(send, refused[0], {"error": refused[1]})
+            return
+        try:
+            body = await _read_body(scope, receive, hook.max_body)
+        except _Gone:
+            return
+        if body is None:
+            await send_json(send, 413, {"error": (
+                f"the body is larger than this webhook's limit of {hook.max_body} bytes "
+                f"(settings.max_body_bytes)")})
+            return
+        try:
+            records = parse_records(body, hook.limits)
+        except BadBody as exc:
+            await send_json(send, exc.status, {"error": exc.message})
+            return
+        if not fits(records, app.tables.get(hook.table)):
+            await forward(self.socket_path, scope, receive, send, body)
+            return
+        if app.failing is not None:
+            await send_json(send, 503, {"error": (
+                f"the records could not be stored, nothing was written: the store cannot "
+                f"commit now ({app.failing}); try again later")})
+            return
+        try:
+            await self.journal(app, encode(hook.node_id, hook.table, records))
+        except Exception as exc:
+            await send_json(send, 503, {"error": f"the records could not be stored, nothing "
+                                                 f"was written: {exc}"})
+            return
+        await send_json(send, 200, b'{"ok":true,"records":%d}' % len(records))
+
+
+def _sync_all(apps: list[AppIntake]) -> dict[int, Exception]:
+    """fsync each app's segment (in a thread: the loop takes requests meanwhile); the ones
+    that failed, by index."""
+    failed: dict[int, Exception] = {}
+    for i, app in enumerate(apps):
+        try:
+            app.journal.sync()
+        except Exception as exc:
+            failed[i] = exc
+    return failed
+
+
+def _fail(futures: list[asyncio.Future[None]], exc: BaseException) -> None:
+    for done in futures:
+        if not done.done():
+            done.set_exception(exc if isinstance(exc, Unavailable) else Unavailable(str(exc)))
+
+
+def _die_with_parent() -> None:
+    """Be killed when the server process dies, however it dies (Linux)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+async def _main(segment: str, listener: socket.socket, control: socket.socket,
+                socket_path: str) -> None:
+    import uvicorn
+
+    acceptor = Acceptor(segment, control, socket_path)
+    await acceptor.connect()
+    config = uvicorn.Config(acceptor, lifespan="off", log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=30)
+    acceptor.server = uvicorn.Server(config)
+    await acceptor.server.serve(sockets=[listener])
+
+
+def main(argv: list[str]) -> None:
+    _die_with_parent()
+    segment, listener_fd, control_fd, socket_path = argv
+    if os.getppid() == 1:  # (the server died before this started)
+        return
+    listener = socket.socket(fileno=int(listener_fd))
+    control = socket.socket(fileno=int(control_fd))
+    logging.basicConfig(level=logging.WARNING, format=f"acceptor {segment}: %(message)s")
+    try:
+        import uvloop
+
+        uvloop.run(_main(segment, listener, control, socket_path))
+    except ImportError:
+        asyncio.run(_main(segment, listener, control, socket_path))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
