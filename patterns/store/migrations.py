@@ -152,4 +152,14 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
         f"CREATE TABLE {META}.id_keys (shared_up_to VARCHAR)",
         f"INSERT INTO {META}.id_keys SELECT max(last_id) FROM {META}.tables",
     ]),
+    (5, "the table versions whose rows are not in id order by rowid", [
+        # Every write appends rows in id order or keeps the order of the rows it leaves,
+        # except an SQL UPDATE (its rows get new ids where they are): it records the
+        # version here, and pages of it sort by id (patterns.store.page_orders). Versions
+        # written before this migration are not known to be in order.
+        f"CREATE TABLE {META}.unordered_rows (physical VARCHAR NOT NULL)",
+        f"INSERT INTO {META}.unordered_rows SELECT DISTINCT physical FROM "
+        f"(SELECT physical FROM {META}.tables UNION ALL SELECT physical FROM "
+        f"{META}.table_versions) WHERE physical <> ''",
+    ]),
 ]

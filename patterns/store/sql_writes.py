@@ -32,7 +32,7 @@ import sqlglot.expressions as exp  # part first from two threads at once can fai
 
 from patterns.errors import NodeError
 from patterns.store.columns import PARSED_FROM_TEXT, widen
-from patterns.store.migrations import DATA
+from patterns.store.migrations import DATA, META
 from patterns.store.model import DEFAULT_ID, HIDDEN_ID, ID_MS, SqlWrite, TableMeta
 from patterns.store.tables import (
     SQL_TYPES,
@@ -153,6 +153,11 @@ def _update(writer: TableWriter, meta: TableMeta, write: SqlWrite) -> tuple[Tabl
     finally:
         with contextlib.suppress(duckdb.Error):
             writer.cur.unregister(ids)
+    # (the changed rows keep their places with ids greater than the rows after them: the
+    # version's rows are no longer in id order by rowid; see patterns.store.page_orders)
+    writer.cur.execute(f"INSERT INTO {META}.unordered_rows SELECT ? WHERE NOT EXISTS (SELECT "
+                       f"1 FROM {META}.unordered_rows WHERE physical = ?)",
+                       [meta.physical, meta.physical])
     return replace(meta, last_id=writer.ids.last()), changed
 
 
