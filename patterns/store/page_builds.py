@@ -8,7 +8,7 @@ result only if that snapshot is the state of the key: the same row count, and, f
 table's current version, the same last id and last commit (an older version is never
 written). One order is made at a time (a sort of 10,000,000 rows takes both cores for
 seconds); at most :data:`KEEP` are kept, the most recently used, each 8 bytes a row
-(80 MB for 10,000,000 rows): memory is bounded by ``(KEEP + 1) × 8 bytes × rows`` of the
+(80 MB for 10,000,000 rows): memory is bounded by ``(KEEP + 1) * 8 bytes * rows`` of the
 biggest table paged, the one being made included.
 """
 
@@ -31,14 +31,16 @@ KEEP = 4
 #: How many orders may wait to be made; more asks are dropped (asked again by a later page).
 QUEUED = 4
 
-_orders: OrderedDict[str, np.ndarray[Any, Any]] = OrderedDict()
+#: Each key's order and whether it is whole (else the first rows of the order only: what
+#: the first page of a sort found, so the pages after it are slices too).
+_orders: OrderedDict[str, tuple[np.ndarray[Any, Any], bool]] = OrderedDict()
 _lock = threading.Lock()
 _one_at_a_time = threading.Lock()
 _pending: dict[str, threading.Thread] = {}
 
 
-def kept(key: str) -> np.ndarray[Any, Any] | None:
-    """The order made for ``key``, if it is kept."""
+def kept(key: str) -> tuple[np.ndarray[Any, Any], bool] | None:
+    """The order kept for ``key`` and whether it is whole, if one is kept."""
     with _lock:
         found = _orders.get(key)
         if found is not None:
@@ -46,9 +48,11 @@ def kept(key: str) -> np.ndarray[Any, Any] | None:
         return found
 
 
-def keep(key: str, order: np.ndarray[Any, Any]) -> None:
+def keep(key: str, order: np.ndarray[Any, Any], *, whole: bool = True) -> None:
     with _lock:
-        _orders[key] = order
+        if not whole and key in _orders and _orders[key][1]:
+            return  # (never a part over the whole)
+        _orders[key] = (order, whole)
         _orders.move_to_end(key)
         while len(_orders) > KEEP:
             _orders.popitem(last=False)
@@ -67,7 +71,7 @@ def build_later(cursors: Callable[[], duckdb.DuckDBPyConnection], key: str, sql:
     descending; for a version in id order by rowid): the same order, made by numpy when the
     column holds numbers, times or booleans (see :func:`_numpy_order`)."""
     with _lock:
-        if key in _orders or key in _pending or len(_pending) >= QUEUED:
+        if (key in _orders and _orders[key][1]) or key in _pending or len(_pending) >= QUEUED:
             return
         con = cursors()  # (a connection of its own to the same database)
         thread = threading.Thread(target=_build, args=(con, key, sql, meta, count, by),
@@ -134,7 +138,7 @@ def _numpy_order(con: duckdb.DuckDBPyConnection, table: str, column: str, descen
 
     found = con.execute(f"SELECT rowid, {q(column)} AS v FROM {table}").fetchnumpy()
     rowids = np.asarray(found["rowid"], dtype=np.int64)
-    values = found["v"]
+    values: Any = found["v"]
     mask = np.ma.getmaskarray(values)
     data = np.ma.getdata(values)
     if data.dtype.kind == "f":

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 #: Below this many rows the keyset SQL is fast enough (tens of milliseconds).
 MIN_ROWS = 100_000
+#: How many rows of a sort's order the first page finds and keeps (the same two top-Ns as
+#: for one page): the pages after it are slices of them while the whole order is made.
+PART = 1_000
 #: The suffix of the hidden column holding each row's place (``token:rank``).
 RANK_SUFFIX = "_rank"
 
@@ -64,7 +67,8 @@ def ordered_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReque
     """The page from an order, or from two small top-Ns, or None for the keyset SQL.
     ``cursors`` gives connections to make orders with in the background (none: no order
     is made)."""
-    from patterns.store.page_thresholds import rows_by_rowid, threshold_page
+    from patterns.store.page_thresholds import rows_by_rowid, threshold_rowids
+    from patterns.store.pages import page_sql
     from patterns.store.tables import q, qualified
 
     if ask.where is not None:
@@ -82,29 +86,49 @@ def ordered_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReque
                 ask.descending, in_order))
     token = hashlib.sha1(key.encode()).hexdigest()[:12]
     tie = "rowid" if in_order else q(meta.physical_id)
-    order: Sequence[int] | None = kept(key)
+    order: Any = None  # (a range, or a numpy array of rowids)
+    whole = True
+    found = kept(key)
+    if found is not None:
+        order, whole = found
     by_id = ask.sort is None or ask.sort == meta.id_column  # (never NULL; ties: none)
     if order is None and by_id and in_order:
         order = _rowids(cur, table, count, ask.descending and ask.sort is not None)
         if not isinstance(order, range):
-            keep(key, order)  # type: ignore[arg-type]
-    if order is None:
+            keep(key, order)
+    limit = int(ask.limit) + 1
+    page = None
+    if order is not None:
+        hint = hint_of(ask.after)
+        at = hint.get("at") if hint is not None and hint.get("of") == token else None
+        if not ask.after:
+            start = 0
+        elif isinstance(at, int) and 0 <= at <= len(order):
+            start = at
+        else:  # (a cursor of the SQL's pages, of another order, or from before a change)
+            start = _place_after(cur, meta, ask, table, order)
+        if whole or start + limit <= len(order):  # (a part: only inside it)
+            chosen = [int(r) for r in order[start:start + limit]]
+            return _ranked(rows_by_rowid(cur, meta, id_name, chosen), start, token, id_name)
+    if not ask.after:  # the first page: the first rows of the order, kept for the next pages
+        first = threshold_rowids(cur, meta, ask, in_order, max(limit, PART))
+        if first is not None:
+            import numpy as np
+
+            keep(key, np.asarray(first, dtype=np.int64), whole=False)
+            page = _ranked(rows_by_rowid(cur, meta, id_name, first[:limit]), 0, token, id_name)
+    else:
+        picked = threshold_rowids(cur, meta, ask, in_order, limit)
+        page = None if picked is None else rows_by_rowid(cur, meta, id_name, picked)
+    if page is None:
+        sql, params = page_sql(meta, ask, id_name, by_rowid=True)
+        page = cur.sql(sql, params=params or None).to_arrow_table()
+    if cursors is not None:  # (after the page: the sort does not slow it down)
         sort = (f"{q(ask.sort)} {'DESC' if ask.descending else 'ASC'} NULLS LAST, {tie}"
                 if ask.sort else tie)
-        if cursors is not None:
-            build_later(cursors, key, f"SELECT rowid FROM {table} ORDER BY {sort}", meta,
-                        count, (ask.sort, ask.descending) if in_order and ask.sort else None)
-        return threshold_page(cur, meta, ask, id_name, in_order)
-    hint = hint_of(ask.after)
-    at = hint.get("at") if hint is not None and hint.get("of") == token else None
-    if not ask.after:
-        start = 0
-    elif isinstance(at, int) and 0 <= at <= len(order):
-        start = at
-    else:  # (a cursor of the SQL's pages, of another order, or from before a change)
-        start = _place_after(cur, meta, ask, table, order)
-    chosen = [int(r) for r in order[start:start + int(ask.limit) + 1]]
-    return _ranked(rows_by_rowid(cur, meta, id_name, chosen), start, token, id_name)
+        build_later(cursors, key, f"SELECT rowid FROM {table} ORDER BY {sort}", meta,
+                    count, (ask.sort, ask.descending) if in_order and ask.sort else None)
+    return page
 
 def in_id_order(cur: duckdb.DuckDBPyConnection, meta: TableMeta, where: str) -> bool:
     """Whether the rows of ``meta``'s version are in id order by ``rowid`` (see above)."""
@@ -122,7 +146,7 @@ def in_id_order(cur: duckdb.DuckDBPyConnection, meta: TableMeta, where: str) -> 
 
 
 def _rowids(cur: duckdb.DuckDBPyConnection, table: str, count: int, descending: bool
-            ) -> Sequence[int]:
+            ) -> Any:
     """The order by id of a version in id order: its rowids, ascending or descending."""
     import numpy as np
 

@@ -27,16 +27,16 @@ if TYPE_CHECKING:
     from patterns.store.model import TableMeta
 
 
-def threshold_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest,
-                   id_name: str, in_order: bool) -> pa.Table | None:
-    """The page (one row more than asked), ordered by ``ask.sort`` then the id, or None for
-    the keyset SQL. ``in_order``: the rows are in id order by ``rowid``, which then breaks
-    ties (an integer, not the text id)."""
+def threshold_rowids(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest,
+                     in_order: bool, limit: int) -> list[int] | None:
+    """The rowids of the first ``limit`` rows past ``ask.after``, ordered by ``ask.sort``
+    then the id, or None for the keyset SQL. ``in_order``: the rows are in id order by
+    ``rowid``, which then breaks ties (an integer, not the text id)."""
     from patterns.store.tables import q, qualified
 
     if ask.sort is None or ask.where is not None:
         return None
-    table, col, limit = qualified(meta.physical), q(ask.sort), int(ask.limit) + 1
+    table, col = qualified(meta.physical), q(ask.sort)
     direction = "DESC" if ask.descending else "ASC"
     beyond = "<" if ask.descending else ">"
     cursor = [v for v in ask.after if not isinstance(v, dict)] if ask.after else None
@@ -61,7 +61,7 @@ def threshold_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReq
             f"SELECT rowid FROM {table} WHERE {where} AND {col} {'>=' if ask.descending else '<='}"
             f" ? ORDER BY {col} {direction}, {tie} LIMIT {need}", [*params, last]).fetchall()
         chosen.extend(int(r) for (r,) in more)
-    return rows_by_rowid(cur, meta, id_name, chosen)
+    return chosen
 
 
 def rows_by_rowid(cur: duckdb.DuckDBPyConnection, meta: TableMeta, id_name: str,
