@@ -33,6 +33,10 @@ QUEUED = 4
 
 #: Each key's order and whether it is whole (else the first rows of the order only: what
 #: the first page of a sort found, so the pages after it are slices too).
+#: DuckDB types numpy holds exactly and orders as DuckDB does.
+EXACT_IN_NUMPY = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+                  "UINTEGER", "FLOAT", "DOUBLE", "DATE", "TIMESTAMP"}
+
 _orders: OrderedDict[str, tuple[np.ndarray[Any, Any], bool]] = OrderedDict()
 _lock = threading.Lock()
 _one_at_a_time = threading.Lock()
@@ -136,7 +140,10 @@ def _numpy_order(con: duckdb.DuckDBPyConnection, table: str, column: str, descen
 
     from patterns.store.tables import q
 
-    found = con.execute(f"SELECT rowid, {q(column)} AS v FROM {table}").fetchnumpy()
+    relation = con.sql(f"SELECT rowid, {q(column)} AS v FROM {table}")
+    if str(relation.types[1]) not in EXACT_IN_NUMPY:  # (DECIMAL, HUGEINT, text, ...: DuckDB)
+        return None
+    found = relation.fetchnumpy()
     rowids = np.asarray(found["rowid"], dtype=np.int64)
     values: Any = found["v"]
     mask = np.ma.getmaskarray(values)

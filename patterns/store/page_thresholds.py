@@ -89,15 +89,17 @@ def _ties_after(cur: duckdb.DuckDBPyConnection, meta: TableMeta, table: str, col
     would read the whole id column)."""
     from patterns.store.tables import q
 
-    ties = [int(r) for (r,) in cur.execute(f"SELECT rowid FROM {table} WHERE {col} = ? "
-                                           f"ORDER BY rowid", [value]).fetchall()]
+    import numpy as np
+
+    ties = np.sort(np.asarray(cur.execute(f"SELECT rowid FROM {table} WHERE {col} = ?",
+                                          [value]).fetchnumpy()["rowid"], dtype=np.int64))
     probe = f"SELECT {q(meta.physical_id)} > ? FROM {table} WHERE rowid = ?"
     low, high = 0, len(ties)
     while low < high:
         middle = (low + high) // 2
-        found = cur.execute(probe, [last_id, ties[middle]]).fetchall()
+        found = cur.execute(probe, [last_id, int(ties[middle])]).fetchall()
         if found and found[0][0]:
             high = middle
         else:
             low = middle + 1
-    return ties[low:low + limit]
+    return [int(r) for r in ties[low:low + limit]]

@@ -36,8 +36,12 @@ def runner(app_runner: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(page_orders, "MIN_ROWS", 1_000)
     made = app_runner({"fill.py": f"""
         from patterns import Table
-        Table("big", "w").append([{{"n": i, "score": None if i % 11 == 0 else i % 7}}
-                                  for i in range({ROWS})])
+        import datetime as dt
+        Table("big", "w").append([{{
+            "n": i, "score": None if i % 11 == 0 else i % 7,
+            "f": None if i % 13 == 0 else (i % 9) / 4 - 1.0, "b": None if i % 5 == 0 else i % 3 == 0,
+            "day": dt.date(2024, 1, 1) + dt.timedelta(days=i % 17), "word": "w" + str(i % 19)}}
+            for i in range({ROWS})])
     """, "more.py": """
         from patterns import Table
         Table("big", "w").append([{"n": -1, "score": 3}])
@@ -190,3 +194,20 @@ def test_rows_are_known_in_id_order_until_an_update_gives_rows_new_ids_in_place(
         order = f"{sort} NULLS LAST, patterns_id" if sort else "patterns_id"
         assert [r["n"] for r in rows] == [r["n"] for r in sql_rows(
             runner, f"SELECT n FROM big ORDER BY {order}")]
+
+
+@pytest.mark.parametrize("sort", ["f", "b", "day", "word", "patterns_id"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_orders_made_in_the_background_are_the_sqls_for_every_kind_of_column(
+        runner: Any, sort: str, descending: bool) -> None:
+    # (numbers, booleans and dates are sorted by numpy, text by DuckDB, the id is the rowids)
+    page_builds.forget()
+    ask = PageQuery(sort=sort, descending=descending, limit=500)
+    before, _ = walk(runner, ask)
+    assert page_builds.wait_for_builds(60)
+    kept, cursors = walk(runner, ask)
+    assert all(any(isinstance(v, dict) for v in decode_cursor(c)) for c in cursors)
+    order = f"{sort} {'DESC' if descending else 'ASC'} NULLS LAST, patterns_id"
+    expected = [r["n"] for r in sql_rows(runner, f"SELECT n FROM big ORDER BY {order}")]
+    assert [r["n"] for r in before] == expected
+    assert [r["n"] for r in kept] == expected
