@@ -157,9 +157,10 @@ MIGRATIONS: list[tuple[int, str, list[Step]]] = [
         # except an SQL UPDATE (its rows get new ids where they are): it records the
         # version here, and pages of it sort by id (patterns.store.page_orders). Versions
         # written before this migration are not known to be in order.
-        f"CREATE TABLE {META}.unordered_rows (physical VARCHAR NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {META}.unordered_rows (physical VARCHAR NOT NULL)",
         f"INSERT INTO {META}.unordered_rows SELECT DISTINCT physical FROM "
         f"(SELECT physical FROM {META}.tables UNION ALL SELECT physical FROM "
-        f"{META}.table_versions) WHERE physical <> ''",
+        f"{META}.table_versions) WHERE physical <> '' AND physical NOT IN "
+        f"(SELECT physical FROM {META}.unordered_rows)",
     ]),
 ]
