@@ -87,9 +87,9 @@ def _ties_after(cur: duckdb.DuckDBPyConnection, meta: TableMeta, table: str, col
     greater than ``last_id``, in a version in id order by rowid: the rows of the value by
     rowid, bisected on the id (one row looked up a step; comparing every row's text id
     would read the whole id column)."""
-    from patterns.store.tables import q
-
     import numpy as np
+
+    from patterns.store.tables import q
 
     ties = np.sort(np.asarray(cur.execute(f"SELECT rowid FROM {table} WHERE {col} = ?",
                                           [value]).fetchnumpy()["rowid"], dtype=np.int64))
