@@ -14,6 +14,7 @@ biggest table paged, the one being made included.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -102,12 +103,16 @@ def wait_for_builds(timeout: float) -> bool:
 
 def _build(con: duckdb.DuckDBPyConnection, key: str, sql: str, meta: TableMeta,
            count: int, by: tuple[str, bool] | None) -> None:
+    import os
+
     import duckdb
     import numpy as np
 
     from patterns.store.migrations import META
     from patterns.store.tables import qualified
 
+    with contextlib.suppress(OSError, AttributeError):  # (Linux: this thread only)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # (pages first)
     try:
         with _one_at_a_time, con:
             con.execute("BEGIN TRANSACTION")  # (the check and the sort see one snapshot)
