@@ -112,6 +112,8 @@ def ordered_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReque
             return _ranked(rows_by_rowid(cur, meta, id_name, chosen), start, token, id_name)
     if not ask.after:  # the first page: the first rows of the order, kept for the next pages
         first = threshold_rowids(cur, meta, ask, in_order, max(limit, PART))
+        if first is None and limit < PART:  # (fewer values than that: this page's only)
+            first = threshold_rowids(cur, meta, ask, in_order, limit)
         if first is not None:
             import numpy as np
 
