@@ -186,7 +186,7 @@ class DuckDBStore:
         return str(found[0][0]) if found and found[0][0] is not None else None
 
     def _view(self, cur: duckdb.DuckDBPyConnection) -> DuckDBView:
-        return DuckDBView(cur, shared_keys=self.shared_keys)
+        return DuckDBView(cur, shared_keys=self.shared_keys, cursors=self.cursor)
 
     # ------------------------------------------------------------------ connection
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -243,7 +243,9 @@ class DuckDBStore:
         """A view of what is committed (each statement sees the latest commit)."""
         cur = self.cursor()
         try:
-            yield self._view(cur)
+            view = self._view(cur)
+            view.autocommit = True
+            yield view
         finally:
             cur.close()
 

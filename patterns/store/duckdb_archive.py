@@ -52,8 +52,11 @@ class DuckDBArchive(SqlArchive):
         cols = ", ".join(q(n) for n in names)
         self.cur.register("__patterns_copy", rows)
         try:
+            # (in id order: the rows of a version are kept in id order by rowid, which
+            # pages of a big table rely on; see patterns.store.page_orders)
+            order = (f" ORDER BY {q(made.physical_id)}" if made.physical_id in names else "")
             self.cur.execute(f"INSERT INTO {qualified(made.physical)} ({cols}) "
-                             f"SELECT {', '.join(values)} FROM __patterns_copy")
+                             f"SELECT {', '.join(values)} FROM __patterns_copy{order}")
         finally:
             self.cur.unregister("__patterns_copy")
         found = self.cur.execute(f"SELECT count(*) FROM {qualified(made.physical)}").fetchone()

@@ -7,7 +7,7 @@ DuckDB's errors become the project's here (:class:`~patterns.errors.QueryError`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
@@ -47,11 +47,16 @@ class DuckDBView(MetadataViews):
     """The :class:`~patterns.store.interface.Transaction` of a DuckDB store."""
 
     def __init__(self, cur: duckdb.DuckDBPyConnection, *,
-                 shared_keys: str | None = EVERY_KEY_SHARED) -> None:
+                 shared_keys: str | None = EVERY_KEY_SHARED,
+                 cursors: Callable[[], duckdb.DuckDBPyConnection] | None = None) -> None:
         """``shared_keys``: the store's last id that may share its block's key with later
-        ids (see :func:`~patterns.store.reads.stream_sql`; by default: any id may)."""
+        ids (see :func:`~patterns.store.reads.stream_sql`; by default: any id may).
+        ``cursors``: new cursors of the store (pages make orders in the background)."""
         self.cursor = cur
         self.shared_keys = shared_keys
+        self.cursors = cursors
+        #: Each statement sees the latest commit (a read view): a page opens a snapshot.
+        self.autocommit = False
         super().__init__(DuckDBConnection(cur))
         self.leases: LeaseRepository = SoleLeases()
 
@@ -88,14 +93,19 @@ class DuckDBView(MetadataViews):
         from patterns.store.pages import page_sql
 
         sql, params = page_sql(meta, ask, id_name, by_rowid=True)
+        if self.autocommit:  # (the page's statements see one state of the table)
+            self.cursor.execute("BEGIN TRANSACTION")
         try:
-            kept = ordered_page(self.cursor, meta, ask, id_name)  # (a big table: fast)
-            if kept is not None:
-                return kept
-            rel = self.cursor.sql(sql, params=params) if params else self.cursor.sql(sql)
-            return rel.to_arrow_table()
+            kept = ordered_page(self.cursor, meta, ask, id_name, self.cursors)  # (big: fast)
+            if kept is None:
+                rel = self.cursor.sql(sql, params=params) if params else self.cursor.sql(sql)
+                kept = rel.to_arrow_table()
         except (duckdb.ConversionException, duckdb.BinderException) as exc:
             raise DataError(str(exc).splitlines()[0]) from None
+        finally:
+            if self.autocommit:
+                self.cursor.execute("ROLLBACK")
+        return kept
 
     def _reader(self, sql: str, params: list[Any], *, mark_json: bool = False
                 ) -> pa.RecordBatchReader:

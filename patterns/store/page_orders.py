@@ -1,33 +1,43 @@
-"""Deep pages of a big DuckDB table in milliseconds: the table's row ids in page order, kept.
+"""Pages of a big DuckDB table in milliseconds: the table's row ids in page order, kept.
 
 DuckDB serves ``WHERE (sort, id) > (v, i) ORDER BY sort, id LIMIT n`` as a top-N over every
 row past the cursor: no index of DuckDB's serves a range in order, and a text id's zone maps
 (8-byte prefixes) prune nothing when many rows were committed in the same second. On
-10,000,000 rows that is 0.5 to 2 s a page, however deep. So, for a table of at least
-:data:`MIN_ROWS` rows and a page with no filter, the store sorts the table's ``rowid`` s once
-per (table version and contents, sort column, direction) — the very order of the keyset SQL,
-``sort NULLS LAST, id`` — and keeps that array (8 bytes a row; the :data:`KEEP` most recently
-used), made when the user pages past the first page (the first page is the keyset SQL's,
-as fast as a slice). A page is then a slice of it, fetched by ``rowid`` (which DuckDB looks up by row
-group), and its rows carry their rank so the next page's cursor can say where it starts.
+10,000,000 rows that is 0.25 to 2 s a page, however deep. So, for a table of at least
+:data:`MIN_ROWS` rows and a page with no filter, pages are slices of an *order*: the table's
+``rowid`` s in the very order of the keyset SQL (``sort NULLS LAST, id``), fetched by
+``rowid`` (which DuckDB looks up by row group). The page's rows carry their rank, so the next
+page's cursor says where it starts.
 
-A cursor's rank is only used while the table is as it was when the order was made (the
-order's token is in the cursor). A cursor without one (the first page's, which the keyset
-SQL served, or one from before the table changed) is placed in the order by bisection on the
-keyset SQL's own condition, a row looked up by ``rowid`` a step. Filtered pages always use
-the SQL (a filter usually leaves few rows).
+**Rows in id order.** Every write appends rows in id order or keeps the order of the rows it
+leaves (an SQL UPDATE, which gives rows new ids where they are, records the version in
+``patterns_meta.id_order``; migration 5 records every version made before). In a
+version so kept, ``rowid`` order is id order: the order by id is the rowids themselves (no
+sort, no memory when no row was deleted), and ties of a sort are broken by ``rowid``, an
+integer, instead of the text id.
+
+**Orders of a sort** (:data:`KEEP` of them, 8 bytes a row, most recently used) are made by a
+background thread, one at a time, when a page of a new (table state, sort, direction) is
+asked for; until one is ready, pages are found by :mod:`patterns.store.page_thresholds` (two
+small top-Ns). An order is tied to the table state it was made from — the database, physical
+table, last id, last commit and row count —, checked again in the thread's own snapshot, so
+it never serves rows of another state: a cursor's rank is only used while its order's token
+(in the cursor) is the current state's. A cursor without one is placed in the order by
+bisection on the keyset SQL's own condition, a row looked up by ``rowid`` a step. Filtered
+pages always use the SQL (a filter usually leaves few rows).
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from patterns.store.page_builds import build_later, keep, kept
+
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     import duckdb
-    import numpy as np
     import pyarrow as pa
 
     from patterns.store.interface import PageRequest
@@ -35,14 +45,13 @@ if TYPE_CHECKING:
 
 #: Below this many rows the keyset SQL is fast enough (tens of milliseconds).
 MIN_ROWS = 100_000
-#: How many orders are kept (each 8 bytes a row: 80 MB for 10,000,000 rows).
-KEEP = 4
+#: How many rows of a sort's order the first page finds and keeps (the same two top-Ns as
+#: for one page): the pages after it are slices of them while the whole order is made.
+PART = 1_000
 #: The suffix of the hidden column holding each row's place (``token:rank``).
 RANK_SUFFIX = "_rank"
 
-_orders: OrderedDict[str, np.ndarray[Any, Any]] = OrderedDict()
-_lock = threading.Lock()
-_building: dict[str, threading.Lock] = {}
+_marked: dict[str, bool] = {}  # (database path: has patterns_meta.id_order)
 
 
 def hint_of(after: Any) -> dict[str, Any] | None:
@@ -53,9 +62,13 @@ def hint_of(after: Any) -> dict[str, Any] | None:
 
 
 def ordered_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest,
-                 id_name: str) -> pa.Table | None:
-    """The page from the kept order, or None when the keyset SQL should serve it."""
-    from patterns.store.reads import select_list
+                 id_name: str, cursors: Callable[[], duckdb.DuckDBPyConnection] | None = None
+                 ) -> pa.Table | None:
+    """The page from an order, or from two small top-Ns, or None for the keyset SQL.
+    ``cursors`` gives connections to make orders with in the background (none: no order
+    is made)."""
+    from patterns.store.page_thresholds import rows_by_rowid, threshold_rowids
+    from patterns.store.pages import page_sql
     from patterns.store.tables import q, qualified
 
     if ask.where is not None:
@@ -68,41 +81,84 @@ def ordered_page(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReque
     count = int(rows)
     if count < MIN_ROWS:
         return None
+    in_order = in_id_order(cur, meta, str(where))
     key = repr((where, meta.physical, meta.last_id, meta.last_commit, count, ask.sort,
-                ask.descending))
+                ask.descending, in_order))
     token = hashlib.sha1(key.encode()).hexdigest()[:12]
-    if not ask.after:
-        # The first page: the keyset SQL is as fast as a kept order's slice, so an order is
-        # only made when the user pages on (the sort of 10,000,000 rows takes seconds).
-        order = _kept(key)
-        if order is None:
-            return None
-        start = 0
-    else:
-        order = _order(cur, meta, ask, key, table)
+    tie = "rowid" if in_order else q(meta.physical_id)
+    order: Any = None  # (a range, or a numpy array of rowids)
+    whole = True
+    found = kept(key)
+    if found is not None:
+        order, whole = found
+    by_id = ask.sort is None or ask.sort == meta.id_column  # (never NULL; ties: none)
+    if order is None and by_id and in_order:
+        order = _rowids(cur, table, count, ask.descending and ask.sort is not None)
+        if not isinstance(order, range):
+            keep(key, order)
+    limit = int(ask.limit) + 1
+    page = None
+    if order is not None:
         hint = hint_of(ask.after)
         at = hint.get("at") if hint is not None and hint.get("of") == token else None
-        if isinstance(at, int) and 0 <= at <= len(order):
+        if not ask.after:
+            start = 0
+        elif isinstance(at, int) and 0 <= at <= len(order):
             start = at
-        else:  # (a cursor of the SQL's first page, another order, or the table changed)
+        else:  # (a cursor of the SQL's pages, of another order, or from before a change)
             start = _place_after(cur, meta, ask, table, order)
-    chosen = order[start:start + int(ask.limit) + 1]
-    rows = cur.sql(f"SELECT {select_list(meta)}, {q(meta.physical_id)} AS {q(id_name)}, "
-                   f"rowid AS __patterns_rowid FROM {table} WHERE rowid IN "
-                   f"(SELECT unnest(?::BIGINT[]))", params=[chosen.tolist()]).to_arrow_table()
-    return _in_order(rows, chosen, start, token, id_name)
+        if whole or start + limit <= len(order):  # (a part: only inside it)
+            chosen = [int(r) for r in order[start:start + limit]]
+            return _ranked(rows_by_rowid(cur, meta, id_name, chosen), start, token, id_name)
+    if not ask.after:  # the first page: the first rows of the order, kept for the next pages
+        first = threshold_rowids(cur, meta, ask, in_order, max(limit, PART))
+        if first is None and limit < PART:  # (fewer values than that: this page's only)
+            first = threshold_rowids(cur, meta, ask, in_order, limit)
+        if first is not None:
+            import numpy as np
+
+            keep(key, np.asarray(first, dtype=np.int64), whole=False)
+            page = _ranked(rows_by_rowid(cur, meta, id_name, first[:limit]), 0, token, id_name)
+    else:
+        picked = threshold_rowids(cur, meta, ask, in_order, limit)
+        page = None if picked is None else rows_by_rowid(cur, meta, id_name, picked)
+    if page is None:
+        sql, params = page_sql(meta, ask, id_name, by_rowid=True)
+        page = cur.sql(sql, params=params or None).to_arrow_table()
+    if cursors is not None:  # (after the page: the sort does not slow it down)
+        sort = (f"{q(ask.sort)} {'DESC' if ask.descending else 'ASC'} NULLS LAST, {tie}"
+                if ask.sort else tie)
+        build_later(cursors, key, f"SELECT rowid FROM {table} ORDER BY {sort}", meta,
+                    count, (ask.sort, ask.descending) if in_order and ask.sort else None)
+    return page
+
+def in_id_order(cur: duckdb.DuckDBPyConnection, meta: TableMeta, where: str) -> bool:
+    """Whether the rows of ``meta``'s version are in id order by ``rowid`` (see above)."""
+    from patterns.store.migrations import META
+    from patterns.store.tables import stored_in_order
+
+    if where not in _marked:  # (a store opened read-only before migration 5 has no record)
+        _marked[where] = bool(cur.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = 'id_order'", [META]).fetchall()[0][0])
+    return _marked[where] and stored_in_order(cur, meta, None)
 
 
-def _kept(key: str) -> np.ndarray[Any, Any] | None:
-    with _lock:
-        found = _orders.get(key)
-        if found is not None:
-            _orders.move_to_end(key)
-        return found
+def _rowids(cur: duckdb.DuckDBPyConnection, table: str, count: int, descending: bool
+            ) -> Any:
+    """The order by id of a version in id order: its rowids, ascending or descending."""
+    import numpy as np
+
+    if not cur.execute(f"SELECT 1 FROM {table} WHERE rowid >= ? LIMIT 1", [count]).fetchall():
+        # no row was deleted: the rowids are 0 .. count - 1, a range (no memory)
+        return range(count - 1, -1, -1) if descending else range(count)
+    found = np.sort(np.asarray(cur.execute(f"SELECT rowid FROM {table}").fetchnumpy()["rowid"],
+                               dtype=np.int64))
+    return found[::-1] if descending else found
 
 
 def _place_after(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest,
-                 table: str, order: np.ndarray[Any, Any]) -> int:
+                 table: str, order: Sequence[int]) -> int:
     """Where the page after a keyset cursor starts in ``order``: the first place whose row
     is past the cursor. The keyset SQL's own condition (:func:`~patterns.store.pages.
     past_cursor`) is false and then true along the order, so a bisection finds it, looking
@@ -126,43 +182,8 @@ def _place_after(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageReque
     return low
 
 
-def _order(cur: duckdb.DuckDBPyConnection, meta: TableMeta, ask: PageRequest, key: str,
-           table: str) -> np.ndarray[Any, Any]:
-    from patterns.store.tables import q
-
-    found = _kept(key)
-    if found is not None:
-        return found
-    with _lock:
-        building = _building.setdefault(key, threading.Lock())
-    with building:  # (two pages asked at once build the order once)
-        with _lock:
-            kept = _orders.get(key)
-        if kept is not None:
-            return kept
-        import numpy as np
-
-        ident = q(meta.physical_id)
-        order = (f"{q(ask.sort)} {'DESC' if ask.descending else 'ASC'} NULLS LAST, {ident}"
-                 if ask.sort else ident)
-        made = np.asarray(cur.execute(f"SELECT rowid FROM {table} ORDER BY {order}"
-                                      ).fetchnumpy()["rowid"], dtype=np.int64)
-        with _lock:
-            _orders[key] = made
-            while len(_orders) > KEEP:
-                _orders.popitem(last=False)
-            _building.pop(key, None)
-        return made
-
-
-def _in_order(rows: pa.Table, chosen: np.ndarray[Any, Any], start: int, token: str,
-              id_name: str) -> pa.Table:
+def _ranked(rows: pa.Table, start: int, token: str, id_name: str) -> pa.Table:
     import pyarrow as pa
 
-    place = {int(r): i for i, r in enumerate(chosen)}
-    fetched = rows.column("__patterns_rowid").to_pylist()
-    take = sorted(range(len(fetched)), key=lambda i: place[int(fetched[i])])
-    ordered = rows.take(pa.array(take, pa.int64())).drop_columns(["__patterns_rowid"])
-    ranks = [f"{token}:{start + place[int(fetched[i])]}" for i in take]
-    return ordered.append_column(id_name + RANK_SUFFIX, pa.array(ranks, pa.string()))
-
+    ranks = [f"{token}:{start + i}" for i in range(rows.num_rows)]
+    return rows.append_column(id_name + RANK_SUFFIX, pa.array(ranks, pa.string()))

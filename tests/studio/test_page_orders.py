@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from patterns.server.table_pages import PageQuery, decode_cursor, encode_cursor, read_page
-from patterns.store import page_orders
+from patterns.store import page_builds, page_orders
 
 ROWS = 3_000
 
@@ -36,11 +36,18 @@ def runner(app_runner: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(page_orders, "MIN_ROWS", 1_000)
     made = app_runner({"fill.py": f"""
         from patterns import Table
-        Table("big", "w").append([{{"n": i, "score": None if i % 11 == 0 else i % 7}}
-                                  for i in range({ROWS})])
+        import datetime as dt
+        Table("big", "w").append([{{
+            "n": i, "score": None if i % 11 == 0 else i % 7,
+            "f": None if i % 13 == 0 else (i % 9) / 4 - 1.0, "b": None if i % 5 == 0 else i % 3 == 0,
+            "day": dt.date(2024, 1, 1) + dt.timedelta(days=i % 17), "word": "w" + str(i % 19)}}
+            for i in range({ROWS})])
     """, "more.py": """
         from patterns import Table
         Table("big", "w").append([{"n": -1, "score": 3}])
+    """, "edit.py": """
+        from patterns import Table
+        Table("big", "w").execute_sql("UPDATE big SET score = 6 WHERE n = 10")
     """}, ["big"])
     assert made.run_node("fill.py").status == "succeeded"
     return made
@@ -50,16 +57,16 @@ def runner(app_runner: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_kept_order_pages_are_the_keyset_sqls(runner: Any, monkeypatch: pytest.MonkeyPatch,
                                               descending: bool) -> None:
     ask = PageQuery(sort="score", descending=descending, limit=97)
-    page_orders._orders.clear()
+    page_builds.forget()
+    before, _ = walk(runner, ask)  # (while the order is made in the background, or after)
+    assert page_builds.wait_for_builds(60)
     kept, cursors = walk(runner, ask)
-    # the first page is the SQL's (no sort of the whole table before the user pages on);
-    # from the second on, pages are slices of the kept order
-    assert not any(isinstance(v, dict) for v in decode_cursor(cursors[0]))
-    assert all(any(isinstance(v, dict) for v in decode_cursor(c)) for c in cursors[1:])
+    # the order is kept now: every page is a slice of it, and its cursor holds its place
+    assert all(any(isinstance(v, dict) for v in decode_cursor(c)) for c in cursors)
     monkeypatch.setattr(page_orders, "MIN_ROWS", 10**9)  # the SQL alone, as for a small table
     by_sql, plain = walk(runner, ask)
     assert not any(isinstance(v, dict) for c in plain for v in decode_cursor(c))
-    assert [r["n"] for r in kept] == [r["n"] for r in by_sql]
+    assert [r["n"] for r in kept] == [r["n"] for r in by_sql] == [r["n"] for r in before]
     assert len({r["n"] for r in kept}) == ROWS
     scores = [r["score"] for r in kept if r["score"] is not None]
     assert scores == sorted(scores, reverse=descending)
@@ -95,21 +102,28 @@ def test_a_deep_page_after_a_cursor_without_its_place_is_the_full_sorts(
     # full ORDER BY ... OFFSET gives, ties (broken by id) and rows with no score included.
     order = (f"score {'DESC' if descending else 'ASC'} NULLS LAST, patterns_id" if sort
              else "patterns_id")
-    page_orders._orders.clear()
-    for at in (0, 1_234, 2_999 - 50, 2_750):  # (2_750: among the rows with no score)
-        (row,) = sql_rows(runner, f"SELECT n, score, patterns_id FROM big ORDER BY {order} "
-                                  f"LIMIT 1 OFFSET {at}")
-        values = [row["score"], row["patterns_id"]] if sort else [row["patterns_id"]]
-        with runner.engine.store.read() as view:
-            page, after = read_page(view, view.tables.get("big"), PageQuery(
-                sort=sort, descending=descending, after=encode_cursor(values), limit=60))
-        expected = sql_rows(runner, f"SELECT n FROM big ORDER BY {order} LIMIT 60 "
-                                    f"OFFSET {at + 1}")
-        assert [r["n"] for r in page] == [r["n"] for r in expected], at
-        if after is not None:  # (the page came from the kept order: its cursor has a place)
-            assert any(isinstance(v, dict) for v in decode_cursor(after))
-        else:
-            assert at + 1 + len(page) == ROWS
+    # Each page twice: before the order is made (two small top-Ns, or the SQL), then from it.
+    for made in (False, True):
+        page_builds.forget()
+        if made:
+            with runner.engine.store.read() as view:  # (the first page asks for the order)
+                read_page(view, view.tables.get("big"), PageQuery(sort=sort,
+                                                                  descending=descending))
+            assert page_builds.wait_for_builds(60)
+        for at in (0, 1_234, 2_999 - 50, 2_750):  # (2_750: among the rows with no score)
+            (row,) = sql_rows(runner, f"SELECT n, score, patterns_id FROM big ORDER BY "
+                                      f"{order} LIMIT 1 OFFSET {at}")
+            values = [row["score"], row["patterns_id"]] if sort else [row["patterns_id"]]
+            with runner.engine.store.read() as view:
+                page, after = read_page(view, view.tables.get("big"), PageQuery(
+                    sort=sort, descending=descending, after=encode_cursor(values), limit=60))
+            expected = sql_rows(runner, f"SELECT n FROM big ORDER BY {order} LIMIT 60 "
+                                        f"OFFSET {at + 1}")
+            assert [r["n"] for r in page] == [r["n"] for r in expected], (made, at)
+            if after is not None and (made or sort is None):  # (from the order: placed)
+                assert any(isinstance(v, dict) for v in decode_cursor(after))
+            elif after is None:
+                assert at + 1 + len(page) == ROWS
 
 
 def test_a_cursor_whose_row_is_not_in_the_table_pages_as_the_keyset_sql_does(
@@ -160,3 +174,40 @@ def test_pages_read_by_rowid_are_the_plain_keyset_sqls(runner: Any, where: str |
                                for b in (False, True))
             assert by_rowid.column("n").to_pylist() == plain.column("n").to_pylist()
             assert plain.num_rows in (0, 91)
+
+
+def test_rows_are_known_in_id_order_until_an_update_gives_rows_new_ids_in_place(
+        runner: Any) -> None:
+    def in_order() -> bool:
+        with runner.engine.store.read() as view:
+            return page_orders.in_id_order(view.cursor, view.tables.get("big"),
+                                           str(runner.engine.store.file))
+
+    assert in_order()  # (appends keep rowid order id order)
+    assert runner.run_node("more.py").status == "succeeded"
+    assert in_order()
+    assert runner.run_node("edit.py").status == "succeeded"
+    assert not in_order()  # (row 10 has the newest id, before 2,990 older rows)
+    page_builds.forget()
+    for sort in (None, "score"):  # (pages of it sort by id: still the full order's rows)
+        rows, _ = walk(runner, PageQuery(sort=sort, limit=400))
+        order = f"{sort} NULLS LAST, patterns_id" if sort else "patterns_id"
+        assert [r["n"] for r in rows] == [r["n"] for r in sql_rows(
+            runner, f"SELECT n FROM big ORDER BY {order}")]
+
+
+@pytest.mark.parametrize("sort", ["f", "b", "day", "word", "patterns_id"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_orders_made_in_the_background_are_the_sqls_for_every_kind_of_column(
+        runner: Any, sort: str, descending: bool) -> None:
+    # (numbers, booleans and dates are sorted by numpy, text by DuckDB, the id is the rowids)
+    page_builds.forget()
+    ask = PageQuery(sort=sort, descending=descending, limit=500)
+    before, _ = walk(runner, ask)
+    assert page_builds.wait_for_builds(60)
+    kept, cursors = walk(runner, ask)
+    assert all(any(isinstance(v, dict) for v in decode_cursor(c)) for c in cursors)
+    order = f"{sort} {'DESC' if descending else 'ASC'} NULLS LAST, patterns_id"
+    expected = [r["n"] for r in sql_rows(runner, f"SELECT n FROM big ORDER BY {order}")]
+    assert [r["n"] for r in before] == expected
+    assert [r["n"] for r in kept] == expected
