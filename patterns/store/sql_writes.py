@@ -32,7 +32,7 @@ import sqlglot.expressions as exp  # part first from two threads at once can fai
 
 from patterns.errors import NodeError
 from patterns.store.columns import PARSED_FROM_TEXT, widen
-from patterns.store.migrations import DATA, META
+from patterns.store.migrations import DATA
 from patterns.store.model import DEFAULT_ID, HIDDEN_ID, ID_MS, SqlWrite, TableMeta
 from patterns.store.tables import (
     SQL_TYPES,
