@@ -25,6 +25,7 @@ import sysconfig
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from patterns.graph.python_ast import parse_python
 from patterns.sdk.packages import DEFAULT_PACKAGES
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def needs_default(file: Path) -> bool:
 @functools.lru_cache(maxsize=1024)
 def _missing_imports(file: str, _mtime: int, _size: int) -> frozenset[str]:
     try:
-        tree = ast.parse(Path(file).read_bytes())
+        tree = parse_python(Path(file).read_bytes())
     except (OSError, SyntaxError, ValueError):
         return frozenset()  # (the run reports the file's own error)
     wanted = set(DEFAULT_PACKAGES.values())

@@ -22,6 +22,7 @@ from patterns.graph.model import (
     TableDecl,
 )
 from patterns.graph.parameters import EXPECTED, convert_parameter
+from patterns.graph.python_ast import parse_python
 
 API_NAMES: Final = frozenset({"Table", "State", "Parameter", "Connection"})
 _API_MODULES: Final = frozenset({"patterns", "patterns.sdk"})
@@ -44,7 +45,7 @@ def read_python_interface(path: Path, rel: str) -> tuple[NodeInterface | None, l
     if source is None:
         return None, problems
     try:
-        tree = ast.parse(source, filename=rel)
+        tree = parse_python(source, filename=rel)
     except SyntaxError as error:
         problem = Problem(
             rel, error.lineno, f"syntax error: {error.msg}", "fix the Python syntax", rel
