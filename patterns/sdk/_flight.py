@@ -47,15 +47,19 @@ class FlightEngineClient:
         try:
             reply = self._channel.request(body, data)
         except ChannelClosed as exc:
-            # This request is lost (it may or may not have been carried out: the node is
-            # told, as when Flight breaks); whatever follows, the error report among it,
-            # goes over Flight.
-            self._channel.close()
-            self._channel = None
-            raise errors.EngineError(f"the engine did not answer: {exc}") from None
+            raise self._channel_lost(exc) from None
         if "error" in reply:
             raise _translate(str(reply["error"]))
         return reply.get("result")
+
+    def _channel_lost(self, exc: ChannelClosed) -> errors.EngineError:
+        """The channel broke under a request: that request is lost (it may or may not have
+        been carried out: the node is told, as when Flight breaks); whatever follows, the
+        error report among it, goes over Flight."""
+        assert self._channel is not None
+        self._channel.close()
+        self._channel = None
+        return errors.EngineError(f"the engine did not answer: {exc}")
 
     def _action(self, name: str, **body: Any) -> Any:
         body["token"] = self._token
@@ -142,9 +146,7 @@ class FlightEngineClient:
         try:
             reply, data = self._channel.exchange({"get": cmd})
         except ChannelClosed as exc:
-            self._channel.close()
-            self._channel = None
-            raise errors.EngineError(f"the engine did not answer: {exc}") from None
+            raise self._channel_lost(exc) from None
         if "error" in reply:
             raise _translate(str(reply["error"]))
         result = reply["result"]
