@@ -42,6 +42,11 @@ def node_env() -> dict[str, str]:
     # (consuming 5M rows: 327 MB before, 251 MB after; bench/RESULTS.md).
     env.setdefault("MALLOC_ARENA_MAX", "2")
     env.setdefault("MALLOC_TRIM_THRESHOLD_", "131072")
+    # Arrow's buffers from that same malloc, not mimalloc (pyarrow's default): a node is a
+    # fresh process, and mimalloc's first use of each segment cost it as much system time
+    # as the conversion itself (1M records: 1.3-1.8 s of page clearing in the kernel on
+    # top of 1.5 s; the system allocator: 0.12 s), once per run (bench/RESULTS.md).
+    env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     # The node process imports this very copy of patterns, installed or not.
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
