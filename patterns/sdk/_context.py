@@ -76,7 +76,10 @@ class EngineClient(Protocol):
         ...
 
     def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
-               starting_value: Any) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]: ...
+               starting_value: Any
+               ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch] | list[pa.RecordBatch]]:
+        """A pass's position and its batches (a list when all of them are in hand)."""
+        ...
 
     def checkpoint(self, state: Mapping[str, Any] | None,
                    positions: Mapping[str, Mapping[str, Any]], *, final: bool,

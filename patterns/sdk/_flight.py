@@ -124,7 +124,8 @@ class FlightEngineClient:
         self._action("execute_sql", port=port, sql=sql)
 
     def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
-               starting_value: Any) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
+               starting_value: Any
+               ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch] | list[pa.RecordBatch]]:
         cmd = {"kind": "stream", "port": port, "position": position, "order_by": order_by,
                "starting_value": starting_value}
         if self._channel is not None:
@@ -137,10 +138,11 @@ class FlightEngineClient:
         pos = wire.decode((schema.metadata or {})[b"patterns.position"])
         return pos, _batches(reader)
 
-    def _stream_on_channel(self, cmd: dict[str, Any]
-                           ) -> tuple[dict[str, Any], Iterator[pa.RecordBatch]]:
+    def _stream_on_channel(self, cmd: dict[str, Any]) -> tuple[
+            dict[str, Any], Iterator[pa.RecordBatch] | list[pa.RecordBatch]]:
         """A pass begun on the control channel: its position and first batch come in the
-        answer, the rest (if any) over Flight (patterns.engine.stream_start)."""
+        answer, the rest (if any) over Flight (patterns.engine.stream_start). A pass of one
+        batch comes whole: its batches as a list, nothing left to read ahead."""
         assert self._channel is not None
         cmd["token"] = self._token
         try:
@@ -151,12 +153,13 @@ class FlightEngineClient:
             raise _translate(str(reply["error"]))
         result = reply["result"]
         first = list(pa.ipc.open_stream(data)) if data else []
+        if result.get("rest") is None:
+            return dict(result["position"]), first
 
         def batches() -> Iterator[pa.RecordBatch]:
             while first:
                 yield first.pop(0)
-            if result.get("rest") is not None:
-                yield from _batches(self._get({"kind": "rest", "id": result["rest"]}))
+            yield from _batches(self._get({"kind": "rest", "id": result["rest"]}))
 
         return dict(result["position"]), batches()
 

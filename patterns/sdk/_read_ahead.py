@@ -7,6 +7,11 @@ Arrow work in C that releases the GIL: joining a JSON column's texts) while the 
 runs; it reads one only when fewer than ``depth`` wait ready, so memory stays bounded by the
 batch size.
 
+Items already in hand (a list: a stream pass whose only batch came in the control channel's
+answer) are prepared in the caller's thread as they are taken: there is nothing to read
+ahead, and starting a thread and handing each item across would cost more than the work
+(a thread's start waits for it to be scheduled: 10-20 ms on a loaded machine).
+
 What the thread meets (the batches' end, or an error) reaches the caller in order, after the
 batches before it, and is raised in the caller's thread. Closing the iterator (the loop
 ended early, or a rollback moved the stream) stops the thread after the batch it is reading.
@@ -25,10 +30,13 @@ U = TypeVar("U")
 _END = object()
 
 
-def read_ahead(source: Iterator[T], prepare: Callable[[T], U],
+def read_ahead(source: Iterator[T] | list[T], prepare: Callable[[T], U],
                depth: int = 1) -> Generator[U, None, None]:
     """``prepare(item)`` of every item of ``source``, in order, made on a thread up to
-    ``depth`` items ahead of the caller (an item is read only once there is room for it)."""
+    ``depth`` items ahead of the caller (an item is read only once there is room for it);
+    made as they are taken, with no thread, when ``source`` is a list."""
+    if isinstance(source, list):
+        return _in_hand(source, prepare)
     ready: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue()
     room = threading.Semaphore(depth)
     stop = threading.Event()
@@ -54,6 +62,11 @@ def read_ahead(source: Iterator[T], prepare: Callable[[T], U],
     thread = threading.Thread(target=work, name="patterns-read-ahead", daemon=True)
     thread.start()
     return _taken(ready, room, stop)
+
+
+def _in_hand(items: list[T], prepare: Callable[[T], U]) -> Generator[U, None, None]:
+    while items:
+        yield prepare(items.pop(0))  # (each item is let go of once it is prepared)
 
 
 def _taken(ready: queue.Queue[tuple[Any, BaseException | None]], room: threading.Semaphore,

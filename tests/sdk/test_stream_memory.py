@@ -6,6 +6,7 @@ grow with the stream). Each bound is counted here, not timed."""
 
 from __future__ import annotations
 
+import threading
 import tracemalloc
 from typing import Any
 
@@ -60,6 +61,22 @@ def test_the_read_ahead_thread_holds_one_item_besides_the_one_in_hand() -> None:
     assert (taken, most) == (200, 2)
 
 
+def test_items_in_hand_are_prepared_in_the_callers_thread_one_at_a_time() -> None:
+    # (a stream pass whose only batch came in the channel's answer: no thread to start)
+    items = [1, 2, 3]
+    threads: set[int] = set()
+
+    def prepare(x: int) -> int:
+        threads.add(threading.get_ident())
+        return x * 10
+
+    seen = []
+    for item in read_ahead(items, prepare):
+        seen.append((item, len(items)))  # (each item let go of once it is prepared)
+    assert seen == [(10, 2), (20, 1), (30, 0)]
+    assert threads == {threading.get_ident()}
+
+
 def test_a_batch_is_made_into_records_a_slice_at_a_time_with_the_same_records() -> None:
     rows = [record(i) for i in range(10_000)]
     table = pa.Table.from_pylist([{**r, "address": None} for r in rows])
@@ -79,8 +96,20 @@ def test_a_batch_is_made_into_records_a_slice_at_a_time_with_the_same_records() 
     assert ready.id_field == "_patterns_id"
 
 
+def held_by_the_sdk() -> int:
+    """Bytes of Python objects allocated by the SDK's code (records, their values, the JSON
+    parsed) and still held, of those traced since ``tracemalloc.start()``: what other threads
+    of this process allocate meanwhile (the engine's, or those an earlier test left behind
+    in a pytest-xdist worker) does not count."""
+    snapshot = tracemalloc.take_snapshot().filter_traces([
+        tracemalloc.Filter(True, "*/patterns/sdk/*"),
+        tracemalloc.Filter(True, "<patterns rows>")])  # (the compiled maker of the dicts)
+    return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
 def test_a_long_stream_is_held_a_slice_of_records_at_a_time(app: Any) -> None:
     n = BATCH_ROWS + 5_000
+    step = slice_rows(8)
     with app.sdk("writer"):
         Table("events", "w").append([record(i) for i in range(n)])
     with app.sdk("reader"):
@@ -88,8 +117,11 @@ def test_a_long_stream_is_held_a_slice_of_records_at_a_time(app: Any) -> None:
         next(records)
         tracemalloc.start()
         try:
-            count = 1 + sum(1 for _ in records)
-            peak = tracemalloc.get_traced_memory()[1]
+            count, most = 1, 0
+            for _ in records:
+                count += 1
+                if count % step == 1:  # (the first record of a slice: all of it is held)
+                    most = max(most, held_by_the_sdk())
         finally:
             tracemalloc.stop()
     assert count == n
@@ -102,9 +134,10 @@ def test_a_long_stream_is_held_a_slice_of_records_at_a_time(app: Any) -> None:
     finally:
         tracemalloc.stop()
     assert batch_bytes > 30_000_000
-    # A slice is 2,048 of them (16,384 values): about a thirtieth; the bound leaves room for
-    # the column lists, the JSON text and what the engine's threads allocate meanwhile.
-    assert peak < batch_bytes / 5, (peak, batch_bytes)
+    # A slice is 2,048 of them (16,384 values): about a thirtieth, and that is what the SDK
+    # holds at most (a process-wide peak would count whatever the engine's threads, in
+    # this process, allocate at the same time: it failed once under load).
+    assert batch_bytes / 100 < most < batch_bytes / 5, (most, batch_bytes)
 
 
 @pytest.mark.slow
