@@ -68,6 +68,8 @@ _INT64 = (-(2**63), 2**63 - 1)
 ROTATE_BYTES = 4 * 1024 * 1024
 #: Most fsyncs of a segment in flight at once (each in a thread of the loop's executor).
 SYNCS_IN_FLIGHT = 4
+#: The server is told how far the segments are durable at most this often (seconds).
+TELL_EVERY = 0.005
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,8 @@ class Acceptor:
         self._syncs = 0  # fsyncs in flight
         #: written, not yet answered: (app, the segment's end after them, their requests)
         self._unanswered: list[tuple[AppIntake, int, list[asyncio.Future[None]]]] = []
+        self._ends: dict[str, int] = {}  # durable ends not yet told to the server
+        self._telling = False  # (a tell is due)
         self._configured = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()  # (kept: the loop holds weak refs)
 
@@ -311,14 +315,33 @@ class Acceptor:
         if not ready:
             return
         self._unanswered = [entry for entry in self._unanswered if entry[1] > entry[0].durable]
-        apps = {entry[0] for entry in ready}
-        for app in apps:
+        for app in {entry[0] for entry in ready}:
             app.publish()
-        self._send({"t": "durable", "ends": {app.slug: app.durable for app in apps}})
+            self._ends[app.slug] = app.durable
+        if not self._telling:
+            self._telling = True
+            asyncio.get_running_loop().call_later(TELL_EVERY, self.tell)
         for _, _, futures in ready:
             for done in futures:
                 if not done.done():
                     done.set_result(None)
+
+    def tell(self) -> None:
+        """Tell the server how far the segments are durable (at most every ``TELL_EVERY``:
+        its committer reads them before its next commit; an API read does not wait for
+        this, it reads the ``.end`` files)."""
+        self._telling = False
+        if self._ends and self._writer is not None:
+            ends, self._ends = self._ends, {}
+            self._send({"t": "durable", "ends": ends})
+
+    async def finish(self) -> None:
+        """Tell the server what the last requests made durable (else it is folded at the
+        next start), and wait until it is sent."""
+        self.tell()
+        if self._writer is not None:
+            with contextlib.suppress(ConnectionError):
+                await self._writer.drain()
 
     # ------------------------------------------------------------------ requests
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -411,6 +434,7 @@ async def _main(segment: str, listener: socket.socket, control: socket.socket,
                             timeout_graceful_shutdown=30)
     acceptor.server = uvicorn.Server(config)
     await acceptor.server.serve(sockets=[listener])
+    await acceptor.finish()
 
 
 def main(argv: list[str]) -> None:

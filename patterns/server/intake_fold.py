@@ -90,16 +90,25 @@ class IntakeFold:
     _failure: Exception | None
     _stopping: bool
     _release: threading.Event
+    _noted: dict[str, int]
+
+    def _take_noted(self) -> None:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ the committer
     def _commit_loop(self) -> None:
         delay = 0.1
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._pending) or self._stopping)
-                if not self._pending:
+                self._cond.wait_for(lambda: bool(self._pending or self._noted)
+                                    or self._stopping)
+                if not self._pending and not self._noted:
                     return
                 self._linger()
+            self._take_noted()  # (what acceptors made durable meanwhile: one read each)
+            with self._cond:
+                if not self._pending:
+                    continue
                 batch: list[Chunk] = []
                 count = 0
                 for chunk in self._pending:

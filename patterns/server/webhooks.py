@@ -90,6 +90,9 @@ class WebhookIntake(IntakeWriter, IntakeFold):
         #: an acceptor's segment -> the offset up to which it is queued (read)
         self._segments: dict[str, int] = {}
         self._segment_lock = threading.Lock()  # (reads of segments, one at a time)
+        #: an acceptor's segment -> how far it said it is durable, not yet read (the
+        #: committer reads it before its next commit: one read for many groups)
+        self._noted: dict[str, int] = {}
         self._failure: Exception | None = None
         self._stopping = False
         self._release = threading.Event()  # ends a PATTERNS_INTAKE_PAUSE hold
@@ -163,6 +166,26 @@ class WebhookIntake(IntakeWriter, IntakeFold):
                     self._queue_chunk(chunk)
                 self._segments[segment] = end
                 self._cond.notify_all()
+
+    def note_segment(self, segment: str, end: int) -> None:
+        """An acceptor made its segment durable up to ``end`` and answered: the committer
+        reads and queues its new records before its next commit (:meth:`take_segment` once
+        for every group that came meanwhile, not once per group)."""
+        with self._cond:
+            wake = not self._pending and not self._noted  # (else the committer is coming)
+            if end > self._noted.get(segment, 0):
+                self._noted[segment] = end
+            if wake:
+                self._cond.notify_all()
+
+    def _take_noted(self) -> None:
+        with self._cond:
+            noted, self._noted = self._noted, {}
+        for segment, end in noted.items():
+            try:
+                self.take_segment(segment, end)
+            except PatternsError as exc:  # (kept in the segment: replayed at the next start)
+                log.error("webhook intake: segment %s cannot be read: %s", segment, exc)
 
     def _catch_up(self) -> None:
         """Queue what every acceptor has acknowledged so far (each says in its segment's
