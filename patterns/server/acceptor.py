@@ -162,7 +162,9 @@ class Acceptor:
         self.socket_path = socket_path
         self.apps: dict[str, AppIntake] = {}
         self.access = Access(token="")
-        self._host_ok: Callable[[str], bool] = self.access.host_allowed
+        # (parsing an address costs microseconds: one Host repeats)
+        self._host_ok: Callable[[str], bool] = functools.lru_cache(maxsize=256)(
+            self.access.host_allowed)
         self.server: Any = None  # the uvicorn server (told to stop when the channel closes)
         self._writer: asyncio.StreamWriter | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
