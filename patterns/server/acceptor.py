@@ -68,8 +68,6 @@ _INT64 = (-(2**63), 2**63 - 1)
 ROTATE_BYTES = 4 * 1024 * 1024
 #: Most fsyncs of a segment in flight at once (each in a thread of the loop's executor).
 SYNCS_IN_FLIGHT = 4
-#: The server is told how far the segments are durable at most this often (seconds).
-TELL_EVERY = 0.005
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,6 @@ class Acceptor:
         #: written, not yet answered: (app, the segment's end after them, their requests)
         self._unanswered: list[tuple[AppIntake, int, list[asyncio.Future[None]]]] = []
         self._ends: dict[str, int] = {}  # durable ends not yet told to the server
-        self._telling = False  # (a tell is due)
         self._configured = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()  # (kept: the loop holds weak refs)
 
@@ -320,19 +317,15 @@ class Acceptor:
         for app in {entry[0] for entry in ready}:
             app.publish()
             self._ends[app.slug] = app.durable
-        if not self._telling:
-            self._telling = True
-            asyncio.get_running_loop().call_later(TELL_EVERY, self.tell)
+        self.tell()
         for _, _, futures in ready:
             for done in futures:
                 if not done.done():
                     done.set_result(None)
 
     def tell(self) -> None:
-        """Tell the server how far the segments are durable (at most every ``TELL_EVERY``:
-        its committer reads them before its next commit; an API read does not wait for
-        this, it reads the ``.end`` files)."""
-        self._telling = False
+        """Tell the server how far the segments are durable (not waited for: its committer
+        reads them before its next commit; an API read reads the ``.end`` files)."""
         if self._ends and self._writer is not None:
             ends, self._ends = self._ends, {}
             self._send({"t": "durable", "ends": ends})
