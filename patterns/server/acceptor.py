@@ -290,7 +290,7 @@ class Acceptor:
                 continue
             if i in failed:  # (not durable: cut off, and everything unanswered refused)
                 app.epoch += 1
-                app.journal.discard_unsynced()
+                app.journal.discard_unsynced(app.durable)  # (refused: none stays)
                 self._refuse(app, failed[i])
             elif end > app.durable:
                 app.durable = end

@@ -188,13 +188,18 @@ class Journal:
                 self._idle.wait()
             yield
 
-    def discard_unsynced(self) -> None:
+    def discard_unsynced(self, end: int | None = None) -> None:
         """Cut the file back to what the last successful :meth:`sync` covered (after a
-        failed sync: those records were never acknowledged)."""
+        failed sync: those records were never acknowledged), or back to offset ``end`` if
+        that is before it (what the caller acknowledged: syncs in other threads may have
+        covered more, whose requests it refuses all the same)."""
         with self._alone():
+            size = self._synced
+            if end is not None:
+                size = max(_HEADER.size, min(size, _HEADER.size + end - self.base))
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._synced)
-            self._size = self._synced
+                os.ftruncate(self._fd, size)
+            self._size = self._synced = size
 
     def rotate(self, keep_from: int) -> None:
         """Replace the file by one holding only the records from offset ``keep_from`` on

@@ -125,6 +125,22 @@ def test_syncs_in_several_threads_each_cover_what_was_written_before_they_began(
     assert again.end == journal.end
 
 
+def test_a_cut_back_to_what_was_acknowledged_drops_records_synced_since(
+        tmp_path: Path) -> None:
+    # (an acceptor whose fsync failed refuses every unanswered request, even those another
+    # thread's fsync covered meanwhile: none of them may stay to be folded later)
+    journal = Journal(tmp_path / "intake.journal")
+    (first,) = journal.append([encode("hook", "events", [{"n": 1}])])
+    journal.append([encode("hook", "events", [{"n": 2}]), encode("hook", "events", [{"n": 3}])])
+    journal.discard_unsynced(first)
+    assert journal.end == first
+    (again,) = journal.append([encode("hook", "events", [{"n": 4}])])
+    journal.close()
+    reopened = Journal(tmp_path / "intake.journal")
+    assert [e.records for e in reopened.entries] == [[{"n": 1}], [{"n": 4}]]
+    assert reopened.end == again
+
+
 def test_a_file_that_is_not_a_journal_is_refused_by_name(tmp_path: Path) -> None:
     path = tmp_path / "intake.journal"
     path.write_bytes(b"something else entirely")
