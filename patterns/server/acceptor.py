@@ -66,6 +66,8 @@ FRAME = struct.Struct("<I")
 _INT64 = (-(2**63), 2**63 - 1)
 #: A segment is cut (its committed records dropped) once its file is this large.
 ROTATE_BYTES = 4 * 1024 * 1024
+#: Most fsyncs of a segment in flight at once (each in a thread of the loop's executor).
+SYNCS_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
@@ -91,10 +93,14 @@ class AppIntake:
         self.hooks: tuple[tuple[bytes, Hook], ...] = ()
         self.tables: dict[str, dict[str, str]] = {}
         self.failing: str | None = None
+        #: where the segment is durable up to (what is past it is written, its fsync not done)
+        self.durable = self.journal.end
+        #: counts failed fsyncs: a sync begun before one may not move ``durable`` on
+        self.epoch = 0
 
     def publish(self) -> None:
         """Say how far the segment is durable (before the requests in it are answered)."""
-        os.pwrite(self._end_fd, END.pack(self.journal.end), 0)
+        os.pwrite(self._end_fd, END.pack(self.durable), 0)
 
     def hook(self, token: str) -> Hook | None:
         given = token.encode("utf-8", "surrogatepass")
@@ -154,13 +160,19 @@ class Acceptor:
         self.socket_path = socket_path
         self.apps: dict[str, AppIntake] = {}
         self.access = Access(token="")
-        self._host_ok: Callable[[str], bool] = self.access.host_allowed
+        # (parsing an address costs microseconds: one Host repeats)
+        self._host_ok: Callable[[str], bool] = functools.lru_cache(maxsize=256)(
+            self.access.host_allowed)
         self.server: Any = None  # the uvicorn server (told to stop when the channel closes)
         self._writer: asyncio.StreamWriter | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next = 0
         self._waiting: list[tuple[AppIntake, bytes, asyncio.Future[None]]] = []
-        self._flushing = False
+        self._gathering = False  # (a group is to be written at the end of this loop pass)
+        self._syncs = 0  # fsyncs in flight
+        #: written, not yet answered: (app, the segment's end after them, their requests)
+        self._unanswered: list[tuple[AppIntake, int, list[asyncio.Future[None]]]] = []
+        self._ends: dict[str, int] = {}  # durable ends not yet told to the server
         self._configured = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()  # (kept: the loop holds weak refs)
 
@@ -171,7 +183,7 @@ class Acceptor:
         await self._configured.wait()
         for app in self.apps.values():
             app.publish()
-        ends = {slug: app.journal.end for slug, app in self.apps.items()}
+        ends = {slug: app.durable for slug, app in self.apps.items()}
         await self.ask({"t": "durable", "ends": ends})  # (what a killed one left: queued)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -201,7 +213,7 @@ class Acceptor:
         elif kind == "kept":
             for slug, keep in msg["apps"].items():
                 app = self.apps.get(slug)
-                if app is not None and app.journal.size() >= ROTATE_BYTES and not self._flushing:
+                if app is not None and app.journal.size() >= ROTATE_BYTES and not self._syncs:
                     app.journal.rotate(int(keep))
 
     def _configure(self, msg: dict[str, Any]) -> None:
@@ -235,50 +247,96 @@ class Acceptor:
         """``blob`` in the app's segment, durable, and queued by the server."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((app, blob, done))
-        if not self._flushing:
-            self._flushing = True
-            task = asyncio.ensure_future(self._flush())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if not self._gathering and self._syncs < SYNCS_IN_FLIGHT:
+            self._gathering = True  # (the requests of this loop pass go as one group)
+            asyncio.get_running_loop().call_soon(self._write_group)
         await done
 
-    async def _flush(self) -> None:
-        """Write what waits and fsync it (while more gathers); then tell the server and
-        answer it, while the next group is written and fsync'd (the replies come in order)."""
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                group, self._waiting = self._waiting, []
-                by_app: dict[AppIntake, list[tuple[bytes, asyncio.Future[None]]]] = {}
-                for app, blob, done in group:
-                    by_app.setdefault(app, []).append((blob, done))
-                written: list[tuple[AppIntake, list[asyncio.Future[None]]]] = []
-                for app, items in by_app.items():
-                    try:
-                        app.journal.write([blob for blob, _ in items])
-                        written.append((app, [done for _, done in items]))
-                    except Exception as exc:
-                        _fail([done for _, done in items], exc)
-                failed = await loop.run_in_executor(None, _sync_all,
-                                                    [app for app, _ in written])
-                for i, error in failed.items():  # (not durable: cut off and refused)
-                    app, futures = written[i]
-                    app.journal.discard_unsynced()
-                    _fail(futures, error)
-                    written[i] = (app, [])
-                ends = {}
-                for app, futures in written:
-                    if futures:
-                        app.publish()
-                        ends[app.slug] = app.journal.end
-                if ends:  # (the server queues them for its store: no need to wait for it)
-                    self._send({"t": "durable", "ends": ends})
-                for _, futures in written:
-                    for done in futures:
-                        if not done.done():
-                            done.set_result(None)
-        finally:
-            self._flushing = False
+    def _write_group(self) -> None:
+        """Write what waits, one write per segment, and fsync it in a thread. Up to
+        ``SYNCS_IN_FLIGHT`` groups are fsync'd at once: a request need not wait for the
+        fsync that was in flight when it came, only for one begun after it was written."""
+        self._gathering = False
+        if not self._waiting:
+            return
+        group, self._waiting = self._waiting, []
+        by_app: dict[AppIntake, list[tuple[bytes, asyncio.Future[None]]]] = {}
+        for app, blob, done in group:
+            by_app.setdefault(app, []).append((blob, done))
+        written: list[tuple[AppIntake, int, int]] = []
+        for app, items in by_app.items():
+            try:
+                app.journal.write([blob for blob, _ in items])
+            except Exception as exc:
+                _fail([done for _, done in items], exc)
+                continue
+            written.append((app, app.journal.end, app.epoch))
+            self._unanswered.append((app, app.journal.end, [done for _, done in items]))
+        if not written:
+            return
+        self._syncs += 1
+        synced = asyncio.get_running_loop().run_in_executor(
+            None, _sync_all, [app for app, _, _ in written])
+        synced.add_done_callback(functools.partial(self._synced, written))
+
+    def _synced(self, written: list[tuple[AppIntake, int, int]],
+                synced: asyncio.Future[dict[int, Exception]]) -> None:
+        """A group's fsync ended: everything written before it began is durable (an fsync
+        covers the whole file), so answer every request up to there, in order."""
+        self._syncs -= 1
+        failed = synced.result()
+        for i, (app, end, epoch) in enumerate(written):
+            if epoch != app.epoch:  # (begun before a failed one: its records were refused)
+                continue
+            if i in failed:  # (not durable: cut off, and everything unanswered refused)
+                app.epoch += 1
+                app.journal.discard_unsynced(app.durable)  # (refused: none stays)
+                self._refuse(app, failed[i])
+            elif end > app.durable:
+                app.durable = end
+        self._answer()
+        if self._waiting and not self._gathering and self._syncs < SYNCS_IN_FLIGHT:
+            self._gathering = True
+            asyncio.get_running_loop().call_soon(self._write_group)
+
+    def _refuse(self, app: AppIntake, error: Exception) -> None:
+        kept = []
+        for entry in self._unanswered:
+            if entry[0] is app:
+                _fail(entry[2], error)
+            else:
+                kept.append(entry)
+        self._unanswered = kept
+
+    def _answer(self) -> None:
+        """Answer the written requests now durable (the server told first; not waited for)."""
+        ready = [entry for entry in self._unanswered if entry[1] <= entry[0].durable]
+        if not ready:
+            return
+        self._unanswered = [entry for entry in self._unanswered if entry[1] > entry[0].durable]
+        for app in {entry[0] for entry in ready}:
+            app.publish()
+            self._ends[app.slug] = app.durable
+        self.tell()
+        for _, _, futures in ready:
+            for done in futures:
+                if not done.done():
+                    done.set_result(None)
+
+    def tell(self) -> None:
+        """Tell the server how far the segments are durable (not waited for: its committer
+        reads them before its next commit; an API read reads the ``.end`` files)."""
+        if self._ends and self._writer is not None:
+            ends, self._ends = self._ends, {}
+            self._send({"t": "durable", "ends": ends})
+
+    async def finish(self) -> None:
+        """Tell the server what the last requests made durable (else it is folded at the
+        next start), and wait until it is sent."""
+        self.tell()
+        if self._writer is not None:
+            with contextlib.suppress(ConnectionError):
+                await self._writer.drain()
 
     # ------------------------------------------------------------------ requests
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -371,6 +429,7 @@ async def _main(segment: str, listener: socket.socket, control: socket.socket,
                             timeout_graceful_shutdown=30)
     acceptor.server = uvicorn.Server(config)
     await acceptor.server.serve(sockets=[listener])
+    await acceptor.finish()
 
 
 def main(argv: list[str]) -> None:

@@ -181,11 +181,13 @@ class Acceptors:
                 return
             body = stream.read(FRAME.unpack(head)[0])
             msg = orjson.loads(body)
-            if msg["t"] == "durable":  # (answered already, unless it asks: at its start)
+            if msg["t"] == "durable" and "id" in msg:  # (at its start: it waits)
                 error = self._take(slot, msg["ends"])
-                if "id" in msg:
-                    self._send(slot, {"t": "reply", "id": msg["id"], "error": error})
-                    slot.ready.set()
+                self._send(slot, {"t": "reply", "id": msg["id"], "error": error})
+                slot.ready.set()
+            elif msg["t"] == "durable":  # (answered already: read before the next commit)
+                for slug, end in msg["ends"].items():
+                    self.hub.apps[slug].webhooks.note_segment(slot.segment, int(end))
             elif msg["t"] == "configured":
                 with self._cond:
                     slot.confirmed = max(slot.confirmed, int(msg["v"]))

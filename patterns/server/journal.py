@@ -80,7 +80,9 @@ class Journal:
         offset is never reused."""
         self.path = path
         self._lock = threading.Lock()  # the file's size and position
-        self._sync_lock = threading.Lock()  # syncs and rotations
+        self._sync_lock = threading.Lock()  # rotations, cuts and closing: one at a time
+        self._idle = threading.Condition(self._lock)  # (notified as each sync ends)
+        self._syncing = 0  # fdatasyncs in flight (several may be: see sync)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.fchmod(self._fd, 0o600)
@@ -156,29 +158,53 @@ class Journal:
 
     def sync(self) -> int:
         """Make everything written so far durable (one fdatasync, while more may be written
-        meanwhile: group commit); the offset up to which the journal is now durable."""
-        with self._sync_lock:
-            with self._lock:
-                size, end = self._size, self.end
-            try:
-                os.fdatasync(self._fd)
-            except OSError as exc:
-                raise _journal_error(self.path, exc) from exc
-            self._synced = max(self._synced, size)
-            return end
+        meanwhile: group commit); the offset up to which the journal is now durable.
 
-    def discard_unsynced(self) -> None:
-        """Cut the file back to what the last successful :meth:`sync` covered (after a
-        failed sync: those records were never acknowledged)."""
+        Several threads may sync at once, each covering what was written before it began:
+        a group written while another group's fsync is in flight need not wait for it (the
+        disk serves overlapping flushes in about the time of one)."""
+        with self._lock:
+            self._syncing += 1
+            size, end, fd = self._size, self.end, self._fd
+        synced = False
+        try:
+            os.fdatasync(fd)
+            synced = True
+        except OSError as exc:
+            raise _journal_error(self.path, exc) from exc
+        finally:
+            with self._lock:
+                self._syncing -= 1
+                if synced:
+                    self._synced = max(self._synced, size)
+                self._idle.notify_all()
+        return end
+
+    @contextlib.contextmanager
+    def _alone(self) -> Iterator[None]:
+        """Hold the file with no sync in flight (to cut, replace or close it)."""
         with self._sync_lock, self._lock:
+            while self._syncing:
+                self._idle.wait()
+            yield
+
+    def discard_unsynced(self, end: int | None = None) -> None:
+        """Cut the file back to what the last successful :meth:`sync` covered (after a
+        failed sync: those records were never acknowledged), or back to offset ``end`` if
+        that is before it (what the caller acknowledged: syncs in other threads may have
+        covered more, whose requests it refuses all the same)."""
+        with self._alone():
+            size = self._synced
+            if end is not None:
+                size = max(_HEADER.size, min(size, _HEADER.size + end - self.base))
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._synced)
-            self._size = self._synced
+                os.ftruncate(self._fd, size)
+            self._size = self._synced = size
 
     def rotate(self, keep_from: int) -> None:
         """Replace the file by one holding only the records from offset ``keep_from`` on
         (everything before it is committed to the store)."""
-        with self._sync_lock, self._lock:
+        with self._alone():
             if keep_from <= self.base:
                 return
             tail = b""
@@ -206,7 +232,7 @@ class Journal:
         self._synced = self._size
 
     def close(self) -> None:
-        with self._sync_lock, self._lock:
+        with self._alone():
             os.close(self._fd)
 
 

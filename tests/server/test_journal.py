@@ -86,6 +86,61 @@ def test_rotation_keeps_what_is_not_committed_and_offsets_never_go_back(tmp_path
     assert Journal(path, floor=after).end == after
 
 
+def test_syncs_in_several_threads_each_cover_what_was_written_before_they_began(
+        tmp_path: Path) -> None:
+    # (an acceptor fsyncs several groups at once; rotations wait for the syncs in flight)
+    import threading
+
+    journal = Journal(tmp_path / "intake.journal")
+    lock = threading.Lock()
+    written: list[int] = []
+    cut = [0]
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            for i in range(40):
+                with lock:  # (an acceptor writes from its loop: one write at a time)
+                    (end,) = journal.write([encode("hook", "events", [{"n": k * 100 + i}])])
+                    written.append(k * 100 + i)
+                assert journal.sync() >= end  # durable up to its own record at least
+                if k == 0 and i % 10 == 9:
+                    with lock:  # (all committed so far: the file is replaced meanwhile)
+                        journal.rotate(journal.end)
+                        cut.append(len(written))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    journal.close()
+    again = Journal(tmp_path / "intake.journal")
+    assert len(cut) == 5
+    # what was not rotated away, once, in order
+    assert [e.records[0]["n"] for e in again.entries] == written[cut[-1]:]
+    assert again.end == journal.end
+
+
+def test_a_cut_back_to_what_was_acknowledged_drops_records_synced_since(
+        tmp_path: Path) -> None:
+    # (an acceptor whose fsync failed refuses every unanswered request, even those another
+    # thread's fsync covered meanwhile: none of them may stay to be folded later)
+    journal = Journal(tmp_path / "intake.journal")
+    (first,) = journal.append([encode("hook", "events", [{"n": 1}])])
+    journal.append([encode("hook", "events", [{"n": 2}]), encode("hook", "events", [{"n": 3}])])
+    journal.discard_unsynced(first)
+    assert journal.end == first
+    (again,) = journal.append([encode("hook", "events", [{"n": 4}])])
+    journal.close()
+    reopened = Journal(tmp_path / "intake.journal")
+    assert [e.records for e in reopened.entries] == [[{"n": 1}], [{"n": 4}]]
+    assert reopened.end == again
+
+
 def test_a_file_that_is_not_a_journal_is_refused_by_name(tmp_path: Path) -> None:
     path = tmp_path / "intake.journal"
     path.write_bytes(b"something else entirely")
