@@ -26,7 +26,7 @@ from patterns.sdk._channel import ChannelClosed, recv_frame, send_frame
 log = logging.getLogger("patterns.engine")
 
 #: Answers one request: (body, Arrow data) -> the result, or raises a Flight error.
-Answer = Callable[[dict[str, Any], bytes], Any]
+Answer = Callable[[dict[str, Any], bytes | pa.Buffer], Any]
 
 
 def serve(sock: socket.socket, answer: Answer) -> None:

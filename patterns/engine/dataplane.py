@@ -141,9 +141,10 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
 
         serve(sock, self.channel_request)
 
-    def channel_request(self, body: dict[str, Any], data: bytes) -> Any:
+    def channel_request(self, body: dict[str, Any], data: bytes | pa.Buffer) -> Any:
         """One request from a run's control channel: an action (``{"action": NAME, ...}``)
-        or a write (``{"put": {...}}`` with its Arrow data), as the Flight methods answer
+        or a write (``{"put": {...}}`` with its Arrow data, maybe a memfd's mapped pages:
+        the staged table then uses them, uncopied), as the Flight methods answer
         them; errors are raised as the Flight ones are."""
         put = body.get("put")
         if isinstance(put, dict):

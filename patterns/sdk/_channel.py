@@ -5,24 +5,36 @@ and its config, one end of a socket pair whose other end the engine serves (see
 :mod:`patterns.engine.channel`). Small requests (actions such as a checkpoint, and writes
 of at most :data:`MAX_INLINE_DATA` bytes of Arrow data) go over it instead of the Arrow
 Flight data plane: no gRPC connection to make per process, no HTTP/2 framing per call.
-Reads, and larger writes, still go over Flight (connected on first use), as do all the
-requests of a run on another machine (a Dask worker), which has no channel.
+Larger writes travel as shared memory: the node writes the Arrow data into a sealed memfd
+and passes its descriptor along with the frame (``SCM_RIGHTS``); the engine maps it and
+stages the table from the mapped pages, so the data is copied once (into the memfd) instead
+of through gRPC and two socket buffers into the engine's heap. Sealed (no writing, growing
+or shrinking once sent) so the node cannot change data the engine has checked. Reads still
+go over Flight (connected on first use), as do all the requests of a run on another machine
+(a Dask worker), which has no channel, and writes where memfds are missing.
 
 The channel is inherited, never found: no path leads to it, so no other process (another
 run, inside the sandbox or not) can reach it, and every request on it still carries the
 run's token. One frame is a header (two unsigned 32-bit lengths, network order) followed
-by a JSON body and, for a write, an Arrow IPC stream; the engine answers each request with
+by a JSON body and, for a write, an Arrow IPC stream (or, passed with the header, a memfd
+holding it: the second length is then its size); the engine answers each request with
 one frame holding ``{"result": ...}`` or ``{"error": "<a wire.error_message>"}``.
 """
 
 from __future__ import annotations
 
+import fcntl
+import mmap
+import os
 import socket
 import struct
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patterns import wire
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 HEADER = struct.Struct("!II")
 #: The largest JSON body a side accepts (a state document travels in it).
@@ -40,8 +52,40 @@ class ChannelClosed(ConnectionError):
     """The other side closed the channel, or sent something that is not a frame."""
 
 
-def send_frame(sock: socket.socket, body: dict[str, Any], data: bytes | memoryview = b"") -> None:
+#: A memfd's seals: once passed on, its data can be neither changed nor resized.
+SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
+
+
+def shared_ipc(data: pa.Table) -> tuple[int, int] | None:
+    """``data`` as an Arrow IPC stream in a new sealed memfd: (its descriptor, its size),
+    for :func:`send_frame`'s ``shared``; None where there are no memfds (Flight then)."""
+    import pyarrow as pa
+
+    try:
+        fd = os.memfd_create("patterns-write", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except (AttributeError, OSError):  # (not Linux, or a sandbox without memfds)
+        return None
+    try:
+        with open(fd, "wb", closefd=False) as file, \
+                pa.ipc.new_stream(pa.PythonFile(file, mode="w"), data.schema) as stream:
+            stream.write_table(data)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
+        return fd, os.fstat(fd).st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def send_frame(sock: socket.socket, body: dict[str, Any], data: bytes | memoryview = b"",
+               *, shared: tuple[int, int] | None = None) -> None:
+    """``shared``: (a sealed memfd, its size) holding the Arrow data instead of ``data``
+    (see :func:`shared_ipc`), passed with the header; the caller closes its descriptor."""
     payload = wire.encode(body)
+    if shared is not None:
+        frame = HEADER.pack(len(payload), shared[1]) + payload
+        sent = socket.send_fds(sock, [frame], [shared[0]])
+        sock.sendall(frame[sent:])
+        return
     head = HEADER.pack(len(payload), len(data))
     if len(data) > 65536:
         sock.sendall(head + payload)
@@ -51,17 +95,23 @@ def send_frame(sock: socket.socket, body: dict[str, Any], data: bytes | memoryvi
 
 
 def recv_frame(sock: socket.socket, *, max_data: int = MAX_DATA
-               ) -> tuple[dict[str, Any], bytes] | None:
-    """One frame: its body and its data; None if the channel closes before a frame starts.
-    Raises :class:`ChannelClosed` for a frame cut short or one that breaks the format."""
-    head = _recv_exactly(sock, HEADER.size, at_start=True)
+               ) -> tuple[dict[str, Any], bytes | pa.Buffer] | None:
+    """One frame: its body and its data (the pages of a memfd passed with it, mapped, not
+    copied); None if the channel closes before a frame starts. Raises
+    :class:`ChannelClosed` for a frame cut short or one that breaks the format."""
+    head, fds = _recv_head(sock)
     if head is None:
         return None
     size, data_size = HEADER.unpack(head)
-    if size > MAX_BODY or data_size > max_data:
-        raise ChannelClosed(f"a frame of {size} + {data_size} bytes is larger than allowed")
-    raw = _recv_exactly(sock, size, at_start=False)
-    data = _recv_exactly(sock, data_size, at_start=False) if data_size else b""
+    try:
+        if size > MAX_BODY or (data_size > max_data and not fds):
+            raise ChannelClosed(f"a frame of {size} + {data_size} bytes is larger than allowed")
+        raw = _recv_exactly(sock, size, at_start=False)
+        data = (_mapped(fds[0], data_size) if fds else
+                _recv_exactly(sock, data_size, at_start=False) if data_size else b"")
+    finally:
+        for fd in fds:
+            os.close(fd)
     assert raw is not None and data is not None
     try:
         body = wire.decode(raw)
@@ -70,6 +120,37 @@ def recv_frame(sock: socket.socket, *, max_data: int = MAX_DATA
     if not isinstance(body, dict):
         raise ChannelClosed("a frame's body is not a JSON object")
     return body, data
+
+
+def _recv_head(sock: socket.socket) -> tuple[bytes | None, list[int]]:
+    """A frame's header, and the descriptor passed with it, if any."""
+    head, fds, _, _ = socket.recv_fds(sock, HEADER.size, 1)
+    if not head:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    if len(head) < HEADER.size:
+        rest = _recv_exactly(sock, HEADER.size - len(head), at_start=False)
+        assert rest is not None
+        head += rest
+    return head, fds
+
+
+def _mapped(fd: int, size: int) -> pa.Buffer:
+    """The first ``size`` bytes of a sealed memfd, mapped read-only."""
+    import pyarrow as pa
+
+    try:
+        sealed = fcntl.fcntl(fd, fcntl.F_GET_SEALS) & SEALS == SEALS
+    except OSError:
+        sealed = False
+    if not sealed:
+        raise ChannelClosed("a frame's shared data is not a sealed memfd")
+    if os.fstat(fd).st_size < size:
+        raise ChannelClosed("a frame's shared data is shorter than the frame says")
+    if not size:
+        return pa.py_buffer(b"")
+    return pa.py_buffer(mmap.mmap(fd, size, prot=mmap.PROT_READ))
 
 
 def _recv_exactly(sock: socket.socket, size: int, *, at_start: bool) -> bytes | None:
@@ -95,20 +176,23 @@ class ChannelClient:
         self._lock = threading.Lock()
         self.broken: str | None = None
 
-    def request(self, body: dict[str, Any], data: bytes | memoryview = b"") -> dict[str, Any]:
+    def request(self, body: dict[str, Any], data: bytes | memoryview = b"", *,
+                shared: tuple[int, int] | None = None) -> dict[str, Any]:
         """The engine's answer to ``body`` (``{"result": ...}`` or ``{"error": ...}``);
-        ChannelClosed if the engine is gone or the channel was broken before."""
-        return self.exchange(body, data)[0]
+        ChannelClosed if the engine is gone or the channel was broken before. ``shared``:
+        the data in a memfd instead (see :func:`send_frame`)."""
+        return self.exchange(body, data, shared=shared)[0]
 
-    def exchange(self, body: dict[str, Any], data: bytes | memoryview = b""
-                 ) -> tuple[dict[str, Any], bytes]:
+    def exchange(self, body: dict[str, Any], data: bytes | memoryview = b"", *,
+                 shared: tuple[int, int] | None = None
+                 ) -> tuple[dict[str, Any], bytes | pa.Buffer]:
         """:meth:`request`, and the Arrow data that came with the answer (a stream pass's
         first batch, see :mod:`patterns.engine.stream_start`)."""
         with self._lock:
             if self.broken is not None:
                 raise ChannelClosed(self.broken)
             try:
-                send_frame(self._sock, body, data)
+                send_frame(self._sock, body, data, shared=shared)
                 reply = recv_frame(self._sock, max_data=MAX_REPLY_DATA)
             except OSError as exc:
                 self.broken = f"the engine's control channel broke: {exc}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -9,7 +10,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from patterns import errors, wire
-from patterns.sdk._channel import MAX_INLINE_DATA, ChannelClient, ChannelClosed
+from patterns.sdk._channel import MAX_INLINE_DATA, ChannelClient, ChannelClosed, shared_ipc
 from patterns.sdk._context import PortInfo, RunInfo, TableInfo
 
 #: gRPC's options for a node's connection to the engine. Without BDP probing, a stream's
@@ -42,10 +43,11 @@ class FlightEngineClient:
         return self._connection
 
     # ------------------------------------------------------------------ plumbing
-    def _over_channel(self, body: dict[str, Any], data: bytes | memoryview = b"") -> Any:
+    def _over_channel(self, body: dict[str, Any], data: bytes | memoryview = b"", *,
+                      shared: tuple[int, int] | None = None) -> Any:
         assert self._channel is not None
         try:
-            reply = self._channel.request(body, data)
+            reply = self._channel.request(body, data, shared=shared)
         except ChannelClosed as exc:
             raise self._channel_lost(exc) from None
         if "error" in reply:
@@ -105,6 +107,13 @@ class FlightEngineClient:
             with pa.ipc.new_stream(sink, data.schema) as stream:
                 stream.write_table(data)
             self._over_channel({"put": cmd}, memoryview(sink.getvalue()))
+            return
+        shared = shared_ipc(data) if self._channel is not None else None
+        if shared is not None:  # (a big write: in shared memory, not through gRPC)
+            try:
+                self._over_channel({"put": cmd}, shared=shared)
+            finally:
+                os.close(shared[0])
             return
         descriptor = flight.FlightDescriptor.for_command(wire.encode(cmd))
         try:

@@ -77,6 +77,40 @@ Table("out", "w").append({"n": 1})
 """
 
 
+BIG_WRITE = """
+from patterns import Table
+from patterns.sdk._context import current_run
+
+out = Table("out", "w")
+out.append([{"n": i, "text": "x" * 40 + str(i)} for i in range(200_000)])  # ~10 MB
+out.flush()
+print("flight connected:", current_run.get().client._connection is not None)
+"""
+
+UNSEALED = """
+import os
+from patterns import Table
+from patterns.sdk import _channel
+from patterns.sdk._context import current_run
+
+real = _channel.shared_ipc
+
+
+def unsealed(data):  # the same data in a memfd without seals: the node could change it
+    fd, size = real(data)
+    copy = os.memfd_create("unsealed")
+    os.write(copy, os.pread(fd, size, 0))
+    os.close(fd)
+    return copy, size
+
+
+_channel.shared_ipc = unsealed
+import patterns.sdk._flight as flight_client
+flight_client.shared_ipc = unsealed
+Table("out", "w").append([{"n": i, "text": "x" * 40 + str(i)} for i in range(200_000)])
+"""
+
+
 def log_lines(app: Any, record: Any) -> list[str]:
     return [json.loads(line)[2] for line in (app.log(record.id) or "").splitlines()]
 
@@ -128,3 +162,25 @@ def test_processes_a_node_starts_do_not_inherit_its_channel(app_runner: Any) -> 
     assert record.status == "succeeded", record.error
     seen = next(line for line in log_lines(app, record) if line.startswith("child sees"))
     assert "socket:" not in seen, f"a node's subprocess holds a socket: {seen}"
+
+
+def test_a_big_write_goes_as_shared_memory_and_commits_in_order(app_runner: Any) -> None:
+    app = app_runner({"big.py": BIG_WRITE}, ["out"])
+    record = app.run_node("big")
+    assert record.status == "succeeded", record.error
+    rows = app.rows("out")
+    assert [r["n"] for r in rows] == list(range(200_000))
+    assert rows[-1]["text"] == "x" * 40 + "199999"
+    assert "flight connected: False" in log_lines(app, record), \
+        "a write over 4 MB went over gRPC, not the channel's shared memory"
+
+
+def test_shared_memory_that_is_not_sealed_is_refused_and_nothing_is_committed(
+        app_runner: Any) -> None:
+    app = app_runner({"unsealed.py": UNSEALED, "writes.py": WRITES}, ["out"])
+    record = app.run_node("unsealed")
+    assert record.status == "failed"
+    assert "control channel" in (record.error or ""), record.error
+    assert app.rows("out") == []
+    assert app.run_node("writes").status == "succeeded"
+    assert len(app.rows("out")) == 100
