@@ -405,12 +405,7 @@ class DuckDBStore:
         A SQL statement's query is worked out before the lock where it can be
         (:mod:`patterns.store.duckdb_prepared`), on the cursor the commit then uses."""
         began = time.monotonic()
-        own, prepared = self._prepare(cp, timeout, stop)
-        with self.commit_lock:
-            if prepared is not None:
-                from patterns.store.duckdb_prepared import using
-
-                cp = using(cp, prepared, self.changes(), self._has_columns)
+        with self._locked(cp, timeout, stop) as (own, cp):
             try:
                 with self._transaction(own) as cur:
                     watch = None
@@ -445,6 +440,29 @@ class DuckDBStore:
             self._memory.committed(cp)
             self._last_seq = max(self._last_seq, result.seq)
             return result
+
+    #: Snapshots a commit's queries are worked out on, at most, before it runs them under
+    #: the lock (each after a commit that changed what they read).
+    PREPARE_TRIES = 3
+
+    @contextmanager
+    def _locked(self, cp: Checkpoint, timeout: float | None, stop: threading.Event | None
+                ) -> Iterator[tuple[duckdb.DuckDBPyConnection | None, Checkpoint]]:
+        """The commit lock, taken once ``cp``'s SQL queries are worked out (:meth:`_prepare`):
+        the cursor they are on and ``cp`` using them where they still stand."""
+        from patterns.store.duckdb_prepared import using
+
+        for attempt in range(1, self.PREPARE_TRIES + 1):
+            own, prepared = self._prepare(cp, timeout, stop)
+            with self.commit_lock:
+                if prepared is not None:
+                    ready, stale = using(cp, prepared, self.changes(), self._has_columns)
+                    if stale and attempt < self.PREPARE_TRIES and own is not None:
+                        own.close()
+                        continue
+                    cp = ready
+                yield own, cp
+                return
 
     def _prepare(self, cp: Checkpoint, timeout: float | None, stop: threading.Event | None
                  ) -> tuple[duckdb.DuckDBPyConnection | None, Prepared | None]:

@@ -104,31 +104,36 @@ def prepare(cur: duckdb.DuckDBPyConnection, wanted: list[tuple[str, int, SqlWrit
 
 
 def using(cp: Checkpoint, prepared: Prepared, now: tuple[int, dict[str, int]],
-          has_columns: Callable[[str], bool]) -> Checkpoint:
+          has_columns: Callable[[str], bool]) -> tuple[Checkpoint, bool]:
     """``cp`` with each prepared statement reading its prepared rows, where they still
-    stand (checked under the commit lock); ``cp`` itself when none does."""
+    stand (checked under the commit lock; ``cp`` itself when none does), and whether any
+    did not because a commit changed what it reads since the snapshot (worth another)."""
     epoch, changes = now
     seen_epoch, seen = prepared.seen
-    if epoch != seen_epoch or not prepared.results:
-        return cp
+    if not prepared.results:
+        return cp, False
+    if epoch != seen_epoch:
+        return cp, True
     ops = {table: list(table_ops) for table, table_ops in cp.ops.items()}
     earlier: set[str] = set()  # tables an op before the statement may change
     done: dict[str, int] = {}
-    used = False
+    used = stale = False
     for table, op in cp.sequence():
         index = done.get(table, 0)
         done[table] = index + 1
         key = (table, index)
         relation = prepared.results.get(key)
         reads = prepared.reads.get(key, frozenset())
-        if relation is not None and not reads & earlier and all(
-                changes.get(name, 0) == seen.get(name, 0) for name in reads):
-            assert op.sql is not None
-            ops[table][index] = TableOp("sql", sql=_reading(op.sql, relation))
-            used = True
+        if relation is not None and not reads & earlier:
+            if all(changes.get(name, 0) == seen.get(name, 0) for name in reads):
+                assert op.sql is not None
+                ops[table][index] = TableOp("sql", sql=_reading(op.sql, relation))
+                used = True
+            else:
+                stale = True
         if not _no_op(op, table, has_columns):
             earlier.add(table)
-    return replace(cp, ops=ops) if used else cp
+    return (replace(cp, ops=ops) if used else cp), stale
 
 
 def _reading(write: SqlWrite, relation: str) -> SqlWrite:
