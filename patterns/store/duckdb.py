@@ -443,7 +443,7 @@ class DuckDBStore:
 
     #: Snapshots a commit's queries are worked out on, at most, before it runs them under
     #: the lock (each after a commit that changed what they read).
-    PREPARE_TRIES = 3
+    PREPARE_TRIES = 2
 
     @contextmanager
     def _locked(self, cp: Checkpoint, timeout: float | None, stop: threading.Event | None
