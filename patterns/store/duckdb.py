@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -34,6 +34,9 @@ from patterns.store.migrations import META, MIGRATIONS
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
 from patterns.store.repositories import Memory, Tables
 from patterns.store.tables import TableWriter, id_compression, prune_versions, q
+
+if TYPE_CHECKING:
+    from patterns.store.duckdb_prepared import Prepared
 
 T = TypeVar("T")
 
@@ -155,6 +158,10 @@ class DuckDBStore:
         self._committed_tables: dict[str, TableMeta] = {}
         #: Nodes' state and positions as committed, once read (see :meth:`memory`).
         self._memory = NodeMemory()
+        #: Writes to tables from outside a commit, and each table's commits with an op on
+        #: it: what a SQL query worked out before its commit checks (:meth:`changes`).
+        self._outside_writes = 0
+        self._table_changes: dict[str, int] = {}
         if not read_only:
             self._migrate()
             self.keep_private()
@@ -205,11 +212,13 @@ class DuckDBStore:
         private_files.keep_private(self.wal)
 
     @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A write transaction on a cursor of its own. Write transactions take turns (the
-        commit lock): DuckDB would otherwise fail one of two that touch the same rows."""
+    def _transaction(self, cur: duckdb.DuckDBPyConnection | None = None
+                     ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction on a cursor of its own (``cur``, else a new one). Write
+        transactions take turns (the commit lock): DuckDB would otherwise fail one of two
+        that touch the same rows."""
         with self.commit_lock:
-            cur = self.cursor()
+            cur = cur or self.cursor()
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
@@ -239,6 +248,23 @@ class DuckDBStore:
             yield view
 
     @contextmanager
+    def _outside(self) -> Iterator[None]:
+        """A write to tables from outside a commit (a whole store copied in): queries
+        prepared before it do not stand. (Other write transactions change run records,
+        queues, state and positions, never a table: :attr:`_committed_tables` relies on
+        that too.)"""
+        self._outside_writes += 1
+        try:
+            yield
+        finally:
+            self._outside_writes += 1
+
+    def changes(self) -> tuple[int, dict[str, int]]:
+        """The writes from outside commits, and each table's commits with an op on it, so
+        far (read under the commit lock)."""
+        return self._outside_writes, dict(self._table_changes)
+
+    @contextmanager
     def read(self) -> Iterator[Transaction]:
         """A view of what is committed (each statement sees the latest commit)."""
         cur = self.cursor()
@@ -257,7 +283,7 @@ class DuckDBStore:
 
         if write:
             try:
-                with self._transaction() as cur:
+                with self._outside(), self._transaction() as cur:
                     self._committed_tables.clear()  # (a copy into this store changes them all)
                     self._memory.clear()
                     yield DuckDBArchive(self._view(cur))
@@ -374,14 +400,18 @@ class DuckDBStore:
 
         With ``timeout`` (seconds), or when ``stop`` is set, statements still running are
         interrupted and the transaction rolls back (:class:`CommitTimeout`). A value that
-        does not fit its column is a :class:`DataError`."""
-        with self.commit_lock:
+        does not fit its column is a :class:`DataError`.
+
+        A SQL statement's query is worked out before the lock where it can be
+        (:mod:`patterns.store.duckdb_prepared`), on the cursor the commit then uses."""
+        began = time.monotonic()
+        with self._locked(cp, timeout, stop) as (own, cp):
             try:
-                with self._transaction() as cur:
+                with self._transaction(own) as cur:
                     watch = None
                     if timeout is not None or stop is not None:
                         deadline = None if timeout is None else \
-                            time.monotonic() + max(timeout, 0.0)
+                            began + max(timeout, 0.0)
                         watch = self._watchdog.watch(cur, deadline, stop)
                     try:
                         faults.point("commit.begin")
@@ -405,9 +435,75 @@ class DuckDBStore:
                 raise
             # Committed: these are now the tables' facts, for the next commit to start from.
             self._committed_tables.update(result.tables)
+            for name in cp.ops:
+                self._table_changes[name] = self._table_changes.get(name, 0) + 1
             self._memory.committed(cp)
             self._last_seq = max(self._last_seq, result.seq)
             return result
+
+    #: Snapshots a commit's queries are worked out on, at most, before it runs them under
+    #: the lock (each after a commit that changed what they read).
+    PREPARE_TRIES = 2
+
+    @contextmanager
+    def _locked(self, cp: Checkpoint, timeout: float | None, stop: threading.Event | None
+                ) -> Iterator[tuple[duckdb.DuckDBPyConnection | None, Checkpoint]]:
+        """The commit lock, taken once ``cp``'s SQL queries are worked out (:meth:`_prepare`):
+        the cursor they are on and ``cp`` using them where they still stand."""
+        from patterns.store.duckdb_prepared import using
+
+        for attempt in range(1, self.PREPARE_TRIES + 1):
+            own, prepared = self._prepare(cp, timeout, stop)
+            with self.commit_lock:
+                if prepared is not None:
+                    ready, stale = using(cp, prepared, self.changes(), self._has_columns)
+                    if stale and attempt < self.PREPARE_TRIES and own is not None:
+                        own.close()
+                        continue
+                    cp = ready
+                yield own, cp
+                return
+
+    def _prepare(self, cp: Checkpoint, timeout: float | None, stop: threading.Event | None
+                 ) -> tuple[duckdb.DuckDBPyConnection | None, Prepared | None]:
+        """The queries of ``cp``'s SQL statements, run on a snapshot into temporary tables
+        of a cursor of their own (the commit's), without holding the commit lock."""
+        if not any(op.kind == "sql" for ops in cp.ops.values() for op in ops):
+            return None, None
+        from patterns.store.duckdb_prepared import Prepared, preparable, prepare
+
+        wanted = preparable(cp)
+        if not wanted:
+            return None, None
+        cur = self.cursor()
+        with self.commit_lock:  # (the snapshot and the counters it goes with, together)
+            cur.execute("BEGIN TRANSACTION")
+            cur.execute(f"SELECT 1 FROM {META}.commits LIMIT 1").fetchall()
+            seen = self.changes()
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        watch = self._watchdog.watch(cur, deadline, stop) \
+            if deadline is not None or stop is not None else None
+        try:
+            results = prepare(cur, wanted)
+            cur.execute("COMMIT")  # (temporary tables outlive it, on this cursor)
+        except duckdb.InterruptException as exc:
+            cur.close()
+            raise CommitTimeout("the checkpoint was " + (
+                "asked to stop" if stop is not None and stop.is_set() else
+                f"stopped after {timeout:g} s" if timeout is not None else
+                "interrupted")) from exc
+        except BaseException:
+            cur.close()
+            raise
+        finally:
+            if watch is not None:
+                self._watchdog.unwatch(watch)
+        reads = {(table, index): tables for table, index, _, tables in wanted}
+        return cur, Prepared(results, reads, seen)
+
+    def _has_columns(self, name: str) -> bool:
+        table = self.table(name)
+        return table is not None and bool(table.columns)
 
     def last_commit(self) -> int:
         """The number of the newest commit (0: none yet). Kept in memory: only this store's
