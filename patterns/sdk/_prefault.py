@@ -20,7 +20,6 @@ writes it can only make later spares copy a few more of their own pages.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import mmap
@@ -110,10 +109,8 @@ def populate(ranges: Ranges) -> None:
     """Copy those pages into this process now (each run of them that is still mapped
     writable here; the rest is skipped)."""
     madvise = _libc().madvise
-    for start, pages in ranges:
-        with contextlib.suppress(Exception):
-            madvise(ctypes.c_void_p(start), ctypes.c_size_t(pages * PAGE),
-                    MADV_POPULATE_WRITE)
+    for start, pages in ranges:  # (a failed call sets errno, and nothing else)
+        madvise(start, pages * PAGE, MADV_POPULATE_WRITE)
 
 
 @functools.cache
