@@ -7,10 +7,11 @@ even a trivial run copied ~1,100 pages on its critical path, about half of its C
 being the kernel's (bench/RESULTS.md, issue 15 target 4). Runs of one worker touch much the
 same pages: the same runtime, the same conversions, the same channel.
 
-So a run now and then reports which of the worker's pages it ended up owning (from
-``/proc/self/pagemap``: the pages of its private writable mappings mapped only by itself),
-into a small shared mapping the worker made for it (:class:`PageLog`); the worker keeps the
-latest report; each later spare asks the kernel to copy those pages
+So a run now and then reports which of the worker's pages it came to own (from
+``/proc/self/pagemap``: the pages of its private writable mappings mapped only by itself,
+at its end less those its spare owned when the run was handed over), into a small shared
+mapping the worker made for it (:class:`PageLog`); the worker keeps the
+pages in both of the last two reports; each later spare asks the kernel to copy them
 (``madvise(MADV_POPULATE_WRITE)``, one call per run of pages, no data changed) while it
 waits for its run. Everything here is an optimisation: any failure (an old kernel, no
 ``/proc``, a report spoiled by node code) leaves a run as it was, faulting its pages in.
@@ -70,12 +71,13 @@ class PageLog:
         self.map.close()
 
 
-def owned_pages() -> Ranges:
-    """The pages of this process's private writable mappings that it alone maps (copied
-    or first written since the fork), as runs of pages; [] if the kernel does not say."""
+def owned_pages() -> object:
+    """The pages (numbers: address // PAGE, a sorted numpy array) of this process's private
+    writable mappings that it alone maps, copied or first written since the fork; empty
+    if the kernel does not say."""
     import numpy as np
 
-    ranges: Ranges = []
+    found = []
     try:
         with open("/proc/self/maps") as maps:
             areas = [line.split() for line in maps]
@@ -89,20 +91,39 @@ def owned_pages() -> Ranges:
                                         dtype=np.uint64)
                 mine = (entries & np.uint64(_PRESENT | _EXCLUSIVE)) \
                     == np.uint64(_PRESENT | _EXCLUSIVE)
-                ranges.extend(_runs(mine, low))
+                found.append(np.flatnonzero(mine).astype(np.int64) + first)
     except (OSError, ValueError):
-        return []
-    return ranges
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
-def _runs(mine: object, low: int) -> Ranges:
-    """Runs of True in ``mine`` (a boolean array, one per page from ``low``)."""
+def written_since(before: object) -> Ranges:
+    """The pages this process has come to own since :func:`owned_pages` gave ``before``,
+    as runs of pages (what a run wrote, not what its spare did while waiting)."""
     import numpy as np
 
-    flags = np.concatenate(([0], np.asarray(mine, dtype=np.int8), [0]))
-    edges = np.flatnonzero(np.diff(flags))
-    return [(low + int(a) * PAGE, int(b - a)) for a, b in zip(edges[::2], edges[1::2],
-                                                              strict=True)]
+    pages = np.setdiff1d(np.asarray(owned_pages()), np.asarray(before), assume_unique=True)
+    if not len(pages):
+        return []
+    breaks = np.flatnonzero(np.diff(pages) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [len(pages)]))
+    return [(int(pages[a]) * PAGE, int(b - a)) for a, b in zip(starts, ends, strict=True)]
+
+
+def common(one: Ranges, other: Ranges) -> Ranges:
+    """The pages in both reports, as runs of pages: what runs write every time (a run's
+    thread stacks and newest allocations land elsewhere each time; copying those ahead
+    would only add to what the run copies itself)."""
+    pages = sorted({a + i * PAGE for a, n in one for i in range(n)}
+                   & {a + i * PAGE for a, n in other for i in range(n)})
+    ranges: Ranges = []
+    for page in pages:
+        if ranges and ranges[-1][0] + ranges[-1][1] * PAGE == page:
+            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+        else:
+            ranges.append((page, 1))
+    return ranges
 
 
 def populate(ranges: Ranges) -> None:

@@ -12,7 +12,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from patterns.sdk._prefault import MAX_PAGES, PAGE, PageLog, owned_pages, populate
+from patterns.sdk._prefault import (
+    MAX_PAGES,
+    PAGE,
+    PageLog,
+    common,
+    owned_pages,
+    populate,
+    written_since,
+)
 
 
 def in_child(work: Callable[[], bytes]) -> bytes:
@@ -49,17 +57,20 @@ def shared_buffer(pages: int) -> tuple[bytearray, int]:
     return buffer, -(-start // PAGE) * PAGE
 
 
-def test_a_run_reports_the_pages_it_wrote_and_not_those_it_only_read() -> None:
+def test_a_run_reports_the_pages_it_wrote_not_those_it_read_or_its_spare_wrote() -> None:
     buffer, start = shared_buffer(8)
     base = start - ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer))
 
     def work() -> bytes:
-        buffer[base + 2 * PAGE] ^= 0xFF  # written: copied
+        buffer[base + 1 * PAGE] ^= 0xFF  # written while the spare waits
+        before = owned_pages()
+        buffer[base + 2 * PAGE] ^= 0xFF  # written by the run: copied
         _ = bytes(buffer[base + 5 * PAGE: base + 6 * PAGE])  # read only: still shared
-        pages = {a + i * PAGE for a, n in owned_pages() for i in range(n)}
-        return bytes([start + 2 * PAGE in pages, start + 5 * PAGE in pages])
+        pages = {a + i * PAGE for a, n in written_since(before) for i in range(n)}
+        return bytes([start + 2 * PAGE in pages, start + 5 * PAGE in pages,
+                      start + PAGE in pages])
 
-    assert in_child(work) == b"\x01\x00"
+    assert in_child(work) == b"\x01\x00\x00"
 
 
 def test_a_spare_copies_the_reported_pages_and_changes_no_byte() -> None:
@@ -104,8 +115,9 @@ def test_a_report_travels_from_the_run_to_the_worker_through_the_fork() -> None:
     base = start - ctypes.addressof((ctypes.c_char * len(buffer)).from_buffer(buffer))
 
     def work() -> bytes:
+        before = owned_pages()
         buffer[base + PAGE] ^= 1
-        log.write(owned_pages())
+        log.write(written_since(before))
         return b""
 
     in_child(work)
@@ -128,3 +140,10 @@ def test_a_spoiled_report_is_checked_and_bounded() -> None:
     assert sum(n for _, n in log.read()) <= MAX_PAGES
     assert all(a % PAGE == 0 and n > 0 for a, n in log.read())
     log.close()
+
+
+def test_spares_copy_only_the_pages_both_of_the_last_two_runs_wrote() -> None:
+    one = [(10 * PAGE, 4), (40 * PAGE, 1)]  # pages 10-13 and 40
+    other = [(12 * PAGE, 4), (40 * PAGE, 2)]  # pages 12-15, 40 and 41
+    assert common(one, other) == [(12 * PAGE, 2), (40 * PAGE, 1)]
+    assert common(one, []) == []
