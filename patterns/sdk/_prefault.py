@@ -10,8 +10,8 @@ same pages: the same runtime, the same conversions, the same channel.
 So a run now and then reports which of the worker's pages it came to own (from
 ``/proc/self/pagemap``: the pages of its private writable mappings mapped only by itself,
 at its end less those its spare owned when the run was handed over), into a small shared
-mapping the worker made for it (:class:`PageLog`); the worker keeps the
-pages in both of the last two reports; each later spare asks the kernel to copy them
+mapping the worker made for it (:class:`PageLog`). The worker keeps the pages both of the
+last two reports hold (:func:`common`), and each later spare asks the kernel to copy them
 (``madvise(MADV_POPULATE_WRITE)``, one call per run of pages, no data changed) while it
 waits for its run. Everything here is an optimisation: any failure (an old kernel, no
 ``/proc``, a report spoiled by node code) leaves a run as it was, faulting its pages in.
