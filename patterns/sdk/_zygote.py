@@ -51,6 +51,8 @@ import sys
 import warnings
 from typing import Any
 
+from patterns.sdk._prefault import PageLog, Ranges, common, owned_pages, populate, written_since
+
 PRELOAD = ("pyarrow", "pyarrow.flight", "pyarrow.compute", "numpy", "pandas")
 MAX_REQUEST = 4 << 20
 TAKEN = b"k"  # a spare's answer to its run
@@ -62,6 +64,10 @@ EXIT_MARK = "\x1d\x1dexit "  # (patterns.engine.launcher reads it)
 EXIT_WORKER_FAILED = 70
 KILL = b"kill\n"  # the engine's order to end a run, on the run's connection
 MAX_CONFIG = 16 << 20
+#: The first spares, and one in this many after them, report the pages their run wrote,
+#: for later spares to copy ahead (see patterns.sdk._prefault). (Several at first: the
+#: first run of a node is not like the others, it makes the node's tables.)
+LEARN_FIRST, LEARN_EVERY = 4, 32
 CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
 PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 4, 38
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -113,6 +119,11 @@ class Zygote:
         self.children: dict[int, socket.socket] = {}
         self.pending: dict[socket.socket, tuple[bytearray, list[int]]] = {}
         self.spare: tuple[int, socket.socket] | None = None
+        #: The pages the last two runs that reported wrote; each spare copies them ahead.
+        self.pages: Ranges = []
+        self.reported: Ranges = []  # (the last report)
+        self.logs: dict[int, PageLog] = {}  # by pid: the spares that will report
+        self.spares = 0
         self.home_path = sys.path[0] if sys.path else ""
 
     # ------------------------------------------------------------------ the loop
@@ -247,22 +258,35 @@ class Zygote:
 
     def fork_spare(self) -> None:
         ours, theirs = socket.socketpair()
+        learn = self.spares < LEARN_FIRST or self.spares % LEARN_EVERY == 0 or not self.pages
+        log = PageLog() if learn else None
+        self.spares += 1
         pid = self.fork()
         if pid == 0:
             ours.close()
             code = EXIT_WORKER_FAILED
             try:
-                self.leave_zygote()
+                self.leave_zygote(keep=log)
+                if log is None:
+                    # The pages the run will write, copied now rather than on its path
+                    # (one that reports copies none: it reports what it needed itself),
+                    # and before gRPC's threads start (no other thread's TLB to flush).
+                    populate(self.pages)
                 connection = _preconnect(self.engine_uri)
+                # (one that reports: what it owns now, every spare copies anyway)
+                before = owned_pages() if log is not None else None
                 request, fds = _receive(theirs)
                 theirs.close()
                 # No request: retired unused, the zygote went away or ended.
-                code = 0 if request is None else self.become_node(request, fds, connection)
+                code = 0 if request is None else self.become_node(
+                    request, fds, connection, None if log is None else (log, before))
             except BaseException:  # nothing may escape into the zygote's loop
                 _print_exc()
             os._exit(code)
         theirs.close()
         self.spare = (pid, ours)
+        if log is not None:
+            self.logs[pid] = log
 
     def fork_for(self, request: dict[str, Any], fds: list[int], conn: socket.socket) -> int:
         pid = self.fork()
@@ -277,8 +301,12 @@ class Zygote:
             os._exit(code)
         return pid
 
-    def leave_zygote(self) -> None:
-        """In a fresh child: drop the zygote's signals, sockets and selector, and its session."""
+    def leave_zygote(self, keep: PageLog | None = None) -> None:
+        """In a fresh child: drop the zygote's signals, sockets, selector and other runs'
+        page logs (all but ``keep``, its own), and its session."""
+        for log in self.logs.values():
+            if log is not keep:
+                log.close()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -300,7 +328,7 @@ class Zygote:
         os.setsid()
 
     def become_node(self, request: dict[str, Any], fds: list[int],
-                    connection: Any) -> int:
+                    connection: Any, report: tuple[PageLog, Any] | None = None) -> int:
         # The zygote's objects stay frozen (gc.freeze): the node's collections never scan
         # the tens of thousands of objects its imports made, and their pages stay shared.
         os.dup2(fds[0], 1)
@@ -319,6 +347,9 @@ class Zygote:
         from patterns.sdk import _runner
 
         code = _runner.main(connection, config)
+        if report is not None:  # the pages the run wrote, for later spares to copy
+            with contextlib.suppress(Exception):
+                report[0].write(written_since(report[1]))
         return _finish(code)
 
     def reap(self) -> None:
@@ -332,6 +363,15 @@ class Zygote:
             if self.spare is not None and self.spare[0] == pid:  # died waiting: replace it
                 self.spare[1].close()
                 self.spare = None
+            log = self.logs.pop(pid, None)
+            if log is not None:
+                with contextlib.suppress(Exception):
+                    report = log.read()
+                    if report:
+                        self.pages = common(self.reported, report) if self.reported \
+                            else report
+                        self.reported = report
+                log.close()
             conn = self.children.pop(pid, None)
             if conn is not None:
                 with contextlib.suppress(KeyError, ValueError):

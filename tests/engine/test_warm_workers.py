@@ -282,3 +282,45 @@ def test_runs_in_turn_keep_their_own_output_on_kept_threads(app_runner: Any) -> 
         assert sorted(log_lines(app, record)) == [f"run {n} out", f"run {n} raw stderr"]
     assert threading.active_count() <= threads + 1
     assert [r["n"] for r in app.rows("out")] == list(range(1, 16))
+
+
+def private_dirty_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Private_Dirty:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Private_Dirty for {pid}")
+
+
+def the_spare(zygote: int) -> int:
+    """The warm worker's one child once the last run's process has gone: its spare."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        children = Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split()
+        if len(children) == 1:
+            time.sleep(0.3)  # (what the spare does before waiting: the fork, the copies)
+            return int(children[0])
+        time.sleep(0.02)
+    raise AssertionError("the warm worker has no spare alone")
+
+
+def test_spares_copy_the_pages_runs_write_and_runs_stay_fresh(app_runner: Any) -> None:
+    app = app_runner({"add.py": "from patterns import Table\n"
+                                "import json\n"
+                                "print('fresh', not hasattr(json, '_seen'))\n"
+                                "json._seen = True\n"
+                                "Table('out', 'w').append({'n': 1})\n"}, ["out"])
+    first = app.run_node("add")
+    assert first.status == "succeeded", first.error
+    zygote = worker_pid(app)
+    unwarmed = private_dirty_kb(the_spare(zygote))  # no run has reported yet
+    for _ in range(5):  # the first runs report, later spares copy what they wrote
+        record = app.run_node("add")
+        assert record.status == "succeeded", record.error
+        assert "fresh True" in log_lines(app, record)
+    warmed = private_dirty_kb(the_spare(zygote))
+    assert warmed > unwarmed + 1024, (unwarmed, warmed)  # over a MB copied ahead
+    for _ in range(3):  # and a warmed spare's run behaves as any other
+        record = app.run_node("add")
+        assert record.status == "succeeded", record.error
+        assert "fresh True" in log_lines(app, record)
+    assert app.engine.store.count(app.engine.store.table("out")) == 9
