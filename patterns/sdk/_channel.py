@@ -58,7 +58,8 @@ SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_S
 
 def shared_ipc(data: pa.Table) -> tuple[int, int] | None:
     """``data`` as an Arrow IPC stream in a new sealed memfd: (its descriptor, its size),
-    for :func:`send_frame`'s ``shared``; None where there are no memfds (Flight then)."""
+    for :func:`send_frame`'s ``shared``; None where there are no memfds, or where one cannot
+    hold ``data`` (a file size limit, no memory to spare): Flight then."""
     import pyarrow as pa
 
     try:
@@ -71,6 +72,9 @@ def shared_ipc(data: pa.Table) -> tuple[int, int] | None:
             stream.write_table(data)
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
         return fd, os.fstat(fd).st_size
+    except (OSError, pa.ArrowException):  # (e.g. EFBIG under RLIMIT_FSIZE: a memfd is a file)
+        os.close(fd)
+        return None
     except BaseException:
         os.close(fd)
         raise
