@@ -4,6 +4,7 @@ node code driven either as real subprocesses or in-process through the real data
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,18 @@ from patterns.graph.model import App
 from patterns.sdk._context import current_run
 from patterns.sdk._flight import FlightEngineClient
 from patterns.sdk._runtime import NodeRun
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """What ``check`` returns once it is truthy, polled until ``timeout`` seconds pass
+    (then the test fails, naming ``what``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(autouse=True)

@@ -12,13 +12,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli.conftest import COMMAND, failed, jsonl, ok, patterns
+from tests.conftest import wait_for
 from tests.server.conftest import Server
 
 GRAPH = """
@@ -175,15 +176,6 @@ class Background:
                 self.proc.kill()
                 self.proc.wait()
 
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def engine_doc(root: Path) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import patterns.engine.run_start as run_start
+from tests.conftest import wait_for
 
 WAITER = """
 import os, time
@@ -27,16 +28,6 @@ while not gate.exists() and time.time() < deadline:
 def _runs(app: Any, node_id: str) -> list[Any]:
     with app.engine.store.read() as view:
         return list(view.runs.recent(node_id))
-
-
-def _wait_for(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _in_background(app: Any, node: str) -> tuple[threading.Thread, list[Any]]:
@@ -73,7 +64,7 @@ def test_a_run_that_lasts_shows_as_running_before_it_ends(
     app = app_runner({"w.py": WAITER}, ["out"])
     thread, ended = _in_background(app, "w")
     try:
-        (running,) = _wait_for(lambda: _runs(app, "w"), "the run's start to be recorded")
+        (running,) = wait_for(lambda: _runs(app, "w"), "the run's start to be recorded")
         assert running.status == "running" and running.ended_at is None
         assert app.rows("out") == []  # (nothing visible before the checkpoint)
     finally:
@@ -101,7 +92,7 @@ def test_a_run_seen_running_by_its_output_is_recorded_running(
     monkeypatch.setattr(app.engine.reporter, "run_output", output)
     thread, ended = _in_background(app, "w")
     try:
-        _wait_for(lambda: seen, "the run's first output line")
+        wait_for(lambda: seen, "the run's first output line")
         assert recorded_when_seen[0] is not None, "output shown before the run was recorded"
         assert recorded_when_seen[0].status == "running"
     finally:
@@ -138,7 +129,7 @@ def test_a_checkpoint_before_the_last_commits_with_its_run_recorded(
     assert app.run_node("seed").status == "succeeded"
     thread, ended = _in_background(app, "w")
     try:
-        _wait_for(lambda: app.rows("out"), "the first checkpoint to commit")
+        wait_for(lambda: app.rows("out"), "the first checkpoint to commit")
         (running,) = _runs(app, "w")
         assert running.status == "running", "a commit of the run without its record"
     finally:
