@@ -25,7 +25,7 @@ import pyarrow as pa
 from patterns import private_files
 from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyError, StoreError
 from patterns.positions import StreamPosition
-from patterns.store import faults
+from patterns.store import faults, page_builds
 from patterns.store.duckdb_memory import NodeMemory
 from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
 from patterns.store.ids import UlidSequence
@@ -200,6 +200,7 @@ class DuckDBStore:
         return self._con.cursor()
 
     def close(self) -> None:
+        page_builds.stop(self.cursor)  # (DuckDB will not close under a running cursor)
         self._con.close()
         if not self.read_only:
             self.keep_private()

@@ -41,7 +41,17 @@ EXACT_IN_NUMPY = {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYI
 _orders: OrderedDict[str, tuple[np.ndarray[Any, Any], bool]] = OrderedDict()
 _lock = threading.Lock()
 _one_at_a_time = threading.Lock()
-_pending: dict[str, threading.Thread] = {}
+_pending: dict[str, _Build] = {}
+
+
+class _Build:
+    """One order being made: its thread, its connection and the store that asked for it
+    (``cursors``, compared by equality: the store's bound ``cursor`` method)."""
+
+    def __init__(self, thread: threading.Thread, con: duckdb.DuckDBPyConnection,
+                 owner: Callable[[], duckdb.DuckDBPyConnection]) -> None:
+        self.thread, self.con, self.owner = thread, con, owner
+        self.stopped = self.running = False  # (both under _lock)
 
 
 def kept(key: str) -> tuple[np.ndarray[Any, Any], bool] | None:
@@ -55,12 +65,16 @@ def kept(key: str) -> tuple[np.ndarray[Any, Any], bool] | None:
 
 def keep(key: str, order: np.ndarray[Any, Any], *, whole: bool = True) -> None:
     with _lock:
-        if not whole and key in _orders and _orders[key][1]:
-            return  # (never a part over the whole)
-        _orders[key] = (order, whole)
-        _orders.move_to_end(key)
-        while len(_orders) > KEEP:
-            _orders.popitem(last=False)
+        _keep(key, order, whole)
+
+
+def _keep(key: str, order: np.ndarray[Any, Any], whole: bool) -> None:
+    if not whole and key in _orders and _orders[key][1]:
+        return  # (never a part over the whole)
+    _orders[key] = (order, whole)
+    _orders.move_to_end(key)
+    while len(_orders) > KEEP:
+        _orders.popitem(last=False)
 
 
 def forget() -> None:
@@ -79,10 +93,35 @@ def build_later(cursors: Callable[[], duckdb.DuckDBPyConnection], key: str, sql:
         if (key in _orders and _orders[key][1]) or key in _pending or len(_pending) >= QUEUED:
             return
         con = cursors()  # (a connection of its own to the same database)
-        thread = threading.Thread(target=_build, args=(con, key, sql, meta, count, by),
+        thread = threading.Thread(target=_build, args=(key, sql, meta, count, by),
                                   name="patterns-page-order", daemon=True)
-        _pending[key] = thread
+        _pending[key] = _Build(thread, con, cursors)
     thread.start()
+
+
+def stop(cursors: Callable[[], duckdb.DuckDBPyConnection], timeout: float = 30) -> None:
+    """Stop the orders being made for the store whose ``cursor`` method is ``cursors``,
+    before it closes: DuckDB refuses to close a connection while one of its cursors runs a
+    statement. A sort under way is interrupted and waited for; one waiting for its turn
+    never starts (its connection is closed here)."""
+    import time
+
+    import duckdb
+
+    with _lock:
+        builds = [build for build in _pending.values() if build.owner == cursors]
+        for build in builds:
+            build.stopped = True
+        running = [build for build in builds if build.running]
+    for build in builds:
+        if not build.running:
+            build.con.close()
+    deadline = time.monotonic() + timeout
+    for build in running:
+        while build.thread.is_alive() and time.monotonic() < deadline:
+            with contextlib.suppress(duckdb.Error):  # (closed by its thread meanwhile)
+                build.con.interrupt()  # (each turn: a statement may begin after one)
+            build.thread.join(0.05)
 
 
 def wait_for_builds(timeout: float) -> bool:
@@ -92,7 +131,7 @@ def wait_for_builds(timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         with _lock:
-            threads = list(_pending.values())
+            threads = [build.thread for build in _pending.values()]
         if not threads:
             return True
         left = deadline - time.monotonic()
@@ -101,38 +140,56 @@ def wait_for_builds(timeout: float) -> bool:
         threads[0].join(left)
 
 
-def _build(con: duckdb.DuckDBPyConnection, key: str, sql: str, meta: TableMeta,
-           count: int, by: tuple[str, bool] | None) -> None:
+def _build(key: str, sql: str, meta: TableMeta, count: int, by: tuple[str, bool] | None
+           ) -> None:
     import os
 
     import duckdb
+
+    with _lock:
+        build = _pending[key]
+    with contextlib.suppress(OSError, AttributeError):  # (Linux: this thread only)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # (pages first)
+    made = None
+    try:
+        with _one_at_a_time:
+            with _lock:
+                if build.stopped:
+                    return  # (its store closed; so did this connection)
+                build.running = True
+            with build.con as con:
+                made = _sort(con, sql, meta, count, by)
+    except duckdb.Error:
+        pass  # (the store closed, or the table was dropped: the pages use the SQL)
+    finally:
+        with _lock:  # (kept and no longer pending at once: a page between the two would
+            _pending.pop(key, None)  # find neither, or find it pending and not ask again)
+            if made is not None:
+                _keep(key, made, True)
+
+
+def _sort(con: duckdb.DuckDBPyConnection, sql: str, meta: TableMeta, count: int,
+          by: tuple[str, bool] | None) -> np.ndarray[Any, Any] | None:
+    """The order ``sql`` makes (or numpy, by ``by``), if the table is still in the state
+    it was asked for (``count`` rows, ``meta`` 's last id and commit)."""
     import numpy as np
 
     from patterns.store.migrations import META
     from patterns.store.tables import qualified
 
-    with contextlib.suppress(OSError, AttributeError):  # (Linux: this thread only)
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # (pages first)
-    try:
-        with _one_at_a_time, con:
-            con.execute("BEGIN TRANSACTION")  # (the check and the sort see one snapshot)
-            rows, changed = con.execute(
-                f"SELECT (SELECT count(*) FROM {qualified(meta.physical)}), (SELECT count(*) "
-                f"FROM {META}.tables WHERE physical = ? AND (last_id IS DISTINCT FROM ? OR "
-                f"last_commit <> ?))", [meta.physical, meta.last_id, meta.last_commit]
-            ).fetchall()[0]
-            same = int(rows) == count and not changed
-            if same:
-                made = _numpy_order(con, qualified(meta.physical), *by) if by else None
-                if made is None:
-                    made = np.asarray(con.execute(sql).fetchnumpy()["rowid"], dtype=np.int64)
-                keep(key, made)
-            con.execute("COMMIT")
-    except duckdb.Error:
-        pass  # (the store closed, or the table was dropped: the pages use the SQL)
-    finally:
-        with _lock:
-            _pending.pop(key, None)
+    con.execute("BEGIN TRANSACTION")  # (the check and the sort see one snapshot)
+    rows, changed = con.execute(
+        f"SELECT (SELECT count(*) FROM {qualified(meta.physical)}), (SELECT count(*) "
+        f"FROM {META}.tables WHERE physical = ? AND (last_id IS DISTINCT FROM ? OR "
+        f"last_commit <> ?))", [meta.physical, meta.last_id, meta.last_commit]
+    ).fetchall()[0]
+    made = None
+    if int(rows) == count and not changed:
+        made = _numpy_order(con, qualified(meta.physical), *by) if by else None
+        if made is None:
+            made = np.asarray(con.execute(sql).fetchnumpy()["rowid"], dtype=np.int64)
+    con.execute("COMMIT")
+    return made
 
 
 def _numpy_order(con: duckdb.DuckDBPyConnection, table: str, column: str, descending: bool
