@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from patterns.engine.engine import Engine
 from patterns.engine.events import SilentReporter
 from patterns.graph.loader import load_app
 from patterns.store.model import RunRecord
-from tests.conftest import write_app
+from tests.conftest import wait_for, write_app
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +44,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], Any], seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 class Cluster:
@@ -65,7 +57,7 @@ class Cluster:
             [*DASK, "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.workers: list[subprocess.Popen[bytes]] = []
-        wait_until(self._listening, 60, "the Dask scheduler")
+        wait_for(self._listening, "the Dask scheduler", 60)
 
     def _listening(self) -> bool:
         host, _, port = self.address[len("tcp://"):].rpartition(":")
@@ -88,8 +80,8 @@ class Cluster:
         while len(self.workers) < count:
             self.start_worker()
         with Client(self.address, timeout=60, set_as_default=False) as client:
-            wait_until(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) == count,
-                       90, f"{count} Dask workers")
+            wait_for(lambda: len(client.scheduler_info(n_workers=-1)["workers"]) == count,
+                     f"{count} Dask workers", 90)
 
     def worker_pids(self) -> set[int]:
         return {w.pid for w in self.workers if w.poll() is None}
@@ -250,11 +242,10 @@ def test_a_killed_worker_costs_a_restart_from_the_last_checkpoint_and_no_row_twi
         runner = threading.Thread(target=lambda: done.append(engine.run_node(
             engine.app.node("copier"), "manual", {"marks": str(marks)})[0]))
         runner.start()
-        node_pid = int(wait_until(lambda: list(marks.glob("*.pid")), 60,
-                                  "the node to start")[0].stem)
-        wait_until(lambda: (engine.store.table("dst") or None) and engine.store.arrow(
-            'SELECT count(*) AS n FROM main."dst"').to_pylist()[0]["n"] >= 30, 60,
-                   "a few checkpoints")
+        node_pid = int(wait_for(lambda: list(marks.glob("*.pid")), "the node to start", 60)[0].stem)
+        wait_for(lambda: (engine.store.table("dst") or None) and engine.store.arrow(
+            'SELECT count(*) AS n FROM main."dst"').to_pylist()[0]["n"] >= 30,
+                 "a few checkpoints", 60)
         (worker,) = workers.worker_pids() & set(ancestry(node_pid))
         os.kill(worker, signal.SIGKILL)
         runner.join(120)
@@ -306,7 +297,7 @@ def test_output_arrives_while_the_node_runs(workers: Cluster, tmp_path: Path) ->
             engine.app.node("sleeper"), "manual", {"marks": str(marks)})[0]))
         runner.start()
         # The node waits for "go", which is only made once its first line has come back.
-        wait_until(lambda: lines.seen("started"), 60, "the node's first line, live")
+        wait_for(lambda: lines.seen("started"), "the node's first line, live", 60)
         assert not done
         (marks / "go").touch()
         runner.join(60)
@@ -325,7 +316,7 @@ def test_cancel_kills_the_remote_process(workers: Cluster, tmp_path: Path) -> No
         runner = threading.Thread(target=lambda: done.append(engine.run_node(
             engine.app.node("sleeper"), "manual", {"marks": str(marks)}, run_id=run_id)[0]))
         runner.start()
-        pid = int(wait_until(lambda: list(marks.glob("*.pid")), 60, "the node")[0].stem)
+        pid = int(wait_for(lambda: list(marks.glob("*.pid")), "the node", 60)[0].stem)
         started = time.monotonic()
         assert engine.cancel(run_id, "stopped by the test")
         runner.join(30)
@@ -334,7 +325,7 @@ def test_cancel_kills_the_remote_process(workers: Cluster, tmp_path: Path) -> No
         engine.close()
     assert done and done[0].status == "cancelled" and done[0].error == "stopped by the test"
     assert took < 10
-    wait_until(lambda: not alive(pid), 10, "the remote node process to end")
+    wait_for(lambda: not alive(pid), "the remote node process to end", 10)
 
 
 def test_time_limit_is_enforced_on_the_worker(workers: Cluster, tmp_path: Path) -> None:
@@ -350,7 +341,7 @@ def test_time_limit_is_enforced_on_the_worker(workers: Cluster, tmp_path: Path) 
     assert "time limit of 2 s" in (record.error or "")
     assert took < 20
     (pid_file,) = marks.glob("*.pid")
-    wait_until(lambda: not alive(int(pid_file.stem)), 10, "the remote node process to end")
+    wait_for(lambda: not alive(int(pid_file.stem)), "the remote node process to end", 10)
 
 
 # ---------------------------------------------------------------------- bad clusters
@@ -378,7 +369,7 @@ def test_losing_every_worker_fails_the_run_naming_the_cluster_and_commits_nothin
         runner = threading.Thread(target=lambda: done.append(engine.run_node(
             engine.app.node("stuck"), "manual", {"marks": str(marks)})[0]))
         runner.start()
-        wait_until(lambda: list(marks.glob("*.pid")), 60, "the node to start")
+        wait_for(lambda: list(marks.glob("*.pid")), "the node to start", 60)
         for pid in workers.worker_pids():
             os.kill(pid, signal.SIGKILL)
         runner.join(60)

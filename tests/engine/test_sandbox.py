@@ -22,7 +22,7 @@ from patterns.engine.sandbox import Sandbox
 from patterns.engine.secrets import SecretStore
 from patterns.graph.loader import load_app
 from patterns.graph.model import App
-from tests.conftest import write_app
+from tests.conftest import wait_for, write_app
 
 if not sandbox_module.available():
     # In CI the set-up installs bubblewrap: there, its absence is a failure, never a skip.
@@ -102,12 +102,6 @@ def host_processes(marker: str) -> list[int]:
     return found
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------- attacks
@@ -202,8 +196,8 @@ def test_a_run_sees_no_other_process_and_no_token_in_any_environment(
     victim = threading.Thread(target=app.run, args=("victim.py",))
     victim.start()
     try:
-        wait_until(lambda: any(pid is not None for pid in app.engine.launcher._runs.values()),
-                   30, "the victim's process to start")
+        wait_for(lambda: any(pid is not None for pid in app.engine.launcher._runs.values()),
+                 "the victim's process to start", 30)
         tokens = [s.token for s in app.engine._active.values()]
         assert len(tokens) == 1
         record = app.run("attack.py")
@@ -235,7 +229,7 @@ def test_a_setsid_grandchild_dies_with_its_run_at_the_time_limit(
         """}, [], settings={"time_limit_seconds": 3})
     record = app.run("escape.py")
     assert record.status == "timed_out", record.error
-    wait_until(lambda: not host_processes(marker), 10, "the escaped grandchild to be killed")
+    wait_for(lambda: not host_processes(marker), "the escaped grandchild to be killed", 10)
 
 
 def test_a_setsid_grandchild_dies_when_its_run_ends(sandboxed: Callable[..., Sandboxed]) -> None:
@@ -248,7 +242,7 @@ def test_a_setsid_grandchild_dies_when_its_run_ends(sandboxed: Callable[..., San
         """}, [])
     record = app.run("daemon.py")
     assert record.status == "succeeded", record.error
-    wait_until(lambda: not host_processes(marker), 10, "the daemon to be killed")
+    wait_for(lambda: not host_processes(marker), "the daemon to be killed", 10)
 
 
 def test_a_cancelled_run_is_killed_with_everything_it_started(
@@ -263,12 +257,12 @@ def test_a_cancelled_run_is_killed_with_everything_it_started(
     done: list[Any] = []
     thread = threading.Thread(target=lambda: done.append(app.run("long.py")))
     thread.start()
-    wait_until(lambda: bool(host_processes(marker)), 30, "the run to start its child")
+    wait_for(lambda: bool(host_processes(marker)), "the run to start its child", 30)
     (run_id,) = app.engine.running_runs()
     assert app.engine.cancel(run_id, "stopped by the test")
     thread.join(30)
     assert done and done[0].status == "cancelled"
-    wait_until(lambda: not host_processes(marker), 10, "the run's child to be killed")
+    wait_for(lambda: not host_processes(marker), "the run's child to be killed", 10)
 
 
 # ---------------------------------------------------------------------------- what works
@@ -416,8 +410,8 @@ def test_a_run_cannot_reach_another_runs_control_channel(
     victim = threading.Thread(target=app.run, args=("victim.py",))
     victim.start()
     try:
-        wait_until(lambda: any(pid is not None for pid in app.engine.launcher._runs.values()),
-                   30, "the victim's process to start")
+        wait_for(lambda: any(pid is not None for pid in app.engine.launcher._runs.values()),
+                 "the victim's process to start", 30)
         record = app.run("attack.py")
         assert record.status == "succeeded", record.error
     finally:
