@@ -47,6 +47,7 @@ from patterns.server.ingest import (
     _Gone,
     _host_header,
     _read_body,
+    error_body,
     send_json,
 )
 from patterns.server.journal import (
@@ -163,7 +164,8 @@ class Acceptor:
         # (parsing an address costs microseconds: one Host repeats)
         self._host_ok: Callable[[str], bool] = functools.lru_cache(maxsize=256)(
             self.access.host_allowed)
-        self.server: Any = None  # the uvicorn server (told to stop when the channel closes)
+        self.serving = False
+        self.stop = asyncio.Event()  # (set when the channel closes, or on SIGTERM/SIGINT)
         self._writer: asyncio.StreamWriter | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next = 0
@@ -196,8 +198,8 @@ class Acceptor:
         for reply in self._replies.values():
             if not reply.done():
                 reply.set_exception(Unavailable("the server is stopping"))
-        if self.server is not None:
-            self.server.should_exit = True
+        if self.serving:
+            self.stop.set()
         else:
             os._exit(0)
 
@@ -356,39 +358,55 @@ class Acceptor:
 
     async def _webhook(self, app: AppIntake, hook: Hook, scope: Scope, receive: Receive,
                        send: Send) -> None:
-        refused = host_refusal(_host_header(scope), self._host_ok)
+        refused = self.refused(_host_header(scope))
         if refused is not None:
-            await send_json(send, refused[0], {"error": refused[1]})
+            await send_json(send, refused[0], refused[1])
             return
         try:
             body = await _read_body(scope, receive, hook.max_body)
         except _Gone:
             return
         if body is None:
-            await send_json(send, 413, {"error": (
-                f"the body is larger than this webhook's limit of {hook.max_body} bytes "
-                f"(settings.max_body_bytes)")})
+            await send_json(send, 413, too_large(hook))
             return
+        answer = await self.ingest(app, hook, body)
+        if answer is None:
+            await forward(self.socket_path, scope, receive, send, body)
+            return
+        await send_json(send, answer[0], answer[1])
+
+    def refused(self, host: str) -> tuple[int, bytes] | None:
+        """(403, the answer) unless the request's Host (lower-cased; "" when it has none or
+        several) names this server."""
+        refused = host_refusal(host, self._host_ok)
+        return None if refused is None else (refused[0], error_body(refused[1]))
+
+    async def ingest(self, app: AppIntake, hook: Hook, body: bytes) -> tuple[int, bytes] | None:
+        """(status, the JSON answer) to a plain webhook request with this body, its records
+        durable if 200; None: the server is to answer it (records that may not fit their
+        table as this acceptor knows it)."""
         try:
             records = parse_records(body, hook.limits)
         except BadBody as exc:
-            await send_json(send, exc.status, {"error": exc.message})
-            return
+            return exc.status, error_body(exc.message)
         if not fits(records, app.tables.get(hook.table)):
-            await forward(self.socket_path, scope, receive, send, body)
-            return
+            return None
         if app.failing is not None:
-            await send_json(send, 503, {"error": (
+            return 503, error_body(
                 f"the records could not be stored, nothing was written: the store cannot "
-                f"commit now ({app.failing}); try again later")})
-            return
+                f"commit now ({app.failing}); try again later")
         try:
             await self.journal(app, encode(hook.node_id, hook.table, records))
         except Exception as exc:
-            await send_json(send, 503, {"error": f"the records could not be stored, nothing "
-                                                 f"was written: {exc}"})
-            return
-        await send_json(send, 200, b'{"ok":true,"records":%d}' % len(records))
+            return 503, error_body(f"the records could not be stored, nothing was written: "
+                                   f"{exc}")
+        return 200, b'{"ok":true,"records":%d}' % len(records)
+
+
+def too_large(hook: Hook) -> bytes:
+    """The 413 answer of a body past the webhook's limit."""
+    return error_body(f"the body is larger than this webhook's limit of {hook.max_body} "
+                      f"bytes (settings.max_body_bytes)")
 
 
 def _sync_all(apps: list[AppIntake]) -> dict[int, Exception]:
@@ -421,14 +439,22 @@ def _die_with_parent() -> None:
 
 async def _main(segment: str, listener: socket.socket, control: socket.socket,
                 socket_path: str) -> None:
+    import signal
+
     import uvicorn
+
+    from patterns.server.acceptor_http import serve
 
     acceptor = Acceptor(segment, control, socket_path)
     await acceptor.connect()
+    # (uvicorn serves the connections a plain webhook request does not start: the API)
     config = uvicorn.Config(acceptor, lifespan="off", log_level="warning", access_log=False,
                             timeout_graceful_shutdown=30)
-    acceptor.server = uvicorn.Server(config)
-    await acceptor.server.serve(sockets=[listener])
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, acceptor.stop.set)
+    acceptor.serving = True
+    await serve(acceptor, listener, config, acceptor.stop)
     await acceptor.finish()
 
 

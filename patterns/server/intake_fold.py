@@ -283,13 +283,16 @@ def offset_key(segment: str) -> str:
 def chunks_of(entries: list[Entry], segment: str = "") -> list[Chunk]:
     """Journaled entries in chunks of one node and table, in journal order."""
     chunks: list[Chunk] = []
+    count = 0  # (the last chunk's records: counted as it grows, not again per entry)
     for entry in entries:
         last = chunks[-1] if chunks else None
         if (last is not None and last.node_id == entry.node_id and last.table == entry.table
-                and last.count() + len(entry.records) <= MAX_BATCH):
+                and count + len(entry.records) <= MAX_BATCH):
             last.entries.append(entry)
+            count += len(entry.records)
         else:
             chunks.append(Chunk(entry.node_id, entry.table, [entry], segment=segment))
+            count = len(entry.records)
     return chunks
 
 
