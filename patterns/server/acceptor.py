@@ -69,6 +69,10 @@ _INT64 = (-(2**63), 2**63 - 1)
 ROTATE_BYTES = 4 * 1024 * 1024
 #: Most fsyncs of a segment in flight at once (each in a thread of the loop's executor).
 SYNCS_IN_FLIGHT = 4
+#: Told once a request's records are durable (None) or cannot be (why).
+Done = Callable[[BaseException | None], None]
+#: Given a request's answer: its status and JSON body.
+Answer = Callable[[int, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -169,11 +173,11 @@ class Acceptor:
         self._writer: asyncio.StreamWriter | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next = 0
-        self._waiting: list[tuple[AppIntake, bytes, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[AppIntake, bytes, Done]] = []
         self._gathering = False  # (a group is to be written at the end of this loop pass)
         self._syncs = 0  # fsyncs in flight
         #: written, not yet answered: (app, the segment's end after them, their requests)
-        self._unanswered: list[tuple[AppIntake, int, list[asyncio.Future[None]]]] = []
+        self._unanswered: list[tuple[AppIntake, int, list[Done]]] = []
         self._ends: dict[str, int] = {}  # durable ends not yet told to the server
         self._configured = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()  # (kept: the loop holds weak refs)
@@ -245,14 +249,13 @@ class Acceptor:
         return await reply
 
     # ------------------------------------------------------------------ group commit
-    async def journal(self, app: AppIntake, blob: bytes) -> None:
-        """``blob`` in the app's segment, durable, and queued by the server."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def submit(self, app: AppIntake, blob: bytes, done: Done) -> None:
+        """Put ``blob`` in the app's segment; ``done(None)`` once it is durable (and told to
+        the server), ``done(Unavailable)`` if it cannot be."""
         self._waiting.append((app, blob, done))
         if not self._gathering and self._syncs < SYNCS_IN_FLIGHT:
             self._gathering = True  # (the requests of this loop pass go as one group)
             asyncio.get_running_loop().call_soon(self._write_group)
-        await done
 
     def _write_group(self) -> None:
         """Write what waits, one write per segment, and fsync it in a thread. Up to
@@ -262,7 +265,7 @@ class Acceptor:
         if not self._waiting:
             return
         group, self._waiting = self._waiting, []
-        by_app: dict[AppIntake, list[tuple[bytes, asyncio.Future[None]]]] = {}
+        by_app: dict[AppIntake, list[tuple[bytes, Done]]] = {}
         for app, blob, done in group:
             by_app.setdefault(app, []).append((blob, done))
         written: list[tuple[AppIntake, int, int]] = []
@@ -320,10 +323,9 @@ class Acceptor:
             app.publish()
             self._ends[app.slug] = app.durable
         self.tell()
-        for _, _, futures in ready:
-            for done in futures:
-                if not done.done():
-                    done.set_result(None)
+        for _, _, callbacks in ready:
+            for done in callbacks:
+                done(None)
 
     def tell(self) -> None:
         """Tell the server how far the segments are durable (not waited for: its committer
@@ -385,22 +387,40 @@ class Acceptor:
         """(status, the JSON answer) to a plain webhook request with this body, its records
         durable if 200; None: the server is to answer it (records that may not fit their
         table as this acceptor knows it)."""
+        answered: asyncio.Future[tuple[int, bytes]] = \
+            asyncio.get_running_loop().create_future()
+        if not self.take(app, hook, body, lambda status, answer: answered.set_result(
+                (status, answer))):
+            return None
+        return await answered
+
+    def take(self, app: AppIntake, hook: Hook, body: bytes, answer: Answer) -> bool:
+        """Serve a plain webhook request with this body: ``answer(status, JSON)`` is called
+        once, at once or when its records are durable. False: not taken, the server is to
+        answer it (records that may not fit their table as this acceptor knows it)."""
         try:
             records = parse_records(body, hook.limits)
         except BadBody as exc:
-            return exc.status, error_body(exc.message)
+            answer(exc.status, error_body(exc.message))
+            return True
         if not fits(records, app.tables.get(hook.table)):
-            return None
+            return False
         if app.failing is not None:
-            return 503, error_body(
+            answer(503, error_body(
                 f"the records could not be stored, nothing was written: the store cannot "
-                f"commit now ({app.failing}); try again later")
-        try:
-            await self.journal(app, encode(hook.node_id, hook.table, records))
-        except Exception as exc:
-            return 503, error_body(f"the records could not be stored, nothing was written: "
-                                   f"{exc}")
-        return 200, b'{"ok":true,"records":%d}' % len(records)
+                f"commit now ({app.failing}); try again later"))
+            return True
+        count = len(records)
+
+        def done(error: BaseException | None) -> None:
+            if error is None:
+                answer(200, b'{"ok":true,"records":%d}' % count)
+            else:
+                answer(503, error_body(f"the records could not be stored, nothing was "
+                                       f"written: {error}"))
+
+        self.submit(app, encode(hook.node_id, hook.table, records), done)
+        return True
 
 
 def too_large(hook: Hook) -> bytes:
@@ -421,10 +441,27 @@ def _sync_all(apps: list[AppIntake]) -> dict[int, Exception]:
     return failed
 
 
-def _fail(futures: list[asyncio.Future[None]], exc: BaseException) -> None:
-    for done in futures:
-        if not done.done():
-            done.set_exception(exc if isinstance(exc, Unavailable) else Unavailable(str(exc)))
+def _fail(callbacks: list[Done], exc: BaseException) -> None:
+    error = exc if isinstance(exc, Unavailable) else Unavailable(str(exc))
+    for done in callbacks:
+        done(error)
+
+
+def own_listener(server: socket.socket) -> socket.socket:
+    """This acceptor's listening socket: its own on the server's port when the server's is
+    bound with SO_REUSEPORT (the kernel spreads new connections over the acceptors' sockets
+    by their addresses; one socket shared by all lets one acceptor take a burst of them
+    all), else the server's own. Listening before the acceptor says it is ready: the server
+    announces its URL only then."""
+    if not server.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_REUSEPORT", 15)):
+        return server
+    own = socket.socket(server.family, socket.SOCK_STREAM)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    own.bind(server.getsockname())
+    own.listen(2048)
+    server.close()
+    return own
 
 
 def _die_with_parent() -> None:
@@ -463,7 +500,7 @@ def main(argv: list[str]) -> None:
     segment, listener_fd, control_fd, socket_path = argv
     if os.getppid() == 1:  # (the server died before this started)
         return
-    listener = socket.socket(fileno=int(listener_fd))
+    listener = own_listener(socket.socket(fileno=int(listener_fd)))
     control = socket.socket(fileno=int(control_fd))
     logging.basicConfig(level=logging.WARNING, format=f"acceptor {segment}: %(message)s")
     try:

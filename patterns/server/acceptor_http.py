@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 
@@ -104,12 +104,13 @@ class HookConnection(asyncio.Protocol):
         self.size = 0
         self.target: tuple[AppIntake, Hook] | None = None
         self.over = False  # (the body is past the webhook's limit: read, not kept)
-        self.queue: deque[tuple[Any, ...]] = deque()
-        self.busy = False
+        #: the answers owed, in the requests' order: [status, body, keep-alive]; status 0
+        #: while the request waits for its fsync (or the server)
+        self.owed: deque[list[Any]] = deque()
         self.paused = False
         self.lost: asyncio.Future[None] | None = None
         self.broken = False  # (not HTTP: answered 400, and closed)
-        self.task: asyncio.Future[None] | None = None
+        self.tasks: set[asyncio.Future[None]] = set()  # (kept: the loop's refs are weak)
 
     # ------------------------------------------------------------------ the connection
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,12 +120,12 @@ class HookConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.shared.lean.discard(self)
-        self.queue.clear()
+        self.owed.clear()
         if self.lost is not None and not self.lost.done():
             self.lost.set_result(None)
 
     def idle(self) -> bool:
-        return not (self.busy or self.queue or self.in_message or self.pending)
+        return not (self.owed or self.in_message or self.pending)
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -146,7 +147,7 @@ class HookConnection(asyncio.Protocol):
                     self.pending = data
                     return
                 self.passing = bytearray(data)
-                self._next()  # (handed over once the requests before it are answered)
+                self._flush()  # (handed over once the requests before it are answered)
                 return
             self.raw = bytearray(data)
             self.at_start = True
@@ -161,17 +162,16 @@ class HookConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             if self.passing is not None:  # (uvicorn's: it will find what is wrong)
                 self.parsed = False
-                self._next()
+                self._flush()
                 return
             self.broken = True
-            self.queue.append((None, 400, b'{"error":"the request is not valid HTTP/1.1"}',
-                               False))
-            self._next()
+            self.owed.append([400, b'{"error":"the request is not valid HTTP/1.1"}', False])
+            self._flush()
             return
         self.at_start = False
         if self.passing is not None and not self.in_message:
             self.parsed = False  # (at a message's end: what follows is passed as it comes)
-        self._next()
+        self._flush()
 
     # ------------------------------------------------------------------ the parser's calls
     def on_message_begin(self) -> None:
@@ -241,11 +241,11 @@ class HookConnection(asyncio.Protocol):
         if self.over:
             from patterns.server.acceptor import too_large
 
-            self.queue.append((None, 413, too_large(self.target[1]), False))
+            self.owed.append([413, too_large(self.target[1]), False])
         else:
             body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-            self.queue.append((self.target, _host(self.headers), body, keep))
-        if len(self.queue) >= AHEAD and self.transport is not None and not self.paused:
+            self._request(self.target, _host(self.headers), body, keep)
+        if len(self.owed) >= AHEAD and self.transport is not None and not self.paused:
             self.paused = True
             self.transport.pause_reading()
 
@@ -274,49 +274,46 @@ class HookConnection(asyncio.Protocol):
         self.passing += b"\r\n"
 
     # ------------------------------------------------------------------ answers, in order
-    def _next(self) -> None:
-        if self.busy:
-            return
-        if self.queue:
-            self.busy = True
-            self.task = asyncio.ensure_future(self._serve())  # (kept: the loop's ref is weak)
-        elif self.passing is not None and not self.parsed:
-            self._hand_over()
-
-    async def _serve(self) -> None:
-        try:
-            while self.queue:
-                target, host, body, keep = self.queue.popleft()
-                if self.paused and len(self.queue) < AHEAD // 2 and self.transport is not None:
-                    self.paused = False
-                    self.transport.resume_reading()
-                if target is None:  # (an answer made already: ``host`` is its status)
-                    self._write(host, body, close=True)
-                    return
-                status, answer = await self._answer(target, host, body)
-                keep = keep and not self.shared.stopping
-                self._write(status, answer, close=not keep)
-                if not keep:
-                    return
-        finally:
-            self.busy = False
-        self.last = time.monotonic()
-        if self.passing is not None and not self.parsed:
-            self._hand_over()
-
-    async def _answer(self, target: tuple[AppIntake, Hook], host: str,
-                      body: bytes) -> tuple[int, bytes]:
+    def _request(self, target: tuple[AppIntake, Hook], host: str, body: bytes,
+                 keep: bool) -> None:
+        """Serve one webhook request: its answer is owed until its records are durable."""
+        owed = [0, b"", keep]
+        self.owed.append(owed)
         acceptor = self.shared.acceptor
         refused = acceptor.refused(host)
         if refused is not None:
-            return refused
+            owed[0], owed[1] = refused
+            return
         app, hook = target
-        answer = await acceptor.ingest(app, hook, body)
-        if answer is not None:
-            return answer
-        return await self._forward(body)  # (the server checks these records)
 
-    async def _forward(self, body: bytes) -> tuple[int, bytes]:
+        def answer(status: int, body: bytes) -> None:
+            owed[0], owed[1] = status, body
+            self._flush()
+
+        if not acceptor.take(app, hook, body, answer):  # (the server checks these records)
+            task = asyncio.ensure_future(self._forward(body, answer))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _flush(self) -> None:
+        """Write the answers ready, in order; hand the connection to uvicorn once nothing
+        is owed, if it is to have it."""
+        owed = self.owed
+        while owed and owed[0][0]:
+            status, body, keep = owed.popleft()
+            keep = keep and not self.shared.stopping
+            self._write(status, body, close=not keep)
+            if not keep:
+                owed.clear()
+                return
+        self.last = time.monotonic()
+        if self.paused and len(owed) < AHEAD // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        if not owed and self.passing is not None and not self.parsed:
+            self._hand_over()
+
+    async def _forward(self, body: bytes, answer: Callable[[int, bytes], None]) -> None:
         """The server's answer to this request (a webhook's answer: a small JSON body)."""
         path, _, query = self.url.partition(b"?")
         scope = {"type": "http", "method": "POST", "path": path.decode("ascii"),
@@ -335,7 +332,7 @@ class HookConnection(asyncio.Protocol):
                 got["body"].append(message.get("body", b""))
 
         await forward(self.shared.acceptor.socket_path, scope, receive, send, body)
-        return got["status"], b"".join(got["body"])
+        answer(got["status"], b"".join(got["body"]))
 
     def _write(self, status: int, body: bytes, close: bool) -> None:
         transport = self.transport
