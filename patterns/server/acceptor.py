@@ -178,7 +178,6 @@ class Acceptor:
         self._syncs = 0  # fsyncs in flight
         #: written, not yet answered: (app, the segment's end after them, their requests)
         self._unanswered: list[tuple[AppIntake, int, list[Done]]] = []
-        self._ends: dict[str, int] = {}  # durable ends not yet told to the server
         self._configured = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()  # (kept: the loop holds weak refs)
 
@@ -320,19 +319,18 @@ class Acceptor:
             return
         self._unanswered = [entry for entry in self._unanswered if entry[1] > entry[0].durable]
         for app in {entry[0] for entry in ready}:
-            app.publish()
-            self._ends[app.slug] = app.durable
-        self.tell()
+            app.publish()  # (the server's committer reads it: not told per fsync)
         for _, _, callbacks in ready:
             for done in callbacks:
                 done(None)
 
     def tell(self) -> None:
         """Tell the server how far the segments are durable (not waited for: its committer
-        reads them before its next commit; an API read reads the ``.end`` files)."""
-        if self._ends and self._writer is not None:
-            ends, self._ends = self._ends, {}
-            self._send({"t": "durable", "ends": ends})
+        reads them before its next commit). While it serves, the server reads the ``.end``
+        files instead: its committer every ``COMMIT_LINGER``, an API read before it reads."""
+        if self.apps and self._writer is not None:
+            self._send({"t": "durable",
+                        "ends": {slug: app.durable for slug, app in self.apps.items()}})
 
     async def finish(self) -> None:
         """Tell the server what the last requests made durable (else it is folded at the

@@ -92,7 +92,12 @@ class IntakeFold:
     _release: threading.Event
     _noted: dict[str, int]
 
+    _segments: dict[str, int]
+
     def _take_noted(self) -> None:
+        raise NotImplementedError
+
+    def _poll_ends(self) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the committer
@@ -100,11 +105,19 @@ class IntakeFold:
         delay = 0.1
         while True:
             with self._cond:
+                # (acceptors' segments: their ``.end`` files are read every COMMIT_LINGER)
                 self._cond.wait_for(lambda: bool(self._pending or self._noted)
-                                    or self._stopping)
-                if not self._pending and not self._noted:
+                                    or self._stopping,
+                                    COMMIT_LINGER if self._segments else None)
+                idle = not self._pending and not self._noted
+                if idle and self._stopping:
                     return
-                self._linger()
+                if not idle:
+                    self._linger()
+            if idle:
+                self._poll_ends()  # (a linger's time waited already: no second one)
+                if not self._noted:
+                    continue
             self._take_noted()  # (what acceptors made durable meanwhile: one read each)
             with self._cond:
                 if not self._pending:
