@@ -1,14 +1,15 @@
-"""An acceptor process: takes requests on the server's listening socket beside the other
-acceptors (the kernel hands each new connection to one of them), so webhook requests are
-parsed, checked and journaled on more than one core (docs/server.md, "Acceptors").
+"""An acceptor process: takes requests on its own listening socket of the server's port
+beside the other acceptors (SO_REUSEPORT: the kernel spreads new connections over them), so
+webhook requests are parsed, checked and journaled on more than one core (docs/server.md,
+"Acceptors"). Its connections speak HTTP/1.1 through :mod:`patterns.server.acceptor_http`.
 
 A plain webhook request whose token it knows and whose records fit their table as the server
 last described it is served here: the body parsed and checked, the records appended to this
 acceptor's own journal segment of the app (``.patterns/intake-a1.journal``...) with group
 commit, and answered 2xx once that segment's fsync covers them. Before answering, the
-acceptor writes the offset its segment is durable up to into the segment's ``.end`` file and
-tells the server (not waiting for it): a read through the API first queues what every
-``.end`` file covers, so it waits for every record acknowledged before it. Every other request —
+acceptor writes the offset its segment is durable up to into the segment's ``.end`` file,
+which the server's committer reads when idle: a read through the API first queues what
+every ``.end`` file covers, so it waits for every record acknowledged before it. Every other request —
 the API, Studio, a response webhook, a token it does not know, records that would add a column
 or need the table's contract — goes, as it came, to the server process over its private Unix
 socket (:mod:`patterns.server.proxy`), which answers it as it would without acceptors.
