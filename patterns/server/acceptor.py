@@ -452,7 +452,8 @@ def own_listener(server: socket.socket) -> socket.socket:
     by their addresses; one socket shared by all lets one acceptor take a burst of them
     all), else the server's own. Listening before the acceptor says it is ready: the server
     announces its URL only then."""
-    if not server.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_REUSEPORT", 15)):
+    if not hasattr(socket, "SO_REUSEPORT") or \
+            not server.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
         return server
     own = socket.socket(server.family, socket.SOCK_STREAM)
     own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
