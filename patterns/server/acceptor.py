@@ -1,14 +1,15 @@
-"""An acceptor process: takes requests on the server's listening socket beside the other
-acceptors (the kernel hands each new connection to one of them), so webhook requests are
-parsed, checked and journaled on more than one core (docs/server.md, "Acceptors").
+"""An acceptor process: takes requests on its own listening socket of the server's port
+beside the other acceptors (SO_REUSEPORT: the kernel spreads new connections over them), so
+webhook requests are parsed, checked and journaled on more than one core (docs/server.md,
+"Acceptors"). Its connections speak HTTP/1.1 through :mod:`patterns.server.acceptor_http`.
 
 A plain webhook request whose token it knows and whose records fit their table as the server
 last described it is served here: the body parsed and checked, the records appended to this
 acceptor's own journal segment of the app (``.patterns/intake-a1.journal``...) with group
 commit, and answered 2xx once that segment's fsync covers them. Before answering, the
-acceptor writes the offset its segment is durable up to into the segment's ``.end`` file and
-tells the server (not waiting for it): a read through the API first queues what every
-``.end`` file covers, so it waits for every record acknowledged before it. Every other request —
+acceptor writes the offset its segment is durable up to into the segment's ``.end`` file,
+which the server's committer reads when idle: a read through the API first queues what
+every ``.end`` file covers, so it waits for every record acknowledged before it. Every other request —
 the API, Studio, a response webhook, a token it does not know, records that would add a column
 or need the table's contract — goes, as it came, to the server process over its private Unix
 socket (:mod:`patterns.server.proxy`), which answers it as it would without acceptors.
@@ -47,6 +48,7 @@ from patterns.server.ingest import (
     _Gone,
     _host_header,
     _read_body,
+    error_body,
     send_json,
 )
 from patterns.server.journal import (
@@ -68,6 +70,10 @@ _INT64 = (-(2**63), 2**63 - 1)
 ROTATE_BYTES = 4 * 1024 * 1024
 #: Most fsyncs of a segment in flight at once (each in a thread of the loop's executor).
 SYNCS_IN_FLIGHT = 4
+#: Told once a request's records are durable (None) or cannot be (why).
+Done = Callable[[BaseException | None], None]
+#: Given a request's answer: its status and JSON body.
+Answer = Callable[[int, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -163,16 +169,16 @@ class Acceptor:
         # (parsing an address costs microseconds: one Host repeats)
         self._host_ok: Callable[[str], bool] = functools.lru_cache(maxsize=256)(
             self.access.host_allowed)
-        self.server: Any = None  # the uvicorn server (told to stop when the channel closes)
+        self.serving = False
+        self.stop = asyncio.Event()  # (set when the channel closes, or on SIGTERM/SIGINT)
         self._writer: asyncio.StreamWriter | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next = 0
-        self._waiting: list[tuple[AppIntake, bytes, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[AppIntake, bytes, Done]] = []
         self._gathering = False  # (a group is to be written at the end of this loop pass)
         self._syncs = 0  # fsyncs in flight
         #: written, not yet answered: (app, the segment's end after them, their requests)
-        self._unanswered: list[tuple[AppIntake, int, list[asyncio.Future[None]]]] = []
-        self._ends: dict[str, int] = {}  # durable ends not yet told to the server
+        self._unanswered: list[tuple[AppIntake, int, list[Done]]] = []
         self._configured = asyncio.Event()
         self._tasks: set[asyncio.Future[None]] = set()  # (kept: the loop holds weak refs)
 
@@ -196,8 +202,8 @@ class Acceptor:
         for reply in self._replies.values():
             if not reply.done():
                 reply.set_exception(Unavailable("the server is stopping"))
-        if self.server is not None:
-            self.server.should_exit = True
+        if self.serving:
+            self.stop.set()
         else:
             os._exit(0)
 
@@ -243,14 +249,13 @@ class Acceptor:
         return await reply
 
     # ------------------------------------------------------------------ group commit
-    async def journal(self, app: AppIntake, blob: bytes) -> None:
-        """``blob`` in the app's segment, durable, and queued by the server."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def submit(self, app: AppIntake, blob: bytes, done: Done) -> None:
+        """Put ``blob`` in the app's segment; ``done(None)`` once it is durable (and told to
+        the server), ``done(Unavailable)`` if it cannot be."""
         self._waiting.append((app, blob, done))
         if not self._gathering and self._syncs < SYNCS_IN_FLIGHT:
             self._gathering = True  # (the requests of this loop pass go as one group)
             asyncio.get_running_loop().call_soon(self._write_group)
-        await done
 
     def _write_group(self) -> None:
         """Write what waits, one write per segment, and fsync it in a thread. Up to
@@ -260,7 +265,7 @@ class Acceptor:
         if not self._waiting:
             return
         group, self._waiting = self._waiting, []
-        by_app: dict[AppIntake, list[tuple[bytes, asyncio.Future[None]]]] = {}
+        by_app: dict[AppIntake, list[tuple[bytes, Done]]] = {}
         for app, blob, done in group:
             by_app.setdefault(app, []).append((blob, done))
         written: list[tuple[AppIntake, int, int]] = []
@@ -315,20 +320,18 @@ class Acceptor:
             return
         self._unanswered = [entry for entry in self._unanswered if entry[1] > entry[0].durable]
         for app in {entry[0] for entry in ready}:
-            app.publish()
-            self._ends[app.slug] = app.durable
-        self.tell()
-        for _, _, futures in ready:
-            for done in futures:
-                if not done.done():
-                    done.set_result(None)
+            app.publish()  # (the server's committer reads it: not told per fsync)
+        for _, _, callbacks in ready:
+            for done in callbacks:
+                done(None)
 
     def tell(self) -> None:
         """Tell the server how far the segments are durable (not waited for: its committer
-        reads them before its next commit; an API read reads the ``.end`` files)."""
-        if self._ends and self._writer is not None:
-            ends, self._ends = self._ends, {}
-            self._send({"t": "durable", "ends": ends})
+        reads them before its next commit). While it serves, the server reads the ``.end``
+        files instead: its committer every ``COMMIT_LINGER``, an API read before it reads."""
+        if self.apps and self._writer is not None:
+            self._send({"t": "durable",
+                        "ends": {slug: app.durable for slug, app in self.apps.items()}})
 
     async def finish(self) -> None:
         """Tell the server what the last requests made durable (else it is folded at the
@@ -356,39 +359,73 @@ class Acceptor:
 
     async def _webhook(self, app: AppIntake, hook: Hook, scope: Scope, receive: Receive,
                        send: Send) -> None:
-        refused = host_refusal(_host_header(scope), self._host_ok)
+        refused = self.refused(_host_header(scope))
         if refused is not None:
-            await send_json(send, refused[0], {"error": refused[1]})
+            await send_json(send, refused[0], refused[1])
             return
         try:
             body = await _read_body(scope, receive, hook.max_body)
         except _Gone:
             return
         if body is None:
-            await send_json(send, 413, {"error": (
-                f"the body is larger than this webhook's limit of {hook.max_body} bytes "
-                f"(settings.max_body_bytes)")})
+            await send_json(send, 413, too_large(hook))
             return
+        answer = await self.ingest(app, hook, body)
+        if answer is None:
+            await forward(self.socket_path, scope, receive, send, body)
+            return
+        await send_json(send, answer[0], answer[1])
+
+    def refused(self, host: str) -> tuple[int, bytes] | None:
+        """(403, the answer) unless the request's Host (lower-cased; "" when it has none or
+        several) names this server."""
+        refused = host_refusal(host, self._host_ok)
+        return None if refused is None else (refused[0], error_body(refused[1]))
+
+    async def ingest(self, app: AppIntake, hook: Hook, body: bytes) -> tuple[int, bytes] | None:
+        """(status, the JSON answer) to a plain webhook request with this body, its records
+        durable if 200; None: the server is to answer it (records that may not fit their
+        table as this acceptor knows it)."""
+        answered: asyncio.Future[tuple[int, bytes]] = \
+            asyncio.get_running_loop().create_future()
+        if not self.take(app, hook, body, lambda status, answer: answered.set_result(
+                (status, answer))):
+            return None
+        return await answered
+
+    def take(self, app: AppIntake, hook: Hook, body: bytes, answer: Answer) -> bool:
+        """Serve a plain webhook request with this body: ``answer(status, JSON)`` is called
+        once, at once or when its records are durable. False: not taken, the server is to
+        answer it (records that may not fit their table as this acceptor knows it)."""
         try:
             records = parse_records(body, hook.limits)
         except BadBody as exc:
-            await send_json(send, exc.status, {"error": exc.message})
-            return
+            answer(exc.status, error_body(exc.message))
+            return True
         if not fits(records, app.tables.get(hook.table)):
-            await forward(self.socket_path, scope, receive, send, body)
-            return
+            return False
         if app.failing is not None:
-            await send_json(send, 503, {"error": (
+            answer(503, error_body(
                 f"the records could not be stored, nothing was written: the store cannot "
-                f"commit now ({app.failing}); try again later")})
-            return
-        try:
-            await self.journal(app, encode(hook.node_id, hook.table, records))
-        except Exception as exc:
-            await send_json(send, 503, {"error": f"the records could not be stored, nothing "
-                                                 f"was written: {exc}"})
-            return
-        await send_json(send, 200, b'{"ok":true,"records":%d}' % len(records))
+                f"commit now ({app.failing}); try again later"))
+            return True
+        count = len(records)
+
+        def done(error: BaseException | None) -> None:
+            if error is None:
+                answer(200, b'{"ok":true,"records":%d}' % count)
+            else:
+                answer(503, error_body(f"the records could not be stored, nothing was "
+                                       f"written: {error}"))
+
+        self.submit(app, encode(hook.node_id, hook.table, records), done)
+        return True
+
+
+def too_large(hook: Hook) -> bytes:
+    """The 413 answer of a body past the webhook's limit."""
+    return error_body(f"the body is larger than this webhook's limit of {hook.max_body} "
+                      f"bytes (settings.max_body_bytes)")
 
 
 def _sync_all(apps: list[AppIntake]) -> dict[int, Exception]:
@@ -403,10 +440,28 @@ def _sync_all(apps: list[AppIntake]) -> dict[int, Exception]:
     return failed
 
 
-def _fail(futures: list[asyncio.Future[None]], exc: BaseException) -> None:
-    for done in futures:
-        if not done.done():
-            done.set_exception(exc if isinstance(exc, Unavailable) else Unavailable(str(exc)))
+def _fail(callbacks: list[Done], exc: BaseException) -> None:
+    error = exc if isinstance(exc, Unavailable) else Unavailable(str(exc))
+    for done in callbacks:
+        done(error)
+
+
+def own_listener(server: socket.socket) -> socket.socket:
+    """This acceptor's listening socket: its own on the server's port when the server's is
+    bound with SO_REUSEPORT (the kernel spreads new connections over the acceptors' sockets
+    by their addresses; one socket shared by all lets one acceptor take a burst of them
+    all), else the server's own. Listening before the acceptor says it is ready: the server
+    announces its URL only then."""
+    if not hasattr(socket, "SO_REUSEPORT") or \
+            not server.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+        return server
+    own = socket.socket(server.family, socket.SOCK_STREAM)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    own.bind(server.getsockname())
+    own.listen(2048)
+    server.close()
+    return own
 
 
 def _die_with_parent() -> None:
@@ -421,14 +476,22 @@ def _die_with_parent() -> None:
 
 async def _main(segment: str, listener: socket.socket, control: socket.socket,
                 socket_path: str) -> None:
+    import signal
+
     import uvicorn
+
+    from patterns.server.acceptor_http import serve
 
     acceptor = Acceptor(segment, control, socket_path)
     await acceptor.connect()
+    # (uvicorn serves the connections a plain webhook request does not start: the API)
     config = uvicorn.Config(acceptor, lifespan="off", log_level="warning", access_log=False,
                             timeout_graceful_shutdown=30)
-    acceptor.server = uvicorn.Server(config)
-    await acceptor.server.serve(sockets=[listener])
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, acceptor.stop.set)
+    acceptor.serving = True
+    await serve(acceptor, listener, config, acceptor.stop)
     await acceptor.finish()
 
 
@@ -437,7 +500,7 @@ def main(argv: list[str]) -> None:
     segment, listener_fd, control_fd, socket_path = argv
     if os.getppid() == 1:  # (the server died before this started)
         return
-    listener = socket.socket(fileno=int(listener_fd))
+    listener = own_listener(socket.socket(fileno=int(listener_fd)))
     control = socket.socket(fileno=int(control_fd))
     logging.basicConfig(level=logging.WARNING, format=f"acceptor {segment}: %(message)s")
     try:

@@ -3,12 +3,12 @@ them on the listening socket, keeping each told what it needs, folding what they
 the store, starting one again when it dies, and stopping them first on a stop.
 
 Each acceptor ``aK`` has, per app, its own journal segment (``.patterns/intake-aK.journal``)
-and one channel (a socket pair) to this process, served by a thread here. When an acceptor
-says "my segment of app X is durable up to offset E" (after its fsync; it answers its
-requests meanwhile), that thread reads the new records from the segment and queues them in
+and one channel (a socket pair) to this process, served by a thread here. An acceptor writes
+how far its segment of app X is durable into the segment's ``.end`` file before it answers;
 the app's :class:`~patterns.server.webhooks.WebhookIntake` (the same committer as the
 server's own journal: each commit keeps, in the same store transaction as the rows, the
-node's offset in every segment). A read through the API queues, first, what every segment's
+node's offset in every segment) reads those files when idle and queues the new records (an
+acceptor says it over the channel only at its start and its stop). A read through the API queues, first, what every segment's
 ``.end`` file says is durable (:meth:`WebhookIntake.settle`). At start the server replays
 every segment it finds before any acceptor starts.
 

@@ -206,12 +206,20 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None
 async def send_json(send: Send, status: int, doc: Any) -> None:
     """An answer of ``doc`` as JSON (encoded as the API's JSONResponse encodes it; bytes:
     encoded already)."""
-    body = doc if isinstance(doc, bytes) else json.dumps(
-        doc, ensure_ascii=False, allow_nan=False, indent=None,
-        separators=(",", ":")).encode("utf-8")
+    body = doc if isinstance(doc, bytes) else _encode(doc)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-length", b"%d" % len(body)), _JSON_HEADER]})
     await send({"type": "http.response.body", "body": body})
+
+
+def error_body(message: str) -> bytes:
+    """``{"error": message}`` encoded as :func:`send_json` encodes it."""
+    return _encode({"error": message})
+
+
+def _encode(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8")
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:

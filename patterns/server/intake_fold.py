@@ -92,7 +92,12 @@ class IntakeFold:
     _release: threading.Event
     _noted: dict[str, int]
 
+    _segments: dict[str, int]
+
     def _take_noted(self) -> None:
+        raise NotImplementedError
+
+    def _poll_ends(self) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the committer
@@ -100,11 +105,19 @@ class IntakeFold:
         delay = 0.1
         while True:
             with self._cond:
+                # (acceptors' segments: their ``.end`` files are read every COMMIT_LINGER)
                 self._cond.wait_for(lambda: bool(self._pending or self._noted)
-                                    or self._stopping)
-                if not self._pending and not self._noted:
+                                    or self._stopping,
+                                    COMMIT_LINGER if self._segments else None)
+                idle = not self._pending and not self._noted
+                if idle and self._stopping:
                     return
-                self._linger()
+                if not idle:
+                    self._linger()
+            if idle:
+                self._poll_ends()  # (a linger's time waited already: no second one)
+                if not self._noted:
+                    continue
             self._take_noted()  # (what acceptors made durable meanwhile: one read each)
             with self._cond:
                 if not self._pending:
@@ -283,13 +296,16 @@ def offset_key(segment: str) -> str:
 def chunks_of(entries: list[Entry], segment: str = "") -> list[Chunk]:
     """Journaled entries in chunks of one node and table, in journal order."""
     chunks: list[Chunk] = []
+    count = 0  # (the last chunk's records: counted as it grows, not again per entry)
     for entry in entries:
         last = chunks[-1] if chunks else None
         if (last is not None and last.node_id == entry.node_id and last.table == entry.table
-                and last.count() + len(entry.records) <= MAX_BATCH):
+                and count + len(entry.records) <= MAX_BATCH):
             last.entries.append(entry)
+            count += len(entry.records)
         else:
             chunks.append(Chunk(entry.node_id, entry.table, [entry], segment=segment))
+            count = len(entry.records)
     return chunks
 
 

@@ -69,7 +69,7 @@ def serve(app_dirs: list[Path], *, host: str = "127.0.0.1", port: int = 8000,
     else:
         announce("node code is NOT sandboxed (--no-sandbox): nodes can read the store and "
                  "every secret")
-    listener = _bind(host, port)
+    listener = _bind(host, port, shared=acceptors > 0)
     url = f"http://{_url_host(host)}:{listener.getsockname()[1]}"
     hub = Hub()
     try:
@@ -157,17 +157,25 @@ def _store_path(store: str | None, app_dirs: list[Path]) -> str | Path | None:
     return Path(store.removeprefix("duckdb://"))
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, shared: bool = False) -> socket.socket:
+    """The server's socket on ``host:port``; ``shared``: bound for the acceptors, each of
+    which listens on its own socket of the same port (SO_REUSEPORT: the kernel spreads the
+    connections over them), so this one does not listen."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared and hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    else:
+        shared = False
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another "
                           f"--port (0 picks a free one)") from None
-    sock.listen(2048)
+    if not shared:
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

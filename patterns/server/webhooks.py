@@ -187,6 +187,15 @@ class WebhookIntake(IntakeWriter, IntakeFold):
             except PatternsError as exc:  # (kept in the segment: replayed at the next start)
                 log.error("webhook intake: segment %s cannot be read: %s", segment, exc)
 
+    def _poll_ends(self) -> None:
+        """Note how far each acceptor's segment is durable, from its ``.end`` file (written
+        before it answers; it does not tell this process after every fsync)."""
+        for segment in list(self._segments):
+            end = durable_end(self.folder, segment)
+            if end is not None and end > self._segments.get(segment, 0) and \
+                    end > self._noted.get(segment, 0):
+                self.note_segment(segment, end)
+
     def _catch_up(self) -> None:
         """Queue what every acceptor has acknowledged so far (each says in its segment's
         ``.end`` file how far it is durable, before it answers): so a read waits for it."""
