@@ -72,6 +72,8 @@ def profile(store_file: Path, start: dt.datetime) -> str:
         busy = sum(_ms(r[2] - r[1]) for r in mine if r[2] is not None)
         span = _ms(mine[-1][2] - mine[0][1]) if mine[-1][2] is not None else 0.0
         read = [float(sum(_loads(r[4]).values())) for r in mine if r[4]]
+        # (runs that read no row: woken by rows a run of theirs had read already)
+        found_nothing = sum(1 for r in mine if not sum(_loads(r[4]).values()))
         wrote = [float(sum(_loads(r[5]).values())) for r in mine if r[5]]
         after_commit, after_free = [], []
         previous: tuple[Any, ...] | None = None
@@ -84,7 +86,7 @@ def profile(store_file: Path, start: dt.datetime) -> str:
                 after_free.append(_ms(run[1] - free))
             previous = run
         lines.append(
-            f"{name}: {len(mine)} runs from +{_ms(mine[0][1] - start):,.0f} to "
+            f"{name}: {len(mine)} runs ({found_nothing} read nothing) from +{_ms(mine[0][1] - start):,.0f} to "
             f"+{_ms(mine[-1][2] - start) if mine[-1][2] else 0:,.0f} ms, busy {busy:,.0f} of "
             f"{span:,.0f} ms; run {_spread([_ms(r[2] - r[1]) for r in mine if r[2]], ' ms')}; "
             f"rows read {_spread(read)}; written {_spread(wrote)}; waited after commit "

@@ -289,7 +289,8 @@ class Engine:
         session = RunSession(run_id=run_id, node=node, store=self.store, parameters=params,
                              time_limit_seconds=limit, responder=self.responder,
                              rules=rules, app=self.app, external=external,
-                             fence=self.claims.fence(node.id), on_commit=self.on_run_commit)
+                             fence=self.claims.fence(node.id), on_commit=self.on_run_commit,
+                             seen_commit=seen)
         with self._lock:
             self._active[run_id] = session
         self._started(record)
@@ -357,8 +358,12 @@ class Engine:
         if cancelled is not None and status != "succeeded":  # (it may have just finished)
             status, error = "cancelled", cancelled
         ended = dt.datetime.now(dt.UTC)
+        # (a run that succeeded read its inputs through a later commit, maybe: the
+        # commits it read while it ran wake no run of it; patterns/engine/read_through.py)
+        seen = session.read_commit() if status == "succeeded" else record.seen_commit
         final = mask.record(replace(
             record, status=status, ended_at=ended, exit_code=exit_.code, error=error,
+            seen_commit=seen,
             traceback=session.requests.traceback if status != "succeeded" else None,
             rows_read=dict(session.rows_read), rows_written=dict(session.rows_written),
             checkpoints=session.checkpoints))
@@ -384,7 +389,8 @@ class Engine:
             written[table] = written.get(table, 0) + n
         final = replace(record, status="succeeded", ended_at=dt.datetime.now(dt.UTC),
                         exit_code=0, rows_read=dict(session.rows_read), rows_written=written,
-                        checkpoints=session.checkpoints + 1)
+                        checkpoints=session.checkpoints + 1,
+                        seen_commit=session.read_commit(result))
         text = capture.text()
         start.record_end(tx, final)
         tx.logs.save(record.id, text, capture.truncated, first=True)

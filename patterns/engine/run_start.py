@@ -140,11 +140,13 @@ class StartRecord:
         ended = {"status": final.status, "ended_at": final.ended_at,
                  "exit_code": final.exit_code, "error": final.error,
                  "traceback": final.traceback, "rows_read": final.rows_read or {},
-                 "rows_written": final.rows_written or {}, "checkpoints": final.checkpoints}
+                 "rows_written": final.rows_written or {}, "checkpoints": final.checkpoints,
+                 "seen_commit": final.seen_commit}
         was = {"status": start.status, "ended_at": start.ended_at,
                "exit_code": start.exit_code, "error": start.error,
                "traceback": start.traceback, "rows_read": start.rows_read or {},
-               "rows_written": start.rows_written or {}, "checkpoints": start.checkpoints}
+               "rows_written": start.rows_written or {}, "checkpoints": start.checkpoints,
+               "seen_commit": start.seen_commit}
         changed = {k: v for k, v in ended.items() if k == "status" or v != was[k]}
         if not tx.runs.update(final.id, **changed):
             tx.runs.insert(final)  # (not visible to this transaction: never lose it)

@@ -78,6 +78,8 @@ class Scheduler:
         self._schedule_cache: dict[str, Schedule] | None = None
         self._schedule_generation = 0  # moved by reload(); a read begun before it is not kept
         self._busy: dict[str, tuple[QueueItem, Future[Any]]] = {}  # node id -> running item
+        #: Running nodes a run's end queued as readers (its run may have read those rows)
+        self._woken_running: set[str] = set()
         self._stopping = False
         self._thread: threading.Thread | None = None
         #: (several engines on one store) the last commit seen, and when to look for
@@ -248,6 +250,8 @@ class Scheduler:
             tx.queue.release(item.id)
             return
         tx.queue.remove(item.id)
+        if record.status == "succeeded":
+            self._drop_read_wakeups(tx, node, record)
         self._queue_readers(tx, node, record)
         now = dt.datetime.now(dt.UTC)
         settings = node.settings
@@ -284,6 +288,22 @@ class Scheduler:
         for reader in self._woken_by_rows():
             if reader.id != node.id and written.intersection(reader.reads()):
                 tx.queue.enqueue(reader.id, "upstream", coalesce=True)
+                if reader.id in self._busy:
+                    self._woken_running.add(reader.id)
+
+    def _drop_read_wakeups(self, tx: Transaction, node: Node, record: RunRecord) -> None:
+        """In the transaction that records a run's end: the node's waiting wake-ups by new
+        rows (queued while it ran) leave the queue if the run read every commit to its inputs
+        (its ``seen_commit``: patterns/engine/read_through.py). A commit after that, landed
+        while the run ran or not, keeps them; one after this transaction queues anew."""
+        if node.id not in self._woken_running and not self.engine.claims.shared:
+            return  # (nothing queued it while it ran; other engines could have)
+        self._woken_running.discard(node.id)
+        waiting = [i for i in tx.queue.items(started=False)
+                   if i.node_id == node.id and i.trigger == "upstream"]
+        if waiting and not with_new_rows(tx, [node], {node.id: record.seen_commit}):
+            for woken in waiting:
+                tx.queue.remove(woken.id)
 
     def _wake_out_of_date(self) -> bool:
         """Queue the nodes whose inputs got rows; whether any was queued."""

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from patterns.engine.external_reads import ExternalReads
+from patterns.engine.read_through import ReadThrough
 from patterns.engine.run_start import StartRecord
 from patterns.engine.storages import ExternalTable
 from patterns.errors import EngineError, NodeError, QueryError
@@ -97,11 +98,25 @@ class RunSession:
     #: apply (field → kind), so a value that does not fit is refused when it is staged.
     _columns: dict[str, dict[str, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The commit the run started after: its inputs count as read up to it at least.
+    seen_commit: int = 0
 
     def __post_init__(self) -> None:
         self.ports: dict[str, tuple[str, str]] = {
             t.port: (self.node.store_for(t.port), t.mode) for t in self.node.interface.tables}
         self.outside = ExternalReads(self.run_id, self.external, self.rows_read)
+        #: How far the run read its inputs (what its end records as ``seen_commit``).
+        self.read_through = ReadThrough(self.seen_commit)
+        #: Per input, as the checkpoint in progress leaves it (None: none in progress).
+        self._covering: dict[str, int] | None = None
+
+    def read_commit(self, result: CommitResult | None = None) -> int:
+        """The commit up to which the run read every one of its inputs (see
+        :mod:`patterns.engine.read_through`); ``result``: of the final checkpoint, in its
+        transaction (a SQL node read its inputs there, after every commit before its own)."""
+        if self.node.kind == "sql" and result is not None:
+            return max(self.seen_commit, result.seq, self.store.last_commit())
+        return self.read_through.commit(self.node.reads(), self._covering)
 
     # ------------------------------------------------------------------ access
     def store_for(self, port: str, mode: str) -> str:
@@ -281,6 +296,7 @@ class RunSession:
             for port, pos in positions.items():
                 store = self.store_for(port, "r")
                 cp.positions[store] = StreamPosition.from_json(pos) if pos is not None else None
+            self._covering = covering = self.read_through.after(cp.positions)
             at_final = self.at_final if final else None
             ended: list[tuple[RunRecord, str]] = []
             fence = self.fence
@@ -299,6 +315,9 @@ class RunSession:
                 if final and start is not None:
                     start.after_failed_final()  # the run goes on: it shows as running
                 raise
+            finally:
+                self._covering = None
+            self.read_through.committed(covering)
             self._staged = None
             self.checkpoints += 1
             if final:
@@ -344,12 +363,17 @@ class RunSession:
         store = self.store_for(port, "r")
         if store in self.external:
             return self.outside.stream(store, position, order_by, starting_value)
+        # (before the table's facts: every row of this commit, and those before it, is in
+        # them; the pass read through it if it finds nothing new)
+        seq = self.store.last_commit()
         meta = self._table(store)
         if meta is None:
+            self.read_through.stream_ended(store, seq, None)
             return {"empty": True}, *_empty()
         pos = next_pass(meta, StreamPosition.from_json(position) if position else None,
                         order_by, starting_value)
         if pass_is_empty(pos):
+            self.read_through.stream_ended(store, seq, pos.finished())
             return {**pos.finished().to_json(), "empty": True}, *_empty()
         return pos.to_json(), *self._reader(store, meta, lambda view: view.stream(meta, pos))
 

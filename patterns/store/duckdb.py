@@ -26,6 +26,7 @@ from patterns import private_files
 from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyError, StoreError
 from patterns.positions import StreamPosition
 from patterns.store import faults, page_builds
+from patterns.store.duckdb_checkpoints import WAL_LIMIT, IdleCheckpoints
 from patterns.store.duckdb_memory import NodeMemory
 from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
 from patterns.store.ids import UlidSequence
@@ -153,6 +154,11 @@ class DuckDBStore:
                 ) from exc
             raise StoreError(f"cannot open the store {self.file}: {exc}") from exc
         self.commit_lock = threading.RLock()
+        #: DuckDB's checkpoints, taken when the store is idle (not in a commit, under the lock).
+        self.checkpoints: IdleCheckpoints | None = None
+        if not read_only:
+            self._con.execute(f"SET GLOBAL wal_autocheckpoint = '{WAL_LIMIT}'")
+            self.checkpoints = IdleCheckpoints(self.cursor, self.wal, self.commit_lock)
         self._watchdog = _Watchdog()
         #: Each table's facts as the last commit left them (see :meth:`commit`).
         self._committed_tables: dict[str, TableMeta] = {}
@@ -200,6 +206,8 @@ class DuckDBStore:
         return self._con.cursor()
 
     def close(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.stop()
         page_builds.stop(self.cursor)  # (DuckDB will not close under a running cursor)
         self._con.close()
         if not self.read_only:
@@ -240,6 +248,8 @@ class DuckDBStore:
                 raise disk_full(exc) or exc from None
             cur.close()
             private_files.keep_private(self.wal)
+            if self.checkpoints is not None:
+                self.checkpoints.committed()
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
