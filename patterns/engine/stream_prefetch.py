@@ -106,7 +106,10 @@ class Prefetches:
         with self._lock:
             self._ahead[session.token] = []
             self._asked[session.token] = set()
-        pool.submit(self._read_ahead, session)
+        try:
+            pool.submit(self._read_ahead, session)
+        except RuntimeError:  # (the data plane is stopping: the node reads as before)
+            self.drop(session.token)
 
     def _read_ahead(self, session: RunSession) -> None:
         with self._lock:
@@ -156,8 +159,9 @@ class Prefetches:
             found.tally.take()
             self.served += 1
             return answer
+        answer.close()  # (not the pass asked for: its data and its reader are let go)
         rest = answer.result.get("rest")
-        if rest is not None:  # (not the pass asked for: its reader is closed now)
+        if rest is not None:
             self._parked.close(token, rest)
         return None
 
@@ -168,6 +172,9 @@ class Prefetches:
             ahead = self._ahead.pop(token, None) or []
             self._asked.pop(token, None)
         wait([a.answer for a in ahead])  # (their errors are nobody's now)
+        for a in ahead:
+            if a.answer.exception() is None:
+                a.answer.result().close()
 
     def close(self) -> None:
         if self._pool is not None:
