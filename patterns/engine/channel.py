@@ -12,6 +12,7 @@ or is cut short, ends the channel: nothing of it is staged, and the run's next r
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -43,10 +44,11 @@ def serve(sock: socket.socket, answer: Answer) -> None:
             if frame is None:
                 return
             data: bytes | memoryview = b""
+            shared: tuple[int, int] | None = None  # (the data in a memfd instead)
             try:
                 answered = answer(*frame)
                 if isinstance(answered, WithData):  # (a stream pass's first batch)
-                    answered, data = answered.result, answered.data
+                    answered, data, shared = answered.result, answered.data, answered.shared
                 reply = {"result": answered}
             except flight.FlightError as exc:  # (what Flight would have sent the node)
                 reply = {"error": str(exc)}
@@ -59,9 +61,12 @@ def serve(sock: socket.socket, answer: Answer) -> None:
                 reply = {"error": wire.error_message(
                     "EngineError", f"the engine failed: {type(exc).__name__}: {exc}")}
             try:
-                send_frame(sock, reply, data if "result" in reply else b"")
+                send_frame(sock, reply, data if "result" in reply else b"", shared=shared)
             except OSError:  # the process is gone
                 return
+            finally:
+                if shared is not None:
+                    os.close(shared[0])
 
 
 def channel_pair() -> tuple[socket.socket, socket.socket]:

@@ -27,10 +27,15 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from patterns import wire
+from patterns.sdk._channel import shared_ipc
 
 #: A first batch larger than this goes over Flight with the rest (the channel carries it
 #: in one frame, held whole in both processes).
 MAX_INLINE_BYTES = 64 << 20
+#: A first batch of at least this many bytes goes in a sealed memfd passed with the answer
+#: (the node maps it: no copy through the socket's buffers into a fresh heap of the node's,
+#: then another into ``bytes``); a smaller one, in the frame.
+MIN_SHARED_BYTES = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class WithData:
 
     result: Any
     data: bytes | memoryview
+    #: The data in a sealed memfd instead (its descriptor, its size; see
+    #: :func:`patterns.sdk._channel.shared_ipc`), sent with the answer and then closed.
+    shared: tuple[int, int] | None = None
 
 
 class ParkedReads:
@@ -89,6 +97,10 @@ def first_batch(token: str, pos: dict[str, Any], schema: pa.Schema,
     key = None
     if second is not None:  # (looked one batch further: only a pass of one batch ends here)
         key = parked.park(token, schema, itertools.chain([second], batches))
+    if first is not None and first.nbytes >= MIN_SHARED_BYTES:
+        shared = shared_ipc(pa.Table.from_batches([first], schema))
+        if shared is not None:
+            return WithData({"position": pos, "rest": key}, b"", shared)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as writer:
         if first is not None:

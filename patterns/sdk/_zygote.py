@@ -98,6 +98,9 @@ def preload() -> None:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
+    from patterns.sdk._batch_records import warm_up
+
+    warm_up()  # (a stream's records: orjson, the JSON loaders, Arrow's kernels)
 
 
 class Zygote:

@@ -77,3 +77,49 @@ def test_a_run_that_stops_mid_pass_leaves_no_read_open_and_the_next_goes_on(
     # The node's next run goes on after its checkpoint: nothing lost, nothing twice.
     assert report(app, app.run_node("stops")) == {"got": 1}
     assert app.engine.dataplane._parked._reads == {}
+
+
+def _memfds() -> int:
+    """The memfds this process (the engine's) holds open."""
+    import contextlib
+    import os
+
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # (a descriptor closed meanwhile)
+            count += "memfd:" in os.readlink(f"/proc/self/fd/{fd}")
+    return count
+
+
+def test_a_big_first_batch_comes_in_shared_memory_and_none_is_left_open(
+        app_runner: Any) -> None:
+    # A first batch of 256 KB or more is passed as a sealed memfd with the channel's answer
+    # (the node maps it); the engine lets its descriptor go once sent.
+    app = app_runner({"fill.py": FILL, "consume.py": CONSUME}, ["src"])
+    before = _memfds()
+    fill(app, 0, 40_000)  # (40,000 ids and numbers: over 256 KB, one batch)
+    assert report(app, app.run_node("consume")) == {
+        "count": 40_000, "first": [0], "last": [39_999], "in_order": True, "flight": False}
+    fill(app, 40_000, 100_000)  # (a first batch in a memfd, the rest over Flight)
+    assert report(app, app.run_node("consume")) == {
+        "count": 100_000, "first": [40_000], "last": [139_999], "in_order": True,
+        "flight": True}
+    assert _memfds() == before
+
+
+WARM = """
+import json
+import sys
+
+print(json.dumps({"orjson": "orjson" in sys.modules}))
+"""
+
+
+def test_a_warm_workers_run_finds_the_json_parser_ready(app_runner: Any) -> None:
+    # The warm worker made a stream batch's records before it forked: a run's first batch
+    # does not pay for importing the JSON parser and setting up Arrow's kernels.
+    import importlib.util
+
+    app = app_runner({"warm.py": WARM}, [])
+    assert report(app, app.run_node("warm")) == {
+        "orjson": importlib.util.find_spec("orjson") is not None}
