@@ -89,6 +89,8 @@ class Rows:
     count: int
     with_ids: bool = False
     ids_ms: int = 0
+    #: Parameters of ``source`` (a few rows as a ``VALUES`` list: :mod:`.small_rows`).
+    params: tuple[Any, ...] = ()
 
 
 def arrow_fields(schema: pa.Schema) -> tuple[Field, ...]:
@@ -241,6 +243,13 @@ class TableWriter:
         if n:
             data = data.append_column("__pid", self.ids.block(n))
             data = data.append_column("__ord", pa.array(np.arange(n, dtype=np.int64)))
+        if op.kind != "upsert":  # (an upsert reads its rows twice)
+            from patterns.store.small_rows import as_values
+
+            values = as_values(data, q)
+            if values is not None:
+                return self.add_rows(meta, Rows(values[0], fields, n, with_ids=True,
+                                                ids_ms=self.ids.key, params=values[1]))
         staging = f"__patterns_stage_{next(_staging_names)}"
         self.cur.register(staging, data)
         try:
@@ -369,7 +378,7 @@ class TableWriter:
             self.cur.execute(
                 f"INSERT INTO {qualified(meta.physical)} ({', '.join(q(c) for c in target_cols)}) "
                 f"SELECT {', '.join(select)} FROM {source}{order}",
-                params,
+                [*params, *rows.params],
             )
             inserted = self.cur.fetchall()
             count = int(inserted[0][0]) if inserted else n

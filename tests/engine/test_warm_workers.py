@@ -324,3 +324,30 @@ def test_spares_copy_the_pages_runs_write_and_runs_stay_fresh(app_runner: Any) -
         assert record.status == "succeeded", record.error
         assert "fresh True" in log_lines(app, record)
     assert app.engine.store.count(app.engine.store.table("out")) == 9
+
+
+def test_a_child_that_keeps_printing_is_killed_when_its_run_ends(
+        app_runner: Any, tmp_path: Path) -> None:
+    """The engine reads a run's output to its end before killing its group, but a child
+    the node left writing to that output does not keep the run from ending: it is killed,
+    and the node's own lines are all in the log, in order."""
+    pid_file = tmp_path / "chatty"
+    app = app_runner({"chatty.py": f"""
+        import subprocess, sys
+        child = subprocess.Popen([sys.executable, "-u", "-c",
+                                  "import time\\nwhile True:\\n print('chatter')\\n time.sleep(0.001)"])
+        open({str(pid_file)!r}, "w").write(str(child.pid))
+        for n in range(3):
+            print("node line", n)
+    """}, [], settings={"time_limit_seconds": 30})
+    started = time.monotonic()
+    record = app.run_node("chatty")
+    assert record.status == "succeeded" and record.exit_code == 0, record.error
+    assert time.monotonic() - started < 20, "the run waited for the chatty child"
+    own = [line for line in log_lines(app, record) if line != "chatter"]
+    assert own == ["node line 0", "node line 1", "node line 2"]
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_alive(pid), "the run's child outlived it"
