@@ -140,15 +140,35 @@ class UlidSequence:
                 + encode(self._next_low - 1, 10))
 
 
+#: Rows whose counters :func:`_block_array` works out at a time: its scratch arrays stay
+#: small (0.5 MB) and are reused, instead of six temporary arrays of 8 bytes per id.
+_STEP_ROWS = 1 << 16
+#: The offsets of a block of ids (``26 * i``): the same for every block, so one array, grown
+#: to the longest block yet, serves each as a slice (read-only).
+_offsets = np.arange(0, 26 * (_STEP_ROWS + 1), 26, dtype=np.int32)
+
+
 def _block_array(prefix: bytes, start: int, n: int) -> pa.Array:
     # Two characters at a time: the 10-character counter is 5 lookups of 10 bits each into
-    # a table of the 1,024 two-character codes, written as 16-bit units.
+    # a table of the 1,024 two-character codes, written as 16-bit units. A step of rows at
+    # a time: 1M ids made 128 MB of fresh temporary memory, whose pages (new to the process
+    # each time) cost the engine 0.1-0.5 s of system time in a commit; now the ids' own 26
+    # MB (bench/RESULTS.md, "append and load, third pass").
+    global _offsets
     units = np.empty((n, 13), dtype=np.uint16)
     units[:, :8] = np.frombuffer(prefix, dtype=np.uint16)
-    low = np.arange(start, start + n, dtype=np.int64)
-    for k in range(5):
-        units[:, 8 + k] = _PAIRS[(low >> (40 - 10 * k)) & 1023]
-    offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
+    step = max(1, min(n, _STEP_ROWS))
+    index = np.empty(step, dtype=np.int64)
+    for at in range(0, n, step):
+        m = min(step, n - at)
+        part, idx = np.arange(start + at, start + at + m, dtype=np.int64), index[:m]
+        for k in range(5):
+            np.right_shift(part, 40 - 10 * k, out=idx)
+            np.bitwise_and(idx, 1023, out=idx)
+            units[at:at + m, 8 + k] = _PAIRS[idx]
+    offsets = _offsets
+    if len(offsets) < n + 1:
+        offsets = _offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
     return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(units)]
+        pa.string(), n, [None, pa.py_buffer(offsets[:n + 1]), pa.py_buffer(units)]
     )

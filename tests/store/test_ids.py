@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import time
 
-from patterns.store.ids import ALPHABET, UlidSequence, decode, encode, id_key, id_ms
+from patterns.store.ids import (
+    _STEP_ROWS,
+    ALPHABET,
+    UlidSequence,
+    decode,
+    encode,
+    id_key,
+    id_ms,
+)
 
 
 def test_blocks_are_valid_ulids_increasing_across_blocks() -> None:
@@ -47,3 +55,19 @@ def test_every_block_has_a_key_of_its_own_that_grows() -> None:
     assert len({id_ms(ids[0]) for ids in blocks}) < len(blocks)
     # The key is the id's first 13 characters: its millisecond, then the block number.
     assert all(id_key(ids[0]) >> 15 == id_ms(ids[0]) for ids in blocks)
+
+
+def test_a_block_longer_than_a_step_counts_up_by_one_across_steps() -> None:
+    """Ids are made a step of rows at a time (``_STEP_ROWS``): every id of a long block,
+    also at the joins of the steps and after a shorter block reused the offsets, is the
+    block's prefix and its own counter, one more than the id before it."""
+    seq = UlidSequence()
+    n = 2 * _STEP_ROWS + 5
+    ids = seq.block(n).to_pylist()
+    short = seq.block(3).to_pylist()
+    assert len(ids) == n and len(short) == 3
+    assert len({i[:16] for i in ids}) == 1
+    counters = [decode(i[16:]) for i in ids]
+    assert counters == list(range(counters[0], counters[0] + n))
+    assert all(len(i) == 26 for i in (*ids[_STEP_ROWS - 1:_STEP_ROWS + 2], *short))
+    assert ids == sorted(ids) and short[0] > ids[-1] and seq.last() == short[-1]
