@@ -144,8 +144,10 @@ class UlidSequence:
 #: small (0.5 MB) and are reused, instead of six temporary arrays of 8 bytes per id.
 _STEP_ROWS = 1 << 16
 #: The offsets of a block of ids (``26 * i``): the same for every block, so one array, grown
-#: to the longest block yet, serves each as a slice (read-only).
+#: to the longest block yet up to _KEPT_OFFSETS rows (8 MB), serves each as a slice
+#: (read-only); a longer block gets its own.
 _offsets = np.arange(0, 26 * (_STEP_ROWS + 1), 26, dtype=np.int32)
+_KEPT_OFFSETS = 1 << 21
 
 
 def _block_array(prefix: bytes, start: int, n: int) -> pa.Array:
@@ -153,7 +155,7 @@ def _block_array(prefix: bytes, start: int, n: int) -> pa.Array:
     # a table of the 1,024 two-character codes, written as 16-bit units. A step of rows at
     # a time: 1M ids made 128 MB of fresh temporary memory, whose pages (new to the process
     # each time) cost the engine 0.1-0.5 s of system time in a commit; now the ids' own 26
-    # MB (bench/RESULTS.md, "append and load, third pass").
+    # MB (docs/store.md, "A long list in parts; the ids' memory").
     global _offsets
     units = np.empty((n, 13), dtype=np.uint16)
     units[:, :8] = np.frombuffer(prefix, dtype=np.uint16)
@@ -168,7 +170,9 @@ def _block_array(prefix: bytes, start: int, n: int) -> pa.Array:
             units[at:at + m, 8 + k] = _PAIRS[idx]
     offsets = _offsets
     if len(offsets) < n + 1:
-        offsets = _offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
+        offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
+        if n < _KEPT_OFFSETS:
+            _offsets = offsets
     return pa.Array.from_buffers(
         pa.string(), n, [None, pa.py_buffer(offsets[:n + 1]), pa.py_buffer(units)]
     )
