@@ -63,6 +63,11 @@ def _in_slices(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
             if not pa.types.is_null(f.type) and \
                     not fields.setdefault(f.name, f).equals(f, check_metadata=True):
                 return _convert(records, table)  # (a type only all the values decide)
+    if any(f.metadata == JSON_META for f in fields.values()) and \
+            any(pa.types.is_nested(f.type) for f in fields.values()):
+        # A slice that took the slow path sent its nested values as JSON text; at once,
+        # the slow path would take every nested field there (a list in another slice too).
+        return _convert(records, table)
     # (a field a slice lacks, or has only nulls for, is null there)
     return pa.concat_tables(parts, promote_options="default")
 

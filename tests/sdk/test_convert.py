@@ -89,6 +89,7 @@ def at_once(records: list[dict[str, Any]]) -> pa.Table | str:
 @example(records=[{"a": {"x": 1}}, {"a": {"y": 1}}], slice_rows=1)  # (not one struct: JSON)
 @example(records=[{"a": 1}, {"a": "x"}], slice_rows=1)  # (int and text: text)
 @example(records=[{"a": 1}, {"a": {1, 2}}], slice_rows=1)  # (refused: record 1, not 0)
+@example(records=[{"b": [], "c": None}, {"c": [False, 0]}], slice_rows=1)  # (JSON: both)
 def test_a_long_list_converts_in_slices_as_it_would_at_once(
         records: list[dict[str, Any]], slice_rows: int) -> None:
     whole = at_once(records)
