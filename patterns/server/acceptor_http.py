@@ -38,8 +38,18 @@ MARK = b"POST /webhooks/"
 KEEP_ALIVE = 5.0
 #: Requests parsed ahead of their answers (pipelined) before reading pauses.
 AHEAD = 32
+#: A request's line and headers: at most this many bytes (431 past it) ...
+MAX_HEAD = 64 * 1024
+#: ... read within this many seconds of its first byte, and the whole request within
+#: :data:`MAX_REQUEST_SECONDS` (a client sending a byte now and then is closed).
+HEAD_SECONDS = 10.0
+MAX_REQUEST_SECONDS = 60.0
 _REASON = {s.value: s.phrase.encode() for s in HTTPStatus}
 _PASSED = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
+
+
+class _Stop(Exception):
+    """Raised in a parser's call to stop reading the connection (its last answer is owed)."""
 
 
 class Connections:
@@ -60,10 +70,16 @@ class Connections:
         return HookConnection(self)
 
     def sweep(self) -> None:
-        """Close the connections idle past :data:`KEEP_ALIVE`."""
+        """Close the connections idle past :data:`KEEP_ALIVE`, and those whose request's
+        head or whole takes longer than :data:`HEAD_SECONDS` / :data:`MAX_REQUEST_SECONDS`
+        to come."""
         now = time.monotonic()
         for conn in list(self.lean):
-            if conn.idle() and now - conn.last > KEEP_ALIVE:
+            idle = conn.idle() and now - conn.last > KEEP_ALIVE
+            slow = conn.began is not None and not conn.owed and (
+                now - conn.began > MAX_REQUEST_SECONDS
+                or (conn.head_size is not None and now - conn.began > HEAD_SECONDS))
+            if idle or slow:
                 conn.close()
 
     async def shutdown(self, timeout: float) -> None:
@@ -104,6 +120,11 @@ class HookConnection(asyncio.Protocol):
         self.size = 0
         self.target: tuple[AppIntake, Hook] | None = None
         self.over = False  # (the body is past the webhook's limit: read, not kept)
+        self.began: float | None = None  # (when the request being read began)
+        self.head_size: int | None = 0  # (its line and headers so far; None once read)
+        self.head_bytes = 0  # (bytes read while its head is incomplete: llhttp keeps them)
+        #: an answer that closes the connection is owed: nothing after it is read
+        self.closing = False
         #: the answers owed, in the requests' order: [status, body, keep-alive]; status 0
         #: while the request waits for its fsync (or the server)
         self.owed: deque[list[Any]] = deque()
@@ -134,7 +155,7 @@ class HookConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last = time.monotonic()
-        if self.broken:
+        if self.broken or self.closing:
             return
         if self.passing is not None and not self.parsed:  # (uvicorn's, once the queue ends)
             self.passing += data
@@ -151,14 +172,26 @@ class HookConnection(asyncio.Protocol):
                 return
             self.raw = bytearray(data)
             self.at_start = True
+            self.began = self.last
         elif self.raw is not None:
             self.raw += data
+        if self.head_size is not None and self.passing is None:
+            if self.head_bytes > MAX_HEAD:  # (one header past the limit, not yet whole)
+                self._too_large()
+                self._flush()
+                return
+            self.head_bytes += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:  # (uvicorn's from here on)
             if self.parsed and self.passing is not None:
                 self.passing += data[exc.args[0]:]
                 self.parsed = False
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, _Stop):
+                raise
+            self._flush()  # (an answer that closes the connection is owed: no more is read)
+            return
         except httptools.HttpParserError:
             if self.passing is not None:  # (uvicorn's: it will find what is wrong)
                 self.parsed = False
@@ -175,10 +208,14 @@ class HookConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ the parser's calls
     def on_message_begin(self) -> None:
+        if self.closing:
+            raise _Stop  # (a request after one that closes the connection: never taken)
         self.in_message = True
         if not self.at_start:
             self.raw = None  # (it began after another in the same read)
+            self.began = time.monotonic()
         self.at_start = False
+        self.head_size = self.head_bytes = 0
         self.url = b""
         self.headers = []
         self.body = []
@@ -189,11 +226,26 @@ class HookConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self._head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
+        self._head(len(name) + len(value))
+
+    def _head(self, size: int) -> None:
+        if self.head_size is None or self.passing is not None:
+            return  # (uvicorn's request: its own limits)
+        self.head_size += size
+        if self.head_size > MAX_HEAD:
+            self._too_large()
+            raise _Stop
+
+    def _too_large(self) -> None:
+        self._close_with(431, b'{"error":"the request\'s headers are too large (at most '
+                         b'%d bytes)"}' % MAX_HEAD)
 
     def on_headers_complete(self) -> None:
+        self.head_size, self.head_bytes = None, 0
         if self.passing is not None:
             if self.parsed:
                 self._pass_head()
@@ -207,13 +259,17 @@ class HookConnection(asyncio.Protocol):
                 self.parsed = True
                 self._pass_head()
             return
+        self.raw = None  # (ours: its bytes are not kept, only its body up to the limit)
+        expects = False
         for name, value in self.headers:
             if name == b"content-length" and value.isdigit() and \
                     int(value) > self.target[1].max_body:
                 self.over = True
-            elif name == b"expect" and value.lower() == b"100-continue" and not self.over:
-                assert self.transport is not None
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            elif name == b"expect" and value.lower() == b"100-continue":
+                expects = True
+        if expects and not self.over:  # (in order: after the answers owed before it)
+            self.owed.append([100, b"", True])
+            self._flush()
 
     def on_body(self, body: bytes) -> None:
         if self.passing is not None:
@@ -231,6 +287,7 @@ class HookConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.in_message = False
+        self.began = None
         if self.passing is not None:
             if self.parsed and self.chunked:
                 self.passing += b"0\r\n\r\n"
@@ -241,10 +298,13 @@ class HookConnection(asyncio.Protocol):
         if self.over:
             from patterns.server.acceptor import too_large
 
-            self.owed.append([413, too_large(self.target[1]), False])
-        else:
-            body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-            self._request(self.target, _host(self.headers), body, keep)
+            self._close_with(413, too_large(self.target[1]))
+            raise _Stop
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self._request(self.target, _host(self.headers), body, keep)
+        if not keep:  # (the client closes after this answer: nothing after it is taken)
+            self.closing = True
+            raise _Stop
         if len(self.owed) >= AHEAD and self.transport is not None and not self.paused:
             self.paused = True
             self.transport.pause_reading()
@@ -272,6 +332,12 @@ class HookConnection(asyncio.Protocol):
             if name == b"transfer-encoding" and b"chunked" in value.lower():
                 self.chunked = True
         self.passing += b"\r\n"
+
+    def _close_with(self, status: int, body: bytes) -> None:
+        """Answer ``status`` once the answers before it are written, then close; a request
+        pipelined after it is not read (its client sends it again on a new connection)."""
+        self.closing = True
+        self.owed.append([status, body, False])
 
     # ------------------------------------------------------------------ answers, in order
     def _request(self, target: tuple[AppIntake, Hook], host: str, body: bytes,
@@ -301,9 +367,14 @@ class HookConnection(asyncio.Protocol):
         owed = self.owed
         while owed and owed[0][0]:
             status, body, keep = owed.popleft()
-            keep = keep and not self.shared.stopping
-            self._write(status, body, close=not keep)
-            if not keep:
+            if status == 100:  # (the body may come now)
+                self._continue()
+                continue
+            # (a server stopping closes the connection after the last answer owed: each
+            # request it took is answered)
+            close = not keep or (self.shared.stopping and not owed and not self.in_message)
+            self._write(status, body, close=close)
+            if close:
                 owed.clear()
                 return
         self.last = time.monotonic()
@@ -333,6 +404,10 @@ class HookConnection(asyncio.Protocol):
 
         await forward(self.shared.acceptor.socket_path, scope, receive, send, body)
         answer(got["status"], b"".join(got["body"]))
+
+    def _continue(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _write(self, status: int, body: bytes, close: bool) -> None:
         transport = self.transport

@@ -105,10 +105,10 @@ class IntakeFold:
         delay = 0.1
         while True:
             with self._cond:
-                # (acceptors' segments: their ``.end`` files are read every COMMIT_LINGER)
+                # (acceptors' segments: their ``.end`` files are read every COMMIT_LINGER;
+                # always a timeout: an acceptor's first segment may be noted by no wake-up)
                 self._cond.wait_for(lambda: bool(self._pending or self._noted)
-                                    or self._stopping,
-                                    COMMIT_LINGER if self._segments else None)
+                                    or self._stopping, COMMIT_LINGER)
                 idle = not self._pending and not self._noted
                 if idle and self._stopping:
                     return

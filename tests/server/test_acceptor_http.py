@@ -92,3 +92,54 @@ def test_an_acceptor_answers_raw_http_requests_in_order(tmp_path: Path, serve: A
     assert stored(server) == list(range(10))
     assert server.stop() == 0
     assert not any("Traceback" in line for line in server.output), "".join(server.output)
+
+
+def closed(sock: socket.socket) -> bytes:
+    """Everything the acceptor sends until it closes the connection."""
+    got = b""
+    while chunk := sock.recv(65536):
+        got += chunk
+    return got
+
+
+@pytest.mark.slow
+def test_an_acceptor_closes_hostile_connections_without_taking_what_follows(
+        tmp_path: Path, serve: Any) -> None:
+    from patterns.server.acceptor_http import HEAD_SECONDS, MAX_HEAD
+
+    server, _ = started_with_table(serve, tmp_path)
+    path = urlsplit(hook(server)).path
+    address = urlsplit(server.url)
+
+    def connect() -> socket.socket:
+        return socket.create_connection((address.hostname, address.port), timeout=60)
+
+    # Headers past the limit: 431, closed; the request pipelined after it is not taken.
+    huge = post(path, 1, b"X-Pad: %s\r\n" % (b"a" * (MAX_HEAD + 1)))
+    with connect() as sock:
+        sock.sendall(huge + post(path, 2))
+        answer = closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 ") and answer.count(b"HTTP/1.1") == 1
+    # A body past the webhook's limit: 413 and closed; nor is the request after it taken
+    # (its client sends it again on a new connection: taken, it would be stored twice).
+    big = b'{"n":3,"pad":"%s"}' % (b"b" * 2_000_000)
+    over = (b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), len(big), big))
+    with connect() as sock:
+        sock.sendall(over + post(path, 4))
+        answer = closed(sock)
+    assert answer.startswith(b"HTTP/1.1 413 ") and answer.count(b"HTTP/1.1") == 1
+    # HTTP/1.0 closes after its answer: the one pipelined after it is not taken either.
+    with connect() as sock:
+        sock.sendall(post(path, 5, version=b"1.0") + post(path, 6))
+        answer = closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1") == 1
+    # A head sent a byte now and then is closed once HEAD_SECONDS pass (and sweeps run).
+    with connect() as sock:
+        sock.sendall(post(path, 7)[:40])
+        began = time.monotonic()
+        assert closed(sock) == b""
+        assert time.monotonic() - began >= HEAD_SECONDS - 1
+    assert stored(server) == [0, 5]
+    assert server.stop() == 0
+    assert not any("Traceback" in line for line in server.output), "".join(server.output)

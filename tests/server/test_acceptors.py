@@ -202,3 +202,38 @@ def test_the_server_answers_as_before_through_its_acceptors(tmp_path: Path,
     assert stored(server) == [*range(21), 99]
     assert server.stop() == 0
     assert not any("Traceback" in line for line in server.output), "".join(server.output)
+
+
+@pytest.mark.slow
+def test_records_acked_after_a_start_with_no_segments_are_committed_without_a_read(
+        tmp_path: Path, serve: Any) -> None:
+    # An app served with acceptors for the first time (its table made before): their first
+    # segments are noted by no message to the server, and its committer used to wait for
+    # one with no timeout, so acked records stayed uncommitted until an API read. A node reading
+    # the table shows the commit in the server's log (an API request would commit them).
+    graph = GRAPH.replace("stores:", """  - node_file: reader.py
+    id: reader01
+stores:
+  - table: seen""")
+    root = write_app(tmp_path / "intake", graph, {"reader.py": """
+        from patterns import Table
+        Table("seen", "w").append([{"n": r["n"]} for r in
+                                   Table("events").as_stream().consume_records()])
+    """})
+    first = serve(root)  # (no acceptors yet: the app is served with them the first time next)
+    assert post(hook(first), 0) == 200
+    first.wait_for(lambda: written(first) == 1, 60, "the reader's run on record 0")
+    assert first.stop() == 0
+    assert not list((root / ".patterns").glob("intake-a*.journal"))
+    server = serve(root, args=ACCEPTORS)
+    post_many(hook(server), range(1, 6))  # (the API read for the hook's URL comes first)
+    server.wait_for(lambda: written(server) == 5, 60, "the reader's runs on the acked records")
+    assert sorted(r["n"] for r in server.rows("intake", "seen")) == [0, 1, 2, 3, 4, 5]
+
+
+def written(server: Server) -> int:
+    """Rows the reader's runs wrote, by the server's log."""
+    import re
+
+    return sum(int(m.group(1)) for line in server.output
+               if (m := re.search(r"reader succeeded .*?: (\d+) row\(s\) written", line)))
