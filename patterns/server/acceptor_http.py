@@ -166,13 +166,14 @@ class HookConnection(asyncio.Protocol):
             if not data.startswith(MARK):
                 if MARK.startswith(data):  # (too short to tell yet)
                     self.pending = data
+                    self.began = self.began or self.last  # (a head's time runs from here)
                     return
                 self.passing = bytearray(data)
                 self._flush()  # (handed over once the requests before it are answered)
                 return
             self.raw = bytearray(data)
             self.at_start = True
-            self.began = self.last
+            self.began = self.began or self.last
         elif self.raw is not None:
             self.raw += data
         if self.head_size is not None and self.passing is None:
