@@ -149,6 +149,11 @@ def browser(chromium_path: str) -> Iterator[object]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path,
                                      args=["--no-sandbox", "--disable-dev-shm-usage"])
+        from playwright.sync_api import expect
+
+        # (as the pages' own 20 s: a React Flow node stayed hidden, unmeasured, past
+        # expect's default 5 s once in a full suite on 2 busy cores)
+        expect.set_options(timeout=20_000)
         yield browser
         browser.close()
 
