@@ -94,13 +94,13 @@ class Server:
         return self.http.post(self.api(path), **kwargs)
 
     def wait_for(self, check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            result = check()
-            if result:
-                return result
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what or check}\n{''.join(self.output)}")
+        """:func:`tests.conftest.wait_for`, with the server's output when it times out."""
+        from tests.conftest import wait_for
+
+        try:
+            return wait_for(check, what or str(check), timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{''.join(self.output)}") from None
 
     def runs(self, app: str, node: str | None = None) -> list[dict[str, Any]]:
         query = f"?node={node}" if node else ""
