@@ -28,9 +28,13 @@ def add_id_ms(cur: duckdb.DuckDBPyConnection) -> None:
     of each row's id; see :data:`patterns.store.model.ID_MS`), computed from the ids its rows
     already have: the version is copied, in its order, into a table with the column (new row
     groups, whose zone maps cover it), which takes its name. The id column is a version's
-    first column. Ids, and so stream positions, do not change."""
+    first column; it is stored compressed as a new version's is (:func:`id_compression`).
+    Ids, and so stream positions, do not change."""
     from patterns.store.ids import id_ms_sql
     from patterns.store.model import ID_MS
+    from patterns.store.tables import id_compression
+
+    compressed = id_compression(cur)  # (the ids keep the compression new versions get)
 
     def q(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
@@ -43,7 +47,9 @@ def add_id_ms(cur: duckdb.DuckDBPyConnection) -> None:
             "SELECT column_name, data_type, is_nullable FROM duckdb_columns() "
             "WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
             [DATA, table]).fetchall()
-        defs = [f"{q(n)} {t}{'' if nullable else ' NOT NULL'}" for n, t, nullable in columns]
+        defs = [f"{q(n)} {t} {compressed if i == 0 and t == 'VARCHAR' else ''}"
+                f"{'' if nullable else 'NOT NULL'}"
+                for i, (n, t, nullable) in enumerate(columns)]
         defs.append(f"{q(ID_MS)} BIGINT NOT NULL")
         new = f"{table}__with_id_ms"
         cur.execute(f"CREATE TABLE {DATA}.{q(new)} ({', '.join(defs)})")

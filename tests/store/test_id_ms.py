@@ -136,6 +136,25 @@ def test_an_updated_row_comes_again_in_the_next_pass(tmp_path: Path) -> None:
         store.close()
 
 
+def test_the_upgrade_keeps_the_ids_compressed(tmp_path: Path) -> None:
+    """Migration 3 copies every version into a table with the hidden column; the copy
+    stores its ids as a new version does (ZSTD), not in DuckDB's default for text, which
+    is larger and slower to insert."""
+    from tests.store.test_id_storage import append_numbers, id_compressions
+
+    path = tmp_path / "store.duckdb"
+    store = open_store(path)
+    try:
+        append_numbers(store, "t", 0, 50_000)
+    finally:
+        store.close()
+    to_old_layout(path)
+    assert id_compressions(path, "t") == {"ZSTD"}
+    store = open_store(path)
+    store.close()
+    assert id_compressions(path, "t") == {"ZSTD"}
+
+
 def test_a_stream_stopped_midway_goes_on_exactly_once_after_the_upgrade(
         tmp_path: Path) -> None:
     path = tmp_path / "store.duckdb"
