@@ -15,11 +15,13 @@ threads included) and wall time of adding 1M more rows in three ways:
 - ``b``: each part inserted and committed at once, hidden (key = a negative marker); at the
   commit one ``UPDATE`` of the marked rows gives prefix and key.
 
-Then the same three as a whole ``append(list)`` (``overlap``): the main thread converts 1M
+Then the same as a whole ``append(list)`` (``overlap``): the main thread converts 1M
 records with ``pyarrow.Table.from_pylist`` a part at a time (holding the GIL, as the node's
-conversion does) while, for ``a`` and ``b``, a thread inserts each converted part (DuckDB releases the
-GIL) — for ``a`` into the one open transaction; ``now`` converts everything and then inserts. Each line prints the phases' wall and
-the whole CPU. bench/RESULTS.md, "targets 1, 2, 8, fourth pass", has the figures.
+conversion does) while, for ``a`` and ``b``, a thread inserts each converted part (DuckDB
+releases the GIL), for ``a`` into the one open transaction; ``now`` converts everything and
+then inserts. ``two`` is the same with the node in a process of its own, its parts sent
+over a pipe as Arrow IPC streams (the layout of a real run). Each line prints the phases'
+wall and CPU. bench/RESULTS.md, "targets 1, 2, 8, fourth pass", has the figures.
 """
 
 from __future__ import annotations
@@ -190,6 +192,66 @@ def overlap(variant: str, part_rows: int, records: list[dict[str, Any]], folder:
     return phases
 
 
+def _node(part_rows: int, out: int) -> None:
+    """The node's side of ``two``: convert 1M records a part at a time, each part sent as an
+    Arrow IPC stream on ``out`` as soon as it is converted."""
+    import pyarrow as pa
+
+    from bench.records import record_list
+
+    records = record_list(0, N)
+    with os.fdopen(out, "wb") as pipe:
+        pipe.write(f"{time.monotonic()!r}\n".encode())
+        for at in range(0, N, part_rows):
+            part = pa.Table.from_pylist(records[at:at + part_rows])
+            with pa.ipc.new_stream(pipe, part.schema) as writer:
+                writer.write_table(part)
+            pipe.flush()
+
+
+def two_processes(variant: str, part_rows: int, folder: str) -> dict[str, tuple[float, float]]:
+    """``overlap`` with the node in a process of its own (as it is): the engine's side
+    reads each part from a pipe and, for ``a``, inserts it at once into its early
+    transaction. Phases: ``node`` from its first conversion to its last part read here
+    (wall; CPU of this process), ``commit`` after it."""
+    import multiprocessing
+
+    import pyarrow as pa
+
+    con, ids = fresh(folder)
+    read, write = os.pipe()
+    node = multiprocessing.get_context("fork").Process(target=_node, args=(part_rows, write))
+    node.start()
+    os.close(write)
+    phases: dict[str, tuple[float, float]] = {}
+    cur = con.cursor()
+    counters = placeholders(N)
+    with os.fdopen(read, "rb") as pipe:
+        began = float(pipe.readline())
+        c0 = cpu()
+        parts, at = [], 0
+        if variant == "a":
+            cur.execute("BEGIN")
+        while at < N:
+            part = pa.ipc.open_stream(pipe).read_all()
+            if variant == "a":
+                insert_part(cur, part, counters.slice(at, part.num_rows), -1)
+            else:
+                parts.append(part)
+            at += part.num_rows
+        phases["node"] = (time.monotonic() - began, cpu() - c0)
+    node.join()
+    with Phase(phases, "commit"):
+        if variant == "a":
+            give_ids(cur, ids, -1, N)
+            cur.execute("COMMIT")
+        else:
+            insert_now(con, ids, pa.concat_tables(parts))
+    assert in_order(con)
+    con.close()
+    return phases
+
+
 def show(kind: str, variant: str, phases: dict[str, tuple[float, float]]) -> None:
     wall = sum(w for label, (w, _) in phases.items() if label != "CHECKPOINT")
     parts = "  ".join(f"{label} {w:.2f}/{c:.2f}" for label, (w, c) in phases.items())
@@ -252,6 +314,9 @@ def main(argv: list[str]) -> None:
         for variant in ("now", "a", "b"):
             steps.append(("commit", variant,
                           lambda v=variant: commit_costs(v, part_rows, folder)))
+        for variant in ("now", "a"):
+            steps.append(("two", variant,
+                          lambda v=variant: two_processes(v, part_rows, folder)))
         for variant in ("now", "a", "b"):
             steps.append(("overlap", variant,
                           lambda v=variant: overlap(v, part_rows, records, folder)))
