@@ -1,11 +1,11 @@
 """Inserting a run's appended rows before its checkpoint: a measurement, not a benchmark.
 
 ``python -m bench.early_insert [ROUNDS] [PART] [VARIANTS]`` (variants such as
-``commit:now,commit:b``; all by default; ``python -m bench.early_insert hazards`` prints what variant ``a`` meets in
-DuckDB's snapshot isolation) measures, on a DuckDB file laid out as the
-store lays out a table version (``patterns_id`` ZSTD text, the hidden block key, the
-benchmark records' eight columns) already holding 1M rows, the CPU (``getrusage``: DuckDB's
-threads included) and wall time of adding 1M more rows in three ways:
+``commit:now,commit:b``; all by default; ``python -m bench.early_insert hazards`` prints
+what variant ``a`` meets in DuckDB's snapshot isolation) measures, on a DuckDB file laid
+out as the store lays out a table version (``patterns_id`` ZSTD text, the hidden block key,
+the benchmark records' eight columns) already holding 1M rows, the CPU (``getrusage``:
+DuckDB's threads included) and wall time of adding 1M more rows in three ways:
 
 - ``now``: what a commit does today: a block of ids, then one ``INSERT`` of the rows with
   their ids, committed (``store.commit``'s core, ``tables.TableWriter._insert``).
