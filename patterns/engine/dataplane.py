@@ -172,7 +172,17 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
             cmd["port"], cmd.get("position"), cmd.get("order_by"), cmd.get("starting_value")))
         return pos, schema, batches
 
-    def _staged(self, session: RunSession, cmd: dict[str, Any], data: pa.Table) -> None:
+    def _staged(self, session: RunSession, cmd: dict[str, Any], data: pa.Table,
+                cancelled: bool = False) -> None:
+        sent = cmd.get("rows")  # (None: from an SDK that does not say)
+        if cancelled or (isinstance(sent, int) and sent != data.num_rows):
+            # gRPC ends a put whose node died or dropped its writer half way as it ends a
+            # whole one: what came is not what was sent (a checkpoint's position would
+            # commit without its rows). Nothing of it is staged; the node, if alive, fails.
+            raise flight.FlightServerError(wire.error_message(
+                "EngineError", f"a write to table {cmd.get('port')!r} was cut short "
+                               f"({data.num_rows} of {sent if sent is not None else '?'} "
+                               f"rows arrived): nothing of it was staged or committed"))
         _guard(lambda: session.stage(cmd["port"], cmd["op"], data, cmd.get("unique_on"), None))
         checkpoint = cmd.get("checkpoint")
         if checkpoint is not None:  # the node's last writes came with its checkpoint
@@ -185,7 +195,8 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
                reader: flight.MetadataRecordBatchReader, writer: Any) -> None:
         cmd = wire.decode(descriptor.command)
         session = self._session(cmd.get("token"))
-        self._staged(session, cmd, reader.read_all())
+        data = reader.read_all()
+        self._staged(session, cmd, data, cancelled=context.is_cancelled())
 
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
         cmd = wire.decode(ticket.ticket)
