@@ -21,7 +21,15 @@ import threading
 from collections import Counter
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+from patterns import wire
+from patterns.engine.engine import INLINE_RUN_INFO_BYTES
 from patterns.engine.launcher import Exit, LogCapture, ProcessLauncher, kill_group
+from patterns.engine.relaunch import fresh_start
+from patterns.engine.session import RunSession
 
 WRITER = """
 from patterns import Table
@@ -73,8 +81,9 @@ for i, r in enumerate(stream.consume_records()):
 
 
 class PutWatch:
-    """When the engine's data plane takes a put that carries a checkpoint, and when it is
-    done with it (its own ``do_put`` does all the work)."""
+    """When the engine's data plane, taking a put that carries a checkpoint, starts reading
+    its rows (the run's token was looked up), and when it is done with the put (its own
+    ``do_put`` does all the work)."""
 
     def __init__(self, dataplane: Any) -> None:
         self.taken = threading.Event()
@@ -82,16 +91,24 @@ class PutWatch:
         real = dataplane.do_put
 
         def do_put(context: Any, descriptor: Any, reader: Any, writer: Any) -> None:
-            watched = b'"checkpoint"' in descriptor.command
-            if watched:
-                self.taken.set()
+            if b'"checkpoint"' not in descriptor.command:
+                return real(context, descriptor, reader, writer)
             try:
-                real(context, descriptor, reader, writer)
+                return real(context, descriptor, _Reading(reader, self.taken), writer)
             finally:
-                if watched:
-                    self.done.set()
+                self.done.set()
 
         dataplane.do_put = do_put
+
+
+class _Reading:
+    def __init__(self, reader: Any, reading: threading.Event) -> None:
+        self._reader = reader
+        self._reading = reading
+
+    def read_all(self) -> Any:
+        self._reading.set()
+        return self._reader.read_all()
 
 
 class KillMidPut(ProcessLauncher):
@@ -167,3 +184,37 @@ def test_a_node_that_fails_while_sending_its_checkpoint_commits_none_of_it(
     assert record.checkpoints == 0
     assert app.rows("dst") == []
     finish_and_check(app)
+
+
+def test_a_put_on_its_way_when_its_run_starts_again_elsewhere_commits_nothing(
+        app_runner: Any) -> None:
+    """A Dask run whose worker was declared lost starts again from its last checkpoint with
+    a new token; its first process may live on (a network partition). A checkpoint that
+    process had on its way, its token looked up before the revocation, must not commit:
+    the new process reads those rows again (they would be written twice)."""
+    app = make(app_runner)
+    session = RunSession(run_id="lost-run", node=app.app.node("consumer"),
+                         store=app.engine.store, parameters={}, time_limit_seconds=600)
+    app.engine.dataplane.register(session)
+    watch = PutWatch(app.engine.dataplane)
+    data = pa.table({"n": [0, 1, 2]})
+    cmd = {"port": "dst", "op": "append", "token": session.token, "rows": data.num_rows,
+           "checkpoint": {"state": {"done": 3}, "positions": {}, "final": False}}
+    lost = flight.connect(app.engine.dataplane.uri)  # (the first process's connection)
+    try:
+        writer, _ = lost.do_put(flight.FlightDescriptor.for_command(wire.encode(cmd)),
+                                data.schema)
+        assert watch.taken.wait(60), "the engine never took the put"
+        fresh = fresh_start(app.engine.dataplane, session, {"token": session.token}, {},
+                            False, INLINE_RUN_INFO_BYTES)
+        assert fresh is not None and fresh["token"] != cmd["token"]
+        writer.write_table(data)
+        with pytest.raises(flight.FlightError, match="token"):
+            writer.close()
+    finally:
+        lost.close()
+        app.engine.dataplane.unregister(session)
+    assert watch.done.is_set()
+    assert app.rows("dst") == []
+    assert app.state("consumer") == {}
+    assert session.checkpoints == 0
