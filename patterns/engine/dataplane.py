@@ -172,20 +172,33 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
             cmd["port"], cmd.get("position"), cmd.get("order_by"), cmd.get("starting_value")))
         return pos, schema, batches
 
-    def _staged(self, session: RunSession, cmd: dict[str, Any], data: pa.Table) -> None:
-        _guard(lambda: session.stage(cmd["port"], cmd["op"], data, cmd.get("unique_on"), None))
+    def _staged(self, session: RunSession, cmd: dict[str, Any], data: pa.Table,
+                cancelled: bool = False) -> None:
+        sent = cmd.get("rows")  # (None: from an SDK that does not say)
+        if cancelled or (isinstance(sent, int) and sent != data.num_rows):
+            # gRPC ends a put whose node died or dropped its writer half way as it ends a
+            # whole one: what came is not what was sent (a checkpoint's position would
+            # commit without its rows). Nothing of it is staged; the node, if alive, fails.
+            raise flight.FlightServerError(wire.error_message(
+                "EngineError", f"a write to table {cmd.get('port')!r} was cut short "
+                               f"({data.num_rows} of {sent if sent is not None else '?'} "
+                               f"rows arrived): nothing of it was staged or committed"))
+        token = cmd.get("token")
+        _guard(lambda: session.stage(cmd["port"], cmd["op"], data, cmd.get("unique_on"), None,
+                                     token=token))
         checkpoint = cmd.get("checkpoint")
         if checkpoint is not None:  # the node's last writes came with its checkpoint
             # (an error of the commit names no record of these writes: the node must not
             # blame the line that appended them)
-            _guard(lambda: _checkpoint(session, checkpoint), records=False)
+            _guard(lambda: _checkpoint(session, {**checkpoint, "token": token}), records=False)
 
     # ------------------------------------------------------------------ Flight methods
     def do_put(self, context: Any, descriptor: flight.FlightDescriptor,
                reader: flight.MetadataRecordBatchReader, writer: Any) -> None:
         cmd = wire.decode(descriptor.command)
         session = self._session(cmd.get("token"))
-        self._staged(session, cmd, reader.read_all())
+        data = reader.read_all()
+        self._staged(session, cmd, data, cancelled=context.is_cancelled())
 
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
         cmd = wire.decode(ticket.ticket)
@@ -292,22 +305,23 @@ def _guard(call: Callable[[], Any], *, records: bool = True) -> Any:
 
 def _checkpoint(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
     session.checkpoint(body.get("state"), body.get("positions") or {},
-                       final=bool(body.get("final")))
+                       final=bool(body.get("final")), token=body.get("token"))
     return {"checkpoints": session.checkpoints}
 
 
 def _rollback(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
-    session.rollback()
+    session.rollback(token=body.get("token"))
     return session.run_info()
 
 
 def _command(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
-    session.stage(body["port"], body["op"], None, body.get("unique_on"), body.get("options"))
+    session.stage(body["port"], body["op"], None, body.get("unique_on"), body.get("options"),
+                  token=body.get("token"))
     return {}
 
 
 def _execute_sql(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
-    session.execute_sql(body["port"], body["sql"])
+    session.execute_sql(body["port"], body["sql"], token=body.get("token"))
     return {}
 
 

@@ -13,7 +13,6 @@ gets a token of its own.
 
 from __future__ import annotations
 
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from patterns import wire
@@ -32,10 +31,11 @@ def fresh_start(dataplane: DataPlane, session: RunSession, config: dict[str, Any
     facts as of that checkpoint. None when the run must not start again: it was cancelled,
     or its final checkpoint (its whole work) is already committed."""
     dataplane.unregister(session)
-    session.rollback()  # (waits for a commit under way: it lands, or not, before the facts)
+    # (a new token and the staging dropped together, once a commit under way has landed or
+    # not: a request of the lost process on its way stages and commits nothing after it)
+    session.revoke()
     if cancelled or session.finished or session.closed:
         return None
-    session.token = secrets.token_urlsafe(24)
     session.requests = Requests()
     dataplane.register(session)
     fresh = {key: value for key, value in config.items() if key != "run_info"}

@@ -192,10 +192,12 @@ class RunSession:
 
     # ------------------------------------------------------------------ writes
     def stage(self, port: str, op: str, data: pa.Table | None, unique_on: list[str] | None,
-              options: Mapping[str, Any] | None) -> None:
+              options: Mapping[str, Any] | None, *, token: str | None = None) -> None:
+        """``token``: the one the request carried (checked here, under the lock: see
+        :meth:`revoke`)."""
         store = self.store_for(port, "w")
         with self._lock:
-            self._open()
+            self._open(token)
             cp = self._staging()
             if op == "init":
                 opts = TableOptions.from_json(_named(self.app, store, options or {}))
@@ -238,8 +240,10 @@ class RunSession:
         self._columns[store] = project(columns, data, rules)
         return data
 
-    def rollback(self) -> None:
+    def rollback(self, *, token: str | None = None) -> None:
         with self._lock:
+            if token is not None and token != self.token:
+                self._open(token)  # (a lost process's: the run's new staging is not its)
             self._staged = None
 
     def close(self) -> None:
@@ -250,20 +254,33 @@ class RunSession:
             self._staged = None
             self.closed = True
 
-    def _open(self) -> None:
+    def revoke(self) -> None:
+        """The run's process was lost (:mod:`patterns.engine.relaunch`): the run gets a new
+        token and what it staged is dropped, at once, once a commit under way has landed
+        (or not). A request of the lost process still on its way, its token looked up
+        before, then stages and commits nothing."""
+        with self._lock:
+            self._staged = None
+            self.token = secrets.token_urlsafe(24)
+
+    def _open(self, token: str | None = None) -> None:
         if self.closed:
             raise EngineError("the run is over: its process was stopped; nothing more is "
                               "committed")
+        if token is not None and token != self.token:
+            raise EngineError("this run's token was revoked (its process was lost and the "
+                              "run started again elsewhere); nothing of this request is "
+                              "committed")
 
-    def stage_sql(self, ops: list[tuple[str, TableOp]]) -> None:
+    def stage_sql(self, ops: list[tuple[str, TableOp]], *, token: str | None = None) -> None:
         """Stage SQL statements (checked by :mod:`patterns.engine.sql_nodes`) in order."""
         with self._lock:
-            self._open()
+            self._open(token)
             cp = self._staging()
             for store, op in ops:
                 cp.add(store, op)
 
-    def execute_sql(self, port: str, sql: str) -> None:
+    def execute_sql(self, port: str, sql: str, *, token: str | None = None) -> None:
         """``table.execute_sql``: stage statements that change ``port``'s table, after
         trying them on the run's staged writes, so an error points at the call."""
         from patterns.engine.sql_nodes import plan_execute_sql
@@ -275,15 +292,17 @@ class RunSession:
             for target, op in ops:
                 trial.add(target, op)
             self.store.with_staged(trial, lambda view: None)
-        self.stage_sql(ops)
+        self.stage_sql(ops, token=token)
 
     def checkpoint(self, state: Mapping[str, Any] | None,
                    positions: Mapping[str, Mapping[str, Any] | None], *,
-                   timeout: float | None = None, final: bool = False) -> None:
+                   timeout: float | None = None, final: bool = False,
+                   token: str | None = None) -> None:
         """Commit what the run staged, with its state and positions. The run's ``final``
-        checkpoint also records the run's end, in the same transaction (:attr:`at_final`)."""
+        checkpoint also records the run's end, in the same transaction (:attr:`at_final`).
+        ``token``: the one the request carried (see :meth:`revoke`)."""
         with self._lock:
-            self._open()
+            self._open(token)
             # The run's record is written before any of its commits, or inserted whole by
             # the final one (which ends the run).
             start = self.start_recorded

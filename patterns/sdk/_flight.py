@@ -102,6 +102,9 @@ class FlightEngineClient:
 
     def _put(self, cmd: dict[str, Any], data: pa.Table) -> None:
         cmd["token"] = self._token
+        # (the engine stages the write only if all of these rows arrived: a put cut short,
+        # its process killed or its writer dropped on an error, ends like a whole one)
+        cmd["rows"] = data.num_rows
         if self._channel is not None and data.nbytes <= MAX_INLINE_DATA:
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, data.schema) as stream:
