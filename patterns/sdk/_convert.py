@@ -51,10 +51,15 @@ def _in_slices(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
     slice has only nulls for it). Otherwise, and to name a refused record by its place in
     ``records``, they are converted at once."""
     try:
-        parts = [_convert(records[at:at + SLICE_ROWS], table)
-                 for at in range(0, len(records), SLICE_ROWS)]
+        converted = [_converted(records[at:at + SLICE_ROWS], table)
+                     for at in range(0, len(records), SLICE_ROWS)]
     except NodeError:
         return _convert(records, table)
+    if len({slow for _, slow in converted}) > 1:
+        # What sent one slice down the slow path sends the whole list there, which types
+        # fields the fast path infers (a nested list, a decimal) its own way.
+        return _convert(records, table)
+    parts = [part for part, _ in converted]
     if sum(part.num_rows for part in parts) != len(records):
         return _convert(records, table)  # (a slice of records without fields)
     fields: dict[str, pa.Field] = {}
@@ -73,27 +78,32 @@ def _in_slices(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
 
 
 def _convert(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
+    return _converted(records, table)[0]
+
+
+def _converted(records: Sequence[dict[str, Any]], table: str) -> tuple[pa.Table, bool]:
+    """The records as a table, and whether that took the slow path (column by column)."""
     if not records:
-        return pa.table({})
+        return pa.table({}), False
     same = _same_keys(records, table)
     if same is not None:
-        return same
+        return same, False
     try:
         # One pass in C: Arrow infers a struct over the union of the records' keys (in the
         # order they first appear; a record without a key gets null there).
         rows = pa.array(records)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError,
             TypeError, ValueError):  # (a UUID is an extension type Arrow cannot infer)
-        return _slow_path(records, _keys(records, table), table)
+        return _slow_path(records, _keys(records, table), table), True
     if not pa.types.is_struct(rows.type) or rows.null_count:
         # A record that is not a dict (None, a number...): _keys raises, naming it.
-        return _slow_path(records, _keys(records, table), table)
+        return _slow_path(records, _keys(records, table), table), True
     # Arrow takes a bytes key for the text it spells (b"n" for "n", silently merging the
     # two): field names must be strings. The set of all keys, gathered at C speed.
     if not all(isinstance(k, str) for k in set(itertools.chain.from_iterable(records))):
-        return _slow_path(records, _keys(records, table), table)  # (_keys raises)
+        return _slow_path(records, _keys(records, table), table), True  # (_keys raises)
     if not rows.type.num_fields:
-        return pa.table({})  # records without fields: nothing to append
+        return pa.table({}), False  # records without fields: nothing to append
     names = [rows.type.field(i).name for i in range(rows.type.num_fields)]
     _check_names(names, records, table)
     for i, name in enumerate(names):
@@ -102,8 +112,8 @@ def _convert(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
         # as floats (1.0): such columns take the slow path.
         if (pa.types.is_date(t) and any(issubclass(k, dt.datetime) for k in _types(records, name))) \
                 or (pa.types.is_floating(t) and bool in _types(records, name)):
-            return _slow_path(records, names, table)
-    return _check_nested(pa.Table.from_struct_array(rows), records, table)
+            return _slow_path(records, names, table), True
+    return _check_nested(pa.Table.from_struct_array(rows), records, table), False
 
 
 def _same_keys(records: Sequence[dict[str, Any]], table: str) -> pa.Table | None:

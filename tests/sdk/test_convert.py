@@ -7,6 +7,7 @@ makes the very table (types, values, the record an error names) it would at once
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pyarrow as pa
@@ -90,6 +91,8 @@ def at_once(records: list[dict[str, Any]]) -> pa.Table | str:
 @example(records=[{"a": 1}, {"a": "x"}], slice_rows=1)  # (int and text: text)
 @example(records=[{"a": 1}, {"a": {1, 2}}], slice_rows=1)  # (refused: record 1, not 0)
 @example(records=[{"b": [], "c": None}, {"c": [False, 0]}], slice_rows=1)  # (JSON: both)
+@example(records=[{"b": [], "a": None}, {"b": None, "a": uuid.UUID(int=7)}],
+         slice_rows=1)  # (one slice on the slow path, a list in the other: JSON, as at once)
 def test_a_long_list_converts_in_slices_as_it_would_at_once(
         records: list[dict[str, Any]], slice_rows: int) -> None:
     whole = at_once(records)
