@@ -11,6 +11,7 @@ nothing and answers ``{"busy": ...}``: the caller waits and asks again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,9 @@ class Desk:
     store: Store
     app: App | None
     running: Callable[[], list[tuple[str, Node]]] = field(default=lambda: [])
+    #: Held while a reset checks that no run concerns it and writes: no run starts then,
+    #: so none reads the state or positions from before the reset and commits over it.
+    quiet: Callable[[], AbstractContextManager[Any]] = field(default=nullcontext)
     #: True when a command opened the store file itself: no engine holds the store, so a
     #: run recorded as running is one whose engine died (the next engine will record it).
     engineless: bool = False
@@ -314,11 +318,12 @@ def state(desk: Desk, node_id: str) -> dict[str, Any]:
 
 
 def reset_state(desk: Desk, node_id: str) -> dict[str, Any]:
-    busy = _busy(desk, lambda node: node.id == node_id)
-    if busy:
-        return busy
-    with desk.store.transaction() as tx:
-        tx.memory.set_state(node_id, None)
+    with desk.quiet():
+        busy = _busy(desk, lambda node: node.id == node_id)
+        if busy:
+            return busy
+        with desk.store.transaction() as tx:
+            tx.memory.set_state(node_id, None)
     return {}
 
 
@@ -328,11 +333,12 @@ def positions(desk: Desk, node_id: str) -> dict[str, Any]:
 
 
 def reset_stream(desk: Desk, node_id: str, table_name: str) -> dict[str, Any]:
-    busy = _busy(desk, lambda node: node.id == node_id)
-    if busy:
-        return busy
-    with desk.store.transaction() as tx:
-        tx.memory.reset_positions(node_id, table_name)
+    with desk.quiet():
+        busy = _busy(desk, lambda node: node.id == node_id)
+        if busy:
+            return busy
+        with desk.store.transaction() as tx:
+            tx.memory.reset_positions(node_id, table_name)
     return {}
 
 

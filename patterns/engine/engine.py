@@ -122,6 +122,8 @@ class Engine:
         self._active: dict[str, RunSession] = {}  # runs between their start and end
         self._cancelled: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: Held by a reset of a node's state or stream (admin.py) and by a run as it starts.
+        self._starts = threading.Lock()
         #: Writes the start records of runs that last (patterns/engine/run_start.py).
         self._recorder = ThreadPoolExecutor(1, thread_name_prefix="patterns-recorder")
         if app.requirements_file is None:
@@ -182,7 +184,7 @@ class Engine:
         return {name: table for name, table in found.items() if name in wanted}
 
     def _desk(self) -> Desk:
-        return Desk(self.store, self.app, self._in_progress)
+        return Desk(self.store, self.app, self._in_progress, quiet=lambda: self._starts)
 
     def _in_progress(self) -> list[tuple[str, Node]]:
         with self._lock:
@@ -291,7 +293,7 @@ class Engine:
                              rules=rules, app=self.app, external=external,
                              fence=self.claims.fence(node.id), on_commit=self.on_run_commit,
                              seen_commit=seen)
-        with self._lock:
+        with self._starts, self._lock:  # (not while a reset is written)
             self._active[run_id] = session
         self._started(record)
 
