@@ -180,6 +180,20 @@ class Journal:
                 self._idle.notify_all()
         return end
 
+    def fileno(self) -> int:
+        """The file's descriptor, for a sync made elsewhere (:meth:`synced_elsewhere`)."""
+        return self._fd
+
+    def synced_elsewhere(self, size: int, error: OSError | None) -> None:
+        """Note a sync of :meth:`fileno` made by another process (an acceptor's fsync helper)
+        begun when the file was ``size`` bytes (:meth:`size`); the StoreError a failed one
+        means. Not counted among the syncs :meth:`rotate` and :meth:`close` wait for: the
+        caller does not rotate while one is in flight."""
+        if error is not None:
+            raise _journal_error(self.path, error)
+        with self._lock:
+            self._synced = max(self._synced, size)
+
     @contextlib.contextmanager
     def _alone(self) -> Iterator[None]:
         """Hold the file with no sync in flight (to cut, replace or close it)."""
