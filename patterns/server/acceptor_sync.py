@@ -38,17 +38,14 @@ class SyncHelpers:
 
     def __init__(self, count: int) -> None:
         self.socks: list[socket.socket] = []
-        self.pids: list[int] = []
         self._waiting: dict[int, tuple[Synced, int]] = {}  # by socket: (told, files)
         self.on_lost: Callable[[], None] | None = None
         for _ in range(count):
             mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            pid = os.fork()
-            if pid == 0:  # (the helper: nothing of the acceptor's but its own socket)
+            if os.fork() == 0:  # (the helper: nothing of the acceptor's but its own socket)
                 _helper(theirs)
             theirs.close()
             self.socks.append(mine)
-            self.pids.append(pid)
         self._idle = list(self.socks)
         self.live = count
 
@@ -106,15 +103,6 @@ class SyncHelpers:
         self.live -= 1
         if self.on_lost is not None:
             self.on_lost()
-
-    def close(self) -> None:
-        """Let the helpers go (each ends when its socket closes)."""
-        for sock in self.socks:
-            with contextlib.suppress(OSError):
-                sock.close()
-        for pid in self.pids:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
 
 
 def _helper(sock: socket.socket) -> None:
