@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from patterns.server.acceptor_sync import MAX_FILES, SyncHelpers
 from patterns.server.answers import Unavailable
 from patterns.server.bodies import BadBody, BodyLimits, parse_records
 from patterns.server.ingest import (
@@ -68,7 +69,7 @@ FRAME = struct.Struct("<I")
 _INT64 = (-(2**63), 2**63 - 1)
 #: A segment is cut (its committed records dropped) once its file is this large.
 ROTATE_BYTES = 4 * 1024 * 1024
-#: Most fsyncs of a segment in flight at once (each in a thread of the loop's executor).
+#: Most fsyncs of a segment in flight at once (each in a helper process).
 SYNCS_IN_FLIGHT = 4
 #: Told once a request's records are durable (None) or cannot be (why).
 Done = Callable[[BaseException | None], None]
@@ -160,8 +161,11 @@ def fits(records: list[dict[str, Any]], columns: dict[str, str] | None) -> bool:
 class Acceptor:
     """The acceptor's ASGI app, its journal segments and its channel to the server."""
 
-    def __init__(self, segment: str, control: socket.socket, socket_path: str) -> None:
+    def __init__(self, segment: str, control: socket.socket, socket_path: str,
+                 helpers: SyncHelpers | None = None) -> None:
         self.segment = segment
+        #: the processes that fsync the segments (None: fsync'd on the loop, one at a time)
+        self.helpers = helpers
         self.control = control
         self.socket_path = socket_path
         self.apps: dict[str, AppIntake] = {}
@@ -253,12 +257,18 @@ class Acceptor:
         """Put ``blob`` in the app's segment; ``done(None)`` once it is durable (and told to
         the server), ``done(Unavailable)`` if it cannot be."""
         self._waiting.append((app, blob, done))
-        if not self._gathering and self._syncs < SYNCS_IN_FLIGHT:
+        if not self._gathering and self._can_sync():
             self._gathering = True  # (the requests of this loop pass go as one group)
             asyncio.get_running_loop().call_soon(self._write_group)
 
+    def _can_sync(self) -> bool:
+        helpers = self.helpers
+        if helpers is None or not helpers.live:
+            return not self._syncs
+        return helpers.idle() > 0
+
     def _write_group(self) -> None:
-        """Write what waits, one write per segment, and fsync it in a thread. Up to
+        """Write what waits, one write per segment, and fsync it in a helper process. Up to
         ``SYNCS_IN_FLIGHT`` groups are fsync'd at once: a request need not wait for the
         fsync that was in flight when it came, only for one begun after it was written."""
         self._gathering = False
@@ -280,16 +290,31 @@ class Acceptor:
         if not written:
             return
         self._syncs += 1
-        synced = asyncio.get_running_loop().run_in_executor(
-            None, _sync_all, [app for app, _, _ in written])
-        synced.add_done_callback(functools.partial(self._synced, written))
+        apps = [app for app, _, _ in written]
+        helpers = self.helpers
+        if helpers is None or not helpers.live or len(apps) > MAX_FILES:
+            self._synced(written, _sync_all(apps))  # (on the loop: blocks it meanwhile)
+            return
+        sizes = [app.journal.size() for app in apps]
+
+        def told(outcome: list[OSError | None]) -> None:
+            failed: dict[int, Exception] = {}
+            for i, (app, size, error) in enumerate(zip(apps, sizes, outcome, strict=True)):
+                if written[i][2] != app.epoch:  # (begun before a failed one: see _synced)
+                    continue
+                try:
+                    app.journal.synced_elsewhere(size, error)
+                except Exception as exc:
+                    failed[i] = exc
+            self._synced(written, failed)
+
+        helpers.sync([app.journal.fileno() for app in apps], told)
 
     def _synced(self, written: list[tuple[AppIntake, int, int]],
-                synced: asyncio.Future[dict[int, Exception]]) -> None:
+                failed: dict[int, Exception]) -> None:
         """A group's fsync ended: everything written before it began is durable (an fsync
         covers the whole file), so answer every request up to there, in order."""
         self._syncs -= 1
-        failed = synced.result()
         for i, (app, end, epoch) in enumerate(written):
             if epoch != app.epoch:  # (begun before a failed one: its records were refused)
                 continue
@@ -300,7 +325,7 @@ class Acceptor:
             elif end > app.durable:
                 app.durable = end
         self._answer()
-        if self._waiting and not self._gathering and self._syncs < SYNCS_IN_FLIGHT:
+        if self._waiting and not self._gathering and self._can_sync():
             self._gathering = True
             asyncio.get_running_loop().call_soon(self._write_group)
 
@@ -429,8 +454,7 @@ def too_large(hook: Hook) -> bytes:
 
 
 def _sync_all(apps: list[AppIntake]) -> dict[int, Exception]:
-    """fsync each app's segment (in a thread: the loop takes requests meanwhile); the ones
-    that failed, by index."""
+    """fsync each app's segment here (without helpers); the ones that failed, by index."""
     failed: dict[int, Exception] = {}
     for i, app in enumerate(apps):
         try:
@@ -475,14 +499,22 @@ def _die_with_parent() -> None:
 
 
 async def _main(segment: str, listener: socket.socket, control: socket.socket,
-                socket_path: str) -> None:
+                socket_path: str, helpers: SyncHelpers | None) -> None:
     import signal
 
     import uvicorn
 
     from patterns.server.acceptor_http import serve
 
-    acceptor = Acceptor(segment, control, socket_path)
+    acceptor = Acceptor(segment, control, socket_path, helpers)
+    if helpers is not None:
+        helpers.start()
+
+        def lost() -> None:  # (its sync was refused; the server starts another acceptor)
+            log.warning("an fsync helper ended; this acceptor stops")
+            acceptor.stop.set()
+
+        helpers.on_lost = lost
     await acceptor.connect()
     # (uvicorn serves the connections a plain webhook request does not start: the API)
     config = uvicorn.Config(acceptor, lifespan="off", log_level="warning", access_log=False,
@@ -503,12 +535,15 @@ def main(argv: list[str]) -> None:
     listener = own_listener(socket.socket(fileno=int(listener_fd)))
     control = socket.socket(fileno=int(control_fd))
     logging.basicConfig(level=logging.WARNING, format=f"acceptor {segment}: %(message)s")
+    helpers = None
+    if hasattr(os, "fork") and hasattr(socket, "recv_fds"):  # (before the loop and journals)
+        helpers = SyncHelpers(SYNCS_IN_FLIGHT)
     try:
         import uvloop
 
-        uvloop.run(_main(segment, listener, control, socket_path))
+        uvloop.run(_main(segment, listener, control, socket_path, helpers))
     except ImportError:
-        asyncio.run(_main(segment, listener, control, socket_path))
+        asyncio.run(_main(segment, listener, control, socket_path, helpers))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ to the bytes received.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -23,7 +22,16 @@ DEFAULT_MAX_RECORDS: Final = 10_000
 DEFAULT_MAX_FIELDS: Final = 1_000
 #: Deepest nesting of objects and arrays in a body (the body itself is level 1).
 MAX_DEPTH: Final = 32
-_LONG_NUMBER: Final = re.compile(rb"[0-9]{19}")
+#: Every digit becomes "0", any other byte "x": 19 digits in a row are then one ``in`` away
+#: (a regular expression's search took twice the time on a small body, 20 times on a large one).
+_DIGITS: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x78 for b in range(256))
+_RUN: Final = b"0" * 19
+
+
+def has_long_number(data: bytes) -> bool:
+    """True when ``data`` holds 19 ASCII digits in a row (a number that may not fit 64
+    bits: orjson would read it as a float, json as an int)."""
+    return _RUN in data.translate(_DIGITS)
 
 
 class BadBody(Exception):
@@ -71,7 +79,7 @@ def _fast_loads(body: bytes) -> Any:
     """orjson's parse, where it gives what json's would: it refuses what is not strict JSON
     (NaN, 1e400, a lone surrogate, any encoding but UTF-8...: ValueError), and turns an
     integer past 64 bits into a float, so a body with 19 digits in a row goes to json."""
-    if _LONG_NUMBER.search(body):
+    if has_long_number(body):
         raise ValueError("a long number: json parses it")
     return orjson.loads(body)
 
@@ -91,14 +99,17 @@ def _check_record(record: dict[str, Any], index: int, count: int, limits: BodyLi
     """(``texts``: check that every string is text; False when the parser did.)"""
     if not record:
         raise BadBody(400, f"{_where(index, count)} is {{}}: a record needs at least one field")
-    names = [k.lower() for k in record]
-    if "" in names or len(set(names)) != len(names):
+    names = {k.lower() for k in record}
+    if "" in names or len(names) != len(record):
         raise BadBody(400, "field names must be non-empty and differ by more than upper/lower "
                            "case (a table's columns do): "
                            f"{', '.join(repr(k) for k in record)[:200]}")
-    if not texts and len(record) <= limits.max_fields and \
-            not any(isinstance(v, (dict, list)) for v in record.values()):
-        return  # flat (most records): nothing nested to count, its text checked
+    if not texts and len(record) <= limits.max_fields:
+        for value in record.values():  # (a loop: a generator costs a call per value)
+            if isinstance(value, (dict, list)):
+                break
+        else:
+            return  # flat (most records): nothing nested to count, its text checked
     where = _where(index, count)
     fields = 0
     stack: list[tuple[Any, int]] = [(record, 2)]

@@ -24,7 +24,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import struct
 import threading
 import zlib
@@ -36,9 +35,9 @@ from typing import Any
 import orjson
 
 from patterns.errors import DiskFullError, StoreError
+from patterns.server.bodies import has_long_number
 
 MAGIC = b"PTNJRNL1"
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
 _HEADER = struct.Struct("<8sQ")
 _RECORD = struct.Struct("<II")
 #: The largest payload a record may have (a webhook body is capped far below this).
@@ -180,6 +179,20 @@ class Journal:
                 self._idle.notify_all()
         return end
 
+    def fileno(self) -> int:
+        """The file's descriptor, for a sync made elsewhere (:meth:`synced_elsewhere`)."""
+        return self._fd
+
+    def synced_elsewhere(self, size: int, error: OSError | None) -> None:
+        """Note a sync of :meth:`fileno` made by another process (an acceptor's fsync helper)
+        begun when the file was ``size`` bytes (:meth:`size`); the StoreError a failed one
+        means. Not counted among the syncs :meth:`rotate` and :meth:`close` wait for: the
+        caller does not rotate while one is in flight."""
+        if error is not None:
+            raise _journal_error(self.path, error)
+        with self._lock:
+            self._synced = max(self._synced, size)
+
     @contextlib.contextmanager
     def _alone(self) -> Iterator[None]:
         """Hold the file with no sync in flight (to cut, replace or close it)."""
@@ -249,7 +262,7 @@ def _parse(data: bytes, pos: int, shift: int) -> tuple[list[Entry], int]:
         if zlib.crc32(payload) != crc:
             break
         try:  # (orjson reads an int past 64 bits as a float: json reads those)
-            doc = (orjson.loads(payload) if _LONG_NUMBER.search(payload) is None
+            doc = (orjson.loads(payload) if not has_long_number(payload)
                    else json.loads(payload.decode("utf-8", "surrogatepass")))
         except ValueError:  # (orjson's error is one: a lone surrogate, json wrote it)
             try:
