@@ -73,8 +73,11 @@ def _in_slices(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
         # A slice that took the slow path sent its nested values as JSON text; at once,
         # the slow path would take every nested field there (a list in another slice too).
         return _convert(records, table)
-    # (a field a slice lacks, or has only nulls for, is null there)
-    return pa.concat_tables(parts, promote_options="default")
+    # (a field a slice lacks, or has only nulls for, is null there; the promotion keeps the
+    # first slice's field, so each field then takes its metadata — JSON text — back)
+    whole = pa.concat_tables(parts, promote_options="default")
+    return pa.table(whole.columns, schema=pa.schema(
+        [fields.get(f.name, f) for f in whole.schema]))
 
 
 def _convert(records: Sequence[dict[str, Any]], table: str) -> pa.Table:

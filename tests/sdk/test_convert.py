@@ -65,7 +65,7 @@ def test_records_with_the_same_fields_convert_as_among_other_records(
     if isinstance(alone, str) or isinstance(among, str):
         assert alone == among
         return
-    assert alone.schema == among.schema
+    assert alone.schema.equals(among.schema, check_metadata=True), (alone.schema, among.schema)
     assert repr(alone.to_pylist()) == repr(among.slice(0, len(records)).to_pylist())  # (NaN)
 
 
@@ -93,6 +93,7 @@ def at_once(records: list[dict[str, Any]]) -> pa.Table | str:
 @example(records=[{"b": [], "c": None}, {"c": [False, 0]}], slice_rows=1)  # (JSON: both)
 @example(records=[{"b": [], "a": None}, {"b": None, "a": uuid.UUID(int=7)}],
          slice_rows=1)  # (one slice on the slow path, a list in the other: JSON, as at once)
+@example(records=[{"t": None}, {"t": [1, None]}], slice_rows=1)  # (nulls, then JSON text)
 def test_a_long_list_converts_in_slices_as_it_would_at_once(
         records: list[dict[str, Any]], slice_rows: int) -> None:
     whole = at_once(records)
@@ -105,5 +106,5 @@ def test_a_long_list_converts_in_slices_as_it_would_at_once(
     if isinstance(whole, str) or isinstance(sliced, str):
         assert sliced == whole
         return
-    assert sliced.schema == whole.schema
+    assert sliced.schema.equals(whole.schema, check_metadata=True), (sliced.schema, whole.schema)
     assert repr(sliced.to_pylist()) == repr(whole.to_pylist())
