@@ -33,8 +33,9 @@ class Desk:
     store: Store
     app: App | None
     running: Callable[[], list[tuple[str, Node]]] = field(default=lambda: [])
-    #: Held while a reset checks that no run concerns it and writes: no run starts then,
-    #: so none reads the state or positions from before the reset and commits over it.
+    #: Held while a reset (of a node's state or stream, or a table's new version) checks
+    #: that no run concerns it and writes: no run starts then, so none reads what was there
+    #: before and commits over the reset.
     quiet: Callable[[], AbstractContextManager[Any]] = field(default=nullcontext)
     #: True when a command opened the store file itself: no engine holds the store, so a
     #: run recorded as running is one whose engine died (the next engine will record it).
@@ -124,13 +125,15 @@ def versions(desk: Desk, name: str) -> list[dict[str, Any]]:
 def _new_version(desk: Desk, name: str,
                  make: Callable[[str, int | None], TableMeta]) -> dict[str, Any]:
     """A new version of table ``name`` made by ``make(name, keep_versions)`` once no run
-    that reads or writes the table is in progress (else ``{"busy": ...}``)."""
+    that reads or writes the table is in progress (else ``{"busy": ...}``); no run starts
+    until it is made (one that read the old version could write it back)."""
     meta = known_table(desk, name)
-    busy = _busy(desk, lambda node: meta.name in (*node.reads(), *node.writes()))
-    if busy:
-        return busy
-    keep = desk.app.settings.keep_versions if desk.app is not None else None
-    new = make(meta.name, keep)
+    with desk.quiet():
+        busy = _busy(desk, lambda node: meta.name in (*node.reads(), *node.writes()))
+        if busy:
+            return busy
+        keep = desk.app.settings.keep_versions if desk.app is not None else None
+        new = make(meta.name, keep)
     return {"name": new.name, "version": new.version, "old_version": meta.version,
             "columns": {c.name: c.kind for c in new.columns}}
 

@@ -122,7 +122,7 @@ class Engine:
         self._active: dict[str, RunSession] = {}  # runs between their start and end
         self._cancelled: dict[str, str] = {}
         self._lock = threading.Lock()
-        #: Held by a reset of a node's state or stream (admin.py) and by a run as it starts.
+        #: Held by a reset (admin.py: state, stream, a table's new version) and by a run as it starts.
         self._starts = threading.Lock()
         #: Writes the start records of runs that last (patterns/engine/run_start.py).
         self._recorder = ThreadPoolExecutor(1, thread_name_prefix="patterns-recorder")
