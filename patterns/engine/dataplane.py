@@ -34,7 +34,7 @@ import pyarrow.flight as flight
 from patterns import wire
 from patterns.engine import admin
 from patterns.engine.admin import Desk
-from patterns.engine.session import RunSession
+from patterns.engine.session import Requests, RunSession
 from patterns.engine.stream_start import ParkedReads, first_batch
 from patterns.errors import PatternsError
 
@@ -326,15 +326,21 @@ def _execute_sql(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _new_run(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
-    session.requests.new_run = True
-    session.requests.trigger_downstream = bool(body.get("trigger_downstream", True))
-    session.requests.wait_seconds = body.get("wait_atleast_seconds")
+    def change(requests: Requests) -> None:
+        requests.new_run = True
+        requests.trigger_downstream = bool(body.get("trigger_downstream", True))
+        requests.wait_seconds = body.get("wait_atleast_seconds")
+
+    session.note(body.get("token"), change)
     return {}
 
 
 def _report_error(session: RunSession, body: dict[str, Any]) -> dict[str, Any]:
-    session.requests.error = body.get("error")
-    session.requests.traceback = body.get("traceback")
+    def change(requests: Requests) -> None:
+        requests.error = body.get("error")
+        requests.traceback = body.get("traceback")
+
+    session.note(body.get("token"), change)
     return {}
 
 

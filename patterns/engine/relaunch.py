@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from patterns import wire
-from patterns.engine.session import Requests
 
 if TYPE_CHECKING:
     from patterns.engine.dataplane import DataPlane
@@ -36,7 +35,7 @@ def fresh_start(dataplane: DataPlane, session: RunSession, config: dict[str, Any
     session.revoke()
     if cancelled or session.finished or session.closed:
         return None
-    session.requests = Requests()
+    session.renew_requests()
     dataplane.register(session)
     fresh = {key: value for key, value in config.items() if key != "run_info"}
     fresh["token"] = session.token

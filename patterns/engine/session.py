@@ -263,6 +263,22 @@ class RunSession:
             self._staged = None
             self.token = secrets.token_urlsafe(24)
 
+    def note(self, token: str | None, change: Callable[[Requests], None]) -> None:
+        """``change`` the run's requests (a new run, an error) for a request that carried
+        ``token``: refused once the token is revoked, so a lost process's late request
+        does not reach the run that started again."""
+        with self._lock:
+            if token is not None and token != self.token:
+                raise EngineError("this run's token was revoked (its process was lost and the "
+                                  "run started again elsewhere); the request is ignored")
+            change(self.requests)
+
+    def renew_requests(self) -> None:
+        """The run starts again (:mod:`patterns.engine.relaunch`): nothing the lost process
+        asked for stands."""
+        with self._lock:
+            self.requests = Requests()
+
     def _open(self, token: str | None = None) -> None:
         if self.closed:
             raise EngineError("the run is over: its process was stopped; nothing more is "

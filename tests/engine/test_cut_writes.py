@@ -218,3 +218,29 @@ def test_a_put_on_its_way_when_its_run_starts_again_elsewhere_commits_nothing(
     assert app.rows("dst") == []
     assert app.state("consumer") == {}
     assert session.checkpoints == 0
+
+
+def test_a_lost_process_asking_for_a_new_run_or_failing_late_does_not_reach_the_new_one(
+        app_runner: Any) -> None:
+    """The lost process's other requests, looked up before the revocation as the put above:
+    its error would fail the run that started again, its "run again" queue a run."""
+    from patterns.engine.dataplane import _new_run, _report_error
+    from patterns.errors import EngineError
+
+    app = make(app_runner)
+    session = RunSession(run_id="lost-run", node=app.app.node("consumer"),
+                         store=app.engine.store, parameters={}, time_limit_seconds=600)
+    app.engine.dataplane.register(session)
+    old = session.token
+    try:
+        fresh = fresh_start(app.engine.dataplane, session, {"token": old}, {}, False,
+                            INLINE_RUN_INFO_BYTES)
+        assert fresh is not None
+        with pytest.raises(EngineError, match="revoked"):
+            _report_error(session, {"token": old, "error": "MemoryError", "traceback": "..."})
+        with pytest.raises(EngineError, match="revoked"):
+            _new_run(session, {"token": old})
+        _report_error(session, {"token": fresh["token"], "error": "the new one's"})
+    finally:
+        app.engine.dataplane.unregister(session)
+    assert session.requests.error == "the new one's" and not session.requests.new_run
