@@ -292,7 +292,7 @@ class Acceptor:
         self._syncs += 1
         apps = [app for app, _, _ in written]
         helpers = self.helpers
-        if helpers is None or not helpers.live or len(apps) > MAX_FILES:
+        if helpers is None or not helpers.live or not helpers.idle() or len(apps) > MAX_FILES:
             self._synced(written, _sync_all(apps))  # (on the loop: blocks it meanwhile)
             return
         sizes = [app.journal.size() for app in apps]
@@ -537,7 +537,10 @@ def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.WARNING, format=f"acceptor {segment}: %(message)s")
     helpers = None
     if hasattr(os, "fork") and hasattr(socket, "recv_fds"):  # (before the loop and journals)
-        helpers = SyncHelpers(SYNCS_IN_FLIGHT)
+        try:
+            helpers = SyncHelpers(SYNCS_IN_FLIGHT)
+        except OSError as exc:  # (no process to spare: fsync on the loop, as documented)
+            logging.warning("cannot start fsync helpers (%s); syncing on the loop", exc)
     try:
         import uvloop
 

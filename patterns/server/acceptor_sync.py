@@ -114,7 +114,9 @@ def _helper(sock: socket.socket) -> None:
         os.closerange(keep + 1, 1 << 20)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # (a ^C is the acceptor's to handle)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # (a SIGTERM to the whole group, as systemd sends, must not end the syncs of the
+        # acceptor's drain: a helper ends with the acceptor, by EOF or PR_SET_PDEATHSIG)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _die_with_parent()
         while True:
             try:
