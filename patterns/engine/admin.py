@@ -321,13 +321,7 @@ def state(desk: Desk, node_id: str) -> dict[str, Any]:
 
 
 def reset_state(desk: Desk, node_id: str) -> dict[str, Any]:
-    with desk.quiet():
-        busy = _busy(desk, lambda node: node.id == node_id)
-        if busy:
-            return busy
-        with desk.store.transaction() as tx:
-            tx.memory.set_state(node_id, None)
-    return {}
+    return _reset(desk, node_id, lambda tx: tx.memory.set_state(node_id, None))
 
 
 def positions(desk: Desk, node_id: str) -> dict[str, Any]:
@@ -336,12 +330,18 @@ def positions(desk: Desk, node_id: str) -> dict[str, Any]:
 
 
 def reset_stream(desk: Desk, node_id: str, table_name: str) -> dict[str, Any]:
+    return _reset(desk, node_id, lambda tx: tx.memory.reset_positions(node_id, table_name))
+
+
+def _reset(desk: Desk, node_id: str, write: Callable[[Transaction], object]) -> dict[str, Any]:
+    """``write`` a reset of node ``node_id``'s memory once none of its runs is in progress
+    (else ``{"busy": ...}``), no run starting meanwhile."""
     with desk.quiet():
         busy = _busy(desk, lambda node: node.id == node_id)
         if busy:
             return busy
         with desk.store.transaction() as tx:
-            tx.memory.reset_positions(node_id, table_name)
+            write(tx)
     return {}
 
 

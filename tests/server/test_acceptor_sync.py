@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.server.test_acceptors import (
     acceptors,
     alive,
     hook,
     post_many,
+    posting,
     started_with_table,
     stored,
 )
@@ -74,27 +74,8 @@ def test_a_helper_killed_mid_stream_loses_no_acked_record(tmp_path: Path,
                                                           serve: Any) -> None:
     server, _ = started_with_table(serve, tmp_path)
     url = hook(server)
-    acked: list[int] = []
-    lock = threading.Lock()
     stop = threading.Event()
-
-    def client(k: int) -> None:
-        n = k * 1_000_000
-        while not stop.is_set():
-            with requests.Session() as http:  # (a new connection after a failure)
-                while not stop.is_set():
-                    n += 1
-                    try:
-                        status = http.post(url, json={"n": n}, timeout=30).status_code
-                    except requests.RequestException:
-                        break  # not acked
-                    if status == 200:  # (a 503: its sync failed, refused, not acked)
-                        with lock:
-                            acked.append(n)
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(1, 7)]
-    for thread in threads:
-        thread.start()
+    acked, threads = posting(url, stop)
     server.wait_for(lambda: len(acked) > 200, 60, "requests acked")
     victim = min(acceptors(server))
     before = acceptors(server)

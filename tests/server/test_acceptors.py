@@ -79,6 +79,35 @@ def post_many(url: str, numbers: range) -> list[int]:
     return list(numbers)
 
 
+def posting(url: str, stop: threading.Event,
+            clients: int = 6) -> tuple[list[int], list[threading.Thread]]:
+    """``clients`` threads (started) posting ``{"n": ...}`` records to ``url`` on keep-alive
+    connections until ``stop``: the numbers acked (2xx), and the threads. A client whose
+    connection fails (its acceptor or the server killed) goes on, as one would, on a new
+    connection; that request and a refused one (503) are not acked."""
+    acked: list[int] = []
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        n = k * 1_000_000
+        while not stop.is_set():
+            with requests.Session() as http:  # (one connection stays on one acceptor)
+                while not stop.is_set():
+                    n += 1
+                    try:
+                        status = http.post(url, json={"n": n}, timeout=30).status_code
+                    except requests.RequestException:
+                        break
+                    if status == 200:
+                        with lock:
+                            acked.append(n)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(1, clients + 1)]
+    for thread in threads:
+        thread.start()
+    return acked, threads
+
+
 def stored(server: Server) -> list[int]:
     return sorted(r["n"] for r in server.rows("intake", "events"))
 
@@ -123,29 +152,8 @@ def test_records_acked_while_the_server_is_killed_mid_stream_land_once(
         tmp_path: Path, serve: Any) -> None:
     server, root = started_with_table(serve, tmp_path)
     url = hook(server)
-    acked: list[int] = []
-    lock = threading.Lock()
     stop = threading.Event()
-
-    def client(k: int) -> None:
-        n = k * 1_000_000
-        with requests.Session() as http:  # (keep-alive: a connection stays on one acceptor)
-            while not stop.is_set():
-                n += 1
-                try:
-                    status = http.post(url, json={"n": n}, timeout=10).status_code
-                except requests.RequestException:
-                    # Its acceptor (or the server) went away mid-request: not acked. The
-                    # client goes on, as one would, on a new connection (when all six were
-                    # on the killed acceptor, nothing was acked after it otherwise).
-                    continue
-                if status == 200:
-                    with lock:
-                        acked.append(n)
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(1, 7)]
-    for thread in threads:
-        thread.start()
+    acked, threads = posting(url, stop)
     server.wait_for(lambda: len(acked) > 300, 60, "requests acked")
     os.kill(min(acceptors(server)), signal.SIGKILL)  # one acceptor first, mid-stream
     server.wait_for(lambda: len(acked) > 600, 60, "requests acked after that")
