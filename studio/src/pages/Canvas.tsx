@@ -1,5 +1,5 @@
-import { useMemo, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent } from "react";
-import { BaseEdge, Background, Controls, Handle, Position, ReactFlow, type Edge as FlowEdge, type EdgeProps, type Node, type NodeProps } from "@xyflow/react";
+import { useCallback, useMemo, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent } from "react";
+import { BaseEdge, Background, Controls, Handle, Position, ReactFlow, type Edge as FlowEdge, type EdgeProps, type Node, type NodeChange, type NodeProps } from "@xyflow/react";
 import { useEvents, navigate } from "../hooks";
 import { layout, type Point } from "../layout";
 import { renderMarkdown } from "../markdown";
@@ -143,11 +143,26 @@ export function Canvas({ app, graph, selected }: { app: string; graph: Graph | n
     return next;
   });
   const placed = useMemo(() => (graph ? layout(graph, expanded) : null), [graph, expanded]);
+  // Each card's measured size, given back with every new card object: React Flow takes a
+  // card it is given again (a status, a row count changed) as unmeasured and hides it until
+  // it measures it again, which it sometimes never did (a blank canvas).
+  const [sizes, setSizes] = useState<ReadonlyMap<string, { width: number; height: number }>>(new Map());
+  const onNodesChange = useCallback((changes: NodeChange<Node<CardData>>[]) => {
+    const measured = changes.flatMap((c) => (c.type === "dimensions" && c.dimensions ? [[c.id, c.dimensions] as const] : []));
+    if (!measured.length) return;
+    setSizes((now) => {
+      const next = new Map(now);
+      for (const [id, size] of measured) next.set(id, size);
+      return next;
+    });
+  }, []);
   const nodes = useMemo<Node<CardData>[]>(() => {
     if (!graph || !placed) return [];
     const byId = new Map(graph.nodes.map((n) => [n.id, n]));
     const stores = new Map(graph.stores.map((s) => [s.name, s]));
-    return placed.cards.map((c): Node<CardData> => {
+    const docs = graph.docs;
+    return placed.cards.map((c): Node<CardData> => ({ ...card(c), measured: sizes.get(c.id) }));
+    function card(c: NonNullable<typeof placed>["cards"][number]): Node<CardData> {
       const position = { x: c.x, y: c.y };
       const key = c.id.slice(2);
       if (c.kind === "group") {
@@ -165,10 +180,10 @@ export function Canvas({ app, graph, selected }: { app: string; graph: Graph | n
         const s = stores.get(key)!;
         return { id: c.id, type: "store", position, data: { store: s, rows: live ? live.stores[s.name] ?? null : s.rows }, ariaLabel: `table ${s.name}` };
       }
-      const d = graph.docs[Number(key)];
+      const d = docs[Number(key)];
       return { id: c.id, type: "doc", position, data: { doc: d }, ariaLabel: `notes ${d.title ?? key}` };
-    });
-  }, [app, graph, placed, live, selected]);
+    }
+  }, [app, graph, placed, live, selected, sizes]);
   const edges = useMemo(() => placed?.edges.map((e) => ({ ...e, type: "routed", data: { points: e.points }, animated: false })) ?? [], [placed]);
   if (!graph) return <div className="canvas loading">Loading the graph…</div>;
   const open = (_: unknown, node: Node<CardData>) => {
@@ -189,7 +204,7 @@ export function Canvas({ app, graph, selected }: { app: string; graph: Graph | n
   return (
     <div className="canvas" aria-label="App graph" onKeyDown={onKey}>
       {/* (a new key when the panel opens or closes, or a group opens or closes: the view fits again) */}
-      <ReactFlow key={`${selected ? "beside-panel" : "full"}:${[...expanded].join(",")}`} nodes={nodes} edges={edges} nodeTypes={TYPES} edgeTypes={EDGE_TYPES} onNodeClick={open} fitView
+      <ReactFlow key={`${selected ? "beside-panel" : "full"}:${[...expanded].join(",")}`} nodes={nodes} edges={edges} nodeTypes={TYPES} edgeTypes={EDGE_TYPES} onNodeClick={open} onNodesChange={onNodesChange} fitView
         nodesDraggable={false} nodesConnectable={false} minZoom={0.1}
         proOptions={{ hideAttribution: true }}>
         <Background />
