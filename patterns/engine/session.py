@@ -242,8 +242,7 @@ class RunSession:
 
     def rollback(self, *, token: str | None = None) -> None:
         with self._lock:
-            if token is not None and token != self.token:
-                self._open(token)  # (a lost process's: the run's new staging is not its)
+            self._current(token)  # (a lost process's: the run's new staging is not its)
             self._staged = None
 
     def close(self) -> None:
@@ -268,9 +267,7 @@ class RunSession:
         ``token``: refused once the token is revoked, so a lost process's late request
         does not reach the run that started again."""
         with self._lock:
-            if token is not None and token != self.token:
-                raise EngineError("this run's token was revoked (its process was lost and the "
-                                  "run started again elsewhere); the request is ignored")
+            self._current(token)
             change(self.requests)
 
     def renew_requests(self) -> None:
@@ -283,6 +280,10 @@ class RunSession:
         if self.closed:
             raise EngineError("the run is over: its process was stopped; nothing more is "
                               "committed")
+        self._current(token)
+
+    def _current(self, token: str | None) -> None:
+        """Refuse a request whose ``token`` was revoked (None: a request that carried none)."""
         if token is not None and token != self.token:
             raise EngineError("this run's token was revoked (its process was lost and the "
                               "run started again elsewhere); nothing of this request is "
