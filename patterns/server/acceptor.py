@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from patterns.server.acceptor_sync import MAX_FILES, SyncHelpers
+from patterns.server.acceptor_sync import MAX_FILES, SyncHelpers, die_with_parent
 from patterns.server.answers import Unavailable
 from patterns.server.bodies import BadBody, BodyLimits, parse_records
 from patterns.server.ingest import (
@@ -488,16 +488,6 @@ def own_listener(server: socket.socket) -> socket.socket:
     return own
 
 
-def _die_with_parent() -> None:
-    """Be killed when the server process dies, however it dies (Linux)."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 async def _main(segment: str, listener: socket.socket, control: socket.socket,
                 socket_path: str, helpers: SyncHelpers | None) -> None:
     import signal
@@ -528,7 +518,7 @@ async def _main(segment: str, listener: socket.socket, control: socket.socket,
 
 
 def main(argv: list[str]) -> None:
-    _die_with_parent()
+    die_with_parent()
     segment, listener_fd, control_fd, socket_path = argv
     if os.getppid() == 1:  # (the server died before this started)
         return

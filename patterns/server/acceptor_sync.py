@@ -117,7 +117,7 @@ def _helper(sock: socket.socket) -> None:
         # (a SIGTERM to the whole group, as systemd sends, must not end the syncs of the
         # acceptor's drain: a helper ends with the acceptor, by EOF or PR_SET_PDEATHSIG)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _die_with_parent()
+        die_with_parent()
         while True:
             try:
                 _, fds, _, _ = socket.recv_fds(sock, 1, MAX_FILES)
@@ -140,8 +140,9 @@ def _helper(sock: socket.socket) -> None:
     os._exit(code)
 
 
-def _die_with_parent() -> None:
-    """Be killed when the acceptor dies (Linux; a fork clears the parent's setting)."""
+def die_with_parent() -> None:
+    """Be killed when the parent (the server, the acceptor) dies, however it dies (Linux; a
+    fork clears the setting, so each process asks for itself)."""
     import ctypes
 
     parent = os.getppid()
