@@ -214,6 +214,22 @@ def test_a_function_duckdb_does_not_have_is_refused_with_the_fix() -> None:
         bind("select\n  jsonb_path_exists('{}'::jsonb, '$.a')", dialect="postgres")
 
 
+@pytest.mark.parametrize("sql", [
+    "select set_config('role', 'none', true) as r",
+    "select set_config('session_authorization', 'postgres', true) as r",
+    "select query_to_xml('select * from patterns_meta.runs', true, true, '') as x",
+    "select * from query_to_xml('select 1', true, true, '') as t",
+    "select table_to_xml('patterns_meta.runs', true, true, '') as x",
+    "select n from events where n > (select count(*) from xpath('/a', "
+    "query_to_xml('select 1', true, true, '')))",
+])
+def test_postgres_ways_back_to_the_stores_user_are_refused(sql: str) -> None:
+    # A role taken for the statement (SET LOCAL ROLE) would not stop these: the statement
+    # returns to the session's user itself, then runs SQL given as text (docs/sql.md).
+    with pytest.raises(NodeError, match=r"^query\.sql:\d+: "):
+        bind(sql, dialect="postgres")
+
+
 def test_a_cte_named_like_a_declared_table_reads_the_cte_not_the_table() -> None:
     sql = bind("with events as (select 1 as n) select * from events, main.events e")
     assert '"events#1" AS events' in sql and 'main."events" AS e' in sql
