@@ -69,6 +69,8 @@ FRAME = struct.Struct("<I")
 _INT64 = (-(2**63), 2**63 - 1)
 #: A segment is cut (its committed records dropped) once its file is this large.
 ROTATE_BYTES = 4 * 1024 * 1024
+#: A segment is kept zero-filled this far (an fsync then writes no new size: journal.py).
+SEGMENT_RESERVE = 2 * ROTATE_BYTES
 #: Most fsyncs of a segment in flight at once (each in a helper process).
 SYNCS_IN_FLIGHT = 4
 #: Told once a request's records are durable (None) or cannot be (why).
@@ -93,7 +95,8 @@ class AppIntake:
     def __init__(self, slug: str, folder: Path, segment: str, floor: int) -> None:
         self.slug = slug
         self.lock = take_segment_lock(folder, segment)
-        self.journal = Journal(folder / segment_file(segment), floor=floor)
+        self.journal = Journal(folder / segment_file(segment), floor=floor,
+                               reserve=SEGMENT_RESERVE)
         self.journal.entries = []
         #: where this segment is durable up to, for the server to read (read-your-writes)
         self._end_fd = os.open(folder / end_file(segment), os.O_RDWR | os.O_CREAT, 0o600)
