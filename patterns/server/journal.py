@@ -40,9 +40,8 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -62,9 +61,9 @@ LOCK_WAIT = 10.0
 _ZEROS = bytes(1 << 20)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One journaled request: its records and where it starts and ends in the journal."""
+class Entry(NamedTuple):
+    """One journaled request: its records and where it starts and ends in the journal (a
+    named tuple: the fold makes one per request, at a third of a frozen dataclass's cost)."""
 
     start: int
     end: int
@@ -324,7 +323,43 @@ class Journal:
 
 def _parse(data: bytes, pos: int, shift: int) -> tuple[list[Entry], int]:
     """The whole records in ``data`` from byte ``pos`` on (offset = byte + ``shift``), and
-    the byte just past the last of them."""
+    the byte just past the last of them.
+
+    The payloads are checked one by one and then, unless one holds a number JSON may not
+    fit in 64 bits, read by one ``orjson.loads`` of them joined into an array (half the
+    cost of one call per record; the fold reads thousands at once)."""
+    size = len(data)
+    first = pos
+    payloads: list[bytes] = []
+    bounds: list[int] = []
+    while pos + _RECORD.size <= size:
+        length, crc = _RECORD.unpack_from(data, pos)
+        stop = pos + _RECORD.size + length
+        if not length or length > MAX_PAYLOAD or stop > size:  # (0: a zero-filled tail)
+            break
+        payload = data[pos + _RECORD.size:stop]
+        if zlib.crc32(payload) != crc:
+            break
+        payloads.append(payload)
+        bounds.append(stop)
+        pos = stop
+    if len(payloads) > 1 and not has_long_number(data[first:pos]):
+        try:
+            docs = orjson.loads(b"[" + b",".join(payloads) + b"]")
+        except ValueError:  # (a lone surrogate, which json wrote: record by record)
+            docs = None
+        if docs is not None:
+            entries, start = [], first + shift
+            for doc, stop in zip(docs, bounds, strict=True):
+                entries.append(Entry(start, stop + shift, str(doc["n"]), str(doc["t"]),
+                                     list(doc["r"])))
+                start = stop + shift
+            return entries, pos
+    return _parse_each(data, first, shift)
+
+
+def _parse_each(data: bytes, pos: int, shift: int) -> tuple[list[Entry], int]:
+    """:func:`_parse` one record at a time."""
     entries: list[Entry] = []
     while pos + _RECORD.size <= len(data):
         length, crc = _RECORD.unpack_from(data, pos)
