@@ -92,11 +92,13 @@ class Hook:
 class AppIntake:
     """One app's webhooks and its journal segment, in this acceptor."""
 
-    def __init__(self, slug: str, folder: Path, segment: str, floor: int) -> None:
+    def __init__(self, slug: str, folder: Path, segment: str, floor: int,
+                 hooks: bool = True) -> None:
         self.slug = slug
         self.lock = take_segment_lock(folder, segment)
+        # (zero-filled only for an app with webhooks: 16 MB of disk with its spare)
         self.journal = Journal(folder / segment_file(segment), floor=floor,
-                               reserve=SEGMENT_RESERVE)
+                               reserve=SEGMENT_RESERVE if hooks else 0)
         self.journal.entries = []
         #: where this segment is durable up to, for the server to read (read-your-writes)
         self._end_fd = os.open(folder / end_file(segment), os.O_RDWR | os.O_CREAT, 0o600)
@@ -128,6 +130,8 @@ class AppIntake:
             for token, h in doc["hooks"].items())
         self.tables = doc["tables"]
         self.failing = doc["failing"]
+        if self.hooks and not self.journal.reserve:  # (its first webhook came by a reload)
+            self.journal.reserve_ahead(SEGMENT_RESERVE)
 
 
 def fits(records: list[dict[str, Any]], columns: dict[str, str] | None) -> bool:
@@ -238,7 +242,7 @@ class Acceptor:
             app = self.apps.get(slug)
             if app is None:
                 app = self.apps[slug] = AppIntake(slug, Path(doc["folder"]), self.segment,
-                                                  int(doc["floor"]))
+                                                  int(doc["floor"]), bool(doc["hooks"]))
             app.configure(doc)
         self._configured.set()
 

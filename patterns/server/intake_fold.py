@@ -305,9 +305,9 @@ def _collector_held() -> Iterator[None]:
     """Python's cyclic collector off while a fold runs. A fold makes a few objects per
     record (the journal's entries, their dicts and lists) that live until its commit and
     are then freed by their counts: with the collector on they set off collections that
-    promote them, and full collections of the server's whole heap followed (≈ 95 ms each, a
-    third of the server's CPU under the benchmark's load: bench/RESULTS.md, target 7's
-    sixth pass). Off, nothing of the fold is left to count once it ends."""
+    promote them, and full collections of the server's whole heap followed (≈ 95 ms each,
+    a quarter to a third of the server's CPU under the benchmark's load: bench/RESULTS.md,
+    target 7's sixth pass). Off, nothing of the fold is left to count once it ends."""
     import gc
 
     if not gc.isenabled():  # (held by someone else: theirs to give back)

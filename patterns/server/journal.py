@@ -127,6 +127,12 @@ class Journal:
     def size(self) -> int:
         return self._size
 
+    def reserve_ahead(self, reserve: int) -> None:
+        """Keep the file zero-filled ``reserve`` bytes ahead from the next rotation on (a
+        journal opened without a reserve)."""
+        self.reserve = reserve
+        self._make_spare()
+
     def spare_ready(self) -> bool:
         """Whether the next rotation has a zero-filled file ready (with a ``reserve``)."""
         return self._spare_ready.is_set()

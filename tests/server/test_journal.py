@@ -300,3 +300,20 @@ def test_a_rotation_takes_the_spare_zero_filled_in_advance(tmp_path: Path) -> No
     assert again.entries == [] and again.end == after
     again.close()
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_a_journal_given_a_reserve_later_is_zero_filled_from_its_next_rotation(
+        tmp_path: Path) -> None:
+    # (an acceptor's segment of an app whose first webhook came by a reload)
+    path = tmp_path / "intake-a1.journal"
+    journal = Journal(path)
+    (first,) = journal.append([encode("hook", "events", [{"n": 1}])])
+    assert path.stat().st_size == journal.size()  # no reserve: the file is its records
+    journal.reserve_ahead(RESERVE)
+    wait_until(journal.spare_ready, "the spare")
+    (second,) = journal.append([encode("hook", "events", [{"n": 2}])])
+    journal.rotate(first)
+    assert path.stat().st_size == RESERVE
+    assert [e.records for e in read_range(path, first, second)] == [[{"n": 2}]]
+    journal.close()
+    assert [e.records for e in Journal(path).entries] == [[{"n": 2}]]
