@@ -20,7 +20,8 @@ acknowledged, since an acknowledgement waits for the fsync that covers the whole
 A journal opened with a ``reserve`` (an acceptor's segment) is kept **zero-filled** that far
 past its records, so an ``fdatasync`` after a group only flushes data: appending to a file
 that grows makes each one also write the inode's new size (a second write on this disk: 25
-to 40 % more CPU and latency per sync, bench/RESULTS.md, target 7's sixth pass). The zeros
+to 85 % more CPU and about half as much again in latency per sync, bench/RESULTS.md, target
+7's sixth pass). The zeros
 are written, not ``fallocate``d (an unwritten extent needs a metadata change on its first
 write, as PostgreSQL's WAL segments avoid too). A record's length is never 0, so the scan
 stops at the first zero length exactly as at the end of the file; a torn record followed
