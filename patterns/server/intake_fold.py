@@ -9,13 +9,14 @@ store cannot commit, the records stay in the journal and the committer retries.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,43 +119,54 @@ class IntakeFold:
                 self._poll_ends()  # (a linger's time waited already: no second one)
                 if not self._noted:
                     continue
-            self._take_noted()  # (what acceptors made durable meanwhile: one read each)
-            with self._cond:
-                if not self._pending:
-                    continue
-                batch: list[Chunk] = []
-                count = 0
-                for chunk in self._pending:
-                    if batch and count + chunk.count() > MAX_BATCH:
-                        break
-                    batch.append(chunk)
-                    count += chunk.count()
             if PAUSE == "commit":
                 self._hold("before committing journaled records to the store")
-            try:
-                self._commit_batch(batch)
-            except Exception as exc:
-                if self._failure is None:
-                    log.error("webhook intake: the store cannot commit (%s); the records stay "
-                              "in the journal, new requests get a 503 until a commit works", exc)
-                with self._cond:
-                    self._failure = exc
-                    self._cond.notify_all()
-                    if self._stopping:
-                        return
-                    self._cond.wait(delay)
-                delay = min(delay * 2, 2.0)
+            with _collector_held():
+                committed, failure = self._fold()
+            if failure is None:
+                delay = 0.1
+                if committed:
+                    self.on_commit()
+                    self._rotate()
                 continue
-            delay = 0.1
             with self._cond:
-                del self._pending[:len(batch)]
-                for chunk in batch:
-                    self._inflight[chunk.table] -= 1
-                    self._pending_records -= chunk.count()
-                self._failure = None
+                if self._stopping:
+                    return
+                self._cond.wait(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _fold(self) -> tuple[bool, Exception | None]:
+        """Read what acceptors made durable and commit a batch of what waits: whether a
+        batch was committed, and the store's error if it could not be."""
+        self._take_noted()  # (what acceptors made durable meanwhile: one read each)
+        with self._cond:
+            if not self._pending:
+                return False, None
+            batch: list[Chunk] = []
+            count = 0
+            for chunk in self._pending:
+                if batch and count + chunk.count() > MAX_BATCH:
+                    break
+                batch.append(chunk)
+                count += chunk.count()
+        try:
+            self._commit_batch(batch)
+        except Exception as exc:
+            if self._failure is None:
+                log.error("webhook intake: the store cannot commit (%s); the records stay "
+                          "in the journal, new requests get a 503 until a commit works", exc)
+            with self._cond:
+                self._failure = exc
                 self._cond.notify_all()
-            self.on_commit()
-            self._rotate()
+            return False, exc
+        with self._cond:
+            del self._pending[:len(batch)]
+            for chunk in batch:
+                self._inflight[chunk.table] -= 1
+                self._pending_records -= chunk.count()
+            self._failure = None
+            self._cond.notify_all()
+        return True, None
 
     def _linger(self) -> None:
         """Wait a moment for more records (fewer, larger commits; the answers do not wait
@@ -286,6 +298,26 @@ class IntakeFold:
                     if key == OFFSET_KEY or key.startswith(OFFSET_KEY + "@"):
                         found[(node, key[len(OFFSET_KEY) + 1:])] = int(value or 0)
         return found
+
+
+@contextlib.contextmanager
+def _collector_held() -> Iterator[None]:
+    """Python's cyclic collector off while a fold runs. A fold makes a few objects per
+    record (the journal's entries, their dicts and lists) that live until its commit and
+    are then freed by their counts: with the collector on they set off collections that
+    promote them, and full collections of the server's whole heap followed (≈ 95 ms each,
+    a quarter to a third of the server's CPU under the benchmark's load: bench/RESULTS.md,
+    target 7's sixth pass). Off, nothing of the fold is left to count once it ends."""
+    import gc
+
+    if not gc.isenabled():  # (held by someone else: theirs to give back)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def offset_key(segment: str) -> str:

@@ -62,8 +62,9 @@ def alive(pid: int) -> bool:
 
 
 def segment_bytes(root: Path) -> int:
-    """Bytes of records in the acceptors' journal segments (headers left out)."""
-    return sum(max(0, p.stat().st_size - 16)
+    """Bytes of records in the acceptors' journal segments (headers and the zero-filled
+    reserve left out: a record ends in its JSON's last byte, never a zero)."""
+    return sum(max(0, len(p.read_bytes().rstrip(b"\0")) - 16)
                for p in (root / ".patterns").glob("intake-a*.journal"))
 
 

@@ -9,11 +9,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from patterns.errors import StoreError
-from patterns.server.journal import Journal, encode
+from patterns.server.journal import Journal, encode, read_range
 
 
 def test_records_come_back_with_growing_offsets_and_the_file_is_private(tmp_path: Path) -> None:
@@ -155,7 +156,7 @@ def test_a_full_disk_writes_nothing_and_says_so(tmp_path: Path) -> None:
         import resource, sys
         from pathlib import Path
         from patterns.errors import DiskFullError
-        from patterns.server.journal import Journal, encode
+        from patterns.server.journal import Journal, encode, read_range
         resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
         journal = Journal(Path({str(tmp_path / "intake.journal")!r}))
         journal.append([encode("hook", "events", [{{"n": 1}}])])
@@ -217,3 +218,102 @@ def test_a_replayed_request_the_table_now_refuses_is_set_aside_never_dropped(
     assert "field 'amount'" in lines[0]["error"]
     assert stat.S_IMODE(rejected.stat().st_mode) == 0o600
     assert Journal(folder / "intake.journal").entries == []  # rotated at stop
+
+
+RESERVE = 64 * 1024
+
+
+def wait_until(check: Any, what: str, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_a_reserved_journal_is_zero_filled_ahead_and_keeps_its_size(tmp_path: Path) -> None:
+    # (an acceptor's segment: an fsync after each group then writes no new file size)
+    path = tmp_path / "intake-a1.journal"
+    journal = Journal(path, reserve=RESERVE)
+    assert path.stat().st_size == RESERVE and set(path.read_bytes()[16:]) == {0}
+    ends = journal.append([encode("hook", "events", [{"n": 1}]),
+                           encode("hook", "events", [{"n": 2}])])
+    assert path.stat().st_size == RESERVE  # written over the zeros, no size change
+    size = journal.size()
+    journal.close()
+    again = Journal(path, reserve=RESERVE)
+    assert [e.records for e in again.entries] == [[{"n": 1}], [{"n": 2}]]
+    assert again.end == ends[-1] and again.size() == size
+    (more,) = again.append([encode("hook", "events", [{"n": 3}])])
+    again.close()
+    assert more > ends[-1]
+    plain = Journal(path)  # (the server opens a segment without a reserve to replay it)
+    assert [e.records for e in plain.entries] == [[{"n": 1}], [{"n": 2}], [{"n": 3}]]
+    assert plain.end == more
+    plain.close()
+
+
+def test_a_torn_record_followed_by_zeros_is_cut_as_one_at_the_end_is(tmp_path: Path) -> None:
+    path = tmp_path / "intake-a1.journal"
+    journal = Journal(path, reserve=RESERVE)
+    (end,) = journal.append([encode("hook", "events", [{"n": 1}])])
+    whole = journal.size()
+    journal.close()
+    torn = encode("hook", "events", [{"n": 2, "pad": "x" * 50}])
+    flipped = bytearray(torn)
+    flipped[-2] ^= 0xFF  # a whole record whose bytes are wrong
+    for bad in (torn[:3], torn[:8], torn[:-1], bytes(flipped)):
+        with open(path, "r+b") as f:  # (in the zeros, as a crash mid-write leaves it)
+            f.seek(whole)
+            f.write(bad)
+        reopened = Journal(path, reserve=RESERVE)
+        assert [e.records for e in reopened.entries] == [[{"n": 1}]]
+        assert reopened.end == end
+        data = path.read_bytes()
+        assert len(data) == RESERVE and set(data[whole:]) == {0}  # cut, zero-filled again
+        reopened.close()
+    # a shorter record written where a longer torn one was leaves none of its bytes behind
+    reopened = Journal(path, reserve=RESERVE)
+    (next_end,) = reopened.append([encode("hook", "events", [{"n": 3}])])
+    reopened.close()
+    assert next_end > end
+    assert [e.records for e in Journal(path, reserve=RESERVE).entries] == [[{"n": 1}], [{"n": 3}]]
+
+
+def test_a_rotation_takes_the_spare_zero_filled_in_advance(tmp_path: Path) -> None:
+    path = tmp_path / "intake-a1.journal"
+    journal = Journal(path, reserve=RESERVE)
+    wait_until(journal.spare_ready, "the spare")
+    ends = journal.append([encode("hook", "events", [{"n": i}]) for i in range(5)])
+    journal.rotate(ends[2])  # the first three are committed
+    assert path.stat().st_size == RESERVE  # the spare, renamed over the segment
+    assert [e.records[0]["n"] for e in read_range(path, ends[2], ends[-1])] == [3, 4]
+    wait_until(journal.spare_ready, "the next spare")
+    assert path.with_name(path.name + ".spare").stat().st_size == RESERVE
+    (after,) = journal.append([encode("hook", "events", [{"n": 5}])])
+    assert path.stat().st_size == RESERVE and after > ends[-1]
+    journal.rotate(after)
+    journal.rotate(after)  # (no spare yet, or none needed: the file is written as before)
+    journal.close()
+    again = Journal(path, reserve=RESERVE)
+    assert again.entries == [] and again.end == after
+    again.close()
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_a_journal_given_a_reserve_later_is_zero_filled_from_its_next_rotation(
+        tmp_path: Path) -> None:
+    # (an acceptor's segment of an app whose first webhook came by a reload)
+    path = tmp_path / "intake-a1.journal"
+    journal = Journal(path)
+    (first,) = journal.append([encode("hook", "events", [{"n": 1}])])
+    assert path.stat().st_size == journal.size()  # no reserve: the file is its records
+    journal.reserve_ahead(RESERVE)
+    wait_until(journal.spare_ready, "the spare")
+    (second,) = journal.append([encode("hook", "events", [{"n": 2}])])
+    journal.rotate(first)
+    assert path.stat().st_size == RESERVE
+    assert [e.records for e in read_range(path, first, second)] == [[{"n": 2}]]
+    journal.close()
+    assert [e.records for e in Journal(path).entries] == [[{"n": 2}]]
