@@ -17,7 +17,14 @@ import pytest
 from patterns.store.duckdb import DuckDBStore
 from patterns.store.duckdb_plain import plain, reads_nothing
 from patterns.store.interface import Transaction
-from patterns.store.model import Checkpoint, CommitResult, RunRecord, SqlWrite, TableOp
+from patterns.store.model import (
+    Checkpoint,
+    CommitResult,
+    RunRecord,
+    SqlWrite,
+    TableOp,
+    TableOptions,
+)
 from patterns.store.reads import next_pass
 from patterns.store.repositories import new_id
 from patterns.store.small_rows import SMALL_ROWS
@@ -153,6 +160,8 @@ def test_only_appends_of_a_few_rows_go_without_the_optimizer() -> None:
     few, more = pa.table({"n": list(range(SMALL_ROWS))}), pa.table({"n": [1]})
     assert plain(cp())  # (state and positions only)
     assert plain(cp(TableOp("append", few)))
+    assert plain(cp(TableOp("init", options=TableOptions(schema={"n": "Integer"})),
+                    TableOp("append", few)))
     assert not plain(cp(TableOp("append", few), TableOp("append", more)))
     assert not plain(cp(TableOp("upsert", more, unique_on=("n",))))
     assert not plain(cp(TableOp("sql", sql=SqlWrite(action="update", statement=None))))
