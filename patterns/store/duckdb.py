@@ -28,6 +28,7 @@ from patterns.positions import StreamPosition
 from patterns.store import faults, page_builds
 from patterns.store.duckdb_checkpoints import WAL_LIMIT, IdleCheckpoints
 from patterns.store.duckdb_memory import NodeMemory
+from patterns.store.duckdb_plain import Optimizer, PlainCursor, plain
 from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
 from patterns.store.ids import UlidSequence
 from patterns.store.interface import Archive, Capabilities, Transaction
@@ -65,9 +66,13 @@ class _Watchdog:
     """Interrupts the statements of commits that pass their deadline or are asked to stop.
 
     One thread for the whole store, checking every 50 ms while any commit is watched (most
-    commits take a few milliseconds: a thread of their own would cost more than they do)."""
+    commits take a few milliseconds: a thread of their own would cost more than they do),
+    kept for :attr:`KEEP` seconds after the last: runs committing every few tens of
+    milliseconds would otherwise start it again for one commit in three (a thread's start
+    waits for it to run: p99 3 ms of a trivial run's wall time on the loaded machine)."""
 
     PERIOD = 0.05
+    KEEP = 2.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -92,11 +97,14 @@ class _Watchdog:
             self._watched.pop(key, None)
 
     def _loop(self) -> None:
+        last = time.monotonic()
         while True:
             time.sleep(self.PERIOD)
             now = time.monotonic()
             with self._lock:
-                if not self._watched:
+                if self._watched:
+                    last = now
+                elif now - last >= self.KEEP:
                     self._running = False
                     return
                 due = [key for key, (_, deadline, stop) in self._watched.items()
@@ -160,6 +168,8 @@ class DuckDBStore:
             self._con.execute(f"SET GLOBAL wal_autocheckpoint = '{WAL_LIMIT}'")
             self.checkpoints = IdleCheckpoints(self.cursor, self.wal, self.commit_lock)
         self._watchdog = _Watchdog()
+        #: The cursor of commits of a few rows, kept with DuckDB's optimizer off.
+        self._plain = PlainCursor(self.cursor)
         #: Each table's facts as the last commit left them (see :meth:`commit`).
         self._committed_tables: dict[str, TableMeta] = {}
         #: Nodes' state and positions as committed, once read (see :meth:`memory`).
@@ -198,8 +208,10 @@ class DuckDBStore:
             return EVERY_KEY_SHARED
         return str(found[0][0]) if found and found[0][0] is not None else None
 
-    def _view(self, cur: duckdb.DuckDBPyConnection) -> DuckDBView:
-        return DuckDBView(cur, shared_keys=self.shared_keys, cursors=self.cursor)
+    def _view(self, cur: duckdb.DuckDBPyConnection,
+              optimizer: Optimizer | None = None) -> DuckDBView:
+        return DuckDBView(cur, shared_keys=self.shared_keys, cursors=self.cursor,
+                          optimizer=optimizer)
 
     # ------------------------------------------------------------------ connection
     def cursor(self) -> duckdb.DuckDBPyConnection:
@@ -208,6 +220,8 @@ class DuckDBStore:
     def close(self) -> None:
         if self.checkpoints is not None:
             self.checkpoints.stop()
+        with self.commit_lock:
+            self._plain.close()
         page_builds.stop(self.cursor)  # (DuckDB will not close under a running cursor)
         self._con.close()
         if not self.read_only:
@@ -221,11 +235,12 @@ class DuckDBStore:
         private_files.keep_private(self.wal)
 
     @contextmanager
-    def _transaction(self, cur: duckdb.DuckDBPyConnection | None = None
-                     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A write transaction on a cursor of its own (``cur``, else a new one). Write
-        transactions take turns (the commit lock): DuckDB would otherwise fail one of two
-        that touch the same rows."""
+    def _transaction(self, cur: duckdb.DuckDBPyConnection | None = None, *,
+                     keep: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction on a cursor of its own (``cur``, else a new one), closed
+        after it unless ``keep`` (then only if the transaction failed). Write transactions
+        take turns (the commit lock): DuckDB would otherwise fail one of two that touch the
+        same rows."""
         with self.commit_lock:
             cur = cur or self.cursor()
             cur.execute("BEGIN TRANSACTION")
@@ -246,7 +261,8 @@ class DuckDBStore:
                     cur.execute("ROLLBACK")
                 cur.close()
                 raise disk_full(exc) or exc from None
-            cur.close()
+            if not keep:
+                cur.close()
             private_files.keep_private(self.wal)
             if self.checkpoints is not None:
                 self.checkpoints.committed()
@@ -414,11 +430,16 @@ class DuckDBStore:
         does not fit its column is a :class:`DataError`.
 
         A SQL statement's query is worked out before the lock where it can be
-        (:mod:`patterns.store.duckdb_prepared`), on the cursor the commit then uses."""
+        (:mod:`patterns.store.duckdb_prepared`), on the cursor the commit then uses. A
+        commit of a few rows runs without DuckDB's optimizer
+        (:mod:`patterns.store.duckdb_plain`)."""
         began = time.monotonic()
         with self._locked(cp, timeout, stop) as (own, cp):
+            optimizer = self._plain.take() if own is None and plain(cp) else None
+            if optimizer is not None:
+                own = optimizer.cur
             try:
-                with self._transaction(own) as cur:
+                with self._transaction(own, keep=optimizer is not None) as cur:
                     watch = None
                     if timeout is not None or stop is not None:
                         deadline = None if timeout is None else \
@@ -428,7 +449,7 @@ class DuckDBStore:
                         faults.point("commit.begin")
                         result = self._apply(cur, cp, cached=True)
                         if also is not None:
-                            also(self._view(cur), result)
+                            also(self._view(cur, optimizer), result)
                         faults.point("commit.end")
                     except duckdb.InterruptException as exc:
                         why = ("asked to stop" if stop is not None and stop.is_set() else
@@ -441,9 +462,13 @@ class DuckDBStore:
                         if watch is not None:
                             self._watchdog.unwatch(watch)
             except BaseException:
+                if optimizer is not None:
+                    self._plain.done(optimizer, kept=False)
                 self._committed_tables.clear()  # not sure what the store holds: read it again
                 self._memory.clear()
                 raise
+            if optimizer is not None:
+                self._plain.done(optimizer, kept=True)
             # Committed: these are now the tables' facts, for the next commit to start from.
             self._committed_tables.update(result.tables)
             for name in cp.ops:

@@ -8,7 +8,7 @@ DuckDB's errors become the project's here (:class:`~patterns.errors.QueryError`,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -21,6 +21,9 @@ from patterns.store.reads import BATCH_ROWS, EVERY_KEY_SHARED, scan_sql, stream_
 from patterns.store.repositories import MetadataViews
 from patterns.store.sole_leases import SoleLeases
 
+if TYPE_CHECKING:
+    from patterns.store.duckdb_plain import Optimizer
+
 #: DuckDB's errors that mean a value does not fit (a type, a cast, a constraint).
 DATA_ERRORS = (duckdb.ConversionException, duckdb.BinderException, duckdb.ParserException,
                duckdb.CatalogException, duckdb.InvalidInputException,
@@ -30,10 +33,16 @@ DATA_ERRORS = (duckdb.ConversionException, duckdb.BinderException, duckdb.Parser
 class DuckDBConnection:
     """A DuckDB cursor as the repositories use it (DuckDB takes ``?`` itself)."""
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cur: duckdb.DuckDBPyConnection,
+                 optimizer: Optimizer | None = None) -> None:
+        """``optimizer``: ``cur`` runs without DuckDB's optimizer, turned back on for a
+        statement that may read a table (:mod:`patterns.store.duckdb_plain`)."""
         self.cur = cur
+        self.optimizer = optimizer
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.optimizer is not None:
+            self.optimizer.before(sql)
         if params:
             return self.cur.execute(sql, list(params)).fetchall()
         return self.cur.execute(sql).fetchall()
@@ -48,16 +57,20 @@ class DuckDBView(MetadataViews):
 
     def __init__(self, cur: duckdb.DuckDBPyConnection, *,
                  shared_keys: str | None = EVERY_KEY_SHARED,
-                 cursors: Callable[[], duckdb.DuckDBPyConnection] | None = None) -> None:
+                 cursors: Callable[[], duckdb.DuckDBPyConnection] | None = None,
+                 optimizer: Optimizer | None = None) -> None:
         """``shared_keys``: the store's last id that may share its block's key with later
         ids (see :func:`~patterns.store.reads.stream_sql`; by default: any id may).
-        ``cursors``: new cursors of the store (pages make orders in the background)."""
+        ``cursors``: new cursors of the store (pages make orders in the background).
+        ``optimizer``: ``cur`` runs without DuckDB's optimizer (a commit of a few rows),
+        turned back on before anything may read a table."""
         self.cursor = cur
         self.shared_keys = shared_keys
         self.cursors = cursors
+        self.optimizer = optimizer
         #: Each statement sees the latest commit (a read view): a page opens a snapshot.
         self.autocommit = False
-        super().__init__(DuckDBConnection(cur))
+        super().__init__(DuckDBConnection(cur, optimizer))
         self.leases: LeaseRepository = SoleLeases()
 
     def scan(self, meta: TableMeta, *, limit: int | None = None,
@@ -73,6 +86,7 @@ class DuckDBView(MetadataViews):
 
         # (a pass in id order over rows stored in id order needs no sort: its first batch
         # comes at once, and the engine holds no sorted copy of the pass)
+        self._optimized()
         ordered = position.order_by is None and stored_in_order(self.cursor, meta, position.lo)
         return stream_sql(meta, position, shared_keys=self.shared_keys,
                           in_storage_order=ordered)
@@ -82,6 +96,7 @@ class DuckDBView(MetadataViews):
               relations: Sequence[tuple[str, pa.Table]] = ()) -> pa.RecordBatchReader:
         """(``integer_division`` and ``relations`` stay on this view's cursor, which is its
         own.)"""
+        self._optimized()
         if integer_division:
             self.cursor.execute("SET integer_division = true")
         for name, rows in relations:
@@ -93,6 +108,7 @@ class DuckDBView(MetadataViews):
         from patterns.store.pages import page_sql
 
         sql, params = page_sql(meta, ask, id_name, by_rowid=True)
+        self._optimized()
         if self.autocommit:  # (the page's statements see one state of the table)
             self.cursor.execute("BEGIN TRANSACTION")
         try:
@@ -107,8 +123,15 @@ class DuckDBView(MetadataViews):
                 self.cursor.execute("ROLLBACK")
         return kept
 
+    def _optimized(self) -> None:
+        """Before a read of table data: DuckDB's optimizer, if this view's cursor runs
+        without it."""
+        if self.optimizer is not None:
+            self.optimizer.before()
+
     def _reader(self, sql: str, params: list[Any], *, mark_json: bool = False
                 ) -> pa.RecordBatchReader:
+        self._optimized()
         try:
             rel = self.cursor.sql(sql, params=params) if params else self.cursor.sql(sql)
             reader = rel.to_arrow_reader(BATCH_ROWS)
