@@ -93,12 +93,12 @@ class AppIntake:
     """One app's webhooks and its journal segment, in this acceptor."""
 
     def __init__(self, slug: str, folder: Path, segment: str, floor: int,
-                 hooks: bool = True) -> None:
+                 zero_fill: bool = True) -> None:
         self.slug = slug
         self.lock = take_segment_lock(folder, segment)
         # (zero-filled only for an app with webhooks: 16 MB of disk with its spare)
         self.journal = Journal(folder / segment_file(segment), floor=floor,
-                               reserve=SEGMENT_RESERVE if hooks else 0)
+                               reserve=SEGMENT_RESERVE if zero_fill else 0)
         self.journal.entries = []
         #: where this segment is durable up to, for the server to read (read-your-writes)
         self._end_fd = os.open(folder / end_file(segment), os.O_RDWR | os.O_CREAT, 0o600)
@@ -241,8 +241,11 @@ class Acceptor:
         for slug, doc in msg["apps"].items():
             app = self.apps.get(slug)
             if app is None:
+                # (an app added by a reload while serving gets its zeros from a thread, by
+                # its first rotation: 8 MB written and fsync'd here would stall the loop)
                 app = self.apps[slug] = AppIntake(slug, Path(doc["folder"]), self.segment,
-                                                  int(doc["floor"]), bool(doc["hooks"]))
+                                                  int(doc["floor"]),
+                                                  bool(doc["hooks"]) and not self.serving)
             app.configure(doc)
         self._configured.set()
 

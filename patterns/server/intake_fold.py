@@ -180,8 +180,16 @@ class IntakeFold:
             self._cond.wait(left)
 
     def _hold(self, where: str) -> None:
+        import gc
+
         log.warning("webhook intake paused %s (PATTERNS_INTAKE_PAUSE)", where)
-        self._release.wait()
+        held = not gc.isenabled()  # (a hold inside a fold: the collector runs meanwhile)
+        gc.enable()
+        try:
+            self._release.wait()
+        finally:
+            if held:
+                gc.disable()
 
     def _rotate(self) -> None:
         assert self.journal is not None
@@ -307,7 +315,10 @@ def _collector_held() -> Iterator[None]:
     are then freed by their counts: with the collector on they set off collections that
     promote them, and full collections of the server's whole heap followed (≈ 95 ms each,
     a quarter to a third of the server's CPU under the benchmark's load: bench/RESULTS.md,
-    target 7's sixth pass). Off, nothing of the fold is left to count once it ends."""
+    target 7's sixth pass). Off, nothing of the fold is left to count once it ends. The
+    hold covers the fold's commit too, its wait for the store's commit lock included: as
+    long as the longest commit, while cycles made meanwhile wait for the next collection.
+    A test's pause (PATTERNS_INTAKE_PAUSE) gives the collector back while it holds."""
     import gc
 
     if not gc.isenabled():  # (held by someone else: theirs to give back)

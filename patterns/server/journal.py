@@ -103,8 +103,9 @@ class Journal:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.fchmod(self._fd, 0o600)
         self.base, self.entries, size = self._scan(floor)
-        if reserve:
-            self._spare_path.unlink(missing_ok=True)  # (a crash may have left it written)
+        # (a crash may have left it half-written; and one opening without a reserve — a
+        # replay, an app whose webhooks went — would leave its 8 MB behind for good)
+        self._spare_path.unlink(missing_ok=True)
         if size < _HEADER.size:
             self._replace(floor, b"")
         else:
@@ -282,6 +283,8 @@ class Journal:
         self.base, self._size = base, _HEADER.size + len(tail)
         self._synced = self._size
         if self.reserve and self._spare_maker is not None:
+            if spare:  # (its thread said ready as it ended: the next one must start)
+                self._spare_maker.join()
             self._make_spare()
 
     def _zero_fill(self) -> None:

@@ -80,6 +80,7 @@ class _Watchdog:
                                        threading.Event | None]] = {}
         self._keys = itertools.count()
         self._running = False
+        self._last = 0.0  # (when a commit was last unwatched)
 
     def watch(self, cur: duckdb.DuckDBPyConnection, deadline: float | None,
               stop: threading.Event | None) -> int:
@@ -95,16 +96,16 @@ class _Watchdog:
     def unwatch(self, key: int) -> None:
         with self._lock:
             self._watched.pop(key, None)
+            self._last = time.monotonic()
 
     def _loop(self) -> None:
-        last = time.monotonic()
         while True:
             time.sleep(self.PERIOD)
             now = time.monotonic()
             with self._lock:
-                if self._watched:
-                    last = now
-                elif now - last >= self.KEEP:
+                # (kept from the last commit's end: a check seldom falls inside a commit of
+                # a few milliseconds)
+                if not self._watched and now - self._last >= self.KEEP:
                     self._running = False
                     return
                 due = [key for key, (_, deadline, stop) in self._watched.items()

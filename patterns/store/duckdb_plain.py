@@ -30,7 +30,9 @@ from patterns.store.small_rows import SMALL_ROWS
 
 #: An ``INSERT`` of a ``VALUES`` list: reads no table, so the optimizer has nothing to improve.
 _INSERT_VALUES = re.compile(r"\s*INSERT\s+INTO\s+[^()]+(\([^()]*\)\s*)?VALUES\s*\(", re.I)
-_SELECT = re.compile(r"\bSELECT\b", re.I)
+#: What may read a table inside one: a query (``SELECT``, or DuckDB's ``FROM``-first form),
+#: or a second statement after a ``;``.
+_READS = re.compile(r"\bSELECT\b|\bFROM\b|;", re.I)
 
 
 def plain(cp: Checkpoint) -> bool:
@@ -51,7 +53,7 @@ def plain(cp: Checkpoint) -> bool:
 
 def reads_nothing(sql: str) -> bool:
     """Whether ``sql`` is an ``INSERT`` of a ``VALUES`` list with no query in it."""
-    return _INSERT_VALUES.match(sql) is not None and _SELECT.search(sql) is None
+    return _INSERT_VALUES.match(sql) is not None and _READS.search(sql) is None
 
 
 class Optimizer:

@@ -317,3 +317,19 @@ def test_a_journal_given_a_reserve_later_is_zero_filled_from_its_next_rotation(
     assert [e.records for e in read_range(path, first, second)] == [[{"n": 2}]]
     journal.close()
     assert [e.records for e in Journal(path).entries] == [[{"n": 2}]]
+
+
+def test_a_spare_is_not_left_behind_when_its_segment_is_opened_without_a_reserve(
+        tmp_path: Path) -> None:
+    # (a replay by the server, or an app whose webhooks went: 8 MB each, for good)
+    path = tmp_path / "intake-a3.journal"
+    spare = path.with_name(path.name + ".spare")
+    journal = Journal(path, reserve=RESERVE)
+    wait_until(journal.spare_ready, "the spare")
+    journal.append([encode("hook", "events", [{"n": 1}])])
+    journal.close()
+    assert spare.stat().st_size == RESERVE
+    plain = Journal(path)
+    assert [e.records for e in plain.entries] == [[{"n": 1}]]
+    assert not spare.exists()
+    plain.close()
