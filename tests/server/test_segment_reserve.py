@@ -33,22 +33,35 @@ def records_end(path: Path) -> int:
     return len(path.read_bytes().rstrip(b"\0"))
 
 
-@pytest.mark.slow
-def test_a_kill_before_the_commit_lands_every_acked_record_of_a_zero_filled_segment_once(
-        tmp_path: Path, serve: Any) -> None:
+def killed_after_acks(serve: Any, tmp_path: Path, count: int,
+                      before_kill: Any = None) -> tuple[Any, Path, list[int]]:
+    """A server whose acceptors acked ``count`` requests and committed none of them, then
+    killed -9 with them: the server, its app's folder and the acked ``n``s."""
     server, root = started_with_table(serve, tmp_path, {"PATTERNS_INTAKE_PAUSE": "commit"})
-    url = hook(server)
-    acked = [0, *post_many(url, range(1, 41))]
-    server.wait_for(lambda: any("paused before committing" in line for line in server.output),
-                    60, "the committer to hold")
-    files = segments(root)
-    assert len(files) == 2
-    assert all(p.stat().st_size == SEGMENT_RESERVE for p in files)  # records over zeros
-    assert sum(records_end(p) - 16 for p in files) > 0
+    acked = [0, *post_many(hook(server), range(1, count + 1))]
+    if before_kill is not None:
+        before_kill(server, root)
     before = acceptors(server)
     server.kill()  # after the fsyncs and the 2xx, before any store commit
     for pid in before:
         server.wait_for(lambda pid=pid: not alive(pid), 30, f"acceptor {pid} to end")
+    server.env.pop("PATTERNS_INTAKE_PAUSE")
+    return server, root, acked
+
+
+@pytest.mark.slow
+def test_a_kill_before_the_commit_lands_every_acked_record_of_a_zero_filled_segment_once(
+        tmp_path: Path, serve: Any) -> None:
+    def zero_filled(server: Any, root: Path) -> None:
+        server.wait_for(lambda: any("paused before committing" in line
+                                    for line in server.output), 60, "the committer to hold")
+        files = segments(root)
+        assert len(files) == 2
+        assert all(p.stat().st_size == SEGMENT_RESERVE for p in files)  # records over zeros
+        assert sum(records_end(p) - 16 for p in files) > 0
+
+    server, root, acked = killed_after_acks(serve, tmp_path, 40, zero_filled)
+    files = segments(root)
     # a request the acceptor was writing when it died: cut short in the zeros, never acked
     victim = max(files, key=records_end)
     torn = encode("events01", "events", [{"n": 999, "tag": "torn"}])
@@ -56,7 +69,6 @@ def test_a_kill_before_the_commit_lands_every_acked_record_of_a_zero_filled_segm
     with open(victim, "r+b") as f:
         f.seek(whole)
         f.write(torn[:-5])
-    server.env.pop("PATTERNS_INTAKE_PAUSE")
     server.start()
     assert stored(server) == sorted(acked)  # every acked record once, the torn one not
     server.wait_for(lambda: all(p.stat().st_size == SEGMENT_RESERVE for p in segments(root)),
@@ -71,17 +83,10 @@ def test_an_acceptor_killed_mid_rotation_leaves_a_spare_that_is_never_read(
         tmp_path: Path, serve: Any) -> None:
     # A spare left written (a crash between the rotation's write into it and its rename)
     # holds records the segment holds too: it is remade, never replayed.
-    server, root = started_with_table(serve, tmp_path, {"PATTERNS_INTAKE_PAUSE": "commit"})
-    url = hook(server)
-    acked = [0, *post_many(url, range(1, 21))]
-    before = acceptors(server)
-    server.kill()
-    for pid in before:
-        server.wait_for(lambda pid=pid: not alive(pid), 30, f"acceptor {pid} to end")
+    server, root, acked = killed_after_acks(serve, tmp_path, 20)
     for path in segments(root):
         spare = path.with_name(path.name + ".spare")
         spare.write_bytes(path.read_bytes())  # as if the rotation kept everything
-    server.env.pop("PATTERNS_INTAKE_PAUSE")
     server.start()
     assert stored(server) == sorted(acked)
     acked += post_many(hook(server), range(21, 31))
