@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import itertools
 import re
 import threading
 import time
@@ -30,6 +29,7 @@ from patterns.store.duckdb_checkpoints import WAL_LIMIT, IdleCheckpoints
 from patterns.store.duckdb_memory import NodeMemory
 from patterns.store.duckdb_plain import Optimizer, PlainCursor, plain
 from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
+from patterns.store.duckdb_watchdog import Watchdog, interrupted
 from patterns.store.ids import UlidSequence
 from patterns.store.interface import Archive, Capabilities, Transaction
 from patterns.store.migrations import META, MIGRATIONS
@@ -60,61 +60,6 @@ class _Progress:
     found: TableMeta | None
     added: int = 0
     new_version: bool = False
-
-
-class _Watchdog:
-    """Interrupts the statements of commits that pass their deadline or are asked to stop.
-
-    One thread for the whole store, checking every 50 ms while any commit is watched (most
-    commits take a few milliseconds: a thread of their own would cost more than they do),
-    kept for :attr:`KEEP` seconds after the last: runs committing every few tens of
-    milliseconds would otherwise start it again for one commit in three (a thread's start
-    waits for it to run: p99 3 ms of a trivial run's wall time on the loaded machine)."""
-
-    PERIOD = 0.05
-    KEEP = 2.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._watched: dict[int, tuple[duckdb.DuckDBPyConnection, float | None,
-                                       threading.Event | None]] = {}
-        self._keys = itertools.count()
-        self._running = False
-        self._last = 0.0  # (when a commit was last unwatched)
-
-    def watch(self, cur: duckdb.DuckDBPyConnection, deadline: float | None,
-              stop: threading.Event | None) -> int:
-        key = next(self._keys)
-        with self._lock:
-            self._watched[key] = (cur, deadline, stop)
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._loop, name="patterns-commit-watchdog",
-                                 daemon=True).start()
-        return key
-
-    def unwatch(self, key: int) -> None:
-        with self._lock:
-            self._watched.pop(key, None)
-            self._last = time.monotonic()
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(self.PERIOD)
-            now = time.monotonic()
-            with self._lock:
-                # (kept from the last commit's end: a check seldom falls inside a commit of
-                # a few milliseconds)
-                if not self._watched and now - self._last >= self.KEEP:
-                    self._running = False
-                    return
-                due = [key for key, (_, deadline, stop) in self._watched.items()
-                       if (stop is not None and stop.is_set())
-                       or (deadline is not None and now >= deadline)]
-                for key in due:  # interrupted once; the commit then rolls back
-                    cur = self._watched.pop(key)[0]
-                    with contextlib.suppress(duckdb.Error):
-                        cur.interrupt()
 
 
 _DISK_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
@@ -168,7 +113,7 @@ class DuckDBStore:
         if not read_only:
             self._con.execute(f"SET GLOBAL wal_autocheckpoint = '{WAL_LIMIT}'")
             self.checkpoints = IdleCheckpoints(self.cursor, self.wal, self.commit_lock)
-        self._watchdog = _Watchdog()
+        self._watchdog = Watchdog()
         #: The cursor of commits of a few rows, kept with DuckDB's optimizer off.
         self._plain = PlainCursor(self.cursor)
         #: Each table's facts as the last commit left them (see :meth:`commit`).
@@ -453,10 +398,7 @@ class DuckDBStore:
                             also(self._view(cur, optimizer), result)
                         faults.point("commit.end")
                     except duckdb.InterruptException as exc:
-                        why = ("asked to stop" if stop is not None and stop.is_set() else
-                               f"stopped after {timeout:g} s" if timeout is not None else
-                               "interrupted")
-                        raise CommitTimeout(f"the checkpoint was {why}") from exc
+                        raise interrupted(timeout, stop) from exc
                     except DATA_ERRORS as exc:
                         raise DataError(str(exc)) from exc
                     finally:
@@ -525,10 +467,7 @@ class DuckDBStore:
             cur.execute("COMMIT")  # (temporary tables outlive it, on this cursor)
         except duckdb.InterruptException as exc:
             cur.close()
-            raise CommitTimeout("the checkpoint was " + (
-                "asked to stop" if stop is not None and stop.is_set() else
-                f"stopped after {timeout:g} s" if timeout is not None else
-                "interrupted")) from exc
+            raise interrupted(timeout, stop) from exc
         except BaseException:
             cur.close()
             raise
