@@ -338,47 +338,54 @@ def _parse(data: bytes, pos: int, shift: int) -> tuple[list[Entry], int]:
     The payloads are checked one by one and then, unless one holds a number JSON may not
     fit in 64 bits, read by one ``orjson.loads`` of them joined into an array (half the
     cost of one call per record; the fold reads thousands at once)."""
-    size = len(data)
-    first = pos
+    payloads, ends = _framed(data, pos)
+    docs = _joined(payloads, data[pos:ends[-1]]) if len(payloads) > 1 else None
+    if docs is None:
+        docs = _each(payloads)
+    entries: list[Entry] = []
+    # (_each stops at a payload that does not read: its records end there)
+    for doc, end in zip(docs, ends[:len(docs)], strict=True):
+        entries.append(Entry(pos + shift, end + shift, str(doc["n"]), str(doc["t"]),
+                             list(doc["r"])))
+        pos = end
+    return entries, pos
+
+
+def _framed(data: bytes, pos: int) -> tuple[list[bytes], list[int]]:
+    """The payloads of the whole records from byte ``pos`` on, and the byte each ends at:
+    up to the first that is torn, fails its checksum, or is a zero-filled tail."""
     payloads: list[bytes] = []
-    bounds: list[int] = []
-    while pos + _RECORD.size <= size:
+    ends: list[int] = []
+    while pos + _RECORD.size <= len(data):
         length, crc = _RECORD.unpack_from(data, pos)
         stop = pos + _RECORD.size + length
-        if not length or length > MAX_PAYLOAD or stop > size:  # (0: a zero-filled tail)
+        if not length or length > MAX_PAYLOAD or stop > len(data):  # (0: a zero-filled tail)
             break
         payload = data[pos + _RECORD.size:stop]
         if zlib.crc32(payload) != crc:
             break
         payloads.append(payload)
-        bounds.append(stop)
+        ends.append(stop)
         pos = stop
-    if len(payloads) > 1 and not has_long_number(data[first:pos]):
-        try:
-            docs = orjson.loads(b"[" + b",".join(payloads) + b"]")
-        except ValueError:  # (a lone surrogate, which json wrote: record by record)
-            docs = None
-        if docs is not None:
-            entries, start = [], first + shift
-            for doc, stop in zip(docs, bounds, strict=True):
-                entries.append(Entry(start, stop + shift, str(doc["n"]), str(doc["t"]),
-                                     list(doc["r"])))
-                start = stop + shift
-            return entries, pos
-    return _parse_each(data, first, shift)
+    return payloads, ends
 
 
-def _parse_each(data: bytes, pos: int, shift: int) -> tuple[list[Entry], int]:
-    """:func:`_parse` one record at a time."""
-    entries: list[Entry] = []
-    while pos + _RECORD.size <= len(data):
-        length, crc = _RECORD.unpack_from(data, pos)
-        start, stop = pos + _RECORD.size, pos + _RECORD.size + length
-        if not length or length > MAX_PAYLOAD or stop > len(data):  # (0: a zero-filled tail)
-            break
-        payload = data[start:stop]
-        if zlib.crc32(payload) != crc:
-            break
+def _joined(payloads: list[bytes], raw: bytes) -> list[Any] | None:
+    """The payloads read by one ``orjson.loads``; None where that could read one otherwise
+    than alone (a long number in ``raw``, their bytes) or fails (a lone surrogate)."""
+    if has_long_number(raw):
+        return None
+    try:
+        docs = orjson.loads(b"[" + b",".join(payloads) + b"]")
+    except ValueError:  # (a lone surrogate, which json wrote: record by record)
+        return None
+    return docs if isinstance(docs, list) and len(docs) == len(payloads) else None
+
+
+def _each(payloads: list[bytes]) -> list[Any]:
+    """The payloads read one at a time, up to the first that does not read."""
+    docs = []
+    for payload in payloads:
         try:  # (orjson reads an int past 64 bits as a float: json reads those)
             doc = (orjson.loads(payload) if not has_long_number(payload)
                    else json.loads(payload.decode("utf-8", "surrogatepass")))
@@ -387,10 +394,8 @@ def _parse_each(data: bytes, pos: int, shift: int) -> tuple[list[Entry], int]:
                 doc = json.loads(payload.decode("utf-8", "surrogatepass"))
             except ValueError:
                 break
-        entries.append(Entry(pos + shift, stop + shift, str(doc["n"]), str(doc["t"]),
-                             list(doc["r"])))
-        pos = stop
-    return entries, pos
+        docs.append(doc)
+    return docs
 
 
 def read_range(path: Path, start: int, end: int) -> list[Entry]:
