@@ -22,11 +22,11 @@ have made them for the whole batch (:mod:`patterns.sdk._rows`).
 from __future__ import annotations
 
 import functools
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from patterns.collector import held
 from patterns.sdk._json_columns import JoinedJson, joined, parsed
 from patterns.sdk._rows import made
 
@@ -98,13 +98,8 @@ def slice_records(ready: ReadyBatch, k: int) -> list[dict[str, Any]]:
     set it off to rescan them); it runs as usual while node code goes through them."""
     start = k * ready.step
     n = min(ready.step, ready.batch.num_rows - start)
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with held():
         return made(ready.names, [convert(k, start, n) for convert in ready.converts], n)
-    finally:
-        if paused:
-            gc.enable()
 
 
 def _json(ready: JoinedJson) -> Convert:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from patterns.collector import held
 from patterns.errors import NodeError
 from patterns.sdk._context import TableInfo, node_run
 from patterns.sdk._runtime import NodeRun
@@ -357,14 +357,9 @@ def arrow_records(data: pa.Table | pa.RecordBatch, json_cols: list[str],
     from patterns.sdk._json_columns import parse_column, parsed
     from patterns.sdk._rows import rows
 
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with held():
         return rows(data, {col: parsed(ready[col]) if ready and col in ready
                            else parse_column(data.column(col)) for col in json_cols})
-    finally:
-        if paused:
-            gc.enable()
 
 
 def records_of(records: list[dict[str, Any]], json_cols: list[str]) -> list[dict[str, Any]]:

@@ -9,18 +9,18 @@ store cannot commit, the records stay in the journal and the committer retries.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from patterns.collector import held
 from patterns.engine.session import store_rules
 from patterns.errors import PatternsError, StoreError
 from patterns.server.journal import Entry, Journal
@@ -121,7 +121,15 @@ class IntakeFold:
                     continue
             if PAUSE == "commit":
                 self._hold("before committing journaled records to the store")
-            with _collector_held():
+            # The collector held off while a fold runs. A fold makes a few objects per
+            # record (the journal's entries, their dicts and lists) that live until its
+            # commit and are then freed by their counts: with the collector on they set off
+            # collections that promote them, then full collections of the server's whole
+            # heap (≈ 95 ms each, a quarter to a third of the server's CPU under the
+            # benchmark's load: bench/RESULTS.md, target 7's sixth pass). The hold covers
+            # the fold's commit, its wait for the store's commit lock included; a test's
+            # pause (PATTERNS_INTAKE_PAUSE) gives the collector back while it holds.
+            with held():
                 committed, failure = self._fold()
             if failure is None:
                 delay = 0.1
@@ -306,29 +314,6 @@ class IntakeFold:
                     if key == OFFSET_KEY or key.startswith(OFFSET_KEY + "@"):
                         found[(node, key[len(OFFSET_KEY) + 1:])] = int(value or 0)
         return found
-
-
-@contextlib.contextmanager
-def _collector_held() -> Iterator[None]:
-    """Python's cyclic collector off while a fold runs. A fold makes a few objects per
-    record (the journal's entries, their dicts and lists) that live until its commit and
-    are then freed by their counts: with the collector on they set off collections that
-    promote them, and full collections of the server's whole heap followed (≈ 95 ms each,
-    a quarter to a third of the server's CPU under the benchmark's load: bench/RESULTS.md,
-    target 7's sixth pass). Off, nothing of the fold is left to count once it ends. The
-    hold covers the fold's commit too, its wait for the store's commit lock included: as
-    long as the longest commit, while cycles made meanwhile wait for the next collection.
-    A test's pause (PATTERNS_INTAKE_PAUSE) gives the collector back while it holds."""
-    import gc
-
-    if not gc.isenabled():  # (held by someone else: theirs to give back)
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def offset_key(segment: str) -> str:
