@@ -30,6 +30,28 @@ def test_records_shipped_in_the_background_commit_in_order_and_reads_see_them(
     assert [r["n"] for r in app.rows("b")] == list(range(1, 130_000, 2))
 
 
+LISTS = """
+from patterns import Table
+
+t = Table("items", "w")
+rows = [{"n": i} for i in range(12_000)]
+t.append(rows)  # a long list with nothing buffered: converted as it is
+rows.clear()  # the node's list, reused: what was appended stays appended
+t.append({"n": -1})
+rows.extend({"n": 100_000 + i} for i in range(15_000))
+t.append(rows)  # after a buffered record: both in order
+rows[0]["n"] = -2  # (changing a record after its append changes nothing stored)
+"""
+
+
+def test_long_lists_are_appended_in_order_and_as_they_were_at_the_append(
+        app_runner: Any) -> None:
+    app = app_runner({"lists.py": LISTS}, ["items"])
+    assert app.run_node("lists").status == "succeeded"
+    assert [r["n"] for r in app.rows("items")] == \
+        [*range(12_000), -1, *range(100_000, 115_000)]
+
+
 FAILING = """
 from patterns import Table
 

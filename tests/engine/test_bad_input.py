@@ -57,6 +57,9 @@ def assert_failed_cleanly(app: Any, *fragments: str) -> Any:
     ('for i in range(30_000):\n    t.append({"n": i})\nt.append({"n": float("nan")})\n'
      'for i in range(60_000):\n    t.append({"n": i})\n',
      ["NaN", "integers", "appended at bad.py, line 6"]),
+    # A long list appended at once (converted as the node made it): its bad record named.
+    ('rows = [{"n": i} for i in range(12_000)]\nrows[11_000] = {"n": 0, "tags": {1}}\n'
+     't.append(rows)\n', ["field 'tags'", "set", "bad.py, line 6"]),
     ('t.append({"n": 1})\nt.append([{"n": 2}, None])\n', ["not a dict", "NoneType",
                                                          "bad.py, line 5"]),
 ])
