@@ -37,6 +37,23 @@ _SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 PASS_CHECKPOINT_SECONDS = 0.25
 
 
+class Pending:
+    """A port's records appended and not yet converted, and the user's call that appended
+    the last of them (its code and instruction). One object per port for the whole run, so
+    :meth:`Table.append <patterns.sdk.table.Table.append>` keeps it and appends a record
+    without a call into the run (a record's append is the loop a load spends its time in)."""
+
+    __slots__ = ("code", "lasti", "records")
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.code: Any = None
+        self.lasti = -1
+
+    def forget_site(self) -> None:
+        self.code, self.lasti = None, -1
+
+
 class NodeRun:
     def __init__(self, client: EngineClient, *, offline: bool = False) -> None:
         self._sender = Sender()
@@ -45,11 +62,10 @@ class NodeRun:
         self.client: EngineClient = InOrder(client, self._sender)  # type: ignore[assignment]
         self.offline = offline
         self.info: RunInfo = client.run_info()
-        self._buffers: dict[str, list[dict[str, Any]]] = {}
+        self._pending: dict[str, Pending] = {}
         self._converted: dict[str, list[pa.Table]] = {}  # per port: converted, not shipped
         self._converted_rows: dict[str, int] = {}
         self._sites: dict[str, list[tuple[int, tuple[str, int]]]] = {}
-        self._last_site: dict[str, tuple[Any, int]] = {}  # per port: (code, instruction)
         self._state: dict[str, Any] = copy.deepcopy(dict(self.info.state))
         self._state_dirty = False
         self.positions: dict[str, dict[str, Any]] = {
@@ -90,56 +106,46 @@ class NodeRun:
         self.port(port, "w")
 
     # ------------------------------------------------------------------ writes
+    def pending(self, port: str) -> Pending:
+        """``port``'s records not yet converted (the same object for the whole run)."""
+        pending = self._pending.get(port)
+        if pending is None:
+            pending = self._pending[port] = Pending()
+        return pending
+
     def append(self, port: str, records: list[dict[str, Any]]) -> None:
-        buf = self._buffers.setdefault(port, [])
-        self._note_site(port, self._converted_rows.get(port, 0) + len(buf))
+        pending = self.pending(port)
+        buf = pending.records
+        self.note_site(port, sys._getframe(2))  # append <- Table.append <- user
         if not buf and len(records) >= CONVERT_ROWS and type(records) is list:
             # A long list is converted as the node made it, not copied into a new list
             # first: that copy is young, and the collector's next pass over the young
             # objects would go through all its items (40 ms a million).
-            self._buffers[port] = records
-            self._convert(port)
+            pending.records = records
+            self.convert(port)
             return
         buf.extend(records)
         if len(buf) >= CONVERT_ROWS:
-            self._convert(port)
+            self.convert(port)
 
-    def append_one(self, port: str, record: dict[str, Any]) -> None:
-        buf = self._buffers.get(port)
-        if buf is None:
-            buf = self._buffers[port] = []
-        # Called once per record: the usual case (the same user line as the last record)
-        # is checked here, without a call.
-        frame = sys._getframe(2)  # append_one <- Table.append <- user
-        last = self._last_site.get(port)
-        if last is None or last[0] is not frame.f_code or last[1] != frame.f_lasti:
-            self._note_site(port, self._converted_rows.get(port, 0) + len(buf))
-        buf.append(record)
-        if len(buf) >= CONVERT_ROWS:
-            self._convert(port)
-
-    def _note_site(self, port: str, index: int) -> None:
+    def note_site(self, port: str, frame: Any) -> None:
         """Remember where node code appended (one entry per change of line), so an error
-        found when the buffer is shipped can name the user's file and line. Called once per
-        record: the common case (the same line as last time) costs a frame lookup and two
-        comparisons."""
-        try:
-            frame = sys._getframe(3)  # _note_site <- NodeRun.append* <- Table.append <- user
-        except ValueError:
-            frame = sys._getframe(1)
+        found when the buffer is shipped can name the user's file and line. ``frame``: the
+        caller of ``Table.append``, the user's unless the SDK itself appended."""
+        pending = self.pending(port)
         # A call site is its code object and instruction (cheaper to read than its line,
         # which is only worked out when the site changes).
         code = frame.f_code
-        last = self._last_site.get(port)
-        if last is not None and last[0] is code and last[1] == frame.f_lasti:
+        if pending.code is code and pending.lasti == frame.f_lasti:
             return  # the same user call as last time (the stored code is always the user's)
         if code.co_filename.startswith(_SDK_DIR):  # called some other way: find the user
             while frame.f_back is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
                 frame = frame.f_back
             code = frame.f_code
-        if last is not None and last[0] is code and last[1] == frame.f_lasti:
+        if pending.code is code and pending.lasti == frame.f_lasti:
             return
-        self._last_site[port] = (code, frame.f_lasti)
+        pending.code, pending.lasti = code, frame.f_lasti
+        index = self._converted_rows.get(port, 0) + len(pending.records)
         self._sites.setdefault(port, []).append((index, (code.co_filename, frame.f_lineno)))
 
     def _site_of(self, port: str, index: int,
@@ -180,7 +186,7 @@ class NodeRun:
 
     def flush(self, port: str | None = None) -> None:
         self._sender.wait()  # (its error is named already: not by the sites below)
-        ports = [port] if port is not None else list(self._buffers)
+        ports = [port] if port is not None else list(self._pending)
         for p in ports:
             try:
                 for offset, data in self._take(p):
@@ -189,7 +195,7 @@ class NodeRun:
             finally:
                 self._forget_sites(p)
 
-    def _convert(self, port: str) -> None:
+    def convert(self, port: str) -> None:
         """Turn the records buffered for ``port`` into Arrow now (the dicts can go: fewer
         live objects for the garbage collector to rescan), and ship once there are
         :data:`FLUSH_ROWS` of them."""
@@ -207,7 +213,7 @@ class NodeRun:
         self._sender.wait()  # (the one before it refused a record: raise, keeping these)
         pieces = self._take(port)
         sites = self._sites.pop(port, [])
-        self._last_site.pop(port, None)
+        self.pending(port).forget_site()
         client = self._direct
 
         def ship() -> None:
@@ -220,10 +226,11 @@ class NodeRun:
     def _convert_buffer(self, port: str) -> pa.Table | None:
         from patterns.sdk._convert import records_to_arrow
 
-        buf = self._buffers.get(port)
+        pending = self._pending.get(port)
+        buf = pending.records if pending is not None else None
         if not buf:
             return None
-        self._buffers[port] = []
+        pending.records = []  # type: ignore[union-attr]
         try:
             return records_to_arrow(buf, port)
         except NodeError:
@@ -275,7 +282,7 @@ class NodeRun:
 
     def _forget_sites(self, port: str) -> None:
         self._sites.pop(port, None)
-        self._last_site.pop(port, None)
+        self.pending(port).forget_site()
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -325,8 +332,9 @@ class NodeRun:
             return
         self._sender.wait()  # (its error is named already: not by the sites below)
         # The last buffer to ship goes with the checkpoint itself: one round trip, not two.
-        pending = [p for p in {**self._converted, **self._buffers}
-                   if self._buffers.get(p) or self._converted.get(p)]
+        pending = [p for p in {**self._converted, **self._pending}
+                   if (p in self._pending and self._pending[p].records)
+                   or self._converted.get(p)]
         for p in pending[:-1]:
             self.flush(p)
         for stream in self.streams:
@@ -355,11 +363,12 @@ class NodeRun:
     def rollback(self) -> None:
         """Back to the last checkpoint: drop buffered and staged writes, state, positions."""
         self._sender.wait(quiet=True)  # (a write in flight is dropped with the rest)
-        self._buffers.clear()
+        for pending in self._pending.values():  # (in place: each Table holds its port's)
+            pending.records = []
+            pending.forget_site()
         self._converted.clear()
         self._converted_rows.clear()
         self._sites.clear()
-        self._last_site.clear()
         info = self.client.rollback()
         self._state = copy.deepcopy(dict(info.state))
         self._state_dirty = False

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from patterns.collector import held
 from patterns.errors import NodeError
 from patterns.sdk._context import TableInfo, node_run
-from patterns.sdk._runtime import NodeRun
+from patterns.sdk._runtime import CONVERT_ROWS, NodeRun, Pending
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,6 +41,9 @@ class Table:
         self._run: NodeRun = node_run()
         self._port = self._run.port(name, mode)
         self._writable = mode == "w" and not self._run.offline
+        #: The port's records not yet converted, where this table appends to one.
+        self._pending: Pending | None = self._run.pending(name) \
+            if self._writable and self._port.connected else None
         if schema is not None and mode == "w":
             self.init(schema=schema)
 
@@ -148,20 +152,28 @@ class Table:
     # ------------------------------------------------------------------ writes
     def append(self, records: Any) -> None:
         """Append a record (dict), a list of records, a DataFrame or an Arrow table."""
+        pending = self._pending
+        if pending is not None and type(records) is dict:
+            # A record at a time, the loop a load spends its time in: the user's line
+            # noted only when it changes (the code and instruction of the call), the
+            # records converted every CONVERT_ROWS.
+            frame = sys._getframe(1)
+            if frame.f_code is not pending.code or frame.f_lasti != pending.lasti:
+                self._run.note_site(self.name, frame)
+            buf = pending.records
+            buf.append(records)
+            if len(buf) >= CONVERT_ROWS:
+                self._run.convert(self.name)
+            return
         run = self._run
         if not self._port.connected:
             return self._unconnected()
-        if type(records) is dict:
-            if not self._writable:
-                run.require_writable(self.name)
-            run.append_one(self.name, records)
-            return
         run.require_writable(self.name)
         if isinstance(records, list):
             if records:
                 run.append(self.name, records)
         elif isinstance(records, dict):
-            run.append_one(self.name, dict(records))
+            run.append(self.name, [dict(records)])
         else:
             run.write_frame(self.name, "append", records)
 

@@ -41,6 +41,9 @@ t.append({"n": -1})
 rows.extend({"n": 100_000 + i} for i in range(15_000))
 t.append(rows)  # after a buffered record: both in order
 rows[0]["n"] = -2  # (changing a record after its append changes nothing stored)
+same = Table("items", "w")  # a second handle on the port: one buffer, in call order
+for i in range(25_000):
+    (t if i % 3 else same).append({"n": 200_000 + i})
 """
 
 
@@ -49,7 +52,7 @@ def test_long_lists_are_appended_in_order_and_as_they_were_at_the_append(
     app = app_runner({"lists.py": LISTS}, ["items"])
     assert app.run_node("lists").status == "succeeded"
     assert [r["n"] for r in app.rows("items")] == \
-        [*range(12_000), -1, *range(100_000, 115_000)]
+        [*range(12_000), -1, *range(100_000, 115_000), *range(200_000, 225_000)]
 
 
 FAILING = """
