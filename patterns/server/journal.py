@@ -28,7 +28,9 @@ stops at the first zero length exactly as at the end of the file; a torn record 
 by zeros is cut as a torn record at the end is (the file is cut back to the last whole
 record, then zero-filled again). A rotation takes a spare file zero-filled in advance by a
 thread (``intake-aK.journal.spare``), so neither the zeros nor their fsync are on the
-request path; with no spare ready it writes the file as above and lets it grow.
+request path; with no spare ready it writes the file as above and lets it grow. :attr:`Journal.grew`
+says whether the last write made the file longer (an acceptor syncs a group that did not on
+its event loop, one that did in its helpers: acceptor.py).
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ class Journal:
         self._sync_lock = threading.Lock()  # rotations, cuts and closing: one at a time
         self._idle = threading.Condition(self._lock)  # (notified as each sync ends)
         self._syncing = 0  # fdatasyncs in flight (several may be: see sync)
+        #: whether the last write made the file longer (its fsync also writes the new size)
+        self.grew = False
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.fchmod(self._fd, 0o600)
@@ -120,6 +124,7 @@ class Journal:
         if reserve:
             self._zero_fill()
             self._make_spare()
+        self._length = os.fstat(self._fd).st_size  # (the file's, zeros included)
 
     @property
     def end(self) -> int:
@@ -180,8 +185,11 @@ class Journal:
             except OSError as exc:
                 with contextlib.suppress(OSError):  # (else a torn tail, dropped at open)
                     os.ftruncate(self._fd, at)
+                self._length = at
                 raise _journal_error(self.path, exc) from exc
             self._size = at + len(blob)
+            self.grew = self._size > self._length
+            self._length = max(self._length, self._size)
             ends, end = [], self.base + at - _HEADER.size
             for record in records:
                 end += len(record)
@@ -245,7 +253,7 @@ class Journal:
                 size = max(_HEADER.size, min(size, _HEADER.size + end - self.base))
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, size)
-            self._size = self._synced = size
+            self._size = self._synced = self._length = size
 
     def rotate(self, keep_from: int) -> None:
         """Replace the file by one holding only the records from offset ``keep_from`` on
@@ -282,6 +290,7 @@ class Journal:
         os.close(old)
         self.base, self._size = base, _HEADER.size + len(tail)
         self._synced = self._size
+        self._length = os.fstat(self._fd).st_size
         if self.reserve and self._spare_maker is not None:
             if spare:  # (its thread said ready as it ended: the next one must start)
                 self._spare_maker.join()

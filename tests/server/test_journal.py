@@ -254,6 +254,26 @@ def test_a_reserved_journal_is_zero_filled_ahead_and_keeps_its_size(tmp_path: Pa
     plain.close()
 
 
+def test_a_write_says_whether_it_made_the_file_longer(tmp_path: Path) -> None:
+    # (an acceptor fsyncs on its loop a group that did not, in its helpers one that did)
+    record = encode("hook", "events", [{"n": 1}])
+    reserved = Journal(tmp_path / "intake-a1.journal", reserve=RESERVE)
+    reserved.write([record])
+    assert not reserved.grew  # (into the zeros)
+    reserved.write([record] * ((RESERVE // len(record)) + 1))
+    assert reserved.grew  # (past them)
+    reserved.write([record])
+    assert reserved.grew
+    reserved.discard_unsynced(0)  # (a cut drops the zeros: the next write grows again)
+    reserved.write([record])
+    assert reserved.grew
+    reserved.close()
+    plain = Journal(tmp_path / "intake.journal")
+    plain.write([record])
+    assert plain.grew
+    plain.close()
+
+
 def test_a_torn_record_followed_by_zeros_is_cut_as_one_at_the_end_is(tmp_path: Path) -> None:
     path = tmp_path / "intake-a1.journal"
     journal = Journal(path, reserve=RESERVE)
