@@ -24,7 +24,7 @@ from patterns.engine.storages import ExternalTable
 from patterns.errors import EngineError, NodeError, QueryError
 from patterns.graph.model import Node
 from patterns.positions import StreamPosition
-from patterns.store.interface import Store, Transaction
+from patterns.store.interface import EarlyWrites, Store, Transaction
 from patterns.store.model import (
     Checkpoint,
     CommitResult,
@@ -98,6 +98,9 @@ class RunSession:
     #: apply (field → kind), so a value that does not fit is refused when it is staged.
     _columns: dict[str, dict[str, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The staged appends the store has inserted ahead of the checkpoint's commit (see
+    #: :meth:`Store.early_writes`); None: none yet, or the store does not.
+    _early: EarlyWrites | None = None
     #: The commit the run started after: its inputs count as read up to it at least.
     seen_commit: int = 0
 
@@ -216,8 +219,29 @@ class RunSession:
                 merged = _merge(ops[-1].data, data)
                 if merged is not None:
                     ops[-1] = TableOp("append", merged)
+                    self._insert_early(cp)
                     return
             cp.add(store, TableOp(op, data, keys))  # type: ignore[arg-type]
+            if op == "append":
+                self._insert_early(cp)
+
+    def _insert_early(self, cp: Checkpoint) -> None:
+        """Let the store insert what it can of the staged appends now, while the node goes
+        on (the commit then has less to do). The run's start record is written first:
+        the early rows' transaction must not miss it."""
+        if self._early is None:
+            self._early = self.store.early_writes(cp, self._before_early)
+        if self._early is not None:
+            self._early.advance()
+
+    def _before_early(self) -> None:
+        if self.start_recorded is not None:
+            self.start_recorded.before_shown()
+
+    def _drop_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early.close()
 
     def _conformed(self, store: str, op: str, data: pa.Table) -> pa.Table:
         """``data`` made to fit the table as the run's staged writes leave it, or refused
@@ -244,6 +268,7 @@ class RunSession:
         with self._lock:
             self._current(token)  # (a lost process's: the run's new staging is not its)
             self._staged = None
+            self._drop_early()
 
     def close(self) -> None:
         """The run is over: what it staged after its last checkpoint is dropped, and a
@@ -251,6 +276,7 @@ class RunSession:
         changes nothing any more."""
         with self._lock:
             self._staged = None
+            self._drop_early()
             self.closed = True
 
     def revoke(self) -> None:
@@ -260,6 +286,7 @@ class RunSession:
         before, then stages and commits nothing."""
         with self._lock:
             self._staged = None
+            self._drop_early()
             self.token = secrets.token_urlsafe(24)
 
     def note(self, token: str | None, change: Callable[[Requests], None]) -> None:
@@ -343,10 +370,11 @@ class RunSession:
                 if at_final is not None:
                     ended.append(at_final(tx, result))
 
+            early, self._early = self._early, None  # (the commit uses it or throws it away)
             try:
                 result = self.store.commit(
                     cp, timeout=timeout, stop=self.stop,
-                    also=None if at_final is None and fence is None else also)
+                    also=None if at_final is None and fence is None else also, early=early)
             except BaseException:
                 if final and start is not None:
                     start.after_failed_final()  # the run goes on: it shows as running

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import re
 import threading
 import time
@@ -26,12 +27,13 @@ from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyEr
 from patterns.positions import StreamPosition
 from patterns.store import faults, page_builds
 from patterns.store.duckdb_checkpoints import WAL_LIMIT, IdleCheckpoints
+from patterns.store.duckdb_early import DuckDBEarlyWrites, EarlyBackoff
 from patterns.store.duckdb_memory import NodeMemory
 from patterns.store.duckdb_plain import Optimizer, PlainCursor, plain
 from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
 from patterns.store.duckdb_watchdog import Watchdog, interrupted
 from patterns.store.ids import UlidSequence
-from patterns.store.interface import Archive, Capabilities, Transaction
+from patterns.store.interface import Archive, Capabilities, EarlyWrites, Transaction
 from patterns.store.migrations import META, MIGRATIONS
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
 from patterns.store.repositories import Memory, Tables
@@ -124,6 +126,14 @@ class DuckDBStore:
         #: it: what a SQL query worked out before its commit checks (:meth:`changes`).
         self._outside_writes = 0
         self._table_changes: dict[str, int] = {}
+        #: Every write transaction as it begins, every write outside one once it is done:
+        #: rows inserted before their commit go on only if none came since (see
+        #: :meth:`write_number`).
+        self._write_numbers = itertools.count(1)
+        self._last_write = 0
+        #: Checkpoints' rows inserted before their commit, not yet committed or thrown away.
+        self._early: set[DuckDBEarlyWrites] = set()
+        self._early_backoff = EarlyBackoff()
         if not read_only:
             self._migrate()
             self.keep_private()
@@ -166,6 +176,8 @@ class DuckDBStore:
     def close(self) -> None:
         if self.checkpoints is not None:
             self.checkpoints.stop()
+        for early in list(self._early):  # (runs cut short: nothing of theirs commits)
+            early.close()  # (not under the commit lock: its inserts in flight take it)
         with self.commit_lock:
             self._plain.close()
         page_builds.stop(self.cursor)  # (DuckDB will not close under a running cursor)
@@ -182,14 +194,18 @@ class DuckDBStore:
 
     @contextmanager
     def _transaction(self, cur: duckdb.DuckDBPyConnection | None = None, *,
-                     keep: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+                     keep: bool = False, begun: bool = False
+                     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write transaction on a cursor of its own (``cur``, else a new one), closed
-        after it unless ``keep`` (then only if the transaction failed). Write transactions
-        take turns (the commit lock): DuckDB would otherwise fail one of two that touch the
-        same rows."""
+        after it unless ``keep`` (then only if the transaction failed); ``begun``: ``cur``'s
+        transaction is open already (rows inserted before their commit). Write
+        transactions take turns (the commit lock): DuckDB would otherwise fail one of two
+        that touch the same rows."""
         with self.commit_lock:
+            self._last_write = next(self._write_numbers)
             cur = cur or self.cursor()
-            cur.execute("BEGIN TRANSACTION")
+            if not begun:
+                cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
             except BaseException as exc:
@@ -284,6 +300,30 @@ class DuckDBStore:
             raise
         finally:
             cur.close()
+            self._last_write = next(self._write_numbers)  # (once its writes committed)
+
+    def write_number(self) -> int:
+        """Grows with every write to the store: as each write transaction begins (under
+        the commit lock) and once each write outside a transaction (:meth:`autocommit`)
+        is done. Rows inserted before their commit (:mod:`patterns.store.duckdb_early`)
+        are kept only while it stays what it was when their transaction began."""
+        return self._last_write
+
+    def early_writes(self, cp: Checkpoint, before: Callable[[], None]
+                     ) -> DuckDBEarlyWrites | None:
+        if self.read_only or self._early_backoff.waiting(cp.node_id):
+            return None
+        early = DuckDBEarlyWrites(self, cp, before)
+        with self.commit_lock:
+            self._early.add(early)
+        return early
+
+    def forget_early(self, early: DuckDBEarlyWrites) -> None:
+        with self.commit_lock:
+            self._early.discard(early)
+
+    def early_fell_back(self, node_id: str) -> None:
+        self._early_backoff.fell_back(node_id)
 
     def open_reader(self, read: Callable[[Transaction], pa.RecordBatchReader]
                     ) -> pa.RecordBatchReader:
@@ -366,10 +406,13 @@ class DuckDBStore:
     def commit(self, cp: Checkpoint, *, timeout: float | None = None,
                stop: threading.Event | None = None,
                also: Callable[[Transaction, CommitResult], None] | None = None,
+               early: EarlyWrites | None = None,
                ) -> CommitResult:
         """Apply a checkpoint in one transaction: table ops, state, stream positions; then
         ``also(view, result)``, in the same transaction (the engine records a run's end
-        with its final checkpoint).
+        with its final checkpoint). ``early``: the checkpoint's rows inserted before it
+        (:meth:`early_writes`): its transaction is the commit's if nothing else wrote to
+        the store since it began, else it is rolled back.
 
         With ``timeout`` (seconds), or when ``stop`` is set, statements still running are
         interrupted and the transaction rolls back (:class:`CommitTimeout`). A value that
@@ -379,13 +422,30 @@ class DuckDBStore:
         (:mod:`patterns.store.duckdb_prepared`), on the cursor the commit then uses. A
         commit of a few rows runs without DuckDB's optimizer
         (:mod:`patterns.store.duckdb_plain`)."""
+        if isinstance(early, DuckDBEarlyWrites):
+            early.settle()  # (its inserts take the commit lock)
+        try:
+            return self._commit(cp, timeout, stop, also, early)
+        finally:
+            if early is not None:
+                early.close()  # (rolled back if the commit did not take it; else nothing)
+
+    def _commit(self, cp: Checkpoint, timeout: float | None, stop: threading.Event | None,
+                also: Callable[[Transaction, CommitResult], None] | None,
+                early: EarlyWrites | None) -> CommitResult:
         began = time.monotonic()
         with self._locked(cp, timeout, stop) as (own, cp):
+            went_early = None
+            if isinstance(early, DuckDBEarlyWrites):
+                taken = early.take(cp)  # (None: rolled back, for the ordinary commit)
+                if taken is not None:
+                    own, went_early = taken, early
             optimizer = self._plain.take() if own is None and plain(cp) else None
             if optimizer is not None:
                 own = optimizer.cur
             try:
-                with self._transaction(own, keep=optimizer is not None) as cur:
+                with self._transaction(own, keep=optimizer is not None,
+                                       begun=went_early is not None) as cur:
                     watch = None
                     if timeout is not None or stop is not None:
                         deadline = None if timeout is None else \
@@ -393,7 +453,7 @@ class DuckDBStore:
                         watch = self._watchdog.watch(cur, deadline, stop)
                     try:
                         faults.point("commit.begin")
-                        result = self._apply(cur, cp, cached=True)
+                        result = self._apply(cur, cp, cached=True, early=went_early)
                         if also is not None:
                             also(self._view(cur, optimizer), result)
                         faults.point("commit.end")
@@ -487,10 +547,10 @@ class DuckDBStore:
         return self._last_seq
 
     def _apply(self, cur: duckdb.DuckDBPyConnection, cp: Checkpoint,
-               cached: bool = False) -> CommitResult:
+               cached: bool = False, early: DuckDBEarlyWrites | None = None) -> CommitResult:
         """Apply ``cp`` in the open transaction of ``cur``. With ``cached``, a table's facts
         come from the last commit (this store is the only writer of its tables) instead of a
-        query."""
+        query. ``early``: what of ``cp``'s appends ``cur``'s transaction already holds."""
         now = utcnow()
         writer = TableWriter(cur, self.ids, now, cp.run_id, rules=cp.rules,
                              max_columns=cp.max_columns, infer_timestamps=cp.infer_timestamps,
@@ -507,6 +567,13 @@ class DuckDBStore:
                     init = next((o.options for o in cp.ops[name] if o.kind == "init"), None)
                     table = writer.create(name, init or TableOptions())
                 progress = touched[name] = _Progress(table, found)
+                went = early.applying(name, op) if early is not None else None
+                if went is not None:
+                    rest, progress.added, progress.meta = went
+                    if rest is None:
+                        faults.point(f"commit.{op.kind}")
+                        continue
+                    op = rest
             before = progress.meta.version
             progress.meta, n = writer.apply(progress.meta, op)
             faults.point(f"commit.{op.kind}")

@@ -289,6 +289,19 @@ class Archive(Protocol):
         each table's view shows its current version."""
 
 
+class EarlyWrites(Protocol):
+    """A run's staged appends inserted before its checkpoint commits, in a transaction of
+    their own that the commit then finishes (see :meth:`Store.early_writes`). Nothing of
+    it is visible before that commit; it is thrown away if anything else wrote to the
+    store in between, and the commit applies the staged rows as it would have."""
+
+    def advance(self) -> None:
+        """Insert what of the checkpoint's staged appends may go now (never raises: a
+        part that cannot go early is left to the commit)."""
+    def close(self) -> None:
+        """Throw away what was inserted (the checkpoint was dropped, or committed)."""
+
+
 class Store(Protocol):
     """A Patterns store: tables with versions, streams' rows, and the platform metadata."""
 
@@ -308,9 +321,15 @@ class Store(Protocol):
     def commit(self, cp: Checkpoint, *, timeout: float | None = None,
                stop: threading.Event | None = None,
                also: Callable[[Transaction, CommitResult], None] | None = None,
+               early: EarlyWrites | None = None,
                ) -> CommitResult:
         """Apply a checkpoint atomically (``also`` runs in the same transaction);
-        ``CommitTimeout`` when it runs past ``timeout`` or ``stop`` is set."""
+        ``CommitTimeout`` when it runs past ``timeout`` or ``stop`` is set. ``early``:
+        what :meth:`early_writes` inserted of ``cp`` (used or thrown away; closed)."""
+    def early_writes(self, cp: Checkpoint, before: Callable[[], None]) -> EarlyWrites | None:
+        """Insert ``cp``'s staged appends as they grow, before it commits (None: this
+        store does not, or not for this node now). ``before`` runs before the first
+        insert (the engine writes the run's start record then)."""
     def with_staged(self, cp: Checkpoint, read: Callable[[Transaction], T]) -> T:
         """``read`` on a view where ``cp`` is applied; then the changes are thrown away."""
     def open_reader(self, read: Callable[[Transaction], pa.RecordBatchReader]

@@ -108,14 +108,22 @@ def relation_rows(cur: duckdb.DuckDBPyConnection, relation: str) -> Rows:
     return Rows(relation, fields, count)
 
 
+class SchemaWouldChange(Exception):
+    """Raised instead of altering a table by a writer that must not (``fixed_schema``)."""
+
+
 class TableWriter:
-    """Applies one table's staged operations within an open transaction on ``cur``."""
+    """Applies one table's staged operations within an open transaction on ``cur``.
+    ``fixed_schema``: rows that need a new column or a wider one raise
+    :class:`SchemaWouldChange` instead (rows inserted before their commit,
+    :mod:`patterns.store.duckdb_early`, never alter their table)."""
 
     def __init__(self, cur: duckdb.DuckDBPyConnection, ids: UlidSequence, now: dt.datetime,
                  run_id: str | None, *, rules: Mapping[str, StoreRules] | None = None,
                  max_columns: int | None = None, infer_timestamps: bool = False,
-                 id_compression: str | None = None) -> None:
+                 id_compression: str | None = None, fixed_schema: bool = False) -> None:
         self.cur = cur
+        self.fixed_schema = fixed_schema
         #: How new versions store their ids (:func:`id_compression`; None: ask the file).
         self.id_compression = id_compression
         self.ids = ids
@@ -306,6 +314,8 @@ class TableWriter:
         for f in fields:
             existing = meta.column(f.name)
             if existing is None:
+                if self.fixed_schema:
+                    raise SchemaWouldChange(f.name)
                 kind = rules.declared.get(f.name, f.kind)
                 self.cur.execute(f"ALTER TABLE {qualified(meta.physical)} "
                                  f"ADD COLUMN {q(f.name)} {SQL_TYPES[kind]}")
@@ -321,6 +331,8 @@ class TableWriter:
                     f"fit its column of {existing.kind} values; cast them to "
                     f"{SQL_TYPES[existing.kind]} first, or write them to a new field")
             if target != existing.kind:
+                if self.fixed_schema:
+                    raise SchemaWouldChange(f.name)
                 using = f"to_json({q(f.name)})" if target == "json" else q(f.name)
                 self.cur.execute(
                     f"ALTER TABLE {qualified(meta.physical)} ALTER COLUMN {q(f.name)} "

@@ -26,7 +26,7 @@ import pyarrow as pa
 from patterns.errors import CommitTimeout, PatternsError, StoreError
 from patterns.positions import StreamPosition
 from patterns.store.ids import UlidSequence
-from patterns.store.interface import Capabilities, Transaction
+from patterns.store.interface import Capabilities, EarlyWrites, Transaction
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOp, TableOptions
 from patterns.store.postgres.connection import Pool, mapped, masked
 from patterns.store.postgres.migrations import COMMIT_LOCK, META, VIEWS, migrate
@@ -181,12 +181,19 @@ class PostgresStore:
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     # ------------------------------------------------------------------ commits
+    def early_writes(self, cp: Checkpoint, before: Callable[[], None]) -> EarlyWrites | None:
+        """None: a checkpoint's rows are inserted when it commits (docs/store.md, "Rows
+        inserted before their checkpoint commits": DuckDB only)."""
+        return None
+
     def commit(self, cp: Checkpoint, *, timeout: float | None = None,
                stop: threading.Event | None = None,
                also: Callable[[Transaction, CommitResult], None] | None = None,
+               early: EarlyWrites | None = None,
                ) -> CommitResult:
         """Apply a checkpoint in one transaction: table ops, state, positions, then
-        ``also(view, result)``; :class:`CommitTimeout` past ``timeout`` or once ``stop``."""
+        ``also(view, result)``; :class:`CommitTimeout` past ``timeout`` or once ``stop``.
+        (``early`` is always None here: :meth:`early_writes`.)"""
         import psycopg
 
         con = self.pool.take()
