@@ -62,18 +62,24 @@ def _ids_in_storage_order(app: Any) -> bool:
     return len(ids) > 1 and all(a < b for a, b in itertools.pairwise(ids))
 
 
+def _append_two_parts_and_more(app: Any) -> Table:
+    """Append :data:`ROWS` records from the test's own node code; two whole row groups of
+    them go in while it goes on (the rest waits for the commit)."""
+    out = Table("out", "w")
+    for i in range(ROWS):
+        out.append({"n": i, "name": f"user{i}"})
+    out.flush()
+    assert _inserted_early(app) == 2 * PART_ROWS
+    return out
+
+
 def test_rows_inserted_before_the_checkpoint_commit_once_in_order_and_not_before(
         app_runner: Any) -> None:
     app = app_runner({"seed.py": SEED, "load.py": LOAD}, ["out"])
     assert app.run_node("seed").status == "succeeded"
     with app.sdk("load"):
-        out = Table("out", "w")
-        for i in range(ROWS):
-            out.append({"n": i, "name": f"user{i}"})
-        out.flush()
-        # Two whole row groups went in while the node went on; a reader sees none of them.
-        assert _inserted_early(app) == 2 * PART_ROWS
-        assert _rows(app) == [-1]
+        _append_two_parts_and_more(app)
+        assert _rows(app) == [-1]  # (a reader sees none of them)
     assert _rows(app) == [-1, *range(ROWS)]
     assert _ids_in_storage_order(app)
     meta = app.engine.store.table("out")
@@ -87,11 +93,7 @@ def test_a_write_from_elsewhere_in_between_sends_the_rows_with_the_commit(
     app = app_runner({"seed.py": SEED, "load.py": LOAD, "other.py": OTHER}, ["out", "other"])
     assert app.run_node("seed").status == "succeeded"
     with app.sdk("load"):
-        out = Table("out", "w")
-        for i in range(ROWS):
-            out.append({"n": i, "name": f"user{i}"})
-        out.flush()
-        assert _inserted_early(app) == 2 * PART_ROWS
+        out = _append_two_parts_and_more(app)
         if between == "another run's commit":  # (its rows then come first, ids too)
             done: list[Any] = []
             thread = threading.Thread(target=lambda: done.append(app.run_node("other")))
