@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from chaos.trial import COMMAND, Trial, environment, new_mark, reap, recover
 
 TOTAL = 300
 TARGETS = ("engine", "worker", "node")
+#: Runs ``argv[2:]`` with files limited to ``argv[1]`` bytes (a full disk, in effect).
+_WITH_FSIZE = ("import os, resource, sys\n"
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]),) * 2)\n"
+               "os.execv(sys.argv[2], sys.argv[2:])")
 
 
 def trial(rng: random.Random, workdir: Path, *, faults: str | None = None,
@@ -29,17 +34,14 @@ def trial(rng: random.Random, workdir: Path, *, faults: str | None = None,
     sandboxed = faults is None and fsize is None and rng.random() < 0.5 and _can_sandbox()
     if sandboxed:
         args.append("--sandbox")  # the warm worker and the runs inside bubblewrap
-    preexec = None
     if fsize is not None:
-        import resource
-
-        limit = fsize
-
-        def preexec() -> None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        # The file size limit is set by a launcher that then becomes the command, not by a
+        # preexec_fn: Python code run between fork and exec in this process, which has
+        # threads, can crash the child before it runs anything (a SIGSEGV seen under -n 2).
+        args = [sys.executable, "-c", _WITH_FSIZE, str(fsize), *args]
     errors = (workdir / "stderr.txt").open("w+")
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=errors,
-                            stdin=subprocess.DEVNULL, text=True, preexec_fn=preexec)
+                            stdin=subprocess.DEVNULL, text=True)
     notes: list[str] = []
     if faults:
         point = "fault:" + faults.split("kinds=")[-1]
