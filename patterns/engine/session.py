@@ -1,9 +1,10 @@
 """A run as the engine sees it while it is in flight: what it may touch and what it staged.
 
-Nothing a run writes reaches the store before a checkpoint: writes are staged here as Arrow
+Nothing a run writes is committed before a checkpoint: writes are staged here as Arrow
 tables, state and stream positions arrive with the checkpoint itself, and
 :meth:`RunSession.checkpoint` commits all of it in one store transaction. A run that dies
-simply leaves its staging behind.
+simply leaves its staging behind. (A store may insert staged appends ahead, into the
+transaction the checkpoint then commits: :meth:`Store.early_writes`, docs/store.md.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -36,6 +37,9 @@ from patterns.store.model import (
 )
 from patterns.store.reads import BATCH_ROWS, next_pass, pass_is_empty
 from patterns.store.tables import BIG_CHUNK_ROWS, check_fits, table_rules
+
+if TYPE_CHECKING:
+    from patterns.store.conform import Rules
 
 _WRITE_OPS = ("append", "upsert", "replace", "truncate", "reset")
 
@@ -206,6 +210,9 @@ class RunSession:
                 opts = TableOptions.from_json(_named(self.app, store, options or {}))
                 cp.add(store, TableOp("init", options=opts))
                 return
+            if op == "cut":
+                self._cut(store, int((options or {}).get("rows", 0)))
+                return
             if op not in _WRITE_OPS:
                 raise NodeError(f"unknown table operation {op!r}")
             if op == "reset":
@@ -243,20 +250,60 @@ class RunSession:
         if early is not None:
             early.close()
 
+    def _cut(self, store: str, rows: int) -> None:
+        """(Under the lock.) Take back the last ``rows`` rows staged for ``store``: parts of a
+        list the node shipped as it converted it, when the rest of the list could not
+        follow them (``NodeRun._append_in_parts``): nothing of it stays staged."""
+        from patterns.store.conform import project
+
+        cp = self._staging()
+        ops = cp.ops.get(store, [])
+        left = rows
+        while left > 0:
+            last = ops[-1] if ops else None
+            if last is None or last.kind != "append" or last.data is None:
+                raise EngineError(f"cannot take back the last {rows} rows staged for table "
+                                  f"{store!r}: they are not the last rows staged for it")
+            if last.data.num_rows <= left:
+                ops.pop()
+                del cp.order[len(cp.order) - 1 - cp.order[::-1].index(store)]
+                left -= last.data.num_rows
+            else:
+                ops[-1] = TableOp("append", last.data.slice(0, last.data.num_rows - left))
+                left = 0
+        if not ops:
+            cp.ops.pop(store, None)
+        self.rows_sent -= rows
+        self._drop_early()  # (it may hold rows taken back: the next write begins anew)
+        # The table's columns as the writes still staged leave them.
+        meta = self._table(store)
+        columns = meta.kinds() if meta is not None else {}
+        rules = self._rules(store, meta)
+        for op in ops:
+            if op.kind == "reset":
+                columns = {}
+            elif op.data is not None and op.kind in ("append", "upsert", "replace"):
+                columns = project({} if op.kind == "replace" else columns, op.data, rules)
+        self._columns[store] = columns
+
+    def _rules(self, store: str, meta: TableMeta | None) -> Rules:
+        """What rows staged for ``store`` must obey: its options as the staged ``init`` s
+        leave them, graph.yml's rules of it, the node's column limit."""
+        options = next((o.options for o in reversed(self._staging().ops.get(store, []))
+                        if o.kind == "init" and o.options is not None), None)
+        if options is None:
+            options = (meta or self._table(store) or _NO_TABLE).options
+        return table_rules(store, options, self.rules.get(store),
+                           self.node.settings.max_columns)
+
     def _conformed(self, store: str, op: str, data: pa.Table) -> pa.Table:
         """``data`` made to fit the table as the run's staged writes leave it, or refused
         (a NodeError naming the record, which the node names by its file and line)."""
         from patterns.store.conform import conform, project
 
-        cp = self._staging()
         columns = self._columns.get(store)
         meta = self._table(store) if columns is None or op == "replace" else None
-        options = next((o.options for o in reversed(cp.ops.get(store, []))
-                        if o.kind == "init" and o.options is not None), None)
-        if options is None:
-            options = (meta or self._table(store) or _NO_TABLE).options
-        rules = table_rules(store, options, self.rules.get(store),
-                            self.node.settings.max_columns)
+        rules = self._rules(store, meta)
         if op == "replace" or columns is None:
             columns = meta.kinds() if meta is not None and op != "replace" else {}
         data = conform(store, columns, data, rules)

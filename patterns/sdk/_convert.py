@@ -23,7 +23,7 @@ import itertools
 import json
 import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -78,6 +78,48 @@ def _in_slices(records: Sequence[dict[str, Any]], table: str) -> pa.Table:
     whole = pa.concat_tables(parts, promote_options="default")
     return pa.table(whole.columns, schema=pa.schema(
         [fields.get(f.name, f) for f in whole.schema]))
+
+
+class Disagree(Exception):
+    """Parts of a list (:func:`in_parts`) that would not make the table converting the
+    whole list at once makes: the list is converted at once instead."""
+
+
+def in_parts(records: Sequence[dict[str, Any]], table: str, part_rows: int
+             ) -> Iterator[pa.Table]:
+    """``records`` as Arrow tables of ``part_rows`` records (the last one shorter), made
+    :data:`SLICE_ROWS` at a time, so the first can be shipped while the rest are converted.
+    Together they are exactly the table :func:`records_to_arrow` makes of the whole list:
+    every slice must have the first one's schema (the same fields, in the same order, of
+    the same types), else :class:`Disagree` is raised (as is any of the cases
+    :func:`_in_slices` converts at once) and the caller, having taken back the parts it
+    shipped, converts the list at once. A refused record raises its :class:`NodeError`
+    (naming its place in the slice: the caller converts the list at once to name it)."""
+    schema: pa.Schema | None = None
+    slow_first = False
+    group: list[pa.Table] = []
+    rows = 0
+    for at in range(0, len(records), SLICE_ROWS):
+        chunk = records[at:at + SLICE_ROWS]
+        part, slow = _converted(chunk, table)
+        if schema is None:
+            schema, slow_first = part.schema, slow
+            if not schema.names or (
+                    any(f.metadata == JSON_META for f in schema)
+                    and any(pa.types.is_nested(f.type) for f in schema)):
+                raise Disagree  # (records without fields; JSON text beside nested fields)
+        if slow != slow_first or part.num_rows != len(chunk) \
+                or not part.schema.equals(schema, check_metadata=True):
+            raise Disagree
+        group.append(part)
+        rows += part.num_rows
+        if rows >= part_rows:
+            whole = pa.concat_tables(group)
+            yield whole.slice(0, part_rows)
+            rest = whole.slice(part_rows)
+            group, rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
+    if group:
+        yield pa.concat_tables(group)
 
 
 def _convert(records: Sequence[dict[str, Any]], table: str) -> pa.Table:

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 #: Buffered records are converted to Arrow every CONVERT_ROWS and shipped every FLUSH_ROWS.
 CONVERT_ROWS = 10_000
 FLUSH_ROWS = 50_000
+#: A list of at least two parts of LIST_PART_ROWS records (a row group of the DuckDB store:
+#: what it inserts before the checkpoint, docs/store.md) is shipped a part at a time as it
+#: is converted (:meth:`NodeRun.append`).
+LIST_PART_ROWS = 122_880
 _SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -116,6 +120,9 @@ class NodeRun:
     def append(self, port: str, records: list[dict[str, Any]]) -> None:
         pending = self.pending(port)
         buf = pending.records
+        if not buf and len(records) >= 2 * LIST_PART_ROWS and type(records) is list:
+            self._append_in_parts(port, records, sys._getframe(2))
+            return
         self.note_site(port, sys._getframe(2))  # append <- Table.append <- user
         if not buf and len(records) >= CONVERT_ROWS and type(records) is list:
             # A long list is converted as the node made it, not copied into a new list
@@ -127,6 +134,51 @@ class NodeRun:
         buf.extend(records)
         if len(buf) >= CONVERT_ROWS:
             self.convert(port)
+
+    def _append_in_parts(self, port: str, records: list[dict[str, Any]], frame: Any) -> None:
+        """A long list, shipped a part at a time (on the sender's thread) as it is converted,
+        so the engine stores the first parts while the rest are converted. Its parts are
+        the table converting it at once makes (:func:`~patterns.sdk._convert.in_parts`);
+        where they would not be, or a record is refused, what was shipped of it is taken
+        back (``cut``) and the list appended as any other: converted at once, named errors
+        and all. Either way nothing of a refused list stays staged."""
+        from patterns.sdk._convert import Disagree, in_parts
+
+        self.flush(port)  # (what was appended before it goes first)
+        self.note_site(port, frame)
+        sites = self._sites.pop(port, [])
+        self.pending(port).forget_site()
+        client = self._direct
+        parts = in_parts(records, port, LIST_PART_ROWS)
+        staged = in_flight = 0
+        try:
+            while True:
+                try:
+                    part: pa.Table | None = next(parts, None)
+                except (Disagree, NodeError):
+                    break
+                self._sender.wait()  # (the part in flight: staged, or its error raised here)
+                staged, in_flight = staged + in_flight, 0
+                if part is None:
+                    return
+
+                def ship(part: pa.Table = part, offset: int = staged) -> None:
+                    with self._naming_sites(port, offset, sites=sites):
+                        client.write(port, "append", part)
+
+                self._sender.submit(ship)
+                in_flight = part.num_rows
+            self._sender.wait()
+            staged, in_flight = staged + in_flight, 0
+        except BaseException:
+            if staged:  # (a part refused: nothing of the list stays)
+                self.client.write(port, "cut", None, options={"rows": staged})
+            raise
+        if staged:
+            self.client.write(port, "cut", None, options={"rows": staged})
+        self._sites[port] = sites
+        self.pending(port).records = records  # as any list: converted at once
+        self.convert(port)
 
     def note_site(self, port: str, frame: Any) -> None:
         """Remember where node code appended (one entry per change of line), so an error

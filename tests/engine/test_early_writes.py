@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from patterns import Table
+from patterns.errors import NodeError
 from patterns.store.duckdb_early import PART_ROWS
 from patterns.store.model import RunRecord
 from patterns.store.tables import qualified
@@ -144,3 +145,113 @@ time.sleep(120)
     assert not store._early
     assert app.run_node("seed").status == "succeeded"  # (the store takes commits as before)
     assert _rows(app) == [-1, -1]
+
+
+# ---------------------------------------------------------------- a long list, in parts
+#: Three whole parts and a few more: the list's parts reach the engine as they are converted.
+LIST_ROWS = 3 * PART_ROWS + 5
+
+
+def _staged_rows(app: Any) -> int:
+    """Rows staged for ``out`` (what the next checkpoint would commit)."""
+    cp = app.session._staged
+    ops = cp.ops.get("out", []) if cp is not None else []
+    return sum(op.data.num_rows for op in ops if op.data is not None)
+
+
+def _spy_writes(app: Any) -> list[int]:
+    """The rows of each append the engine stages for the test's node from here on."""
+    rows: list[int] = []
+    stage = app.session.stage
+
+    def staged(port: str, op: str, data: Any, *args: Any, **kwargs: Any) -> None:
+        if op == "append" and data is not None:
+            rows.append(data.num_rows)
+        stage(port, op, data, *args, **kwargs)
+
+    app.session.stage = staged
+    return rows
+
+
+def test_a_long_list_goes_to_the_engine_in_parts_and_is_stored_as_one(
+        app_runner: Any) -> None:
+    app = app_runner({"seed.py": SEED, "load.py": LOAD}, ["out"])
+    assert app.run_node("seed").status == "succeeded"
+    records = [{"n": i, "name": f"user{i}"} for i in range(LIST_ROWS)]
+    with app.sdk("load"):
+        writes = _spy_writes(app)
+        Table("out", "w").append(records)
+        assert writes == [PART_ROWS, PART_ROWS, PART_ROWS, 5]
+        assert _inserted_early(app) == 3 * PART_ROWS
+    rows = app.rows("out")
+    assert [r["n"] for r in rows] == [-1, *range(LIST_ROWS)]
+    assert rows[-1]["name"] == f"user{LIST_ROWS - 1}"
+    assert _ids_in_storage_order(app)
+
+
+@pytest.mark.parametrize("later", ["a float among ints", "text for a nested field"])
+def test_a_list_whose_later_part_disagrees_is_stored_as_if_appended_at_once(
+        app_runner: Any, later: str) -> None:
+    """Parts already shipped are taken back and the list converted at once: the column
+    gets the type the whole list decides (floats; JSON), as before."""
+    app = app_runner({"seed.py": SEED, "load.py": LOAD}, ["out"])
+    assert app.run_node("seed").status == "succeeded"
+    records: list[dict[str, Any]] = [{"n": i, "v": i, "d": {"k": i}} for i in range(LIST_ROWS)]
+    at = 2 * PART_ROWS + 20_000  # (in the third part: two are shipped by then)
+    records[at] = {"n": at, "v": 0.5, "d": {"k": at}} if later == "a float among ints" \
+        else {"n": at, "v": at, "d": "text"}
+    with app.sdk("load"):
+        writes = _spy_writes(app)
+        out = Table("out", "w")
+        out.append(records)
+        out.flush()
+        # Two parts shipped, taken back, then the list as a whole.
+        assert writes == [PART_ROWS, PART_ROWS, LIST_ROWS]
+        assert _staged_rows(app) == LIST_ROWS
+    rows = app.rows("out")
+    assert [r["n"] for r in rows] == [-1, *range(LIST_ROWS)]
+    if later == "a float among ints":
+        assert rows[1 + at]["v"] == 0.5 and rows[2]["v"] == 1.0
+    else:
+        # (the whole list's nested field is JSON: the text is a JSON string in it)
+        assert rows[1 + at]["d"] == '"text"' and rows[2]["d"] == '{"k": 1}'
+
+
+def test_a_list_with_a_bad_record_in_a_later_part_stages_nothing_of_it(
+        app_runner: Any) -> None:
+    app = app_runner({"seed.py": SEED, "load.py": LOAD}, ["out"])
+    assert app.run_node("seed").status == "succeeded"
+    records: list[Any] = [{"n": i, "name": f"user{i}"} for i in range(LIST_ROWS)]
+    records[2 * PART_ROWS + 3] = {"n": 0, "tags": {1}}  # (a set: no column holds it)
+    with app.sdk("load"):
+        out = Table("out", "w")
+        out.append({"n": -3, "name": "before"})
+        out.flush()  # (a list appended with nothing buffered goes in parts)
+        with pytest.raises(NodeError) as refused:
+            out.append(records)
+        assert "record 245763" in str(refused.value) and "set" in str(refused.value)
+        assert "test_early_writes.py, line" in str(refused.value)
+        assert _staged_rows(app) == 1  # (the record before the list, nothing of it)
+        out.append({"n": -4, "name": "after"})
+    assert [r["n"] for r in app.rows("out")] == [-1, -3, -4]
+
+
+def test_a_list_the_engine_refuses_in_a_later_part_stages_nothing_of_it(
+        app_runner: Any) -> None:
+    app = app_runner({"seed.py": SEED, "load.py": LOAD}, ["out"])
+    assert app.run_node("seed").status == "succeeded"  # (n: a column of integers)
+    # Text all through (one type: the list goes in parts); the engine reads "12" into the
+    # integer column, and refuses "x250000", in the third part.
+    records = [{"n": str(i) if i < 250_000 else f"x{i}", "name": f"user{i}"}
+               for i in range(LIST_ROWS)]
+    with app.sdk("load"):
+        writes = _spy_writes(app)
+        out = Table("out", "w")
+        with pytest.raises(NodeError) as refused:
+            out.append(records)
+        assert "x250000" in str(refused.value)
+        assert "test_early_writes.py, line" in str(refused.value)
+        assert writes[:2] == [PART_ROWS, PART_ROWS]  # (staged, then taken back)
+        assert _staged_rows(app) == 0
+        out.append({"n": 7, "name": "after"})
+    assert [r["n"] for r in app.rows("out")] == [-1, 7]
