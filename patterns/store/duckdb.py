@@ -203,6 +203,8 @@ class DuckDBStore:
         that touch the same rows."""
         with self.commit_lock:
             self._last_write = next(self._write_numbers)
+            for early in list(self._early):  # (useless now: rolled back at once)
+                early.outdated()
             cur = cur or self.cursor()
             if not begun:
                 cur.execute("BEGIN TRANSACTION")

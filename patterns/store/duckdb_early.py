@@ -225,12 +225,31 @@ class DuckDBEarlyWrites:
         with self._lock:
             self._done = True
         self.settle()
-        cur, self._cur = self._cur, None
+        self._roll_back()
+        self._store.forget_early(self)
+
+    def outdated(self) -> None:
+        """(Under the commit lock, as another write transaction begins.) Roll back now what
+        was inserted: the commit could only throw it away, and DuckDB takes no checkpoint
+        while a transaction older than a commit is open, so the write-ahead log would grow
+        with every other commit until this run's checkpoint (a long load: its length). No
+        insert of it is in flight (they hold the commit lock); its checkpoint then commits
+        the ordinary way."""
+        if self._cur is None:
+            return
+        with self._lock:
+            self._done = True
+        self._roll_back()
+        self._store.forget_early(self)
+        self._store.early_fell_back(self._cp.node_id)
+
+    def _roll_back(self) -> None:
+        with self._lock:  # (taken once: by the commit lock's holder or the session)
+            cur, self._cur = self._cur, None
         if cur is not None:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
             cur.close()
-        self._store.forget_early(self)
 
     def _thrown_away(self, *, fell_back: bool) -> None:
         self.close()

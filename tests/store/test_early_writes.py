@@ -114,3 +114,34 @@ def test_a_dropped_checkpoint_takes_its_early_rows_with_it(tmp_path: Path) -> No
         assert [n for n, _ in _stored(store)] == [-1, 5]
     finally:
         store.close()
+
+
+def test_early_rows_another_commit_made_useless_do_not_hold_the_log_back(
+        tmp_path: Path) -> None:
+    """Once another write commits, a run's early rows can only be thrown away (their
+    transaction's snapshot is stale); held open until the run's checkpoint, they kept DuckDB
+    from checkpointing, so the write-ahead log grew with every other commit far past its
+    limit (a busy server while a long load runs: a log that grows for the load's length)."""
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    try:
+        store.cursor().execute("SET GLOBAL wal_autocheckpoint = '2MB'")  # (a small limit)
+        _commit(store, "r0", pa.table({"n": [-1]}))
+        cp = Checkpoint("r1", "load")
+        cp.add("out", TableOp("append", pa.table({"n": list(range(PART_ROWS + 5))})))
+        early = store.early_writes(cp, lambda: None)
+        assert early is not None
+        early.advance()
+        early.settle()
+        assert early.inserted  # (the load goes on; other runs commit meanwhile)
+        for k in range(30):  # (about 1 MB of log each)
+            other = Checkpoint(f"o{k}", "other")
+            other.add("other", TableOp("append", pa.table(
+                {"s": [f"row {k}-{i}" for i in range(40_000)]})))
+            store.commit(other)
+        log_bytes = store.wal.stat().st_size if store.wal.exists() else 0
+        assert log_bytes < 8 << 20, f"the log holds {log_bytes >> 20} MB"
+        store.commit(cp, early=early)  # (the load's checkpoint: its rows, once)
+        assert [n for n, _ in _stored(store)] == [-1, *range(PART_ROWS + 5)]
+        assert not store._early
+    finally:
+        store.close()
