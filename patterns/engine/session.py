@@ -226,16 +226,23 @@ class RunSession:
                 merged = _merge(ops[-1].data, data)
                 if merged is not None:
                     ops[-1] = TableOp("append", merged)
-                    self._insert_early(cp)
+                    self._insert_early(cp, store)
                     return
             cp.add(store, TableOp(op, data, keys))  # type: ignore[arg-type]
             if op == "append":
-                self._insert_early(cp)
+                self._insert_early(cp, store)
 
-    def _insert_early(self, cp: Checkpoint) -> None:
+    def _insert_early(self, cp: Checkpoint, store: str) -> None:
         """Let the store insert what it can of the staged appends now, while the node goes
         on (the commit then has less to do). The run's start record is written first:
-        the early rows' transaction must not miss it."""
+        the early rows' transaction must not miss it. Only once ``store``'s first staged
+        op is an append of a row group or more (what a store inserts ahead): a run of a
+        few rows costs nothing more."""
+        ops = cp.ops.get(store)
+        first = ops[0] if ops else None
+        if first is None or first.kind != "append" or first.data is None \
+                or first.data.num_rows < BIG_CHUNK_ROWS:
+            return
         if self._early is None:
             self._early = self.store.early_writes(cp, self._before_early)
         if self._early is not None:
