@@ -133,6 +133,9 @@ class DuckDBStore:
         self._last_write = 0
         #: Checkpoints' rows inserted before their commit, not yet committed or thrown away.
         self._early: set[DuckDBEarlyWrites] = set()
+        #: Guards :attr:`_early` (not the commit lock: a run's first append of a
+        #: checkpoint would wait for whatever commit holds it).
+        self._early_lock = threading.Lock()
         self._early_backoff = EarlyBackoff()
         if not read_only:
             self._migrate()
@@ -176,7 +179,7 @@ class DuckDBStore:
     def close(self) -> None:
         if self.checkpoints is not None:
             self.checkpoints.stop()
-        for early in list(self._early):  # (runs cut short: nothing of theirs commits)
+        for early in self._open_early():  # (runs cut short: nothing of theirs commits)
             early.close()  # (not under the commit lock: its inserts in flight take it)
         with self.commit_lock:
             self._plain.close()
@@ -203,7 +206,7 @@ class DuckDBStore:
         that touch the same rows."""
         with self.commit_lock:
             self._last_write = next(self._write_numbers)
-            for early in list(self._early):  # (useless now: rolled back at once)
+            for early in self._open_early():  # (useless now: rolled back at once)
                 early.outdated()
             cur = cur or self.cursor()
             if not begun:
@@ -316,13 +319,17 @@ class DuckDBStore:
         if self.read_only or self._early_backoff.waiting(cp.node_id):
             return None
         early = DuckDBEarlyWrites(self, cp, before)
-        with self.commit_lock:
+        with self._early_lock:
             self._early.add(early)
         return early
 
     def forget_early(self, early: DuckDBEarlyWrites) -> None:
-        with self.commit_lock:
+        with self._early_lock:
             self._early.discard(early)
+
+    def _open_early(self) -> list[DuckDBEarlyWrites]:
+        with self._early_lock:
+            return list(self._early)
 
     def early_fell_back(self, node_id: str) -> None:
         self._early_backoff.fell_back(node_id)

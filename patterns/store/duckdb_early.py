@@ -80,6 +80,11 @@ class DuckDBEarlyWrites:
         #: Per table: the rows of its first staged op inserted so far, and its facts after
         #: them (their last id).
         self.inserted: dict[str, tuple[int, TableMeta]] = {}
+        #: Per table: the columns of the staged append its rows were inserted from. A later
+        #: append merged into it may widen them (a nested field gains a key, ints become
+        #: floats), which changes the earlier rows too: those inserted before then are not
+        #: what the commit would store, and are thrown away.
+        self._schemas: dict[str, pa.Schema] = {}
         self._done = False
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -153,6 +158,8 @@ class DuckDBEarlyWrites:
         if len(ops) != 1 or ops[0].kind != "append" or ops[0].data is None:
             return None  # (an op after the append: the append is whole; see the text)
         data = ops[0].data
+        if name in self._schemas and not data.schema.equals(self._schemas[name]):
+            return None  # (re-typed since: the commit throws the rows away, see _schemas)
         done = self.inserted[name][0] if name in self.inserted else 0
         n = (data.num_rows - done) // PART_ROWS * PART_ROWS
         return data.slice(done, n) if n > 0 else None
@@ -186,10 +193,12 @@ class DuckDBEarlyWrites:
         writer = TableWriter(cur, store.ids, dt.datetime.now(dt.UTC), cp.run_id, rules=cp.rules,
                              max_columns=cp.max_columns, infer_timestamps=cp.infer_timestamps,
                              id_compression=store.id_compression, fixed_schema=True)
+        schema = part.schema  # (a slice's: the staged append's)
         if part.num_columns and part.column(0).num_chunks > 1:
             part = part.combine_chunks()
         meta, n = writer.apply(meta, TableOp("append", part))
         self.inserted[name] = (done + n, meta)
+        self._schemas.setdefault(name, schema)
 
     # ------------------------------------------------------------------ at the commit
     def take(self, cp: Checkpoint) -> duckdb.DuckDBPyConnection | None:
@@ -201,7 +210,8 @@ class DuckDBEarlyWrites:
             return None
         usable = cp is self._cp and self._store.write_number() == self._began_at \
             and not any(op.kind == "sql" for ops in cp.ops.values() for op in ops) \
-            and all(_still_first(cp, name, n) for name, (n, _) in self.inserted.items())
+            and all(_still_first(cp, name, n, self._schemas[name])
+                    for name, (n, _) in self.inserted.items())
         if not usable:
             self._thrown_away(fell_back=self._store.write_number() != self._began_at)
             return None
@@ -257,10 +267,12 @@ class DuckDBEarlyWrites:
             self._store.early_fell_back(self._cp.node_id)
 
 
-def _still_first(cp: Checkpoint, name: str, n: int) -> bool:
+def _still_first(cp: Checkpoint, name: str, n: int, schema: pa.Schema) -> bool:
+    """Whether ``name``'s first staged op is still the append whose first ``n`` rows went
+    early, with the columns they went with."""
     ops = cp.ops.get(name, [])
     return bool(ops) and ops[0].kind == "append" and ops[0].data is not None \
-        and ops[0].data.num_rows >= n
+        and ops[0].data.num_rows >= n and ops[0].data.schema.equals(schema)
 
 
 class EarlyBackoff:

@@ -147,6 +147,36 @@ time.sleep(120)
     assert _rows(app) == [-1, -1]
 
 
+def test_rows_that_went_early_are_stored_as_the_rest_of_their_append(
+        app_runner: Any) -> None:
+    """A later record that widens a nested field (a key the first ones lack) merges into
+    the staged append, which then gives its earlier records that key too (null). Rows that
+    had gone early were stored without it: the same node code stored its records one way
+    or the other as the inserts happened to run, and one append two ways."""
+    seed = """
+from patterns import Table
+
+Table("out", "w").append({"n": -1, "d": {"k": -1}})
+"""
+    app = app_runner({"seed.py": seed, "load.py": LOAD}, ["out"])
+    assert app.run_node("seed").status == "succeeded"
+    n = 2 * PART_ROWS + 10
+    with app.sdk("load"):
+        out = Table("out", "w")
+        for i in range(n):
+            out.append({"n": i, "d": {"k": i}})
+        out.flush()
+        assert _inserted_early(app) == 2 * PART_ROWS
+        out.append({"n": n, "d": {"k": n, "j": 2}})
+    rows = app.rows("out")
+    assert [r["n"] for r in rows] == [-1, *range(n + 1)]
+    # As when nothing goes early (the staged append's records all have the key now).
+    assert rows[1]["d"] == '{"k":0,"j":null}'
+    assert rows[n]["d"] == f'{{"k":{n - 1},"j":null}}'
+    assert rows[-1]["d"] == f'{{"k":{n},"j":2}}'
+    assert _ids_in_storage_order(app)
+
+
 # ---------------------------------------------------------------- a long list, in parts
 #: Three whole parts and a few more: the list's parts reach the engine as they are converted.
 LIST_ROWS = 3 * PART_ROWS + 5

@@ -145,3 +145,42 @@ def test_early_rows_another_commit_made_useless_do_not_hold_the_log_back(
         assert not store._early
     finally:
         store.close()
+
+
+def test_a_checkpoint_s_first_append_does_not_wait_for_another_commit(tmp_path: Path) -> None:
+    """A run's first staged append of a checkpoint asks the store for its early rows
+    (``early_writes``); that must not wait for the commit lock, which another run holds
+    for as long as its commit or its reading of its own staged rows takes (a big load:
+    seconds), else the node's write waits for it (it never did before early rows)."""
+    import threading
+    import time
+
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    try:
+        _commit(store, "r0", pa.table({"n": [-1]}))
+        big = Checkpoint("r1", "reader")
+        big.add("out", TableOp("append", pa.table({"n": list(range(1000))})))
+        reading, release = threading.Event(), threading.Event()
+
+        def read(view: object) -> None:
+            reading.set()
+            release.wait(5)
+
+        other = threading.Thread(target=lambda: store.with_staged(big, read))
+        other.start()
+        try:
+            assert reading.wait(30)  # (the other run holds the commit lock now)
+            cp = Checkpoint("r2", "load")
+            cp.add("out", TableOp("append", pa.table({"n": [1]})))
+            began = time.monotonic()
+            early = store.early_writes(cp, lambda: None)
+            took = time.monotonic() - began
+            assert early is not None
+            assert took < 1.0, f"the node's append waited {took:.1f} s for another run"
+        finally:
+            release.set()
+            other.join(30)
+        store.commit(cp, early=early)
+        assert [n for n, _ in _stored(store)] == [-1, 1]
+    finally:
+        store.close()
