@@ -115,13 +115,16 @@ class DuckDBEarlyWrites:
         try:
             while True:
                 self._insert_parts()
-                with self._lock:
+                with self._lock:  # (stopping and saying so at once: an advance() between
+                    # the two would be lost, its rows left to the commit)
                     if not self._again or self._done:
+                        self._worker = None
                         return
                     self._again = False
-        finally:
+        except BaseException:
             with self._lock:
                 self._worker = None
+            raise
 
     def _insert_parts(self) -> None:
         # (the session stages meanwhile: its dict and lists are read as copies)
