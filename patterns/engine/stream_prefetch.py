@@ -97,6 +97,8 @@ class Prefetches:
         position (on a thread: this returns at once)."""
         if session.node.kind == "sql":  # (runs in the engine: it reads what it reads)
             return
+        if all(store in session.external for store, _ in session.ports.values()):
+            return  # (no table of the store's to stream: a trivial run wakes no thread)
         pool = self._pool
         if pool is None:
             with self._lock:
