@@ -119,3 +119,14 @@ def test_rows_committed_after_the_read_ahead_come_in_the_same_run(app_runner: An
     # ahead ended before them; the loop's next pass brings them, in commit order.
     assert consume(app, "write") == ([10, 11, 12, 13, 14, -1, -2], {"src": 7})
     assert consume(app) == ([], {})
+
+
+def test_a_run_without_tables_reads_nothing_ahead(app_runner: Any) -> None:
+    # A node with no table of the store's (a trivial run) has no pass to read: its run
+    # does not wake the read ahead's thread (it is not even made).
+    app = app_runner({"noop.py": "print('done')\n"}, [])
+    for _ in range(3):
+        record = app.engine.run_node(app.app.node("noop.py"), "manual")[0]
+        assert record.status == "succeeded", record.error
+    assert app.engine.dataplane._prefetches._pool is None
+    assert app.engine.dataplane._prefetches._ahead == {}
