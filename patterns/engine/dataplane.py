@@ -35,7 +35,8 @@ from patterns import wire
 from patterns.engine import admin
 from patterns.engine.admin import Desk
 from patterns.engine.session import Requests, RunSession
-from patterns.engine.stream_start import ParkedReads, first_batch
+from patterns.engine.stream_prefetch import Prefetches, Tally
+from patterns.engine.stream_start import ParkedReads, WithData, first_batch
 from patterns.errors import PatternsError
 
 
@@ -53,6 +54,10 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         self._admin_token: str | None = None
         self._desk: Callable[[], Desk] | None = None
         self._parked = ParkedReads()  # (passes begun on a control channel)
+        self._prefetches = Prefetches(self._first_pass, self._parked)
+        #: Read a run's first stream passes while its process starts (set by an engine
+        #: whose runs get a control channel: patterns.engine.stream_prefetch).
+        self.prefetch_passes = False
 
     @classmethod
     def from_settings(cls, host: str | None = None) -> DataPlane:
@@ -96,6 +101,7 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
 
     def stop(self) -> None:
         self.shutdown()
+        self._prefetches.close()
 
     def admit(self, token: str, desk: Callable[[], Desk]) -> None:
         """Answer admin requests that carry ``token``, on the store ``desk()`` gives."""
@@ -119,10 +125,13 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
     def register(self, session: RunSession) -> None:
         with self._lock:
             self._sessions[session.token] = session
+        if self.prefetch_passes:
+            self._prefetches.start(session)
 
     def unregister(self, session: RunSession) -> None:
         with self._lock:
             self._sessions.pop(session.token, None)
+        self._prefetches.drop(session.token)  # (before the parked reads: it may park one)
         self._parked.drop(session.token)
 
     def _session(self, token: Any) -> RunSession:
@@ -155,9 +164,10 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
         get = body.get("get")
         if isinstance(get, dict):  # a stream pass: its first batch here, the rest over Flight
             session = self._session(get.get("token"))
-            pos, schema, batches = self._stream(session, get)
-            return first_batch(session.token, pos, schema, _retyped(schema, batches),
-                               self._parked)
+            ahead = self._prefetches.take(session.token, get)
+            if ahead is not None:  # (read while the run's process started)
+                return ahead
+            return self._first_pass(session, get, None)
         session = self._session(body.get("token"))
         handler = _ACTIONS.get(str(body.get("action")))
         if handler is None:
@@ -165,11 +175,21 @@ class DataPlane(flight.FlightServerBase):  # type: ignore[misc]
                 wire.error_message("protocol", f"unknown action {body.get('action')}"))
         return _guard(lambda: handler(session, body))
 
+    def _first_pass(self, session: RunSession, cmd: dict[str, Any],
+                    tally: Tally | None) -> WithData:
+        """The channel's answer to a pass (``tally``: read ahead, its rows counted by it)."""
+        pos, schema, batches = self._stream(session, cmd, count=tally is None)
+        if tally is not None:
+            batches = tally.counted(batches)
+        return first_batch(session.token, pos, schema, _retyped(schema, batches),
+                           self._parked)
+
     @staticmethod
-    def _stream(session: RunSession, cmd: dict[str, Any]
+    def _stream(session: RunSession, cmd: dict[str, Any], *, count: bool = True,
                 ) -> tuple[dict[str, Any], pa.Schema, Iterator[pa.RecordBatch]]:
         pos, schema, batches = _guard(lambda: session.stream(
-            cmd["port"], cmd.get("position"), cmd.get("order_by"), cmd.get("starting_value")))
+            cmd["port"], cmd.get("position"), cmd.get("order_by"), cmd.get("starting_value"),
+            count=count))
         return pos, schema, batches
 
     def _staged(self, session: RunSession, cmd: dict[str, Any], data: pa.Table,

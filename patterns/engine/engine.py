@@ -111,6 +111,7 @@ class Engine:
         serve_channels = getattr(self.launcher, "serve_channels", None)
         if serve_channels is not None:  # a local launcher: runs get a control channel
             serve_channels(self.dataplane.serve_channel)
+            self.dataplane.prefetch_passes = True
         #: Answers response webhooks (the server sets it): ``responder(request_key, payload)``.
         self.responder: Callable[[str, Any], None] | None = None
         #: Called after a run's commit that added rows (the server's scheduler sets it).

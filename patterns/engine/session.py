@@ -475,9 +475,12 @@ class RunSession:
         return self._reader(store, meta, lambda view: view.scan(meta))
 
     def stream(self, port: str, position: Mapping[str, Any] | None, order_by: str | None,
-               starting_value: Any) -> tuple[dict[str, Any], pa.Schema, Iterator[pa.RecordBatch]]:
+               starting_value: Any, *, count: bool = True,
+               ) -> tuple[dict[str, Any], pa.Schema, Iterator[pa.RecordBatch]]:
         """The next rows of ``port``'s stream from ``position`` (a position's JSON), and the
-        position of the pass they belong to (as JSON, ``empty`` when there are none)."""
+        position of the pass they belong to (as JSON, ``empty`` when there are none).
+        ``count``: the rows read count as the run's (False: a pass read ahead of the node's
+        asking, counted when the node takes it: patterns.engine.stream_prefetch)."""
         store = self.store_for(port, "r")
         if store in self.external:
             return self.outside.stream(store, position, order_by, starting_value)
@@ -493,7 +496,8 @@ class RunSession:
         if pass_is_empty(pos):
             self.read_through.stream_ended(store, seq, pos.finished())
             return {**pos.finished().to_json(), "empty": True}, *_empty()
-        return pos.to_json(), *self._reader(store, meta, lambda view: view.stream(meta, pos))
+        return pos.to_json(), *self._reader(store, meta, lambda view: view.stream(meta, pos),
+                                            count=count)
 
     def read_sql(self, sql: str, params: list[Any] | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """One read-only query over the node's declared tables, translated from the node's
@@ -516,16 +520,17 @@ class RunSession:
         return reader.schema, iter(reader)
 
     def _reader(self, store: str, meta: TableMeta,
-                read: Callable[[Transaction], pa.RecordBatchReader],
+                read: Callable[[Transaction], pa.RecordBatchReader], *, count: bool = True,
                 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         try:
             reader = self.store.open_reader(read)
         except QueryError as exc:
             raise NodeError(f"reading table {store!r} failed: {exc}") from exc
-        return self._counted(store, meta, iter(reader), reader.schema)
+        return self._counted(store, meta, iter(reader), reader.schema, count=count)
 
     def _counted(self, store: str, meta: TableMeta, batches: Iterator[pa.RecordBatch],
-                 schema: pa.Schema) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+                 schema: pa.Schema, *, count: bool = True,
+                 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         schema = schema.with_metadata({
             b"patterns.json_columns": ",".join(meta.json_columns()).encode(),
             b"patterns.id_column": meta.physical_id.encode(),
@@ -533,7 +538,8 @@ class RunSession:
 
         def counted() -> Iterator[pa.RecordBatch]:
             for batch in batches:
-                self.rows_read[store] = self.rows_read.get(store, 0) + batch.num_rows
+                if count:
+                    self.rows_read[store] = self.rows_read.get(store, 0) + batch.num_rows
                 yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
         return schema, counted()

@@ -17,6 +17,7 @@ run ends is closed with it (its store cursor too).
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -48,6 +49,11 @@ class WithData:
     #: :func:`patterns.sdk._channel.shared_ipc`), sent with the answer and then closed.
     shared: tuple[int, int] | None = None
 
+    def close(self) -> None:
+        """Let go of the memfd of an answer that will not be sent."""
+        if self.shared is not None:
+            os.close(self.shared[0])
+
 
 class ParkedReads:
     """Readers of passes whose first batch went over the channel, by id, until taken."""
@@ -71,15 +77,28 @@ class ParkedReads:
             del self._reads[str(key)]
         return found[1], found[2]
 
+    def close(self, token: str, key: str) -> None:
+        """Close the parked read ``key`` of the run with ``token`` (nobody will take it)."""
+        with self._lock:
+            found = self._reads.get(key)
+            if found is None or found[0] != token:
+                return
+            del self._reads[key]
+        _close(found[2])
+
     def drop(self, token: str) -> None:
         """Close the parked reads of the run with ``token`` (it is over)."""
         with self._lock:
             keys = [k for k, (t, _, _) in self._reads.items() if t == token]
             gone = [self._reads.pop(k)[2] for k in keys]
         for batches in gone:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
+            _close(batches)
+
+
+def _close(batches: Iterator[pa.RecordBatch]) -> None:
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()
 
 
 def first_batch(token: str, pos: dict[str, Any], schema: pa.Schema,

@@ -188,3 +188,31 @@ def test_leases(store: Store) -> None:
         assert other is None and live == ["node:a"]
     else:
         assert other is not None and live == []
+
+def test_a_position_moved_is_the_one_row_of_its_stream(store: Store) -> None:
+    """A stream run's final checkpoint moves the node's position (an update in place): the
+    position read back is the last one set, once, and the node's other positions and other
+    nodes' are as they were; a position set to None is gone, and set again it is back."""
+    with store.transaction() as tx:
+        tx.memory.set_position("a", "t1", StreamPosition(version=1, hi="01A", done=True))
+        tx.memory.set_position("a", "t2", StreamPosition(version=1, hi="01B", done=True))
+        tx.memory.set_position("b", "t1", StreamPosition(version=1, hi="01C", done=True))
+    for k, hi in enumerate(("01D", "01E", "01F")):
+        with store.transaction() as tx:
+            tx.memory.set_position("a", "t1", StreamPosition(version=2 + k, hi=hi, done=True))
+    with store.read() as view:
+        assert view.memory.positions("a") == {
+            "t1": StreamPosition(version=4, hi="01F", done=True),
+            "t2": StreamPosition(version=1, hi="01B", done=True)}
+        assert [(n, t, p.hi) for n, t, p in view.memory.all_positions()] == \
+            [("a", "t1", "01F"), ("a", "t2", "01B"), ("b", "t1", "01C")]
+    with store.transaction() as tx:
+        tx.memory.set_position("a", "t1", None)
+    with store.read() as view:
+        assert view.memory.positions("a") == {
+            "t2": StreamPosition(version=1, hi="01B", done=True)}
+    with store.transaction() as tx:
+        tx.memory.set_position("a", "t1", StreamPosition(version=5, hi="01G", done=True))
+    with store.read() as view:
+        assert [(n, t, p.hi) for n, t, p in view.memory.all_positions()] == \
+            [("a", "t1", "01G"), ("a", "t2", "01B"), ("b", "t1", "01C")]
