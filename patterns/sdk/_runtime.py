@@ -150,7 +150,7 @@ class NodeRun:
         self.pending(port).forget_site()
         client = self._direct
         parts = in_parts(records, port, LIST_PART_ROWS)
-        staged = in_flight = 0
+        shipped = 0
         try:
             while True:
                 try:
@@ -158,24 +158,24 @@ class NodeRun:
                 except (Disagree, NodeError):
                     break
                 self._sender.wait()  # (the part in flight: staged, or its error raised here)
-                staged, in_flight = staged + in_flight, 0
                 if part is None:
                     return
+                if not shipped:  # (what the engine puts back if the rest cannot follow)
+                    self.client.write(port, "mark", None)
 
-                def ship(part: pa.Table = part, offset: int = staged) -> None:
+                def ship(part: pa.Table = part, offset: int = shipped) -> None:
                     with self._naming_sites(port, offset, sites=sites):
                         client.write(port, "append", part)
 
                 self._sender.submit(ship)
-                in_flight = part.num_rows
+                shipped += part.num_rows
             self._sender.wait()
-            staged, in_flight = staged + in_flight, 0
         except BaseException:
-            if staged:  # (a part refused: nothing of the list stays)
-                self.client.write(port, "cut", None, options={"rows": staged})
+            if shipped:  # (a part refused: nothing of the list stays)
+                self.client.write(port, "cut", None)
             raise
-        if staged:
-            self.client.write(port, "cut", None, options={"rows": staged})
+        if shipped:
+            self.client.write(port, "cut", None)
         self._sites[port] = sites
         self.pending(port).records = records  # as any list: converted at once
         self.convert(port)

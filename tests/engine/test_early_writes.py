@@ -285,3 +285,47 @@ def test_a_list_the_engine_refuses_in_a_later_part_stages_nothing_of_it(
         assert _staged_rows(app) == 0
         out.append({"n": 7, "name": "after"})
     assert [r["n"] for r in app.rows("out")] == [-1, 7]
+
+
+def test_parts_of_a_list_a_contract_dropped_rows_of_are_taken_back_alone(
+        app_runner: Any) -> None:
+    """With ``contract: discard_row`` the engine stages fewer rows of a part than the node
+    shipped: taking the parts back takes back what the engine staged of them, not rows
+    appended before the list."""
+    app = app_runner({"seed.py": SEED, "load.py": LOAD}, ["out"])
+    assert app.run_node("seed").status == "succeeded"  # (n: a column of integers)
+    # Text all through; "x" (one record in a thousand) does not fit n: its row is dropped.
+    records: list[dict[str, Any]] = [{"n": str(i) if i % 1000 else "x", "v": i}
+                                     for i in range(LIST_ROWS)]
+    at = PART_ROWS + 20_000  # (in the second part: the first is shipped by then)
+    records[at] = {"n": str(at), "v": 0.5}  # (the whole list's v: floats)
+    with app.sdk("load"):
+        out = Table("out", "w")
+        out.init(contract="discard_row")
+        for k in range(500):
+            out.append({"n": str(-10 - k), "v": 0})
+        out.flush()  # (a list appended with nothing buffered goes in parts)
+        out.append(records)
+    kept = [i for i in range(LIST_ROWS) if i % 1000]
+    assert _rows(app) == [-1, *range(-10, -510, -1), *kept]
+
+
+def test_a_refused_list_leaves_no_column_of_it_to_the_rows_before_it(
+        app_runner: Any) -> None:
+    """The parts shipped join the rows staged before the list (one staged append); taking
+    them back leaves those rows as they were: without the list's fields, their types."""
+    app = app_runner({"seed.py": SEED, "load.py": LOAD}, ["out"])
+    assert app.run_node("seed").status == "succeeded"
+    records: list[Any] = [{"n": i, "name": f"user{i}", "extra": i} for i in range(LIST_ROWS)]
+    records[2 * PART_ROWS + 3] = {"n": 0, "tags": {1}}  # (a set: no column holds it)
+    with app.sdk("load"):
+        out = Table("out", "w")
+        out.append({"n": -3, "name": "before"})
+        out.flush()
+        with pytest.raises(NodeError):
+            out.append(records)
+        # (the refused list's field is no column: text for it is a new text column)
+        out.append({"n": -4, "name": "after", "extra": "text"})
+    assert [(r["n"], r["extra"]) for r in app.rows("out")] == [
+        (-1, None), (-3, None), (-4, "text")]
+    assert app.engine.store.table("out").kinds()["extra"] == "text"
