@@ -102,7 +102,8 @@ class RunSession:
     #: apply (field → kind), so a value that does not fit is refused when it is staged.
     _columns: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Per table, what was staged for it when the node began shipping a long list in
-    #: parts (the ``mark`` command): what ``cut`` puts back (:meth:`_cut`).
+    #: parts (the ``mark`` command): what ``cut`` puts back (:meth:`_cut`), and the columns
+    #: the list's parts are checked against; ``keep`` ends it, the list staged.
     _marks: dict[str, _Mark] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: The staged appends the store has inserted ahead of the checkpoint's commit (see
@@ -223,6 +224,9 @@ class RunSession:
             if op == "cut":
                 self._cut(store)
                 return
+            if op == "keep":  # (the whole list followed its mark)
+                self._marks.pop(store, None)
+                return
             if op not in _WRITE_OPS:
                 raise NodeError(f"unknown table operation {op!r}")
             if op == "reset":
@@ -309,14 +313,19 @@ class RunSession:
         (a NodeError naming the record, which the node names by its file and line)."""
         from patterns.store.conform import conform, project
 
-        columns = self._columns.get(store)
+        # A part of a list is checked against the columns as they were before the list,
+        # as the whole list would be: not as an earlier part widened them (an int column
+        # its first part made float would take a NaN the whole list is refused for).
+        mark = self._marks.get(store) if op == "append" else None
+        columns = self._columns.get(store) if mark is None else mark.columns
         meta = self._table(store) if columns is None or op == "replace" else None
         rules = self._rules(store, meta)
         if op == "replace" or columns is None:
             columns = meta.kinds() if meta is not None and op != "replace" else {}
         data = conform(store, columns, data, rules)
         check_fits(store, columns, data)
-        self._columns[store] = project(columns, data, rules)
+        staged = self._columns.get(store) if mark is not None else None
+        self._columns[store] = project(columns if staged is None else staged, data, rules)
         return data
 
     def rollback(self, *, token: str | None = None) -> None:

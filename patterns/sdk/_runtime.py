@@ -159,6 +159,8 @@ class NodeRun:
                     break
                 self._sender.wait()  # (the part in flight: staged, or its error raised here)
                 if part is None:
+                    if shipped:
+                        self.client.write(port, "keep", None)
                     return
                 if not shipped:  # (what the engine puts back if the rest cannot follow)
                     self.client.write(port, "mark", None)

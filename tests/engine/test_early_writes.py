@@ -329,3 +329,24 @@ def test_a_refused_list_leaves_no_column_of_it_to_the_rows_before_it(
     assert [(r["n"], r["extra"]) for r in app.rows("out")] == [
         (-1, None), (-3, None), (-4, "text")]
     assert app.engine.store.table("out").kinds()["extra"] == "text"
+
+
+def test_a_list_is_checked_against_the_columns_before_it_not_as_its_parts_widen_them(
+        app_runner: Any) -> None:
+    """Floats for an integer column widen it, but a NaN among them is refused (the whole
+    list, at ``append``, naming its line): a later part is not let through because the first
+    part made the column float."""
+    app = app_runner({"seed.py": SEED, "load.py": LOAD}, ["out"])
+    assert app.run_node("seed").status == "succeeded"  # (n: a column of integers)
+    records = [{"n": i + 0.5, "name": f"user{i}"} for i in range(LIST_ROWS)]
+    records[PART_ROWS + 5]["n"] = float("nan")
+    with app.sdk("load"):
+        out = Table("out", "w")
+        with pytest.raises(NodeError) as refused:
+            out.append(records)
+        assert "got NaN" in str(refused.value)
+        assert "test_early_writes.py, line" in str(refused.value)
+        assert _staged_rows(app) == 0
+        out.append({"n": 7, "name": "after"})
+    assert _rows(app) == [-1, 7]
+    assert app.engine.store.table("out").kinds()["n"] == "int"
