@@ -151,6 +151,7 @@ class NodeRun:
         client = self._direct
         parts = in_parts(records, port, LIST_PART_ROWS)
         shipped = 0
+        marked = False
         try:
             while True:
                 try:
@@ -159,11 +160,12 @@ class NodeRun:
                     break
                 self._sender.wait()  # (the part in flight: staged, or its error raised here)
                 if part is None:
-                    if shipped:
+                    if marked:
                         self.client.write(port, "keep", None)
                     return
-                if not shipped:  # (what the engine puts back if the rest cannot follow)
+                if not marked:  # (what the engine puts back if the rest cannot follow)
                     self.client.write(port, "mark", None)
+                    marked = True
 
                 def ship(part: pa.Table = part, offset: int = shipped) -> None:
                     with self._naming_sites(port, offset, sites=sites):
@@ -173,10 +175,10 @@ class NodeRun:
                 shipped += part.num_rows
             self._sender.wait()
         except BaseException:
-            if shipped:  # (a part refused: nothing of the list stays)
+            if marked:  # (a part refused: nothing of the list stays)
                 self.client.write(port, "cut", None)
             raise
-        if shipped:
+        if marked:
             self.client.write(port, "cut", None)
         self._sites[port] = sites
         self.pending(port).records = records  # as any list: converted at once
