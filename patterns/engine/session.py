@@ -101,6 +101,10 @@ class RunSession:
     #: Per table written since the last checkpoint: its columns once the staged writes
     #: apply (field → kind), so a value that does not fit is refused when it is staged.
     _columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Per table, what was staged for it when the node began shipping a long list in
+    #: parts (the ``mark`` command): what ``cut`` puts back (:meth:`_cut`), and the columns
+    #: the list's parts are checked against; ``keep`` ends it, the list staged.
+    _marks: dict[str, _Mark] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: The staged appends the store has inserted ahead of the checkpoint's commit (see
     #: :meth:`Store.early_writes`); None: none yet, or the store does not.
@@ -152,6 +156,7 @@ class RunSession:
                                       rules=self.rules,
                                       max_columns=self.node.settings.max_columns)
             self._columns = {}
+            self._marks = {}
         return self._staged
 
     def staged_for(self, store: str) -> bool:
@@ -210,8 +215,17 @@ class RunSession:
                 opts = TableOptions.from_json(_named(self.app, store, options or {}))
                 cp.add(store, TableOp("init", options=opts))
                 return
+            if op == "mark":
+                ops = cp.ops.get(store)
+                self._marks[store] = _Mark(
+                    None if ops is None else list(ops), cp.order.count(store),
+                    self._columns.get(store), _appended_rows(ops))
+                return
             if op == "cut":
-                self._cut(store, int((options or {}).get("rows", 0)))
+                self._cut(store)
+                return
+            if op == "keep":  # (the whole list followed its mark)
+                self._marks.pop(store, None)
                 return
             if op not in _WRITE_OPS:
                 raise NodeError(f"unknown table operation {op!r}")
@@ -257,41 +271,32 @@ class RunSession:
         if early is not None:
             early.close()
 
-    def _cut(self, store: str, rows: int) -> None:
-        """(Under the lock.) Take back the last ``rows`` rows staged for ``store``: parts of a
-        list the node shipped as it converted it, when the rest of the list could not
-        follow them (``NodeRun._append_in_parts``): nothing of it stays staged."""
-        from patterns.store.conform import project
-
+    def _cut(self, store: str) -> None:
+        """(Under the lock.) Take back what was staged for ``store`` since its ``mark``:
+        parts of a list the node shipped as it converted it, when the rest of the list
+        could not follow them (``NodeRun._append_in_parts``): nothing of it stays staged.
+        The staged writes are put back as they were, not cut by the node's count of the
+        rows it shipped: a contract may have dropped some (``discard_row``), and the first
+        part joined the append staged before it (whose columns it may have widened)."""
         cp = self._staging()
-        ops = cp.ops.get(store, [])
-        left = rows
-        while left > 0:
-            last = ops[-1] if ops else None
-            if last is None or last.kind != "append" or last.data is None:
-                raise EngineError(f"cannot take back the last {rows} rows staged for table "
-                                  f"{store!r}: they are not the last rows staged for it")
-            if last.data.num_rows <= left:
-                ops.pop()
-                del cp.order[len(cp.order) - 1 - cp.order[::-1].index(store)]
-                left -= last.data.num_rows
-            else:
-                ops[-1] = TableOp("append", last.data.slice(0, last.data.num_rows - left))
-                left = 0
-        if not ops:
+        mark = self._marks.pop(store, None)
+        ops = cp.ops.get(store)
+        if mark is None or (ops is not None and any(
+                op.kind != "append" for op in ops[len(mark.ops or ()):])):
+            raise EngineError(f"cannot take back the rows staged for table {store!r} since "
+                              f"its mark: there is no mark, or other writes followed it")
+        self.rows_sent -= _appended_rows(ops) - mark.rows
+        for _ in range(cp.order.count(store) - mark.order):
+            del cp.order[len(cp.order) - 1 - cp.order[::-1].index(store)]
+        if mark.ops is None:
             cp.ops.pop(store, None)
-        self.rows_sent -= rows
+        else:
+            cp.ops[store] = mark.ops
+        if mark.columns is None:
+            self._columns.pop(store, None)
+        else:
+            self._columns[store] = mark.columns
         self._drop_early()  # (it may hold rows taken back: the next write begins anew)
-        # The table's columns as the writes still staged leave them.
-        meta = self._table(store)
-        columns = meta.kinds() if meta is not None else {}
-        rules = self._rules(store, meta)
-        for op in ops:
-            if op.kind == "reset":
-                columns = {}
-            elif op.data is not None and op.kind in ("append", "upsert", "replace"):
-                columns = project({} if op.kind == "replace" else columns, op.data, rules)
-        self._columns[store] = columns
 
     def _rules(self, store: str, meta: TableMeta | None) -> Rules:
         """What rows staged for ``store`` must obey: its options as the staged ``init`` s
@@ -308,14 +313,19 @@ class RunSession:
         (a NodeError naming the record, which the node names by its file and line)."""
         from patterns.store.conform import conform, project
 
-        columns = self._columns.get(store)
+        # A part of a list is checked against the columns as they were before the list,
+        # as the whole list would be: not as an earlier part widened them (an int column
+        # its first part made float would take a NaN the whole list is refused for).
+        mark = self._marks.get(store) if op == "append" else None
+        columns = self._columns.get(store) if mark is None else mark.columns
         meta = self._table(store) if columns is None or op == "replace" else None
         rules = self._rules(store, meta)
         if op == "replace" or columns is None:
             columns = meta.kinds() if meta is not None and op != "replace" else {}
         data = conform(store, columns, data, rules)
         check_fits(store, columns, data)
-        self._columns[store] = project(columns, data, rules)
+        staged = self._columns.get(store) if mark is not None else None
+        self._columns[store] = project(columns if staged is None else staged, data, rules)
         return data
 
     def rollback(self, *, token: str | None = None) -> None:
@@ -610,6 +620,21 @@ def _schema_fields(schema: Any) -> dict[str, str] | None:
     if isinstance(schema, dict) and schema:
         return {str(k): str(v) for k, v in schema.items()}
     return None
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """What was staged for a table as the node began shipping a list in parts: its ops
+    (None: none), its entries in the checkpoint's order, its columns, its appended rows."""
+
+    ops: list[TableOp] | None
+    order: int
+    columns: dict[str, str] | None
+    rows: int
+
+
+def _appended_rows(ops: list[TableOp] | None) -> int:
+    return sum(op.data.num_rows for op in ops or () if op.kind == "append" and op.data is not None)
 
 
 _NO_TABLE = TableMeta(name="", version=0, physical="", columns=(), id_column=None,

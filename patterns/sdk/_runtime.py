@@ -150,7 +150,8 @@ class NodeRun:
         self.pending(port).forget_site()
         client = self._direct
         parts = in_parts(records, port, LIST_PART_ROWS)
-        staged = in_flight = 0
+        shipped = 0
+        marked = False
         try:
             while True:
                 try:
@@ -158,24 +159,27 @@ class NodeRun:
                 except (Disagree, NodeError):
                     break
                 self._sender.wait()  # (the part in flight: staged, or its error raised here)
-                staged, in_flight = staged + in_flight, 0
                 if part is None:
+                    if marked:
+                        self.client.write(port, "keep", None)
                     return
+                if not marked:  # (what the engine puts back if the rest cannot follow)
+                    self.client.write(port, "mark", None)
+                    marked = True
 
-                def ship(part: pa.Table = part, offset: int = staged) -> None:
+                def ship(part: pa.Table = part, offset: int = shipped) -> None:
                     with self._naming_sites(port, offset, sites=sites):
                         client.write(port, "append", part)
 
                 self._sender.submit(ship)
-                in_flight = part.num_rows
+                shipped += part.num_rows
             self._sender.wait()
-            staged, in_flight = staged + in_flight, 0
         except BaseException:
-            if staged:  # (a part refused: nothing of the list stays)
-                self.client.write(port, "cut", None, options={"rows": staged})
+            if marked:  # (a part refused: nothing of the list stays)
+                self.client.write(port, "cut", None)
             raise
-        if staged:
-            self.client.write(port, "cut", None, options={"rows": staged})
+        if marked:
+            self.client.write(port, "cut", None)
         self._sites[port] = sites
         self.pending(port).records = records  # as any list: converted at once
         self.convert(port)
