@@ -76,6 +76,12 @@ class EngineError(PatternsError):
     """The engine could not run or record a run."""
 
 
+class AtOnce(EngineError):
+    """(From the engine to the SDK, never shown to a user.) A long list must be shipped
+    whole, converted at once, not in parts: its table's rules would store it otherwise in
+    parts (``contract: variant`` adds a side column where a part first needs one)."""
+
+
 class CommitTimeout(StoreError):
     """A checkpoint's statements ran past the time they were given, or were asked to stop;
     nothing was committed."""

@@ -22,7 +22,7 @@ from patterns.engine.external_reads import ExternalReads
 from patterns.engine.read_through import ReadThrough
 from patterns.engine.run_start import StartRecord
 from patterns.engine.storages import ExternalTable
-from patterns.errors import EngineError, NodeError, QueryError
+from patterns.errors import AtOnce, EngineError, NodeError, QueryError
 from patterns.graph.model import Node
 from patterns.positions import StreamPosition
 from patterns.store.interface import EarlyWrites, Store, Transaction
@@ -216,6 +216,8 @@ class RunSession:
                 cp.add(store, TableOp("init", options=opts))
                 return
             if op == "mark":
+                if self._rules(store, self._table(store)).contract == "variant":
+                    raise AtOnce(f"table {store!r}: contract variant: a list goes at once")
                 ops = cp.ops.get(store)
                 self._marks[store] = _Mark(
                     None if ops is None else list(ops), cp.order.count(store),

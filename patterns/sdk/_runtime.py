@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from patterns.errors import NodeError
+from patterns.errors import AtOnce, NodeError
 from patterns.sdk._context import EngineClient, PortInfo, RunInfo
 from patterns.sdk._sender import InOrder, Sender
 
@@ -164,7 +164,10 @@ class NodeRun:
                         self.client.write(port, "keep", None)
                     return
                 if not marked:  # (what the engine puts back if the rest cannot follow)
-                    self.client.write(port, "mark", None)
+                    try:
+                        self.client.write(port, "mark", None)
+                    except AtOnce:  # (its table's rules decide per list)
+                        break
                     marked = True
 
                 def ship(part: pa.Table = part, offset: int = shipped) -> None:

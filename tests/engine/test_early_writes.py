@@ -352,8 +352,6 @@ def test_a_list_is_checked_against_the_columns_before_it_not_as_its_parts_widen_
     assert app.engine.store.table("out").kinds()["n"] == "int"
 
 
-@pytest.mark.xfail(strict=True, reason="review3: a variant column is added by the part that "
-                   "first needs it, so the side columns' order is the parts' (not fixed)")
 def test_a_list_in_parts_adds_variant_columns_in_the_order_the_whole_list_does(
         app_runner: Any) -> None:
     app = app_runner({"load.py": LOAD}, ["out"])
