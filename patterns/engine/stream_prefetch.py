@@ -97,8 +97,12 @@ class Prefetches:
         position (on a thread: this returns at once)."""
         if session.node.kind == "sql":  # (runs in the engine: it reads what it reads)
             return
-        if all(store in session.external for store, _ in session.ports.values()):
-            return  # (no table of the store's to stream: a trivial run wakes no thread)
+        # Only a node with a position on a table of the store's has a first pass to read
+        # (its positions are in the store's memory once read): a run that has none, a
+        # trivial run, wakes no thread.
+        stores = {store for store, _ in session.ports.values() if store not in session.external}
+        if not stores or not stores & set(session.store.memory(session.node.id)[1]):
+            return
         pool = self._pool
         if pool is None:
             with self._lock:
