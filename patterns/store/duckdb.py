@@ -27,7 +27,7 @@ from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyEr
 from patterns.positions import StreamPosition
 from patterns.store import faults, page_builds
 from patterns.store.duckdb_checkpoints import WAL_LIMIT, IdleCheckpoints
-from patterns.store.duckdb_early import DuckDBEarlyWrites, EarlyBackoff
+from patterns.store.duckdb_early import DuckDBEarlyWrites, OpenEarlyWrites
 from patterns.store.duckdb_memory import NodeMemory
 from patterns.store.duckdb_plain import Optimizer, PlainCursor, plain
 from patterns.store.duckdb_view import DATA_ERRORS, DuckDBConnection, DuckDBView
@@ -132,11 +132,7 @@ class DuckDBStore:
         self._write_numbers = itertools.count(1)
         self._last_write = 0
         #: Checkpoints' rows inserted before their commit, not yet committed or thrown away.
-        self._early: set[DuckDBEarlyWrites] = set()
-        #: Guards :attr:`_early` (not the commit lock: a run's first append of a
-        #: checkpoint would wait for whatever commit holds it).
-        self._early_lock = threading.Lock()
-        self._early_backoff = EarlyBackoff()
+        self._early = OpenEarlyWrites()
         if not read_only:
             self._migrate()
             self.keep_private()
@@ -179,7 +175,7 @@ class DuckDBStore:
     def close(self) -> None:
         if self.checkpoints is not None:
             self.checkpoints.stop()
-        for early in self._open_early():  # (runs cut short: nothing of theirs commits)
+        for early in self._early:  # (runs cut short: nothing of theirs commits)
             early.close()  # (not under the commit lock: its inserts in flight take it)
         with self.commit_lock:
             self._plain.close()
@@ -206,7 +202,7 @@ class DuckDBStore:
         that touch the same rows."""
         with self.commit_lock:
             self._last_write = next(self._write_numbers)
-            for early in self._open_early():  # (useless now: rolled back at once)
+            for early in self._early:  # (useless now: rolled back at once)
                 early.outdated()
             cur = cur or self.cursor()
             if not begun:
@@ -316,23 +312,7 @@ class DuckDBStore:
 
     def early_writes(self, cp: Checkpoint, before: Callable[[], None]
                      ) -> DuckDBEarlyWrites | None:
-        if self.read_only or self._early_backoff.waiting(cp.node_id):
-            return None
-        early = DuckDBEarlyWrites(self, cp, before)
-        with self._early_lock:
-            self._early.add(early)
-        return early
-
-    def forget_early(self, early: DuckDBEarlyWrites) -> None:
-        with self._early_lock:
-            self._early.discard(early)
-
-    def _open_early(self) -> list[DuckDBEarlyWrites]:
-        with self._early_lock:
-            return list(self._early)
-
-    def early_fell_back(self, node_id: str) -> None:
-        self._early_backoff.fell_back(node_id)
+        return None if self.read_only else self._early.begin(self, cp, before)
 
     def open_reader(self, read: Callable[[Transaction], pa.RecordBatchReader]
                     ) -> pa.RecordBatchReader:

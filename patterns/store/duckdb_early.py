@@ -38,7 +38,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -70,8 +70,10 @@ class DuckDBEarlyWrites:
     up by the insert of the one before. The run's session makes every other call under its
     lock; :meth:`settle` waits for the thread."""
 
-    def __init__(self, store: DuckDBStore, cp: Checkpoint, before: Callable[[], None]) -> None:
+    def __init__(self, store: DuckDBStore, cp: Checkpoint, before: Callable[[], None],
+                 registry: OpenEarlyWrites) -> None:
         self._store = store
+        self._registry = registry
         self._cp = cp
         self._before = before
         self._cur: duckdb.DuckDBPyConnection | None = None
@@ -129,7 +131,7 @@ class DuckDBEarlyWrites:
     def _insert_parts(self) -> None:
         # (the session stages meanwhile: its dict and lists are read as copies)
         staged = {name: list(ops) for name, ops in dict(self._cp.ops).items()}
-        if self._done or any(op.kind == "sql" for ops in staged.values() for op in ops):
+        if self._done or _has_sql(staged):
             return
         parts = {name: part for name in sorted(staged)
                  if (part := self._next_part(name, staged[name])) is not None}
@@ -212,7 +214,7 @@ class DuckDBEarlyWrites:
             self.close()
             return None
         usable = cp is self._cp and self._store.write_number() == self._began_at \
-            and not any(op.kind == "sql" for ops in cp.ops.values() for op in ops) \
+            and not _has_sql(cp.ops) \
             and all(_still_first(cp, name, n, self._schemas[name])
                     for name, (n, _) in self.inserted.items())
         if not usable:
@@ -239,7 +241,7 @@ class DuckDBEarlyWrites:
             self._done = True
         self.settle()
         self._roll_back()
-        self._store.forget_early(self)
+        self._registry.forget(self)
 
     def outdated(self) -> None:
         """(Under the commit lock, as another write transaction begins.) Roll back now what
@@ -253,8 +255,8 @@ class DuckDBEarlyWrites:
         with self._lock:
             self._done = True
         self._roll_back()
-        self._store.forget_early(self)
-        self._store.early_fell_back(self._cp.node_id)
+        self._registry.forget(self)
+        self._registry.fell_back(self._cp.node_id)
 
     def _roll_back(self) -> None:
         with self._lock:  # (taken once: by the commit lock's holder or the session)
@@ -267,7 +269,7 @@ class DuckDBEarlyWrites:
     def _thrown_away(self, *, fell_back: bool) -> None:
         self.close()
         if fell_back:
-            self._store.early_fell_back(self._cp.node_id)
+            self._registry.fell_back(self._cp.node_id)
 
 
 def _still_first(cp: Checkpoint, name: str, n: int, schema: pa.Schema) -> bool:
@@ -278,21 +280,46 @@ def _still_first(cp: Checkpoint, name: str, n: int, schema: pa.Schema) -> bool:
         and ops[0].data.num_rows >= n and ops[0].data.schema.equals(schema)
 
 
-class EarlyBackoff:
-    """Nodes whose early rows were thrown away lately (see :data:`BACKOFF_SECONDS`)."""
+def _has_sql(ops: Mapping[str, list[TableOp]]) -> bool:
+    return any(op.kind == "sql" for table_ops in ops.values() for op in table_ops)
+
+
+class OpenEarlyWrites:
+    """A store's early transactions not yet committed or thrown away (iterated as a
+    snapshot), and the nodes whose early rows were thrown away lately
+    (:data:`BACKOFF_SECONDS`). Its own lock, not the commit lock: a run's first append of
+    a checkpoint would wait for whatever commit holds that."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._until: dict[str, float] = {}
+        self._open: set[DuckDBEarlyWrites] = set()
+        self._backoff_until: dict[str, float] = {}
+
+    def begin(self, store: DuckDBStore, cp: Checkpoint, before: Callable[[], None]
+              ) -> DuckDBEarlyWrites | None:
+        """Early writes for ``cp`` (None while its node backs off)."""
+        with self._lock:
+            until = self._backoff_until.get(cp.node_id)
+            if until is not None:
+                if until > time.monotonic():
+                    return None
+                del self._backoff_until[cp.node_id]
+            early = DuckDBEarlyWrites(store, cp, before, self)
+            self._open.add(early)
+            return early
+
+    def forget(self, early: DuckDBEarlyWrites) -> None:
+        with self._lock:
+            self._open.discard(early)
 
     def fell_back(self, node_id: str) -> None:
         with self._lock:
-            self._until[node_id] = time.monotonic() + BACKOFF_SECONDS
+            self._backoff_until[node_id] = time.monotonic() + BACKOFF_SECONDS
 
-    def waiting(self, node_id: str) -> bool:
+    def __iter__(self) -> Iterator[DuckDBEarlyWrites]:
         with self._lock:
-            until = self._until.get(node_id)
-            if until is not None and until <= time.monotonic():
-                del self._until[node_id]
-                return False
-            return until is not None
+            return iter(list(self._open))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._open)
