@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from patterns.engine.external_reads import ExternalReads
+from patterns.engine.list_marks import ListMarks
 from patterns.engine.read_through import ReadThrough
 from patterns.engine.run_start import StartRecord
 from patterns.engine.storages import ExternalTable
@@ -102,9 +103,8 @@ class RunSession:
     #: apply (field → kind), so a value that does not fit is refused when it is staged.
     _columns: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Per table, what was staged for it when the node began shipping a long list in
-    #: parts (the ``mark`` command): what ``cut`` puts back (:meth:`_cut`), and the columns
-    #: the list's parts are checked against; ``keep`` ends it, the list staged.
-    _marks: dict[str, _Mark] = field(default_factory=dict)
+    #: parts (:mod:`patterns.engine.list_marks`).
+    _marks: ListMarks = field(default_factory=ListMarks)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     #: The staged appends the store has inserted ahead of the checkpoint's commit (see
     #: :meth:`Store.early_writes`); None: none yet, or the store does not.
@@ -156,7 +156,7 @@ class RunSession:
                                       rules=self.rules,
                                       max_columns=self.node.settings.max_columns)
             self._columns = {}
-            self._marks = {}
+            self._marks = ListMarks()
         return self._staged
 
     def staged_for(self, store: str) -> bool:
@@ -218,16 +218,13 @@ class RunSession:
             if op == "mark":
                 if self._rules(store, self._table(store)).contract == "variant":
                     raise AtOnce(f"table {store!r}: contract variant: a list goes at once")
-                ops = cp.ops.get(store)
-                self._marks[store] = _Mark(
-                    None if ops is None else list(ops), cp.order.count(store),
-                    self._columns.get(store), _appended_rows(ops))
+                self._marks.mark(cp, store, self._columns.get(store))
                 return
             if op == "cut":
                 self._cut(store)
                 return
-            if op == "keep":  # (the whole list followed its mark)
-                self._marks.pop(store, None)
+            if op == "keep":
+                self._marks.keep(store)
                 return
             if op not in _WRITE_OPS:
                 raise NodeError(f"unknown table operation {op!r}")
@@ -274,30 +271,14 @@ class RunSession:
             early.close()
 
     def _cut(self, store: str) -> None:
-        """(Under the lock.) Take back what was staged for ``store`` since its ``mark``:
-        parts of a list the node shipped as it converted it, when the rest of the list
-        could not follow them (``NodeRun._append_in_parts``): nothing of it stays staged.
-        The staged writes are put back as they were, not cut by the node's count of the
-        rows it shipped: a contract may have dropped some (``discard_row``), and the first
-        part joined the append staged before it (whose columns it may have widened)."""
-        cp = self._staging()
-        mark = self._marks.pop(store, None)
-        ops = cp.ops.get(store)
-        if mark is None or (ops is not None and any(
-                op.kind != "append" for op in ops[len(mark.ops or ()):])):
-            raise EngineError(f"cannot take back the rows staged for table {store!r} since "
-                              f"its mark: there is no mark, or other writes followed it")
-        self.rows_sent -= _appended_rows(ops) - mark.rows
-        for _ in range(cp.order.count(store) - mark.order):
-            del cp.order[len(cp.order) - 1 - cp.order[::-1].index(store)]
-        if mark.ops is None:
-            cp.ops.pop(store, None)
-        else:
-            cp.ops[store] = mark.ops
-        if mark.columns is None:
+        """(Under the lock.) Take back what was staged for ``store`` since its ``mark``
+        (:mod:`patterns.engine.list_marks`): nothing of the list stays staged."""
+        rows, columns = self._marks.cut(self._staging(), store)
+        self.rows_sent -= rows
+        if columns is None:
             self._columns.pop(store, None)
         else:
-            self._columns[store] = mark.columns
+            self._columns[store] = columns
         self._drop_early()  # (it may hold rows taken back: the next write begins anew)
 
     def _rules(self, store: str, meta: TableMeta | None) -> Rules:
@@ -318,15 +299,15 @@ class RunSession:
         # A part of a list is checked against the columns as they were before the list,
         # as the whole list would be: not as an earlier part widened them (an int column
         # its first part made float would take a NaN the whole list is refused for).
-        mark = self._marks.get(store) if op == "append" else None
-        columns = self._columns.get(store) if mark is None else mark.columns
+        marked = op == "append" and self._marks.marked(store)
+        columns = self._marks.columns(store) if marked else self._columns.get(store)
         meta = self._table(store) if columns is None or op == "replace" else None
         rules = self._rules(store, meta)
         if op == "replace" or columns is None:
             columns = meta.kinds() if meta is not None and op != "replace" else {}
         data = conform(store, columns, data, rules)
         check_fits(store, columns, data)
-        staged = self._columns.get(store) if mark is not None else None
+        staged = self._columns.get(store) if marked else None
         self._columns[store] = project(columns if staged is None else staged, data, rules)
         return data
 
@@ -622,21 +603,6 @@ def _schema_fields(schema: Any) -> dict[str, str] | None:
     if isinstance(schema, dict) and schema:
         return {str(k): str(v) for k, v in schema.items()}
     return None
-
-
-@dataclass(frozen=True)
-class _Mark:
-    """What was staged for a table as the node began shipping a list in parts: its ops
-    (None: none), its entries in the checkpoint's order, its columns, its appended rows."""
-
-    ops: list[TableOp] | None
-    order: int
-    columns: dict[str, str] | None
-    rows: int
-
-
-def _appended_rows(ops: list[TableOp] | None) -> int:
-    return sum(op.data.num_rows for op in ops or () if op.kind == "append" and op.data is not None)
 
 
 _NO_TABLE = TableMeta(name="", version=0, physical="", columns=(), id_column=None,
