@@ -14,7 +14,8 @@ from bench import stores
 #: Benchmark modules in bench/, in the order of the benchmarks issue.
 BENCHMARKS = ["append_list", "append_record", "consume", "run_overhead", "stream_new_rows",
               "stream_memory", "webhooks", "load_vs_dlt", "copy", "pipeline", "table_pages",
-              "pg_store", "dask_scaling", "studio_first_load", "studio_status_latency"]
+              "pg_store", "dask_scaling", "studio_first_load", "studio_status_latency",
+              "scheduler_look"]
 
 
 def main(argv: list[str] | None = None) -> int:

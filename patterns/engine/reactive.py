@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,11 +235,20 @@ def with_new_rows(view: Transaction, nodes: list[Node], seen: dict[str, int]) ->
     after the commit each started from (``seen``, per node id; 0 if absent)."""
     if not nodes:
         return []
-    commits = view.commits.since(min(seen.get(n.id, 0) for n in nodes))
+    return out_of_date(nodes, seen, view.commits.last_by_writer(
+        min(seen.get(n.id, 0) for n in nodes)))
+
+
+def out_of_date(nodes: list[Node], seen: Mapping[str, int],
+                last: Mapping[tuple[str, str | None], int]) -> list[Node]:
+    """The ``nodes`` that a table they read got a waking commit after ``seen`` (per node id;
+    0 if absent) from another node, by ``last``: per (table, writing node), the last such
+    commit (:meth:`~patterns.store.interface.CommitRepository.last_by_writer`)."""
     out = []
     for node in nodes:
         after = seen.get(node.id, 0)
         reads = set(node.reads())
-        if any(c.seq > after and c.table in reads and c.node_id != node.id for c in commits):
+        if any(seq > after and table in reads and writer != node.id
+               for (table, writer), seq in last.items()):
             out.append(node)
     return out

@@ -39,6 +39,7 @@ from patterns.engine.engine import ENGINE_DIED, Engine, new_run_id
 from patterns.engine.reactive import RUNNABLE_KINDS, default_workers, with_new_rows
 from patterns.engine.run_start import record_unrecorded
 from patterns.engine.session import RunSession
+from patterns.engine.wake_index import WakeIndex
 from patterns.graph.model import Node
 from patterns.store.interface import Lease, QueueItem, Schedule, Transaction
 from patterns.store.model import RunRecord
@@ -86,6 +87,8 @@ class Scheduler:
         #: runs of dead engines next
         self._seen_commit = 0
         self._next_sweep = 0.0
+        #: what makes a node out of date, in memory (a store of one process: wake_index.py)
+        self._wakes = None if engine.claims.shared else WakeIndex(engine.store)
         engine.on_run_commit = self._run_committed
 
     @property
@@ -235,6 +238,11 @@ class Scheduler:
         if not future.cancelled() and future.exception() is not None:
             log.error("a run of node %s failed in the engine", node_id,
                       exc_info=future.exception())
+            if self._wakes is not None:
+                self._wakes.reread_runs()
+        elif self._wakes is not None and not future.cancelled():
+            record, _ = future.result()  # (its end is committed; learnt while still busy)
+            self._wakes.ran(node_id, record.seen_commit)
         self._busy.pop(node_id, None)
         with self._wake:  # the node is free (and its run may have committed, or queued more)
             self._dirty = self._queue_changed = True
@@ -310,14 +318,19 @@ class Scheduler:
         nodes = [n for n in self._woken_by_rows() if n.id not in self._busy]
         if not nodes:
             return False
-        with self.engine.store.read() as view:
-            # Per node, the commit its latest finished run started after (any outcome: a
-            # node that failed on some rows is not re-run for them until more arrive).
-            stale = with_new_rows(view, nodes, view.runs.seen_commits(succeeded_only=False))
-            waiting: set[str] = set()
-            if stale:  # (one already waiting in the queue needs no write transaction)
+        # Per node, the commit its latest finished run started after (any outcome: a node
+        # that failed on some rows is not re-run for them until more arrive).
+        if self._wakes is not None:
+            stale = self._wakes.stale(nodes)
+        else:
+            with self.engine.store.read() as view:
+                stale = with_new_rows(view, nodes,
+                                      view.runs.seen_commits(succeeded_only=False))
+        waiting: set[str] = set()
+        if stale:  # (one already waiting in the queue needs no write transaction)
+            with self.engine.store.read() as view:
                 waiting = {item.node_id for item in view.queue.items(started=False)}
-                stale = [n for n in stale if n.id not in waiting]
+            stale = [n for n in stale if n.id not in waiting]
         if not stale:
             return False
         # With nothing else waiting, a free worker and no other engine on the store, a stale

@@ -194,6 +194,8 @@ class MemoryRepository(Protocol):
 class CommitRepository(Protocol):
     def since(self, seq: int) -> list[CommitRecord]:
         """Commits after ``seq`` that wake readers, in order."""
+    def last_by_writer(self, after: int) -> dict[tuple[str, str | None], int]:
+        """Per (table, writing node), the last commit after ``after`` that wakes readers."""
     def last_per_table(self) -> dict[str, dt.datetime]:
         """When each table last had a commit."""
 

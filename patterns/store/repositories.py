@@ -330,6 +330,14 @@ class Commits:
             f"SELECT seq, table_name, node_id FROM {META}.commits WHERE seq > ? AND wakes "
             f"ORDER BY seq", [seq])]
 
+    def last_by_writer(self, after: int) -> dict[tuple[str, str | None], int]:
+        """Per table and the node that wrote it, the last commit after ``after`` that wakes
+        readers: what deciding which nodes are out of date needs, in as many rows as there
+        are such pairs, however many commits there were."""
+        return {(str(t), n): int(s) for t, n, s in self.con.rows(
+            f"SELECT table_name, node_id, max(seq) FROM {META}.commits WHERE seq > ? "
+            f"AND wakes GROUP BY table_name, node_id", [after])}
+
     def last_per_table(self) -> dict[str, dt.datetime]:
         return {str(t): at for t, at in self.con.rows(
             f"SELECT table_name, max(committed_at) FROM {META}.commits GROUP BY table_name")}

@@ -178,3 +178,53 @@ def test_a_commit_from_outside_a_run_after_the_last_pass_starts_another(
     runs = wait_for(lambda: served.succeeded("relay001", 2), "a second run of the relay")
     assert [r.rows_read for r in runs] == [{"events": 3}, {"events": 1}]
     assert served.out() == [0, 1, 2, 20]
+
+
+def _commit_outside(engine: Engine, n: int) -> None:
+    """Rows from outside any run of the relay, as a webhook commits them."""
+    engine.store.commit(Checkpoint(run_id=f"outside{n}", node_id="hook0001", ops={
+        "events": [TableOp("append", pa.table({"n": [n]}))]}))
+
+
+def _index_woken(served: Served) -> list[str]:
+    """What the scheduler's look, from what it keeps in memory, finds for the relay."""
+    wakes = served.scheduler._wakes
+    assert wakes is not None  # (a store of one process)
+    return [n.id for n in wakes.stale([served.engine.app.node("relay")])]
+
+
+def test_across_restarts_only_rows_the_reader_has_not_read_wake_it(
+        served: Served, tmp_path: Path) -> None:
+    """The scheduler keeps what wakes a node in memory (patterns/engine/wake_index.py),
+    loaded from the store when it starts: a reader that read everything is not run again
+    at the start, and rows committed while the server was stopped wake it once."""
+    served.queue("first001")
+    wait_for(lambda: served.succeeded("relay001", 1), "the relay's first run")
+    wait_for(served.idle, "the first runs to settle")
+    served.stop()
+
+    again = Served(served.root)
+    try:
+        assert _index_woken(again) == []  # (up to date: nothing to do at the start)
+        _commit_outside(again.engine, 20)
+        again.scheduler.notify(committed=True)
+        runs = wait_for(lambda: again.succeeded("relay001", 2), "the relay woken by row 20")
+        assert [r.rows_read for r in runs] == [{"events": 3}, {"events": 1}]
+        wait_for(again.idle, "the runs to settle")
+    finally:
+        again.stop()
+
+    stopped = Engine(load_app(served.root))
+    try:
+        _commit_outside(stopped, 30)  # (while no scheduler serves the app)
+    finally:
+        stopped.close()
+    third = Served(served.root)
+    try:
+        wait_for(lambda: third.succeeded("relay001", 3), "the relay woken at start")
+        wait_for(third.idle, "the runs to settle")
+        assert [r.rows_read for r in third.runs("relay001")] == \
+            [{"events": 3}, {"events": 1}, {"events": 1}]
+        assert third.out() == [0, 1, 2, 20, 30]
+    finally:
+        third.stop()

@@ -162,6 +162,20 @@ def test_the_commit_log(store: Store) -> None:
     assert set(last) == {"t", "quiet", "u"} and last["u"] >= last["t"]
 
 
+def test_the_last_waking_commit_of_each_table_by_each_writer(store: Store) -> None:
+    start = store.last_commit()
+    append(store, "t", [{"n": 1}], node="w1")
+    second = append(store, "t", [{"n": 2}], node="w1")
+    by_w2 = append(store, "t", [{"n": 3}], node="w2")
+    append(store, "t", [{"n": 4}], node="w2", wakes=False)  # (wakes nobody: not counted)
+    other = append(store, "u", [{"n": 1}], node="w1")
+    with store.read() as view:
+        assert view.commits.last_by_writer(start) == \
+            {("t", "w1"): second.seq, ("t", "w2"): by_w2.seq, ("u", "w1"): other.seq}
+        assert view.commits.last_by_writer(by_w2.seq) == {("u", "w1"): other.seq}
+        assert view.commits.last_by_writer(store.last_commit()) == {}
+
+
 def test_runs_of_live_nodes_are_spared_and_an_item_starts_once(store: Store) -> None:
     with store.transaction() as tx:
         tx.runs.insert(run("RUN-A", "a", "running"))
