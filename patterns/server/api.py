@@ -243,7 +243,7 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
     def list_nodes(app: str) -> list[NodeOut]:
         svc = service(app)
         with svc.engine.store.read() as view:
-            last = {r.node_id: r for r in reversed(view.runs.recent(None, 1000))}
+            last = view.runs.latest()
             upcoming = _next_runs(svc.app, view)
         # A component or subgraph shows as one node, with the latest run of its members.
         for n in svc.app.nodes:
@@ -293,9 +293,7 @@ def create_app(hub: Hub, access: Access) -> FastAPI:
         svc = service(app)
         node_id = node_of(svc, node).id if node else None
         with svc.engine.store.read() as view:
-            runs = view.runs.recent(node_id, limit if status is None else 1000)
-        if status is not None:
-            runs = [r for r in runs if r.status == status][:limit]
+            runs = view.runs.recent(node_id, limit, status)
         return [_run_out(r) for r in runs]
 
     def find_run(svc: AppService, run_id: str) -> Any:

@@ -124,8 +124,11 @@ class RunRepository(Protocol):
         """The run with this id, or the only one whose id starts or ends with it."""
     def matching(self, fragment: str, limit: int = 6) -> list[str]:
         """Ids of runs whose id is, starts with or ends with ``fragment`` (newest first)."""
-    def recent(self, node_id: str | None = None, limit: int = 50) -> list[RunRecord]:
-        """Runs (of one node, or all), newest first."""
+    def recent(self, node_id: str | None = None, limit: int = 50,
+               status: str | None = None) -> list[RunRecord]:
+        """Runs (of one node, or all; of one status, or any), newest first."""
+    def latest(self) -> dict[str, RunRecord]:
+        """Each node's newest run, however long ago it was."""
     def latest_status(self) -> dict[str, str]:
         """Each node's newest run's status."""
     def nodes_that_ran(self) -> set[str]: ...

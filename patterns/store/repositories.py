@@ -115,11 +115,21 @@ class Runs:
             f"SELECT id FROM {META}.runs WHERE {_MATCHES} ORDER BY queued_at DESC, id DESC "
             f"LIMIT ?", [*[fragment] * 5, limit])]
 
-    def recent(self, node_id: str | None = None, limit: int = 50) -> list[RunRecord]:
-        where, params = ("WHERE node_id = ?", [node_id]) if node_id else ("", [])
+    def recent(self, node_id: str | None = None, limit: int = 50,
+               status: str | None = None) -> list[RunRecord]:
+        conditions = [(c, v) for c, v in (("node_id = ?", node_id), ("status = ?", status))
+                      if v is not None]
+        where = f"WHERE {' AND '.join(c for c, _ in conditions)}" if conditions else ""
         return [_run(r) for r in self.con.rows(
             f"SELECT {_RUN_COLUMNS} FROM {META}.runs {where} ORDER BY queued_at DESC, id DESC "
-            f"LIMIT ?", [*params, limit])]
+            f"LIMIT ?", [*(v for _, v in conditions), limit])]
+
+    def latest(self) -> dict[str, RunRecord]:
+        """Each node's latest run, however long ago it was."""
+        return {r.node_id: r for r in map(_run, self.con.rows(
+            f"SELECT {_RUN_COLUMNS} FROM (SELECT {_RUN_COLUMNS}, row_number() OVER "
+            f"(PARTITION BY node_id ORDER BY queued_at DESC, id DESC) AS latest "
+            f"FROM {META}.runs) ranked WHERE latest = 1"))}
 
     def latest_status(self) -> dict[str, str]:
         return {str(n): str(s) for n, s in self.con.rows(

@@ -397,3 +397,51 @@ def test_cancelling_a_running_sql_node_interrupts_its_statements(tmp_path: Path,
     assert final["status"] == "cancelled"
     assert time.monotonic() - started < 10
     assert server.rows("longsql", "heavy_out") == []
+
+
+BUSY = """
+title: Busy
+functions:
+  - node_file: hot.py
+    id: hot00001
+    trigger: manual
+  - node_file: quiet.py
+    id: quiet001
+    trigger: manual
+"""
+
+
+def test_a_nodes_last_run_and_an_old_failure_show_behind_a_long_history(
+        tmp_path: Path, serve: Any) -> None:
+    """The node list shows each node's latest run and the run list finds runs of a status
+    however many newer runs there are (both once looked only among the newest 1,000)."""
+    import datetime as dt
+
+    from patterns.engine.engine import Engine
+    from patterns.graph.loader import load_app
+    from patterns.store.model import RunRecord
+
+    root = write_app(tmp_path / "busy", BUSY, {"hot.py": "print('hot')\n",
+                                               "quiet.py": "raise SystemExit(3)\n"})
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def run(n: int, node: str, status: str) -> RunRecord:
+        at = start + dt.timedelta(seconds=n)
+        return RunRecord(id=f"R{n:08d}", node_id=node, node_title=f"{node}.py",
+                         trigger="manual", status=status, queued_at=at, started_at=at,
+                         ended_at=at)
+
+    with Engine(load_app(root)) as engine, engine.store.transaction() as tx:  # (history)
+        tx.runs.insert(run(0, "quiet001", "failed"))
+        tx.runs.insert(run(1, "hot00001", "failed"))
+        for n in range(2, 1_203):
+            tx.runs.insert(run(n, "hot00001", "succeeded"))
+    server = serve(root)
+    nodes = {n["id"]: n for n in server.get("/apps/busy/nodes")}
+    assert nodes["quiet001"]["last_run"]["id"] == "R00000000"
+    assert nodes["quiet001"]["last_run"]["status"] == "failed"
+    assert nodes["hot00001"]["last_run"]["id"] == "R00001202"
+    failed = server.get("/apps/busy/runs?status=failed")
+    assert [r["id"] for r in failed] == ["R00000001", "R00000000"]
+    hot = server.get("/apps/busy/runs?status=failed&node=hot.py&limit=5")
+    assert [r["id"] for r in hot] == ["R00000001"]

@@ -37,6 +37,9 @@ def test_runs(store: Store) -> None:
                                                 "01AAAA000000000000000XYZ01"]
         assert [r.id[-2:] for r in view.runs.recent()] == ["03", "02", "01"]
         assert [r.id[-2:] for r in view.runs.recent("a", 1)] == ["02"]
+        assert [r.id[-2:] for r in view.runs.recent(None, 5, "succeeded")] == ["01"]
+        assert [r.id[-2:] for r in view.runs.recent("b", 5, "succeeded")] == []
+        assert {n: r.id[-2:] for n, r in view.runs.latest().items()} == {"a": "02", "b": "03"}
         assert view.runs.latest_status() == {"a": "failed", "b": "running"}
         assert view.runs.nodes_that_ran() == {"a", "b"}
         assert view.runs.seen_commits(succeeded_only=True) == {"a": 3}
