@@ -32,6 +32,7 @@ from patterns.engine.livelog import LiveLog, live_log_path
 from patterns.engine.masking import Masker, masker_for, secret_strings
 from patterns.engine.parameters import resolve_parameters
 from patterns.engine.run_start import StartRecord
+from patterns.engine.run_statuses import RunStatuses
 from patterns.engine.secrets import SecretStore
 from patterns.engine.session import RunSession, store_rules
 from patterns.engine.storages import ExternalTable, external_tables
@@ -103,6 +104,8 @@ class Engine:
         self.claims = Claims(self.store)
         self.claims.on_lost = self._claim_lost
         self.live = LiveLog(live_log_path(self.home))
+        #: Each node's newest run's status, kept here when no other engine shares the store.
+        self.statuses = None if self.claims.shared else RunStatuses(self.store)
         self.reporter: Reporter = reporter or SilentReporter()
         self.launcher: Launcher = launcher or ProcessLauncher()
         self.environments = environments or Environments()
@@ -472,10 +475,14 @@ class Engine:
         return run_sql_node(session, limit, say)
 
     def _started(self, record: RunRecord) -> None:
+        if self.statuses is not None:
+            self.statuses.seen(record)
         self.live.start(record)
         self.reporter.run_started(record)
 
     def _finished(self, record: RunRecord) -> None:
+        if self.statuses is not None:
+            self.statuses.seen(record)
         self.live.end(record)
         self.reporter.run_finished(record)
         self.alerts.run_ended(record)

@@ -33,10 +33,19 @@ class StreamOut(BaseModel):
     order_by: str | None = None
 
 
+def _statuses(svc: AppService) -> dict[str, str]:
+    """Each node's last run status: the engine's (run_statuses.py), else the store's."""
+    kept = svc.engine.statuses
+    if kept is not None:
+        return kept.current()
+    with svc.engine.store.read() as view:
+        return view.runs.latest_status()
+
+
 def snapshot(svc: AppService) -> tuple[dict[str, str], dict[str, int]]:
     """Each node's last run status (``running`` while it runs) and each table's rows."""
+    status = _statuses(svc)
     with svc.engine.store.read() as view:
-        status = view.runs.latest_status()
         counts: dict[str, int] = {}
         for meta in view.tables.all():
             with contextlib.suppress(Exception):  # (a table being replaced this instant)
@@ -52,8 +61,7 @@ def live_snapshot(svc: AppService, counted: tuple[int, float, dict[str, int]] | 
     seq = svc.engine.store.last_commit()
     if counted is not None and counted[0] == seq and \
             time.monotonic() - counted[1] < RECOUNT_SECONDS:
-        with svc.engine.store.read() as view:
-            return view.runs.latest_status(), counted[2], counted
+        return _statuses(svc), counted[2], counted
     status, counts = snapshot(svc)
     return status, counts, (seq, time.monotonic(), counts)
 

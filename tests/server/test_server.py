@@ -422,7 +422,7 @@ def test_a_nodes_last_run_and_an_old_failure_show_behind_a_long_history(
     from patterns.store.model import RunRecord
 
     root = write_app(tmp_path / "busy", BUSY, {"hot.py": "print('hot')\n",
-                                               "quiet.py": "raise SystemExit(3)\n"})
+                                               "quiet.py": "print('quiet')\n"})
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
     def run(n: int, node: str, status: str) -> RunRecord:
@@ -445,3 +445,9 @@ def test_a_nodes_last_run_and_an_old_failure_show_behind_a_long_history(
     assert [r["id"] for r in failed] == ["R00000001", "R00000000"]
     hot = server.get("/apps/busy/runs?status=failed&node=hot.py&limit=5")
     assert [r["id"] for r in hot] == ["R00000001"]
+    # The Studio's live status: from the history first, then as runs start and end.
+    assert server.get("/apps/busy/events")["nodes"] == {"quiet001": "failed",
+                                                        "hot00001": "succeeded"}
+    server.post("/apps/busy/nodes/quiet.py/trigger")
+    server.wait_for(lambda: server.get("/apps/busy/events")["nodes"]["quiet001"] ==
+                    "succeeded", what="quiet.py's new run in the live status")
