@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,23 @@ def test_across_restarts_only_rows_the_reader_has_not_read_wake_it(
         assert third.out() == [0, 1, 2, 20, 30]
     finally:
         third.stop()
+
+
+def test_commits_landing_throughout_the_readers_runs_wake_it_for_each_row_once(
+        served: Served) -> None:
+    """Webhook-like commits one after another while the relay's runs start and end: the
+    scheduler's looks (from what it keeps in memory) race each run's end and each commit.
+    Every row reaches ``out`` with no later commit to wake the relay, each is read once, and
+    no run of the relay reads nothing (woken for rows it had already read)."""
+    sent = [100 + i for i in range(120)]
+    for i, n in enumerate(sent):
+        _commit_outside(served.engine, n)
+        served.scheduler.notify(committed=True)
+        time.sleep(0.004 * (i % 7))  # (bursts and pauses, as a webhook's commits come)
+    wait_for(lambda: served.out() == sent, "every row in out, without a later commit")
+    wait_for(served.idle, "the runs to settle")
+    runs = served.runs("relay001")
+    assert [r.status for r in runs] == ["succeeded"] * len(runs)
+    assert [r.id for r in runs if not (r.rows_read or {}).get("events")] == []
+    assert sum(r.rows_read["events"] for r in runs) == len(sent)
+    assert _index_woken(served) == [] and _woken(served) == []  # (nothing left to wake it)
