@@ -285,8 +285,11 @@ def _not_faithful(col: pa.ChunkedArray) -> bool:
             t = a.type
             if pa.types.is_struct(t):
                 for j in range(t.num_fields):
-                    if not t.field(j).name:
-                        return True  # DuckDB takes a struct with an empty key for a list
+                    key = t.field(j).name
+                    if not key or "\x00" in key:
+                        # DuckDB takes a struct with an empty key for a list, and ends a
+                        # key at its first NUL ("a\x00b" comes back as "a")
+                        return True
                     child = a.field(j)
                     if child.null_count:
                         return True
