@@ -25,6 +25,7 @@ import functools
 import json
 import logging
 import os
+import selectors
 import socket
 import subprocess
 import sys
@@ -33,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from patterns.engine.run_threads import RUN_THREADS
 from patterns.engine.warm_worker import WarmWorker, WarmWorkerError, kill_group, node_env
@@ -49,6 +50,7 @@ MAX_LOG_BYTES = 2_000_000
 STDERR_MARK = "\x1f"  # the node runner marks its stderr lines with this
 LOG_MARK = "\x1e"  # and the lines of logging records, with their level
 EXIT_MARK = "\x1d\x1dexit "  # a forked run's last line: its exit code
+_EXIT_MARK = EXIT_MARK.encode()
 #: Seconds a run that has ended is given to close its output pipes before its process group
 #: is killed (a child it left running may hold them open).
 PIPES_CLOSE_SECONDS = 0.05
@@ -115,6 +117,13 @@ class _Child(Protocol):
 
     def kill(self, running: bool) -> None:
         """End the run and everything it started (``running``: it has not ended itself)."""
+
+    def exit_fd(self) -> int | None:
+        """A descriptor that becomes readable when the run's process has ended (None: the
+        watcher asks :meth:`wait` now and then instead)."""
+
+    def release(self) -> None:
+        """Let go of what watching the run held, once the run is over."""
 
 
 class ProcessLauncher:
@@ -234,38 +243,48 @@ class ProcessLauncher:
 
     def _watch(self, child: _Child, time_limit: float, capture: LogCapture, on_line: OnLine,
                on_start: Callable[[int], None] | None, out_r: int, err_r: int) -> Exit:
+        """Read the run's output and wait for its end, on this one thread (a selector over
+        its two pipes and the descriptor that tells its exit): a run needs no thread of its
+        own for either, and no hand-over between threads on its path."""
         if on_start is not None:
             on_start(child.pid)
         ending = _Ending()
-        # (on threads kept from earlier runs: see patterns.engine.run_threads)
-        readers = [
-            RUN_THREADS.start(functools.partial(_pump, os.fdopen(fd, "rb"), stream, capture,
-                                                on_line, ending))
-            for fd, stream in ((out_r, "stdout"), (err_r, "stderr"))
-        ]
-        # The run is over when its process says so (a forked run announces its exit code on
-        # stdout before its address space is torn down) or when it has ended.
-        RUN_THREADS.start(lambda: ending.set(child.wait(None)))
-        timed_out = not ending.done.wait(time_limit)
-        if timed_out:
-            child.kill(running=True)
-            ending.done.wait(30)
-        else:
-            # A forked run closes its output pipes right after announcing its exit: read
-            # them to their end before killing its group. Killed between the two, it would
-            # close them only once the kernel had torn down its memory (the warm worker's
-            # 125 MB: 1-3 ms on the run's path).
-            deadline = time.monotonic() + PIPES_CLOSE_SECONDS
-            for reader in readers:
-                reader.join(timeout=max(0.0, deadline - time.monotonic()))
-        # The node may have left children holding its pipes: end them all.
-        child.kill(running=False)
-        channel = getattr(child, "channel", None)
-        if channel is not None:  # (its thread ends, whoever still holds the run's end)
-            with contextlib.suppress(OSError):
-                channel.shutdown(socket.SHUT_RDWR)
-        for reader in readers:
-            reader.join(timeout=5)
+        outputs = {out_r: _Output("stdout", capture, on_line, ending),
+                   err_r: _Output("stderr", capture, on_line, ending)}
+        selector = selectors.DefaultSelector()
+        exit_fd = child.exit_fd()
+        try:
+            for fd in outputs:
+                os.set_blocking(fd, False)
+                selector.register(fd, selectors.EVENT_READ)
+            if exit_fd is not None:
+                selector.register(exit_fd, selectors.EVENT_READ)
+            watch = _Watch(child, selector, outputs, exit_fd, ending)
+            # The run is over when its process says so (a forked run announces its exit code
+            # on stdout before its address space is torn down) or when it has ended.
+            timed_out = not watch.until(ending.done.is_set, time_limit)
+            if timed_out:
+                child.kill(running=True)
+                watch.until(ending.done.is_set, 30)
+            else:
+                # A forked run closes its output pipes right after announcing its exit:
+                # read them to their end before killing its group. Killed between the two,
+                # it would close them only once the kernel had torn down its memory (the
+                # warm worker's 125 MB: 1-3 ms on the run's path).
+                watch.until(watch.pipes_closed, PIPES_CLOSE_SECONDS)
+            # The node may have left children holding its pipes: end them all.
+            child.kill(running=False)
+            channel = getattr(child, "channel", None)
+            if channel is not None:  # (its thread ends, whoever still holds the run's end)
+                with contextlib.suppress(OSError):
+                    channel.shutdown(socket.SHUT_RDWR)
+            watch.until(watch.pipes_closed, 5)
+        finally:
+            selector.close()
+            for fd, output in outputs.items():
+                output.end()
+                os.close(fd)
+            child.release()
         return Exit(ending.code, timed_out)
 
     def _start(self, python: str, cwd: Path, env: dict[str, str], config: bytes, out_w: int,
@@ -345,6 +364,20 @@ class _ColdChild:
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         self.pid = proc.pid
+        self._pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # (Linux 5.3 and later)
+            self._pidfd = os.pidfd_open(proc.pid)
+
+    def exit_fd(self) -> int | None:
+        return self._pidfd
+
+    def release(self) -> None:
+        # Its group was killed: collect the process (a node that escaped the group by
+        # ``setsid`` is not this process, which ends with the group).
+        self.wait(5)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
     def wait(self, timeout: float | None) -> int | None:
         try:
@@ -370,21 +403,116 @@ class _Ending:
             self.done.set()
 
 
-def _pump(pipe: IO[bytes], stream: str, capture: LogCapture, on_line: OnLine,
-          ending: _Ending) -> None:
-    with pipe:
-        for raw in iter(pipe.readline, b""):
-            text = raw.decode("utf-8", errors="replace").rstrip("\n")
-            if text.startswith(EXIT_MARK) and stream == "stdout":
-                with contextlib.suppress(ValueError):
-                    ending.set(int(text[len(EXIT_MARK):]))
-                    continue
-            which, level = stream, None
-            if text.startswith(STDERR_MARK):  # the node's Python stderr, sent in order on stdout
-                which, text = "stderr", text[1:]
-            elif text.startswith(LOG_MARK) and text.count(LOG_MARK) >= 2:  # a logging record
-                level, text = text[1:].split(LOG_MARK, 1)
-                which = "log"
-            shown = capture.add(which, text, level)
+class _Output:
+    """One of the run's output streams, cut into lines as its bytes come (a line may come
+    in several reads; the last one may have no newline)."""
+
+    def __init__(self, stream: str, capture: LogCapture, on_line: OnLine,
+                 ending: _Ending) -> None:
+        self.stream = stream
+        self.capture = capture
+        self.on_line = on_line
+        self.ending = ending
+        self.partial = bytearray()
+        self.closed = False
+
+    def feed(self, data: bytes) -> None:
+        end = data.rfind(b"\n")
+        if end < 0:
+            self.partial += data
+            return
+        if self.partial:
+            self.partial += data[:end]
+            lines = bytes(self.partial).split(b"\n")
+        else:
+            lines = data[:end].split(b"\n")
+        self.partial = bytearray(data[end + 1:])
+        for raw in lines:
+            self.line(raw)
+
+    def end(self) -> None:
+        """Its pipe has closed (or is no longer read): what is left is its last line."""
+        if self.partial:
+            self.line(bytes(self.partial))
+            self.partial.clear()
+        self.closed = True
+
+    def line(self, raw: bytes) -> None:
+        mark = raw.rfind(_EXIT_MARK) if self.stream == "stdout" else -1
+        if mark >= 0:
+            # (after the node's last line, or after what it wrote with no newline at its end)
+            with contextlib.suppress(ValueError):
+                code = int(raw[mark + len(_EXIT_MARK):])
+                if mark:
+                    self.line(raw[:mark])
+                self.ending.set(code)
+                return
+        text = raw.decode("utf-8", errors="replace")
+        which, level = self.stream, None
+        if text.startswith(STDERR_MARK):  # the node's Python stderr, sent in order on stdout
+            which, text = "stderr", text[1:]
+        elif text.startswith(LOG_MARK) and text.count(LOG_MARK) >= 2:  # a logging record
+            level, text = text[1:].split(LOG_MARK, 1)
+            which = "log"
+        try:
+            shown = self.capture.add(which, text, level)
             if shown is not None:
-                on_line(which, shown, level)
+                self.on_line(which, shown, level)
+        except Exception:  # (one line lost to a failing listener; the run goes on)
+            log.exception("a line of a run's output could not be kept")
+
+
+class _Watch:
+    """The selector loop of :meth:`ProcessLauncher._watch`."""
+
+    #: How often the exit is asked for when the process gives no descriptor for it.
+    POLL_SECONDS = 0.05
+
+    def __init__(self, child: _Child, selector: selectors.BaseSelector,
+                 outputs: dict[int, _Output], exit_fd: int | None, ending: _Ending) -> None:
+        self.child = child
+        self.selector = selector
+        self.outputs = outputs
+        self.exit_fd = exit_fd
+        self.ending = ending
+
+    def pipes_closed(self) -> bool:
+        return all(output.closed for output in self.outputs.values())
+
+    def until(self, done: Callable[[], bool], seconds: float) -> bool:
+        """Read and wait until ``done()`` or ``seconds`` have passed; whether it is done."""
+        deadline = time.monotonic() + seconds
+        while not done():
+            if self.exit_fd is None and not self.ending.done.is_set():
+                code = self.child.wait(0)
+                if code is not None:
+                    self.ending.set(code)
+                    continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.exit_fd is None:
+                left = min(left, self.POLL_SECONDS)
+            if not self.selector.get_map():  # (both pipes closed)
+                if self.exit_fd is not None:  # (and its exit told: nothing to wait for)
+                    return done()
+                time.sleep(left)
+                continue
+            for key, _ in self.selector.select(left):
+                if key.fd == self.exit_fd:
+                    self.selector.unregister(key.fd)
+                    self.ending.set(self.child.wait(5))
+                    continue
+                output = self.outputs[key.fd]
+                try:
+                    data = os.read(key.fd, 65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if data:
+                    output.feed(data)
+                else:
+                    self.selector.unregister(key.fd)
+                    output.end()
+        return True

@@ -165,6 +165,12 @@ class _WarmChild:
         with contextlib.suppress(OSError):
             self.conn.sendall(b"kill\n")
 
+    def exit_fd(self) -> int | None:
+        return self.conn.fileno()  # (its exit is told on it, then it is closed)
+
+    def release(self) -> None:
+        self.conn.close()
+
     def wait(self, timeout: float | None) -> int | None:
         try:
             message = self.messages.read(timeout)

@@ -75,6 +75,35 @@ def test_cold_start_behaves_the_same(app_runner: Any) -> None:
     assert f"ppid {os.getpid()}" in lines  # started by the engine itself
 
 
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
+def test_output_is_cut_into_the_lines_the_node_wrote(app_runner: Any, warm: bool) -> None:
+    """The engine reads a run's pipes as bytes come: a line written in pieces, a line
+    longer than one read, lines of both streams and a last line with no newline each
+    come out whole, and the exit waits for nothing the node still had to say."""
+    app = app_runner({"pieces.py": """
+        import os, sys, time
+        for piece in ("writ", "ten in ", "pieces"):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+            time.sleep(0.05)
+        print()
+        print("x" * 200_000 + "end")
+        os.write(2, b"raw err 1\\nraw ")
+        time.sleep(0.05)
+        os.write(2, b"err 2\\n")
+        sys.stdout.write("no newline at the end")
+    """}, [])
+    if not warm:
+        app.engine.launcher.close()
+        app.engine.launcher = ProcessLauncher(warm=False)
+    record = app.run_node("pieces")
+    assert record.status == "succeeded", record.error
+    lines = log_lines(app, record)
+    assert lines[0] == "written in pieces"
+    assert lines[1] == "x" * 200_000 + "end"
+    assert sorted(lines[2:]) == ["no newline at the end", "raw err 1", "raw err 2"]
+
+
 def test_exit_codes_and_signals_come_through_the_warm_worker(app_runner: Any) -> None:
     app = app_runner({
         "exits.py": "import sys\nsys.exit(3)\n",
