@@ -9,7 +9,7 @@ same pages: the same runtime, the same conversions, the same channel.
 
 So a run now and then reports which of the worker's pages it came to own (from
 ``/proc/self/pagemap``: the pages of its private writable mappings mapped only by itself,
-at its end less those its spare owned when the run was handed over), into a small shared
+at its end less those its spare owned when the run was handed over; :class:`PageWatch`), into a small shared
 mapping the worker made for it (:class:`PageLog`). The worker keeps the pages both of the
 last two reports hold (:func:`common`), and each later spare asks the kernel to copy them
 (``madvise(MADV_POPULATE_WRITE)``, one call per run of pages, no data changed) while it
@@ -71,44 +71,78 @@ class PageLog:
         self.map.close()
 
 
-def owned_pages() -> object:
-    """The pages (numbers: address // PAGE, a sorted numpy array) of this process's private
-    writable mappings that it alone maps, copied or first written since the fork; empty
-    if the kernel does not say."""
-    import numpy as np
+class PageWatch:
+    """What this process comes to own from now on: made by a spare before its run, asked
+    by the run at its end (:meth:`written`).
 
-    found = []
-    try:
-        with open("/proc/self/maps") as maps:
-            areas = [line.split() for line in maps]
-        with open("/proc/self/pagemap", "rb", buffering=0) as pagemap:
-            for area in areas:
+    The areas to look at (its private writable mappings) and a buffer for their pagemap
+    entries are found and written now, so that at the end the entries are read straight
+    into that buffer: no page is written between the run's last line and the reading but
+    the few a call writes. (Reading with fresh buffers, as this first did, wrote ~240 pages
+    of their own before the reads, and every later spare copied them too.)"""
+
+    def __init__(self) -> None:
+        import numpy as np
+
+        self.areas: list[tuple[int, int, int]] = []  # (first page, count, buffer offset)
+        self.entries = np.zeros(0, dtype=np.uint64)
+        self.before = np.zeros(0, dtype=np.int64)
+        try:
+            with open("/proc/self/maps") as maps:
+                lines = [line.split() for line in maps]
+            offset = 0
+            for area in lines:
                 if len(area) < 5 or area[1][:2] != "rw" or area[1][3] != "p":
                     continue
                 low, high = (int(x, 16) for x in area[0].split("-"))
-                first, count = low // PAGE, (high - low) // PAGE
-                entries = np.frombuffer(os.pread(pagemap.fileno(), count * 8, first * 8),
-                                        dtype=np.uint64)
-                mine = (entries & np.uint64(_PRESENT | _EXCLUSIVE)) \
-                    == np.uint64(_PRESENT | _EXCLUSIVE)
-                found.append(np.flatnonzero(mine).astype(np.int64) + first)
-    except (OSError, ValueError):
-        return np.zeros(0, dtype=np.int64)
-    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+                self.areas.append((low // PAGE, (high - low) // PAGE, offset))
+                offset += (high - low) // PAGE
+            self.entries = np.zeros(offset, dtype=np.uint64)  # (written: its pages are ours)
+            raw = memoryview(self.entries).cast("B")
+            self.reads = [(first * 8, raw[at * 8:(at + count) * 8])
+                          for first, count, at in self.areas]
+            self.pagemap = open("/proc/self/pagemap", "rb", buffering=0)  # noqa: SIM115
+            # Twice: the pages the first one's arrays were put in are then owned before the
+            # second reads, as they will be when the run's end reads.
+            self._owned()
+            self.before = self._owned()
+        except (OSError, ValueError):
+            self.areas = []
 
+    def _owned(self) -> object:
+        """The pages (numbers: address // PAGE, sorted) of those areas this process alone
+        maps, copied or first written since the fork; empty if the kernel does not say."""
+        import numpy as np
 
-def written_since(before: object) -> Ranges:
-    """The pages this process has come to own since :func:`owned_pages` gave ``before``,
-    as runs of pages (what a run wrote, not what its spare did while waiting)."""
-    import numpy as np
+        fd = self.pagemap.fileno()
+        for offset, view in self.reads:  # (nothing allocated until every entry is read)
+            os.preadv(fd, [view], offset)
+        mine = (self.entries & np.uint64(_PRESENT | _EXCLUSIVE)) \
+            == np.uint64(_PRESENT | _EXCLUSIVE)
+        found = np.flatnonzero(mine)
+        pages = np.empty(len(found), dtype=np.int64)
+        for first, count, at in self.areas:
+            low, high = np.searchsorted(found, (at, at + count))
+            pages[low:high] = found[low:high] - at + first
+        return pages
 
-    pages = np.setdiff1d(np.asarray(owned_pages()), np.asarray(before), assume_unique=True)
-    if not len(pages):
-        return []
-    breaks = np.flatnonzero(np.diff(pages) != 1) + 1
-    starts = np.concatenate(([0], breaks))
-    ends = np.concatenate((breaks, [len(pages)]))
-    return [(int(pages[a]) * PAGE, int(b - a)) for a, b in zip(starts, ends, strict=True)]
+    def written(self) -> Ranges:
+        """The pages this process has come to own since the watch was made, as runs of
+        pages (what a run wrote, not what its spare did while waiting)."""
+        import numpy as np
+
+        if not self.areas:
+            return []
+        try:
+            pages = np.setdiff1d(self._owned(), self.before, assume_unique=True)
+        except (OSError, ValueError):
+            return []
+        if not len(pages):
+            return []
+        breaks = np.flatnonzero(np.diff(pages) != 1) + 1
+        starts = np.concatenate(([0], breaks))
+        ends = np.concatenate((breaks, [len(pages)]))
+        return [(int(pages[a]) * PAGE, int(b - a)) for a, b in zip(starts, ends, strict=True)]
 
 
 def common(one: Ranges, other: Ranges) -> Ranges:

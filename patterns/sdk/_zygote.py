@@ -51,7 +51,7 @@ import sys
 import warnings
 from typing import Any
 
-from patterns.sdk._prefault import PageLog, Ranges, common, owned_pages, populate, written_since
+from patterns.sdk._prefault import PageLog, PageWatch, Ranges, common, populate
 
 PRELOAD = ("pyarrow", "pyarrow.flight", "pyarrow.compute", "numpy", "pandas")
 MAX_REQUEST = 4 << 20
@@ -277,7 +277,7 @@ class Zygote:
                     populate(self.pages)
                 connection = _preconnect(self.engine_uri)
                 # (one that reports: what it owns now, every spare copies anyway)
-                before = owned_pages() if log is not None else None
+                before = PageWatch() if log is not None else None
                 request, fds = _receive(theirs)
                 theirs.close()
                 # No request: retired unused, the zygote went away or ended.
@@ -352,7 +352,7 @@ class Zygote:
         code = _runner.main(connection, config)
         if report is not None:  # the pages the run wrote, for later spares to copy
             with contextlib.suppress(Exception):
-                report[0].write(written_since(report[1]))
+                report[0].write(report[1].written())
         return _finish(code)
 
     def reap(self) -> None:
