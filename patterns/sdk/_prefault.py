@@ -26,6 +26,7 @@ import functools
 import mmap
 import os
 import struct
+from typing import Any
 
 PAGE = mmap.PAGESIZE
 MADV_POPULATE_WRITE = 23  # (Linux 5.14)
@@ -85,8 +86,8 @@ class PageWatch:
         import numpy as np
 
         self.areas: list[tuple[int, int, int]] = []  # (first page, count, buffer offset)
-        self.entries = np.zeros(0, dtype=np.uint64)
-        self.before = np.zeros(0, dtype=np.int64)
+        self.entries: Any = np.zeros(0, dtype=np.uint64)
+        self.before: Any = np.zeros(0, dtype=np.int64)
         try:
             with open("/proc/self/maps") as maps:
                 lines = [line.split() for line in maps]
@@ -109,7 +110,7 @@ class PageWatch:
         except (OSError, ValueError):
             self.areas = []
 
-    def _owned(self) -> object:
+    def _owned(self) -> Any:
         """The pages (numbers: address // PAGE, sorted) of those areas this process alone
         maps, copied or first written since the fork; empty if the kernel does not say."""
         import numpy as np
