@@ -1,11 +1,12 @@
-"""Threads kept for the work every local run has beside it: reading its output pipes,
-waiting for its exit, serving its control channel.
+"""Threads kept for the work every local run has beside it: serving its control channel
+(its output and exit are watched by the thread that waits for the run, see
+:meth:`patterns.engine.launcher.ProcessLauncher._watch`).
 
-Each run needs four such threads for its whole life. Starting a thread waits until the new
-thread is scheduled (``Thread.start``), which on a busy machine took up to 4 ms (p99; p50
-0.06 ms), four times per run, on the run's critical path. Finished threads wait here for the
-next run's work instead, so a run that follows another starts none; one left idle for
-:data:`IDLE_SECONDS` ends. They are daemon threads, as the ones started per run were.
+Each run needed four such threads for its whole life before that, and still needs one.
+Starting a thread waits until the new thread is scheduled (``Thread.start``), which on a
+busy machine took up to 4 ms (p99; p50 0.06 ms), on the run's critical path. Finished
+threads wait here for the next run's work instead, so a run that follows another starts
+none; one left idle for :data:`IDLE_SECONDS` ends. They are daemon threads, as the ones started per run were.
 """
 
 from __future__ import annotations
