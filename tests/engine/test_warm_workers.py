@@ -286,10 +286,10 @@ def test_what_a_process_does_after_its_final_checkpoint_is_kept(app_runner: Any)
 
 
 def test_runs_in_turn_keep_their_own_output_on_kept_threads(app_runner: Any) -> None:
-    """The threads that read a run's output, wait for its exit and serve its control
-    channel are kept for the next runs (patterns/engine/run_threads.py): each run's log
-    still holds its own lines only, stderr included, and the engine's threads do not grow
-    with the number of runs."""
+    """The thread that serves a run's control channel is kept for the next runs
+    (patterns/engine/run_threads.py), and its output is read by the thread that waits for
+    it: each run's log still holds its own lines only, stderr included, and the engine's
+    threads do not grow with the number of runs."""
     import threading
 
     app = app_runner({
