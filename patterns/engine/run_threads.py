@@ -6,7 +6,8 @@ Each run needed four such threads for its whole life before that, and still need
 Starting a thread waits until the new thread is scheduled (``Thread.start``), which on a
 busy machine took up to 4 ms (p99; p50 0.06 ms), on the run's critical path. Finished
 threads wait here for the next run's work instead, so a run that follows another starts
-none; one left idle for :data:`IDLE_SECONDS` ends. They are daemon threads, as the ones started per run were.
+none; one left idle for :data:`IDLE_SECONDS` ends. They are daemon threads, as the ones
+started per run were.
 """
 
 from __future__ import annotations

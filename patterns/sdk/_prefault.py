@@ -9,8 +9,8 @@ same pages: the same runtime, the same conversions, the same channel.
 
 So a run now and then reports which of the worker's pages it came to own (from
 ``/proc/self/pagemap``: the pages of its private writable mappings mapped only by itself,
-at its end less those its spare owned when the run was handed over; :class:`PageWatch`), into a small shared
-mapping the worker made for it (:class:`PageLog`). The worker keeps the pages both of the
+at its end less those its spare owned when the run was handed over; :class:`PageWatch`),
+into a small shared mapping the worker made for it (:class:`PageLog`). The worker keeps the pages both of the
 last two reports hold (:func:`common`), and each later spare asks the kernel to copy them
 (``madvise(MADV_POPULATE_WRITE)``, one call per run of pages, no data changed) while it
 waits for its run. Everything here is an optimisation: any failure (an old kernel, no
@@ -138,6 +138,8 @@ class PageWatch:
             pages = np.setdiff1d(self._owned(), self.before, assume_unique=True)
         except (OSError, ValueError):
             return []
+        finally:
+            self.pagemap.close()  # (asked once, at the run's end: no descriptor left to it)
         if not len(pages):
             return []
         breaks = np.flatnonzero(np.diff(pages) != 1) + 1

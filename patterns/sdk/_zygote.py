@@ -277,12 +277,12 @@ class Zygote:
                     populate(self.pages)
                 connection = _preconnect(self.engine_uri)
                 # (one that reports: what it owns now, every spare copies anyway)
-                before = PageWatch() if log is not None else None
+                watch = PageWatch() if log is not None else None
                 request, fds = _receive(theirs)
                 theirs.close()
                 # No request: retired unused, the zygote went away or ended.
                 code = 0 if request is None else self.become_node(
-                    request, fds, connection, None if log is None else (log, before))
+                    request, fds, connection, None if log is None else (log, watch))
             except BaseException:  # nothing may escape into the zygote's loop
                 _print_exc()
             os._exit(code)
