@@ -177,7 +177,7 @@ def _same_keys(records: Sequence[dict[str, Any]], table: str) -> pa.Table | None
     try:
         for name in names:
             values = list(map(operator.itemgetter(name), records))
-            arr = pa.array(values)
+            arr = _column(values)
             t = arr.type
             # Arrow types [date, datetime] as dates, dropping the time of day, and [1.5,
             # True] as floats (1.0): such columns take the general path (and its slow one).
@@ -199,6 +199,48 @@ def _same_keys(records: Sequence[dict[str, Any]], table: str) -> pa.Table | None
         return None
     _check_names(names, records, table)
     return _check_nested(pa.Table.from_arrays(arrays, names=names), records, table)
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """``pa.array(values)``, quicker for a column of plain dicts (:func:`_plain_struct`)."""
+    struct = _plain_struct(values) if type(values[0]) is dict else None
+    return struct if struct is not None else pa.array(values)
+
+
+def _plain_struct(values: list[Any]) -> pa.StructArray | None:
+    """The struct array ``pa.array(values)`` infers, built field by field (about half the
+    cost of inferring it row by row), where ``values`` are dicts that all have the first
+    one's string keys and each field is a column of ints, floats, text, bools, bytes or
+    nulls, or of such dicts again. None for anything else: ``pa.array`` then decides."""
+    names = list(values[0])
+    if not names or set(map(type, values)) != {dict} or set(map(len, values)) != {len(names)} \
+            or not all(type(k) is str for k in names):
+        return None
+    children: list[pa.Array] = []
+    try:
+        for name in names:
+            column = list(map(operator.itemgetter(name), values))
+            if type(column[0]) is dict:
+                child = _plain_struct(column)
+                if child is None:
+                    return None
+            else:
+                child = pa.array(column)
+                t = child.type
+                if not _plain_type(t) or (pa.types.is_floating(t)
+                                          and bool in set(map(type, column))):
+                    return None  # (what a struct's inference may type its own way)
+            children.append(child)
+    except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+            OverflowError, TypeError, ValueError):  # (KeyError: not the same keys)
+        return None
+    return pa.StructArray.from_arrays(children, names=names)
+
+
+def _plain_type(t: pa.DataType) -> bool:
+    return not isinstance(t, pa.BaseExtensionType) and (
+        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
+        or pa.types.is_boolean(t) or pa.types.is_binary(t) or pa.types.is_null(t))
 
 
 def _types(records: Sequence[dict[str, Any]], name: str) -> set[type]:

@@ -69,6 +69,54 @@ def test_records_with_the_same_fields_convert_as_among_other_records(
     assert repr(alone.to_pylist()) == repr(among.slice(0, len(records)).to_pylist())  # (NaN)
 
 
+LEAVES = {**COLUMN_TYPES, "mixed": mixed, "bytes": st.binary(max_size=3), "none": st.none(),
+          "intfloat": st.one_of(st.integers(-5, 5), st.floats(allow_nan=True))}
+shapes = st.recursive(st.sampled_from(sorted(LEAVES)), lambda inner: st.dictionaries(
+    st.text("abc\x00", max_size=2), inner, min_size=1, max_size=3), max_leaves=6)
+
+
+@st.composite
+def nested_alike(draw: Any) -> list[Any]:
+    """Dicts of one shape (the same keys, each a leaf of one kind or such dicts again), now
+    and then one of another shape or not a dict, as a field's values."""
+    shape = draw(st.dictionaries(st.text("abc", min_size=1, max_size=2), shapes,
+                                 min_size=1, max_size=3))
+
+    def value(shape: Any) -> Any:
+        if draw(st.integers(0, 19)) == 0:  # (an odd one out)
+            return draw(st.one_of(st.none(), mixed, st.dictionaries(st.text("ab", max_size=2),
+                                                                    mixed, max_size=2)))
+        if isinstance(shape, dict):
+            return {key: value(inner) for key, inner in shape.items()}
+        return draw(st.one_of(st.none(), LEAVES[shape])) if shape != "none" else None
+
+    return [value(shape) for _ in range(draw(st.integers(1, 6)))]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=nested_alike())
+@example(values=[{"a": dt.date(2024, 5, 1)}, {"a": 5}])  # (alone a date column; not in one)
+@example(values=[{"a": True}, {"a": 1.5}])  # (a float column: Arrow's 1.0 for True)
+@example(values=[{"a": {"b": 1}}, {"a": {"b": "x"}}])  # (refused either way)
+@example(values=[{"a": 1, "b": None}, {"b": 2, "a": 3}])  # (the same keys, in another order)
+def test_a_field_of_plain_dicts_is_the_struct_arrow_would_infer(values: list[Any]) -> None:
+    """Built field by field (the quicker way for dicts that all have the same keys), a
+    column of dicts is exactly the struct ``pa.array`` infers, or left to it; and the
+    records holding it convert as they would among other records."""
+    built = _convert._plain_struct(values) if type(values[0]) is dict else None
+    if built is not None:
+        inferred = pa.array(values)
+        assert built.type.equals(inferred.type), (built.type, inferred.type)
+        assert built.equals(inferred)
+    records = [{"f": v, "n": i} for i, v in enumerate(values)]
+    alone, among = converted(records), converted([*records, {}])
+    if isinstance(alone, str) or isinstance(among, str):
+        assert alone == among
+        return
+    assert alone.schema.equals(among.schema, check_metadata=True), (alone.schema, among.schema)
+    assert repr(alone.to_pylist()) == repr(among.slice(0, len(records)).to_pylist())  # (NaN)
+
+
 def test_a_value_that_cannot_be_stored_is_named_on_either_path() -> None:
     for records in ([{"a": 1, "b": {1, 2}}, {"a": 2, "b": [3]}],
                     [{"a": 1, "b": [3]}, {"a": 2, "b": {1, 2}}]):
