@@ -67,9 +67,17 @@ def shared_ipc(data: pa.Table) -> tuple[int, int] | None:
     except (AttributeError, OSError):  # (not Linux, or a sandbox without memfds)
         return None
     try:
-        with open(fd, "wb", closefd=False) as file, \
-                pa.ipc.new_stream(pa.PythonFile(file, mode="w"), data.schema) as stream:
-            stream.write_table(data)
+        # Written by Arrow straight into the memfd's pages, mapped: through a Python file
+        # each of the stream's buffers would be a call needing the GIL, which the node's
+        # code holds (a sender thread writing so waited up to 5 ms a buffer). The size
+        # comes from writing it once to a stream that only counts; the pages are allocated
+        # first (no memory to spare: an error here, not a fault while writing).
+        counted = pa.MockOutputStream()
+        _write_ipc(counted, data)
+        size = int(counted.size())
+        os.posix_fallocate(fd, 0, size)
+        with mmap.mmap(fd, size) as pages:
+            _write_ipc(pa.FixedSizeBufferWriter(pa.py_buffer(pages)), data)
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
         return fd, os.fstat(fd).st_size
     except (OSError, pa.ArrowException):  # (e.g. EFBIG under RLIMIT_FSIZE: a memfd is a file)
@@ -78,6 +86,14 @@ def shared_ipc(data: pa.Table) -> tuple[int, int] | None:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _write_ipc(sink: pa.NativeFile, data: pa.Table) -> None:
+    """``data`` as an Arrow IPC stream into ``sink``, closed after (no view of it is kept)."""
+    import pyarrow as pa
+
+    with sink, pa.ipc.new_stream(sink, data.schema) as stream:
+        stream.write_table(data)
 
 
 def send_frame(sock: socket.socket, body: dict[str, Any], data: bytes | memoryview = b"",

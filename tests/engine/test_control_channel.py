@@ -87,6 +87,11 @@ out.flush()
 print("flight connected:", current_run.get().client._connection is not None)
 """
 
+BIG_WRITE_NO_ROOM = """
+import resource
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))  # (a memfd is a file)
+""" + BIG_WRITE
+
 UNSEALED = """
 import os
 from patterns import Table
@@ -173,6 +178,15 @@ def test_a_big_write_goes_as_shared_memory_and_commits_in_order(app_runner: Any)
     assert rows[-1]["text"] == "x" * 40 + "199999"
     assert "flight connected: False" in log_lines(app, record), \
         "a write over 4 MB went over gRPC, not the channel's shared memory"
+
+
+def test_a_big_write_with_no_room_for_shared_memory_goes_over_flight(app_runner: Any) -> None:
+    app = app_runner({"big.py": BIG_WRITE_NO_ROOM}, ["out"])
+    record = app.run_node("big")
+    assert record.status == "succeeded", record.error
+    assert [r["n"] for r in app.rows("out")] == list(range(200_000))
+    assert "flight connected: True" in log_lines(app, record), \
+        "a write no memfd could hold did not go over gRPC"
 
 
 def test_shared_memory_that_is_not_sealed_is_refused_and_nothing_is_committed(
