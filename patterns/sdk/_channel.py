@@ -23,6 +23,7 @@ one frame holding ``{"result": ...}`` or ``{"error": "<a wire.error_message>"}``
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import mmap
 import os
@@ -76,8 +77,12 @@ def shared_ipc(data: pa.Table) -> tuple[int, int] | None:
         _write_ipc(counted, data)
         size = int(counted.size())
         os.posix_fallocate(fd, 0, size)
-        with mmap.mmap(fd, size) as pages:
+        pages = mmap.mmap(fd, size)
+        try:
             _write_ipc(pa.FixedSizeBufferWriter(pa.py_buffer(pages)), data)
+        finally:  # (after a failed write a view may still be held: the seal then fails)
+            with contextlib.suppress(BufferError):
+                pages.close()
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
         return fd, os.fstat(fd).st_size
     except (OSError, pa.ArrowException):  # (e.g. EFBIG under RLIMIT_FSIZE: a memfd is a file)

@@ -2,8 +2,8 @@
 
 When every record is a dict with the same keys (the usual case), each column is typed and
 converted by ``pyarrow.array`` on its own (a column of dicts with the same keys and plain
-values, field by field into the struct ``pyarrow.array`` would infer); otherwise Arrow infers a struct over the union of
-the records' keys (a record without a key gets null there). When Arrow cannot type a column
+values field by field, into the struct ``pyarrow.array`` would infer); otherwise Arrow
+infers a struct over the union of the records' keys (a record without a key gets null there). When Arrow cannot type a column
 (an int then a string, an int past 64 bits...) the column takes the slow path: its values
 are typed one by one. Ints and floats together are floats; dates and
 datetimes together are timestamps (a date is its midnight; with any aware datetime, naive ones
