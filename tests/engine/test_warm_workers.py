@@ -363,8 +363,10 @@ def test_a_child_that_keeps_printing_is_killed_when_its_run_ends(
     pid_file = tmp_path / "chatty"
     app = app_runner({"chatty.py": f"""
         import subprocess, sys
-        child = subprocess.Popen([sys.executable, "-u", "-c",
-                                  "import time\\nwhile True:\\n print('chatter')\\n time.sleep(0.001)"])
+        # (one write per line: ``print`` writes a line and its newline apart, and a newline
+        # that lands after the run's exit mark would be an empty line of the child's)
+        child = subprocess.Popen([sys.executable, "-c",
+                                  "import os, time\\nwhile True:\\n os.write(1, b'chatter\\\\n')\\n time.sleep(0.001)"])
         open({str(pid_file)!r}, "w").write(str(child.pid))
         for n in range(3):
             print("node line", n)
