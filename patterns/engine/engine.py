@@ -34,8 +34,9 @@ from patterns.engine.parameters import resolve_parameters
 from patterns.engine.run_start import StartRecord
 from patterns.engine.run_statuses import RunStatuses
 from patterns.engine.secrets import SecretStore
-from patterns.engine.session import RunSession, store_rules
+from patterns.engine.session import RunSession
 from patterns.engine.storages import ExternalTable, external_tables
+from patterns.engine.store_rules import store_rules
 from patterns.errors import ConfigError
 from patterns.graph.model import App, Node
 from patterns.store import open_store

@@ -23,6 +23,7 @@ from patterns.engine.list_marks import ListMarks
 from patterns.engine.read_through import ReadThrough
 from patterns.engine.run_start import StartRecord
 from patterns.engine.storages import ExternalTable
+from patterns.engine.store_rules import named_schema
 from patterns.errors import AtOnce, EngineError, NodeError, QueryError
 from patterns.graph.model import Node
 from patterns.positions import StreamPosition
@@ -212,7 +213,7 @@ class RunSession:
             self._open(token)
             cp = self._staging()
             if op == "init":
-                opts = TableOptions.from_json(_named(self.app, store, options or {}))
+                opts = TableOptions.from_json(named_schema(self.app, store, options or {}))
                 cp.add(store, TableOp("init", options=opts))
                 return
             if op == "mark":
@@ -544,65 +545,6 @@ def _reset_since_write(view: Transaction, meta: TableMeta) -> bool:
     again until a write, as in the original."""
     return any(v.version == meta.version and v.reason == "reset"
                for v in view.tables.versions(meta.name))
-
-
-def store_rules(app: Any) -> dict[str, StoreRules]:
-    """graph.yml's rules of each store: its ``contract:`` and ``schema:`` (a mapping of field
-    to type, or ``{fields: [{name, type}]}``; or the name of an entry of the top-level
-    ``schemas:``, or of a YAML/JSON schema file in the app)."""
-    rules: dict[str, StoreRules] = {}
-    for decl in app.stores:
-        if isinstance(decl.schema, str):  # a named schema: its fields and unique_on
-            from patterns.graph.schemas import find_schema
-
-            named = find_schema(app.root, app.schemas, decl.schema)
-            _check_types(named.fields, named.file or "graph.yml", named.name)
-            rules[decl.name] = StoreRules(contract=decl.contract, schema=dict(named.fields),
-                                          unique_on=named.unique_on, schema_name=named.name)
-            continue
-        declared = _schema_fields(decl.schema)
-        if decl.contract or declared:
-            rules[decl.name] = StoreRules(contract=decl.contract, schema=declared)
-    return rules
-
-
-def _named(app: Any, store: str, options: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``init(schema="Name")``: the named schema's fields (and unique_on, unless given)."""
-    name = options.get("schema")
-    if not isinstance(name, str):
-        return options
-    from patterns.errors import ConfigError
-    from patterns.graph.schemas import find_schema
-
-    try:
-        if app is None:
-            raise ConfigError("named schemas need the app's graph.yml")
-        named = find_schema(app.root, app.schemas, name)
-        _check_types(named.fields, named.file or "graph.yml", named.name)
-    except ConfigError as exc:
-        raise NodeError(f"table {store!r}: {exc}") from None
-    return {**options, "schema": dict(named.fields), "schema_name": named.name,
-            "unique_on": options.get("unique_on") or list(named.unique_on or ()) or None}
-
-
-def _check_types(fields: Mapping[str, str], file: str, schema: str) -> None:
-    from patterns.errors import ConfigError
-    from patterns.store.columns import kind_from_hint
-
-    for name, hint in fields.items():
-        try:
-            kind_from_hint(hint, field=name, table=schema)
-        except NodeError as exc:
-            raise ConfigError(f"{file}: schema {schema}: {str(exc).split(': ', 1)[1]}") from None
-
-
-def _schema_fields(schema: Any) -> dict[str, str] | None:
-    if isinstance(schema, dict) and isinstance(schema.get("fields"), list):
-        schema = {str(f["name"]): str(f.get("type") or f.get("field_type") or "text")
-                  for f in schema["fields"] if isinstance(f, dict) and "name" in f}
-    if isinstance(schema, dict) and schema:
-        return {str(k): str(v) for k, v in schema.items()}
-    return None
 
 
 _NO_TABLE = TableMeta(name="", version=0, physical="", columns=(), id_column=None,

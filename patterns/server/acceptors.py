@@ -275,7 +275,7 @@ class Acceptors:
 def describe_app(svc: AppService, app: App | None = None,
                  known: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """(``known``: the tables' columns as last read, kept for the tables it has.)"""
-    from patterns.engine.session import store_rules
+    from patterns.engine.store_rules import store_rules
     from patterns.store.conform import MAX_COLUMNS
     from patterns.store.tables import table_rules
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from patterns.collector import held
-from patterns.engine.session import store_rules
+from patterns.engine.store_rules import store_rules
 from patterns.errors import PatternsError, StoreError
 from patterns.server.journal import Entry, Journal
 from patterns.store.interface import Store

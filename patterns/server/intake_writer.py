@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from patterns.engine.session import store_rules
+from patterns.engine.store_rules import store_rules
 from patterns.errors import PatternsError, StoreError
 from patterns.server.answers import Answer, BadRecords, Unavailable, deliver_all
 from patterns.server.intake_fold import Chunk

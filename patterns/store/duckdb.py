@@ -8,14 +8,12 @@ order. Readers use their own cursors and see committed data only.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import itertools
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +24,7 @@ from patterns import private_files
 from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyError, StoreError
 from patterns.positions import StreamPosition
 from patterns.store import faults, page_builds
+from patterns.store.duckdb_apply import apply_checkpoint, utcnow
 from patterns.store.duckdb_checkpoints import WAL_LIMIT, IdleCheckpoints
 from patterns.store.duckdb_early import DuckDBEarlyWrites, OpenEarlyWrites
 from patterns.store.duckdb_memory import NodeMemory
@@ -35,9 +34,9 @@ from patterns.store.duckdb_watchdog import Watchdog, interrupted
 from patterns.store.ids import UlidSequence
 from patterns.store.interface import Archive, Capabilities, EarlyWrites, Transaction
 from patterns.store.migrations import META, MIGRATIONS
-from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
-from patterns.store.repositories import Memory, Tables
-from patterns.store.tables import TableWriter, id_compression, prune_versions, q
+from patterns.store.model import Checkpoint, CommitResult, TableMeta
+from patterns.store.repositories import Tables
+from patterns.store.tables import id_compression, q
 
 if TYPE_CHECKING:
     from patterns.store.duckdb_prepared import Prepared
@@ -45,23 +44,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = ["CommitTimeout", "DuckDBStore", "disk_full"]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-@dataclass
-class _Progress:
-    """One table within a commit: its metadata so far, rows added, whether it has a new
-    version."""
-
-    meta: TableMeta
-    #: As the commit found it, as its row says (only what changed is updated); None for
-    #: a table the commit made.
-    found: TableMeta | None
-    added: int = 0
-    new_version: bool = False
 
 
 _DISK_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
@@ -540,61 +522,12 @@ class DuckDBStore:
         """Apply ``cp`` in the open transaction of ``cur``. With ``cached``, a table's facts
         come from the last commit (this store is the only writer of its tables) instead of a
         query. ``early``: what of ``cp``'s appends ``cur``'s transaction already holds."""
-        now = utcnow()
-        writer = TableWriter(cur, self.ids, now, cp.run_id, rules=cp.rules,
-                             max_columns=cp.max_columns, infer_timestamps=cp.infer_timestamps,
-                             id_compression=self.id_compression)
-        touched: dict[str, _Progress] = {}
-        for name, op in cp.sequence():  # in staging order: a statement sees earlier ops
-            progress = touched.get(name)
-            if progress is None:
-                table = self._committed_tables.get(name) if cached else None
-                if table is None:
-                    table = self.table(name, cur)
-                found = table
-                if table is None:
-                    init = next((o.options for o in cp.ops[name] if o.kind == "init"), None)
-                    table = writer.create(name, init or TableOptions())
-                progress = touched[name] = _Progress(table, found)
-                went = early.applying(name, op) if early is not None else None
-                if went is not None:
-                    rest, progress.added, progress.meta = went
-                    if rest is None:
-                        faults.point(f"commit.{op.kind}")
-                        continue
-                    op = rest
-            before = progress.meta.version
-            progress.meta, n = writer.apply(progress.meta, op)
-            faults.point(f"commit.{op.kind}")
-            progress.added += n
-            progress.new_version |= progress.meta.version != before
-        rows: dict[str, int] = {}
-        metas: dict[str, TableMeta] = {}
-        seq = None
-        for name in sorted(touched):
-            progress = touched[name]
-            table, added = progress.meta, progress.added
-            changed = bool(added) or progress.new_version
-            if changed:
-                facts = [name, table.version, cp.run_id, cp.node_id, added, now, cp.wakes]
-                if seq is None:  # the commit's number, drawn by its first commit record
-                    seq = int(cur.execute(
-                        f"INSERT INTO {META}.commits SELECT nextval('{META}.commit_seq'), ?, "
-                        f"?, ?, ?, ?, ?, ? RETURNING seq", facts).fetchall()[0][0])
-                else:
-                    cur.execute(f"INSERT INTO {META}.commits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                [seq, *facts])
-            if progress.new_version and cp.keep_versions:
-                prune_versions(cur, table, cp.keep_versions)
-            writer.save(table, seq if changed else None, before=progress.found)
-            rows[name] = added
-            metas[name] = replace(table, last_commit=seq) if changed and seq else table
-        memory = Memory(DuckDBConnection(cur))
-        if cp.state is not None:
-            memory.set_state(cp.node_id, cp.state)
-        for table_name, position in cp.positions.items():
-            memory.set_position(cp.node_id, table_name, position)
-        return CommitResult(seq=seq or 0, rows_added=rows, tables=metas)
+
+        def found(name: str) -> TableMeta | None:
+            table = self._committed_tables.get(name) if cached else None
+            return table if table is not None else self.table(name, cur)
+
+        return apply_checkpoint(cur, cp, self.ids, self.id_compression, found, early)
 
     def with_staged(self, cp: Checkpoint, read: Callable[[Transaction], T]) -> T:
         """Run ``read`` on a view where ``cp`` is applied, then throw the changes away.
