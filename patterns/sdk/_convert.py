@@ -3,14 +3,14 @@
 When every record is a dict with the same keys (the usual case), each column is typed and
 converted by ``pyarrow.array`` on its own (a column of dicts with the same keys and plain
 values field by field, into the struct ``pyarrow.array`` would infer); otherwise Arrow
-infers a struct over the union of the records' keys (a record without a key gets null there). When Arrow cannot type a column
-(an int then a string, an int past 64 bits...) the column takes the slow path: its values
-are typed one by one. Ints and floats together are floats; dates and
-datetimes together are timestamps (a date is its midnight; with any aware datetime, naive ones
-are taken as UTC); nested values become JSON text; any other mix (a bool and a number, a
-number and text) is sent as text, which the engine parses for a typed column or refuses
-there, naming the record (it knows the table's columns, which this side does not). UUIDs are
-text, Decimals numbers, ``pd.NaT`` null. Values that cannot be stored (a set, an arbitrary
+infers a struct over the union of the records' keys (a record without a key gets null
+there). When Arrow cannot type a column (an int then a string, an int past 64 bits...) the
+column takes the slow path: its values are typed one by one. Ints and floats together are
+floats; dates and datetimes together are timestamps (a date is its midnight; with any aware
+datetime, naive ones are taken as UTC); nested values become JSON text; any other mix (a
+bool and a number, a number and text) is sent as text, which the engine parses for a typed
+column or refuses there, naming the record (it knows the table's columns, which this side
+does not). UUIDs are text, Decimals numbers, ``pd.NaT`` null. Values that cannot be stored (a set, an arbitrary
 object, a dict with non-string keys) and field names that cannot be columns (empty, with a
 NUL, two differing only by case) raise :class:`NodeError` naming the table, the field and
 the record; nothing of the batch is sent.

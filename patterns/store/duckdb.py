@@ -24,7 +24,7 @@ from patterns import private_files
 from patterns.errors import CommitTimeout, DataError, DiskFullError, StoreBusyError, StoreError
 from patterns.positions import StreamPosition
 from patterns.store import faults, page_builds
-from patterns.store.duckdb_apply import apply_checkpoint, utcnow
+from patterns.store.duckdb_apply import apply_checkpoint
 from patterns.store.duckdb_checkpoints import WAL_LIMIT, IdleCheckpoints
 from patterns.store.duckdb_early import DuckDBEarlyWrites, OpenEarlyWrites
 from patterns.store.duckdb_memory import NodeMemory
@@ -35,7 +35,7 @@ from patterns.store.ids import UlidSequence
 from patterns.store.interface import Archive, Capabilities, EarlyWrites, Transaction
 from patterns.store.migrations import META, MIGRATIONS
 from patterns.store.model import Checkpoint, CommitResult, TableMeta
-from patterns.store.repositories import Tables
+from patterns.store.repositories import Tables, utcnow
 from patterns.store.tables import id_compression, q
 
 if TYPE_CHECKING:

@@ -5,7 +5,6 @@ lock, and also, rolled back after, to show a run its own staged writes."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -17,12 +16,8 @@ from patterns.store.duckdb_view import DuckDBConnection
 from patterns.store.ids import UlidSequence
 from patterns.store.migrations import META
 from patterns.store.model import Checkpoint, CommitResult, TableMeta, TableOptions
-from patterns.store.repositories import Memory
+from patterns.store.repositories import Memory, utcnow
 from patterns.store.tables import TableWriter, prune_versions
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
