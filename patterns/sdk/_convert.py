@@ -10,10 +10,10 @@ floats; dates and datetimes together are timestamps (a date is its midnight; wit
 datetime, naive ones are taken as UTC); nested values become JSON text; any other mix (a
 bool and a number, a number and text) is sent as text, which the engine parses for a typed
 column or refuses there, naming the record (it knows the table's columns, which this side
-does not). UUIDs are text, Decimals numbers, ``pd.NaT`` null. Values that cannot be stored (a set, an arbitrary
-object, a dict with non-string keys) and field names that cannot be columns (empty, with a
-NUL, two differing only by case) raise :class:`NodeError` naming the table, the field and
-the record; nothing of the batch is sent.
+does not). UUIDs are text, Decimals numbers, ``pd.NaT`` null. Values that cannot be stored
+(a set, an arbitrary object, a dict with non-string keys) and field names that cannot be
+columns (empty, with a NUL, two differing only by case) raise :class:`NodeError` naming the
+table, the field and the record; nothing of the batch is sent.
 """
 
 from __future__ import annotations
